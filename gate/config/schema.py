@@ -1,0 +1,231 @@
+"""Strict pydantic models of every input file. Unknown keys are errors (``extra="forbid"``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+EvaluationStatus = Literal[
+    "pending-evaluation",
+    "in-progress",
+    "pending-human-review",
+    "adopted",
+    "rejected",
+    "rejected-inconclusive",
+]
+Difficulty = Literal["easy", "medium", "hard"]
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+# --- gate.yaml ---------------------------------------------------------------------------
+
+
+class RetryPolicy(Strict):
+    """How failed provider attempts are retried (retryable kinds only)."""
+
+    max_attempts: int = Field(5, ge=1, le=20, description="attempts per call, first included")
+    initial_wait_s: float = Field(1.0, ge=0, description="first backoff wait")
+    max_wait_s: float = Field(60.0, ge=0, description="cap on any single wait, Retry-After too")
+    jitter_s: float = Field(1.0, ge=0, description="random extra wait, uniform in [0, jitter_s]")
+    cooldown_after: int = Field(3, ge=1, description="consecutive failures before a cooldown")
+    cooldown_s: float = Field(60.0, ge=0, description="provider-wide pause after that many")
+
+
+class RateLimit(Strict):
+    """Declared provider limit, shared by all concurrent trials."""
+
+    min_interval_s: float = Field(0.0, ge=0, description="minimum time between two calls")
+    requests: int | None = Field(None, ge=1, description="at most this many calls ...")
+    per_s: float | None = Field(None, gt=0, description="... in any window of this many seconds")
+
+    @model_validator(mode="after")
+    def _pair(self) -> RateLimit:
+        if (self.requests is None) != (self.per_s is None):
+            raise ValueError("rate_limit.requests and rate_limit.per_s go together")
+        return self
+
+
+class Price(Strict):
+    """USD per token (prompt, completion) and per request."""
+
+    prompt: float = Field(ge=0)
+    completion: float = Field(ge=0)
+    request: float = Field(0.0, ge=0)
+
+
+class FaultConfig(Strict):
+    """Fault injection for the built-in mock server (each rate is a probability per call)."""
+
+    rate: float = Field(0.0, ge=0, le=1, description="share of calls that get a fault")
+    kinds: list[
+        Literal["429", "500", "502", "503", "error_in_body", "malformed_json", "stall", "402"]
+    ] = Field(default_factory=lambda: ["429", "500", "502", "503", "error_in_body",
+                                       "malformed_json", "stall"])
+    payment_required_after: int | None = Field(None, ge=0, description="402 after N calls")
+
+
+class ProviderConfig(Strict):
+    type: Literal["openai", "mock"] = "openai"
+    base_url: str | None = Field(None, description="OpenAI-compatible base URL (…/v1)")
+    api_key_env: str | None = Field(None, description="environment variable holding the key")
+    pricing: Literal["live", "table"] = "live"
+    prices: dict[str, Price] = Field(default_factory=dict, description="for pricing: table")
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    timeout_s: float = Field(120.0, gt=0)
+    concurrency: int = Field(4, ge=1, le=256)
+    faults: FaultConfig | None = Field(None, description="mock provider only")
+
+    @model_validator(mode="after")
+    def _check(self) -> ProviderConfig:
+        if self.type == "openai":
+            if not self.base_url:
+                raise ValueError("an openai-type provider needs base_url")
+            if not self.api_key_env:
+                raise ValueError("an openai-type provider needs api_key_env")
+        if self.faults is not None and self.type != "mock":
+            raise ValueError("faults can only be injected into the mock provider")
+        return self
+
+
+class SuiteConfig(Strict):
+    tasks_dir: str = "tasks"
+    fixtures_dir: str = "fixtures"
+    prompts_dir: str = "prompts"
+    tools_dir: str = "tools"
+    registry: str = "models.yaml"
+
+
+class StatisticsConfig(Strict):
+    """Sequential paired test (two one-sided betting e-processes); see REFERENCE.md."""
+
+    delta: float = Field(0.10, gt=0, lt=1, description="non-inferiority margin")
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="P(ship | true diff <= -delta)")
+    beta: float = Field(0.05, gt=0, lt=0.5, description="P(block | true diff >= 0)")
+    lam: float = Field(0.3, gt=0, lt=1, description="betting fraction")
+    max_rounds: int = Field(8, ge=1, le=1000)
+
+
+class BudgetConfig(Strict):
+    ceiling_usd: float = Field(5.0, ge=0, description="hard ceiling of one run")
+
+
+class PassKSlo(Strict):
+    k: int = Field(2, ge=1)
+    min: float = Field(ge=0, le=1)
+
+
+class SloConfig(Strict):
+    """Task SLOs, evaluated on the candidate arm. ``None`` means not checked."""
+
+    success_rate_min: float | None = Field(None, ge=0, le=1)
+    pass_k: PassKSlo | None = None
+    p95_latency_s_max: float | None = Field(None, gt=0)
+    cost_per_success_usd_max: float | None = Field(None, ge=0)
+    provider_error_share_max: float | None = Field(0.2, ge=0, le=1)
+
+
+class RunConfig(Strict):
+    seed: int = 1234
+    max_tokens: int = Field(1024, ge=1)
+    temperature: float = Field(0.0, ge=0, le=2)
+    heartbeat_interval_s: float = Field(300.0, gt=0)
+    lost_share_inconclusive: float = Field(0.2, ge=0, le=1, description="share of lost trials")
+    concurrency: int = Field(8, ge=1, le=256, description="trials running at once")
+
+
+class GateConfig(Strict):
+    version: Literal[1] = 1
+    suite: SuiteConfig = Field(default_factory=SuiteConfig)
+    providers: dict[str, ProviderConfig]
+    statistics: StatisticsConfig = Field(default_factory=StatisticsConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    slos: SloConfig = Field(default_factory=SloConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    @field_validator("providers")
+    @classmethod
+    def _names(cls, v: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
+        for name in v:
+            if not _ID.match(name):
+                raise ValueError(f"provider name {name!r} must match {_ID.pattern}")
+        return v
+
+
+# --- models.yaml -------------------------------------------------------------------------
+
+
+class ModelEntry(Strict):
+    id: str = Field(min_length=1, description="exact provider model id, e.g. anthropic/claude-opus-4")
+    provider: str
+    evaluation_status: EvaluationStatus
+    notes: str | None = None
+    last_run: str | None = Field(None, description="run id recorded by the status writer")
+
+
+class Registry(Strict):
+    models: list[ModelEntry]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Registry:
+        seen: set[str] = set()
+        for m in self.models:
+            if m.id in seen:
+                raise ValueError(f"model id {m.id!r} appears twice")
+            seen.add(m.id)
+        return self
+
+
+# --- tools/, tasks/, fixtures/ -----------------------------------------------------------
+
+
+class ToolDef(Strict):
+    """A tool shown to the model: OpenAI function format."""
+
+    name: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
+    description: str = Field(min_length=1)
+    parameters: dict[str, Any] = Field(description="JSON Schema of the arguments (object)")
+
+
+class ToolCall(Strict):
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class Fixture(Strict):
+    """An environment's initial state, what a good agent must look at, and what it must achieve.
+
+    ``initial_state`` and ``expected`` are validated by the environment's own models.
+    """
+
+    initial_state: dict[str, Any]
+    required_evidence: list[ToolCall] = Field(min_length=1)
+    expected: dict[str, Any]
+    distractors: list[ToolCall] = Field(default_factory=list)
+    reference_trajectory: list[ToolCall] = Field(min_length=1)
+    reference_output: str
+
+    @field_validator("reference_output")
+    @classmethod
+    def _non_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("reference_output is empty")
+        return v
+
+
+class Task(Strict):
+    id: str = Field(pattern=_ID.pattern)
+    environment: str
+    difficulty: Difficulty
+    title: str = Field(min_length=1)
+    instruction: str = Field(min_length=1, description="the user message that starts the trial")
+    fixture: str = Field(description="path relative to the fixtures directory")
+    step_limit: int = Field(ge=1, le=100)
+    tags: list[str] = Field(default_factory=list)

@@ -1,0 +1,75 @@
+"""The gate's exception tree.
+
+    GateError                      base of every error the gate raises on purpose
+    ├── ConfigError                invalid input: carries ``problems`` (file, line, message); exit 4
+    ├── ProviderError              a provider attempt failed: kind, status, provider, response id
+    │   (see gate.providers.base)
+    ├── HaltError                  the run must stop starting new work (circuit breaker, pause)
+    │   ├── CircuitBreakerError    budget ceiling, HTTP 402, unknown price: ``[CIRCUIT BREAKER]``
+    │   └── PausedError            the pause file exists
+    ├── RegistryWriteError         the status writer refused a status (``adopted`` and friends)
+    └── ResumeError                ``--resume`` refused: hashes changed or no checkpoint
+
+Errors the *model* should see (a bad tool call) are not exceptions at all: they are
+``ToolResult(error=...)`` values returned to the agent loop (gate.environments.base).
+A failing verdict is a result, not an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One validation problem, printed as ``path:line: message``."""
+
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+class GateError(Exception):
+    """Base class of every error the gate raises on purpose."""
+
+
+class ConfigError(GateError):
+    """Invalid input. Never a traceback: the CLI prints each problem and exits 4."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.path, p.line or 0, p.message))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    @classmethod
+    def one(cls, path: str, line: int | None, message: str) -> ConfigError:
+        return cls([Problem(path, line, message)])
+
+
+class HaltError(GateError):
+    """The run must stop starting new trials; in-flight trials may finish."""
+
+    reason: str
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class CircuitBreakerError(HaltError):
+    """Budget ceiling reached, HTTP 402, or any other condition that must stop spending."""
+
+
+class PausedError(HaltError):
+    """The pause file exists."""
+
+
+class RegistryWriteError(GateError):
+    """The registry status writer refused the requested status."""
+
+
+class ResumeError(GateError):
+    """``--resume`` refused (configuration or file hashes changed, or nothing to resume)."""

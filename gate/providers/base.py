@@ -1,0 +1,147 @@
+"""Provider contract: one required async method, ``complete``.
+
+A provider takes a ``ChatRequest`` (OpenAI chat-completions shape), reports every attempt it
+makes to the ``on_attempt`` sink (the engine writes those to audit.jsonl), and returns a
+``ChatResponse`` or raises ``ProviderError`` once its retries are exhausted. It raises
+``CircuitBreakerError`` (gate.errors) when spending must stop (HTTP 402, budget ceiling).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from gate.errors import GateError
+
+
+class ErrorKind(StrEnum):
+    """Why a provider attempt did not succeed."""
+
+    RATE_LIMITED = "rate_limited"
+    SERVER_ERROR = "server_error"
+    ERROR_IN_BODY = "error_in_body"
+    MALFORMED_RESPONSE = "malformed_response"
+    TIMEOUT = "timeout"
+    CONNECTION_ERROR = "connection_error"
+    AUTH = "auth"
+    PAYMENT_REQUIRED = "payment_required"
+    BAD_REQUEST = "bad_request"
+
+
+RETRYABLE: frozenset[ErrorKind] = frozenset(
+    {
+        ErrorKind.RATE_LIMITED,
+        ErrorKind.SERVER_ERROR,
+        ErrorKind.ERROR_IN_BODY,
+        ErrorKind.MALFORMED_RESPONSE,
+        ErrorKind.TIMEOUT,
+        ErrorKind.CONNECTION_ERROR,
+    }
+)
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+    seed: int
+    max_tokens: int
+    temperature: float = 0.0
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of ``POST /chat/completions``."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": self.messages,
+            "seed": self.seed,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+        }
+        if self.tools:
+            body["tools"] = self.tools
+            body["tool_choice"] = "auto"
+        return body
+
+    def sha256(self) -> str:
+        raw = json.dumps(self.body(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    cost_reported: float | None = None  # ``usage.cost`` when the provider reports it
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    response_id: str
+    message: dict[str, Any]  # the assistant message: role, content, tool_calls
+    usage: Usage
+    cost_usd: float  # computed from usage and the price list
+    latency_s: float
+    http_status: int = 200
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One provider attempt, successful or not. The engine adds ts/arm/task/round/step."""
+
+    attempt: int  # 1-based within one call
+    outcome: str  # "ok" or an ErrorKind value
+    request_sha256: str
+    http_status: int | None = None
+    response_id: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_reported_usd: float | None = None
+    cost_computed_usd: float = 0.0
+    latency_s: float = 0.0
+    error: str | None = None  # short, secret-free description
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+AttemptSink = Callable[[Attempt], None]
+
+
+class ProviderError(GateError):
+    """A call failed for a provider reason after all its retries. Never a model failure."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        provider: str = "",
+        status: int | None = None,
+        response_id: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        self.kind = kind
+        self.provider = provider
+        self.status = status
+        self.response_id = response_id
+        self.retry_after_s = retry_after_s
+        where = f"{provider}: " if provider else ""
+        code = f" (HTTP {status})" if status is not None else ""
+        super().__init__(f"{where}{kind.value}{code}: {message}")
+
+
+class Provider(Protocol):
+    """Anything that can answer a chat-completions request."""
+
+    name: str
+
+    async def complete(self, request: ChatRequest, on_attempt: AttemptSink) -> ChatResponse:
+        """Answer ``request``; report each attempt to ``on_attempt``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections. A no-op for in-process providers."""
+        ...
