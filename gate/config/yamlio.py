@@ -40,8 +40,13 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader: no tag can construct a Python object."""
 
 
+_PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+
+
 def _walk(loader: _Loader, node: yaml.Node, loc: Loc, doc: YamlDoc) -> Any:
     doc.lines.setdefault(loc, node.start_mark.line + 1)
+    if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_TAGS:
+        raise ConfigError.one(doc.path, node.start_mark.line + 1, f"unsupported tag {node.tag}")
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         out: dict[Any, Any] = {}

@@ -1,0 +1,168 @@
+"""The agent loop: provider call -> tool calls -> environment -> ... -> final state.
+
+One trial is graded on the environment's end state and on the trace, never on the wording of
+the final answer. Invalid calls (unknown tool, unparseable or schema-invalid arguments) go
+back to the model as tool errors and are counted. A ``ProviderError`` is not caught here: the
+engine records the trial as lost to the provider, never as a model failure.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from gate.agent.schema_check import validate
+from gate.config.load import LoadedTask
+from gate.config.schema import ToolCall
+from gate.environments.base import Environment
+from gate.providers.base import AttemptSink, ChatRequest, Provider
+
+
+@dataclass
+class TrialTrace:
+    """What happened in one trial (everything the score is computed from)."""
+
+    steps: int = 0
+    tool_calls: int = 0
+    valid_calls: int = 0
+    invalid: Counter[str] = field(default_factory=Counter)  # unknown_tool, unparseable, schema
+    repeated_calls: int = 0
+    wrong_fixes: int = 0
+    policy_violations: list[str] = field(default_factory=list)
+    distractor_actions: int = 0
+    env_errors: int = 0
+    evidence_seen: set[int] = field(default_factory=set)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    response_ids: list[str] = field(default_factory=list)
+    ended: str = "step_limit"  # or "final_answer"
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    task: LoadedTask
+    model: str
+    seed: int
+    system_prompt: str
+    tools: list[dict[str, Any]]
+    schemas: dict[str, dict[str, Any]]
+    max_tokens: int
+    temperature: float
+
+
+def _matches(call: ToolCall, name: str, args: dict[str, Any]) -> bool:
+    """A call matches a fixture call when the tool is the same and its args contain them."""
+    return call.tool == name and all(args.get(k) == v for k, v in call.args.items())
+
+
+async def run_trial(
+    spec: TrialSpec,
+    env: Environment,
+    provider: Provider,
+    on_attempt: AttemptSink,
+    on_step: Any = None,
+) -> TrialTrace:
+    """Run one trial to a final answer or the step limit. Raises ProviderError/HaltError."""
+    trace = TrialTrace()
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": spec.system_prompt},
+        {"role": "user", "content": spec.task.task.instruction},
+    ]
+    seen: set[str] = set()
+    started = time.monotonic()
+    for step in range(1, spec.task.task.step_limit + 1):
+        trace.steps = step
+        if on_step is not None:
+            on_step(step)
+        request = ChatRequest(spec.model, list(messages), spec.tools, spec.seed,
+                              spec.max_tokens, spec.temperature)
+        response = await provider.complete(request, on_attempt)
+        trace.response_ids.append(response.response_id)
+        trace.tokens_in += response.usage.prompt_tokens
+        trace.tokens_out += response.usage.completion_tokens
+        trace.cost_usd += response.cost_usd
+        message = _clean_assistant(response.message)
+        messages.append(message)
+        tool_calls = message.get("tool_calls") or []
+        if not tool_calls:
+            trace.ended = "final_answer"
+            break
+        for tc in tool_calls:
+            messages.append(_execute(spec, env, tc, trace, seen))
+    trace.latency_s = time.monotonic() - started
+    return trace
+
+
+def _clean_assistant(message: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+    if message.get("tool_calls"):
+        out["tool_calls"] = message["tool_calls"]
+    return out
+
+
+def _execute(
+    spec: TrialSpec, env: Environment, tc: dict[str, Any], trace: TrialTrace, seen: set[str]
+) -> dict[str, Any]:
+    trace.tool_calls += 1
+    call_id = str(tc.get("id", f"call_{trace.tool_calls}"))
+    fn = tc.get("function") or {}
+    name = str(fn.get("name", ""))
+    raw_args = fn.get("arguments")
+    record: dict[str, Any] = {"tool": name}
+    trace.calls.append(record)
+
+    def reply(payload: dict[str, Any]) -> dict[str, Any]:
+        return {"role": "tool", "tool_call_id": call_id,
+                "content": json.dumps(payload, sort_keys=True, separators=(",", ":"))}
+
+    if name not in spec.schemas:
+        trace.invalid["unknown_tool"] += 1
+        record["invalid"] = "unknown_tool"
+        return reply({"error": f"unknown tool {name!r}; available: {sorted(spec.schemas)}"})
+    try:
+        args = json.loads(raw_args) if isinstance(raw_args, str) else raw_args
+    except ValueError as exc:
+        args = None
+        parse_error = str(exc)
+    else:
+        parse_error = "" if isinstance(args, dict) else "arguments must be a JSON object"
+    if not isinstance(args, dict):
+        trace.invalid["unparseable"] += 1
+        record["invalid"] = "unparseable"
+        return reply({"error": f"arguments are not valid JSON: {parse_error}"})
+    record["args"] = args
+    key = json.dumps([name, args], sort_keys=True)
+    if key in seen:
+        trace.repeated_calls += 1
+    seen.add(key)
+    problems = validate(args, spec.schemas[name])
+    if problems:
+        trace.invalid["schema"] += 1
+        record["invalid"] = "schema"
+        return reply({"error": "invalid arguments: " + "; ".join(problems)})
+    trace.valid_calls += 1
+    fixture = spec.task.fixture
+    for i, ev in enumerate(fixture.required_evidence):
+        if _matches(ev, name, args):
+            trace.evidence_seen.add(i)
+    distractor = any(_matches(d, name, args) for d in fixture.distractors)
+    result = env.call(name, args)
+    if distractor:
+        trace.distractor_actions += 1
+        record["distractor"] = True
+    if result.wrong_fix:
+        trace.wrong_fixes += 1
+        record["wrong_fix"] = True
+    if result.policy_violation:
+        trace.policy_violations.append(result.policy_violation)
+        record["policy_violation"] = result.policy_violation
+    if result.error is not None:
+        trace.env_errors += 1
+        return reply({"error": result.error})
+    return reply({"result": result.content})

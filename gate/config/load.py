@@ -1,0 +1,355 @@
+"""Load and validate a whole gate project: gate.yaml, models.yaml, prompts/, tools/, tasks/,
+fixtures/. Every problem in every file is collected (not just the first) and raised together
+as one ``ConfigError``; every file read is hashed (SHA-256) for the run manifest.
+
+Prompts and tools can be read from a git ref instead of the work tree (``source``), so a
+changed prompt can be compared against the base branch's version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from gate.agent.schema_check import unsupported_keywords, validate
+from gate.config.schema import Fixture, GateConfig, Registry, Task, ToolCall, ToolDef
+from gate.config.yamlio import YamlDoc, parse_yaml, validation_problems
+from gate.errors import ConfigError, Problem
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class FileSource(Protocol):
+    """Where prompt and tool files come from: the work tree or a git ref."""
+
+    label: str
+
+    def read(self, relpath: str) -> bytes | None: ...
+
+    def list(self, directory: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class WorkTree:
+    root: Path
+    label: str = "worktree"
+
+    def read(self, relpath: str) -> bytes | None:
+        try:
+            return (self.root / relpath).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+
+    def list(self, directory: str) -> list[str]:
+        base = self.root / directory
+        if not base.is_dir():
+            return []
+        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
+
+
+@dataclass(frozen=True)
+class LoadedTask:
+    task: Task
+    fixture: Fixture
+    task_path: str
+    fixture_path: str
+    id_line: int | None = None
+
+
+@dataclass
+class Project:
+    root: Path
+    config_path: str
+    config: GateConfig
+    registry: Registry
+    tools: dict[str, list[ToolDef]]
+    prompts: dict[str, str]
+    tasks: list[LoadedTask]
+    hashes: dict[str, str] = field(default_factory=dict)
+    config_sha256: str = ""
+    prompt_tool_source: str = "worktree"
+
+    def openai_tools(self, environment: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "type": "function",
+                "function": {"name": t.name, "description": t.description,
+                             "parameters": t.parameters},
+            }
+            for t in self.tools.get(environment, [])
+        ]
+
+    def tool_schemas(self, environment: str) -> dict[str, dict[str, Any]]:
+        return {t.name: t.parameters for t in self.tools.get(environment, [])}
+
+    def task(self, task_id: str) -> LoadedTask:
+        for lt in self.tasks:
+            if lt.task.id == task_id:
+                return lt
+        raise KeyError(task_id)
+
+
+def display_path(path: Path) -> str:
+    rel = os.path.relpath(path)
+    return path.as_posix() if rel.startswith("..") else Path(rel).as_posix()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class _Collector:
+    """Reads files, hashes them, and gathers problems instead of stopping at the first."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.problems: list[Problem] = []
+        self.hashes: dict[str, str] = {}
+
+    def name(self, relpath: str, source: FileSource | None = None) -> str:
+        shown = display_path(self.root / relpath)
+        if source is not None and source.label != "worktree":
+            return f"{source.label}:{relpath}"
+        return shown
+
+    def read(self, relpath: str, source: FileSource) -> tuple[str, str] | None:
+        name = self.name(relpath, source)
+        raw = source.read(relpath)
+        if raw is None:
+            self.problems.append(Problem(name, None, "file not found"))
+            return None
+        self.hashes[relpath if source.label == "worktree" else f"{source.label}:{relpath}"] = (
+            sha256_bytes(raw)
+        )
+        try:
+            return name, raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.problems.append(Problem(name, None, f"not UTF-8: {exc}"))
+            return None
+
+    def yaml(self, relpath: str, source: FileSource) -> YamlDoc | None:
+        got = self.read(relpath, source)
+        if got is None:
+            return None
+        try:
+            return parse_yaml(got[1], got[0])
+        except ConfigError as exc:
+            self.problems.extend(exc.problems)
+            return None
+
+    def model(self, model: type[M], doc: YamlDoc | None) -> M | None:
+        if doc is None:
+            return None
+        if doc.data is None:
+            self.problems.append(Problem(doc.path, None, "empty document"))
+            return None
+        try:
+            return model.model_validate(doc.data)
+        except ValidationError as exc:
+            self.problems.extend(validation_problems(doc, exc))
+            return None
+
+    def add(self, path: str, line: int | None, message: str) -> None:
+        self.problems.append(Problem(path, line, message))
+
+
+def load_project(
+    config_path: str | Path = "gate.yaml",
+    *,
+    prompt_tool_source: Callable[[Path], FileSource] | None = None,
+) -> Project:
+    """Load and fully validate a project. Raises ConfigError with every problem found."""
+    cfg_file = Path(config_path).resolve()
+    root = cfg_file.parent
+    work = WorkTree(root)
+    col = _Collector(root)
+    if not cfg_file.is_file():
+        raise ConfigError.one(display_path(cfg_file), None, "configuration file not found")
+    config = col.model(GateConfig, col.yaml(cfg_file.name, work))
+    if config is None:
+        raise ConfigError(col.problems)
+    pt_source = prompt_tool_source(root) if prompt_tool_source else work
+    registry = col.model(Registry, col.yaml(config.suite.registry, work))
+    if registry is not None:
+        _check_registry(col, config, registry)
+    tools = _load_tools(col, config, pt_source)
+    prompts = _load_prompts(col, config, pt_source, set(tools))
+    tasks = _load_tasks(col, config, work, tools)
+    if col.problems or registry is None:
+        raise ConfigError(col.problems)
+    return Project(
+        root=root,
+        config_path=display_path(cfg_file),
+        config=config,
+        registry=registry,
+        tools=tools,
+        prompts=prompts,
+        tasks=tasks,
+        hashes=dict(sorted(col.hashes.items())),
+        config_sha256=col.hashes[cfg_file.name],
+        prompt_tool_source=pt_source.label,
+    )
+
+
+def _check_registry(col: _Collector, config: GateConfig, registry: Registry) -> None:
+    path = col.name(config.suite.registry)
+    for i, entry in enumerate(registry.models):
+        if entry.provider not in config.providers:
+            col.add(path, None, f"models[{i}] {entry.id}: unknown provider {entry.provider!r}")
+
+
+def _environments() -> dict[str, Any]:
+    from gate.environments import ENVIRONMENTS
+
+    return dict(ENVIRONMENTS)
+
+
+def _load_tools(col: _Collector, config: GateConfig, source: FileSource) -> dict[str, list[ToolDef]]:
+    envs = _environments()
+    tools: dict[str, list[ToolDef]] = {}
+    for env_name, env_cls in sorted(envs.items()):
+        directory = f"{config.suite.tools_dir}/{env_name}"
+        defs: list[ToolDef] = []
+        for relpath in source.list(directory):
+            if not relpath.endswith((".yaml", ".yml")):
+                continue
+            doc = col.yaml(relpath, source)
+            tool = col.model(ToolDef, doc)
+            if tool is None or doc is None:
+                continue
+            for msg in unsupported_keywords(tool.parameters):
+                col.add(doc.path, doc.line_of(("parameters",)), msg)
+            if tool.parameters.get("type") != "object":
+                col.add(doc.path, doc.line_of(("parameters",)), "parameters: type must be object")
+            if tool.name not in env_cls.tool_names:
+                col.add(doc.path, doc.line_of(("name",)),
+                        f"tool {tool.name!r} has no implementation in environment {env_name!r}")
+            defs.append(tool)
+        declared = {t.name for t in defs}
+        for missing in sorted(env_cls.tool_names - declared):
+            col.add(col.name(directory, source), None,
+                    f"environment {env_name!r} implements {missing!r} but no tool file declares it")
+        tools[env_name] = sorted(defs, key=lambda t: t.name)
+    return tools
+
+
+def _load_prompts(
+    col: _Collector, config: GateConfig, source: FileSource, envs: set[str]
+) -> dict[str, str]:
+    prompts: dict[str, str] = {}
+    for env_name in sorted(envs):
+        relpath = f"{config.suite.prompts_dir}/{env_name}.md"
+        got = col.read(relpath, source)
+        if got is None:
+            continue
+        if not got[1].strip():
+            col.add(got[0], 1, "system prompt is empty")
+        prompts[env_name] = got[1]
+    return prompts
+
+
+def _load_tasks(
+    col: _Collector, config: GateConfig, work: WorkTree, tools: dict[str, list[ToolDef]]
+) -> list[LoadedTask]:
+    envs = _environments()
+    loaded: list[LoadedTask] = []
+    seen: dict[str, str] = {}
+    used_fixtures: set[str] = set()
+    for relpath in work.list(config.suite.tasks_dir):
+        if not relpath.endswith((".yaml", ".yml")):
+            continue
+        doc = col.yaml(relpath, work)
+        task = col.model(Task, doc)
+        if task is None or doc is None:
+            continue
+        id_line = doc.line_of(("id",))
+        if task.id in seen:
+            col.add(doc.path, id_line, f"duplicate task id {task.id!r} (also in {seen[task.id]})")
+            continue
+        seen[task.id] = doc.path
+        if task.environment not in envs:
+            col.add(doc.path, doc.line_of(("environment",)),
+                    f"unknown environment {task.environment!r}; known: {sorted(envs)}")
+            continue
+        fixture_rel = f"{config.suite.fixtures_dir}/{task.fixture}"
+        if work.read(fixture_rel) is None:
+            col.add(doc.path, doc.line_of(("fixture",)),
+                    f"fixture {task.fixture!r} not found ({col.name(fixture_rel)})")
+            continue
+        used_fixtures.add(fixture_rel)
+        fdoc = col.yaml(fixture_rel, work)
+        fixture = col.model(Fixture, fdoc)
+        if fixture is None or fdoc is None:
+            continue
+        schemas = {t.name: t.parameters for t in tools.get(task.environment, [])}
+        if _check_fixture(col, task, fixture, fdoc, envs[task.environment], schemas):
+            loaded.append(LoadedTask(task, fixture, doc.path, fdoc.path, id_line))
+    return sorted(loaded, key=lambda lt: lt.task.id)
+
+
+def _check_fixture(
+    col: _Collector,
+    task: Task,
+    fixture: Fixture,
+    fdoc: YamlDoc,
+    env_cls: Any,
+    schemas: dict[str, dict[str, Any]],
+) -> bool:
+    """Environment checks, call validity, and that the reference reaches the expected state."""
+    ok = True
+    for msg in env_cls.check_fixture(fixture):
+        col.add(fdoc.path, _line_for_message(fdoc, msg), msg)
+        ok = False
+    for key in ("required_evidence", "distractors", "reference_trajectory"):
+        calls: list[ToolCall] = getattr(fixture, key)
+        for i, call in enumerate(calls):
+            line = fdoc.line_of((key, i))
+            if call.tool not in schemas:
+                col.add(fdoc.path, line, f"{key}[{i}]: unknown tool {call.tool!r}")
+                ok = False
+                continue
+            for err in validate(call.args, schemas[call.tool], f"{key}[{i}].args"):
+                col.add(fdoc.path, line, err)
+                ok = False
+    if len(fixture.reference_trajectory) >= task.step_limit:
+        col.add(fdoc.path, fdoc.line_of(("reference_trajectory",)),
+                f"reference trajectory has {len(fixture.reference_trajectory)} steps; "
+                f"task {task.id} allows {task.step_limit}")
+        ok = False
+    if ok:
+        ok = _replay_reference(col, task, fixture, fdoc, env_cls)
+    return ok
+
+
+def _replay_reference(
+    col: _Collector, task: Task, fixture: Fixture, fdoc: YamlDoc, env_cls: Any
+) -> bool:
+    try:
+        env = env_cls(fixture, seed=0)
+        for call in fixture.reference_trajectory:
+            env.call(call.tool, dict(call.args))
+        outcome = env.outcome()
+    except Exception as exc:  # a broken fixture must be reported, never crash validation
+        col.add(fdoc.path, None, f"environment failed on the reference trajectory: {exc!r}")
+        return False
+    if not outcome.success:
+        col.add(fdoc.path, fdoc.line_of(("reference_trajectory",)),
+                f"reference trajectory does not reach the expected end state "
+                f"(task {task.id}; reward {outcome.reward:.2f}; {outcome.detail})")
+        return False
+    return True
+
+
+def _line_for_message(doc: YamlDoc, message: str) -> int | None:
+    """Best-effort line for an environment message that starts with a dotted path."""
+    head = message.split(":", 1)[0].strip()
+    loc: tuple[str | int, ...] = tuple(
+        int(p) if p.isdigit() else p for p in head.split(".") if p
+    )
+    return doc.line_of(loc)
