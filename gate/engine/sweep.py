@@ -1,0 +1,330 @@
+"""``gate sweep``: the sequential, paired regression comparison of two arms.
+
+Round r runs both arms on every task with the same task seed. After each round the decision
+is replayed from trials.jsonl (gate.engine.decision): regression, no regression within the
+margin, or another round. The checkpoint is trials.jsonl itself: ``--resume`` re-runs only
+cells without a finished trial, after checking that no configuration, prompt, tool, task or
+fixture hash changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from gate.config.load import Project, load_project
+from gate.config.schema import SloConfig
+from gate.engine.decision import replay
+from gate.engine.jsonl import read_jsonl
+from gate.engine.runner import Arm, Cell, Engine
+from gate.engine.rundir import build_manifest, read_json, write_json
+from gate.engine.session import open_providers, resolve_provider
+from gate.errors import ConfigError, ResumeError
+
+EXIT_OK, EXIT_FAIL, EXIT_HALTED, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+
+
+@dataclass
+class SweepOptions:
+    candidate: str
+    baseline: str | None
+    baseline_ref: str | None
+    out: Path
+    seed: int
+    resume: bool = False
+    pause_file: Path | None = None
+    budget_usd: float | None = None
+    max_rounds: int | None = None
+    smoke_dir: Path | None = None
+    provider: str | None = None
+    write_status: bool = False
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("sweep", help="sequential paired comparison of a candidate and a baseline")
+    p.add_argument("--config", default="gate.yaml")
+    p.add_argument("--candidate", required=True, help="candidate model id")
+    p.add_argument("--baseline", help="baseline model id (default: the registry's adopted model)")
+    p.add_argument("--baseline-ref", help="git ref whose prompts/tools the baseline arm uses")
+    p.add_argument("--provider", help="provider for models not in the registry")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--pause-file", type=Path, help="while this file exists, start no trial")
+    p.add_argument("--budget-usd", type=float, help="spending ceiling of this run")
+    p.add_argument("--max-rounds", type=int, help="round limit (default statistics.max_rounds)")
+    p.add_argument("--smoke", type=Path, default=Path("runs/smoke"),
+                   help="smoke directory that must vouch for this config before paid calls")
+    p.add_argument("--write-status", action="store_true",
+                   help="move the candidate to in-progress, then pending-human-review")
+    p.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    project = load_project(args.config)
+    opts = SweepOptions(
+        candidate=args.candidate, baseline=args.baseline, baseline_ref=args.baseline_ref,
+        out=args.out, seed=project.config.run.seed if args.seed is None else args.seed,
+        resume=args.resume, pause_file=args.pause_file, budget_usd=args.budget_usd,
+        max_rounds=args.max_rounds, smoke_dir=args.smoke, provider=args.provider,
+        write_status=args.write_status,
+    )
+    results = run_sweep(project, opts, config_path=args.config)
+    from gate.commands import print_arm_summary
+    from gate.report.render import print_decision
+
+    print_arm_summary(results)
+    print_decision(results)
+    return exit_code(results)
+
+
+def exit_code(results: dict[str, Any]) -> int:
+    if results["status"] in ("halted", "paused"):
+        return EXIT_HALTED
+    if results["verdict"] == "regression":
+        return EXIT_FAIL
+    if results["verdict"] == "pass":
+        return EXIT_OK if results["slos"]["met"] else EXIT_FAIL
+    return EXIT_INCONCLUSIVE
+
+
+def adopted_model(project: Project) -> str:
+    adopted = [m.id for m in project.registry.models if m.evaluation_status == "adopted"]
+    if len(adopted) != 1:
+        raise ConfigError.one(
+            project.config.suite.registry, None,
+            f"cannot choose a default baseline: {len(adopted)} adopted models "
+            f"({', '.join(adopted) or 'none'}); pass --baseline")
+    return adopted[0]
+
+
+def build_arms(project: Project, opts: SweepOptions, config_path: str) -> list[Arm]:
+    base_project = project
+    if opts.baseline_ref:
+        from gate.gitref import git_source
+
+        base_project = load_project(config_path, prompt_tool_source=git_source(opts.baseline_ref))
+    baseline = opts.baseline or (opts.candidate if opts.baseline_ref else adopted_model(project))
+    return [
+        Arm("candidate", opts.candidate,
+            resolve_provider(project, opts.candidate, opts.provider), project),
+        Arm("baseline", baseline, resolve_provider(project, baseline, opts.provider),
+            base_project),
+    ]
+
+
+def check_smoke(project: Project, arms: list[Arm], smoke_dir: Path | None) -> None:
+    """Rule 2: no paid call until the smoke test passed for the same config and files."""
+    paid = [a for a in arms if project.config.providers[a.provider].type != "mock"]
+    if not paid:
+        return
+    path = (smoke_dir or Path("runs/smoke")) / "smoke.json"
+    if not path.exists():
+        raise ConfigError.one(str(path), None,
+                              "no smoke result: run `gate smoke --out DIR` first (smoke before "
+                              "spend) and pass --smoke DIR")
+    smoke = read_json(path)
+    if not smoke.get("ok"):
+        raise ConfigError.one(str(path), None, "the smoke test failed; fix it before spending")
+    if smoke.get("config_sha256") != project.config_sha256 or \
+            smoke.get("files_sha256") != project.hashes:
+        raise ConfigError.one(str(path), None,
+                              "the smoke test ran on different config or files; run it again")
+
+
+def _prepare(project: Project, arms: list[Arm], opts: SweepOptions, max_rounds: int,
+             ceiling: float) -> dict[str, Any]:
+    manifest_path = opts.out / "manifest.json"
+    fresh = build_manifest(
+        project, kind="sweep", arms=arms, max_rounds=max_rounds, seed=opts.seed,
+        budget={"ceiling_usd": ceiling, "source": "config" if opts.budget_usd is None
+                else "--budget-usd"},
+        command=sys.argv[1:],
+    )
+    if opts.resume:
+        if not manifest_path.exists():
+            raise ResumeError(f"--resume: no run in {opts.out} (no manifest.json)")
+        old: dict[str, Any] = read_json(manifest_path)
+        _check_resume(old, fresh)
+        return old
+    if manifest_path.exists() or (opts.out / "trials.jsonl").exists():
+        raise ConfigError.one(str(opts.out), None,
+                              "run directory already holds a run; pass --resume or a new --out")
+    opts.out.mkdir(parents=True, exist_ok=True)
+    write_json(manifest_path, fresh)
+    return fresh
+
+
+def _check_resume(old: dict[str, Any], fresh: dict[str, Any]) -> None:
+    changed = []
+    if old["config_sha256"] != fresh["config_sha256"]:
+        changed.append("the configuration")
+    files_old, files_new = old["files_sha256"], fresh["files_sha256"]
+    for path in sorted(set(files_old) | set(files_new)):
+        if files_old.get(path) != files_new.get(path):
+            changed.append(path)
+    for key in ("arms", "scope", "seed", "statistics"):
+        if old[key] != fresh[key]:
+            changed.append(key)
+    if changed:
+        raise ResumeError("--resume refused: changed since the run started: "
+                          + ", ".join(changed[:10]) + (" ..." if len(changed) > 10 else ""))
+
+
+def run_sweep(
+    project: Project, opts: SweepOptions, *, config_path: str = "gate.yaml",
+    console: TextIO = sys.stderr,
+) -> dict[str, Any]:
+    cfg = project.config
+    max_rounds = opts.max_rounds or cfg.statistics.max_rounds
+    if max_rounds < 1:
+        raise ConfigError.one(project.config_path, None, "--max-rounds must be at least 1")
+    ceiling = cfg.budget.ceiling_usd if opts.budget_usd is None else opts.budget_usd
+    arms = build_arms(project, opts, config_path)
+    check_smoke(project, arms, opts.smoke_dir)
+    manifest = _prepare(project, arms, opts, max_rounds, ceiling)
+    tasks = manifest["scope"]["tasks"]
+    by_name = {a.name: a for a in arms}
+    if opts.write_status:
+        _write_status(project, opts.candidate, "in-progress", manifest["run_id"])
+
+    async def go() -> Engine:
+        async with open_providers(project, {a.provider for a in arms},
+                                  console=console) as providers:
+            engine = Engine(
+                opts.out, by_name, providers, seed=opts.seed,
+                concurrency=min([cfg.run.concurrency]
+                                + [cfg.providers[a.provider].concurrency for a in arms]),
+                max_tokens=cfg.run.max_tokens, temperature=cfg.run.temperature,
+                heartbeat_interval_s=cfg.run.heartbeat_interval_s,
+                pause_file=opts.pause_file, console=console,
+            )
+            try:
+                min_rounds = min(max_rounds, cfg.slos.pass_k.k if cfg.slos.pass_k else 1)
+                await _rounds(engine, opts.out, tasks, max_rounds, min_rounds, cfg.statistics,
+                              console)
+            finally:
+                engine.close()
+            return engine
+
+    engine = asyncio.run(go())
+    halt = None if engine.halt is None else engine.halt.__dict__
+    results = finish_sweep(opts.out, manifest, halt=halt, stats=cfg.statistics,
+                           slos=cfg.slos, lost_share=cfg.run.lost_share_inconclusive)
+    if opts.write_status and results["status"] not in ("halted", "paused"):
+        _write_status(project, opts.candidate, "pending-human-review", manifest["run_id"])
+    return results
+
+
+async def _rounds(engine: Engine, out: Path, tasks: list[str], max_rounds: int,
+                  min_rounds: int, stats: Any, console: TextIO) -> None:
+    """Run rounds until the test decides; at least ``min_rounds`` (pass^k needs k trials)."""
+    for round_no in range(1, max_rounds + 1):
+        trials = read_jsonl(out / "trials.jsonl")
+        test, _log = replay(stats, trials, tasks, max_rounds)
+        if test.verdict != "continue" and round_no > min_rounds:
+            return
+        done = {t["trial_id"] for t in trials}
+        cells = [Cell(round_no, task, arm) for task in tasks for arm in ("candidate", "baseline")
+                 if Cell(round_no, task, arm).trial_id not in done]
+        if cells:
+            await engine.run_cells(cells, label=f"round {round_no}/{max_rounds}")
+        if engine.halt is not None:
+            return
+        trials = read_jsonl(out / "trials.jsonl")
+        test, log = replay(stats, trials, tasks, max_rounds)
+        if log:
+            last = log[-1]
+            print(f"[gate] round {last['round']}: {last['pairs']} pairs, mean diff "
+                  f"{_fmt(last['mean_diff'])}, e_reject {last['e_reject']:.3g}, "
+                  f"e_accept {last['e_accept']:.3g} -> {last['verdict']}",
+                  file=console, flush=True)
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.3f}"
+
+
+def _write_status(project: Project, model: str, status: str, run_id: str) -> None:
+    from gate.config.registry import write_status
+
+    if not any(m.id == model for m in project.registry.models):
+        print(f"[gate] --write-status: {model} is not in the registry; nothing written",
+              file=sys.stderr)
+        return
+    write_status(project.root / project.config.suite.registry, model, status, run_id)
+
+
+def finish_sweep(
+    out: Path, manifest: dict[str, Any], *, halt: dict[str, Any] | None, stats: Any,
+    slos: SloConfig, lost_share: float,
+) -> dict[str, Any]:
+    from gate.commands import finish_results
+
+    trials = read_jsonl(out / "trials.jsonl")
+    decision, verdict = sweep_decision(manifest, trials, stats)
+    partial = finish_results(out, manifest, halt=halt, lost_share=lost_share,
+                             decision=decision, verdict=verdict, slos=None)
+    slo_result = evaluate_slos(slos, partial["arms"]["candidate"])
+    return finish_results(out, manifest, halt=halt, lost_share=lost_share,
+                          decision=decision, verdict=verdict, slos=slo_result)
+
+
+def sweep_decision(
+    manifest: dict[str, Any], trials: list[dict[str, Any]], stats: Any
+) -> tuple[dict[str, Any], str | None]:
+    from gate.config.schema import StatisticsConfig
+    from gate.statistics.design import fixed_sample_pairs
+
+    cfg = StatisticsConfig.model_validate(manifest["statistics"])
+    tasks, max_rounds = manifest["scope"]["tasks"], manifest["scope"]["max_rounds"]
+    test, log = replay(cfg, trials, tasks, max_rounds)
+    d = test.decision
+    verdict = {"regression": "regression", "no_regression": "pass",
+               "inconclusive": "inconclusive"}.get(d.verdict)
+    n_fixed = fixed_sample_pairs(cfg.delta, cfg.alpha, cfg.beta)
+    decision = {
+        "verdict": d.verdict,
+        "decided_round": d.rounds if d.decided and d.verdict != "inconclusive" else None,
+        "rounds": d.rounds,
+        "pairs": d.pairs,
+        "e_reject": d.e_reject,
+        "e_accept": d.e_accept,
+        "threshold_reject": d.thresholds.reject,
+        "threshold_accept": d.thresholds.accept,
+        "score": cfg.score,
+        "fixed_sample_pairs": n_fixed,
+        "fixed_sample_rounds": round(n_fixed / max(len(tasks), 1), 2),
+        "rounds_log": json.loads(json.dumps(log)),
+    }
+    return decision, verdict
+
+
+def evaluate_slos(slos: SloConfig, arm: dict[str, Any]) -> dict[str, Any]:
+    """Task SLOs on the candidate arm; a missing figure is a breach (fail closed)."""
+    checks: list[dict[str, Any]] = []
+
+    def check(name: str, value: float | None, limit: float | None, higher_ok: bool) -> None:
+        if limit is None:
+            return
+        ok = value is not None and (value >= limit if higher_ok else value <= limit)
+        checks.append({"slo": name, "value": value, "limit": limit, "ok": ok,
+                       "direction": ">=" if higher_ok else "<="})
+
+    check("success_rate", arm["success_rate"], slos.success_rate_min, True)
+    if slos.pass_k is not None:
+        check(f"pass^{slos.pass_k.k}", arm["pass_k"].get(str(slos.pass_k.k)), slos.pass_k.min,
+              True)
+    check("p95_latency_s", arm["p95_s"], slos.p95_latency_s_max, False)
+    check("cost_per_success_usd", arm["cost_per_success_usd"], slos.cost_per_success_usd_max,
+          False)
+    attempts = arm["attempts"]
+    share = arm["provider_errors"]["total"] / attempts if attempts else None
+    check("provider_error_share", share, slos.provider_error_share_max, False)
+    return {"met": all(c["ok"] for c in checks), "checks": checks,
+            "breaches": [c["slo"] for c in checks if not c["ok"]]}

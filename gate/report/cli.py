@@ -1,0 +1,49 @@
+"""``gate report`` and ``gate verify``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("report", help="render the report of a run directory (also writes DIR/report.md)")
+    p.add_argument("--config", default="gate.yaml")
+    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--format", choices=("md", "json"), default="md")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("verify", help="re-derive results from trials, audit and manifest")
+    p.add_argument("--config", default="gate.yaml")
+    p.add_argument("--run", required=True, type=Path)
+    p.set_defaults(func=cmd_verify)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from gate.report.render import load_run, render_markdown
+
+    if args.format == "json":
+        _manifest, results = load_run(args.run)
+        print(json.dumps(results, indent=2, sort_keys=True))
+        return 0
+    text = render_markdown(args.run)
+    (args.run / "report.md").write_text(text, encoding="utf-8")
+    sys.stdout.write(text)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from gate.engine.verify import verify_run
+
+    problems = verify_run(args.run)
+    for p in problems:
+        print(f"MISMATCH {p}")
+    if problems:
+        print(f"verify: {len(problems)} difference(s): the results are not what the artifacts "
+              "say")
+        return 1
+    print(f"verify: results re-derived from the artifacts in {args.run}: identical")
+    return 0

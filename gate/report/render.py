@@ -1,0 +1,125 @@
+"""Markdown report of a run directory (jinja2), and the console summary of a decision.
+
+The report stays under GitHub's 65,536-character comment limit whatever the suite size:
+per-task rows are dropped from the end, with a pointer to the job summary, until it fits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import jinja2
+
+from gate.engine.rundir import PARTIAL, RESULTS, read_json
+from gate.errors import ConfigError
+
+COMMENT_LIMIT = 65_536
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("gate.report", "templates"),
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+)
+
+
+def load_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    manifest_path = run_dir / "manifest.json"
+    if not manifest_path.exists():
+        raise ConfigError.one(str(manifest_path), None, "not a run directory (no manifest.json)")
+    for name in (RESULTS, PARTIAL):
+        if (run_dir / name).exists():
+            return read_json(manifest_path), read_json(run_dir / name)
+    raise ConfigError.one(str(run_dir), None, f"no {RESULTS} or {PARTIAL} in the run directory")
+
+
+def headline(results: dict[str, Any]) -> str:
+    status, verdict = results["status"], results["verdict"]
+    if status in ("halted", "paused"):
+        return f"gate: HALTED ({status})"
+    if results["kind"] != "sweep":
+        return f"gate run: {status}"
+    if verdict == "pass":
+        return "gate: no regression" if results["slos"]["met"] else "gate: SLO breach"
+    if verdict == "regression":
+        return "gate: REGRESSION"
+    return "gate: inconclusive"
+
+
+def _summary_line(results: dict[str, Any], manifest: dict[str, Any]) -> str:
+    arms = ", ".join(f"{a['name']} `{a['model']}`" for a in manifest["arms"])
+    slos = results.get("slos") or {}
+    breach = f"; SLO breaches: {', '.join(slos['breaches'])}" if slos.get("breaches") else ""
+    return f"Status **{results['status']}**, verdict **{results['verdict']}** ({arms}){breach}."
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
+
+
+def _usd(x: float | None) -> str:
+    return "n/a" if x is None else f"${x:.4f}" if x >= 0.01 else f"${x:.6f}"
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3g}"
+
+
+def _sci(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _passk(pk: dict[str, float | None]) -> str:
+    return ", ".join(f"k={k}: {_num(v)}" for k, v in pk.items()) or "n/a"
+
+
+def _chart(results: dict[str, Any]) -> str:
+    names = list(results["arms"])
+    rates = [results["arms"][n]["success_rate"] for n in names]
+    if any(r is None for r in rates):
+        return ""
+    bars = ", ".join(f"{100 * float(r):.1f}" for r in rates if r is not None)
+    labels = ", ".join(f'"{n}"' for n in names)
+    return ("xychart-beta\n    title \"Success rate (%)\"\n"
+            f"    x-axis [{labels}]\n    y-axis \"success %\" 0 --> 100\n    bar [{bars}]")
+
+
+def render_markdown(run_dir: Path, limit: int = COMMENT_LIMIT) -> str:
+    manifest, results = load_run(run_dir)
+    rows = results["tasks"]
+    url = _summary_url()
+    shown = len(rows)
+    while True:
+        text = _ENV.get_template("report.md.j2").render(
+            results=results, manifest=manifest, headline=headline(results),
+            summary_line=_summary_line(results, manifest), task_rows=rows[:shown],
+            truncated=len(rows) - shown, summary_url=url, chart=_chart(results),
+            pct=_pct, usd=_usd, num=_num, sci=_sci, passk=_passk,
+        )
+        if len(text) < limit or shown == 0:
+            return text
+        shown = max(0, shown - max(1, shown // 4))
+
+
+def _summary_url() -> str | None:
+    server, repo, run = (os.environ.get(k) for k in
+                         ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+    return f"{server}/{repo}/actions/runs/{run}" if server and repo and run else None
+
+
+def print_decision(results: dict[str, Any], out: TextIO = sys.stdout) -> None:
+    d = results.get("decision")
+    print(headline(results), file=out)
+    if d:
+        print(f"decision: {d['verdict']} after {d['rounds']} round(s), {d['pairs']} paired "
+              f"trials; e_reject {d['e_reject']:.3g} (threshold {d['threshold_reject']:.3g}), "
+              f"e_accept {d['e_accept']:.3g} (threshold {d['threshold_accept']:.3g}); the "
+              f"fixed-sample design needs {d['fixed_sample_pairs']} pairs "
+              f"({d['fixed_sample_rounds']} rounds)", file=out)
+    slos = results.get("slos")
+    if slos:
+        for c in slos["checks"]:
+            print(f"  SLO {c['slo']}: {c['value']} {c['direction']} {c['limit']} -> "
+                  f"{'ok' if c['ok'] else 'BREACH'}", file=out)
