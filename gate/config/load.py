@@ -28,7 +28,8 @@ M = TypeVar("M", bound=BaseModel)
 class FileSource(Protocol):
     """Where prompt and tool files come from: the work tree or a git ref."""
 
-    label: str
+    @property
+    def label(self) -> str: ...
 
     def read(self, relpath: str) -> bytes | None: ...
 

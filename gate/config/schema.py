@@ -60,14 +60,16 @@ class Price(Strict):
     request: float = Field(0.0, ge=0)
 
 
+FaultKind = Literal["429", "500", "502", "503", "error_in_body", "malformed_json", "stall", "402"]
+DEFAULT_FAULTS: tuple[FaultKind, ...] = (
+    "429", "500", "502", "503", "error_in_body", "malformed_json", "stall")
+
+
 class FaultConfig(Strict):
     """Fault injection for the built-in mock server (each rate is a probability per call)."""
 
     rate: float = Field(0.0, ge=0, le=1, description="share of calls that get a fault")
-    kinds: list[
-        Literal["429", "500", "502", "503", "error_in_body", "malformed_json", "stall", "402"]
-    ] = Field(default_factory=lambda: ["429", "500", "502", "503", "error_in_body",
-                                       "malformed_json", "stall"])
+    kinds: list[FaultKind] = Field(default_factory=lambda: list(DEFAULT_FAULTS))
     payment_required_after: int | None = Field(None, ge=0, description="402 after N calls")
 
 

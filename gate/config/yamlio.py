@@ -52,8 +52,9 @@ def _walk(loader: _Loader, node: yaml.Node, loc: Loc, doc: YamlDoc) -> Any:
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | float | bool) and key is not None:
-                raise ConfigError.one(doc.path, key_node.start_mark.line + 1, "unhashable key")
+            if not isinstance(key, str | int):
+                raise ConfigError.one(doc.path, key_node.start_mark.line + 1,
+                                      f"keys must be strings or integers, not {key!r}")
             if key in out:
                 raise ConfigError.one(
                     doc.path,

@@ -53,7 +53,7 @@ def arm_summary(
         "success_interval": [_r(lo, 4), _r(hi, 4)] if n else None,
         "mean_reward": _r(sum(t["reward"] for t in scored) / n) if n else None,
         "pass_k": {
-            str(k): _r(pass_hat_k([(sum(v), len(v)) for v in by_task.values()], k), 4)
+            str(k): _r(pass_hat_k([(len(v), sum(v)) for v in by_task.values()], k).value, 4)
             for k in range(1, max_k + 1)
         },
         "provider_errors": {
@@ -68,8 +68,8 @@ def arm_summary(
         if reported else None,
         "cost_divergences": divergent,
         "cost_per_success_usd": _r(cost / successes, 8) if successes else None,
-        "p50_s": _r(percentile(latencies, 50)) if latencies else None,
-        "p95_s": _r(percentile(latencies, 95)) if latencies else None,
+        "p50_s": _r(percentile(latencies, 0.50)) if latencies else None,
+        "p95_s": _r(percentile(latencies, 0.95)) if latencies else None,
         "metrics": _trace_metrics(scored),
     }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,7 +239,7 @@ async def _rounds(engine: Engine, out: Path, tasks: list[str], max_rounds: int,
             return
         trials = read_jsonl(out / "trials.jsonl")
         test, log = replay(stats, trials, tasks, max_rounds)
-        if log:
+        if log and log[-1]["round"] == round_no:
             last = log[-1]
             print(f"[gate] round {last['round']}: {last['pairs']} pairs, mean diff "
                   f"{_fmt(last['mean_diff'])}, e_reject {last['e_reject']:.3g}, "
@@ -279,7 +280,7 @@ def sweep_decision(
     manifest: dict[str, Any], trials: list[dict[str, Any]], stats: Any
 ) -> tuple[dict[str, Any], str | None]:
     from gate.config.schema import StatisticsConfig
-    from gate.statistics.design import fixed_sample_pairs
+    from gate.statistics import fixed_sample_size
 
     cfg = StatisticsConfig.model_validate(manifest["statistics"])
     tasks, max_rounds = manifest["scope"]["tasks"], manifest["scope"]["max_rounds"]
@@ -287,7 +288,8 @@ def sweep_decision(
     d = test.decision
     verdict = {"regression": "regression", "no_regression": "pass",
                "inconclusive": "inconclusive"}.get(d.verdict)
-    n_fixed = fixed_sample_pairs(cfg.delta, cfg.alpha, cfg.beta)
+    sigma2, sigma2_source = _variance_of_d(test.sum_d, test.sum_d2, test.pairs)
+    n_fixed = math.ceil(fixed_sample_size(cfg.delta, sigma2, cfg.alpha, cfg.beta))
     decision = {
         "verdict": d.verdict,
         "decided_round": d.rounds if d.decided and d.verdict != "inconclusive" else None,
@@ -299,10 +301,25 @@ def sweep_decision(
         "threshold_accept": d.thresholds.accept,
         "score": cfg.score,
         "fixed_sample_pairs": n_fixed,
+        "fixed_sample_sigma2": round(sigma2, 6),
+        "fixed_sample_sigma2_source": sigma2_source,
         "fixed_sample_rounds": round(n_fixed / max(len(tasks), 1), 2),
         "rounds_log": json.loads(json.dumps(log)),
     }
     return decision, verdict
+
+
+PLANNING_SIGMA2 = 0.3  # REFERENCE.md: discordance rate ~0.3 for delta 0.1
+
+
+def _variance_of_d(sum_d: float, sum_d2: float, n: int) -> tuple[float, str]:
+    """Variance of the paired differences as observed; the planning value when unobserved."""
+    if n >= 2:
+        mean = sum_d / n
+        var = max(sum_d2 / n - mean * mean, 0.0) * n / (n - 1)
+        if var > 0:
+            return var, "observed"
+    return PLANNING_SIGMA2, "planning value"
 
 
 def evaluate_slos(slos: SloConfig, arm: dict[str, Any]) -> dict[str, Any]:

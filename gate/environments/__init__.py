@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gate.environments.base import EnvOutcome, Environment, ToolResult
+from gate.environments.base import Environment, EnvOutcome, ToolResult
 
 ENVIRONMENTS: dict[str, type[Environment]] = {}
 
@@ -12,9 +12,9 @@ def register(cls: type[Environment]) -> type[Environment]:
     return cls
 
 
-def _load_builtin() -> None:
-    # Imported here so that each module can ``from gate.environments import register``.
-    from gate.environments import incident, orders  # noqa: F401
-
-
 __all__ = ["ENVIRONMENTS", "EnvOutcome", "Environment", "ToolResult", "register"]
+
+
+# The built-in environments register themselves on import. Imported last, so that each of
+# them can ``from gate.environments import register``.
+from gate.environments import incident, orders  # noqa: E402, F401

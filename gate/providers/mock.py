@@ -38,7 +38,7 @@ from gate.providers.base import (
     Usage,
 )
 
-_BASE_PRICE = Price(prompt=0.000001, completion=0.000002)
+_BASE_PRICE = Price(prompt=0.0000001, completion=0.0000002)
 EXPERT_P_VALUES = ("0.5", "0.6", "0.7", "0.8", "0.9", "0.95", "0.99")
 MOCK_PRICES: dict[str, Price] = {
     "mock/expert": _BASE_PRICE,

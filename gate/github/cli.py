@@ -1,0 +1,73 @@
+"""Subcommands ``gate changes``, ``gate comment`` and ``gate guard`` (GitHub integration)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from gate.github.changes import run_changes
+from gate.github.comment import run_comment
+from gate.github.guard import run_guard
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def _changes(args: argparse.Namespace) -> int:
+    return run_changes(args.config, args.base, args.head)
+
+
+def _comment(args: argparse.Namespace) -> int:
+    return run_comment(args.run, args.pr, args.author)
+
+
+def _guard(args: argparse.Namespace) -> int:
+    return run_guard(args.config, args.pr)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "changes",
+        help="JSON: changed prompts, tools, model entries, tasks, and the sweeps they require",
+        description="Compare two git refs; print what changed and the sweeps required "
+        "(`matrix` is ready for a GitHub Actions matrix). Exit 0.",
+    )
+    p.add_argument("--config", default="gate.yaml", metavar="PATH", help="default: gate.yaml")
+    p.add_argument("--base", required=True, metavar="REF", help="base ref (branch, tag, sha)")
+    p.add_argument("--head", default="HEAD", metavar="REF", help="head ref (default: HEAD)")
+    p.set_defaults(func=_changes)
+
+    p = sub.add_parser(
+        "comment",
+        help="create or update the single PR comment with DIR/report.md",
+        description="Post DIR/report.md as the PR's single gate comment (found by a hidden "
+        "marker and the token's own login; updated in place) and append it to the job "
+        "summary. Needs GITHUB_TOKEN and GITHUB_REPOSITORY. Exit 0 posted, 1 failed.",
+    )
+    p.add_argument("--config", default="gate.yaml", metavar="PATH", help="default: gate.yaml")
+    p.add_argument("--run", required=True, action="append", metavar="DIR",
+                   help="run directory holding report.md; repeat to post several reports")
+    p.add_argument("--pr", type=_positive, metavar="N",
+                   help="PR number (default: from GITHUB_EVENT_PATH, else DIR/pr.json)")
+    p.add_argument("--author", metavar="LOGIN", default=os.environ.get("GATE_COMMENT_AUTHOR"),
+                   help="login the token posts as, when GET /user cannot tell (GitHub App: "
+                   "'<app-slug>[bot]'; default: GET /user, else github-actions[bot])")
+    p.set_defaults(func=_comment)
+
+    p = sub.add_parser(
+        "guard",
+        help="adoption guard: a model becoming adopted needs a code owner's approval",
+        description="Publish commit status gate/adoption-guard on the PR head. "
+        "Exit 0 allowed, 1 blocked.",
+    )
+    p.add_argument("--config", default="gate.yaml", metavar="PATH", help="default: gate.yaml")
+    p.add_argument("--pr", type=_positive, metavar="N",
+                   help="PR number (default: from GITHUB_EVENT_PATH)")
+    p.set_defaults(func=_guard)

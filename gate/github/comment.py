@@ -1,0 +1,190 @@
+"""``gate comment``: the single results comment on a pull request, updated in place.
+
+The comment is found by a hidden marker *and* by its author being the token's own login (a
+marker alone can be spoofed by anyone who can comment). The login comes from ``GET /user``;
+the Actions ``GITHUB_TOKEN`` (an installation token) gets 403 there, and then the author is
+taken to be ``github-actions[bot]``. A GitHub App token posts as ``<app-slug>[bot]``: pass
+``--author`` (or set ``GATE_COMMENT_AUTHOR``) in that case. Every page of comments is read.
+
+GitHub rejects comment bodies over 65,536 characters (HTTP 422); a longer report is cut at a
+line boundary, open code fences and ``<details>`` are closed, and a notice links to the job
+summary, which gets the full report (up to its own 1 MiB limit).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from github import Github, GithubException
+from requests import RequestException
+
+from gate.errors import ConfigError
+from gate.github.context import (
+    GitHubContextError,
+    client,
+    describe_api_error,
+    event_payload,
+    pull_from_payload,
+    repository,
+    run_url,
+    step_summary,
+)
+
+MARKER = "<!-- gate-report -->"
+COMMENT_LIMIT = 65_536
+FALLBACK_LOGIN = "github-actions[bot]"
+SEPARATOR = "\n\n---\n\n"
+
+
+def utf16_len(text: str) -> int:
+    """Length as GitHub (JavaScript) counts it: UTF-16 code units, >= the code-point count."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _prefix_within(text: str, units: int) -> str:
+    """The longest prefix of ``text`` whose UTF-16 length is at most ``units``."""
+    if units <= 0:
+        return ""
+    cut = text[:units]
+    while utf16_len(cut) > units:
+        excess = utf16_len(cut) - units
+        cut = cut[: len(cut) - max(1, excess // 2)]
+    return cut
+
+
+def fit_comment(body: str, limit: int = COMMENT_LIMIT, link: str | None = None) -> str:
+    """``body`` unchanged if it is shorter than ``limit``, else safely truncated below it."""
+    if utf16_len(body) < limit:
+        return body
+    where = f"the [job summary]({link})" if link else "the job summary of this workflow run"
+    notice = (
+        f"\n\n> [!WARNING]\n> The report was truncated to fit GitHub's {limit:,}-character "
+        f"comment limit. The full report is in {where}.\n"
+    )
+    reserve = 200  # closing fences and tags
+    cut = _prefix_within(body, limit - 1 - utf16_len(notice) - reserve)
+    if "\n" in cut:
+        cut = cut.rsplit("\n", 1)[0]
+    closing = ""
+    if cut.count("```") % 2 == 1:
+        closing += "\n```"
+    open_details = len(re.findall(r"<details\b", cut)) - cut.count("</details>")
+    closing += "\n</details>" * max(0, min(open_details, 10))
+    return cut + closing + notice
+
+
+def read_reports(run_dirs: list[str]) -> list[str]:
+    reports = []
+    for run_dir in run_dirs:
+        path = Path(run_dir) / "report.md"
+        try:
+            reports.append(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError.one(
+                str(path), None, "report not found (run `gate report --run DIR` first)"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError.one(str(path), None, f"cannot read the report: {exc}") from None
+    return reports
+
+
+def _pr_json(run_dirs: list[str]) -> tuple[int | None, str | None]:
+    """``DIR/pr.json``: ``{"number": N, "repository": "owner/name"}`` (repository optional)."""
+    for run_dir in run_dirs:
+        path = Path(run_dir) / "pr.json"
+        if not path.exists():
+            continue
+        try:
+            data: Any = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError.one(str(path), None, f"cannot read: {exc}") from None
+        number = data.get("number") if isinstance(data, dict) else None
+        if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
+            raise ConfigError.one(str(path), None, '"number" must be a positive integer')
+        repo = data.get("repository")
+        return number, repo if isinstance(repo, str) and repo.count("/") == 1 else None
+    return None, None
+
+
+def resolve_target(pr: int | None, run_dirs: list[str]) -> tuple[str, int]:
+    """(owner/name, PR number) from --pr, the event payload, or DIR/pr.json, in that order."""
+    number = pr
+    if number is None:
+        payload = event_payload()
+        ref = pull_from_payload(payload) if payload else None
+        number = ref.number if ref else None
+    file_repo = None
+    if number is None:
+        number, file_repo = _pr_json(run_dirs)
+    if number is None:
+        raise GitHubContextError(
+            "no pull request number: not a pull_request event, no --pr, and no DIR/pr.json"
+        )
+    try:
+        repo = repository()
+    except GitHubContextError:
+        if file_repo is None:
+            raise
+        repo = file_repo
+    return repo, number
+
+
+def own_login(gh: Github, override: str | None) -> tuple[str, str]:
+    """(login, how it was found)."""
+    if override:
+        return override, "--author"
+    try:
+        return gh.get_user().login, "GET /user"
+    except GithubException as exc:
+        if exc.status == 403:
+            return FALLBACK_LOGIN, "GET /user is 403 for an Actions token: assumed"
+        raise
+
+
+def post_comment(repo_name: str, number: int, body: str, author: str | None) -> tuple[str, str]:
+    """Create or update the comment. Returns (``created``/``updated``, its URL)."""
+    gh = client()
+    try:
+        login, _how = own_login(gh, author)
+        issue = gh.get_repo(repo_name).get_issue(number)
+        ours = None
+        for comment in issue.get_comments():
+            user = comment.user.login if comment.user is not None else ""
+            if MARKER in (comment.body or "") and user.lower() == login.lower():
+                ours = comment
+                break
+        if ours is not None:
+            if ours.body != body:
+                ours.edit(body)
+            return "updated", ours.html_url
+        created = issue.create_comment(body)
+        return "created", created.html_url
+    finally:
+        gh.close()
+
+
+def run_comment(run_dirs: list[str], pr: int | None, author: str | None) -> int:
+    reports = read_reports(run_dirs)
+    full = SEPARATOR.join(r.rstrip("\n") for r in reports) + "\n"
+    step_summary(full)
+    try:
+        repo_name, number = resolve_target(pr, run_dirs)
+        body = fit_comment(f"{MARKER}\n{full}", COMMENT_LIMIT, run_url())
+        action, url = post_comment(repo_name, number, body, author)
+    except GitHubContextError as exc:
+        print(f"gate comment: {exc}")
+        return 1
+    except GithubException as exc:
+        print(f"gate comment: failed: {describe_api_error(exc, 'posting the PR comment')}")
+        if exc.status == 403:
+            print("gate comment: the token needs pull-requests: write (fork PRs get a read-only "
+                  "token)")
+        return 1
+    except RequestException as exc:
+        print(f"gate comment: failed: cannot reach the GitHub API: {type(exc).__name__}")
+        return 1
+    print(f"gate comment: {action} {url}")
+    return 0

@@ -1,0 +1,140 @@
+"""Prices: from the provider's live list (``pricing: live``) or the config (``pricing: table``).
+
+Both fail closed: a model id that is not listed with numeric prices is a ``ConfigError`` (exit 4)
+raised before any completion call. Ids match exactly: no fuzzy matching, no default price, no
+suffix stripping (``anthropic/claude-opus-4`` does not price ``anthropic/claude-opus-4.6``).
+
+Live lists are OpenRouter-shaped: ``GET {base_url}/models`` ->
+``{"data": [{"id": ..., "pricing": {"prompt": "0.000003", "completion": "...", "request": "0"}}]}``
+with USD-per-token strings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import httpx
+
+from gate.config.schema import Price, ProviderConfig
+from gate.errors import ConfigError, Problem
+from gate.providers.httpjson import get_json
+
+
+def compute_cost(prompt_tokens: int, completion_tokens: int, price: Price) -> float:
+    """USD cost of one completion: tokens times per-token prices, plus the per-request price."""
+    return prompt_tokens * price.prompt + completion_tokens * price.completion + price.request
+
+
+def table_prices(
+    name: str, cfg: ProviderConfig, models: Iterable[str], *, config_path: str = "gate.yaml"
+) -> dict[str, Price]:
+    """Prices of ``models`` from ``providers.<name>.prices``; every one must be there."""
+    missing = [m for m in models if m not in cfg.prices]
+    if missing:
+        raise ConfigError(
+            [
+                Problem(config_path, None, f"providers.{name}.prices has no entry for {m!r} "
+                        "(pricing: table needs the exact model id)")
+                for m in missing
+            ]
+        )
+    return {m: cfg.prices[m] for m in models}
+
+
+async def live_prices(
+    name: str,
+    client: httpx.AsyncClient,
+    base_url: str,
+    models: Iterable[str],
+    *,
+    config_path: str = "gate.yaml",
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> dict[str, Price]:
+    """Fetch ``GET {base_url}/models`` once and price every model in ``models`` from it."""
+    url = f"{base_url.rstrip('/')}/models"
+    try:
+        status, listing = await get_json(client, url, sleep=sleep)
+    except httpx.HTTPError as exc:
+        raise ConfigError.one(
+            config_path, None, f"provider {name!r}: cannot fetch the live price list {url}: "
+            f"{type(exc).__name__}"
+        ) from None
+    if status != 200:
+        raise ConfigError.one(
+            config_path, None, f"provider {name!r}: live price list {url} answered HTTP {status}"
+        )
+    return prices_from_listing(name, listing, models, url=url, config_path=config_path)
+
+
+def prices_from_listing(
+    name: str, listing: Any, models: Iterable[str], *, url: str, config_path: str = "gate.yaml"
+) -> dict[str, Price]:
+    """Price each model from a parsed ``/models`` listing; ConfigError lists every failure."""
+    entries = _entries(listing)
+    if entries is None:
+        raise ConfigError.one(
+            config_path, None, f"provider {name!r}: {url} did not return a model list ('data')"
+        )
+    prices: dict[str, Price] = {}
+    problems: list[Problem] = []
+    for model in models:
+        price = _price_of(entries.get(model))
+        if isinstance(price, Price):
+            prices[model] = price
+        else:
+            problems.append(Problem(config_path, None, _unpriced(name, model, price, url, entries)))
+    if problems:
+        raise ConfigError(problems)
+    return prices
+
+
+def _entries(listing: Any) -> dict[str, Mapping[str, Any]] | None:
+    data = listing.get("data") if isinstance(listing, dict) else None
+    if not isinstance(data, list):
+        return None
+    out: dict[str, Mapping[str, Any]] = {}
+    for item in data:
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            out[item["id"]] = item
+    return out
+
+
+def _price_of(entry: Mapping[str, Any] | None) -> Price | str:
+    """The entry's price, or why it has none."""
+    if entry is None:
+        return "is not listed"
+    pricing = entry.get("pricing")
+    if not isinstance(pricing, dict):
+        return "is listed without prices"
+    values: dict[str, float] = {}
+    for key in ("prompt", "completion", "request"):
+        raw = pricing.get(key, "0" if key == "request" else None)
+        number = _number(raw)
+        if number is None:
+            return f"has no numeric {key} price ({raw!r})"
+        values[key] = number
+    return Price(**values)
+
+
+def _number(raw: Any) -> float | None:
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _unpriced(
+    name: str, model: str, why: str, url: str, entries: Mapping[str, Any]
+) -> str:
+    message = f"provider {name!r}: model {model!r} {why} in the live price list {url}"
+    close = difflib.get_close_matches(model, list(entries), n=3, cutoff=0.8)
+    if close:
+        message += f" (ids must match exactly; listed: {', '.join(close)})"
+    return message

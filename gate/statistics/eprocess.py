@@ -1,0 +1,340 @@
+"""The sequential paired regression test: two one-sided betting e-processes.
+
+Notation (REFERENCE.md, "Statistics"): D = Y_cand - Y_base in [-1, 1] for one paired trial
+(same task, same seed), margin ``delta``, ``alpha`` = P(ship | true mean difference <= -delta),
+``beta`` = P(block | true mean difference >= 0).
+
+After round R, with bets lam_r fixed before round r was seen (predictable):
+
+    K_rej(R) = prod_{r <= R} prod_t (1 - lam_rej_r * D[t, r])           reject when >= 1 / beta
+    K_ok(R)  = prod_{r <= R} prod_t (1 + lam_ok_r * (D[t, r] + delta))   accept when >= 1 / alpha
+
+Validity with tasks of different difficulty and heterogeneous effects: trials are independent
+given the task and lam is the same for every trial of a round, so by AM-GM
+E[prod_t (1 + lam (D_t - m)) | past] <= exp(lam T (mean_t Delta_t - m)) <= 1 under the null;
+each process is a nonnegative supermartingale and Ville's inequality bounds the probability that it
+*ever* crosses 1/level by the level. Checks at round ends are therefore valid at any round, a sweep
+may stop or be continued (multiplying e-values) at will. A batch given to ``update`` must be either
+a complete round over the suite (stratified) or i.i.d. (task, seed) draws from the suite, so that
+its expectation is taken under the suite-average null. Pairs lost to provider errors are excluded:
+this keeps validity when losses are unrelated to the arms' scores (missing at random).
+
+Bets (``plug_in=True``): lam_r = m / (v_hat + m^2) with m = delta (the design alternative: true
+difference 0 for K_ok, -delta for K_rej) and v_hat a shrunk running variance of D from earlier
+rounds only: v_hat = (w0 v0 + n v_n) / (w0 + n). The prior v0 is chosen so that the first round
+uses the configured ``lam`` (v0 = delta / lam - delta^2). This is the growth-optimal (Kelly)
+fraction E[X] / E[X^2] at the design alternative, which reaches log(1/alpha) after about
+2 ln(1/alpha) (sigma^2 + delta^2) / delta^2 trials. With ``adapt_mean=True`` the mean m is also
+estimated (shrunk towards delta with weight ``prior_weight``), which bets more where the truth is
+far from the null and stops betting where it sits on the null; measured (bench/sequential.py) it
+needs about 15 % more trials at the boundaries, so it is off by default. ``plug_in=False`` bets
+the fixed ``lam`` every round. All bets are clipped to [0, lam_cap(delta)], and
+lam_cap(delta) < 1 / (1 + delta).
+
+Both processes crossing in the same round: the verdict is "regression" (the conservative one: a
+gate blocks rather than ships on conflicting evidence). Either verdict still needs its own process
+to cross, so both error bounds hold whatever the tie rule.
+
+All arithmetic is on log e-values (sums of log1p), so neither underflow nor overflow can occur.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Protocol, cast
+
+__all__ = [
+    "Decision",
+    "PairedSequentialTest",
+    "StatisticsParams",
+    "Thresholds",
+    "Verdict",
+    "lam_cap",
+]
+
+Verdict = Literal["regression", "no_regression", "continue", "inconclusive"]
+_VERDICTS: tuple[str, ...] = ("regression", "no_regression", "continue", "inconclusive")
+_STATE_VERSION = 1
+_LOG_MAX = 700.0  # exp(700) is finite; e-values are reported capped there
+
+
+class StatisticsParams(Protocol):
+    """What ``PairedSequentialTest.from_config`` reads (gate.config.schema.StatisticsConfig)."""
+
+    @property
+    def delta(self) -> float: ...
+    @property
+    def alpha(self) -> float: ...
+    @property
+    def beta(self) -> float: ...
+    @property
+    def lam(self) -> float: ...
+    @property
+    def max_rounds(self) -> int: ...
+
+
+def lam_cap(delta: float) -> float:
+    """Largest bet used: min(0.75, 0.9 / (1 + delta)); keeps every factor >= 0.25 and > 0."""
+    return min(0.75, 0.9 / (1.0 + delta))
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Crossing levels of the two e-processes: reject = 1/beta, accept = 1/alpha."""
+
+    reject: float
+    accept: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The test's answer after a round.
+
+    ``e_reject``/``e_accept`` are the e-values (capped at exp(700)); ``log_e_*`` are exact.
+    ``lam_reject``/``lam_accept`` are the bets the *next* round will use (already fixed).
+    """
+
+    verdict: Verdict
+    e_reject: float
+    e_accept: float
+    log_e_reject: float
+    log_e_accept: float
+    thresholds: Thresholds
+    rounds: int
+    pairs: int
+    lam_reject: float
+    lam_accept: float
+
+    @property
+    def decided(self) -> bool:
+        """True when the verdict is final (anything but "continue")."""
+        return self.verdict != "continue"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (thresholds nested)."""
+        return asdict(self)
+
+
+class PairedSequentialTest:
+    """Two one-sided betting e-processes on paired differences, checked after each round.
+
+    ``update(diffs)`` takes one round's differences D = Y_cand - Y_base (complete pairs only) and
+    returns the ``Decision``. State round-trips through ``to_dict``/``from_dict``.
+    """
+
+    def __init__(
+        self,
+        delta: float = 0.10,
+        alpha: float = 0.05,
+        beta: float = 0.05,
+        lam: float = 0.3,
+        max_rounds: int = 8,
+        plug_in: bool = True,
+        *,
+        adapt_mean: bool = False,
+        prior_weight: float = 20.0,
+    ) -> None:
+        _check_params(delta, alpha, beta, lam, max_rounds, prior_weight)
+        self.delta = float(delta)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.lam = float(lam)
+        self.max_rounds = int(max_rounds)
+        self.plug_in = bool(plug_in)
+        self.adapt_mean = bool(adapt_mean)
+        self.prior_weight = float(prior_weight)
+        self._log_rej_threshold = math.log(self.thresholds.reject)
+        self._log_ok_threshold = math.log(self.thresholds.accept)
+        self.rounds = 0
+        self.pairs = 0
+        self.log_e_reject = 0.0
+        self.log_e_accept = 0.0
+        self.sum_d = 0.0
+        self.sum_d2 = 0.0
+        self.verdict: Verdict = "continue"
+        self.lam_reject, self.lam_accept = self._next_lams()
+
+    @classmethod
+    def from_config(cls, cfg: StatisticsParams, plug_in: bool = True) -> PairedSequentialTest:
+        """Build from a ``StatisticsConfig`` (delta, alpha, beta, lam, max_rounds)."""
+        return cls(cfg.delta, cfg.alpha, cfg.beta, cfg.lam, cfg.max_rounds, plug_in)
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """Crossing levels: 1/beta for K_rej, 1/alpha for K_ok."""
+        return Thresholds(reject=1.0 / self.beta, accept=1.0 / self.alpha)
+
+    @property
+    def decision(self) -> Decision:
+        """The current decision (after the last update)."""
+        return Decision(
+            verdict=self.verdict,
+            e_reject=math.exp(min(self.log_e_reject, _LOG_MAX)),
+            e_accept=math.exp(min(self.log_e_accept, _LOG_MAX)),
+            log_e_reject=self.log_e_reject,
+            log_e_accept=self.log_e_accept,
+            thresholds=self.thresholds,
+            rounds=self.rounds,
+            pairs=self.pairs,
+            lam_reject=self.lam_reject,
+            lam_accept=self.lam_accept,
+        )
+
+    def update(self, round_diffs: Sequence[float]) -> Decision:
+        """Multiply in one round of paired differences and decide.
+
+        Raises ValueError for a difference outside [-1, 1] (or NaN) -- before changing any
+        state -- and RuntimeError when the test has already reached a verdict.
+        """
+        if self.verdict != "continue":
+            raise RuntimeError(f"the test already reached a verdict: {self.verdict}")
+        inc_rej, inc_ok, s1, s2 = _round_sums(
+            round_diffs, self.lam_reject, self.lam_accept, self.delta
+        )
+        self.log_e_reject += inc_rej
+        self.log_e_accept += inc_ok
+        self.sum_d += s1
+        self.sum_d2 += s2
+        self.pairs += len(round_diffs)
+        self.rounds += 1
+        self.verdict = self._verdict()
+        self.lam_reject, self.lam_accept = self._next_lams()
+        return self.decision
+
+    def _verdict(self) -> Verdict:
+        """Regression wins a tie (see the module docstring); the limit gives inconclusive."""
+        if self.log_e_reject >= self._log_rej_threshold:
+            return "regression"
+        if self.log_e_accept >= self._log_ok_threshold:
+            return "no_regression"
+        if self.rounds >= self.max_rounds:
+            return "inconclusive"
+        return "continue"
+
+    def _next_lams(self) -> tuple[float, float]:
+        """Bets for the next round, from earlier rounds only (predictable)."""
+        if not self.plug_in:
+            return self.lam, self.lam
+        d, w0, n = self.delta, self.prior_weight, self.pairs
+        v0 = d / self.lam - d * d
+        mean = self.sum_d / n if n else 0.0
+        v_n = max(self.sum_d2 / n - mean * mean, 0.0) if n else 0.0
+        var = (w0 * v0 + n * v_n) / (w0 + n)
+        if self.adapt_mean:
+            m_rej = (w0 * d - self.sum_d) / (w0 + n)  # shrunk mean of -D
+            m_ok = (w0 * d + self.sum_d + n * d) / (w0 + n)  # shrunk mean of D + delta
+        else:
+            m_rej = m_ok = d
+        cap = lam_cap(d)
+        return _kelly(m_rej, var, cap), _kelly(m_ok, var, cap)
+
+    def extended(self, max_rounds: int) -> PairedSequentialTest:
+        """A copy allowed to run to ``max_rounds`` (continue an inconclusive sweep).
+
+        Valid: Ville's inequality covers the whole, unbounded sequence of round checks.
+        """
+        if self.verdict in ("regression", "no_regression"):
+            raise ValueError("a decided test cannot be extended")
+        if max_rounds < self.rounds:
+            raise ValueError("max_rounds below the rounds already run")
+        data = self.to_dict()
+        data["params"]["max_rounds"] = max_rounds
+        data["state"]["verdict"] = "continue"
+        new = PairedSequentialTest.from_dict(data)
+        new.verdict = new._verdict()
+        return new
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serializable state (JSON floats are exact through repr round-trip)."""
+        return {
+            "version": _STATE_VERSION,
+            "params": {
+                "delta": self.delta,
+                "alpha": self.alpha,
+                "beta": self.beta,
+                "lam": self.lam,
+                "max_rounds": self.max_rounds,
+                "plug_in": self.plug_in,
+                "adapt_mean": self.adapt_mean,
+                "prior_weight": self.prior_weight,
+            },
+            "state": {
+                "rounds": self.rounds,
+                "pairs": self.pairs,
+                "log_e_reject": self.log_e_reject,
+                "log_e_accept": self.log_e_accept,
+                "sum_d": self.sum_d,
+                "sum_d2": self.sum_d2,
+                "verdict": self.verdict,
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PairedSequentialTest:
+        """Rebuild a test from ``to_dict`` output; raises ValueError on a malformed dict."""
+        try:
+            if data["version"] != _STATE_VERSION:
+                raise ValueError(f"unsupported state version {data['version']!r}")
+            p, s = data["params"], data["state"]
+            test = cls(
+                p["delta"],
+                p["alpha"],
+                p["beta"],
+                p["lam"],
+                p["max_rounds"],
+                p["plug_in"],
+                adapt_mean=p["adapt_mean"],
+                prior_weight=p["prior_weight"],
+            )
+            test.rounds, test.pairs = int(s["rounds"]), int(s["pairs"])
+            test.log_e_reject = float(s["log_e_reject"])
+            test.log_e_accept = float(s["log_e_accept"])
+            test.sum_d, test.sum_d2 = float(s["sum_d"]), float(s["sum_d2"])
+            verdict = s["verdict"]
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed sequential-test state: {exc!r}") from exc
+        if verdict not in _VERDICTS:
+            raise ValueError(f"unknown verdict {verdict!r}")
+        test.verdict = cast(Verdict, verdict)
+        test.lam_reject, test.lam_accept = test._next_lams()
+        return test
+
+
+def _kelly(mean: float, var: float, cap: float) -> float:
+    """Growth-optimal bet mean / (var + mean^2) clipped to [0, cap]."""
+    if mean <= 0.0:
+        return 0.0
+    return min(mean / (var + mean * mean), cap)
+
+
+def _round_sums(
+    diffs: Sequence[float], lam_rej: float, lam_ok: float, delta: float
+) -> tuple[float, float, float, float]:
+    """log K_rej and log K_ok increments, sum D and sum D^2 over one round (validates D)."""
+    log1p = math.log1p
+    inc_rej = inc_ok = s1 = s2 = 0.0
+    for d in diffs:
+        if not -1.0 <= d <= 1.0:  # also rejects NaN
+            raise ValueError(f"paired difference {d!r} outside [-1, 1]")
+        inc_rej += log1p(-lam_rej * d)
+        inc_ok += log1p(lam_ok * (d + delta))
+        s1 += d
+        s2 += d * d
+    return inc_rej, inc_ok, s1, s2
+
+
+def _check_params(
+    delta: float, alpha: float, beta: float, lam: float, max_rounds: int, prior_weight: float
+) -> None:
+    if not 0.0 < delta < 1.0:
+        raise ValueError("delta must be in (0, 1)")
+    if not (0.0 < alpha < 1.0 and 0.0 < beta < 1.0):
+        raise ValueError("alpha and beta must be in (0, 1)")
+    if not 0.0 < lam < 1.0 / (1.0 + delta):
+        raise ValueError("lam must be in (0, 1 / (1 + delta))")
+    if max_rounds < 1:
+        raise ValueError("max_rounds must be >= 1")
+    if prior_weight <= 0.0:
+        raise ValueError("prior_weight must be > 0")

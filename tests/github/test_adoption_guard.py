@@ -1,0 +1,374 @@
+"""``gate guard`` against a local GitHub: every adoption scenario, exit code and commit status."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_github import FakeGitHub, pull_event, run_gate
+
+from gate.github.guard import CONTEXT
+
+REPO = "acme/agents"
+PR = 7
+AUTHOR = "carol"
+BASE = "b" * 40
+OLD = "0" * 40
+HEAD = "c" * 40
+TOKEN = "ghs_test_token_guard_0123456789"
+
+GATE_YAML = "version: 1\nproviders:\n  mock:\n    type: mock\n"
+MODELS_BASE = """\
+models:
+  - id: vendor/old-model
+    provider: mock
+    evaluation_status: adopted
+  - id: vendor/new-model
+    provider: mock
+    evaluation_status: pending-human-review
+"""
+MODELS_HEAD = MODELS_BASE.replace(
+    "evaluation_status: pending-human-review", "evaluation_status: adopted"
+)
+CODEOWNERS = """\
+# default owner
+*             @acme/maintainers
+models.yaml   @alice @carol
+"""
+
+
+@pytest.fixture
+def gh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGitHub]:
+    with FakeGitHub() as fake:
+        fake.add_token(TOKEN, "github-actions[bot]", installation=True)
+        fake.add_repo(REPO)
+        fake.add_team("acme", "maintainers", {"zed": "active"})
+        fake.add_pull(REPO, PR, AUTHOR, BASE, HEAD)
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "gate.yaml").write_text(GATE_YAML)
+        monkeypatch.setenv("GITHUB_API_URL", fake.url)
+        monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+        monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
+        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+        monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.example")
+        monkeypatch.setenv("GITHUB_RUN_ID", "4242")
+        monkeypatch.setenv("GATE_GITHUB_MIN_INTERVAL_S", "0")
+        monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+        set_event(monkeypatch, tmp_path, "pull_request.synchronize")
+        yield fake
+
+
+def set_event(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str,
+              **overrides: Any) -> None:
+    event = pull_event(name, repo=REPO, number=PR, author=AUTHOR, base_sha=BASE,
+                       head_sha=HEAD, **overrides)
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event))
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(path))
+
+
+def commits(fake: FakeGitHub, *, base: dict[str, str | None] | None = None,
+            head: dict[str, str | None] | None = None) -> None:
+    base_files: dict[str, str | None] = {
+        "models.yaml": MODELS_BASE,
+        ".github/CODEOWNERS": CODEOWNERS,
+    }
+    base_files.update(base or {})
+    head_files = dict(base_files)
+    head_files["models.yaml"] = MODELS_HEAD
+    head_files.update(head or {})
+    fake.add_commit(REPO, BASE, {k: v for k, v in base_files.items() if v is not None})
+    fake.add_commit(REPO, OLD, {k: v for k, v in head_files.items() if v is not None})
+    fake.add_commit(REPO, HEAD, {k: v for k, v in head_files.items() if v is not None})
+
+
+def run_guard(fake: FakeGitHub) -> tuple[int, dict[str, Any]]:
+    code = run_gate("guard")
+    statuses = fake.statuses(REPO, HEAD)
+    assert len(statuses) == 1, statuses
+    status = statuses[0]
+    assert status["context"] == CONTEXT
+    assert len(status["description"]) <= 140
+    assert status["target_url"] == "https://github.example/acme/agents/actions/runs/4242"
+    assert status["state"] == ("success" if code == 0 else "failure")
+    return code, status
+
+
+def test_no_approval_blocks(gh: FakeGitHub, capsys: pytest.CaptureFixture[str]) -> None:
+    commits(gh)
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: vendor/new-model becomes adopted; no approval by a code owner (@alice @carol)"
+    )
+    out = capsys.readouterr().out
+    assert "blocked: vendor/new-model becomes adopted" in out
+    assert TOKEN not in out
+    summary = Path("summary.md").read_text()
+    assert "gate/adoption-guard: blocked" in summary
+
+
+def test_owner_approval_at_head_allows(gh: FakeGitHub) -> None:
+    commits(gh)
+    gh.add_review(REPO, PR, "bob", "COMMENTED", HEAD)
+    gh.add_review(REPO, PR, "Alice", "APPROVED", HEAD)  # logins match case-insensitively
+    code, status = run_guard(gh)
+    assert code == 0
+    assert status["description"] == (
+        "allowed: vendor/new-model becomes adopted; approved by code owner Alice at ccccccc"
+    )
+
+
+def test_approval_by_non_owner_blocks(gh: FakeGitHub) -> None:
+    commits(gh)
+    gh.add_review(REPO, PR, "bob", "APPROVED", HEAD)
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: vendor/new-model becomes adopted; approval by bob is not from a code owner "
+        "(@alice @carol)"
+    )
+
+
+def test_approval_by_author_blocks(gh: FakeGitHub) -> None:
+    commits(gh)  # carol is a code owner of models.yaml and the PR author
+    gh.add_review(REPO, PR, AUTHOR, "APPROVED", HEAD)
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: vendor/new-model becomes adopted; approval by carol does not count: "
+        "carol is the PR author"
+    )
+
+
+def test_stale_approval_blocks(gh: FakeGitHub) -> None:
+    commits(gh)
+    gh.add_review(REPO, PR, "alice", "APPROVED", OLD)
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: vendor/new-model becomes adopted; approval by alice is for an older commit "
+        "(0000000, head is ccccccc)"
+    )
+
+
+def test_dismissed_approval_blocks(gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch,
+                                   tmp_path: Path) -> None:
+    commits(gh)
+    review = gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    gh.dismiss_review(REPO, PR, review.id)
+    set_event(monkeypatch, tmp_path, "pull_request_review.dismissed")
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: vendor/new-model becomes adopted; review by alice was dismissed"
+    )
+
+
+def test_comment_after_approval_does_not_override(gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    commits(gh)
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    gh.add_review(REPO, PR, "alice", "COMMENTED", HEAD)
+    set_event(monkeypatch, tmp_path, "pull_request_review.submitted")
+    code, status = run_guard(gh)
+    assert code == 0
+    assert status["description"].startswith("allowed: vendor/new-model becomes adopted")
+
+
+def test_changes_requested_after_approval_blocks(gh: FakeGitHub) -> None:
+    commits(gh)
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    gh.add_review(REPO, PR, "alice", "CHANGES_REQUESTED", HEAD)
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: vendor/new-model becomes adopted; alice requested changes"
+    )
+
+
+def test_codeowners_edited_in_pr_does_not_count(gh: FakeGitHub) -> None:
+    # The PR adds its author and a friend as owners of models.yaml; only the base copy counts.
+    head_owners = CODEOWNERS + "models.yaml   @carol @mallory\n"
+    commits(gh, head={".github/CODEOWNERS": head_owners})
+    gh.add_review(REPO, PR, "mallory", "APPROVED", HEAD)
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: vendor/new-model becomes adopted; approval by mallory is not from a code owner "
+        "(@alice @carol)"
+    )
+
+
+def test_team_owner_member_allows(gh: FakeGitHub) -> None:
+    commits(gh, base={".github/CODEOWNERS": "models.yaml @acme/model-owners\n"})
+    gh.add_team("acme", "model-owners", {"dave": "active", "erin": "pending"})
+    gh.add_review(REPO, PR, "dave", "APPROVED", HEAD)
+    code, status = run_guard(gh)
+    assert code == 0
+    assert status["description"] == (
+        "allowed: vendor/new-model becomes adopted; approved by code owner dave at ccccccc"
+    )
+
+
+def test_team_owner_non_member_blocks(gh: FakeGitHub) -> None:
+    commits(gh, base={".github/CODEOWNERS": "models.yaml @acme/model-owners\n"})
+    gh.add_team("acme", "model-owners", {"dave": "active", "erin": "pending"})
+    gh.add_review(REPO, PR, "frank", "APPROVED", HEAD)
+    gh.add_review(REPO, PR, "erin", "APPROVED", HEAD)
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: vendor/new-model becomes adopted; approval by frank is not from a code owner "
+        "(not a member of @acme/model-owners); approval by eri…"
+    )
+    out_requests = [p for _m, p in gh.requests if "/memberships/" in p]
+    assert out_requests == [
+        "/orgs/acme/teams/model-owners/memberships/frank",
+        "/orgs/acme/teams/model-owners/memberships/erin",
+    ]
+
+
+def test_team_membership_403_fails_closed(gh: FakeGitHub) -> None:
+    commits(gh, base={".github/CODEOWNERS": "models.yaml @acme/model-owners\n"})
+    gh.add_team("acme", "model-owners", {"dave": "active"})
+    gh.fail("GET", r"/memberships/", 403, "Resource not accessible by integration")
+    gh.add_review(REPO, PR, "dave", "APPROVED", HEAD)
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"].startswith(
+        "blocked: vendor/new-model becomes adopted; approval by dave is not from a code owner "
+        "(GitHub API 403 checking @acme/model-owners membership"
+    )
+
+
+def test_status_change_to_other_than_adopted_passes(gh: FakeGitHub) -> None:
+    commits(gh, head={"models.yaml": MODELS_BASE.replace("pending-human-review", "rejected")})
+    code, status = run_guard(gh)
+    assert code == 0
+    assert status["description"] == "no model becomes adopted"
+    assert not any("/reviews" in p for _m, p in gh.requests)
+
+
+def test_new_entry_already_adopted_counts(gh: FakeGitHub) -> None:
+    added = MODELS_BASE + "  - id: vendor/sneaky\n    provider: mock\n" \
+        "    evaluation_status: adopted\n"
+    commits(gh, head={"models.yaml": added})
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"].startswith("blocked: vendor/sneaky becomes adopted;")
+
+
+def test_no_matching_codeowners_rule_fails_closed(gh: FakeGitHub) -> None:
+    commits(gh, base={".github/CODEOWNERS": "docs/  @alice\n"})
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: vendor/new-model becomes adopted; no CODEOWNERS rule at base matches "
+        "models.yaml: fail closed"
+    )
+
+
+def test_rule_without_owner_fails_closed(gh: FakeGitHub) -> None:
+    # Last matching rule wins: the later ownerless rule removes alice.
+    commits(gh, base={".github/CODEOWNERS": "models.yaml @alice\n*.yaml\n"})
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: vendor/new-model becomes adopted; .github/CODEOWNERS:2 at base gives "
+        "models.yaml no user or team owner: fail closed"
+    )
+
+
+def test_no_codeowners_file_fails_closed(gh: FakeGitHub) -> None:
+    commits(gh, base={".github/CODEOWNERS": None},
+            head={"CODEOWNERS": "models.yaml @carol\n"})
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: vendor/new-model becomes adopted; no CODEOWNERS at base bbbbbbb "
+        "(.github/, root, docs/): fail closed"
+    )
+
+
+def test_codeowners_in_docs_is_found(gh: FakeGitHub) -> None:
+    commits(gh, base={".github/CODEOWNERS": None,
+                      "docs/CODEOWNERS": "models.yaml @alice\n"})
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    code, _status = run_guard(gh)
+    assert code == 0
+
+
+def test_reviews_404_fails_closed(gh: FakeGitHub) -> None:
+    commits(gh)
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    gh.fail("GET", r"/pulls/7/reviews$", 404, "Not Found")
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: vendor/new-model becomes adopted; GitHub API 404 listing reviews: Not Found"
+    )
+
+
+def test_contents_403_fails_closed(gh: FakeGitHub) -> None:
+    commits(gh)
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    gh.fail("GET", r"/contents/", 403, "Resource not accessible by integration")
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: GitHub API 403 reading models.yaml at bbbbbbb: "
+        "Resource not accessible by integration"
+    )
+
+
+def test_invalid_registry_at_head_fails_closed(gh: FakeGitHub) -> None:
+    commits(gh, head={"models.yaml": "models:\n  - id: x\n    id: y\n"})
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"].startswith("blocked: models.yaml at head ccccccc is invalid")
+
+
+def test_guard_never_reads_local_registry(gh: FakeGitHub, tmp_path: Path) -> None:
+    # A models.yaml in the working directory (the base checkout) is not what is judged.
+    (tmp_path / "models.yaml").write_text(MODELS_BASE)
+    commits(gh)
+    code, _status = run_guard(gh)
+    assert code == 1
+    refs = [p for _m, p in gh.requests if "/contents/models.yaml" in p]
+    assert refs == [f"/repos/{REPO}/contents/models.yaml?ref={BASE}",
+                    f"/repos/{REPO}/contents/models.yaml?ref={HEAD}"]
+
+
+def test_pr_option_without_event(gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    commits(gh)
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    monkeypatch.delenv("GITHUB_EVENT_PATH")
+    assert run_gate("guard", "--pr", str(PR)) == 0
+    assert gh.statuses(REPO, HEAD)[0]["state"] == "success"
+
+
+def test_missing_token_blocks_without_traceback(gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    commits(gh)
+    monkeypatch.delenv("GITHUB_TOKEN")
+    monkeypatch.delenv("GH_TOKEN", raising=False)
+    assert run_gate("guard") == 1
+    assert "GITHUB_TOKEN is not set" in capsys.readouterr().out
+
+
+def test_unreadable_head_commit_fails_closed(gh: FakeGitHub) -> None:
+    # Were a 404 on models.yaml read as "absent at head", nothing would become adopted: a pass.
+    commits(gh)
+    gh.fail("GET", rf"/commits/{HEAD}$", 404, "No commit found for SHA")
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: GitHub API 404 reading the head commit ccccccc: No commit found for SHA"
+    )

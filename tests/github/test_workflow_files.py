@@ -1,0 +1,173 @@
+"""The workflows, the composite action and CODEOWNERS: schema-valid and safe by construction."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from codeowners import CodeOwners
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+BIN = Path(sys.executable).parent
+CHECK = BIN / "check-jsonschema"
+
+
+def load(path: Path) -> dict[str, Any]:
+    data: dict[Any, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if True in data:  # YAML 1.1 reads the key `on` as boolean true
+        data["on"] = data.pop(True)
+    return data
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = job["steps"]
+    return result
+
+
+def run_text(job: dict[str, Any]) -> str:
+    return "\n".join(str(s.get("run", "")) for s in steps(job))
+
+
+@pytest.mark.skipif(not CHECK.exists(), reason="check-jsonschema is not installed in the venv")
+def test_schemas_validate() -> None:
+    workflows = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
+    assert len(workflows) == 3
+    for schema, files in (("vendor.github-workflows", workflows),
+                          ("vendor.github-actions", [str(ROOT / "action.yml")])):
+        proc = subprocess.run([str(CHECK), "--builtin-schema", schema, *files],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_job_has_least_privilege_permissions() -> None:
+    for path in WORKFLOWS.glob("*.yml"):
+        wf = load(path)
+        top = wf.get("permissions")
+        assert top is not None, f"{path.name}: no top-level permissions"
+        assert top in ({}, {"contents": "read"}), path.name
+        for name, job in wf["jobs"].items():
+            perms = job.get("permissions", top)
+            assert "write-all" not in str(perms)
+            writes = {k for k, v in perms.items() if v == "write"}
+            allowed = {
+                ("gate.yml", "report"): {"pull-requests"},
+                ("adoption-guard.yml", "guard"): {"statuses"},
+            }.get((path.name, name), set())
+            assert writes == allowed, f"{path.name}:{name} writes {writes}"
+
+
+def test_gate_workflow_always_runs_and_decides_inside() -> None:
+    wf = load(WORKFLOWS / "gate.yml")
+    on = wf["on"]
+    assert set(on) == {"pull_request"}
+    assert "paths" not in (on["pull_request"] or {})
+    assert "paths-ignore" not in (on["pull_request"] or {})
+    assert wf["concurrency"] == {
+        "group": "gate-${{ github.event.pull_request.number || github.sha }}",
+        "cancel-in-progress": True,
+    }
+    jobs = wf["jobs"]
+    assert jobs["smoke"]["needs"] == "changes"
+    assert "gate smoke --out runs/smoke" in run_text(jobs["smoke"])
+    assert "gate changes --base" in run_text(jobs["changes"])
+    for job in jobs.values():
+        checkout = steps(job)[0]
+        assert checkout["uses"] == "actions/checkout@v4"
+        setup = steps(job)[1]
+        assert setup["uses"] == "actions/setup-python@v5"
+        assert setup["with"]["python-version"] == "3.11"
+        assert any(s.get("run") == "pip install ." for s in steps(job))
+    for name in ("changes", "smoke", "sweep"):
+        assert steps(jobs[name])[0]["with"]["fetch-depth"] == 0
+
+
+def test_sweep_matrix_secrets_and_fork_guard() -> None:
+    wf = load(WORKFLOWS / "gate.yml")
+    jobs = wf["jobs"]
+    sweep = jobs["sweep"]
+    assert sweep["strategy"] == {
+        "fail-fast": False,
+        "max-parallel": 2,
+        "matrix": "${{ fromJSON(needs.changes.outputs.matrix) }}",
+    }
+    assert "needs.changes.outputs.fork != 'true'" in sweep["if"]
+    assert "needs.changes.outputs.has_sweeps == 'true'" in sweep["if"]
+    text = run_text(sweep)
+    assert 'gate sweep "${args[@]}"' in text
+    assert '--baseline-ref "$BASELINE_REF"' in text
+    assert '--out "runs/$SWEEP_ID"' in text
+    (sweep_step,) = [s for s in steps(sweep) if s.get("name") == "gate sweep"]
+    assert sweep_step["env"]["OPENROUTER_API_KEY"] == "${{ secrets.OPENROUTER_API_KEY }}"
+    upload = steps(sweep)[-1]
+    assert upload["uses"] == "actions/upload-artifact@v4"
+    assert upload["with"]["name"] == "results-${{ matrix.id }}"
+    assert upload["if"] == "always()"
+    # the paid key appears in the sweep step only
+    raw = (WORKFLOWS / "gate.yml").read_text()
+    assert raw.count("secrets.OPENROUTER_API_KEY") == 1
+
+    report = jobs["report"]
+    assert report["if"] == "always()"
+    (download,) = [s for s in steps(report) if s.get("uses") == "actions/download-artifact@v4"]
+    assert download["with"]["pattern"] == "results-*"
+    assert download["with"]["merge-multiple"] is True
+    assert "gate comment" in run_text(report)
+    assert "gate report --run" in run_text(report)
+    (comment,) = [s for s in steps(report) if s.get("name") == "gate comment"]
+    assert comment["if"] == "needs.changes.outputs.fork != 'true'"
+    assert "fork PR: no secrets, not evaluated" in run_text(report)
+    assert "fork PR: no secrets, not evaluated" in run_text(jobs["changes"])
+
+
+def test_adoption_guard_never_checks_out_the_pr() -> None:
+    path = WORKFLOWS / "adoption-guard.yml"
+    raw = path.read_text()
+    assert "pull_request.head" not in raw
+    assert "github.head_ref" not in raw
+    wf = load(path)
+    assert wf["on"] == {
+        "pull_request_target": {"types": ["opened", "synchronize", "reopened", "edited"]},
+        "pull_request_review": {"types": ["submitted", "dismissed"]},
+    }
+    (job,) = wf["jobs"].values()
+    assert job["permissions"] == {"contents": "read", "pull-requests": "read",
+                                  "statuses": "write"}
+    checkouts = [s for s in steps(job) if str(s.get("uses", "")).startswith("actions/checkout")]
+    assert len(checkouts) == 1
+    assert checkouts[0]["with"]["ref"] == "${{ github.event.repository.default_branch }}"
+    assert checkouts[0]["with"]["persist-credentials"] is False
+    assert run_text(job).strip().endswith("gate guard")
+    group = wf["concurrency"]["group"]
+    assert group.startswith("adoption-guard-")
+    assert group != load(WORKFLOWS / "gate.yml")["concurrency"]["group"]
+
+
+def test_ci_runs_make_test() -> None:
+    wf = load(WORKFLOWS / "ci.yml")
+    (job,) = wf["jobs"].values()
+    assert "make test" in run_text(job)
+
+
+def test_composite_action_inputs() -> None:
+    action = load(ROOT / "action.yml")
+    assert action["runs"]["using"] == "composite"
+    assert {"command", "config", "candidate", "baseline", "out", "python-version"} <= set(
+        action["inputs"]
+    )
+    assert action["inputs"]["command"]["required"] is True
+    for step in action["runs"]["steps"]:
+        if "run" in step:
+            assert step["shell"] == "bash"
+            # inputs reach the shell through env, never spliced into the script
+            assert "${{ inputs." not in step["run"]
+
+
+def test_codeowners_owns_the_registry() -> None:
+    owners = CodeOwners((ROOT / ".github" / "CODEOWNERS").read_text())
+    assert owners.of("models.yaml") == [("TEAM", "@gate-maintainers/model-owners")]
+    assert owners.of("gate/engine/anything.py") == [("TEAM", "@gate-maintainers/core")]

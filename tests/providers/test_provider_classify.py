@@ -1,0 +1,107 @@
+"""The pure pieces: classification table, Retry-After parsing, backoff, cost divergence."""
+
+from __future__ import annotations
+
+import email.utils
+from typing import Any
+
+import httpx
+import pytest
+
+from gate.config.schema import RetryPolicy
+from gate.providers.base import RETRYABLE, ErrorKind
+from gate.providers.classify import UNPARSEABLE, classify, parse_retry_after
+from gate.providers.openai_compat import cost_diverges
+from gate.providers.retry import AttemptFailed, backoff_s, is_retryable
+
+OK: dict[str, Any] = {
+    "id": "gen-1",
+    "choices": [{"message": {"role": "assistant", "content": "x"}}],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "cost": 0.1},
+}
+REQ = httpx.Request("POST", "http://x/v1/chat/completions")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "exc", "kind"),
+    [
+        (200, OK, None, None),
+        (429, {"error": {"code": 429, "message": "slow down"}}, None, ErrorKind.RATE_LIMITED),
+        (500, UNPARSEABLE, None, ErrorKind.SERVER_ERROR),
+        (502, {"error": {"code": 502}}, None, ErrorKind.SERVER_ERROR),
+        (503, {}, None, ErrorKind.SERVER_ERROR),
+        (504, {}, None, ErrorKind.SERVER_ERROR),
+        (408, {}, None, ErrorKind.TIMEOUT),
+        (401, {}, None, ErrorKind.AUTH),
+        (403, {}, None, ErrorKind.AUTH),
+        (402, {"error": {"code": 402}}, None, ErrorKind.PAYMENT_REQUIRED),
+        (400, {}, None, ErrorKind.BAD_REQUEST),
+        (404, {}, None, ErrorKind.BAD_REQUEST),
+        (422, {}, None, ErrorKind.BAD_REQUEST),
+        (200, {"error": {"code": 502, "message": "upstream"}}, None, ErrorKind.ERROR_IN_BODY),
+        (200, {"error": {"code": 402, "message": "no credit"}}, None, ErrorKind.PAYMENT_REQUIRED),
+        (200, UNPARSEABLE, None, ErrorKind.MALFORMED_RESPONSE),
+        (200, [1, 2], None, ErrorKind.MALFORMED_RESPONSE),
+        (200, {"id": "x", "choices": []}, None, ErrorKind.MALFORMED_RESPONSE),
+        (200, {**OK, "choices": [{"message": None}]}, None, ErrorKind.MALFORMED_RESPONSE),
+        (200, {**OK, "usage": None}, None, ErrorKind.MALFORMED_RESPONSE),
+        (200, {**OK, "usage": {"prompt_tokens": "1", "completion_tokens": 1}}, None,
+         ErrorKind.MALFORMED_RESPONSE),
+        (None, None, httpx.ReadTimeout("t", request=REQ), ErrorKind.TIMEOUT),
+        (None, None, httpx.ConnectTimeout("t", request=REQ), ErrorKind.TIMEOUT),
+        (None, None, httpx.ConnectError("refused", request=REQ), ErrorKind.CONNECTION_ERROR),
+        (None, None, httpx.RemoteProtocolError("eof", request=REQ), ErrorKind.CONNECTION_ERROR),
+        (None, None, ValueError("a bug"), None),
+    ],
+)
+def test_classify_table(status: int | None, body: Any, exc: BaseException | None,
+                        kind: ErrorKind | None) -> None:
+    assert classify(status, body, exc) == kind
+
+
+def test_table_covers_every_kind() -> None:
+    """Every ErrorKind is produced by some row of the table above (guards new kinds)."""
+    produced = {ErrorKind.RATE_LIMITED, ErrorKind.SERVER_ERROR, ErrorKind.TIMEOUT, ErrorKind.AUTH,
+                ErrorKind.PAYMENT_REQUIRED, ErrorKind.BAD_REQUEST, ErrorKind.ERROR_IN_BODY,
+                ErrorKind.MALFORMED_RESPONSE, ErrorKind.CONNECTION_ERROR}
+    assert produced == set(ErrorKind)
+
+
+@pytest.mark.parametrize("kind", list(ErrorKind))
+def test_retry_predicate(kind: ErrorKind) -> None:
+    expected = kind not in {ErrorKind.AUTH, ErrorKind.PAYMENT_REQUIRED, ErrorKind.BAD_REQUEST}
+    assert is_retryable(AttemptFailed(kind, "x")) is expected
+    assert (kind in RETRYABLE) is expected
+    assert not is_retryable(ValueError("not an attempt failure"))
+
+
+def test_parse_retry_after() -> None:
+    now = 1_700_000_000.0
+    assert parse_retry_after("7", now) == 7.0
+    assert parse_retry_after(" 2.5 ", now) == 2.5
+    assert parse_retry_after("-3", now) == 0.0
+    assert parse_retry_after(None, now) is None
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after("nan", now) is None
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    assert parse_retry_after(date, now) == pytest.approx(30.0)
+    past = email.utils.formatdate(now - 30, usegmt=True)
+    assert parse_retry_after(past, now) == 0.0
+
+
+def test_backoff_honours_retry_after_and_cap() -> None:
+    policy = RetryPolicy(initial_wait_s=1.0, max_wait_s=60.0, jitter_s=1.0)
+    assert [backoff_s(n, None, policy, 0.0) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
+    assert backoff_s(1, 7.0, policy, 0.0) == 7.0  # Retry-After wins over the exponential
+    assert backoff_s(5, 3.0, policy, 0.5) == 3.5  # ... even when the exponential is longer
+    assert backoff_s(1, 500.0, policy, 0.9) == 60.0  # capped
+    assert backoff_s(10, None, policy, 0.9) == 60.0  # capped
+
+
+def test_cost_divergence() -> None:
+    assert not cost_diverges(None, 1.0)
+    assert not cost_diverges(1.04, 1.0)
+    assert cost_diverges(1.06, 1.0)
+    assert cost_diverges(3.0, 1.0)  # the 3x price-table error
+    assert not cost_diverges(0.0, 0.0)
+    assert cost_diverges(0.01, 0.0)
