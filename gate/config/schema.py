@@ -112,7 +112,7 @@ class StatisticsConfig(Strict):
     alpha: float = Field(0.05, gt=0, lt=0.5, description="P(ship | true diff <= -delta)")
     beta: float = Field(0.05, gt=0, lt=0.5, description="P(block | true diff >= 0)")
     lam: float = Field(0.3, gt=0, lt=1, description="betting fraction")
-    max_rounds: int = Field(8, ge=1, le=1000)
+    max_rounds: int = Field(16, ge=1, le=1000, description="round limit (about 2n/T)")
     score: Literal["success", "reward"] = Field(
         "success", description="paired score: 0/1 success, or partial-credit reward in [0,1]")
     plug_in: bool = Field(True, description="predictable plug-in bet (else the fixed lam)")

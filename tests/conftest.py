@@ -1,0 +1,25 @@
+"""Shared fixtures: a fresh copy of the repository's own gate project per test."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT_FILES = ("gate.yaml", "models.yaml", "prompts", "tools", "tasks", "fixtures")
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    """A writable copy of the repository's gate project (config, registry, suite)."""
+    dest = tmp_path / "project"
+    dest.mkdir()
+    for name in PROJECT_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name)
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
