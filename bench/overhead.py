@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     global PLAIN_POOL
     PLAIN_POOL = args.plain_pool
-    where = "in-process" if args.in_process else "child process"
+    where = "this process" if args.in_process else "a child process"
     with server(0.0, args.in_process) as url:
         gate, beyond = asyncio.run(own_time(url, args.calls_a))
     p50 = statistics.median(gate)

@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from gate.errors import ConfigError
+from gate.errors import ConfigError, GateError
 
 EXIT_INVALID = 4
 
@@ -54,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print(f"gate: {len(exc.problems)} problem(s); invalid input", file=sys.stderr)
+        return EXIT_INVALID
+    except GateError as exc:  # refused resume, refused registry write, ...: a message, not a trace
+        print(f"gate: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
         print("gate: interrupted", file=sys.stderr)

@@ -69,7 +69,7 @@ def execute_run(
     seed: int,
     options: ProviderOptions | None = None,
     heartbeat_interval_s: float | None = None,
-    console: TextIO = sys.stderr,
+    console: TextIO | None = None,
     arm_name: str = "run",
 ) -> dict[str, Any]:
     """A screening run of one arm: every task x ``rounds``. Returns results."""
@@ -127,7 +127,8 @@ def finish_results(
     return results
 
 
-def print_arm_summary(results: dict[str, Any], out: TextIO = sys.stdout) -> None:
+def print_arm_summary(results: dict[str, Any], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     for name, a in results["arms"].items():
         rate = "n/a" if a["success_rate"] is None else f"{a['success_rate']:.1%}"
         cps = "n/a" if a["cost_per_success_usd"] is None else f"${a['cost_per_success_usd']:.6f}"

@@ -7,6 +7,7 @@ The engine never decides verdicts; it turns cells (arm x task x round) into tria
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import sys
@@ -93,7 +94,7 @@ class Engine:
         temperature: float,
         heartbeat_interval_s: float,
         pause_file: Path | None = None,
-        console: TextIO = sys.stderr,
+        console: TextIO | None = None,
     ) -> None:
         self.out_dir = out_dir
         self.arms = arms
@@ -104,7 +105,7 @@ class Engine:
         self.temperature = temperature
         self.heartbeat_interval_s = heartbeat_interval_s
         self.pause_file = pause_file
-        self.console = console
+        self.console = console or sys.stderr
         self.halt: Halt | None = None
         self.counters = Counters()
         self.audit = JsonlWriter(out_dir / "audit.jsonl")
@@ -129,8 +130,8 @@ class Engine:
         queue = list(cells)
         total = len(queue)
         sem = asyncio.Semaphore(self.concurrency)
-        beat = asyncio.create_task(self._heartbeat_loop())
         progress = _Progress(self.console, label, total)
+        beat = asyncio.create_task(self._heartbeat_loop())
 
         async def worker(cell: Cell) -> None:
             async with sem:
@@ -145,6 +146,8 @@ class Engine:
             await asyncio.gather(*(worker(c) for c in queue))
         finally:
             beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
             self._beat()
             progress.close()
         return sorted(records, key=lambda r: (r["round"], r["task"], r["arm"]))

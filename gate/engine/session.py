@@ -48,7 +48,7 @@ async def open_providers(
     names: set[str],
     *,
     options: ProviderOptions | None = None,
-    console: TextIO = sys.stderr,
+    console: TextIO | None = None,
 ) -> AsyncIterator[dict[str, Provider]]:
     """Open each named provider for one run and close it afterwards."""
     from gate.providers.mock import MockProvider

@@ -31,7 +31,8 @@ class _Tee(io.StringIO):
 
 
 def run_smoke(project: Project, out: Path, *, seed: int,
-              console: TextIO = sys.stderr) -> dict[str, Any]:
+              console: TextIO | None = None) -> dict[str, Any]:
+    console = console or sys.stderr
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     checks: list[dict[str, Any]] = [{"name": "validate", "ok": True,

@@ -179,8 +179,9 @@ def _check_resume(old: dict[str, Any], fresh: dict[str, Any]) -> None:
 
 def run_sweep(
     project: Project, opts: SweepOptions, *, config_path: str = "gate.yaml",
-    console: TextIO = sys.stderr,
+    console: TextIO | None = None,
 ) -> dict[str, Any]:
+    console = console or sys.stderr
     cfg = project.config
     max_rounds = opts.max_rounds or cfg.statistics.max_rounds
     if max_rounds < 1:

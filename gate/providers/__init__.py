@@ -1,0 +1,17 @@
+"""Providers: everything between the agent loop and a chat-completions endpoint.
+
+    base           the contract: Provider, ChatRequest/ChatResponse, Attempt, ErrorKind
+    mock           the simulated models, in-process
+    factory        build_client, build_provider, prepare_pricing, fetch_balance (engine entry)
+    openai_compat  OpenAICompatProvider: retries, rate limit, cooldown, 402 halt, accounting
+    classify       pure: (status, body, exception) -> ErrorKind | None; Retry-After parsing
+    retry          pure backoff and retry predicate (tenacity), provider-wide cooldown
+    ratelimit      RateLimiter: sliding window + minimum interval, shared by all calls
+    pricing        live (/models) or table prices, exact ids only; compute_cost
+    budget         Budget: pre-call cost projection against the ceiling (CircuitBreakerError)
+    redact         Secret and the log filter that keeps API keys out of logs and messages
+    transport      ShardedTransport: small connection pools behind one AsyncClient
+    mockserver     MockServer: OpenAI-compatible loopback server with fault injection
+    cli            ``gate mock-server``
+    testing        EchoBackend and FakeTime, for tests
+"""

@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 DIVERGENCE_SHARE = 0.05  # usage.cost vs computed cost: flagged above 5 % ...
 DIVERGENCE_FLOOR_USD = 1e-7  # ... and above a tenth of a micro-dollar (rounding of tiny costs)
+LONG_WAIT_S = 5.0  # rate-limit waits at least this long are announced through ``notice``
 
 
 @dataclass
@@ -116,7 +117,9 @@ class OpenAICompatProvider:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._config_path = config_path
-        self._limiter = RateLimiter.from_config(cfg.rate_limit, clock=clock, sleep=sleep)
+        self._limiter = RateLimiter.from_config(
+            cfg.rate_limit, clock=clock, sleep=sleep, on_wait=self._announce_limit
+        )
         self._cooldown = Cooldown(name, cfg.retry, notice=notice, sleep=sleep, clock=clock)
         self._price_lock = asyncio.Lock()
         self._url = f"{self.base_url}/chat/completions"
@@ -129,10 +132,13 @@ class OpenAICompatProvider:
 
     async def prepare_pricing(self, models: Iterable[str]) -> dict[str, Price]:
         """Price every model (live list or table); ConfigError before any completion call."""
-        wanted = sorted(set(models) - set(self.prices))
-        if wanted:
+        models = list(models)
+        if any(m not in self.prices for m in models):
             async with self._price_lock:
-                if self.cfg.pricing == "table":
+                wanted = sorted({m for m in models if m not in self.prices})
+                if not wanted:  # priced by a concurrent call while this one waited
+                    found = {}
+                elif self.cfg.pricing == "table":
                     found = table_prices(self.name, self.cfg, wanted, config_path=self._config_path)
                 else:
                     found = await live_prices(
@@ -177,7 +183,9 @@ class OpenAICompatProvider:
     async def complete(self, request: ChatRequest, on_attempt: AttemptSink) -> ChatResponse:
         """Answer ``request`` with retries; report every attempt to ``on_attempt``."""
         self._check_halt()
-        price = (await self.prepare_pricing([request.model]))[request.model]
+        price = self.prices.get(request.model)
+        if price is None:  # the engine should have called prepare_pricing; fail closed anyway
+            price = (await self.prepare_pricing([request.model]))[request.model]
         reservation = self.budget.reserve(project_cost(request, price)) if self.budget else None
         self.stats.calls += 1
         try:
@@ -308,6 +316,10 @@ class OpenAICompatProvider:
         )
         logger.info("%s", message)
         self._notice(message)
+
+    def _announce_limit(self, delay: float) -> None:
+        if delay >= LONG_WAIT_S:
+            self._notice(f"{self.name}: rate limit, next call in {delay:.1f} s")
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "X-Title": "gate"}

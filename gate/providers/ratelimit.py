@@ -35,6 +35,7 @@ class RateLimiter:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         safety_s: float | None = None,
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         if (requests is None) != (per_s is None):
             raise ValueError("requests and per_s go together")
@@ -47,13 +48,20 @@ class RateLimiter:
         self._safety = min(0.05, 0.02 * window) if safety_s is None else safety_s
         self._grants: deque[float] = deque(maxlen=requests or 1)
         self._lock = asyncio.Lock()
+        self._on_wait = on_wait
 
     @classmethod
     def from_config(
-        cls, limit: RateLimit, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
+        cls,
+        limit: RateLimit,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        on_wait: Callable[[float], None] | None = None,
     ) -> RateLimiter:
         """Build the limiter a provider's ``rate_limit`` declares."""
-        return cls(limit.min_interval_s, limit.requests, limit.per_s, clock=clock, sleep=sleep)
+        return cls(limit.min_interval_s, limit.requests, limit.per_s, clock=clock, sleep=sleep,
+                   on_wait=on_wait)
 
     @property
     def unlimited(self) -> bool:
@@ -77,6 +85,8 @@ class RateLimiter:
             earliest = self.next_free()
             delay = earliest - self._clock()
             if delay > 0:
+                if self._on_wait is not None:
+                    self._on_wait(delay)
                 await self._sleep(delay)
             # A sleep may wake a hair early; the grant is booked no earlier than allowed.
             self._grants.append(max(self._clock(), earliest))

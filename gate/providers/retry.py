@@ -117,7 +117,7 @@ class Cooldown:
         if self._clock() < self._until:
             return  # failures of attempts already in flight do not extend a running cooldown
         self._consecutive += 1
-        if self._consecutive >= self.after:
+        if self._consecutive >= self.after and self.seconds > 0:
             self._consecutive = 0
             self._until = self._clock() + self.seconds
             self.count += 1

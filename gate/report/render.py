@@ -109,7 +109,8 @@ def _summary_url() -> str | None:
     return f"{server}/{repo}/actions/runs/{run}" if server and repo and run else None
 
 
-def print_decision(results: dict[str, Any], out: TextIO = sys.stdout) -> None:
+def print_decision(results: dict[str, Any], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     d = results.get("decision")
     print(headline(results), file=out)
     if d:

@@ -94,3 +94,24 @@ def test_real_server_enforcing_the_limit_sees_no_429() -> None:
     assert ideal / elapsed >= 0.90, f"throughput {ideal / elapsed:.2%} of the limit"
     for i in range(len(arrivals) - requests):
         assert arrivals[i + requests] - arrivals[i] > per_s * 0.99
+
+
+def test_long_limiter_waits_are_announced() -> None:
+    import httpx
+    from provider_support import completion
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(
+        lambda r: httpx.Response(200, json=completion())))
+    notices: list[str] = []
+    fake = FakeTime()
+
+    async def go() -> None:
+        async with client:
+            prov = provider(config(rate_limit=RateLimit(min_interval_s=15.0)), client,
+                            time=fake, notices=notices)
+            for i in range(3):
+                await prov.complete(request(i), lambda a: None)
+
+    asyncio.run(go())
+    assert len(notices) == 2
+    assert notices[0].startswith("testprov: rate limit, next call in 15.")
