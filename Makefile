@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+GATE := $(BIN)/gate
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +15,24 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The whole gate on simulated models, no key: validate, smoke, two real sequential sweeps
+# (a regressed candidate, exit 1; an equal one, exit 0), and verify re-deriving the results.
 demo: $(STAMP)
-	$(BIN)/gate validate
-	$(BIN)/gate smoke --out runs/demo-smoke
-	$(BIN)/gate sweep --candidate mock/expert@0.8 --baseline mock/expert --out runs/demo-sweep; \
-	  code=$$?; echo "gate sweep exit code: $$code (0 no regression, 1 regression, 2 halted, 3 inconclusive)"; \
-	  test $$code -le 3
+	rm -rf runs/demo
+	$(GATE) validate
+	$(GATE) smoke --out runs/demo/smoke
+	@echo; echo "== sweep 1: mock/expert@0.8 (errs at 20% of steps) against mock/expert =="
+	$(GATE) sweep --candidate mock/expert@0.8 --baseline mock/expert \
+	  --out runs/demo/regression --smoke runs/demo/smoke 2>/dev/null; \
+	  code=$$?; echo "exit $$code (1 = regression)"; test $$code -eq 1
+	@echo; echo "== sweep 2: mock/expert against the adopted model (mock/expert) =="
+	$(GATE) sweep --candidate mock/expert --out runs/demo/no-regression \
+	  --smoke runs/demo/smoke 2>/dev/null; \
+	  code=$$?; echo "exit $$code (0 = no regression, SLOs met)"; test $$code -eq 0
+	@echo
+	$(GATE) verify --run runs/demo/regression
+	$(GATE) verify --run runs/demo/no-regression
+	@echo; echo "reports: runs/demo/regression/report.md runs/demo/no-regression/report.md"
 
 test: $(STAMP)
 	$(BIN)/ruff check gate tests bench
@@ -28,6 +41,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/smoke_time.py
+	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/sequential.py
+	$(BIN)/python bench/kill_resume.py --cycles 20
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache .hypothesis

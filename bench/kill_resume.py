@@ -15,6 +15,7 @@ Prints one line per cycle and a summary; exits 1 if any cycle fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -41,10 +42,8 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
         return []
     out = []
     for raw in path.read_text().splitlines():
-        try:
+        with contextlib.suppress(ValueError):  # a torn last line
             out.append(json.loads(raw))
-        except ValueError:
-            pass  # a torn last line
     return out
 
 

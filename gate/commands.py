@@ -11,10 +11,11 @@ from typing import Any, TextIO
 from gate.config.load import Project, load_project
 from gate.engine.jsonl import read_jsonl
 from gate.engine.results import compute_results, file_sha256
-from gate.engine.runner import Arm, Cell, Engine
 from gate.engine.rundir import build_manifest, write_json, write_results
-from gate.engine.session import ProviderOptions, open_providers, resolve_provider
+from gate.engine.runner import Arm, Cell, Engine
+from gate.engine.session import Notices, ProviderOptions, open_providers, resolve_provider
 from gate.errors import ConfigError
+from gate.providers.budget import Budget
 
 EXIT_OK, EXIT_FAIL, EXIT_HALTED, EXIT_INCONCLUSIVE, EXIT_INVALID = 0, 1, 2, 3, 4
 
@@ -78,23 +79,24 @@ def execute_run(
     _prepare_out(out)
     arm = Arm(arm_name, model, resolve_provider(project, model, provider), project)
     cfg = project.config
-    manifest = build_manifest(
-        project, kind="run", arms=[arm], max_rounds=rounds, seed=seed,
-        budget={"ceiling_usd": cfg.budget.ceiling_usd, "source": "config"},
-        command=sys.argv[1:],
-    )
-    write_json(out / "manifest.json", manifest)
     cells = [Cell(r, lt.task.id, arm.name) for r in range(1, rounds + 1) for lt in project.tasks]
+    budget = Budget(cfg.budget.ceiling_usd)
+    notices = Notices(console)
+    manifest: dict[str, Any] = {}
 
     async def go() -> Engine:
-        async with open_providers(project, {arm.provider}, options=options,
-                                  console=console) as providers:
+        async with open_providers(project, {arm.provider: {model}}, budget=budget,
+                                  notices=notices, seed=seed, options=options) as providers:
+            manifest.update(build_manifest(
+                project, kind="run", arms=[arm], max_rounds=rounds, seed=seed,
+                budget=budget.snapshot(), command=sys.argv[1:]))
+            write_json(out / "manifest.json", manifest)
             engine = Engine(
                 out, {arm.name: arm}, providers, seed=seed,
                 concurrency=min(cfg.run.concurrency, cfg.providers[arm.provider].concurrency),
                 max_tokens=cfg.run.max_tokens, temperature=cfg.run.temperature,
                 heartbeat_interval_s=heartbeat_interval_s or cfg.run.heartbeat_interval_s,
-                console=console,
+                console=console, notices=notices,
             )
             try:
                 await engine.run_cells(cells, label=f"{arm_name} {model}")
@@ -121,9 +123,12 @@ def finish_results(
         "response_ids": sum(1 for a in audit if a.get("response_id")),
         "attempts": len(audit),
     }
-    results = compute_results(manifest, trials, audit, halt=halt, lost_share_inconclusive=lost_share,
-                              evidence=evidence, **extra)
+    results = compute_results(manifest, trials, audit, halt=halt,
+                              lost_share_inconclusive=lost_share, evidence=evidence, **extra)
     write_results(out, results)
+    from gate.report.render import render_markdown
+
+    (out / "report.md").write_text(render_markdown(out), encoding="utf-8")
     return results
 
 

@@ -79,7 +79,8 @@ def validate(value: Any, schema: dict[str, Any], where: str = "arguments") -> li
 
 def _validate_object(value: dict[str, Any], schema: dict[str, Any], where: str) -> list[str]:
     props: dict[str, Any] = schema.get("properties") or {}
-    errors = [f"{where}: missing required {k!r}" for k in schema.get("required", []) if k not in value]
+    errors = [f"{where}: missing required {k!r}"
+              for k in schema.get("required", []) if k not in value]
     for key, item in value.items():
         if key not in props:
             errors.append(f"{where}: unexpected property {key!r}")

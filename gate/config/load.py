@@ -211,7 +211,9 @@ def _environments() -> dict[str, Any]:
     return dict(ENVIRONMENTS)
 
 
-def _load_tools(col: _Collector, config: GateConfig, source: FileSource) -> dict[str, list[ToolDef]]:
+def _load_tools(
+    col: _Collector, config: GateConfig, source: FileSource
+) -> dict[str, list[ToolDef]]:
     envs = _environments()
     tools: dict[str, list[ToolDef]] = {}
     for env_name, env_cls in sorted(envs.items()):

@@ -21,7 +21,9 @@ from gate.errors import ConfigError, RegistryWriteError
 WRITABLE: frozenset[str] = frozenset({"pending-evaluation", "in-progress", "pending-human-review"})
 
 
-def write_status(registry_path: Path, model_id: str, status: str, run_id: str | None = None) -> None:
+def write_status(
+    registry_path: Path, model_id: str, status: str, run_id: str | None = None
+) -> None:
     """Set ``model_id``'s evaluation_status (and last_run). Raises RegistryWriteError."""
     if not isinstance(status, str) or status not in WRITABLE:
         raise RegistryWriteError(

@@ -168,7 +168,7 @@ class GateConfig(Strict):
 
 
 class ModelEntry(Strict):
-    id: str = Field(min_length=1, description="exact provider model id, e.g. anthropic/claude-opus-4")
+    id: str = Field(min_length=1, description="exact provider model id (no fuzzy matching)")
     provider: str
     evaluation_status: EvaluationStatus
     notes: str | None = None

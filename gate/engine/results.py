@@ -11,6 +11,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from gate.config.schema import SloConfig
+from gate.engine.slos import evaluate_slos
 from gate.statistics import pass_hat_k, percentile, wilson_interval
 
 SCHEMA_VERSION = 1
@@ -109,6 +111,7 @@ def scope_accounting(
     *,
     decided_round: int | None,
     halt: dict[str, Any] | None,
+    stopped: str | None = None,
 ) -> dict[str, Any]:
     """Every planned cell ends as done, lost to the provider, not needed, or not run."""
     scope = manifest["scope"]
@@ -126,6 +129,8 @@ def scope_accounting(
                     state, reason = "not_needed", f"decided at round {decided_round}"
                 elif halt is not None:
                     state, reason = "not_run", f"{halt['kind']}: {halt['reason']}"
+                elif stopped is not None:
+                    state, reason = "not_run", stopped
                 else:
                     state, reason = "not_run", "not started"
                 counts[state] += 1
@@ -171,7 +176,7 @@ def compute_results(
     halt: dict[str, Any] | None,
     lost_share_inconclusive: float,
     decision: dict[str, Any] | None = None,
-    slos: dict[str, Any] | None = None,
+    slo_config: SloConfig | None = None,
     verdict: str | None = None,
     evidence: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -183,9 +188,13 @@ def compute_results(
         )
         for a in manifest["arms"]
     }
+    slos = None if slo_config is None else evaluate_slos(slo_config, arms["candidate"])
     decided = decision.get("decided_round") if decision else None
-    scope = scope_accounting(manifest, trials, decided_round=decided, halt=halt)
+    stopped = decision.get("stopped") if decision else None
+    scope = scope_accounting(manifest, trials, decided_round=decided, halt=halt, stopped=stopped)
     status, reasons = _status(arms, trials, halt, lost_share_inconclusive)
+    if stopped is not None and status == "complete":
+        status, reasons = "inconclusive", [*reasons, stopped]
     if status != "complete" and verdict in ("pass", "regression"):
         verdict = "inconclusive" if status == "inconclusive" else None
     return {

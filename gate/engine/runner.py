@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from gate.agent.loop import TrialSpec, TrialTrace, run_trial
 from gate.config.load import Project
 from gate.engine.jsonl import JsonlWriter
+from gate.engine.session import Notices
 from gate.environments import ENVIRONMENTS
 from gate.errors import CircuitBreakerError, HaltError, PausedError
 from gate.providers.base import Attempt, Provider, ProviderError
@@ -78,7 +79,6 @@ class Counters:
     cost_usd: float = 0.0
     trials_done: int = 0
     current: dict[str, Any] = field(default_factory=dict)
-    last_notice: str | None = None
 
 
 class Engine:
@@ -95,6 +95,7 @@ class Engine:
         heartbeat_interval_s: float,
         pause_file: Path | None = None,
         console: TextIO | None = None,
+        notices: Notices | None = None,
     ) -> None:
         self.out_dir = out_dir
         self.arms = arms
@@ -106,6 +107,7 @@ class Engine:
         self.heartbeat_interval_s = heartbeat_interval_s
         self.pause_file = pause_file
         self.console = console or sys.stderr
+        self.notices = notices or Notices(self.console)
         self.halt: Halt | None = None
         self.counters = Counters()
         self.audit = JsonlWriter(out_dir / "audit.jsonl")
@@ -116,11 +118,6 @@ class Engine:
     def close(self) -> None:
         for w in (self.audit, self.trials, self.heartbeat):
             w.close()
-
-    def notice(self, message: str) -> None:
-        """A visible message from a provider (retry wait, cooldown); also in the heartbeat."""
-        self.counters.last_notice = message
-        print(f"[gate] {message}", file=self.console, flush=True)
 
     # --- running ---------------------------------------------------------------------
 
@@ -258,7 +255,7 @@ class Engine:
         self.heartbeat.write({
             "ts": now_iso(), **c.current, "calls": c.calls,
             "failed_attempts": c.failed_attempts, "cost_usd": round(c.cost_usd, 8),
-            "trials_done": c.trials_done, "notice": c.last_notice,
+            "trials_done": c.trials_done, "notice": self.notices.last,
         })
 
 

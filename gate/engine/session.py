@@ -1,26 +1,49 @@
-"""One run from start to end: open providers, run cells, write results. Shared by
-``gate run``, ``gate smoke`` and ``gate sweep``."""
+"""Opening the providers of one run: every provider, the simulated one included, is reached
+over HTTP by the same OpenAI-compatible client, so the smoke test and the demo exercise the
+code that talks to the real provider. The ``mock`` provider is ``gate mock-server`` started
+on 127.0.0.1 for the length of the run.
+
+Before the first completion call: every model of the run is priced (an unpriced id fails
+closed, exit 4) and the provider's remaining balance lowers the budget ceiling.
+"""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TextIO
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TextIO
 
 from gate.config.load import Project
+from gate.config.schema import FaultConfig
 from gate.errors import ConfigError
 from gate.providers.base import Provider
+from gate.providers.budget import Budget
+
+if TYPE_CHECKING:
+    from gate.providers.mockserver import MockServer
 
 
 @dataclass
 class ProviderOptions:
-    """Knobs the smoke test and tests turn (fault injection into the mock provider)."""
+    """Knobs the smoke test and tests turn on the simulated provider."""
 
-    payment_required_after: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    payment_required_after: int | None = None  # a 402 after N completion calls
+    faults: FaultConfig | None = None  # overrides the mock provider's configured faults
+    fault_log: str | None = None  # JSONL of every request the mock server received
+
+
+class Notices:
+    """Provider notices (retry waits, cooldowns, halts): printed at once, kept for the heartbeat."""
+
+    def __init__(self, console: TextIO | None = None) -> None:
+        self.console = console or sys.stderr
+        self.last: str | None = None
+
+    def __call__(self, message: str) -> None:
+        self.last = message
+        print(f"[gate] {message}", file=self.console, flush=True)
 
 
 def resolve_provider(project: Project, model: str, explicit: str | None = None) -> str:
@@ -45,26 +68,45 @@ def resolve_provider(project: Project, model: str, explicit: str | None = None) 
 @asynccontextmanager
 async def open_providers(
     project: Project,
-    names: set[str],
+    models: Mapping[str, set[str]],
     *,
+    budget: Budget,
+    notices: Notices,
+    seed: int,
     options: ProviderOptions | None = None,
-    console: TextIO | None = None,
 ) -> AsyncIterator[dict[str, Provider]]:
-    """Open each named provider for one run and close it afterwards."""
-    from gate.providers.mock import MockProvider
+    """Open each provider (name -> the models the run will call on it) for one run."""
+    from gate.providers.factory import build_client, build_provider, fetch_balance, prepare_pricing
 
     options = options or ProviderOptions()
     opened: dict[str, Provider] = {}
-    try:
-        for name in sorted(names):
+    async with AsyncExitStack() as stack:
+        for name in sorted(models):
             cfg = project.config.providers[name]
+            base_url = None
             if cfg.type == "mock":
-                opened[name] = MockProvider(
-                    project, payment_required_after=options.payment_required_after, name=name)
-            else:
-                raise ConfigError.one(project.config_path, None,
-                                      f"provider {name!r}: HTTP providers are not wired yet")
+                server = stack.enter_context(_mock_server(project, name, seed, options))
+                base_url = server.base_url
+            client = await stack.enter_async_context(build_client(cfg))
+            provider = build_provider(name, cfg, client, budget=budget, notice=notices,
+                                      base_url=base_url, config_path=project.config_path)
+            await prepare_pricing(provider, sorted(models[name]))
+            await fetch_balance(provider, budget)
+            opened[name] = provider
         yield opened
-    finally:
-        for provider in opened.values():
-            await provider.aclose()
+
+
+def _mock_server(
+    project: Project, name: str, seed: int, options: ProviderOptions
+) -> MockServer:
+    from gate.providers.mock import MOCK_PRICES, MockProvider
+    from gate.providers.mockserver import MockServer, ServerOptions
+
+    cfg = project.config.providers[name]
+    faults = options.faults or cfg.faults or FaultConfig()
+    if options.payment_required_after is not None:
+        faults = faults.model_copy(update={"payment_required_after":
+                                           options.payment_required_after})
+    return MockServer(MockProvider(project, name=name), MOCK_PRICES, faults, seed=seed,
+                      fault_log_path=options.fault_log,
+                      options=ServerOptions(stall_s=cfg.timeout_s + 1.0, retry_after_s=0.01))

@@ -5,6 +5,7 @@ breaker (rule 7). Writes DIR/smoke.json with the config and file hashes it vouch
 from __future__ import annotations
 
 import io
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,9 @@ def run_smoke(project: Project, out: Path, *, seed: int,
     console = console or sys.stderr
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
+    for sub in ("expert", "random", "breaker"):  # the smoke's own runs, redone each time
+        shutil.rmtree(out / sub, ignore_errors=True)
+    (out / "smoke.json").unlink(missing_ok=True)
     checks: list[dict[str, Any]] = [{"name": "validate", "ok": True,
                                      "detail": f"{len(project.tasks)} tasks valid"}]
     tasks: dict[str, dict[str, Any]] = {lt.task.id: {"task": lt.task.id} for lt in project.tasks}

@@ -22,10 +22,11 @@ from gate.config.load import Project, load_project
 from gate.config.schema import SloConfig
 from gate.engine.decision import replay
 from gate.engine.jsonl import read_jsonl
-from gate.engine.runner import Arm, Cell, Engine
 from gate.engine.rundir import build_manifest, read_json, write_json
-from gate.engine.session import open_providers, resolve_provider
+from gate.engine.runner import Arm, Cell, Engine
+from gate.engine.session import Notices, open_providers, resolve_provider
 from gate.errors import ConfigError, ResumeError
+from gate.providers.budget import Budget
 
 EXIT_OK, EXIT_FAIL, EXIT_HALTED, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 
@@ -138,27 +139,27 @@ def check_smoke(project: Project, arms: list[Arm], smoke_dir: Path | None) -> No
                               "the smoke test ran on different config or files; run it again")
 
 
-def _prepare(project: Project, arms: list[Arm], opts: SweepOptions, max_rounds: int,
-             ceiling: float) -> dict[str, Any]:
+def _new_manifest(project: Project, arms: list[Arm], opts: SweepOptions, max_rounds: int,
+                  budget: dict[str, Any]) -> dict[str, Any]:
+    return build_manifest(project, kind="sweep", arms=arms, max_rounds=max_rounds,
+                          seed=opts.seed, budget=budget, command=sys.argv[1:])
+
+
+def _previous_run(project: Project, arms: list[Arm], opts: SweepOptions,
+                  max_rounds: int) -> dict[str, Any] | None:
+    """The manifest to resume (checked against the files as they are now), or None if fresh."""
     manifest_path = opts.out / "manifest.json"
-    fresh = build_manifest(
-        project, kind="sweep", arms=arms, max_rounds=max_rounds, seed=opts.seed,
-        budget={"ceiling_usd": ceiling, "source": "config" if opts.budget_usd is None
-                else "--budget-usd"},
-        command=sys.argv[1:],
-    )
     if opts.resume:
         if not manifest_path.exists():
             raise ResumeError(f"--resume: no run in {opts.out} (no manifest.json)")
         old: dict[str, Any] = read_json(manifest_path)
-        _check_resume(old, fresh)
+        _check_resume(old, _new_manifest(project, arms, opts, max_rounds, {}))
         return old
     if manifest_path.exists() or (opts.out / "trials.jsonl").exists():
         raise ConfigError.one(str(opts.out), None,
                               "run directory already holds a run; pass --resume or a new --out")
     opts.out.mkdir(parents=True, exist_ok=True)
-    write_json(manifest_path, fresh)
-    return fresh
+    return None
 
 
 def _check_resume(old: dict[str, Any], fresh: dict[str, Any]) -> None:
@@ -189,55 +190,81 @@ def run_sweep(
     ceiling = cfg.budget.ceiling_usd if opts.budget_usd is None else opts.budget_usd
     arms = build_arms(project, opts, config_path)
     check_smoke(project, arms, opts.smoke_dir)
-    manifest = _prepare(project, arms, opts, max_rounds, ceiling)
-    tasks = manifest["scope"]["tasks"]
+    previous = _previous_run(project, arms, opts, max_rounds)
+    spent_before = _spent(opts.out) if previous else 0.0
+    budget = Budget(max(0.0, ceiling - spent_before))
+    notices = Notices(console)
     by_name = {a.name: a for a in arms}
-    if opts.write_status:
-        _write_status(project, opts.candidate, "in-progress", manifest["run_id"])
+    models: dict[str, set[str]] = {}
+    for a in arms:
+        models.setdefault(a.provider, set()).add(a.model)
+    manifest: dict[str, Any] = dict(previous or {})
+    state: dict[str, Any] = {"stopped": None}
 
     async def go() -> Engine:
-        async with open_providers(project, {a.provider for a in arms},
-                                  console=console) as providers:
+        async with open_providers(project, models, budget=budget, notices=notices,
+                                  seed=opts.seed) as providers:
+            if previous is None:
+                snapshot = {**budget.snapshot(),
+                            "configured_by": "--budget-usd" if opts.budget_usd else "gate.yaml"}
+                manifest.update(_new_manifest(project, arms, opts, max_rounds, snapshot))
+                write_json(opts.out / "manifest.json", manifest)
+            if opts.write_status:
+                _write_status(project, opts.candidate, "in-progress", manifest["run_id"])
             engine = Engine(
                 opts.out, by_name, providers, seed=opts.seed,
                 concurrency=min([cfg.run.concurrency]
                                 + [cfg.providers[a.provider].concurrency for a in arms]),
                 max_tokens=cfg.run.max_tokens, temperature=cfg.run.temperature,
                 heartbeat_interval_s=cfg.run.heartbeat_interval_s,
-                pause_file=opts.pause_file, console=console,
+                pause_file=opts.pause_file, console=console, notices=notices,
             )
             try:
                 min_rounds = min(max_rounds, cfg.slos.pass_k.k if cfg.slos.pass_k else 1)
-                await _rounds(engine, opts.out, tasks, max_rounds, min_rounds, cfg.statistics,
-                              console)
+                state["stopped"] = await _rounds(
+                    engine, opts.out, manifest["scope"]["tasks"], max_rounds, min_rounds,
+                    cfg.statistics, console, budget)
             finally:
                 engine.close()
             return engine
 
     engine = asyncio.run(go())
     halt = None if engine.halt is None else engine.halt.__dict__
-    results = finish_sweep(opts.out, manifest, halt=halt, stats=cfg.statistics,
-                           slos=cfg.slos, lost_share=cfg.run.lost_share_inconclusive)
+    results = finish_sweep(opts.out, manifest, halt=halt, stopped=state["stopped"],
+                           lost_share=cfg.run.lost_share_inconclusive)
     if opts.write_status and results["status"] not in ("halted", "paused"):
         _write_status(project, opts.candidate, "pending-human-review", manifest["run_id"])
     return results
 
 
+def _spent(out: Path) -> float:
+    """What the run in ``out`` has spent so far, from its audit log."""
+    return sum(float(a.get("cost_computed_usd") or 0.0) for a in read_jsonl(out / "audit.jsonl"))
+
+
 async def _rounds(engine: Engine, out: Path, tasks: list[str], max_rounds: int,
-                  min_rounds: int, stats: Any, console: TextIO) -> None:
-    """Run rounds until the test decides; at least ``min_rounds`` (pass^k needs k trials)."""
+                  min_rounds: int, stats: Any, console: TextIO, budget: Budget) -> str | None:
+    """Run rounds until the test decides; at least ``min_rounds`` (pass^k needs k trials).
+
+    Returns why the sweep stopped before a decision, when the budget cannot cover another
+    round (an inconclusive result, not a halt: nothing was refused mid-round).
+    """
     for round_no in range(1, max_rounds + 1):
         trials = read_jsonl(out / "trials.jsonl")
         test, _log = replay(stats, trials, tasks, max_rounds)
         if test.verdict != "continue" and round_no > min_rounds:
-            return
+            return None
         done = {t["trial_id"] for t in trials}
         cells = [Cell(round_no, task, arm) for task in tasks for arm in ("candidate", "baseline")
                  if Cell(round_no, task, arm).trial_id not in done]
+        stop = _budget_stop(out, budget, round_no, len(cells), len(tasks) * 2)
+        if stop is not None and test.verdict == "continue":
+            print(f"[gate] {stop}", file=console, flush=True)
+            return stop
         if cells:
             await engine.run_cells(cells, label=f"round {round_no}/{max_rounds}")
         if engine.halt is not None:
-            return
+            return None
         trials = read_jsonl(out / "trials.jsonl")
         test, log = replay(stats, trials, tasks, max_rounds)
         if log and log[-1]["round"] == round_no:
@@ -246,6 +273,23 @@ async def _rounds(engine: Engine, out: Path, tasks: list[str], max_rounds: int,
                   f"{_fmt(last['mean_diff'])}, e_reject {last['e_reject']:.3g}, "
                   f"e_accept {last['e_accept']:.3g} -> {last['verdict']}",
                   file=console, flush=True)
+    return None
+
+
+def _budget_stop(out: Path, budget: Budget, round_no: int, cells: int,
+                 cells_per_round: int) -> str | None:
+    """Stop before a round the budget cannot cover, projected from the rounds so far."""
+    if round_no == 1 or cells == 0:
+        return None
+    spent_here = _spent(out)
+    per_cell = spent_here / max(1, (round_no - 1) * cells_per_round)
+    projected = per_cell * cells
+    snap = budget.snapshot()
+    if snap["spent_usd"] + projected > snap["ceiling_usd"]:
+        return (f"budget: round {round_no} would cost about ${projected:.4f}, "
+                f"${max(0.0, snap['ceiling_usd'] - snap['spent_usd']):.4f} left of "
+                f"${snap['ceiling_usd']:.4f}")
+    return None
 
 
 def _fmt(x: float | None) -> str:
@@ -263,23 +307,22 @@ def _write_status(project: Project, model: str, status: str, run_id: str) -> Non
 
 
 def finish_sweep(
-    out: Path, manifest: dict[str, Any], *, halt: dict[str, Any] | None, stats: Any,
-    slos: SloConfig, lost_share: float,
+    out: Path, manifest: dict[str, Any], *, halt: dict[str, Any] | None, stopped: str | None,
+    lost_share: float,
 ) -> dict[str, Any]:
     from gate.commands import finish_results
 
     trials = read_jsonl(out / "trials.jsonl")
-    decision, verdict = sweep_decision(manifest, trials, stats)
-    partial = finish_results(out, manifest, halt=halt, lost_share=lost_share,
-                             decision=decision, verdict=verdict, slos=None)
-    slo_result = evaluate_slos(slos, partial["arms"]["candidate"])
+    decision, verdict = sweep_decision(manifest, trials, stopped)
     return finish_results(out, manifest, halt=halt, lost_share=lost_share,
-                          decision=decision, verdict=verdict, slos=slo_result)
+                          decision=decision, verdict=verdict,
+                          slo_config=SloConfig.model_validate(manifest["slos"]))
 
 
 def sweep_decision(
-    manifest: dict[str, Any], trials: list[dict[str, Any]], stats: Any
+    manifest: dict[str, Any], trials: list[dict[str, Any]], stopped: str | None
 ) -> tuple[dict[str, Any], str | None]:
+    """The decision replayed from the trials; ``stopped`` is why a sweep ended undecided."""
     from gate.config.schema import StatisticsConfig
     from gate.statistics import fixed_sample_size
 
@@ -289,6 +332,8 @@ def sweep_decision(
     d = test.decision
     verdict = {"regression": "regression", "no_regression": "pass",
                "inconclusive": "inconclusive"}.get(d.verdict)
+    if verdict is None and stopped is not None:
+        verdict = "inconclusive"
     sigma2, sigma2_source = _variance_of_d(test.sum_d, test.sum_d2, test.pairs)
     n_fixed = math.ceil(fixed_sample_size(cfg.delta, sigma2, cfg.alpha, cfg.beta))
     decision = {
@@ -306,6 +351,7 @@ def sweep_decision(
         "fixed_sample_sigma2_source": sigma2_source,
         "fixed_sample_rounds": round(n_fixed / max(len(tasks), 1), 2),
         "rounds_log": json.loads(json.dumps(log)),
+        "stopped": stopped,
     }
     return decision, verdict
 
@@ -321,28 +367,3 @@ def _variance_of_d(sum_d: float, sum_d2: float, n: int) -> tuple[float, str]:
         if var > 0:
             return var, "observed"
     return PLANNING_SIGMA2, "planning value"
-
-
-def evaluate_slos(slos: SloConfig, arm: dict[str, Any]) -> dict[str, Any]:
-    """Task SLOs on the candidate arm; a missing figure is a breach (fail closed)."""
-    checks: list[dict[str, Any]] = []
-
-    def check(name: str, value: float | None, limit: float | None, higher_ok: bool) -> None:
-        if limit is None:
-            return
-        ok = value is not None and (value >= limit if higher_ok else value <= limit)
-        checks.append({"slo": name, "value": value, "limit": limit, "ok": ok,
-                       "direction": ">=" if higher_ok else "<="})
-
-    check("success_rate", arm["success_rate"], slos.success_rate_min, True)
-    if slos.pass_k is not None:
-        check(f"pass^{slos.pass_k.k}", arm["pass_k"].get(str(slos.pass_k.k)), slos.pass_k.min,
-              True)
-    check("p95_latency_s", arm["p95_s"], slos.p95_latency_s_max, False)
-    check("cost_per_success_usd", arm["cost_per_success_usd"], slos.cost_per_success_usd_max,
-          False)
-    attempts = arm["attempts"]
-    share = arm["provider_errors"]["total"] / attempts if attempts else None
-    check("provider_error_share", share, slos.provider_error_share_max, False)
-    return {"met": all(c["ok"] for c in checks), "checks": checks,
-            "breaches": [c["slo"] for c in checks if not c["ok"]]}

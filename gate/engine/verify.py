@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gate.config.schema import SloConfig, StatisticsConfig
+from gate.config.schema import SloConfig
 from gate.engine.jsonl import read_jsonl
 from gate.engine.results import compute_results, file_sha256
 from gate.engine.rundir import PARTIAL, RESULTS, read_json
@@ -38,16 +38,12 @@ def verify_run(run_dir: Path) -> list[str]:
     }
     extra: dict[str, Any] = {}
     if manifest["kind"] == "sweep":
-        from gate.engine.sweep import evaluate_slos, sweep_decision
+        from gate.engine.sweep import sweep_decision
 
-        decision, verdict = sweep_decision(manifest, trials, None)
-        extra = {"decision": decision, "verdict": verdict}
-        first = compute_results(manifest, trials, audit, halt=stored.get("halt"),
-                                lost_share_inconclusive=manifest["run"]["lost_share_inconclusive"],
-                                evidence=evidence, slos=None, **extra)
-        extra["slos"] = evaluate_slos(SloConfig.model_validate(manifest["slos"]),
-                                      first["arms"]["candidate"])
-        StatisticsConfig.model_validate(manifest["statistics"])
+        stopped = (stored.get("decision") or {}).get("stopped")
+        decision, verdict = sweep_decision(manifest, trials, stopped)
+        extra = {"decision": decision, "verdict": verdict,
+                 "slo_config": SloConfig.model_validate(manifest["slos"])}
     derived = compute_results(manifest, trials, audit, halt=stored.get("halt"),
                               lost_share_inconclusive=manifest["run"]["lost_share_inconclusive"],
                               evidence=evidence, **extra)

@@ -10,7 +10,8 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("report", help="render the report of a run directory (also writes DIR/report.md)")
+    p = sub.add_parser("report",
+                       help="render the report of a run directory (also writes DIR/report.md)")
     p.add_argument("--config", default="gate.yaml")
     p.add_argument("--run", required=True, type=Path)
     p.add_argument("--format", choices=("md", "json"), default="md")

@@ -14,7 +14,8 @@ def test_duplicate_key_names_file_and_both_lines() -> None:
     (problem,) = err.value.problems
     assert problem.path == "models.yaml"
     assert problem.line == 4
-    assert "duplicate key 'id'" in problem.message and "line 2" in problem.message
+    assert "duplicate key 'id'" in problem.message
+    assert "line 2" in problem.message
 
 
 def test_syntax_error_has_line() -> None:

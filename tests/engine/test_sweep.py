@@ -167,7 +167,8 @@ def test_baseline_ref_uses_the_prompts_of_that_ref(project_dir: Path, tmp_path: 
     assert arms["candidate"]["prompts_tools"] == "worktree"
     assert arms["baseline"]["prompts_tools"] != "worktree"
     keys = manifest["files_sha256"]
-    base_prompt = next(k for k in keys if k.endswith("prompts/incident.md") and k != "prompts/incident.md")
+    base_prompt = next(k for k in keys
+                       if k.endswith("prompts/incident.md") and k != "prompts/incident.md")
     assert keys[base_prompt] != keys["prompts/incident.md"]
     trials = read_jsonl(out / "trials.jsonl")
     assert {t["arm"] for t in trials} == {"candidate", "baseline"}

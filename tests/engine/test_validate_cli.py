@@ -16,7 +16,9 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_repository_is_valid(project_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_repository_is_valid(
+    project_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = run(capsys, "validate", "--config", str(project_dir / "gate.yaml"))
     assert code == 0
     n = int(re.search(r"ok: (\d+) tasks", out).group(1))  # type: ignore[union-attr]
@@ -51,7 +53,9 @@ def test_corrupting_any_task_or_fixture_fails_and_names_it(
     assert re.search(re.escape(relpath) + r":\d+: ", err), err
 
 
-def test_duplicate_key_in_models_yaml(project_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_duplicate_key_in_models_yaml(
+    project_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = project_dir / "models.yaml"
     path.write_text(path.read_text().replace(
         "    provider: mock\n    evaluation_status: adopted",
@@ -65,13 +69,16 @@ def _first(kind: str, project_dir: Path) -> Path:
     return sorted((project_dir / kind).rglob("*.yaml"))[0]
 
 
-def test_task_naming_a_missing_fixture(project_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_task_naming_a_missing_fixture(
+    project_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     task = _first("tasks", project_dir)
     text = task.read_text()
     task.write_text(re.sub(r"fixture: .*", "fixture: incident/does-not-exist.yaml", text))
     code, _, err = run(capsys, "validate", "--config", str(project_dir / "gate.yaml"))
     assert code == 4
-    assert "does-not-exist.yaml" in err and task.name in err
+    assert "does-not-exist.yaml" in err
+    assert task.name in err
 
 
 def test_reference_that_misses_the_expected_state(
@@ -79,7 +86,7 @@ def test_reference_that_misses_the_expected_state(
 ) -> None:
     fixture = _first("fixtures", project_dir)
     lines = fixture.read_text().splitlines(keepends=True)
-    start = next(i for i, l in enumerate(lines) if l.startswith("reference_trajectory:"))
+    start = next(i for i, line in enumerate(lines) if line.startswith("reference_trajectory:"))
     # drop the last call of the reference trajectory
     end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith((" ", "-"))),
                len(lines))
@@ -88,10 +95,13 @@ def test_reference_that_misses_the_expected_state(
     fixture.write_text("".join(lines))
     code, _, err = run(capsys, "validate", "--config", str(project_dir / "gate.yaml"))
     assert code == 4
-    assert "does not reach the expected end state" in err and fixture.name in err
+    assert "does not reach the expected end state" in err
+    assert fixture.name in err
 
 
-def test_empty_reference_output(project_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_empty_reference_output(
+    project_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     fixture = _first("fixtures", project_dir)
     text = fixture.read_text()
     fixture.write_text(re.sub(r"(?ms)^reference_output:.*?(?=^\S|\Z)", 'reference_output: ""\n',
@@ -101,7 +111,9 @@ def test_empty_reference_output(project_dir: Path, capsys: pytest.CaptureFixture
     assert "reference_output is empty" in err
 
 
-def test_duplicate_task_id(project_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_duplicate_task_id(
+    project_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     first, second = sorted((project_dir / "tasks" / "orders").glob("*.yaml"))[:2]
     task_id = re.search(r"^id: (.*)$", first.read_text(), re.M).group(1)  # type: ignore[union-attr]
     second.write_text(re.sub(r"^id: .*$", f"id: {task_id}", second.read_text(), flags=re.M))
@@ -124,7 +136,9 @@ def test_tool_file_without_implementation_and_implementation_without_file(
     assert f"implements {tool.stem!r} but no tool file declares it" in err
 
 
-def test_unknown_key_in_gate_yaml(project_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_key_in_gate_yaml(
+    project_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = project_dir / "gate.yaml"
     cfg.write_text(cfg.read_text().replace("budget:\n", "budget:\n  ceilng_usd: 3\n"))
     code, _, err = run(capsys, "validate", "--config", str(cfg))
