@@ -71,6 +71,7 @@ class FaultConfig(Strict):
     rate: float = Field(0.0, ge=0, le=1, description="share of calls that get a fault")
     kinds: list[FaultKind] = Field(default_factory=lambda: list(DEFAULT_FAULTS))
     payment_required_after: int | None = Field(None, ge=0, description="402 after N calls")
+    log: str | None = Field(None, description="JSONL file of every request and fault injected")
 
 
 class ProviderConfig(Strict):

@@ -108,5 +108,5 @@ def _mock_server(
         faults = faults.model_copy(update={"payment_required_after":
                                            options.payment_required_after})
     return MockServer(MockProvider(project, name=name), MOCK_PRICES, faults, seed=seed,
-                      fault_log_path=options.fault_log,
+                      fault_log_path=options.fault_log or faults.log,
                       options=ServerOptions(stall_s=cfg.timeout_s + 1.0, retry_after_s=0.01))
