@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from gate.config.load import Project, load_project
 from gate.engine.jsonl import read_jsonl
+from gate.engine.plan import plan_units
 from gate.engine.results import compute_results, file_sha256
 from gate.engine.rundir import build_manifest, write_json, write_results
 from gate.engine.runner import Arm, Cell, Engine
@@ -79,7 +80,8 @@ def execute_run(
     _prepare_out(out)
     arm = Arm(arm_name, model, resolve_provider(project, model, provider), project)
     cfg = project.config
-    cells = [Cell(r, lt.task.id, arm.name) for r in range(1, rounds + 1) for lt in project.tasks]
+    units = plan_units("rounds", [lt.task.id for lt in project.tasks], rounds, seed, 1)
+    cells = [Cell(u.index, u.task, arm.name) for u in units]
     budget = Budget(cfg.budget.ceiling_usd)
     notices = Notices(console)
     manifest: dict[str, Any] = {}

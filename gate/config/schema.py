@@ -117,6 +117,9 @@ class StatisticsConfig(Strict):
     score: Literal["success", "reward"] = Field(
         "success", description="paired score: 0/1 success, or partial-credit reward in [0,1]")
     plug_in: bool = Field(True, description="predictable plug-in bet (else the fixed lam)")
+    schedule: Literal["rounds", "iid"] = Field(
+        "rounds", description="rounds: every task each round; iid: tasks drawn at random")
+    batch: int = Field(8, ge=1, description="iid: paired units between two decision checks")
 
 
 class BudgetConfig(Strict):

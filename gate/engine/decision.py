@@ -1,8 +1,8 @@
 """The sweep's statistical decision, replayed from trials.jsonl alone.
 
 The sweep and ``gate verify`` both call ``replay``: the decision is a pure function of the
-finished trials, so a resumed sweep continues exactly where it stopped and a verifier can
-re-derive it.
+finished trials and the planned units, so a resumed sweep continues exactly where it stopped
+and a verifier can re-derive it.
 """
 
 from __future__ import annotations
@@ -10,19 +10,23 @@ from __future__ import annotations
 from typing import Any
 
 from gate.config.schema import StatisticsConfig
+from gate.engine.plan import Unit, batches
 from gate.statistics import PairedSequentialTest
 
 
-def round_pairs(
-    trials: list[dict[str, Any]], tasks: list[str], round_no: int, score: str,
+def batch_pairs(
+    trials_by_id: dict[str, dict[str, Any]], units: list[Unit], score: str,
     candidate: str = "candidate", baseline: str = "baseline",
 ) -> tuple[list[float], bool]:
-    """Differences of the complete pairs of a round, and whether every cell has finished."""
-    cells = {(t["arm"], t["task"]): t for t in trials if t["round"] == round_no}
+    """Differences of the complete pairs of a batch, and whether every cell has finished.
+
+    A pair lost to a provider error on either side is left out (never scored as a failure).
+    """
     diffs: list[float] = []
     finished = True
-    for task in tasks:
-        c, b = cells.get((candidate, task)), cells.get((baseline, task))
+    for unit in units:
+        c = trials_by_id.get(unit.trial_id(candidate))
+        b = trials_by_id.get(unit.trial_id(baseline))
         if c is None or b is None:
             finished = False
             continue
@@ -36,18 +40,20 @@ def _score(trial: dict[str, Any], score: str) -> float:
 
 
 def replay(
-    stats: StatisticsConfig, trials: list[dict[str, Any]], tasks: list[str], max_rounds: int,
+    stats: StatisticsConfig, trials: list[dict[str, Any]], units: list[Unit],
 ) -> tuple[PairedSequentialTest, list[dict[str, Any]]]:
-    """Feed every finished round, in order, to a fresh test. Returns it and the per-round log."""
-    test = PairedSequentialTest(stats.delta, stats.alpha, stats.beta, stats.lam, max_rounds,
+    """Feed every finished batch, in order, to a fresh test. Returns it and the per-check log."""
+    groups = batches(units)
+    test = PairedSequentialTest(stats.delta, stats.alpha, stats.beta, stats.lam, len(groups),
                                 stats.plug_in)
+    by_id = {t["trial_id"]: t for t in trials}
     log: list[dict[str, Any]] = []
-    for round_no in range(1, max_rounds + 1):
-        diffs, finished = round_pairs(trials, tasks, round_no, stats.score)
+    for number, group in enumerate(groups, start=1):
+        diffs, finished = batch_pairs(by_id, group, stats.score)
         if not finished:
             break
         d = test.update(diffs)
-        log.append({"round": round_no, "pairs": len(diffs), "verdict": d.verdict,
+        log.append({"round": number, "pairs": len(diffs), "verdict": d.verdict,
                     "e_reject": d.e_reject, "e_accept": d.e_accept,
                     "mean_diff": sum(diffs) / len(diffs) if diffs else None})
         if d.decided:

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from gate.config.schema import SloConfig
+from gate.engine.plan import units_of
 from gate.engine.slos import evaluate_slos
 from gate.statistics import pass_hat_k, percentile, wilson_interval
 
 SCHEMA_VERSION = 1
 COST_DIVERGENCE = 0.05  # reported vs computed cost, relative
+MAX_PASS_K = 8
 
 
 def file_sha256(path: Path) -> str | None:
@@ -45,7 +47,8 @@ def arm_summary(
     by_task: dict[str, list[bool]] = defaultdict(list)
     for t in scored:
         by_task[t["task"]].append(bool(t["success"]))
-    max_k = min((len(v) for v in by_task.values()), default=0)
+    # pass^k over the tasks with at least k trials (all of them under the rounds schedule)
+    max_k = min(max((len(v) for v in by_task.values()), default=0), MAX_PASS_K)
     lo, hi = wilson_interval(successes, n) if n else (None, None)
     return {
         **arm,
@@ -118,26 +121,26 @@ def scope_accounting(
     by_id = {t["trial_id"]: t for t in trials}
     counts: Counter[str] = Counter()
     not_done: list[dict[str, Any]] = []
-    for rnd in range(1, int(scope["max_rounds"]) + 1):
-        for task in scope["tasks"]:
-            for arm in scope["arms"]:
-                trial = by_id.get(f"{arm}/{task}/r{rnd}")
-                if trial is not None:
-                    state = "done" if trial["status"] == "scored" else "lost_to_provider"
-                    reason = None if state == "done" else trial["provider_error"]["kind"]
-                elif decided_round is not None and rnd > decided_round:
-                    state, reason = "not_needed", f"decided at round {decided_round}"
-                elif halt is not None:
-                    state, reason = "not_run", f"{halt['kind']}: {halt['reason']}"
-                elif stopped is not None:
-                    state, reason = "not_run", stopped
-                else:
-                    state, reason = "not_run", "not started"
-                counts[state] += 1
-                if state != "done":
-                    not_done.append({"arm": arm, "task": task, "round": rnd,
-                                     "state": state, "reason": reason})
-    planned = int(scope["max_rounds"]) * len(scope["tasks"]) * len(scope["arms"])
+    units = units_of(scope)
+    for unit in units:
+        for arm in scope["arms"]:
+            trial = by_id.get(unit.trial_id(arm))
+            if trial is not None:
+                state = "done" if trial["status"] == "scored" else "lost_to_provider"
+                reason = None if state == "done" else trial["provider_error"]["kind"]
+            elif decided_round is not None and unit.batch > decided_round:
+                state, reason = "not_needed", f"decided at check {decided_round}"
+            elif halt is not None:
+                state, reason = "not_run", f"{halt['kind']}: {halt['reason']}"
+            elif stopped is not None:
+                state, reason = "not_run", stopped
+            else:
+                state, reason = "not_run", "not started"
+            counts[state] += 1
+            if state != "done":
+                not_done.append({"arm": arm, "task": unit.task, "round": unit.index,
+                                 "state": state, "reason": reason})
+    planned = len(units) * len(scope["arms"])
     return {
         "planned": planned,
         "counts": {k: counts.get(k, 0) for k in ("done", "lost_to_provider", "not_needed",

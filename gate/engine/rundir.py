@@ -13,6 +13,7 @@ from typing import Any
 
 from gate import __version__
 from gate.config.load import Project
+from gate.engine.plan import plan_units
 from gate.engine.runner import Arm
 
 RESULTS = "results.json"
@@ -49,6 +50,7 @@ def build_manifest(
     seed: int,
     budget: dict[str, Any],
     command: list[str],
+    schedule: str = "rounds",
 ) -> dict[str, Any]:
     hashes: dict[str, str] = dict(project.hashes)
     for arm in arms:
@@ -65,17 +67,27 @@ def build_manifest(
         "config_sha256": project.config_sha256,
         "files_sha256": dict(sorted(hashes.items())),
         "arms": [a.describe() for a in arms],
-        "scope": {
-            "arms": [a.name for a in arms],
-            "tasks": [lt.task.id for lt in project.tasks],
-            "max_rounds": max_rounds,
-            "cells": len(arms) * len(project.tasks) * max_rounds,
-        },
+        "scope": _scope(project, arms, max_rounds, seed, schedule),
         "seed": seed,
         "statistics": project.config.statistics.model_dump(),
         "slos": project.config.slos.model_dump(),
         "run": project.config.run.model_dump(),
         "budget": budget,
+    }
+
+
+def _scope(project: Project, arms: list[Arm], max_rounds: int, seed: int,
+           schedule: str) -> dict[str, Any]:
+    """The declared scope: every (arm, unit) cell the run may run, decided before any call."""
+    tasks = [lt.task.id for lt in project.tasks]
+    units = plan_units(schedule, tasks, max_rounds, seed, project.config.statistics.batch)
+    return {
+        "schedule": schedule,
+        "arms": [a.name for a in arms],
+        "tasks": tasks,
+        "max_rounds": max_rounds,
+        "units": [[u.index, u.task, u.batch] for u in units],
+        "cells": len(arms) * len(units),
     }
 
 

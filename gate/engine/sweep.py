@@ -22,6 +22,7 @@ from gate.config.load import Project, load_project
 from gate.config.schema import SloConfig
 from gate.engine.decision import replay
 from gate.engine.jsonl import read_jsonl
+from gate.engine.plan import Unit, batches, units_of
 from gate.engine.rundir import build_manifest, read_json, write_json
 from gate.engine.runner import Arm, Cell, Engine
 from gate.engine.session import Notices, open_providers, resolve_provider
@@ -142,7 +143,8 @@ def check_smoke(project: Project, arms: list[Arm], smoke_dir: Path | None) -> No
 def _new_manifest(project: Project, arms: list[Arm], opts: SweepOptions, max_rounds: int,
                   budget: dict[str, Any]) -> dict[str, Any]:
     return build_manifest(project, kind="sweep", arms=arms, max_rounds=max_rounds,
-                          seed=opts.seed, budget=budget, command=sys.argv[1:])
+                          seed=opts.seed, budget=budget, command=sys.argv[1:],
+                          schedule=project.config.statistics.schedule)
 
 
 def _previous_run(project: Project, arms: list[Arm], opts: SweepOptions,
@@ -220,9 +222,8 @@ def run_sweep(
                 pause_file=opts.pause_file, console=console, notices=notices,
             )
             try:
-                min_rounds = min(max_rounds, cfg.slos.pass_k.k if cfg.slos.pass_k else 1)
                 state["stopped"] = await _rounds(
-                    engine, opts.out, manifest["scope"]["tasks"], max_rounds, min_rounds,
+                    engine, opts.out, units_of(manifest["scope"]), _min_checks(project),
                     cfg.statistics, console, budget)
             finally:
                 engine.close()
@@ -242,51 +243,58 @@ def _spent(out: Path) -> float:
     return sum(float(a.get("cost_computed_usd") or 0.0) for a in read_jsonl(out / "audit.jsonl"))
 
 
-async def _rounds(engine: Engine, out: Path, tasks: list[str], max_rounds: int,
-                  min_rounds: int, stats: Any, console: TextIO, budget: Budget) -> str | None:
-    """Run rounds until the test decides; at least ``min_rounds`` (pass^k needs k trials).
+def _min_checks(project: Project) -> int:
+    """Checks to run even after a decision, so pass^k has k trials per task (rounds only)."""
+    stats, slos = project.config.statistics, project.config.slos
+    if stats.schedule != "rounds" or slos.pass_k is None:
+        return 1
+    return slos.pass_k.k
+
+
+async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
+                  stats: Any, console: TextIO, budget: Budget) -> str | None:
+    """Run batches (rounds) until the test decides, and at least ``min_checks`` of them.
 
     Returns why the sweep stopped before a decision, when the budget cannot cover another
-    round (an inconclusive result, not a halt: nothing was refused mid-round).
+    batch (an inconclusive result, not a halt: nothing was refused mid-batch).
     """
-    for round_no in range(1, max_rounds + 1):
+    groups = batches(units)
+    for number, group in enumerate(groups, start=1):
         trials = read_jsonl(out / "trials.jsonl")
-        test, _log = replay(stats, trials, tasks, max_rounds)
-        if test.verdict != "continue" and round_no > min_rounds:
+        test, _log = replay(stats, trials, units)
+        if test.verdict != "continue" and number > min_checks:
             return None
         done = {t["trial_id"] for t in trials}
-        cells = [Cell(round_no, task, arm) for task in tasks for arm in ("candidate", "baseline")
-                 if Cell(round_no, task, arm).trial_id not in done]
-        stop = _budget_stop(out, budget, round_no, len(cells), len(tasks) * 2)
+        cells = [Cell(u.index, u.task, arm) for u in group for arm in ("candidate", "baseline")
+                 if u.trial_id(arm) not in done]
+        stop = _budget_stop(out, budget, number, len(cells), len(trials))
         if stop is not None and test.verdict == "continue":
             print(f"[gate] {stop}", file=console, flush=True)
             return stop
         if cells:
-            await engine.run_cells(cells, label=f"round {round_no}/{max_rounds}")
+            await engine.run_cells(cells, label=f"check {number}/{len(groups)}")
         if engine.halt is not None:
             return None
         trials = read_jsonl(out / "trials.jsonl")
-        test, log = replay(stats, trials, tasks, max_rounds)
-        if log and log[-1]["round"] == round_no:
+        test, log = replay(stats, trials, units)
+        if log and log[-1]["round"] == number:
             last = log[-1]
-            print(f"[gate] round {last['round']}: {last['pairs']} pairs, mean diff "
+            print(f"[gate] check {last['round']}: {last['pairs']} pairs, mean diff "
                   f"{_fmt(last['mean_diff'])}, e_reject {last['e_reject']:.3g}, "
                   f"e_accept {last['e_accept']:.3g} -> {last['verdict']}",
                   file=console, flush=True)
     return None
 
 
-def _budget_stop(out: Path, budget: Budget, round_no: int, cells: int,
-                 cells_per_round: int) -> str | None:
-    """Stop before a round the budget cannot cover, projected from the rounds so far."""
-    if round_no == 1 or cells == 0:
+def _budget_stop(out: Path, budget: Budget, number: int, cells: int,
+                 cells_done: int) -> str | None:
+    """Stop before a batch the budget cannot cover, projected from the cost per cell so far."""
+    if cells_done == 0 or cells == 0:
         return None
-    spent_here = _spent(out)
-    per_cell = spent_here / max(1, (round_no - 1) * cells_per_round)
-    projected = per_cell * cells
+    projected = _spent(out) / cells_done * cells
     snap = budget.snapshot()
     if snap["spent_usd"] + projected > snap["ceiling_usd"]:
-        return (f"budget: round {round_no} would cost about ${projected:.4f}, "
+        return (f"budget: check {number} would cost about ${projected:.4f}, "
                 f"${max(0.0, snap['ceiling_usd'] - snap['spent_usd']):.4f} left of "
                 f"${snap['ceiling_usd']:.4f}")
     return None
@@ -327,8 +335,8 @@ def sweep_decision(
     from gate.statistics import fixed_sample_size
 
     cfg = StatisticsConfig.model_validate(manifest["statistics"])
-    tasks, max_rounds = manifest["scope"]["tasks"], manifest["scope"]["max_rounds"]
-    test, log = replay(cfg, trials, tasks, max_rounds)
+    tasks = manifest["scope"]["tasks"]
+    test, log = replay(cfg, trials, units_of(manifest["scope"]))
     d = test.decision
     verdict = {"regression": "regression", "no_regression": "pass",
                "inconclusive": "inconclusive"}.get(d.verdict)

@@ -172,3 +172,33 @@ def test_baseline_ref_uses_the_prompts_of_that_ref(project_dir: Path, tmp_path: 
     assert keys[base_prompt] != keys["prompts/incident.md"]
     trials = read_jsonl(out / "trials.jsonl")
     assert {t["arm"] for t in trials} == {"candidate", "baseline"}
+
+
+def _iid(project_dir: Path) -> None:
+    cfg = project_dir / "gate.yaml"
+    cfg.write_text(cfg.read_text().replace("statistics:\n", "statistics:\n  schedule: iid\n", 1))
+
+
+def test_iid_schedule_decides_on_drawn_units_and_verifies(project_dir: Path,
+                                                          tmp_path: Path) -> None:
+    _iid(project_dir)
+    out = tmp_path / "s"
+    assert sweep(project_dir, out, "--candidate", "mock/expert@0.8",
+                 "--baseline", "mock/expert") == 1
+    r = results_of(out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["scope"]["schedule"] == "iid"
+    units = manifest["scope"]["units"]
+    assert len(units) == 16 * len(manifest["scope"]["tasks"])
+    assert len({task for _, task, _ in units}) > 20  # drawn across the suite
+    assert r["verdict"] == "regression"
+    assert r["decision"]["pairs"] % 8 == 0  # checked after each batch of 8 pairs
+    assert r["decision"]["pairs"] < 40  # sooner than a whole round
+    assert gate("verify", "--run", str(out)) == 0
+
+
+def test_iid_identical_arms_pass(project_dir: Path, tmp_path: Path) -> None:
+    _iid(project_dir)
+    out = tmp_path / "s"
+    assert sweep(project_dir, out, "--candidate", "mock/expert", "--baseline", "mock/expert") == 0
+    assert results_of(out)["verdict"] == "pass"

@@ -1,0 +1,55 @@
+"""The plan of a run: which paired units run, and in which batches the decision is checked.
+
+A unit is one (index, task): every arm runs it with the same trial seed. Two schedules:
+
+- ``rounds`` (default): round r runs every task once; the decision is checked after each
+  round. The manifest's scope is arms x tasks x rounds.
+- ``iid``: unit k runs a task drawn uniformly, with replacement, from the suite (drawn from
+  the run seed, so the plan is fixed before any call); the decision is checked after every
+  ``batch`` units. Each batch is then i.i.d. draws from the suite, which keeps the e-processes
+  valid for the suite-average null at every check (gate.statistics.eprocess), and the finer
+  checks stop sooner (bench/sequential.py measures how much). The same number of units as
+  ``rounds`` is planned: max_rounds x tasks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Unit:
+    index: int  # the round (rounds) or the draw number (iid); part of the trial id
+    task: str
+    batch: int  # the decision check this unit belongs to (1-based)
+
+    def trial_id(self, arm: str) -> str:
+        return f"{arm}/{self.task}/r{self.index}"
+
+
+def _draw(seed: int, k: int, n: int) -> int:
+    digest = hashlib.sha256(f"iid|{seed}|{k}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % n
+
+
+def plan_units(
+    schedule: str, tasks: list[str], max_rounds: int, seed: int, batch: int
+) -> list[Unit]:
+    if schedule == "iid":
+        return [Unit(k, tasks[_draw(seed, k, len(tasks))], (k - 1) // batch + 1)
+                for k in range(1, max_rounds * len(tasks) + 1)]
+    return [Unit(r, task, r) for r in range(1, max_rounds + 1) for task in tasks]
+
+
+def units_of(scope: dict[str, Any]) -> list[Unit]:
+    """The planned units recorded in a manifest's scope."""
+    return [Unit(int(i), str(t), int(b)) for i, t, b in scope["units"]]
+
+
+def batches(units: list[Unit]) -> list[list[Unit]]:
+    out: dict[int, list[Unit]] = {}
+    for unit in units:
+        out.setdefault(unit.batch, []).append(unit)
+    return [out[b] for b in sorted(out)]
