@@ -176,7 +176,9 @@ def test_baseline_ref_uses_the_prompts_of_that_ref(project_dir: Path, tmp_path: 
 
 def _iid(project_dir: Path) -> None:
     cfg = project_dir / "gate.yaml"
-    cfg.write_text(cfg.read_text().replace("statistics:\n", "statistics:\n  schedule: iid\n", 1))
+    text = cfg.read_text()
+    assert "  schedule: rounds" in text
+    cfg.write_text(text.replace("  schedule: rounds", "  schedule: iid", 1))
 
 
 def test_iid_schedule_decides_on_drawn_units_and_verifies(project_dir: Path,
