@@ -7,6 +7,7 @@ or when a scored trial cites a response id the audit log does not hold (a fabric
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,10 @@ def verify_run(run_dir: Path) -> list[str]:
 def _fabrication(trials: list[dict[str, Any]], audit: list[dict[str, Any]]) -> list[str]:
     ok_ids = {(a["arm"], a["task"], a["round"], a["response_id"])
               for a in audit if a["outcome"] == "ok" and a.get("response_id")}
-    problems = []
+    seen: Counter[str] = Counter(a["response_id"] for a in audit
+                                 if a["outcome"] == "ok" and a.get("response_id"))
+    problems = [f"response id {rid!r} appears {n} times in the audit log (one response, one "
+                "line)" for rid, n in sorted(seen.items()) if n > 1]
     for t in trials:
         if t.get("status") != "scored":
             continue

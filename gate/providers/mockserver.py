@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import random
 import socket
 import threading
@@ -101,6 +102,7 @@ class MockServer:
         self.prices = dict(prices)
         self.faults = faults or FaultConfig()
         self.seed = seed
+        self._instance = os.urandom(8).hex()  # response ids never repeat across server starts
         self.options = options or ServerOptions()
         self.requests: list[RequestRecord] = []
         self.events: list[dict[str, Any]] = []
@@ -231,7 +233,7 @@ class MockServer:
             self._spent += cost
 
     def response_id(self, seq: int) -> str:
-        digest = hashlib.sha256(f"{self.seed}:{seq}".encode()).hexdigest()
+        digest = hashlib.sha256(f"{self.seed}:{self._instance}:{seq}".encode()).hexdigest()
         return f"gen-{digest[:24]}"
 
     def _draw_fault(self, seq: int) -> str | None:

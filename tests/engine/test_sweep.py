@@ -204,3 +204,16 @@ def test_iid_identical_arms_pass(project_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "s"
     assert sweep(project_dir, out, "--candidate", "mock/expert", "--baseline", "mock/expert") == 0
     assert results_of(out)["verdict"] == "pass"
+
+
+def test_verify_rejects_a_response_id_used_twice(project_dir: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "s"
+    sweep(project_dir, out, "--candidate", "mock/expert", "--baseline", "mock/expert",
+          "--max-rounds", "1")
+    lines = (out / "audit.jsonl").read_text().splitlines()
+    first, second = json.loads(lines[0]), json.loads(lines[1])
+    second["response_id"] = first["response_id"]
+    (out / "audit.jsonl").write_text("\n".join([lines[0], json.dumps(second), *lines[2:]]) + "\n")
+    assert gate("verify", "--run", str(out)) == 1
+    assert "appears 2 times" in capsys.readouterr().out
