@@ -97,6 +97,7 @@ def render_markdown(run_dir: Path, limit: int = COMMENT_LIMIT) -> str:
             summary_line=_summary_line(results, manifest), task_rows=rows[:shown],
             truncated=len(rows) - shown, summary_url=url, chart=_chart(results),
             pct=_pct, usd=_usd, num=_num, sci=_sci, passk=_passk,
+            spent=sum(float(a["cost_usd"] or 0.0) for a in results["arms"].values()),
         )
         if len(text) < limit or shown == 0:
             return text

@@ -111,3 +111,31 @@ def test_the_api_key_appears_in_no_artifact_and_no_output(
     assert leaked == []
     assert len(texts) >= 7
     assert os.environ["GATE_TEST_KEY"] == key
+
+
+def test_provider_balance_lowers_the_ceiling_and_the_breaker_halts(
+    project_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gate.config.load import load_project
+
+    monkeypatch.setenv("GATE_TEST_KEY", "sk-test-balance")
+    backend = MockProvider(load_project(project_dir / "gate.yaml"))
+    with MockServer(backend, MOCK_PRICES, None, seed=1,
+                    options=ServerOptions(limit_remaining=0.01)) as server:
+        cfg = project_dir / "gate.yaml"
+        cfg.write_text(cfg.read_text().replace("providers:\n", (
+            "providers:\n  local:\n    type: openai\n"
+            f"    base_url: {server.base_url}\n    api_key_env: GATE_TEST_KEY\n"), 1))
+        out = tmp_path / "run"
+        code = main(["run", "--config", str(cfg), "--model", "mock/expert", "--provider", "local",
+                     "--rounds", "1", "--out", str(out)])
+        spent_on_server = server.spent_usd
+    assert code == 2
+    err = capsys.readouterr().err
+    assert re.search(r"\[CIRCUIT BREAKER\] budget ceiling \$0\.01.* at task \S+, round 1", err), err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["budget"]["source"] == "provider_balance"
+    assert manifest["budget"]["ceiling_usd"] == 0.01
+    assert spent_on_server <= 0.01
+    assert "the provider's remaining balance" in (out / "report.md").read_text()
