@@ -271,9 +271,10 @@ class _Progress:
         self.step = max(1, total // 10)
         self._bar: Any = None
         if self.tty and total:
+            from rich.console import Console
             from rich.progress import Progress
 
-            self._bar = Progress(transient=True)
+            self._bar = Progress(console=Console(file=console), transient=True)
             self._bar.start()
             self._task = self._bar.add_task(label, total=total)
 
