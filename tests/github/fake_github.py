@@ -488,6 +488,19 @@ def pull_event(name: str, *, repo: str, number: int, author: str, base_sha: str,
     return event
 
 
+def use_fake_github(monkeypatch: Any, fake: FakeGitHub, tmp_path: Path, *, token: str,
+                    repo: str, event: dict[str, Any]) -> None:
+    """Point gate at ``fake`` as Actions would: the standard variables and an event file."""
+    for key, value in {
+        "GITHUB_API_URL": fake.url, "GITHUB_TOKEN": token, "GITHUB_REPOSITORY": repo,
+        "GATE_GITHUB_MIN_INTERVAL_S": "0", "GITHUB_SERVER_URL": "https://github.example",
+        "GITHUB_RUN_ID": "99", "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+    }.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "event.json").write_text(json.dumps(event))
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(tmp_path / "event.json"))
+
+
 def run_gate(*argv: str) -> int:
     """``gate.cli.main`` with only the GitHub commands registered (isolated from the others)."""
     import gate.cli

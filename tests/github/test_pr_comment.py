@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_github import FakeGitHub, pull_event, run_gate
+from fake_github import FakeGitHub, pull_event, run_gate, use_fake_github
 
 from gate.github.comment import COMMENT_LIMIT, MARKER, fit_comment, utf16_len
 
@@ -24,18 +24,10 @@ def gh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGitHub]:
         fake.add_repo(REPO)
         fake.add_pull(REPO, PR, "carol", "b" * 40, "c" * 40)
         monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("GITHUB_API_URL", fake.url)
-        monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
-        monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
-        monkeypatch.setenv("GATE_GITHUB_MIN_INTERVAL_S", "0")
-        monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.example")
-        monkeypatch.setenv("GITHUB_RUN_ID", "99")
-        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
         monkeypatch.delenv("GATE_COMMENT_AUTHOR", raising=False)
         event = pull_event("pull_request.opened", repo=REPO, number=PR, author="carol",
                            base_sha="b" * 40, head_sha="c" * 40)
-        (tmp_path / "event.json").write_text(json.dumps(event))
-        monkeypatch.setenv("GITHUB_EVENT_PATH", str(tmp_path / "event.json"))
+        use_fake_github(monkeypatch, fake, tmp_path, token=TOKEN, repo=REPO, event=event)
         yield fake
 
 

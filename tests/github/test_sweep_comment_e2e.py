@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_github import FakeGitHub, pull_event
+from fake_github import FakeGitHub, pull_event, use_fake_github
 
 from gate.cli import main
 
@@ -23,16 +23,9 @@ def gh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGitHub]:
         fake.add_token(TOKEN, ME)
         fake.add_repo(REPO)
         fake.add_pull(REPO, PR, "carol", "b" * 40, "c" * 40)
-        for key, value in {
-            "GITHUB_API_URL": fake.url, "GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO,
-            "GATE_GITHUB_MIN_INTERVAL_S": "0", "GITHUB_SERVER_URL": "https://github.example",
-            "GITHUB_RUN_ID": "5", "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
-        }.items():
-            monkeypatch.setenv(key, value)
         event = pull_event("pull_request.synchronize", repo=REPO, number=PR, author="carol",
                            base_sha="b" * 40, head_sha="c" * 40)
-        (tmp_path / "event.json").write_text(json.dumps(event))
-        monkeypatch.setenv("GITHUB_EVENT_PATH", str(tmp_path / "event.json"))
+        use_fake_github(monkeypatch, fake, tmp_path, token=TOKEN, repo=REPO, event=event)
         yield fake
 
 
