@@ -112,7 +112,7 @@ def test_limits_are_the_boundary_not_below_it() -> None:
         with pytest.raises(ConfigError):
             parse_yaml(ok, "x.yaml", smaller)
     with pytest.raises(ConfigError, match="aliases"):
-        parse_yaml(ok + "d: *x\n", "x.yaml", tight)
+        parse_yaml("a: &x [1, 2]\nb: [*x, *x, *x]\n", "x.yaml", tight)
     with pytest.raises(ConfigError, match="nesting"):
         parse_yaml("a: [[[1]]]\n", "x.yaml", tight)
     assert parse_yaml("a: [[1]]\n", "x.yaml", tight).data == {"a": [[1]]}
