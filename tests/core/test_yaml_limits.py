@@ -114,8 +114,8 @@ def test_limits_are_the_boundary_not_below_it() -> None:
     with pytest.raises(ConfigError, match="aliases"):
         parse_yaml("a: &x [1, 2]\nb: [*x, *x, *x]\n", "x.yaml", tight)
     with pytest.raises(ConfigError, match="nesting"):
-        parse_yaml("a: [[[1]]]\n", "x.yaml", tight)
-    assert parse_yaml("a: [[1]]\n", "x.yaml", tight).data == {"a": [[1]]}
+        parse_yaml("a: [[1]]\n", "x.yaml", tight)
+    assert parse_yaml("a: [1]\n", "x.yaml", tight).data == {"a": [1]}  # map, list, scalar
 
 
 def test_the_guard_reads_the_pr_registry_through_the_same_bounded_loader() -> None:
