@@ -30,6 +30,7 @@ class ErrorKind(StrEnum):
     AUTH = "auth"
     PAYMENT_REQUIRED = "payment_required"
     BAD_REQUEST = "bad_request"
+    RESPONSE_TOO_LARGE = "response_too_large"
 
 
 RETRYABLE: frozenset[ErrorKind] = frozenset(

@@ -44,12 +44,20 @@ from gate.providers.base import (
     Usage,
 )
 from gate.providers.budget import Budget, project_cost
+from gate.providers.capped import ResponseTooLarge, send_capped
 from gate.providers.classify import UNPARSEABLE, classify, error_message, parse_retry_after
 from gate.providers.httpjson import get_json
 from gate.providers.pricing import compute_cost, live_prices, table_prices
 from gate.providers.ratelimit import RateLimiter
 from gate.providers.redact import Secret, redact
-from gate.providers.retry import AttemptFailed, Cooldown, Notice, Sleep, retrying
+from gate.providers.retry import (
+    AttemptFailed,
+    Cooldown,
+    Notice,
+    Sleep,
+    TimeoutStreak,
+    retrying,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +129,7 @@ class OpenAICompatProvider:
             cfg.rate_limit, clock=clock, sleep=sleep, on_wait=self._announce_limit
         )
         self._cooldown = Cooldown(name, cfg.retry, notice=notice, sleep=sleep, clock=clock)
+        self._timeouts = TimeoutStreak(cfg.retry)
         self._price_lock = asyncio.Lock()
         self._url = f"{self.base_url}/chat/completions"
         self._timeout = httpx.Timeout(cfg.timeout_s, connect=min(cfg.timeout_s, 10.0))
@@ -144,6 +153,7 @@ class OpenAICompatProvider:
                     found = await live_prices(
                         self.name, self._client, self.base_url, wanted,
                         config_path=self._config_path, sleep=self._sleep,
+                        max_bytes=self.cfg.max_response_bytes,
                     )
                 self.prices.update(found)
         return {m: self.prices[m] for m in models}
@@ -157,7 +167,8 @@ class OpenAICompatProvider:
         """
         url = f"{self.base_url}/key"
         try:
-            status, body = await get_json(self._client, url, self._headers(), sleep=self._sleep)
+            status, body = await get_json(self._client, url, self._headers(), sleep=self._sleep,
+                                          max_bytes=self.cfg.max_response_bytes)
         except httpx.HTTPError as exc:
             raise CircuitBreakerError(
                 f"{self.name}: cannot read the remaining balance ({type(exc).__name__})"
@@ -234,6 +245,7 @@ class OpenAICompatProvider:
         outcome = await self._send(content)
         self.stats.attempts += 1
         kind = classify(outcome.status, outcome.body, outcome.exc)
+        silence = self._timeouts.outcome(kind)
         if kind is None:
             if outcome.exc is not None:
                 raise outcome.exc  # not a transport problem: a bug, never hidden
@@ -243,6 +255,8 @@ class OpenAICompatProvider:
         on_attempt(_failed_attempt(number, sha, failure, outcome))
         if kind is ErrorKind.PAYMENT_REQUIRED:
             self._halt(f"HTTP 402 payment required: {failure.message}")
+        if silence is not None:
+            self._halt(silence)
         if kind in RETRYABLE:
             self._cooldown.failure()
         raise failure
@@ -250,11 +264,13 @@ class OpenAICompatProvider:
     async def _send(self, content: bytes) -> _Outcome:
         start = time.perf_counter()
         try:
-            response = await self._client.post(
-                self._url, content=content, headers=self._headers(), timeout=self._timeout
+            response = await send_capped(
+                self._client, "POST", self._url, content=content, headers=self._headers(),
+                http_timeout=self._timeout, max_bytes=self.cfg.max_response_bytes,
             )
-        except httpx.TransportError as exc:
-            return _Outcome(None, None, exc, None, time.perf_counter() - start)
+        except (httpx.TransportError, ResponseTooLarge) as exc:
+            status = exc.status if isinstance(exc, ResponseTooLarge) else None
+            return _Outcome(status, None, exc, None, time.perf_counter() - start)
         body = _parse_json(response.content)
         return _Outcome(
             response.status_code, body, None, response.headers, time.perf_counter() - start
