@@ -22,11 +22,13 @@ class JsonlWriter:
         _truncate_torn_tail(path)
         self._fh = path.open("a", encoding="utf-8")
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: dict[str, Any], *, sync: bool | None = None) -> None:
+        """Append one record, flushed to the OS (it survives a kill -9 of this process) and,
+        when ``sync`` (default: the writer's ``fsync``), fsynced (it survives a power cut)."""
         line = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
         self._fh.write(line + "\n")
         self._fh.flush()
-        if self._fsync:
+        if self._fsync if sync is None else sync:
             os.fsync(self._fh.fileno())
 
     def close(self) -> None:

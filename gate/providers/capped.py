@@ -15,8 +15,9 @@ HTTP errors handle it, and the classifier gives it its own kind (``response_too_
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -50,12 +51,19 @@ async def send_capped(
     headers: Mapping[str, str] | None = None,
     content: bytes | None = None,
     http_timeout: httpx.Timeout | None = None,
+    before_body: Callable[[], None] | None = None,
 ) -> CappedResponse:
-    """``method url``, its body read up to ``max_bytes``. Raises ``ResponseTooLarge`` beyond."""
+    """``method url``, its body read up to ``max_bytes``. Raises ``ResponseTooLarge`` beyond.
+
+    ``before_body`` is called once, synchronously, right before the request body is written to
+    the connection (httpcore's ``send_request_body.started`` trace event; nothing yields to the
+    event loop between the two), i.e. after the headers and before the request is complete at
+    the server. A transport without that event (``httpx.MockTransport``) never calls it."""
     sent_headers = {"Accept-Encoding": "identity", **(headers or {})}
     timeout = http_timeout if http_timeout is not None else client.timeout
+    extensions = {"trace": _body_hook(before_body)} if before_body is not None else None
     request = client.build_request(method, url, headers=sent_headers, content=content,
-                                   timeout=timeout)
+                                   timeout=timeout, extensions=extensions)
     response = await client.send(request, stream=True)
     try:
         declared = _content_length(response.headers)
@@ -69,6 +77,14 @@ async def send_capped(
     finally:
         await response.aclose()
     return CappedResponse(response.status_code, response.headers, bytes(body))
+
+
+def _body_hook(before_body: Callable[[], None]) -> Callable[[str, Any], Awaitable[None]]:
+    async def trace(event: str, info: Any) -> None:  # awaited by httpcore; never suspends
+        if event.endswith(".send_request_body.started"):
+            before_body()
+
+    return trace
 
 
 def _content_length(headers: httpx.Headers) -> int | None:

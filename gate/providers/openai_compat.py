@@ -23,6 +23,7 @@ import json
 import logging
 import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -37,10 +38,12 @@ from gate.providers.base import (
     RETRYABLE,
     Attempt,
     AttemptSink,
+    AttemptStart,
     ChatRequest,
     ChatResponse,
     ErrorKind,
     ProviderError,
+    TwoPhaseSink,
     Usage,
 )
 from gate.providers.budget import Budget, project_cost
@@ -242,17 +245,18 @@ class OpenAICompatProvider:
         await self._cooldown.wait()
         await self._limiter.acquire()
         self._check_halt()
-        outcome = await self._send(content)
+        attempt_id = uuid.uuid4().hex
+        outcome = await self._send(content, _start_hook(on_attempt, attempt_id, number, sha))
         self.stats.attempts += 1
         kind = classify(outcome.status, outcome.body, outcome.exc)
         silence = self._timeouts.outcome(kind)
         if kind is None:
             if outcome.exc is not None:
                 raise outcome.exc  # not a transport problem: a bug, never hidden
-            return self._succeeded(number, sha, outcome, price, on_attempt)
+            return self._succeeded(number, sha, outcome, price, on_attempt, attempt_id)
         failure = self._failed(kind, outcome)
         self.stats.failed_attempts[kind.value] += 1
-        on_attempt(_failed_attempt(number, sha, failure, outcome))
+        on_attempt(_failed_attempt(number, sha, failure, outcome, attempt_id))
         if kind is ErrorKind.PAYMENT_REQUIRED:
             self._halt(f"HTTP 402 payment required: {failure.message}")
         if silence is not None:
@@ -261,12 +265,13 @@ class OpenAICompatProvider:
             self._cooldown.failure()
         raise failure
 
-    async def _send(self, content: bytes) -> _Outcome:
+    async def _send(self, content: bytes, before_body: Callable[[], None] | None) -> _Outcome:
         start = time.perf_counter()
         try:
             response = await send_capped(
                 self._client, "POST", self._url, content=content, headers=self._headers(),
                 http_timeout=self._timeout, max_bytes=self.cfg.max_response_bytes,
+                before_body=before_body,
             )
         except (httpx.TransportError, ResponseTooLarge) as exc:
             status = exc.status if isinstance(exc, ResponseTooLarge) else None
@@ -277,7 +282,8 @@ class OpenAICompatProvider:
         )
 
     def _succeeded(
-        self, number: int, sha: str, outcome: _Outcome, price: Price, on_attempt: AttemptSink
+        self, number: int, sha: str, outcome: _Outcome, price: Price, on_attempt: AttemptSink,
+        attempt_id: str,
     ) -> ChatResponse:
         body = outcome.body
         usage_raw = body["usage"]
@@ -300,6 +306,7 @@ class OpenAICompatProvider:
             response_id=response_id, prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens, cost_reported_usd=usage.cost_reported,
             cost_computed_usd=cost, latency_s=outcome.latency_s, extra=extra,
+            attempt_id=attempt_id,
         ))
         self._cooldown.success()
         return ChatResponse(
@@ -369,9 +376,30 @@ def _describe_body(kind: ErrorKind, body: Any) -> str:
     return kind.value.replace("_", " ")
 
 
-def _failed_attempt(number: int, sha: str, failure: AttemptFailed, outcome: _Outcome) -> Attempt:
+def _failed_attempt(
+    number: int, sha: str, failure: AttemptFailed, outcome: _Outcome, attempt_id: str
+) -> Attempt:
     return Attempt(
         attempt=number, outcome=failure.kind.value, request_sha256=sha,
         http_status=outcome.status, response_id=failure.response_id,
         latency_s=outcome.latency_s, error=f"{failure.label()}: {failure.message}",
+        attempt_id=attempt_id,
     )
+
+
+def _start_hook(
+    sink: AttemptSink, attempt_id: str, number: int, sha: str
+) -> Callable[[], None] | None:
+    """Audit-before-send: the sink's ``started`` bound to this attempt (None if it has none)."""
+    if not isinstance(sink, TwoPhaseSink):
+        return None
+    start = AttemptStart(attempt_id, number, sha)
+    fired = False
+
+    def hook() -> None:
+        nonlocal fired
+        if not fired:  # once per attempt, whatever the transport does
+            fired = True
+            sink.started(start)
+
+    return hook
