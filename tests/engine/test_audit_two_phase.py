@@ -1,0 +1,61 @@
+"""Audit before send: every request leaves a ``started`` line first; a start without outcome
+(gate killed in between) is an ``interrupted`` attempt, counted like any provider error; and
+after kill -9s the audit's attempts equal the requests a loopback provider logged."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from gate.engine.audit import INTERRUPTED_MESSAGE, attempts
+from gate.engine.results import arm_summary
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def started(attempt_id: str, arm: str = "candidate") -> dict[str, object]:
+    return {"phase": "started", "attempt_id": attempt_id, "arm": arm, "task": "t", "round": 1,
+            "step": 0, "attempt": 1, "request_sha256": "s"}
+
+
+def outcome(attempt_id: str, kind: str = "ok", rid: str | None = "gen-1") -> dict[str, object]:
+    return {"attempt_id": attempt_id, "arm": "candidate", "task": "t", "round": 1, "step": 0,
+            "attempt": 1, "request_sha256": "s", "outcome": kind, "response_id": rid,
+            "cost_computed_usd": 0.5, "http_status": 200}
+
+
+def test_fold_one_record_per_request_started() -> None:
+    lines = [started("a"), started("b"), outcome("a"), started("c"),
+             outcome("c", "server_error", None), {"outcome": "ok", "arm": "candidate"}]
+    folded = attempts(lines)
+    assert [a["outcome"] for a in folded] == ["ok", "interrupted", "server_error", "ok"]
+    gone = folded[1]
+    assert gone["attempt_id"] == "b"
+    assert gone["cost_computed_usd"] == 0.0
+    assert gone["error"] == INTERRUPTED_MESSAGE
+    assert "phase" not in gone
+
+
+def test_interrupted_counts_as_a_provider_error_not_a_model_failure() -> None:
+    audit = attempts([started("a"), outcome("a"), started("b")])
+    trials = [{"status": "scored", "success": True, "reward": 1.0, "latency_s": 1.0,
+               "task": "t", "arm": "candidate"}]
+    summary = arm_summary({"name": "candidate", "model": "m"}, trials, audit)
+    assert summary["provider_errors"]["by_kind"] == {"interrupted": 1}
+    assert summary["provider_errors"]["total"] == 1
+    assert summary["attempts"] == 2
+    assert summary["successes"] == 1
+    assert summary["trials"] == 1
+
+
+def test_kill_9_three_times_audit_attempts_equal_provider_requests() -> None:
+    """bench/kill_audit.py with three kills (the bench runs twenty)."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "kill_audit.py"), "--kills", "3",
+         "--max-rounds", "1"],
+        capture_output=True, text=True, timeout=500, cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "audit attempts == provider requests: True" in proc.stdout
+    assert "kills: 3 of 3" in proc.stdout
