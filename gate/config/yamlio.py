@@ -50,10 +50,10 @@ class Limits:
     """Bounds on one YAML document (each far above what a gate file needs)."""
 
     max_bytes: int = 1024 * 1024
-    max_nodes: int = 20_000  # nodes composed (scalars, sequences, mappings)
+    max_nodes: int = 10_000  # nodes composed (scalars, sequences, mappings)
     max_aliases: int = 1_000  # ``*name`` references
     max_depth: int = 64  # nesting of sequences and mappings
-    max_expanded: int = 100_000  # nodes the document has once every alias is expanded
+    max_expanded: int = 50_000  # nodes the document has once every alias is expanded
 
 
 LIMITS = Limits()
@@ -190,6 +190,10 @@ def _walk(loader: _Loader, node: yaml.Node, loc: Loc, doc: YamlDoc) -> Any:
 
 
 def _check_size(text: str, path: str, limit: int) -> None:
+    if len(text) > limit:  # at least one byte per character: too big, no need to encode it
+        line = text.count("\n", 0, limit) + 1
+        raise ConfigError.one(path, line, f"file is more than the {limit} bytes allowed: "
+                              "refused (YAML limits)")
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > limit:
         line = text.encode("utf-8", "surrogatepass")[:limit].count(b"\n") + 1
