@@ -137,15 +137,16 @@ def run(project_src: Path, kills: int, rounds: int, seed: int) -> int:
                                         cwd=project, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, start_new_session=True)
                 sending = wait_for_requests(log, proc)
-                delay = rng.uniform(0.0, full * 0.3)
+                # short enough that all the kills land before the sweep is done
+                delay = rng.uniform(0.05, max(0.2, 1.2 * full / kills))
                 time.sleep(delay)
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGKILL)
                     killed += 1
                 proc.wait()
                 state = "killed" if proc.returncode < 0 else "had finished"
-                print(f"kill {i + 1:2d}: {delay:.2f} s after its first request "
-                      f"({'sending' if sending else 'no request seen'}; {state})", flush=True)
+                when = f"{delay:.2f} s after its first request" if sending else "no request seen"
+                print(f"kill {i + 1:2d}: {when}; {state}", flush=True)
             last = subprocess.run(sweep_cmd(project, out, smoke, rounds,
                                              (out / "manifest.json").exists()),
                                   env=env, cwd=project, stdout=subprocess.DEVNULL,
