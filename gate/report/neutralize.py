@@ -24,8 +24,8 @@ description or a log line, it goes through :func:`neutralize` with the context i
     visible text, and mentions broken.
 
 In every context: invisible formatting characters (zero-width, bidirectional overrides) are
-removed, ``@`` becomes the full-width ``＠`` (GitHub pings ``@login`` and ``@org/team``, never
-``＠``), and the text is capped at ``limit`` characters (an ellipsis marks the cut).
+removed, ``@`` becomes the full-width U+FF20 (GitHub pings ``@login`` and ``@org/team``, never
+U+FF20), and the text is capped at ``limit`` characters (an ellipsis marks the cut).
 """
 
 from __future__ import annotations
