@@ -25,7 +25,8 @@ description or a log line, it goes through :func:`neutralize` with the context i
 
 In every context: invisible formatting characters (zero-width, bidirectional overrides) are
 removed, ``@`` becomes the full-width U+FF20 (GitHub pings ``@login`` and ``@org/team``, never
-U+FF20), and the text is capped at ``limit`` characters (an ellipsis marks the cut).
+U+FF20; in ``code`` and ``document`` only where a mention could start, so ``model@0.8``
+stays), and the text is capped at ``limit`` characters (an ellipsis marks the cut).
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ _SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,20}):(?=//)")
 _WWW = re.compile(r"(?i)\bwww\.")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~$])")
 _WHITESPACE = re.compile(r"[ \t]+")
+# Where GitHub would see a mention: "@" at the start or after a non-word character, then a
+# login or org/team. "user@host" and "model@0.8" are left alone there.
+_MENTION_AT = re.compile(r"(?<![A-Za-z0-9_])@(?=[A-Za-z0-9_])")
 
 
 def _visible(text: str, *, keep_newlines: bool) -> str:
@@ -91,7 +95,7 @@ def _markdown(text: str, limit: int | None) -> str:
 
 
 def _code(text: str, limit: int | None) -> str:
-    body = _cap(_one_line(text), limit).replace("@", AT)
+    body = _MENTION_AT.sub(AT, _cap(_one_line(text), limit))
     for raw, shown in (("`", "\u02cb"), ("|", "\u00a6"), ("<", "\u2039"), (">", "\u203a")):
         body = body.replace(raw, shown)
     body = body or " "
@@ -104,7 +108,7 @@ def _plain(text: str, limit: int | None) -> str:
 
 def _document(text: str, limit: int | None) -> str:
     text = _cap(_visible(text, keep_newlines=True), limit)
-    return text.replace("<!--", "&lt;!--").replace("@", AT)
+    return _MENTION_AT.sub(AT, text.replace("<!--", "&lt;!--"))
 
 
 _BY_CONTEXT = {"markdown": _markdown, "code": _code, "plain": _plain, "document": _document}
