@@ -48,8 +48,7 @@ DEFAULT_LIMITS: dict[str, int | None] = {
 AT = "\uff20"  # FULLWIDTH COMMERCIAL AT: shown like @, never a mention
 ELLIPSIS = "…"
 
-_SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,20}):(?=//)")
-_WWW = re.compile(r"(?i)\bwww\.")
+_WWW = re.compile(r"(?i)www\.")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~$])")
 _WHITESPACE = re.compile(r"[ \t]+")
 # Where GitHub would see a mention: "@" at the start or after a non-word character, then a
@@ -84,7 +83,7 @@ def _cap(text: str, limit: int | None) -> str:
 
 
 def _defang(text: str) -> str:
-    return _WWW.sub("www[.]", _SCHEME.sub(r"\1[:]", text))
+    return _WWW.sub("www[.]", text.replace("://", "[:]//"))
 
 
 def _markdown(text: str, limit: int | None) -> str:
@@ -103,7 +102,7 @@ def _code(text: str, limit: int | None) -> str:
 
 
 def _plain(text: str, limit: int | None) -> str:
-    return _defang(_cap(_one_line(text), limit)).replace("@", AT)
+    return _cap(_defang(_one_line(text)).replace("@", AT), limit)
 
 
 def _document(text: str, limit: int | None) -> str:
