@@ -11,7 +11,8 @@ from gate.report.neutralize import DEFAULT_LIMITS, neutralize
 
 PIECES = st.one_of(
     st.characters(),
-    st.sampled_from([*list("@<>&|[]()!`*_~$\n\r\\:/.-#\u202e\u200b"), "://", "<!--", "www.", "http", "@a", "-->"]),
+    st.sampled_from([*"@<>&|[]()!`*_~$\n\r\\:/.-#\u202e\u200b",
+                     "://", "<!--", "www.", "http", "@a", "-->"]),
 )
 ANY_TEXT = st.lists(PIECES, max_size=200).map("".join)
 
