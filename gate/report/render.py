@@ -79,8 +79,8 @@ def _summary_line(results: dict[str, Any], manifest: dict[str, Any]) -> Markup:
     slos = results.get("slos") or {}
     breaches = ", ".join(neutralize(b) for b in slos.get("breaches") or [])
     breach = f"; SLO breaches: {breaches}" if breaches else ""
-    return Markup(f"Status **{neutralize(results['status'])}**, verdict "
-                  f"**{neutralize(results['verdict'])}** ({arms}){breach}.")
+    status, verdict = (neutralize(str(results[k])) for k in ("status", "verdict"))
+    return Markup(f"Status **{status}**, verdict **{verdict}** ({arms}){breach}.")
 
 
 def _pct(x: float | None) -> str:
