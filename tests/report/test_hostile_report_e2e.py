@@ -18,7 +18,7 @@ from hostile_corpus import HOSTILE, MENTION
 from gate.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "github"))
-from fake_github import FakeGitHub, pull_event, use_fake_github  # noqa: E402
+from fake_github import FakeGitHub, pull_event, use_fake_github
 
 ANSWERS = 6  # completions answered (hostile final answers), then 402 with a hostile message
 MESSAGE_402 = " ".join(HOSTILE[:14])
