@@ -13,6 +13,7 @@ the template is edited.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -138,10 +139,39 @@ def render_markdown(run_dir: Path, limit: int = COMMENT_LIMIT) -> str:
             pct=_trusted(_pct), usd=_trusted(_usd), num=_trusted(_num), sci=_trusted(_sci),
             passk=_trusted(_passk),
             spent=sum(float(a["cost_usd"] or 0.0) for a in results["arms"].values()),
+            traces=_failed_traces(run_dir),
         )
         if len(text) < limit or shown == 0:
             return text
         shown = max(0, shown - max(1, shown // 4))
+
+
+_SAFE_URL = re.compile(r"https?://[^\s()<>\[\]`\"'|@]+")
+TRACE_URL_VAR = "GATE_TRACE_URL"  # e.g. https://langfuse.example/project/p/traces/{trace_id}
+MAX_TRACE_LINKS = 10
+
+
+def _failed_traces(run_dir: Path) -> list[dict[str, str]]:
+    """The OpenTelemetry trace ids of the first failed trials (from trials.jsonl), with a link
+    when ``GATE_TRACE_URL`` gives the backend's address pattern."""
+    from gate.engine.jsonl import read_jsonl
+
+    template = os.environ.get(TRACE_URL_VAR, "")
+    out: list[dict[str, str]] = []
+    for t in read_jsonl(run_dir / "trials.jsonl"):
+        if t.get("status") != "scored" or t.get("success") or not t.get("trace_id"):
+            continue
+        trace_id = str(t["trace_id"])
+        if not all(c in "0123456789abcdef" for c in trace_id):
+            continue
+        url = template.replace("{trace_id}", trace_id) if "{trace_id}" in template else ""
+        # The address comes from the runner's environment, not from the run: it is a link
+        # (Markup) when it is a plain http(s) URL, else no link at all.
+        link = Markup(url) if _SAFE_URL.fullmatch(url) else ""
+        out.append({"trial": str(t["trial_id"]), "trace_id": trace_id, "url": link})
+        if len(out) == MAX_TRACE_LINKS:
+            break
+    return out
 
 
 def _summary_url() -> str | None:
