@@ -33,6 +33,7 @@ from gate.config.yamlio import YamlDoc, model_from_doc, parse_yaml
 from gate.errors import ConfigError
 from gate.github.context import load_suite, set_output
 from gate.gitref import changed_files, read_text_at, resolve
+from gate.report.neutralize import neutralize
 
 SWEEP_STATUSES = ("pending-evaluation", "in-progress")
 _SLUG = re.compile(r"[^a-z0-9]+")
@@ -47,12 +48,15 @@ class Sweep:
     reason: str
 
     def as_json(self) -> dict[str, Any]:
+        """``reason`` is display text (the workflow writes it to the job summary): it names
+        model ids and paths from the PR's files, so it is neutralised as markdown. ``candidate``
+        and ``baseline`` stay exact: they are arguments, passed through env, never rendered."""
         return {
             "id": self.id,
             "candidate": self.candidate,
             "baseline": self.baseline,
             "baseline_ref": self.baseline_ref,
-            "reason": self.reason,
+            "reason": neutralize(self.reason, limit=1000),
         }
 
 

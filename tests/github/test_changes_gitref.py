@@ -282,3 +282,17 @@ def test_changes_reports_a_deleted_registry(
     commit(repo, "rename", {"models.yaml": None, "models.yml": MODELS})
     result = changes(repo, monkeypatch, capsys, "--base", "base", "--head", "HEAD")
     assert result["needs_code_owner"] == ["models.yaml is missing at HEAD (renamed or deleted)"]
+
+
+def test_sweep_reason_is_neutralised_for_the_job_summary(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    hostile = "@acme/core <img src=x> [x](http://evil)"
+    commit(repo, "hostile", {"models.yaml": MODELS + f"  - id: {json.dumps(hostile)}\n"
+                             "    provider: mock\n    evaluation_status: pending-evaluation\n"})
+    result = changes(repo, monkeypatch, capsys, "--base", "base", "--head", "HEAD")
+    (sweep,) = result["sweeps"]
+    assert sweep["candidate"] == hostile  # exact: an argument, never rendered
+    for raw in ("@acme", "<img", "http://", "[x]"):
+        assert raw not in sweep["reason"]
