@@ -128,21 +128,22 @@ def describe_changes(changes: list[tuple[str, str]], moves: list[str]) -> str:
 
 def read_at(repo: Any, path: str, sha: str) -> str | None:
     """A file's text at a sha through the contents API; None on 404. Other errors: Blocked."""
+    shown = untrusted(path)  # a head path comes from the PR's gate.yaml
     try:
         item = repo.get_contents(path, ref=sha)
     except GithubException as exc:
         if exc.status == 404:
             return None
-        raise Blocked(describe_api_error(exc, f"reading {path} at {short_sha(sha)}")) from None
+        raise Blocked(describe_api_error(exc, f"reading {shown} at {short_sha(sha)}")) from None
     if isinstance(item, list) or getattr(item, "type", "file") != "file":
-        raise Blocked(f"{path} at {short_sha(sha)} is a directory, not a file")
+        raise Blocked(f"{shown} at {short_sha(sha)} is a directory, not a file")
     raw = item.content
     if item.encoding != "base64" or raw is None:
-        raise Blocked(f"{path} at {short_sha(sha)}: unexpected encoding {item.encoding!r}")
+        raise Blocked(f"{shown} at {short_sha(sha)}: unexpected encoding {item.encoding!r}")
     try:
         return base64.b64decode(raw).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
-        raise Blocked(f"{path} at {short_sha(sha)} is not UTF-8 text") from None
+        raise Blocked(f"{shown} at {short_sha(sha)} is not UTF-8 text") from None
 
 
 def require_commit(gh: Github, repo_name: str, sha: str, label: str) -> None:
