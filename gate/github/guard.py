@@ -154,6 +154,15 @@ def require_commit(gh: Github, repo_name: str, sha: str, label: str) -> None:
         raise Blocked(why) from None
 
 
+def _first(exc: ConfigError) -> str:
+    """The first problem of a PR's file, as ``line N: message`` (neutralised: it may quote it)."""
+    if not exc.problems:
+        return "unreadable"
+    problem = exc.problems[0]
+    where = f"line {problem.line}: " if problem.line is not None else ""
+    return untrusted(where + problem.message, 80)
+
+
 def registry_at(repo: Any, path: str, sha: str, label: str) -> Registry | None:
     """The registry at a sha; None when absent there."""
     text = read_at(repo, path, sha)
@@ -162,8 +171,7 @@ def registry_at(repo: Any, path: str, sha: str, label: str) -> Registry | None:
     try:
         return model_from_doc(Registry, parse_yaml(text, f"{path}@{label}"))
     except ConfigError as exc:
-        first = str(exc.problems[0]) if exc.problems else f"{path}@{label}"
-        raise Blocked(f"{untrusted(path)} at {label} is invalid ({untrusted(first, 80)})") from None
+        raise Blocked(f"{untrusted(path)} at {label} is invalid ({_first(exc)})") from None
 
 
 def registry_path_at(repo: Any, config_path: str, sha: str, label: str) -> str | None:
@@ -174,8 +182,7 @@ def registry_path_at(repo: Any, config_path: str, sha: str, label: str) -> str |
     try:
         return registry_path_of(parse_yaml(text, f"{config_path}@{label}"), config_path)
     except ConfigError as exc:
-        first = str(exc.problems[0]) if exc.problems else config_path
-        raise Blocked(f"{config_path} at {label} is invalid ({untrusted(first, 80)})") from None
+        raise Blocked(f"{config_path} at {label} is invalid ({_first(exc)})") from None
 
 
 @dataclass(frozen=True)

@@ -544,3 +544,14 @@ def test_review_event_via_workflow_run_judges_the_pr_from_the_api(
     assert status["description"] == (
         "allowed: vendor/new-model becomes adopted; approved by code owner alice at ccccccc"
     )
+
+
+def test_attack_registry_outside_the_repository_fails_closed(gh: FakeGitHub) -> None:
+    commits(gh, head={"gate.yaml": GATE_YAML + "suite:\n  registry: ../elsewhere/models.yaml\n"})
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: gate.yaml at head ccccccc is invalid (line 6: suite.registry "
+        "'../elsewhere/models.yaml' is outside the repository)"
+    )
