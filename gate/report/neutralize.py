@@ -14,7 +14,8 @@ description or a log line, it goes through :func:`neutralize` with the context i
 ``code``
     A whole code span (backticks included) for ids and hashes: backticks, ``|``, ``<`` and
     ``>`` inside are replaced by look-alikes (a code span cannot escape them, and the raw text
-    must not hold a marker such as ``<!-- gate-report -->``).
+    must not hold a marker such as ``<!-- gate-report -->``); URLs defanged as above (a copied
+    id should not be a live link either).
 ``plain``
     Text that is not rendered as markdown: commit-status descriptions, console lines. One line,
     no control characters, URLs defanged.
@@ -94,7 +95,7 @@ def _markdown(text: str, limit: int | None) -> str:
 
 
 def _code(text: str, limit: int | None) -> str:
-    body = _MENTION_AT.sub(AT, _cap(_one_line(text), limit))
+    body = _MENTION_AT.sub(AT, _defang(_cap(_one_line(text), limit)))
     for raw, shown in (("`", "\u02cb"), ("|", "\u00a6"), ("<", "\u2039"), (">", "\u203a")):
         body = body.replace(raw, shown)
     body = body or " "

@@ -100,7 +100,8 @@ def assert_inert(text: str) -> None:
                 "\u202e", "\u200b", "\x1b"):
         assert raw not in text, raw
     assert text.count("<!-- gate-report -->") <= 1
-    assert not re.search(r"(?<!\\)\]\(", text)  # no link or image syntax
+    outside_code = re.sub(r"`[^`\n]*`", "``", text)  # inside a code span nothing is a link
+    assert not re.search(r"(?<!\\)\]\(", outside_code)  # no link or image syntax
     assert "x" * 400 not in text  # capped
 
 
@@ -137,3 +138,53 @@ def test_hostile_provider_and_model_text_is_inert_in_report_and_comment(
     assert comment.body.startswith("<!-- gate-report -->\n")
     assert_inert(comment.body)
     assert_inert((tmp_path / "summary.md").read_text())
+
+
+@pytest.fixture(scope="module")
+def mock_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real run on the simulated provider, reused: its JSON is then made hostile."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[2]
+    project = tmp_path_factory.mktemp("project")
+    for name in ("gate.yaml", "models.yaml", "prompts", "tools", "tasks", "fixtures"):
+        src = root / name
+        if src.is_dir():
+            shutil.copytree(src, project / name)
+        else:
+            shutil.copy2(src, project / name)
+    out = tmp_path_factory.mktemp("runs") / "run"
+    code = main(["run", "--config", str(project / "gate.yaml"), "--model", "mock/expert@0.8",
+                 "--rounds", "1", "--out", str(out)])
+    assert code == 0
+    return out
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_every_untrusted_field_of_the_report_is_inert(
+    mock_run: Path, tmp_path: Path, text: str
+) -> None:
+    # Task ids and model ids come from a PR's files; status reasons and halt reasons from
+    # providers. Plant the hostile text in each, render, and check the report.
+    import shutil
+
+    from gate.report.render import render_markdown
+
+    run = tmp_path / "run"
+    shutil.copytree(mock_run, run)
+    results = json.loads((run / "results.json").read_text())
+    manifest = json.loads((run / "manifest.json").read_text())
+    for task in results["tasks"]:
+        task["task"] = text
+    results["status_reasons"] = [text]
+    for arm in manifest["arms"]:
+        arm["model"] = text
+        arm["prompts_tools"] = text
+    (run / "results.json").write_text(json.dumps(results))
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    report = render_markdown(run)
+    assert_inert(report)
+    rows = [line for line in report.splitlines() if line.startswith("| ")]
+    header_cells = rows[0].count(" | ")
+    arm_row = rows[1]
+    assert arm_row.replace("\\|", "").count(" | ") == header_cells  # no cell break-out
