@@ -4,6 +4,7 @@ file and line, with exit 4 from `gate validate`, and before anything big is cons
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -126,5 +127,18 @@ def test_the_guard_reads_the_pr_registry_through_the_same_bounded_loader() -> No
     repo = SimpleNamespace(get_contents=lambda path, ref: item)
     with pytest.raises(Blocked) as err:
         registry_at(repo, "models.yaml", "f" * 40, "head ffffff")
-    assert "models.yaml@head ffffff:5:" in str(err.value)
-    assert "aliases expand" in str(err.value)
+    message = str(err.value)
+    assert "models.yaml" in message
+    assert re.search(r"(:|line )5\b", message), message  # the line the expansion passes the limit
+    assert "aliases expand" in message
+
+
+def test_the_guard_reads_the_pr_gate_yaml_through_the_same_bounded_loader() -> None:
+    from gate.github.guard import Blocked, registry_path_at
+
+    content = base64.b64encode(("a: " + "[" * 5000 + "]" * 5000 + "\n").encode()).decode()
+    item = SimpleNamespace(type="file", encoding="base64", content=content)
+    repo = SimpleNamespace(get_contents=lambda path, ref: item)
+    with pytest.raises(Blocked) as err:
+        registry_path_at(repo, "gate.yaml", "f" * 40, "head ffffff")
+    assert "levels of nesting" in str(err.value)
