@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from gate.cli import main
+from gate.engine.audit import attempts
 from gate.engine.jsonl import read_jsonl
 
 
@@ -44,7 +45,7 @@ def test_consecutive_timeouts_halt_the_sweep(
     assert ", round 1" in halt_line
     assert " at task " in halt_line
     received = [e for e in read_jsonl(log) if e["event"] == "request"]
-    audit = read_jsonl(out / "audit.jsonl")
+    audit = attempts(read_jsonl(out / "audit.jsonl"))
     assert len(received) == limit  # concurrency 1: exactly the streak, then nothing more
     assert len(audit) == limit
     assert {a["outcome"] for a in audit} == {"timeout"}
