@@ -32,17 +32,18 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gate.agent.childproc import Child, child_environment
-from gate.agent.endpoint import AuditSink, TrialSession
 from gate.agent.loop import TrialSpec, TrialTrace
-from gate.agent.serve import serve_trial
 from gate.config.load import LoadedTask
 from gate.config.schema import AgentProgram, GateConfig
 from gate.environments.base import Environment, EnvOutcome
 from gate.errors import HaltError
 from gate.providers.base import Provider
+
+if TYPE_CHECKING:  # the server side (uvicorn, starlette, mcp) is imported only when used
+    from gate.agent.endpoint import AuditSink, TrialSession
 
 MAX_RECORDED_CALLS = 500
 
@@ -91,6 +92,9 @@ async def run_program_trial(
     stop: asyncio.Event | None = None,
 ) -> ProgramTrace:
     """Run the program for one trial; see the module docstring for how it ends."""
+    from gate.agent.endpoint import TrialSession
+    from gate.agent.serve import serve_trial
+
     session = TrialSession(spec, env, provider, audit, token=secrets.token_urlsafe(32),
                            trace=ProgramTrace())
     started = time.monotonic()
