@@ -22,13 +22,16 @@ from openai import AsyncOpenAI
 MAX_TURNS = 60  # gate enforces the task's step limit itself
 
 
+def first_messages() -> list[dict[str, Any]]:
+    """The arm's system prompt and the task's instruction, as gate's own loop sends them."""
+    system = Path(os.environ["GATE_SYSTEM_PROMPT_FILE"]).read_text(encoding="utf-8")
+    return [{"role": "system", "content": system},
+            {"role": "user", "content": os.environ["GATE_INSTRUCTION"]}]
+
+
 async def main() -> int:
     model = os.environ["GATE_MODEL"]
-    system = Path(os.environ["GATE_SYSTEM_PROMPT_FILE"]).read_text(encoding="utf-8")
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": system},
-        {"role": "user", "content": os.environ["GATE_INSTRUCTION"]},
-    ]
+    messages = first_messages()
     llm = AsyncOpenAI(max_retries=0)  # OPENAI_BASE_URL / OPENAI_API_KEY; gate retries itself
     async with Client(os.environ["GATE_MCP_URL"]) as tools_server:
         listed = await tools_server.list_tools()

@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -43,6 +44,7 @@ AuditSink = Callable[[int, Attempt], None]  # (step, attempt) -> the engine's au
 FORWARDED = frozenset({"model", "messages", "tools", "temperature", "max_tokens",
                        "max_completion_tokens", "stream", "stream_options"})
 MAX_BODY = 8 * 1024 * 1024
+ENDING_S = 1.0  # an ending trial's program gets its answer; the trial ends after this at most
 
 
 @dataclass
@@ -87,6 +89,15 @@ def _model_entry(model: str) -> dict[str, Any]:
     return {"id": model, "object": "model", "created": 0, "owned_by": "gate"}
 
 
+def _ending(session: TrialSession, reason: BaseException | str, response: Response) -> Response:
+    """Answer the agent, then end the trial: once the answer is sent, or in a second at most."""
+    if session.end_reason is None:
+        session.end_reason = reason
+    response.background = BackgroundTask(session.end, reason)
+    asyncio.get_running_loop().call_later(ENDING_S, session.end, reason)
+    return response
+
+
 def _error(status: int, message: str, code: str) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": code, "code": code}},
                         status_code=status)
@@ -101,7 +112,7 @@ async def _completions(session: TrialSession, request: Request) -> Response:
     if not _authorized(session, request):
         session.rejected["auth"] += 1
         return _error(401, "invalid token for this trial", "invalid_api_key")
-    if session.ended.is_set():
+    if session.end_reason is not None:
         session.rejected["after_end"] += 1
         return _error(409, "this trial has ended", "trial_ended")
     body = await _read_body(request)
@@ -112,9 +123,9 @@ async def _completions(session: TrialSession, request: Request) -> Response:
     step = session.model_calls + 1
     if step > session.spec.task.task.step_limit:
         session.trace.ended = "step_limit"
-        session.end("step_limit")
-        return _error(400, f"step limit of {session.spec.task.task.step_limit} model calls "
-                      "reached", "step_limit")
+        return _ending(session, "step_limit", _error(
+            400, f"step limit of {session.spec.task.task.step_limit} model calls reached",
+            "step_limit"))
     session.model_calls = step
     session.trace.steps = step
     session.ignored_fields.update(k for k in body if k not in FORWARDED)
@@ -126,15 +137,13 @@ async def _completions(session: TrialSession, request: Request) -> Response:
     try:
         response = await session.provider.complete(chat, lambda a: session.audit(step, a))
     except HaltError as exc:
-        session.end(exc)
-        return _error(402, f"gate halted the run: {exc.reason}", "halted")
+        return _ending(session, exc, _error(402, f"gate halted the run: {exc.reason}", "halted"))
     except ProviderError as exc:
-        session.end(exc)
         status = exc.status if exc.status is not None and exc.status >= 400 else 502
-        return _error(status, str(exc), exc.kind.value)
+        return _ending(session, exc, _error(status, str(exc), exc.kind.value))
     except Exception as exc:  # a bug: end the trial, the adapter re-raises it
-        session.end(exc)
-        return _error(500, "internal error in gate's endpoint", "internal_error")
+        return _ending(session, exc, _error(500, "internal error in gate's endpoint",
+                                            "internal_error"))
     _record(session, response)
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))

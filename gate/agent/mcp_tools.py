@@ -40,7 +40,7 @@ def tool_server(session: TrialSession) -> Server[Any]:
 
 def run_tool(session: TrialSession, name: str, arguments: Any) -> types.CallToolResult:
     """Execute one MCP tool call against the trial (an environment exception ends the trial)."""
-    if session.ended.is_set():
+    if session.end_reason is not None:
         return _result({"error": "this trial has ended"}, True)
     session.mcp_calls += 1
     call = {"id": f"mcp_{session.mcp_calls}",

@@ -7,8 +7,8 @@ repository root (the program's working directory), so tests can check what it wa
   call-then-hang     one model call, start a grandchild `sleep`, then sleep for ever
   no-call            print an answer and exit 0 without calling the endpoint
   probe              wrong token, wrong model, then a right call; prints the three statuses
-  loop               the built-in loop's protocol over plain HTTP and MCP-free tool use:
-                     keep calling the model until it answers without tool calls
+  loop               keep calling the model (tool results faked, no MCP) until it answers
+                     without a tool call or is refused
 """
 
 from __future__ import annotations
@@ -53,6 +53,22 @@ def log(extra: dict) -> None:
     path.write_text(json.dumps({**old, **extra}))
 
 
+def loop() -> int:
+    messages = first_messages()
+    while True:
+        status, body = call(messages)
+        if status != 200:
+            log({"refused": status, "error": body})
+            return 1
+        message = body["choices"][0]["message"]
+        messages.append(message)
+        if not message.get("tool_calls"):
+            print(message.get("content"))
+            return 0
+        for tc in message["tool_calls"]:
+            messages.append({"role": "tool", "tool_call_id": tc["id"], "content": "{}"})
+
+
 def main() -> int:
     mode = sys.argv[1]
     log({"pid": os.getpid(), "env": dict(os.environ), "cwd": os.getcwd()})
@@ -67,6 +83,8 @@ def main() -> int:
         log({"statuses": [wrong_token, wrong_model, right]})
         print("probed")
         return 0
+    if mode == "loop":
+        return loop()
     status, _ = call()
     log({"first_status": status})
     if mode == "call-then-exit-3":
