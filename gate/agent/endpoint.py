@@ -211,7 +211,8 @@ def _record(session: TrialSession, response: ChatResponse) -> None:
             trace.tool_calls += 1
             trace.invalid["unparseable"] += 1
             name = str((tc.get("function") or {}).get("name", ""))
-            trace.calls.append({"tool": name, "invalid": "unparseable", "via": "endpoint"})
+            trace.calls.append({"step": trace.steps, "call_id": tc.get("id"), "tool": name,
+                                "invalid": "unparseable", "via": "endpoint"})
 
 
 def _finish_reason(message: dict[str, Any]) -> str:

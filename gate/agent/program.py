@@ -45,7 +45,6 @@ from gate.providers.base import Provider
 if TYPE_CHECKING:  # the server side (uvicorn, starlette, mcp) is imported only when used
     from gate.agent.endpoint import AuditSink, TrialSession
 
-MAX_RECORDED_CALLS = 500
 
 
 def agent_for(config: GateConfig, environment: str) -> AgentProgram | None:
@@ -166,7 +165,6 @@ def _finish(session: TrialSession, child: Child, how: str, wall_s: float) -> Pro
 
 def _agent_record(session: TrialSession, child: Child, exit_code: int | None,
                   how: str) -> dict[str, Any]:
-    calls = session.trace.calls
     return {
         "kind": "program",
         "exit_code": exit_code,
@@ -176,6 +174,4 @@ def _agent_record(session: TrialSession, child: Child, exit_code: int | None,
         "rejected_requests": dict(sorted(session.rejected.items())),
         "ignored_fields": sorted(session.ignored_fields),
         "final_answer_chars": len(child.stdout.text().strip()),
-        "tool_calls": calls[:MAX_RECORDED_CALLS],
-        "tool_calls_not_recorded": max(0, len(calls) - MAX_RECORDED_CALLS),
     }

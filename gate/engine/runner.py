@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import sys
 import time
@@ -32,6 +33,20 @@ log = logging.getLogger(__name__)
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def trial_trace_id(run_id: str, trial_id: str) -> str:
+    """The trial's OpenTelemetry trace id (32 hex digits), fixed by the run id and the trial
+    id, so a resumed run and a later ``gate export-otel`` name the same trace."""
+    return hashlib.sha256(f"gate-trace|{run_id}|{trial_id}".encode()).hexdigest()[:32]
+
+
+def _manifest_run_id(out_dir: Path) -> str:
+    path = out_dir / "manifest.json"
+    if not path.exists():
+        return ""
+    run_id = json.loads(path.read_text(encoding="utf-8")).get("run_id")
+    return run_id if isinstance(run_id, str) else ""
 
 
 def trial_seed(run_seed: int, task_id: str, round_no: int) -> int:
@@ -111,6 +126,7 @@ class Engine:
         self.notices = notices or Notices(self.console)
         self.halt: Halt | None = None
         self.stop = asyncio.Event()  # set by the circuit breaker: agent programs are ended
+        self.run_id = _manifest_run_id(out_dir)  # written before the engine starts
         self.counters = Counters()
         self.audit = JsonlWriter(out_dir / "audit.jsonl")
         self.trials = JsonlWriter(out_dir / "trials.jsonl")
@@ -163,8 +179,7 @@ class Engine:
         kind = "paused" if isinstance(exc, PausedError) else "circuit_breaker"
         self.halt = Halt(kind, exc.reason, cell.task, cell.round)
         if kind == "circuit_breaker":
-            self.stop.set()
-        if kind == "circuit_breaker":
+            self.stop.set()  # running agent programs are ended at once
             print(f"[CIRCUIT BREAKER] {exc.reason} at task {cell.task}, round {cell.round}",
                   file=self.console, flush=True)
         else:
@@ -246,6 +261,7 @@ class Engine:
             "trial_id": cell.trial_id, "arm": cell.arm, "model": arm.model,
             "task": cell.task, "round": cell.round, "seed": seed, "ts": now_iso(),
             "wall_s": round(time.monotonic() - started, 6),
+            "trace_id": trial_trace_id(self.run_id, cell.trial_id),
         }
         if trace is None:
             return base
@@ -307,4 +323,4 @@ class _Progress:
             self._bar.stop()
 
 
-__all__ = ["Arm", "Cell", "CircuitBreakerError", "Engine", "Halt", "trial_seed"]
+__all__ = ["Arm", "Cell", "CircuitBreakerError", "Engine", "Halt", "trial_seed", "trial_trace_id"]

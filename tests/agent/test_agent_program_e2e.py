@@ -49,7 +49,7 @@ def test_example_agent_solves_tasks_and_every_call_is_audited(tmp_path: Path) ->
     for t in trials:
         made = [json.loads(line) for f in sorted((tmp_path / "p" / "agent-log").glob(
             f"calls-{t['task']}-*.jsonl")) for line in f.read_text().splitlines()]
-        traced = t["agent"]["tool_calls"]
+        traced = t["calls"]
         assert len(made) == len(traced) == t["tool_calls"] > 0
         assert [(m["tool"], json.loads(m["arguments"])) for m in made] == [
             (c["tool"], c["args"]) for c in traced]
@@ -59,7 +59,7 @@ def test_example_agent_solves_tasks_and_every_call_is_audited(tmp_path: Path) ->
              "incident/incident-hard-02-retry-storm-two-faults.yaml",
              "orders/orders-easy-01-cancel-pending-order.yaml"]), strict=True):
         reference = _fixture(tmp_path / "p", task_file)["reference_trajectory"]
-        assert [(c["tool"], c["args"]) for c in t["agent"]["tool_calls"]] == [
+        assert [(c["tool"], c["args"]) for c in t["calls"]] == [
             (r["tool"], r.get("args", {})) for r in reference]
 
 
