@@ -50,7 +50,9 @@ def log(extra: dict) -> None:
     folder.mkdir(exist_ok=True)
     path = folder / f"{os.environ.get('GATE_TASK_ID', 'unknown')}.json"
     old = json.loads(path.read_text()) if path.exists() else {}
-    path.write_text(json.dumps({**old, **extra}))
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({**old, **extra}))
+    os.replace(tmp, path)  # atomic: the program may be killed at any moment
 
 
 def loop() -> int:
