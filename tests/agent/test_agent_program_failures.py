@@ -166,3 +166,18 @@ def test_bad_agent_configuration_is_exit_4_naming_gate_yaml(
     err = capsys.readouterr().err
     assert "gate.yaml:" in err
     assert message in err
+
+
+def test_a_halt_in_one_trial_ends_the_programs_of_the_others(tmp_path: Path) -> None:
+    tasks = (EASY[0], "orders/orders-easy-01-cancel-pending-order.yaml")
+    cfg = make_project(tmp_path / "p", tasks=tasks, agent=scripted("call-then-hang", 120),
+                       mock={"faults": {"payment_required_after": 1}}, run={"concurrency": 2})
+    assert run(cfg, tmp_path / "r") == 2
+    # the first call is answered, the second gets the 402 that halts the run; the program that
+    # got an answer and hangs is ended by the halt, not by its timeout, and is not recorded
+    assert read_jsonl(tmp_path / "r" / "trials.jsonl") == []
+    for task in ("incident-easy-01-cache-crashed", "orders-easy-01-cancel-pending-order"):
+        seen = agent_log(tmp_path / "p", task)
+        assert not alive(seen["pid"])
+        if "grandchild" in seen:
+            assert not alive(seen["grandchild"])
