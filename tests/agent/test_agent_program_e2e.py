@@ -94,3 +94,16 @@ def test_no_child_survives_and_nothing_listens(tmp_path: Path) -> None:
     assert not alive(seen["pid"])
     assert not port_open(port_of(seen["env"]["OPENAI_BASE_URL"]))
     assert not port_open(port_of(seen["env"]["GATE_MCP_URL"]))
+
+
+def test_unparseable_tool_arguments_are_counted_at_the_endpoint(tmp_path: Path) -> None:
+    cfg = make_project(tmp_path / "p", tasks=("incident/incident-easy-01-cache-crashed.yaml",),
+                       agent=program(str(PROGRAMS / "logging_agent.py")))
+    out = tmp_path / "run"
+    main(["run", "--config", str(cfg), "--model", "mock/garbled", "--out", str(out)])
+    (trial,) = read_jsonl(out / "trials.jsonl")
+    assert trial["status"] == "scored"
+    assert trial["agent"]["mcp_calls"] == 0  # the program could not pass any of them on
+    assert trial["invalid_by_kind"] == {"unparseable": trial["tool_calls"]}
+    assert trial["tool_calls"] > 0
+    assert trial["parseable_rate"] == 0.0
