@@ -132,7 +132,7 @@ async def _completions(session: TrialSession, request: Request) -> Response:
     chat = ChatRequest(
         model=session.spec.model, messages=body["messages"], tools=list(body.get("tools") or []),
         seed=session.spec.seed, max_tokens=_max_tokens(session.spec, body),
-        temperature=float(body.get("temperature", session.spec.temperature)),
+        temperature=_temperature(session.spec, body),
     )
     try:
         response = await session.provider.complete(chat, lambda a: session.audit(step, a))
@@ -163,9 +163,10 @@ async def _read_body(request: Request) -> Any:
 
 
 def _check_body(session: TrialSession, body: Any) -> Response | None:
-    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         session.rejected["bad_request"] += 1
-        return _error(400, "the body must be a JSON object with a messages list",
+        return _error(400, "the body must be a JSON object with a list of message objects",
                       "invalid_request_error")
     if body.get("model") != session.spec.model:
         session.rejected["model"] += 1
@@ -187,6 +188,11 @@ def _number(value: Any, real: bool) -> bool:
     if isinstance(value, bool):
         return False
     return isinstance(value, int | float) if real else isinstance(value, int) and value > 0
+
+
+def _temperature(spec: TrialSpec, body: dict[str, Any]) -> float:
+    asked = body.get("temperature")
+    return spec.temperature if asked is None else float(asked)
 
 
 def _max_tokens(spec: TrialSpec, body: dict[str, Any]) -> int:

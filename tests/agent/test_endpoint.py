@@ -84,7 +84,8 @@ def test_streamed_and_plain_answers_with_the_official_sdk() -> None:
             assert chunks[-1].usage is not None
             assert chunks[-1].usage.total_tokens == 15
             plain = await llm.chat.completions.create(
-                model="vendor/model-1", messages=[{"role": "user", "content": "again"}])
+                model="vendor/model-1", messages=[{"role": "user", "content": "again"}],
+                temperature=None)
             assert plain.id == "resp-2"
             assert plain.choices[0].message.content == "All good. " * 20
             assert plain.choices[0].finish_reason == "stop"
@@ -110,10 +111,13 @@ def test_other_tokens_and_models_are_refused_before_the_provider() -> None:
                                     headers={"Authorization": "Bearer trial-token"})
             garbage = await http.post(url, content=b"{not json",
                                       headers={"Authorization": "Bearer trial-token"})
-        assert [r.status_code for r in (no_key, wrong, other, garbage)] == [401, 401, 404, 400]
+            strings = await http.post(url, json={**body, "messages": ["hi"]},
+                                      headers={"Authorization": "Bearer trial-token"})
+        assert [r.status_code for r in (no_key, wrong, other, garbage, strings)] == [
+            401, 401, 404, 400, 400]
         assert provider.requests == []
         assert audit == []
-        assert session.rejected == {"auth": 2, "model": 1, "bad_request": 1}
+        assert session.rejected == {"auth": 2, "model": 1, "bad_request": 2}
 
     asyncio.run(go())
 
