@@ -31,6 +31,23 @@ def agent_problems(config: GateConfig, root: Path, environments: Iterable[str]
     return problems
 
 
+def program_files(config: GateConfig, root: Path) -> list[str]:
+    """Files of the repository named in an agent command (hashed into the run's manifest, so
+    ``--resume`` and the smoke-before-spend check see a changed program)."""
+    found: set[str] = set()
+    choices = [config.agent, *config.agent_overrides.values()]
+    for choice in choices:
+        if not isinstance(choice, AgentProgram):
+            continue
+        for arg in choice.command:
+            if Path(arg).is_absolute() or arg.startswith("-"):
+                continue
+            path = (root / arg).resolve()
+            if path.is_file() and path.is_relative_to(root.resolve()):
+                found.add(path.relative_to(root.resolve()).as_posix())
+    return sorted(found)
+
+
 def _findable(program: str, root: Path) -> bool:
     if "/" in program:
         path = Path(program) if Path(program).is_absolute() else root / program

@@ -208,10 +208,12 @@ def _check_registry(col: _Collector, config: GateConfig, registry: Registry) -> 
 
 
 def _check_agent(col: _Collector, doc: YamlDoc, config: GateConfig, root: Path) -> None:
-    from gate.agent.config_check import agent_problems
+    from gate.agent.config_check import agent_problems, program_files
 
     for loc, message in agent_problems(config, root, _environments()):
         col.add(doc.path, doc.line_of(loc), message)
+    for relpath in program_files(config, root):
+        col.read(relpath, WorkTree(root))  # hashed for the manifest
 
 
 def _environments() -> dict[str, Any]:

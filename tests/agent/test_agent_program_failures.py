@@ -181,3 +181,16 @@ def test_a_halt_in_one_trial_ends_the_programs_of_the_others(tmp_path: Path) -> 
         assert not alive(seen["pid"])
         if "grandchild" in seen:
             assert not alive(seen["grandchild"])
+
+
+def test_the_programs_files_are_hashed_with_the_project(tmp_path: Path) -> None:
+    from gate.config.load import load_project
+
+    project_dir = tmp_path / "p"
+    (project_dir / "agents").mkdir(parents=True)
+    (project_dir / "agents" / "mine.py").write_text("print('v1')\n")
+    cfg = make_project(project_dir, tasks=EASY,
+                       agent={"command": ["python3", "agents/mine.py", "--flag"]})
+    first = load_project(cfg).hashes["agents/mine.py"]
+    (project_dir / "agents" / "mine.py").write_text("print('v2')\n")
+    assert load_project(cfg).hashes["agents/mine.py"] != first
