@@ -215,7 +215,7 @@ class Engine:
             else:
                 trace = await run_program_trial(
                     program, spec, env, self.providers[arm.provider],
-                    lambda step, a: self._audit(cell, arm, step, a),
+                    _ProgramAudit(self, cell, arm),
                     root=arm.project.root, stop=self.stop)
         except HaltError as exc:
             self._set_halt(exc, cell)
@@ -313,6 +313,21 @@ class _AuditSink:
 
     def __call__(self, attempt: Attempt) -> None:
         self.engine._audit(self.cell, self.arm, self.step, attempt)
+
+
+class _ProgramAudit:
+    """The audit writer of an agent program's trial, called with the step (two-phase too)."""
+
+    def __init__(self, engine: Engine, cell: Cell, arm: Arm) -> None:
+        self.engine = engine
+        self.cell = cell
+        self.arm = arm
+
+    def started(self, step: int, start: AttemptStart) -> None:
+        self.engine._audit_start(self.cell, self.arm, step, start)
+
+    def __call__(self, step: int, attempt: Attempt) -> None:
+        self.engine._audit(self.cell, self.arm, step, attempt)
 
 
 class _Progress:
