@@ -59,3 +59,28 @@ def test_kill_9_three_times_audit_attempts_equal_provider_requests() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "audit attempts == provider requests: True" in proc.stdout
     assert "kills: 3 of 3" in proc.stdout
+
+
+def test_results_schema_names_every_provider_error_kind() -> None:
+    """The published schema accepts every kind results.json can count (interrupted too)."""
+    import json
+
+    from gate.providers.base import ErrorKind
+
+    schema = json.loads((REPO / "gate/schemas/results.schema.json").read_text())
+    found: list[list[str]] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "by_kind" in node and isinstance(node["by_kind"], dict):
+                found.append(node["by_kind"]["propertyNames"]["enum"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    assert found
+    for kinds in found:
+        assert set(kinds) == {k.value for k in ErrorKind}
