@@ -135,6 +135,7 @@ class PairedSequentialTest:
         *,
         adapt_mean: bool = False,
         prior_weight: float = 20.0,
+        per_pair: bool = False,
     ) -> None:
         _check_params(delta, alpha, beta, lam, max_rounds, prior_weight)
         self.delta = float(delta)
@@ -145,6 +146,7 @@ class PairedSequentialTest:
         self.plug_in = bool(plug_in)
         self.adapt_mean = bool(adapt_mean)
         self.prior_weight = float(prior_weight)
+        self.per_pair = bool(per_pair)
         self._log_rej_threshold = math.log(self.thresholds.reject)
         self._log_ok_threshold = math.log(self.thresholds.accept)
         self.rounds = 0
@@ -157,9 +159,12 @@ class PairedSequentialTest:
         self.lam_reject, self.lam_accept = self._next_lams()
 
     @classmethod
-    def from_config(cls, cfg: StatisticsParams, plug_in: bool = True) -> PairedSequentialTest:
+    def from_config(
+        cls, cfg: StatisticsParams, plug_in: bool = True, *, per_pair: bool = False
+    ) -> PairedSequentialTest:
         """Build from a ``StatisticsConfig`` (delta, alpha, beta, lam, max_rounds)."""
-        return cls(cfg.delta, cfg.alpha, cfg.beta, cfg.lam, cfg.max_rounds, plug_in)
+        return cls(cfg.delta, cfg.alpha, cfg.beta, cfg.lam, cfg.max_rounds, plug_in,
+                   per_pair=per_pair)
 
     @property
     def thresholds(self) -> Thresholds:
@@ -183,25 +188,53 @@ class PairedSequentialTest:
         )
 
     def update(self, round_diffs: Sequence[float]) -> Decision:
-        """Multiply in one round of paired differences and decide.
+        """Multiply in one batch of paired differences and decide.
+
+        Without ``per_pair`` the batch is a round: one bet for all of it, one check at its end.
+        With ``per_pair`` the pairs are taken in order, each with its own bet (fixed from the
+        pairs before it) and a check after it; pairs after a crossing are not consumed
+        (``Decision.pairs`` counts the pairs the decision rests on). Either way the call counts
+        as one check towards ``max_rounds``.
 
         Raises ValueError for a difference outside [-1, 1] (or NaN) -- before changing any
         state -- and RuntimeError when the test has already reached a verdict.
         """
         if self.verdict != "continue":
             raise RuntimeError(f"the test already reached a verdict: {self.verdict}")
-        inc_rej, inc_ok, s1, s2 = _round_sums(
-            round_diffs, self.lam_reject, self.lam_accept, self.delta
-        )
-        self.log_e_reject += inc_rej
-        self.log_e_accept += inc_ok
-        self.sum_d += s1
-        self.sum_d2 += s2
-        self.pairs += len(round_diffs)
+        if self.per_pair:
+            _round_sums(round_diffs, 0.0, 0.0, self.delta)  # validate all before any change
+            for d in round_diffs:
+                self._add(d)
+                self.lam_reject, self.lam_accept = self._next_lams()
+                if self._crossed():
+                    break
+        else:
+            inc_rej, inc_ok, s1, s2 = _round_sums(
+                round_diffs, self.lam_reject, self.lam_accept, self.delta
+            )
+            self.log_e_reject += inc_rej
+            self.log_e_accept += inc_ok
+            self.sum_d += s1
+            self.sum_d2 += s2
+            self.pairs += len(round_diffs)
         self.rounds += 1
         self.verdict = self._verdict()
         self.lam_reject, self.lam_accept = self._next_lams()
         return self.decision
+
+    def _add(self, d: float) -> None:
+        """One pair at the current bets (per-pair mode)."""
+        self.log_e_reject += math.log1p(-self.lam_reject * d)
+        self.log_e_accept += math.log1p(self.lam_accept * (d + self.delta))
+        self.sum_d += d
+        self.sum_d2 += d * d
+        self.pairs += 1
+
+    def _crossed(self) -> bool:
+        return (
+            self.log_e_reject >= self._log_rej_threshold
+            or self.log_e_accept >= self._log_ok_threshold
+        )
 
     def _verdict(self) -> Verdict:
         """Regression wins a tie (see the module docstring); the limit gives inconclusive."""
@@ -214,7 +247,7 @@ class PairedSequentialTest:
         return "continue"
 
     def _next_lams(self) -> tuple[float, float]:
-        """Bets for the next round, from earlier rounds only (predictable)."""
+        """Bets for the next round (pair), from earlier rounds (pairs) only: predictable."""
         if not self.plug_in:
             return self.lam, self.lam
         d, w0, n = self.delta, self.prior_weight, self.pairs
@@ -228,7 +261,13 @@ class PairedSequentialTest:
         else:
             m_rej = m_ok = d
         cap = lam_cap(d)
-        return _kelly(m_rej, var, cap), _kelly(m_ok, var, cap)
+        lam_rej, lam_ok = _kelly(m_rej, var, cap), _kelly(m_ok, var, cap)
+        if self.per_pair:
+            # Never bet more than the best possible pair needs to reach the threshold: the
+            # largest factors are 1 + lam (D = -1) and 1 + lam (1 + delta) (D = 1).
+            lam_rej = min(lam_rej, _room(self._log_rej_threshold - self.log_e_reject))
+            lam_ok = min(lam_ok, _room(self._log_ok_threshold - self.log_e_accept) / (1 + d))
+        return lam_rej, lam_ok
 
     def extended(self, max_rounds: int) -> PairedSequentialTest:
         """A copy allowed to run to ``max_rounds`` (continue an inconclusive sweep).
@@ -259,6 +298,7 @@ class PairedSequentialTest:
                 "plug_in": self.plug_in,
                 "adapt_mean": self.adapt_mean,
                 "prior_weight": self.prior_weight,
+                "per_pair": self.per_pair,
             },
             "state": {
                 "rounds": self.rounds,
@@ -287,6 +327,7 @@ class PairedSequentialTest:
                 p["plug_in"],
                 adapt_mean=p["adapt_mean"],
                 prior_weight=p["prior_weight"],
+                per_pair=bool(p.get("per_pair", False)),
             )
             test.rounds, test.pairs = int(s["rounds"]), int(s["pairs"])
             test.log_e_reject = float(s["log_e_reject"])
@@ -307,6 +348,11 @@ def _kelly(mean: float, var: float, cap: float) -> float:
     if mean <= 0.0:
         return 0.0
     return min(mean / (var + mean * mean), cap)
+
+
+def _room(log_gap: float) -> float:
+    """The factor still needed to reach a threshold, minus one (a bet cap; large when far)."""
+    return math.expm1(min(max(log_gap, 0.0), 5.0))
 
 
 def _round_sums(
