@@ -261,13 +261,7 @@ class PairedSequentialTest:
         else:
             m_rej = m_ok = d
         cap = lam_cap(d)
-        lam_rej, lam_ok = _kelly(m_rej, var, cap), _kelly(m_ok, var, cap)
-        if self.per_pair:
-            # Never bet more than the best possible pair needs to reach the threshold: the
-            # largest factors are 1 + lam (D = -1) and 1 + lam (1 + delta) (D = 1).
-            lam_rej = min(lam_rej, _room(self._log_rej_threshold - self.log_e_reject))
-            lam_ok = min(lam_ok, _room(self._log_ok_threshold - self.log_e_accept) / (1 + d))
-        return lam_rej, lam_ok
+        return _kelly(m_rej, var, cap), _kelly(m_ok, var, cap)
 
     def extended(self, max_rounds: int) -> PairedSequentialTest:
         """A copy allowed to run to ``max_rounds`` (continue an inconclusive sweep).
@@ -348,11 +342,6 @@ def _kelly(mean: float, var: float, cap: float) -> float:
     if mean <= 0.0:
         return 0.0
     return min(mean / (var + mean * mean), cap)
-
-
-def _room(log_gap: float) -> float:
-    """The factor still needed to reach a threshold, minus one (a bet cap; large when far)."""
-    return math.expm1(min(max(log_gap, 0.0), 5.0))
 
 
 def _round_sums(

@@ -32,7 +32,7 @@ def test_regression_is_detected_early(project_dir: Path, tmp_path: Path) -> None
     r = results_of(out)
     assert r["verdict"] == "regression"
     assert r["decision"]["e_reject"] >= r["decision"]["threshold_reject"]
-    assert r["decision"]["rounds"] < r["decision"]["fixed_sample_rounds"]
+    assert r["decision"]["pairs"] < r["decision"]["fixed_sample_pairs"]
     counts = r["scope"]["counts"]
     assert sum(counts.values()) == r["scope"]["planned"]
     assert counts["not_needed"] > 0
