@@ -1,9 +1,9 @@
 """Error rates and power of the sequential test by seeded simulation of whole sweeps.
 
-Boundary nulls (docs/statistics.md): at true suite-mean difference -delta the rate of "no_regression"
-must stay <= alpha, at 0 the rate of "regression" <= beta; quick test at N 2,000 per null with the
-bound alpha + 3 sqrt(alpha (1 - alpha) / N) = 0.065. Suites have tasks of mixed difficulty
-(baseline success spread over [0.05, 0.95]) and heterogeneous per-task effects.
+Boundary nulls (docs/statistics.md): at true suite-mean difference -delta the rate of
+"no_regression" must stay <= alpha, at 0 the rate of "regression" <= beta; quick test at N 2,000
+per null with the bound alpha + 3 sqrt(alpha (1 - alpha) / N) = 0.065. Suites have tasks of mixed
+difficulty (baseline success spread over [0.05, 0.95]) and heterogeneous per-task effects.
 """
 
 from __future__ import annotations
