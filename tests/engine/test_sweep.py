@@ -198,6 +198,12 @@ def test_iid_schedule_decides_on_drawn_units_and_verifies(project_dir: Path,
     run_pairs = r["scope"]["counts"]["done"] // 2
     assert r["decision"]["pairs"] <= run_pairs < r["decision"]["pairs"] + 4
     assert r["decision"]["pairs"] < 40  # sooner than a whole round
+    # Task coverage stays visible: each task's paired-trial count, and the report says so.
+    counts = [row["pairs"] for row in r["tasks"]]
+    assert sum(counts) == run_pairs
+    assert min(counts) < max(counts)
+    report = (out / "report.md").read_text()
+    assert f"from {min(counts)} to {max(counts)} paired trials per task" in report
     assert gate("verify", "--run", str(out)) == 0
 
 
