@@ -66,16 +66,6 @@ def test_asymmetric_levels_are_not_swapped() -> None:
     assert equal.regression <= bound(0.20)
 
 
-@pytest.mark.slow
-def test_iid_trial_level_checks_keep_error_rates() -> None:
-    make = factory(max_rounds=MAX_ROUNDS * T)  # one update per pair
-    options = SimOptions(schedule="iid", batch=1)
-    at_margin = make_suite(T, -DELTA, random.Random(15), heterogeneity=0.08)
-    at_parity = make_suite(T, 0.0, random.Random(16), heterogeneity=0.08)
-    assert simulate_many(at_margin, make, N, seed=25, options=options).no_regression <= bound(0.05)
-    assert simulate_many(at_parity, make, N, seed=26, options=options).regression <= bound(0.05)
-
-
 def test_identical_arms_mostly_no_regression() -> None:
     suite = make_suite(T, 0.0, random.Random(17), heterogeneity=0.0)
     assert suite.p_base == suite.p_cand
