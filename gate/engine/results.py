@@ -37,6 +37,8 @@ def arm_summary(
     """Per-arm figures. Provider errors are excluded from every success denominator."""
     scored = [t for t in trials if t.get("status") == "scored"]
     lost = [t for t in trials if t.get("status") == "provider_error"]
+    not_scored = Counter(str(t.get("status")) for t in trials
+                         if t.get("status") not in ("scored", "provider_error"))
     n = len(scored)
     successes = sum(1 for t in scored if t["success"])
     failed = [a for a in audit if a["outcome"] != "ok"]
@@ -66,6 +68,7 @@ def arm_summary(
             "by_kind": dict(sorted(Counter(a["outcome"] for a in failed).items())),
         },
         "trials_lost_to_provider": len(lost),
+        "trials_not_scored": dict(sorted(not_scored.items())),
         "attempts": len(audit),
         "response_ids": sum(1 for a in audit if a.get("response_id")),
         "cost_usd": _r(cost, 8),
@@ -126,8 +129,7 @@ def scope_accounting(
         for arm in scope["arms"]:
             trial = by_id.get(unit.trial_id(arm))
             if trial is not None:
-                state = "done" if trial["status"] == "scored" else "lost_to_provider"
-                reason = None if state == "done" else trial["provider_error"]["kind"]
+                state, reason = _trial_state(trial)
             elif decided_round is not None and unit.batch > decided_round:
                 state, reason = "not_needed", f"decided at check {decided_round}"
             elif halt is not None:
@@ -143,10 +145,19 @@ def scope_accounting(
     planned = len(units) * len(scope["arms"])
     return {
         "planned": planned,
-        "counts": {k: counts.get(k, 0) for k in ("done", "lost_to_provider", "not_needed",
-                                                  "not_run")},
+        "counts": {k: counts.get(k, 0) for k in ("done", "lost_to_provider", "not_scored",
+                                                  "not_needed", "not_run")},
         "cells_not_done": not_done,
     }
+
+
+def _trial_state(trial: dict[str, Any]) -> tuple[str, str | None]:
+    """A finished cell: done, lost to the provider, or not scored (e.g. ``no_model_call``)."""
+    if trial["status"] == "scored":
+        return "done", None
+    if trial["status"] == "provider_error":
+        return "lost_to_provider", trial["provider_error"]["kind"]
+    return "not_scored", str(trial["status"])
 
 
 def per_task(
@@ -243,6 +254,10 @@ def _status(
     if trials and lost / len(trials) > lost_share_max:
         reasons.append(f"{lost} of {len(trials)} trials lost to provider errors "
                        f"(> {lost_share_max:.0%}): provider artifact, not a ranking")
+    not_scored = sum(1 for t in trials if t["status"] not in ("scored", "provider_error"))
+    if trials and not_scored / len(trials) > lost_share_max:
+        reasons.append(f"{not_scored} of {len(trials)} trials not scored (e.g. the agent program "
+                       f"made no model call; > {lost_share_max:.0%})")
     scored_without_id = [t["trial_id"] for t in trials
                          if t["status"] == "scored" and not t.get("response_ids")]
     if scored_without_id:

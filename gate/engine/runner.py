@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gate.agent.loop import TrialSpec, TrialTrace, run_trial
+from gate.agent.program import ProgramTrace, agent_for, program_fields, run_program_trial
 from gate.config.load import Project
 from gate.engine.jsonl import JsonlWriter
 from gate.engine.session import Notices
@@ -124,6 +125,7 @@ class Engine:
         self.console = console or sys.stderr
         self.notices = notices or Notices(self.console)
         self.halt: Halt | None = None
+        self.stop = asyncio.Event()  # set by the circuit breaker: agent programs are ended
         self.run_id = _manifest_run_id(out_dir)  # written before the engine starts
         self.counters = Counters()
         self.audit = JsonlWriter(out_dir / "audit.jsonl")
@@ -177,6 +179,7 @@ class Engine:
         kind = "paused" if isinstance(exc, PausedError) else "circuit_breaker"
         self.halt = Halt(kind, exc.reason, cell.task, cell.round)
         if kind == "circuit_breaker":
+            self.stop.set()  # running agent programs are ended at once
             print(f"[CIRCUIT BREAKER] {exc.reason} at task {cell.task}, round {cell.round}",
                   file=self.console, flush=True)
         else:
@@ -206,8 +209,16 @@ class Engine:
             step_box["step"] = step
 
         started = time.monotonic()
+        program = agent_for(arm.project.config, env_name)
         try:
-            trace = await run_trial(spec, env, self.providers[arm.provider], on_attempt, on_step)
+            if program is None:
+                trace = await run_trial(spec, env, self.providers[arm.provider], on_attempt,
+                                        on_step)
+            else:
+                trace = await run_program_trial(
+                    program, spec, env, self.providers[arm.provider],
+                    lambda step, a: self._audit(cell, arm, step, a),
+                    root=arm.project.root, stop=self.stop)
         except HaltError as exc:
             self._set_halt(exc, cell)
             return None
@@ -255,6 +266,9 @@ class Engine:
         if trace is None:
             return base
         lt = arm.project.task(cell.task)
+        if isinstance(trace, ProgramTrace):
+            base.update(program_fields(trace, env.outcome(), lt))
+            return base
         base.update(score_trial(trace, env.outcome(), lt))
         base["status"] = "scored"
         return base
