@@ -178,8 +178,21 @@ def per_task(
             if scored:
                 row["environment"] = scored[0].get("environment")
                 row["difficulty"] = scored[0].get("difficulty")
+        row["pairs"] = _complete_pairs(trials, task, manifest["scope"]["arms"])
         rows.append(row)
     return rows
+
+
+def _complete_pairs(trials: list[dict[str, Any]], task: str, arms: list[str]) -> int:
+    """Units of ``task`` that every arm scored: the paired trials a task's figures rest on.
+
+    Under the ``iid`` schedule tasks are drawn at random, so this count differs by task.
+    """
+    scored: dict[str, set[int]] = {arm: set() for arm in arms}
+    for t in trials:
+        if t["task"] == task and t["status"] == "scored" and t["arm"] in scored:
+            scored[t["arm"]].add(int(t["round"]))
+    return len(set.intersection(*scored.values())) if scored else 0
 
 
 def compute_results(
