@@ -5,9 +5,10 @@ the final answer. A response cut at ``max_tokens`` (``finish_reason: "length"``)
 ``truncated``: its text is not a final answer and a cut tool call is not run (nor counted as an
 invalid action). A refusal (the message's ``refusal``) is recorded in the trace. Reasoning
 (``reasoning``, ``reasoning_details``) stays on the assistant turn sent back, as providers ask
-for tool calling with reasoning models. Invalid calls (unknown tool, unparseable or schema-invalid arguments) go
-back to the model as tool errors and are counted. A ``ProviderError`` is not caught here: the
-engine records the trial as lost to the provider, never as a model failure.
+for tool calling with reasoning models. Invalid calls (unknown tool, unparseable or
+schema-invalid arguments) go back to the model as tool errors and are counted. A
+``ProviderError`` is not caught here: the engine records the trial as lost to the provider,
+never as a model failure.
 """
 
 from __future__ import annotations
