@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import time
+from dataclasses import replace
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
@@ -211,12 +212,16 @@ class Handler(BaseHTTPRequestHandler):
             self._json(400, _error(400, str(exc)))
             return
         usage = response.usage
+        message, finish = _honour_none(response.message, request.tool_choice), None
+        if usage.completion_tokens > request.max_tokens:  # cut at max_tokens, as providers do
+            excess = usage.completion_tokens - request.max_tokens
+            message, finish = cut_message(message, excess), "length"
+            usage = replace(usage, completion_tokens=request.max_tokens)
         price = self.mock.prices.get(request.model)
         cost = response.cost_usd if price is None else compute_cost(
             usage.prompt_tokens, usage.completion_tokens, price)
         self.mock.charge(cost)
-        message = _honour_none(response.message, request.tool_choice)
-        finish = "tool_calls" if message.get("tool_calls") else "stop"
+        finish = finish or ("tool_calls" if message.get("tool_calls") else "stop")
         completion = {
             "id": self.mock.response_id(record.seq), "object": "chat.completion",
             "created": int(time.time()), "model": request.model, "provider": "gate-mock",
@@ -266,4 +271,24 @@ def _honour_none(message: dict[str, Any], tool_choice: Any) -> dict[str, Any]:
         return message
     out = {k: v for k, v in message.items() if k != "tool_calls"}
     out["content"] = out.get("content") or ""
+    return out
+
+
+CHARS_PER_TOKEN = 4  # the simulated models' token count: characters / 4
+
+
+def cut_message(message: dict[str, Any], excess_tokens: int) -> dict[str, Any]:
+    """What a provider sends when the answer is ``excess_tokens`` over ``max_tokens``: the text
+    and the first tool call's arguments lose their end (a cut call's arguments are not JSON)."""
+    chars = max(1, excess_tokens) * CHARS_PER_TOKEN
+    out = dict(message)
+    if isinstance(out.get("content"), str):
+        out["content"] = out["content"][:max(0, len(out["content"]) - chars)]
+    calls = out.get("tool_calls") or []
+    if calls:
+        first = calls[0]
+        fn = dict(first.get("function") or {})
+        arguments = str(fn.get("arguments") or "")
+        fn["arguments"] = arguments[:max(0, len(arguments) - chars)]
+        out["tool_calls"] = [{**first, "function": fn}]
     return out
