@@ -218,6 +218,7 @@ class Engine:
             "tokens_in": a.prompt_tokens, "tokens_out": a.completion_tokens,
             "cost_reported_usd": a.cost_reported_usd, "cost_computed_usd": a.cost_computed_usd,
             "latency_s": round(a.latency_s, 6),
+            "finish_reason": a.finish_reason, "cached_tokens": a.cached_tokens,
         }
         if a.error:
             line["error"] = a.error
