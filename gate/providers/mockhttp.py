@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler
+from urllib.parse import unquote
 from typing import TYPE_CHECKING, Any
 
 from gate.providers import sse
@@ -85,7 +86,7 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0].rstrip("/")
         route = routes.get(path)
         if route is None and path.startswith("/v1/models/"):
-            self._model(path.removeprefix("/v1/models/"))
+            self._model(unquote(path.removeprefix("/v1/models/")))  # the SDK sends mock%2Fexpert
         elif route is None:
             self._json(404, _error(404, f"no route {self.path}"))
         else:
