@@ -9,8 +9,8 @@ import time
 from dataclasses import replace
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import unquote
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from gate.providers import sse
 from gate.providers.base import ChatRequest, ProviderError
