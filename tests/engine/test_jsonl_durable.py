@@ -47,7 +47,8 @@ def test_awrite_returns_after_an_fsync_that_covers_the_record_off_the_loop_threa
 
     loop_thread, covered = asyncio.run(go())
     assert covered == [1, 2, 3]  # when awrite(i) returned, an fsync had seen line i
-    assert spy.calls and all(thread != loop_thread for thread, _ in spy.calls)
+    assert spy.calls
+    assert all(thread != loop_thread for thread, _ in spy.calls)
     assert [r["i"] for r in read_jsonl(spy.path)] == [0, 1, 2]
 
 

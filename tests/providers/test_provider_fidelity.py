@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crafted import Crafted, completion
+from provider_support import KEY, MODEL, config, provider, request
 
 from gate.agent.loop import TrialSpec, TrialTrace, run_trial
 from gate.cli import main
@@ -20,8 +22,6 @@ from gate.environments.base import ToolResult
 from gate.errors import ConfigError
 from gate.providers.base import Attempt, ErrorKind, ProviderError
 from gate.providers.factory import build_client
-from crafted import Crafted, completion
-from provider_support import KEY, MODEL, config, provider, request
 
 CHAT = "POST /v1/chat/completions"
 MODELS = "GET /v1/models"
@@ -77,7 +77,8 @@ def test_a_tool_call_cut_at_max_tokens_is_a_truncation_not_an_invalid_action(
     assert trace.ended == "truncated"
     assert trace.truncations == 1
     assert dict(trace.invalid) == {}
-    assert trace.tool_calls == 0 and env.calls == []
+    assert trace.tool_calls == 0
+    assert env.calls == []
     assert [a.finish_reason for a in attempts] == ["length"]
 
 
@@ -196,7 +197,8 @@ def test_a_variable_price_is_explained_not_taken_for_an_id_mismatch() -> None:
     with Crafted({MODELS: [(200, listing)]}) as srv, pytest.raises(ConfigError) as info:
         _complete(srv)
     text = str(info.value)
-    assert "variable prompt price" in text and "cannot budget" in text
+    assert "variable prompt price" in text
+    assert "cannot budget" in text
     assert "ids must match" not in text
     assert srv.bodies(CHAT) == []
 

@@ -78,11 +78,12 @@ def test_a_stream_ends_with_usage_and_tool_calls_come_as_deltas(
         **_ask(project), stream=True, stream_options={"include_usage": True}))
     assert len(chunks) > 4
     assert all(c.object == "chat.completion.chunk" for c in chunks)
-    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == plain.usage.completion_tokens  # type: ignore[union-attr]
     assert [c.choices[0].finish_reason for c in chunks[:-1]][-1] == "tool_calls"
-    pieces = [tc.function.arguments for c in chunks[:-1] for tc in c.choices[0].delta.tool_calls or []
-              if tc.function and tc.function.arguments]
+    deltas = [tc for c in chunks[:-1] for tc in c.choices[0].delta.tool_calls or []]
+    pieces = [tc.function.arguments for tc in deltas if tc.function and tc.function.arguments]
     assert len(pieces) > 1  # really streamed in pieces
     with client.chat.completions.stream(**_ask(project)) as stream:
         final = stream.get_final_completion()
@@ -132,10 +133,13 @@ def test_models_are_openai_model_objects_with_prices(server: MockServer) -> None
     models = list(client.models.list())
     assert {m.id for m in models} == set(MOCK_PRICES)
     for m in models:
-        assert m.object == "model" and m.owned_by == "gate-mock" and m.created > 0
+        assert m.object == "model"
+        assert m.owned_by == "gate-mock"
+        assert m.created > 0
         assert float(m.model_extra["pricing"]["prompt"]) == MOCK_PRICES[m.id].prompt  # type: ignore[index]
     one = client.models.retrieve(MODEL)
-    assert one.id == MODEL and one.object == "model"
+    assert one.id == MODEL
+    assert one.object == "model"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("mock/absent")
 

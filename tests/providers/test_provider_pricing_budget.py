@@ -172,5 +172,6 @@ def test_rejected_key_on_balance_is_config_error() -> None:
             async with build_client(cfg) as client:
                 await fetch_balance(provider(cfg, client), Budget(5.0))
 
-        with pytest.raises(ConfigError, match=f"the provider refused the key: HTTP 401 .*{KEY_ENV}"):
+        refused = f"the provider refused the key: HTTP 401 .*{KEY_ENV}"
+        with pytest.raises(ConfigError, match=refused):
             asyncio.run(go())
