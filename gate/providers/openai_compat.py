@@ -5,6 +5,7 @@ One call (``complete``) goes:
     halted? -> price known? (fetched once, fail closed) -> budget.reserve(projection)
       -> attempts (tenacity, at most retry.max_attempts):
            halted? -> cooldown.wait() -> rate_limiter.acquire() -> POST /chat/completions
+           -> rate_limiter.release(response headers)
            -> classify -> on_attempt(Attempt) -> ok | retry (announced) | raise
       -> budget.settle(actual cost) | budget.release()
 
@@ -230,9 +231,14 @@ class OpenAICompatProvider:
     ) -> ChatResponse:
         self._check_halt()
         await self._cooldown.wait()
-        await self._limiter.acquire()
-        self._check_halt()
-        outcome = await self._send(content)
+        ticket = await self._limiter.acquire()
+        outcome: _Outcome | None = None
+        try:
+            self._check_halt()
+            outcome = await self._send(content)
+        finally:
+            headers = outcome.headers if outcome is not None else None
+            self._limiter.release(ticket, headers, sent=outcome is not None)
         self.stats.attempts += 1
         kind = classify(outcome.status, outcome.body, outcome.exc)
         if kind is None:
