@@ -164,8 +164,12 @@ class RateLimiter:
                 if self._on_wait is not None:
                     self._on_wait(delay)
                 await self._sleep(delay)
-            # A sleep may wake a hair early; the grant is booked no earlier than allowed.
-            self._last_grant = max(self._clock(), earliest)
+            # Pacing is anchored on the schedule, so a late wake-up (a busy CPU) does not push
+            # every later grant back; a wake-up later than half a step re-anchors on now. A
+            # declared minimum interval is never shortened.
+            late = self._clock() - earliest
+            catch_up = 0.0 if self.min_interval_s > 0 else self._spacing / 2
+            self._last_grant = earliest if 0 <= late < catch_up else max(self._clock(), earliest)
             ticket = next(self._tickets)
             self._in_flight.add(ticket)
             return ticket

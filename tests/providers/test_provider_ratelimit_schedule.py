@@ -168,3 +168,21 @@ def test_a_request_never_sent_does_not_hold_the_window() -> None:
         return fake.now
 
     assert asyncio.run(go()) <= 10.0 * 1.03  # paced only, not a window after a send
+
+
+def test_late_wake_ups_do_not_push_the_schedule_back() -> None:
+    fake = FakeTime(now=0.0)
+
+    async def oversleep(seconds: float) -> None:
+        await fake.sleep(seconds + 0.3)  # a busy CPU wakes every waiter 0.3 s late
+
+    limiter = RateLimiter(0.0, 10, 10.0, clock=fake.clock, sleep=oversleep)
+    times: list[float] = []
+
+    async def go() -> None:
+        for _ in range(25):
+            limiter.release(await limiter.acquire())
+            times.append(fake.now)
+
+    asyncio.run(go())
+    assert times[-1] <= 24 * 1.0 + 0.3 + 2 * 0.05 + 1e-9  # on schedule, not 24 x 1.3
