@@ -53,11 +53,13 @@ class RateLimit(Strict):
 
 
 class Price(Strict):
-    """USD per token (prompt, completion) and per request."""
+    """USD per token (prompt, completion) and per request; ``cache_read``: USD per prompt token
+    served from the provider's cache (None: cached tokens cost the full prompt price)."""
 
     prompt: float = Field(ge=0)
     completion: float = Field(ge=0)
     request: float = Field(0.0, ge=0)
+    cache_read: float | None = Field(None, ge=0)
 
 
 FaultKind = Literal["429", "500", "502", "503", "error_in_body", "malformed_json", "stall", "402"]

@@ -75,6 +75,8 @@ def arm_summary(
         "cost_reported_usd": _r(sum(float(a["cost_reported_usd"]) for a in reported), 8)
         if reported else None,
         "cost_divergences": divergent,
+        "truncations": sum(int(t.get("truncations") or 0) for t in scored),
+        "refusals": sum(len(t.get("refusals") or []) for t in scored),
         "cost_per_success_usd": _r(cost / successes, 8) if successes else None,
         "p50_s": _r(percentile(latencies, 0.50)) if latencies else None,
         "p95_s": _r(percentile(latencies, 0.95)) if latencies else None,
