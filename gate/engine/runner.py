@@ -226,18 +226,19 @@ class Engine:
                           provider_error={"kind": exc.kind.value, "message": str(exc)[:300]})
         else:
             record = self._record(cell, arm, seed, trace, env, started)
-        self.trials.write(record)
+        await self.audit.sync()  # the trial's attempts are on disk before the trial ...
+        await self.trials.awrite(record)  # ... and the trial before it counts
         self.counters.trials_done += 1
         return record
 
     def _audit_start(self, cell: Cell, arm: Arm, step: int, s: AttemptStart) -> None:
         """The ``started`` line: flushed to the OS before the request body is sent (no fsync
-        here, so that nothing slow sits between the two; the outcome line's fsync covers it)."""
-        self.audit.write({
+        here, so that nothing slow sits between the two; the trial's ``sync`` covers it)."""
+        self.audit.append({
             "phase": STARTED, "attempt_id": s.attempt_id, "ts": now_iso(), "arm": cell.arm,
             "model": arm.model, "task": cell.task, "round": cell.round, "step": step,
             "attempt": s.attempt, "request_sha256": s.request_sha256,
-        }, sync=False)
+        })
 
     def _audit(self, cell: Cell, arm: Arm, step: int, a: Attempt) -> None:
         self.counters.calls += 1
@@ -252,6 +253,7 @@ class Engine:
             "tokens_in": a.prompt_tokens, "tokens_out": a.completion_tokens,
             "cost_reported_usd": a.cost_reported_usd, "cost_computed_usd": a.cost_computed_usd,
             "latency_s": round(a.latency_s, 6),
+            "finish_reason": a.finish_reason, "cached_tokens": a.cached_tokens,
         }
         if a.attempt_id:
             line["attempt_id"] = a.attempt_id
@@ -259,7 +261,7 @@ class Engine:
             line["error"] = a.error
         if a.extra:
             line["extra"] = a.extra
-        self.audit.write(line)
+        self.audit.append(line)  # made durable (batched) before the trial is recorded
 
     def _record(
         self, cell: Cell, arm: Arm, seed: int, trace: TrialTrace | None, env: Any, started: float
