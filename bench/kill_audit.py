@@ -8,7 +8,9 @@ provider pointed at the server) is killed with SIGKILL after a random delay, the
     attempts in audit.jsonl (gate.engine.audit.attempts: one per request started, a start
     without outcome counted as `interrupted`)  ==  requests in the server's log
 
-and `gate verify` re-derives results.json. Prints the figures; exits 1 on any difference.
+and `gate verify` re-derives results.json. Prints the figures. Exits 0 when equal, 2 when the
+audit counted more (a kill landed between a start line and the socket write completing: the
+safe direction), 1 when it counted fewer or verify failed.
 
 Usage: python bench/kill_audit.py [--kills 20] [--project DIR] [--max-rounds 2]
 """
@@ -167,8 +169,13 @@ def run(project_src: Path, kills: int, rounds: int, seed: int) -> int:
         print(f"kills: {killed} of {kills}; final resume exit {last.returncode}; "
               f"verify exit {verify.returncode} {verify.stdout.strip()[:200]}")
         equal = len(folded) == received > 0
+        over = len(folded) - received
         print(f"audit attempts == provider requests: {equal} ({len(folded)} vs {received})")
-        return 0 if equal and verify.returncode == 0 else 1
+        print(f"requests the audit missed: {max(0, -over)}; audited starts the provider never "
+              f"completed: {max(0, over)}")
+        if verify.returncode != 0 or received == 0 or over < 0:
+            return 1  # a request paid for and not audited, or results not re-derived
+        return 0 if equal else 2  # 2: over-counted (a kill between the start line and the send)
 
 
 def main() -> int:
