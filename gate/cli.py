@@ -18,7 +18,6 @@ EXIT_INVALID = 4
 # whose ``func`` default is ``Callable[[argparse.Namespace], int]``.
 COMMAND_MODULES = (
     "gate.commands",
-    "gate.engine.sweep",
     "gate.report.cli",
     "gate.providers.cli",
     "gate.github.cli",

@@ -2,6 +2,7 @@
 
     GateError                      base of every error the gate raises on purpose
     ├── ConfigError                invalid input: carries ``problems`` (file, line, message); exit 4
+    │   └── RecordError            a run record: corrupt, an unknown or missing field
     ├── ProviderError              a provider attempt failed: kind, status, provider, response id
     │   (see gate.providers.base)
     ├── HaltError                  the run must stop starting new work (circuit breaker, pause)
@@ -49,6 +50,10 @@ class ConfigError(GateError):
         return cls([Problem(path, line, message)])
 
 
+class RecordError(ConfigError):
+    """A record of a run directory (trials.jsonl, manifest.json, ...) does not match its model."""
+
+
 class HaltError(GateError):
     """The run must stop starting new trials; in-flight trials may finish."""
 
@@ -73,3 +78,31 @@ class RegistryWriteError(GateError):
 
 class ResumeError(GateError):
     """``--resume`` refused (configuration or file hashes changed, or nothing to resume)."""
+
+
+# --- exit codes: the one table -----------------------------------------------------------
+
+EXIT_OK = 0  # success; a sweep: no regression and the SLOs met
+EXIT_FAIL = 1  # a sweep found a regression or an SLO breach; a smoke check failed; mismatch
+EXIT_HALTED = 2  # the circuit breaker or the pause file stopped the run
+EXIT_INCONCLUSIVE = 3  # the sweep could not decide
+EXIT_INVALID = 4  # invalid input: a file, a flag, a refused resume or registry write
+
+# The exit code of each error type; the most specific class in an exception's MRO wins.
+EXIT_CODES: dict[type[GateError], int] = {
+    GateError: EXIT_INVALID,
+    ConfigError: EXIT_INVALID,
+    HaltError: EXIT_HALTED,
+    CircuitBreakerError: EXIT_HALTED,
+    PausedError: EXIT_HALTED,
+    RegistryWriteError: EXIT_INVALID,
+    ResumeError: EXIT_INVALID,
+}
+
+
+def exit_code_for(exc: GateError) -> int:
+    """The exit code of ``exc`` from ``EXIT_CODES``."""
+    for cls in type(exc).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return EXIT_INVALID

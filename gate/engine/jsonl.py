@@ -2,7 +2,8 @@
 
 Each record is written as one line and flushed (and fsynced) before the call returns, so a
 kill -9 loses at most the line being written. A torn last line (no newline, or not JSON) is
-detected on reading and dropped, never misread; a bad line in the middle is an error.
+detected on reading and dropped, never misread; a bad line in the middle is an error. Every
+line is a record of gate.records, validated on reading (``path:line: message``, exit 4).
 """
 
 from __future__ import annotations
@@ -10,20 +11,28 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Generic
 
-from gate.errors import ConfigError
+from gate.errors import RecordError
+from gate.records import R, parse_record
 
 
-class JsonlWriter:
-    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+class JsonlWriter(Generic[R]):
+    """Appends records of one model to a JSON-lines file."""
+
+    def __init__(self, path: Path, model: type[R], *, fsync: bool = True) -> None:
         self.path = path
+        self.model = model
         self._fsync = fsync
         _truncate_torn_tail(path)
         self._fh = path.open("a", encoding="utf-8")
 
-    def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    def write(self, record: R) -> None:
+        if not isinstance(record, self.model):
+            raise TypeError(f"{self.path.name} holds {self.model.__name__} records, "
+                            f"not {type(record).__name__}")
+        line = json.dumps(record.to_json(), sort_keys=True, separators=(",", ":"),
+                          allow_nan=False)
         self._fh.write(line + "\n")
         self._fh.flush()
         if self._fsync:
@@ -32,7 +41,7 @@ class JsonlWriter:
     def close(self) -> None:
         self._fh.close()
 
-    def __enter__(self) -> JsonlWriter:
+    def __enter__(self) -> JsonlWriter[R]:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -50,14 +59,14 @@ def _truncate_torn_tail(path: Path) -> None:
             fh.truncate(keep)
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path, model: type[R]) -> list[R]:
     """Read every complete record; drop a torn last line; fail on corruption elsewhere."""
     if not path.exists():
         return []
     lines = path.read_bytes().split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline, else a torn line
     del tail
-    out: list[dict[str, Any]] = []
+    out: list[R] = []
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -66,8 +75,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         except ValueError:
             if number == len(lines):
                 break  # a torn line that happened to end in a newline: drop it
-            raise ConfigError.one(str(path), number, "corrupt record (not JSON)") from None
+            raise RecordError.one(str(path), number, "corrupt record (not JSON)") from None
         if not isinstance(record, dict):
-            raise ConfigError.one(str(path), number, "corrupt record (not an object)")
-        out.append(record)
+            raise RecordError.one(str(path), number, "corrupt record (not an object)")
+        out.append(parse_record(model, record, str(path), number))
     return out

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import jinja2
 
-from gate.engine.rundir import PARTIAL, RESULTS, read_json
+from gate.engine.rundir import PARTIAL, RESULTS, read_manifest, read_results
 from gate.errors import ConfigError
+from gate.records import Manifest, Results
 
 COMMENT_LIMIT = 65_536
 _ENV = jinja2.Environment(
@@ -25,34 +26,34 @@ _ENV = jinja2.Environment(
 )
 
 
-def load_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def load_run(run_dir: Path) -> tuple[Manifest, Results]:
     manifest_path = run_dir / "manifest.json"
     if not manifest_path.exists():
         raise ConfigError.one(str(manifest_path), None, "not a run directory (no manifest.json)")
     for name in (RESULTS, PARTIAL):
         if (run_dir / name).exists():
-            return read_json(manifest_path), read_json(run_dir / name)
+            return read_manifest(run_dir), read_results(run_dir / name)
     raise ConfigError.one(str(run_dir), None, f"no {RESULTS} or {PARTIAL} in the run directory")
 
 
-def headline(results: dict[str, Any]) -> str:
-    status, verdict = results["status"], results["verdict"]
+def headline(results: Results) -> str:
+    status, verdict = results.status, results.verdict
     if status in ("halted", "paused"):
         return f"gate: HALTED ({status})"
-    if results["kind"] != "sweep":
+    if results.kind != "sweep":
         return f"gate run: {status}"
     if verdict == "pass":
-        return "gate: no regression" if results["slos"]["met"] else "gate: SLO breach"
+        return "gate: no regression" if results.slos and results.slos.met else "gate: SLO breach"
     if verdict == "regression":
         return "gate: REGRESSION"
     return "gate: inconclusive"
 
 
-def _summary_line(results: dict[str, Any], manifest: dict[str, Any]) -> str:
-    arms = ", ".join(f"{a['name']} `{a['model']}`" for a in manifest["arms"])
-    slos = results.get("slos") or {}
-    breach = f"; SLO breaches: {', '.join(slos['breaches'])}" if slos.get("breaches") else ""
-    return f"Status **{results['status']}**, verdict **{results['verdict']}** ({arms}){breach}."
+def _summary_line(results: Results, manifest: Manifest) -> str:
+    arms = ", ".join(f"{a.name} `{a.model}`" for a in manifest.arms)
+    slos = results.slos
+    breach = f"; SLO breaches: {', '.join(slos.breaches)}" if slos and slos.breaches else ""
+    return f"Status **{results.status}**, verdict **{results.verdict}** ({arms}){breach}."
 
 
 def _pct(x: float | None) -> str:
@@ -75,9 +76,9 @@ def _passk(pk: dict[str, float | None]) -> str:
     return ", ".join(f"k={k}: {_num(v)}" for k, v in pk.items()) or "n/a"
 
 
-def _chart(results: dict[str, Any]) -> str:
-    names = list(results["arms"])
-    rates = [results["arms"][n]["success_rate"] for n in names]
+def _chart(results: Results) -> str:
+    names = list(results.arms)
+    rates = [results.arms[n].success_rate for n in names]
     if any(r is None for r in rates):
         return ""
     bars = ", ".join(f"{100 * float(r):.1f}" for r in rates if r is not None)
@@ -88,16 +89,16 @@ def _chart(results: dict[str, Any]) -> str:
 
 def render_markdown(run_dir: Path, limit: int = COMMENT_LIMIT) -> str:
     manifest, results = load_run(run_dir)
-    rows = results["tasks"]
+    rows = [row.to_json() for row in results.tasks]
     url = _summary_url()
     shown = len(rows)
     while True:
         text = _ENV.get_template("report.md.j2").render(
-            results=results, manifest=manifest, headline=headline(results),
+            results=results.to_json(), manifest=manifest.to_json(), headline=headline(results),
             summary_line=_summary_line(results, manifest), task_rows=rows[:shown],
             truncated=len(rows) - shown, summary_url=url, chart=_chart(results),
             pct=_pct, usd=_usd, num=_num, sci=_sci, passk=_passk,
-            spent=sum(float(a["cost_usd"] or 0.0) for a in results["arms"].values()),
+            spent=sum(a.cost_usd for a in results.arms.values()),
         )
         if len(text) < limit or shown == 0:
             return text
@@ -110,18 +111,25 @@ def _summary_url() -> str | None:
     return f"{server}/{repo}/actions/runs/{run}" if server and repo and run else None
 
 
-def print_decision(results: dict[str, Any], out: TextIO | None = None) -> None:
+def write_report(run_dir: Path) -> Path:
+    """Render the run's report and write it to ``run_dir/report.md``."""
+    path = run_dir / "report.md"
+    path.write_text(render_markdown(run_dir), encoding="utf-8")
+    return path
+
+
+def print_decision(results: Results, out: TextIO | None = None) -> None:
     out = out or sys.stdout
-    d = results.get("decision")
+    d = results.decision
     print(headline(results), file=out)
     if d:
-        print(f"decision: {d['verdict']} after {d['rounds']} round(s), {d['pairs']} paired "
-              f"trials; e_reject {d['e_reject']:.3g} (threshold {d['threshold_reject']:.3g}), "
-              f"e_accept {d['e_accept']:.3g} (threshold {d['threshold_accept']:.3g}); the "
-              f"fixed-sample design needs {d['fixed_sample_pairs']} pairs "
-              f"({d['fixed_sample_rounds']} rounds)", file=out)
-    slos = results.get("slos")
+        print(f"decision: {d.verdict} after {d.rounds} round(s), {d.pairs} paired "
+              f"trials; e_reject {d.e_reject:.3g} (threshold {d.threshold_reject:.3g}), "
+              f"e_accept {d.e_accept:.3g} (threshold {d.threshold_accept:.3g}); the "
+              f"fixed-sample design needs {d.fixed_sample_pairs} pairs "
+              f"({d.fixed_sample_rounds} rounds)", file=out)
+    slos = results.slos
     if slos:
-        for c in slos["checks"]:
-            print(f"  SLO {c['slo']}: {c['value']} {c['direction']} {c['limit']} -> "
-                  f"{'ok' if c['ok'] else 'BREACH'}", file=out)
+        for c in slos.checks:
+            print(f"  SLO {c.slo}: {c.value} {c.direction} {c.limit} -> "
+                  f"{'ok' if c.ok else 'BREACH'}", file=out)
