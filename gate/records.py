@@ -434,7 +434,8 @@ def _problems(exc: ValidationError, path: str, line: int | None) -> list[Problem
         elif err["type"] == "missing":
             message = f"missing field {loc!r}"
         else:
-            message = f"{loc}: {err['msg']}" if loc else str(err["msg"])
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            message = f"{loc}: {msg}" if loc else msg
         out.append(Problem(path, line, message))
     return out
 
