@@ -77,22 +77,10 @@ class TrialProviderError(Record):
     message: str  # short, secret-free
 
 
-class Trial(Record):
-    """One finished trial (trials.jsonl): the checkpoint ``--resume`` continues from.
+class TrialScores(Record):
+    """The scored fields of a trial (gate.engine.scoring), from its trace and the environment's
+    end state. ``None`` when the trial was lost to the provider."""
 
-    The scored fields are ``None`` when the trial was lost to the provider.
-    """
-
-    trial_id: str  # "<arm>/<task>/r<round>"
-    arm: str
-    model: str
-    task: str
-    round: int  # round (rounds schedule) or draw number (iid)
-    seed: int  # the trial seed, the same for every arm of a unit
-    ts: str  # ISO 8601 UTC, when the trial finished
-    wall_s: float  # wall-clock duration of the trial
-    status: Literal["scored", "provider_error"]
-    provider_error: TrialProviderError | None = None  # set when status is provider_error
     environment: str | None = None
     difficulty: str | None = None
     success: bool | None = None  # the environment's verdict on its end state
@@ -116,6 +104,21 @@ class Trial(Record):
     latency_s: float | None = None  # summed provider latency
     response_ids: list[str] = Field(default_factory=list)  # provider response ids used
     outcome_detail: dict[str, Any] | None = None  # the environment's own detail (free form)
+
+
+class Trial(TrialScores):
+    """One finished trial (trials.jsonl): the checkpoint ``--resume`` continues from."""
+
+    trial_id: str  # "<arm>/<task>/r<round>"
+    arm: str
+    model: str
+    task: str
+    round: int  # round (rounds schedule) or draw number (iid)
+    seed: int  # the trial seed, the same for every arm of a unit
+    ts: str  # ISO 8601 UTC, when the trial finished
+    wall_s: float  # wall-clock duration of the trial
+    status: Literal["scored", "provider_error"]
+    provider_error: TrialProviderError | None = None  # set when status is provider_error
 
 
 # --- audit.jsonl -------------------------------------------------------------------------

@@ -218,7 +218,8 @@ class Engine:
         if trace is None:
             return Trial(**head, status="provider_error", provider_error=lost)
         lt = arm.project.task(cell.task)
-        return Trial(**head, status="scored", **score_trial(trace, env.outcome(), lt))
+        scores = score_trial(trace, env.outcome(), lt)
+        return Trial(**head, status="scored", **dict(scores))
 
     # --- heartbeat -------------------------------------------------------------------
 
