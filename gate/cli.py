@@ -1,6 +1,7 @@
 """Command-line entry point. Each command lives in the module of its concept; this file only
 wires them together and turns ``GateError``s into messages and exit codes (never a traceback
-for invalid input)."""
+for invalid input). The exit code of each error type comes from the one table,
+``gate.errors.EXIT_CODES``."""
 
 from __future__ import annotations
 
@@ -10,9 +11,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from gate.errors import ConfigError, GateError
-
-EXIT_INVALID = 4
+from gate.errors import CircuitBreakerError, ConfigError, GateError, exit_code_for
 
 # Modules that contribute subcommands: each has ``register(subparsers)`` which adds parsers
 # whose ``func`` default is ``Callable[[argparse.Namespace], int]``.
@@ -53,10 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print(f"gate: {len(exc.problems)} problem(s); invalid input", file=sys.stderr)
-        return EXIT_INVALID
+        return exit_code_for(exc)
+    except CircuitBreakerError as exc:  # the engine reports its own; this one escaped it
+        print(f"[CIRCUIT BREAKER] {exc.reason} at task -, round 0", file=sys.stderr)
+        return exit_code_for(exc)
     except GateError as exc:  # refused resume, refused registry write, ...: a message, not a trace
         print(f"gate: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return exit_code_for(exc)
     except KeyboardInterrupt:
         print("gate: interrupted", file=sys.stderr)
         return 130

@@ -9,11 +9,11 @@ from pathlib import Path
 from gate.config.load import Project
 from gate.engine.plan import plan_units
 from gate.engine.rundir import build_manifest, finish_results
-from gate.engine.runner import Arm, Cell, Engine
+from gate.engine.runner import Arm, Cell, Engine, halt_before_any_task
 from gate.engine.session import Notices, ProviderOptions, open_providers, resolve_provider
-from gate.errors import ConfigError
+from gate.errors import CircuitBreakerError, ConfigError
 from gate.providers.budget import Budget
-from gate.records import BudgetSnapshot, Manifest, Results, write_record
+from gate.records import BudgetSnapshot, HaltRecord, Manifest, Results, write_record
 
 
 def prepare_out(out: Path) -> None:
@@ -49,28 +49,35 @@ def execute_run(
     notices = notices or Notices()
     manifests: list[Manifest] = []
 
-    async def go() -> Engine:
-        async with open_providers(project, {arm.provider: {model}}, budget=budget,
-                                  notices=notices, seed=seed, options=options) as providers:
-            manifest = build_manifest(
+    def declare() -> Manifest:
+        if not manifests:
+            manifests.append(build_manifest(
                 project, kind="run", arms=[arm], max_rounds=rounds, seed=seed,
-                budget=BudgetSnapshot.model_validate(budget.snapshot()),
-                command=sys.argv[1:])
-            write_record(out / "manifest.json", manifest)
-            manifests.append(manifest)
-            engine = Engine(
-                out, {arm.name: arm}, providers, seed=seed,
-                concurrency=min(cfg.run.concurrency, cfg.providers[arm.provider].concurrency),
-                max_tokens=cfg.run.max_tokens, temperature=cfg.run.temperature,
-                heartbeat_interval_s=heartbeat_interval_s or cfg.run.heartbeat_interval_s,
-                notices=notices,
-            )
-            try:
-                await engine.run_cells(cells, label=f"{arm_name} {model}")
-            finally:
-                engine.close()
-            return engine
+                budget=BudgetSnapshot.model_validate(budget.snapshot()), command=sys.argv[1:]))
+            write_record(out / "manifest.json", manifests[0])
+        return manifests[0]
 
-    engine = asyncio.run(go())
-    return finish_results(out, manifests[0], halt=engine.halt,
-                          lost_share=cfg.run.lost_share_inconclusive)
+    async def go() -> HaltRecord | None:
+        try:
+            async with open_providers(project, {arm.provider: {model}}, budget=budget,
+                                      notices=notices, seed=seed,
+                                      options=options) as providers:
+                declare()
+                engine = Engine(
+                    out, {arm.name: arm}, providers, seed=seed,
+                    concurrency=min(cfg.run.concurrency,
+                                    cfg.providers[arm.provider].concurrency),
+                    max_tokens=cfg.run.max_tokens, temperature=cfg.run.temperature,
+                    heartbeat_interval_s=heartbeat_interval_s or cfg.run.heartbeat_interval_s,
+                    notices=notices,
+                )
+                try:
+                    await engine.run_cells(cells, label=f"{arm_name} {model}")
+                finally:
+                    engine.close()
+                return engine.halt
+        except CircuitBreakerError as exc:  # while opening the provider: before any task
+            return halt_before_any_task(exc, notices)
+
+    halt = asyncio.run(go())
+    return finish_results(out, declare(), halt=halt, lost_share=cfg.run.lost_share_inconclusive)

@@ -54,6 +54,14 @@ class Arm:
                        prompts_tools=self.project.prompt_tool_source)
 
 
+def halt_before_any_task(exc: HaltError, notices: Notices) -> HaltRecord:
+    """A halt raised while the run was being set up (e.g. the provider's balance unreadable):
+    reported like any other, at task "-", round 0."""
+    kind = "paused" if isinstance(exc, PausedError) else "circuit_breaker"
+    notices.halt(kind, exc.reason, "-", 0)
+    return HaltRecord(kind=kind, reason=exc.reason, task="-", round=0)
+
+
 @dataclass(frozen=True, order=True)
 class Cell:
     round: int

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +22,9 @@ from gate.engine.decision import replay
 from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import Unit, batches, units_of
 from gate.engine.rundir import build_manifest, finish_results, read_manifest
-from gate.engine.runner import Arm, Cell, Engine
+from gate.engine.runner import Arm, Cell, Engine, halt_before_any_task
 from gate.engine.session import Notices, open_providers, resolve_provider
-from gate.errors import ConfigError, ResumeError
+from gate.errors import CircuitBreakerError, ConfigError, ResumeError
 from gate.providers.budget import Budget
 from gate.records import (
     AuditAttempt,
@@ -155,27 +156,44 @@ def run_sweep(
     previous = _previous_run(project, arms, opts, max_rounds)
     spent_before = _spent(opts.out) if previous else 0.0
     budget = Budget(max(0.0, ceiling - spent_before))
-    by_name = {a.name: a for a in arms}
+    manifests: list[Manifest] = [] if previous is None else [previous]
+
+    def declare() -> Manifest:
+        """The manifest of the run: the previous one on --resume, else written now."""
+        if not manifests:
+            snapshot = BudgetSnapshot.model_validate({
+                **budget.snapshot(),
+                "configured_by": "--budget-usd" if opts.budget_usd else "gate.yaml"})
+            manifests.append(_new_manifest(project, arms, opts, max_rounds, snapshot))
+            write_record(opts.out / "manifest.json", manifests[0])
+        return manifests[0]
+
+    halt, stopped = asyncio.run(_run(project, arms, opts, budget, declare, notices))
+    manifest = declare()
+    results = finish_sweep(opts.out, manifest, halt=halt, stopped=stopped,
+                           lost_share=cfg.run.lost_share_inconclusive)
+    if opts.write_status and results.status not in ("halted", "paused"):
+        _write_status(project, opts.candidate, "pending-human-review", manifest.run_id, notices)
+    return results
+
+
+async def _run(
+    project: Project, arms: list[Arm], opts: SweepOptions, budget: Budget,
+    declare: Callable[[], Manifest], notices: Notices,
+) -> tuple[HaltRecord | None, str | None]:
+    """Open the providers and run the rounds: (the halt, why it stopped undecided)."""
+    cfg = project.config
     models: dict[str, set[str]] = {}
     for a in arms:
         models.setdefault(a.provider, set()).add(a.model)
-    manifests: list[Manifest] = [] if previous is None else [previous]
-    stopped: list[str | None] = [None]
-
-    async def go() -> Engine:
+    try:
         async with open_providers(project, models, budget=budget, notices=notices,
                                   seed=opts.seed) as providers:
-            if previous is None:
-                snapshot = BudgetSnapshot.model_validate({
-                    **budget.snapshot(),
-                    "configured_by": "--budget-usd" if opts.budget_usd else "gate.yaml"})
-                manifests.append(_new_manifest(project, arms, opts, max_rounds, snapshot))
-                write_record(opts.out / "manifest.json", manifests[0])
-            manifest = manifests[0]
+            manifest = declare()
             if opts.write_status:
                 _write_status(project, opts.candidate, "in-progress", manifest.run_id, notices)
             engine = Engine(
-                opts.out, by_name, providers, seed=opts.seed,
+                opts.out, {a.name: a for a in arms}, providers, seed=opts.seed,
                 concurrency=min([cfg.run.concurrency]
                                 + [cfg.providers[a.provider].concurrency for a in arms]),
                 max_tokens=cfg.run.max_tokens, temperature=cfg.run.temperature,
@@ -183,20 +201,13 @@ def run_sweep(
                 pause_file=opts.pause_file, notices=notices,
             )
             try:
-                stopped[0] = await _rounds(
-                    engine, opts.out, units_of(manifest.scope), _min_checks(project),
-                    cfg.statistics, notices, budget)
+                stopped = await _rounds(engine, opts.out, units_of(manifest.scope),
+                                        _min_checks(project), cfg.statistics, notices, budget)
             finally:
                 engine.close()
-            return engine
-
-    engine = asyncio.run(go())
-    manifest = manifests[0]
-    results = finish_sweep(opts.out, manifest, halt=engine.halt, stopped=stopped[0],
-                           lost_share=cfg.run.lost_share_inconclusive)
-    if opts.write_status and results.status not in ("halted", "paused"):
-        _write_status(project, opts.candidate, "pending-human-review", manifest.run_id, notices)
-    return results
+            return engine.halt, stopped
+    except CircuitBreakerError as exc:  # while opening the providers: before any task
+        return halt_before_any_task(exc, notices), None
 
 
 def _spent(out: Path) -> float:

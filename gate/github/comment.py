@@ -21,9 +21,8 @@ from typing import Any
 from github import Github, GithubException
 from requests import RequestException
 
-from gate.errors import ConfigError
+from gate.errors import ConfigError, GitHubContextError
 from gate.github.context import (
-    GitHubContextError,
     client,
     describe_api_error,
     event_payload,

@@ -35,9 +35,8 @@ from requests import RequestException
 
 from gate.config.schema import Registry
 from gate.config.yamlio import model_from_doc, parse_yaml
-from gate.errors import ConfigError
+from gate.errors import Blocked, ConfigError, GitHubContextError
 from gate.github.context import (
-    GitHubContextError,
     PullRef,
     client,
     describe_api_error,
@@ -53,10 +52,6 @@ CONTEXT = "gate/adoption-guard"
 DESCRIPTION_LIMIT = 140
 CODEOWNERS_PATHS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
 OPINIONATED = ("APPROVED", "CHANGES_REQUESTED", "DISMISSED")
-
-
-class Blocked(Exception):
-    """Fail closed with this reason."""
 
 
 @dataclass
