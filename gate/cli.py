@@ -10,8 +10,12 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from gate.errors import CircuitBreakerError, ConfigError, GateError, exit_code_for
+from gate.providers.redact import HIERARCHIES, RedactingFilter
+
+_HANDLER_NAME = "gate-cli"
 
 # Modules that contribute subcommands: each has ``register(subparsers)`` which adds parsers
 # whose ``func`` default is ``Callable[[argparse.Namespace], int]``.
@@ -38,13 +42,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging(*, verbose: bool, stream: TextIO | None = None) -> logging.Handler:
+    """One stderr handler, with the secret-redacting filter, on the ``gate``, ``httpx`` and
+    ``httpcore`` loggers (children included, by propagation). The root logger is left alone;
+    calling this again replaces the handler instead of adding a second one."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    handler.set_name(_HANDLER_NAME)
+    for name in HIERARCHIES:
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose=args.verbose)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
