@@ -92,7 +92,7 @@ def test_modules_use_library_loggers_only() -> None:
             where = path.relative_to(PACKAGE).as_posix()
             by_name = len(node.args) == 1 and ast.unparse(node.args[0]) == "__name__"
             if name == "getLogger" and not by_name and where != "cli.py":
-                bad.append(f"{where}: getLogger({ast.unparse(node.args)})")
+                bad.append(f"{where}: getLogger({', '.join(ast.unparse(a) for a in node.args)})")
             configures = name in ("basicConfig", "setLogRecordFactory", "addHandler")
             if configures and where not in ("cli.py", "providers/redact.py"):
                 bad.append(f"{where}: {name}")
