@@ -107,7 +107,7 @@ class SuiteConfig(Strict):
 
 
 class StatisticsConfig(Strict):
-    """Sequential paired test (two one-sided betting e-processes); see REFERENCE.md."""
+    """Sequential paired test (two one-sided betting e-processes); see docs/statistics.md."""
 
     delta: float = Field(0.10, gt=0, lt=1, description="non-inferiority margin")
     alpha: float = Field(0.05, gt=0, lt=0.5, description="P(ship | true diff <= -delta)")

@@ -334,7 +334,9 @@ def sweep_decision(
     return decision, verdict
 
 
-PLANNING_SIGMA2 = 0.3  # REFERENCE.md: discordance rate ~0.3 for delta 0.1
+# Planning variance of a paired 0/1 difference: about the share of discordant pairs, ~0.3 for
+# arms ~0.1 apart (docs/statistics.md); used only until the sweep has observed its own.
+PLANNING_SIGMA2 = 0.3
 
 
 def _variance_of_d(sum_d: float, sum_d2: float, n: int) -> tuple[float, str]:
