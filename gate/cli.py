@@ -42,11 +42,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record arrives (it may be replaced)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def configure_logging(*, verbose: bool, stream: TextIO | None = None) -> logging.Handler:
     """One stderr handler, with the secret-redacting filter, on the ``gate``, ``httpx`` and
     ``httpcore`` loggers (children included, by propagation). The root logger is left alone;
     calling this again replaces the handler instead of adding a second one."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     handler.set_name(_HANDLER_NAME)

@@ -7,6 +7,7 @@ typed outcome to an exit code (gate.errors). The engine never imports this modul
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,23 @@ def cmd_run(args: argparse.Namespace) -> int:
                           rounds=args.rounds, out=args.out, seed=seed)
     write_report(args.out)
     print_arm_summary(results)
+    export_traces(args.out)
     return {"complete": EXIT_OK, "inconclusive": EXIT_INCONCLUSIVE}.get(
         results.status, EXIT_HALTED)
+
+
+def export_traces(run_dir: Path) -> None:
+    """Send the run as OpenTelemetry spans when the OTLP variables ask; a warning at worst."""
+    from gate.report.otel import export_if_configured
+
+    def warn(message: str) -> None:
+        print(f"gate: warning: {message}", file=sys.stderr)
+
+    summary = export_if_configured(run_dir, warn)
+    if summary is not None and summary.ok:
+        print(f"exported {summary.traces} trial traces to OpenTelemetry "
+              f"({summary.chat_spans} chat spans, {summary.tool_spans} tool spans)",
+              file=sys.stderr)
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
@@ -109,6 +125,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     write_report(args.out)
     print_arm_summary(results)
     print_decision(results)
+    export_traces(opts.out)
     return sweep_exit_code(results)
 
 

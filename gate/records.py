@@ -104,6 +104,7 @@ class TrialScores(Record):
     latency_s: float | None = None  # summed provider latency
     response_ids: list[str] = Field(default_factory=list)  # provider response ids used
     outcome_detail: dict[str, Any] | None = None  # the environment's own detail (free form)
+    calls: list[dict[str, Any]] | None = None  # per tool call: step, call_id, tool, flags
 
 
 class Trial(TrialScores):
@@ -119,6 +120,7 @@ class Trial(TrialScores):
     wall_s: float  # wall-clock duration of the trial
     status: Literal["scored", "provider_error"]
     provider_error: TrialProviderError | None = None  # set when status is provider_error
+    trace_id: str  # the trial's OpenTelemetry trace id (32 hex digits, from run and trial id)
 
 
 # --- audit.jsonl -------------------------------------------------------------------------

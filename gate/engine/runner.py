@@ -25,13 +25,33 @@ from gate.environments import ENVIRONMENTS
 from gate.environments.base import Environment
 from gate.errors import CircuitBreakerError, HaltError, PausedError
 from gate.providers.base import Attempt, Provider, ProviderError
-from gate.records import ArmSpec, AuditAttempt, HaltRecord, Heartbeat, Trial, TrialProviderError
+from gate.records import (
+    ArmSpec,
+    AuditAttempt,
+    HaltRecord,
+    Heartbeat,
+    Manifest,
+    Trial,
+    TrialProviderError,
+    read_record,
+)
 
 log = logging.getLogger(__name__)
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def trial_trace_id(run_id: str, trial_id: str) -> str:
+    """The trial's OpenTelemetry trace id (32 hex digits), fixed by the run id and the trial
+    id, so a resumed run and a later ``gate export-otel`` name the same trace."""
+    return hashlib.sha256(f"gate-trace|{run_id}|{trial_id}".encode()).hexdigest()[:32]
+
+
+def _manifest_run_id(out_dir: Path) -> str:
+    path = out_dir / "manifest.json"
+    return read_record(path, Manifest).run_id if path.exists() else ""
 
 
 def trial_seed(run_seed: int, task_id: str, round_no: int) -> int:
@@ -108,6 +128,7 @@ class Engine:
         self.pause_file = pause_file
         self.notices = notices or Notices()
         self.halt: HaltRecord | None = None
+        self.run_id = _manifest_run_id(out_dir)  # written before the engine starts
         self.counters = Counters()
         self.audit = JsonlWriter(out_dir / "audit.jsonl", AuditAttempt)
         self.trials = JsonlWriter(out_dir / "trials.jsonl", Trial)
@@ -222,6 +243,7 @@ class Engine:
             "trial_id": cell.trial_id, "arm": cell.arm, "model": arm.model,
             "task": cell.task, "round": cell.round, "seed": seed, "ts": now_iso(),
             "wall_s": round(time.monotonic() - started, 6),
+            "trace_id": trial_trace_id(self.run_id, cell.trial_id),
         }
         if trace is None:
             return Trial(**head, status="provider_error", provider_error=lost)
@@ -280,4 +302,4 @@ class _Progress:
             self._bar.stop()
 
 
-__all__ = ["Arm", "Cell", "CircuitBreakerError", "Engine", "trial_seed"]
+__all__ = ["Arm", "Cell", "CircuitBreakerError", "Engine", "trial_seed", "trial_trace_id"]

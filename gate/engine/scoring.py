@@ -39,4 +39,5 @@ def score_trial(trace: TrialTrace, outcome: EnvOutcome, lt: LoadedTask) -> Trial
         "latency_s": round(trace.latency_s, 6),
         "response_ids": list(trace.response_ids),
         "outcome_detail": outcome.detail,
+        "calls": [dict(c) for c in trace.calls],
     })

@@ -15,7 +15,7 @@ import jinja2
 
 from gate.engine.rundir import PARTIAL, RESULTS, read_manifest, read_results
 from gate.errors import ConfigError
-from gate.records import Manifest, Results
+from gate.records import Manifest, Results, Trial
 
 COMMENT_LIMIT = 65_536
 _ENV = jinja2.Environment(
@@ -99,10 +99,35 @@ def render_markdown(run_dir: Path, limit: int = COMMENT_LIMIT) -> str:
             truncated=len(rows) - shown, summary_url=url, chart=_chart(results),
             pct=_pct, usd=_usd, num=_num, sci=_sci, passk=_passk,
             spent=sum(a.cost_usd for a in results.arms.values()),
+            traces=_failed_traces(run_dir),
         )
         if len(text) < limit or shown == 0:
             return text
         shown = max(0, shown - max(1, shown // 4))
+
+
+TRACE_URL_VAR = "GATE_TRACE_URL"  # e.g. https://langfuse.example/project/p/traces/{trace_id}
+MAX_TRACE_LINKS = 10
+
+
+def _failed_traces(run_dir: Path) -> list[dict[str, str]]:
+    """The OpenTelemetry trace ids of the first failed trials (from trials.jsonl), with a link
+    when ``GATE_TRACE_URL`` gives the backend's address pattern."""
+    from gate.engine.jsonl import read_jsonl
+
+    template = os.environ.get(TRACE_URL_VAR, "")
+    out: list[dict[str, str]] = []
+    for t in read_jsonl(run_dir / "trials.jsonl", Trial):
+        if t.status != "scored" or t.success or not t.trace_id:
+            continue
+        trace_id = t.trace_id
+        if not all(c in "0123456789abcdef" for c in trace_id):
+            continue
+        url = template.replace("{trace_id}", trace_id) if "{trace_id}" in template else ""
+        out.append({"trial": t.trial_id, "trace_id": trace_id, "url": url})
+        if len(out) == MAX_TRACE_LINKS:
+            break
+    return out
 
 
 def _summary_url() -> str | None:

@@ -31,11 +31,14 @@ def root_handler() -> ListHandler:
     handler = ListHandler()
     root = logging.getLogger()
     root.addHandler(handler)
-    old = root.level
-    root.setLevel(logging.DEBUG)
+    loggers = [root, *(logging.getLogger(n) for n in ("gate", "httpx", "httpcore"))]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:  # an earlier gate.cli.main() in this process may have raised them
+        lg.setLevel(logging.DEBUG)
     yield handler  # type: ignore[misc]
     root.removeHandler(handler)
-    root.setLevel(old)
+    for lg, level in zip(loggers, levels, strict=True):
+        lg.setLevel(level)
 
 
 def test_a_new_child_logger_is_redacted_on_any_handler(root_handler: ListHandler) -> None:
