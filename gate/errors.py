@@ -13,7 +13,8 @@
     │   │   └── PausedError            the pause file exists
     │   ├── RegistryWriteError         the status writer refused a status (``adopted``...) exit 4
     │   ├── ResumeError                ``--resume`` refused: hashes changed, no checkpoint exit 4
-    │   └── GitHubContextError         the GitHub environment is incomplete (no token...) exit 4
+    │   ├── GitHubContextError         the GitHub environment is incomplete (no token...) exit 4
+    │   └── CommentRaceError           the single PR comment could not be settled         exit 4
     ├── AttemptFailed                  internal: one provider attempt failed; retried, then
     │                                  turned into ProviderError (never leaves gate.providers)
     └── Blocked                        internal: the adoption guard fails closed with a reason
@@ -170,6 +171,10 @@ class ResumeError(GateError):
 
 class GitHubContextError(GateError):
     """The GitHub environment is incomplete (no token, no repository, no PR number)."""
+
+
+class CommentRaceError(GateError):
+    """The single PR comment could not be settled (concurrent writers) in a few rounds."""
 
 
 class Blocked(Exception):

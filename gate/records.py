@@ -105,6 +105,7 @@ class TrialScores(Record):
     response_ids: list[str] = Field(default_factory=list)  # provider response ids used
     outcome_detail: dict[str, Any] | None = None  # the environment's own detail (free form)
     calls: list[dict[str, Any]] | None = None  # per tool call: step, call_id, tool, flags
+    agent: dict[str, Any] | None = None  # an agent program's trial: what the program did
 
 
 class Trial(TrialScores):
@@ -118,7 +119,8 @@ class Trial(TrialScores):
     seed: int  # the trial seed, the same for every arm of a unit
     ts: str  # ISO 8601 UTC, when the trial finished
     wall_s: float  # wall-clock duration of the trial
-    status: Literal["scored", "provider_error"]
+    status: Literal["scored", "provider_error", "no_model_call"]  # no_model_call: an agent
+    # program that never called the model (not scored, counted apart)
     provider_error: TrialProviderError | None = None  # set when status is provider_error
     trace_id: str  # the trial's OpenTelemetry trace id (32 hex digits, from run and trial id)
 
@@ -256,6 +258,7 @@ class ArmSummary(ArmSpec):
     pass_k: dict[str, float | None]  # "k" -> pass^k estimate
     provider_errors: ProviderErrors
     trials_lost_to_provider: int = Field(ge=0)
+    trials_not_scored: dict[str, int]  # trial status (e.g. no_model_call) -> count
     attempts: int = Field(ge=0)
     response_ids: int = Field(ge=0)
     cost_usd: float = Field(ge=0)  # computed
@@ -270,6 +273,7 @@ class ArmSummary(ArmSpec):
 class ScopeCounts(Record):
     done: int = Field(ge=0)
     lost_to_provider: int = Field(ge=0)
+    not_scored: int = Field(ge=0)  # finished but not scored (e.g. no_model_call)
     not_needed: int = Field(ge=0)  # the test decided before this cell
     not_run: int = Field(ge=0)  # halted, paused, or stopped by the budget
 
@@ -278,7 +282,7 @@ class CellNotDone(Record):
     arm: str
     task: str
     round: int
-    state: Literal["lost_to_provider", "not_needed", "not_run"]
+    state: Literal["lost_to_provider", "not_scored", "not_needed", "not_run"]
     reason: str
 
 

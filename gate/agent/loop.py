@@ -106,6 +106,17 @@ def _clean_assistant(message: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def execute_call(
+    spec: TrialSpec, env: Environment, tc: dict[str, Any], trace: TrialTrace, seen: set[str]
+) -> dict[str, Any]:
+    """Check and execute one tool call as the built-in loop does, recording it in ``trace``.
+
+    ``tc`` is an OpenAI tool call (``function.arguments`` a JSON string or an object); returns
+    the ``tool`` message for the model. Used by agent programs' MCP tool server too.
+    """
+    return _execute(spec, env, tc, trace, seen)
+
+
 def _execute(
     spec: TrialSpec, env: Environment, tc: dict[str, Any], trace: TrialTrace, seen: set[str]
 ) -> dict[str, Any]:

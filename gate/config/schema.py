@@ -150,6 +150,23 @@ class RunConfig(Strict):
     concurrency: int = Field(8, ge=1, le=256, description="trials running at once")
 
 
+class AgentProgram(Strict):
+    """A team's own agent program, run once per trial (see gate.agent.program)."""
+
+    command: list[str] = Field(min_length=1, description="argv, run in the repository root")
+    timeout_s: float = Field(600.0, gt=0, le=86400, description="wall time of one trial")
+
+    @field_validator("command")
+    @classmethod
+    def _argv(cls, v: list[str]) -> list[str]:
+        if any(not arg for arg in v):
+            raise ValueError("command: every argument must be a non-empty string")
+        return v
+
+
+AgentChoice = Literal["builtin"] | AgentProgram
+
+
 class GateConfig(Strict):
     version: Literal[1] = 1
     suite: SuiteConfig = Field(default_factory=SuiteConfig)
@@ -158,6 +175,9 @@ class GateConfig(Strict):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     slos: SloConfig = Field(default_factory=SloConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    agent: AgentChoice = Field("builtin", description="builtin loop, or {command, timeout_s}")
+    agent_overrides: dict[str, AgentChoice] = Field(
+        default_factory=dict, description="environment name -> its own agent choice")
 
     @field_validator("providers")
     @classmethod

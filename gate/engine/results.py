@@ -71,6 +71,7 @@ def arm_summary(arm: ArmSpec, trials: list[Trial], audit: list[AuditAttempt]) ->
     """Per-arm figures. Provider errors are excluded from every success denominator."""
     scored = [t for t in trials if t.status == "scored"]
     lost = [t for t in trials if t.status == "provider_error"]
+    not_scored = Counter(t.status for t in trials if t.status not in ("scored", "provider_error"))
     n = len(scored)
     successes = sum(1 for t in scored if t.success)
     failed = [a for a in audit if a.outcome != "ok"]
@@ -100,6 +101,7 @@ def arm_summary(arm: ArmSpec, trials: list[Trial], audit: list[AuditAttempt]) ->
             by_kind=dict(sorted(Counter(a.outcome for a in failed).items())),
         ),
         trials_lost_to_provider=len(lost),
+        trials_not_scored=dict(sorted(not_scored.items())),
         attempts=len(audit),
         response_ids=sum(1 for a in audit if a.response_id),
         cost_usd=_f(cost, 8),
@@ -164,8 +166,7 @@ def scope_accounting(
                 if trial.status == "scored":
                     counts["done"] += 1
                     continue
-                state = "lost_to_provider"
-                reason = trial.provider_error.kind if trial.provider_error else "provider"
+                state, reason = _trial_state(trial)
             elif decided_round is not None and unit.batch > decided_round:
                 state, reason = "not_needed", f"decided at check {decided_round}"
             elif halt is not None:
@@ -183,6 +184,13 @@ def scope_accounting(
         counts=ScopeCounts(**{k: counts.get(k, 0) for k in ScopeCounts.model_fields}),
         cells_not_done=not_done,
     )
+
+
+def _trial_state(trial: Trial) -> tuple[str, str]:
+    """A finished cell not done: lost to the provider, or not scored (e.g. ``no_model_call``)."""
+    if trial.status == "provider_error":
+        return "lost_to_provider", trial.provider_error.kind if trial.provider_error else "?"
+    return "not_scored", trial.status
 
 
 def per_task(manifest: Manifest, trials: list[Trial]) -> list[TaskRow]:
@@ -263,6 +271,10 @@ def _status(
     if trials and lost / len(trials) > lost_share_max:
         reasons.append(f"{lost} of {len(trials)} trials lost to provider errors "
                        f"(> {lost_share_max:.0%}): provider artifact, not a ranking")
+    not_scored = sum(1 for t in trials if t.status not in ("scored", "provider_error"))
+    if trials and not_scored / len(trials) > lost_share_max:
+        reasons.append(f"{not_scored} of {len(trials)} trials not scored (e.g. the agent program "
+                       f"made no model call; > {lost_share_max:.0%})")
     scored_without_id = [t.trial_id for t in trials
                          if t.status == "scored" and not t.response_ids]
     if scored_without_id:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.agent.loop import TrialSpec, TrialTrace, run_trial
+from gate.agent.program import ProgramTrace, agent_for, program_fields, run_program_trial
 from gate.config.load import Project
 from gate.engine.jsonl import JsonlWriter
 from gate.engine.session import Notices
@@ -128,6 +129,7 @@ class Engine:
         self.pause_file = pause_file
         self.notices = notices or Notices()
         self.halt: HaltRecord | None = None
+        self.stop = asyncio.Event()  # set by the circuit breaker: agent programs are ended
         self.run_id = _manifest_run_id(out_dir)  # written before the engine starts
         self.counters = Counters()
         self.audit = JsonlWriter(out_dir / "audit.jsonl", AuditAttempt)
@@ -180,6 +182,8 @@ class Engine:
             return
         kind = "paused" if isinstance(exc, PausedError) else "circuit_breaker"
         self.halt = HaltRecord(kind=kind, reason=exc.reason, task=cell.task, round=cell.round)
+        if kind == "circuit_breaker":
+            self.stop.set()  # running agent programs are ended at once
         self.notices.halt(kind, exc.reason, cell.task, cell.round)
 
     async def _run_cell(self, cell: Cell) -> Trial | None:
@@ -205,8 +209,16 @@ class Engine:
             step_box["step"] = step
 
         started = time.monotonic()
+        program = agent_for(arm.project.config, env_name)
         try:
-            trace = await run_trial(spec, env, self.providers[arm.provider], on_attempt, on_step)
+            if program is None:
+                trace = await run_trial(spec, env, self.providers[arm.provider], on_attempt,
+                                        on_step)
+            else:
+                trace = await run_program_trial(
+                    program, spec, env, self.providers[arm.provider],
+                    lambda step, a: self._audit(cell, arm, step, a),
+                    root=arm.project.root, stop=self.stop)
         except HaltError as exc:
             self._set_halt(exc, cell)
             return None
@@ -248,6 +260,8 @@ class Engine:
         if trace is None:
             return Trial(**head, status="provider_error", provider_error=lost)
         lt = arm.project.task(cell.task)
+        if isinstance(trace, ProgramTrace):
+            return Trial(**head, **program_fields(trace, env.outcome(), lt))
         scores = score_trial(trace, env.outcome(), lt)
         return Trial(**head, status="scored", **dict(scores))
 

@@ -30,7 +30,7 @@ from gate.records import (
 def _trial(n: int) -> Trial:
     return Trial(trial_id=f"run/t/r{n}", arm="run", model="m", task="t", round=n, seed=1,
                  ts="2026-01-01T00:00:00Z", wall_s=0.5, status="scored", success=True,
-                 reward=1.0, response_ids=["gen-1"])
+                 reward=1.0, response_ids=["gen-1"], trace_id="0" * 32)
 
 
 def _write(path: Path, records: list[Trial]) -> list[dict[str, object]]:
