@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Generic
+from typing import Any, Generic, overload
 
 from gate.errors import RecordError
 from gate.records import R, parse_record
@@ -59,14 +59,34 @@ def _truncate_torn_tail(path: Path) -> None:
             fh.truncate(keep)
 
 
-def read_jsonl(path: Path, model: type[R]) -> list[R]:
-    """Read every complete record; drop a torn last line; fail on corruption elsewhere."""
+@overload
+def read_jsonl(path: Path) -> list[dict[str, Any]]: ...
+
+
+@overload
+def read_jsonl(path: Path, model: type[R]) -> list[R]: ...
+
+
+def read_jsonl(path: Path, model: type[R] | None = None) -> list[R] | list[dict[str, Any]]:
+    """Read every complete record; drop a torn last line; fail on corruption elsewhere.
+
+    With ``model`` each line is validated as that record (gate reads its run files so, always);
+    without, the JSON objects come back as they are (for logs that are no record of a run,
+    such as the mock server's fault log, and for tools).
+    """
+    raw = _read_objects(path)
+    if model is None:
+        return [obj for _number, obj in raw]
+    return [parse_record(model, obj, str(path), number) for number, obj in raw]
+
+
+def _read_objects(path: Path) -> list[tuple[int, dict[str, Any]]]:
     if not path.exists():
         return []
     lines = path.read_bytes().split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline, else a torn line
     del tail
-    out: list[R] = []
+    out: list[tuple[int, dict[str, Any]]] = []
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -78,5 +98,5 @@ def read_jsonl(path: Path, model: type[R]) -> list[R]:
             raise RecordError.one(str(path), number, "corrupt record (not JSON)") from None
         if not isinstance(record, dict):
             raise RecordError.one(str(path), number, "corrupt record (not an object)")
-        out.append(parse_record(model, record, str(path), number))
+        out.append((number, record))
     return out

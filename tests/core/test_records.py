@@ -128,3 +128,17 @@ def test_schema_separates_results_from_partial_results() -> None:
     assert PartialResults.model_fields["missing"].is_required()
     assert {d["$ref"].rsplit("/", 1)[1] for d in schema["anyOf"]} == {"Results",
                                                                       "PartialResults"}
+
+
+def test_the_product_reads_run_files_through_a_model() -> None:
+    """Inside gate/, every ``read_jsonl`` call names the record model it validates against."""
+    import ast
+
+    package = Path(__file__).resolve().parents[2] / "gate"
+    untyped = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id == "read_jsonl" and len(node.args) < 2):
+                untyped.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert untyped == []
