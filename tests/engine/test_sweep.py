@@ -10,6 +10,7 @@ import pytest
 
 from gate.cli import main
 from gate.engine.jsonl import read_jsonl
+from gate.records import Trial
 
 
 def gate(*args: str) -> int:
@@ -170,8 +171,8 @@ def test_baseline_ref_uses_the_prompts_of_that_ref(project_dir: Path, tmp_path: 
     base_prompt = next(k for k in keys
                        if k.endswith("prompts/incident.md") and k != "prompts/incident.md")
     assert keys[base_prompt] != keys["prompts/incident.md"]
-    trials = read_jsonl(out / "trials.jsonl")
-    assert {t["arm"] for t in trials} == {"candidate", "baseline"}
+    trials = read_jsonl(out / "trials.jsonl", Trial)
+    assert {t.arm for t in trials} == {"candidate", "baseline"}
 
 
 def _rounds(project_dir: Path) -> None:
