@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from gate.cliargs import non_negative_int, out_dir, positive_int
 from gate.config.load import Project, load_project
 from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import plan_units
@@ -32,17 +33,22 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("run", help="screening run of one arm over the suite")
     _common(p)
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, help="model id (as in models.yaml)")
     p.add_argument("--provider", help="provider name (default: the model's registry entry)")
-    p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--seed", type=int, default=None, help="default: run.seed in gate.yaml")
+    p.add_argument("--rounds", type=positive_int, default=1,
+                   help="rounds over every task (default 1)")
+    p.add_argument("--out", required=True, type=out_dir, metavar="DIR",
+                   help="new run directory to write")
+    p.add_argument("--seed", type=non_negative_int, default=None,
+                   help="default: run.seed in gate.yaml")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("smoke", help="preflight drill on the simulated provider")
     _common(p)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--out", required=True, type=out_dir, metavar="DIR",
+                   help="directory to write smoke.json into")
+    p.add_argument("--seed", type=non_negative_int, default=None,
+                   help="default: run.seed in gate.yaml")
     p.set_defaults(func=cmd_smoke)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from gate.cliargs import non_negative_int, out_dir, positive_int, positive_usd
 from gate.config.load import Project, load_project
 from gate.config.schema import SloConfig
 from gate.engine.decision import replay
@@ -50,17 +51,21 @@ class SweepOptions:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("sweep", help="sequential paired comparison of a candidate and a baseline")
-    p.add_argument("--config", default="gate.yaml")
+    p.add_argument("--config", default="gate.yaml", help="gate configuration (default gate.yaml)")
     p.add_argument("--candidate", required=True, help="candidate model id")
     p.add_argument("--baseline", help="baseline model id (default: the registry's adopted model)")
     p.add_argument("--baseline-ref", help="git ref whose prompts/tools the baseline arm uses")
     p.add_argument("--provider", help="provider for models not in the registry")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--out", required=True, type=out_dir, metavar="DIR",
+                   help="run directory (new, or the one to --resume)")
+    p.add_argument("--seed", type=non_negative_int, default=None,
+                   help="default: run.seed in gate.yaml")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--pause-file", type=Path, help="while this file exists, start no trial")
-    p.add_argument("--budget-usd", type=float, help="spending ceiling of this run")
-    p.add_argument("--max-rounds", type=int, help="round limit (default statistics.max_rounds)")
+    p.add_argument("--budget-usd", type=positive_usd,
+                   help="spending ceiling of this run, above 0 (default budget.ceiling_usd)")
+    p.add_argument("--max-rounds", type=positive_int,
+                   help="round limit, at least 1 (default statistics.max_rounds)")
     p.add_argument("--smoke", type=Path, default=Path("runs/smoke"),
                    help="smoke directory that must vouch for this config before paid calls")
     p.add_argument("--write-status", action="store_true",
@@ -186,7 +191,7 @@ def run_sweep(
 ) -> dict[str, Any]:
     console = console or sys.stderr
     cfg = project.config
-    max_rounds = opts.max_rounds or cfg.statistics.max_rounds
+    max_rounds = cfg.statistics.max_rounds if opts.max_rounds is None else opts.max_rounds
     if max_rounds < 1:
         raise ConfigError.one(project.config_path, None, "--max-rounds must be at least 1")
     ceiling = cfg.budget.ceiling_usd if opts.budget_usd is None else opts.budget_usd
