@@ -15,7 +15,13 @@ from gate.engine.plan import plan_units
 from gate.engine.results import compute_results, file_sha256
 from gate.engine.rundir import build_manifest, write_json, write_results
 from gate.engine.runner import Arm, Cell, Engine
-from gate.engine.session import Notices, ProviderOptions, open_providers, resolve_provider
+from gate.engine.session import (
+    Notices,
+    ProviderOptions,
+    check_api_keys,
+    open_providers,
+    resolve_provider,
+)
 from gate.errors import ConfigError
 from gate.providers.budget import Budget
 
@@ -83,8 +89,9 @@ def execute_run(
     """A screening run of one arm: every task x ``rounds``. Returns results."""
     if rounds < 1:
         raise ConfigError.one(project.config_path, None, "--rounds must be at least 1")
-    _prepare_out(out)
     arm = Arm(arm_name, model, resolve_provider(project, model, provider), project)
+    check_api_keys(project, [arm.provider])
+    _prepare_out(out)
     cfg = project.config
     units = plan_units("rounds", [lt.task.id for lt in project.tasks], rounds, seed, 1)
     cells = [Cell(u.index, u.task, arm.name) for u in units]
