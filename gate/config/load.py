@@ -189,9 +189,11 @@ def load_project(
     col = _Collector(root)
     if not cfg_file.is_file():
         raise ConfigError.one(display_path(cfg_file), None, "configuration file not found")
-    config = col.model(GateConfig, col.yaml(cfg_file.name, work))
-    if config is None:
+    cfg_doc = col.yaml(cfg_file.name, work)
+    config = col.model(GateConfig, cfg_doc)
+    if config is None or cfg_doc is None:
         raise ConfigError(col.problems)
+    _check_agent(col, cfg_doc, config, root)
     pt_source = prompt_tool_source(root) if prompt_tool_source else work
     registry_doc = col.yaml(config.suite.registry, work)
     registry = col.model(Registry, registry_doc)
@@ -226,6 +228,15 @@ def _check_registry(
                     f"models[{i}] {entry.id}: unknown provider {entry.provider!r}; "
                     f"{config.suite.registry} may name {sorted(config.providers)} "
                     "(the providers of gate.yaml)")
+
+
+def _check_agent(col: _Collector, doc: YamlDoc, config: GateConfig, root: Path) -> None:
+    from gate.agent.config_check import agent_problems, program_files
+
+    for loc, message in agent_problems(config, root, _environments()):
+        col.add(doc.path, doc.line_of(loc), message)
+    for relpath in program_files(config, root):
+        col.read(relpath, WorkTree(root))  # hashed for the manifest
 
 
 def _environments() -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import sys
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gate.agent.loop import TrialSpec, TrialTrace, run_trial
+from gate.agent.program import ProgramTrace, agent_for, program_fields, run_program_trial
 from gate.config.load import Project
 from gate.engine.jsonl import JsonlWriter
 from gate.engine.session import Notices
@@ -31,6 +33,20 @@ log = logging.getLogger(__name__)
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def trial_trace_id(run_id: str, trial_id: str) -> str:
+    """The trial's OpenTelemetry trace id (32 hex digits), fixed by the run id and the trial
+    id, so a resumed run and a later ``gate export-otel`` name the same trace."""
+    return hashlib.sha256(f"gate-trace|{run_id}|{trial_id}".encode()).hexdigest()[:32]
+
+
+def _manifest_run_id(out_dir: Path) -> str:
+    path = out_dir / "manifest.json"
+    if not path.exists():
+        return ""
+    run_id = json.loads(path.read_text(encoding="utf-8")).get("run_id")
+    return run_id if isinstance(run_id, str) else ""
 
 
 def trial_seed(run_seed: int, task_id: str, round_no: int) -> int:
@@ -109,6 +125,8 @@ class Engine:
         self.console = console or sys.stderr
         self.notices = notices or Notices(self.console)
         self.halt: Halt | None = None
+        self.stop = asyncio.Event()  # set by the circuit breaker: agent programs are ended
+        self.run_id = _manifest_run_id(out_dir)  # written before the engine starts
         self.counters = Counters()
         self.audit = JsonlWriter(out_dir / "audit.jsonl")
         self.trials = JsonlWriter(out_dir / "trials.jsonl")
@@ -161,6 +179,7 @@ class Engine:
         kind = "paused" if isinstance(exc, PausedError) else "circuit_breaker"
         self.halt = Halt(kind, exc.reason, cell.task, cell.round)
         if kind == "circuit_breaker":
+            self.stop.set()  # running agent programs are ended at once
             print(f"[CIRCUIT BREAKER] {exc.reason} at task {cell.task}, round {cell.round}",
                   file=self.console, flush=True)
         else:
@@ -190,8 +209,16 @@ class Engine:
             step_box["step"] = step
 
         started = time.monotonic()
+        program = agent_for(arm.project.config, env_name)
         try:
-            trace = await run_trial(spec, env, self.providers[arm.provider], on_attempt, on_step)
+            if program is None:
+                trace = await run_trial(spec, env, self.providers[arm.provider], on_attempt,
+                                        on_step)
+            else:
+                trace = await run_program_trial(
+                    program, spec, env, self.providers[arm.provider],
+                    lambda step, a: self._audit(cell, arm, step, a),
+                    root=arm.project.root, stop=self.stop)
         except HaltError as exc:
             self._set_halt(exc, cell)
             return None
@@ -201,7 +228,8 @@ class Engine:
                           provider_error={"kind": exc.kind.value, "message": str(exc)[:300]})
         else:
             record = self._record(cell, arm, seed, trace, env, started)
-        self.trials.write(record)
+        await self.audit.sync()  # the trial's attempts are on disk before the trial ...
+        await self.trials.awrite(record)  # ... and the trial before it counts
         self.counters.trials_done += 1
         return record
 
@@ -218,12 +246,13 @@ class Engine:
             "tokens_in": a.prompt_tokens, "tokens_out": a.completion_tokens,
             "cost_reported_usd": a.cost_reported_usd, "cost_computed_usd": a.cost_computed_usd,
             "latency_s": round(a.latency_s, 6),
+            "finish_reason": a.finish_reason, "cached_tokens": a.cached_tokens,
         }
         if a.error:
             line["error"] = a.error
         if a.extra:
             line["extra"] = a.extra
-        self.audit.write(line)
+        self.audit.append(line)  # made durable (batched) before the trial is recorded
 
     def _record(
         self, cell: Cell, arm: Arm, seed: int, trace: TrialTrace | None, env: Any, started: float
@@ -234,10 +263,14 @@ class Engine:
             "trial_id": cell.trial_id, "arm": cell.arm, "model": arm.model,
             "task": cell.task, "round": cell.round, "seed": seed, "ts": now_iso(),
             "wall_s": round(time.monotonic() - started, 6),
+            "trace_id": trial_trace_id(self.run_id, cell.trial_id),
         }
         if trace is None:
             return base
         lt = arm.project.task(cell.task)
+        if isinstance(trace, ProgramTrace):
+            base.update(program_fields(trace, env.outcome(), lt))
+            return base
         base.update(score_trial(trace, env.outcome(), lt))
         base["status"] = "scored"
         return base
@@ -292,4 +325,4 @@ class _Progress:
             self._bar.stop()
 
 
-__all__ = ["Arm", "Cell", "CircuitBreakerError", "Engine", "Halt", "trial_seed"]
+__all__ = ["Arm", "Cell", "CircuitBreakerError", "Engine", "Halt", "trial_seed", "trial_trace_id"]

@@ -83,11 +83,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         write_status=args.write_status,
     )
     results = run_sweep(project, opts, config_path=args.config)
-    from gate.commands import print_arm_summary
+    from gate.commands import export_traces, print_arm_summary
     from gate.report.render import print_decision
 
     print_arm_summary(results)
     print_decision(results)
+    export_traces(opts.out)
     return exit_code(results)
 
 
@@ -371,7 +372,7 @@ def sweep_decision(
     return decision, verdict
 
 
-PLANNING_SIGMA2 = 0.3  # REFERENCE.md: discordance rate ~0.3 for delta 0.1
+PLANNING_SIGMA2 = 0.3  # docs/statistics.md: discordance rate ~0.3 for delta 0.1
 
 
 def _variance_of_d(sum_d: float, sum_d2: float, n: int) -> tuple[float, str]:

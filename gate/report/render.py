@@ -2,27 +2,54 @@
 
 The report stays under GitHub's 65,536-character comment limit whatever the suite size:
 per-task rows are dropped from the end, with a pointer to the job summary, until it fits.
+
+Every ``{{ ... }}`` in the template goes through ``_finalize``: a string is neutralised as
+inline markdown (gate.report.neutralize) unless it is ``Markup``, which only this module's
+number formatters and the ``code`` filter produce. So text from a provider, a model or a PR's
+files (halt reasons, model and task ids, SLO names) cannot ping, link or inject HTML, however
+the template is edited.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 import jinja2
+from markupsafe import Markup
 
 from gate.engine.rundir import PARTIAL, RESULTS, read_json
 from gate.errors import ConfigError
+from gate.report.neutralize import neutral, neutralize
 
 COMMENT_LIMIT = 65_536
+
+
+def _finalize(value: Any) -> Any:
+    """Applied to every template expression: only ``Markup`` and numbers pass unchanged."""
+    if isinstance(value, Markup) or value is None:
+        return value
+    if isinstance(value, bool | int | float):
+        return value
+    return neutralize(value, context="markdown")
+
+
+def _code(value: Any) -> Markup:
+    return neutral(value, context="code")
+
+
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("gate.report", "templates"),
     undefined=jinja2.StrictUndefined,
     autoescape=False,
     keep_trailing_newline=True,
+    finalize=_finalize,
 )
+_ENV.filters["code"] = _code
 
 
 def load_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -48,11 +75,13 @@ def headline(results: dict[str, Any]) -> str:
     return "gate: inconclusive"
 
 
-def _summary_line(results: dict[str, Any], manifest: dict[str, Any]) -> str:
-    arms = ", ".join(f"{a['name']} `{a['model']}`" for a in manifest["arms"])
+def _summary_line(results: dict[str, Any], manifest: dict[str, Any]) -> Markup:
+    arms = ", ".join(f"{neutralize(a['name'])} {_code(a['model'])}" for a in manifest["arms"])
     slos = results.get("slos") or {}
-    breach = f"; SLO breaches: {', '.join(slos['breaches'])}" if slos.get("breaches") else ""
-    return f"Status **{results['status']}**, verdict **{results['verdict']}** ({arms}){breach}."
+    breaches = ", ".join(neutralize(b) for b in slos.get("breaches") or [])
+    breach = f"; SLO breaches: {breaches}" if breaches else ""
+    status, verdict = (neutralize(str(results[k])) for k in ("status", "verdict"))
+    return Markup(f"Status **{status}**, verdict **{verdict}** ({arms}){breach}.")
 
 
 def _pct(x: float | None) -> str:
@@ -75,33 +104,74 @@ def _passk(pk: dict[str, float | None]) -> str:
     return ", ".join(f"k={k}: {_num(v)}" for k, v in pk.items()) or "n/a"
 
 
-def _chart(results: dict[str, Any]) -> str:
+def _chart_label(name: str) -> str:
+    """An arm name inside the mermaid fence: plain, and no quote or backtick to break out."""
+    return neutralize(name, context="plain", limit=40).replace('"', "'").replace("`", "'")
+
+
+def _chart(results: dict[str, Any]) -> Markup:
     names = list(results["arms"])
     rates = [results["arms"][n]["success_rate"] for n in names]
     if any(r is None for r in rates):
-        return ""
+        return Markup("")
     bars = ", ".join(f"{100 * float(r):.1f}" for r in rates if r is not None)
-    labels = ", ".join(f'"{n}"' for n in names)
-    return ("xychart-beta\n    title \"Success rate (%)\"\n"
-            f"    x-axis [{labels}]\n    y-axis \"success %\" 0 --> 100\n    bar [{bars}]")
+    labels = ", ".join(f'"{_chart_label(n)}"' for n in names)
+    return Markup("xychart-beta\n    title \"Success rate (%)\"\n"
+                  f"    x-axis [{labels}]\n    y-axis \"success %\" 0 --> 100\n    bar [{bars}]")
+
+
+def _trusted(fmt: Callable[..., str]) -> Callable[..., Markup]:
+    """A number formatter's output is gate's own text: mark it so ``_finalize`` keeps it."""
+    return lambda *args: Markup(fmt(*args))
 
 
 def render_markdown(run_dir: Path, limit: int = COMMENT_LIMIT) -> str:
     manifest, results = load_run(run_dir)
     rows = results["tasks"]
-    url = _summary_url()
+    url = _summary_url()  # from the runner's environment, not from the run
+    url = Markup(url) if url else None
     shown = len(rows)
     while True:
         text = _ENV.get_template("report.md.j2").render(
             results=results, manifest=manifest, headline=headline(results),
             summary_line=_summary_line(results, manifest), task_rows=rows[:shown],
             truncated=len(rows) - shown, summary_url=url, chart=_chart(results),
-            pct=_pct, usd=_usd, num=_num, sci=_sci, passk=_passk,
+            pct=_trusted(_pct), usd=_trusted(_usd), num=_trusted(_num), sci=_trusted(_sci),
+            passk=_trusted(_passk),
             spent=sum(float(a["cost_usd"] or 0.0) for a in results["arms"].values()),
+            traces=_failed_traces(run_dir),
         )
         if len(text) < limit or shown == 0:
             return text
         shown = max(0, shown - max(1, shown // 4))
+
+
+_SAFE_URL = re.compile(r"https?://[^\s()<>\[\]`\"'|@]+")
+TRACE_URL_VAR = "GATE_TRACE_URL"  # e.g. https://langfuse.example/project/p/traces/{trace_id}
+MAX_TRACE_LINKS = 10
+
+
+def _failed_traces(run_dir: Path) -> list[dict[str, str]]:
+    """The OpenTelemetry trace ids of the first failed trials (from trials.jsonl), with a link
+    when ``GATE_TRACE_URL`` gives the backend's address pattern."""
+    from gate.engine.jsonl import read_jsonl
+
+    template = os.environ.get(TRACE_URL_VAR, "")
+    out: list[dict[str, str]] = []
+    for t in read_jsonl(run_dir / "trials.jsonl"):
+        if t.get("status") != "scored" or t.get("success") or not t.get("trace_id"):
+            continue
+        trace_id = str(t["trace_id"])
+        if not all(c in "0123456789abcdef" for c in trace_id):
+            continue
+        url = template.replace("{trace_id}", trace_id) if "{trace_id}" in template else ""
+        # The address comes from the runner's environment, not from the run: it is a link
+        # (Markup) when it is a plain http(s) URL, else no link at all.
+        link = Markup(url) if _SAFE_URL.fullmatch(url) else ""
+        out.append({"trial": str(t["trial_id"]), "trace_id": trace_id, "url": link})
+        if len(out) == MAX_TRACE_LINKS:
+            break
+    return out
 
 
 def _summary_url() -> str | None:
@@ -115,8 +185,9 @@ def print_decision(results: dict[str, Any], out: TextIO | None = None) -> None:
     d = results.get("decision")
     print(headline(results), file=out)
     if d:
-        print(f"decision: {d['verdict']} after {d['rounds']} round(s), {d['pairs']} paired "
-              f"trials; e_reject {d['e_reject']:.3g} (threshold {d['threshold_reject']:.3g}), "
+        print(f"decision: {d['verdict']} after {d['pairs']} paired trials "
+              f"({d['rounds']} check(s)); e_reject {d['e_reject']:.3g} "
+              f"(threshold {d['threshold_reject']:.3g}), "
               f"e_accept {d['e_accept']:.3g} (threshold {d['threshold_accept']:.3g}); the "
               f"fixed-sample design needs {d['fixed_sample_pairs']} pairs "
               f"({d['fixed_sample_rounds']} rounds)", file=out)
