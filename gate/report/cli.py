@@ -30,7 +30,8 @@ def register(sub: Any) -> None:
                        help="send a run as OpenTelemetry GenAI spans over OTLP/HTTP "
                             "(needs the extra gate[otel])")
     p.add_argument("--config", default="gate.yaml", help="gate configuration (unused)")
-    p.add_argument("--run", required=True, type=Path, help="the run directory")
+    p.add_argument("--run", required=True, type=run_dir, metavar="DIR",
+                   help="the run directory")
     p.add_argument("--endpoint", default=None,
                    help="the OTLP/HTTP traces URL (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
                         "or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces)")

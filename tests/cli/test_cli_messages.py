@@ -94,7 +94,8 @@ def test_missing_required_flag_is_exit_4_not_2(capsys: pytest.CaptureFixture[str
 def test_no_run_at_path(tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, command, "--run", "/nonexistent")
     assert code == 4
-    assert err.strip() == f"gate {command}: --run: no run at /nonexistent (see gate {command} --help)"
+    said = f"gate {command}: --run: no run at /nonexistent (see gate {command} --help)"
+    assert err.strip() == said
     assert "MISMATCH" not in out
     code, _, err = run(capsys, command, "--run", str(tmp_path))
     assert code == 4
@@ -148,7 +149,8 @@ def test_unknown_model_names_the_flag_and_close_matches(
     first = err.splitlines()[0]
     assert first.startswith(f"{flag}: unknown model 'mock/expret'")
     assert "did you mean mock/expert" in first
-    assert "gate.yaml" not in err and "127.0.0.1" not in err
+    assert "gate.yaml" not in err
+    assert "127.0.0.1" not in err
     assert not (tmp_path / "s").exists()
 
 
