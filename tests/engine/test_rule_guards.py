@@ -14,6 +14,7 @@ import pytest
 from gate.cli import main
 from gate.config.load import load_project
 from gate.engine import sweep as sweep_module
+from gate.engine.audit import attempts
 from gate.engine.jsonl import read_jsonl
 from gate.engine.results import compute_results, scope_accounting
 from gate.engine.runner import Arm
@@ -69,7 +70,8 @@ def test_resume_ceiling_is_the_original_minus_what_the_audit_log_spent(
 ) -> None:
     out = tmp_path / "s"
     assert _sweep(project_dir, out, "--budget-usd", "1") in (0, 1, 3)
-    spent = sum(float(a["cost_computed_usd"] or 0.0) for a in read_jsonl(out / "audit.jsonl"))
+    audit = attempts(read_jsonl(out / "audit.jsonl"))
+    spent = sum(float(a["cost_computed_usd"] or 0.0) for a in audit)
     assert spent > 0
     ceilings: list[float] = []
 
@@ -123,7 +125,7 @@ def test_cells_lost_to_the_provider_are_not_counted_done(finished: Path) -> None
 def _status_with_lost(finished: Path, n: int, lost: int, share: float) -> dict[str, Any]:
     manifest = json.loads((finished / "manifest.json").read_text())
     trials = read_jsonl(finished / "trials.jsonl")
-    audit = read_jsonl(finished / "audit.jsonl")
+    audit = attempts(read_jsonl(finished / "audit.jsonl"))
     assert len(trials) >= n
     trials = [_lose(t) if i < lost else t for i, t in enumerate(trials[:n])]
     return compute_results(manifest, trials, audit, halt=None, lost_share_inconclusive=share)
@@ -153,7 +155,7 @@ def test_lost_share_threshold(finished: Path, n: int, lost: int, share: float,
 def test_scored_without_a_response_id_is_said(finished: Path, tmp_path: Path) -> None:
     manifest = json.loads((finished / "manifest.json").read_text())
     trials = read_jsonl(finished / "trials.jsonl")
-    audit = read_jsonl(finished / "audit.jsonl")
+    audit = attempts(read_jsonl(finished / "audit.jsonl"))
     assert compute_results(manifest, trials, audit, halt=None,
                            lost_share_inconclusive=0.2)["status"] == "complete"
     trials[0]["response_ids"] = []
