@@ -24,7 +24,7 @@ from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import Unit, batches, units_of
 from gate.engine.rundir import build_manifest, finish_results, read_manifest
 from gate.engine.runner import Arm, Cell, Engine, halt_before_any_task
-from gate.engine.session import Notices, open_providers, resolve_provider
+from gate.engine.session import Notices, check_api_keys, open_providers, resolve_provider
 from gate.errors import CircuitBreakerError, ConfigError, ResumeError
 from gate.providers.budget import Budget
 from gate.records import (
@@ -76,8 +76,10 @@ def build_arms(project: Project, opts: SweepOptions, config_path: str) -> list[A
     baseline = opts.baseline or (opts.candidate if opts.baseline_ref else adopted_model(project))
     return [
         Arm("candidate", opts.candidate,
-            resolve_provider(project, opts.candidate, opts.provider), project),
-        Arm("baseline", baseline, resolve_provider(project, baseline, opts.provider),
+            resolve_provider(project, opts.candidate, opts.provider, flag="--candidate"),
+            project),
+        Arm("baseline", baseline,
+            resolve_provider(project, baseline, opts.provider, flag="--baseline"),
             base_project),
     ]
 
@@ -147,11 +149,12 @@ def run_sweep(
     """Run (or resume) the sweep in ``opts.out``; returns the results written there."""
     notices = notices or Notices()
     cfg = project.config
-    max_rounds = opts.max_rounds or cfg.statistics.max_rounds
+    max_rounds = cfg.statistics.max_rounds if opts.max_rounds is None else opts.max_rounds
     if max_rounds < 1:
         raise ConfigError.one(project.config_path, None, "--max-rounds must be at least 1")
     ceiling = cfg.budget.ceiling_usd if opts.budget_usd is None else opts.budget_usd
     arms = build_arms(project, opts, config_path)
+    check_api_keys(project, [a.provider for a in arms])
     check_smoke(project, arms, opts.smoke_dir)
     previous = _previous_run(project, arms, opts, max_rounds)
     spent_before = _spent(opts.out) if previous else 0.0
