@@ -158,6 +158,10 @@ class GateConfig(Strict):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     slos: SloConfig = Field(default_factory=SloConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    environments: dict[str, str] = Field(
+        default_factory=dict,
+        description='a repository\'s own environments: {NAME: "package.module:ClassName"}, '
+                    "imported with the directory holding gate.yaml first on sys.path")
 
     @field_validator("providers")
     @classmethod

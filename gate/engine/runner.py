@@ -22,7 +22,8 @@ from gate.agent.loop import TrialSpec, TrialTrace, run_trial
 from gate.config.load import Project
 from gate.engine.jsonl import JsonlWriter
 from gate.engine.session import Notices
-from gate.environments import ENVIRONMENTS
+from gate.environments.base import EnvOutcome
+from gate.environments.registry import EnvironmentCodeError, GuardedEnvironment
 from gate.errors import CircuitBreakerError, HaltError, PausedError
 from gate.providers.base import Attempt, Provider, ProviderError
 
@@ -179,7 +180,6 @@ class Engine:
             schemas=arm.project.tool_schemas(env_name),
             max_tokens=self.max_tokens, temperature=self.temperature,
         )
-        env = ENVIRONMENTS[env_name](lt.fixture, seed)
         step_box = {"step": 0}
         self.counters.current = {"task": cell.task, "arm": cell.arm, "round": cell.round}
 
@@ -191,16 +191,23 @@ class Engine:
 
         started = time.monotonic()
         try:
+            env = GuardedEnvironment(arm.project.environment(env_name), lt.fixture, seed)
             trace = await run_trial(spec, env, self.providers[arm.provider], on_attempt, on_step)
+            outcome = env.outcome()
         except HaltError as exc:
             self._set_halt(exc, cell)
             return None
         except ProviderError as exc:
-            record = self._record(cell, arm, seed, None, env, started)
+            record = self._record(cell, arm, seed, None, None, started)
             record.update(status="provider_error",
                           provider_error={"kind": exc.kind.value, "message": str(exc)[:300]})
+        except EnvironmentCodeError as exc:  # the harness's fault: neither model nor provider
+            record = self._record(cell, arm, seed, None, None, started)
+            record.update(status="environment_error", environment_error=exc.fault.as_record())
+            print(f"[gate] environment_error in {cell.trial_id}: {exc.fault.describe()}",
+                  file=self.console, flush=True)
         else:
-            record = self._record(cell, arm, seed, trace, env, started)
+            record = self._record(cell, arm, seed, trace, outcome, started)
         self.trials.write(record)
         self.counters.trials_done += 1
         return record
@@ -226,7 +233,8 @@ class Engine:
         self.audit.write(line)
 
     def _record(
-        self, cell: Cell, arm: Arm, seed: int, trace: TrialTrace | None, env: Any, started: float
+        self, cell: Cell, arm: Arm, seed: int, trace: TrialTrace | None,
+        outcome: EnvOutcome | None, started: float,
     ) -> dict[str, Any]:
         from gate.engine.scoring import score_trial
 
@@ -235,10 +243,10 @@ class Engine:
             "task": cell.task, "round": cell.round, "seed": seed, "ts": now_iso(),
             "wall_s": round(time.monotonic() - started, 6),
         }
-        if trace is None:
+        if trace is None or outcome is None:
             return base
         lt = arm.project.task(cell.task)
-        base.update(score_trial(trace, env.outcome(), lt))
+        base.update(score_trial(trace, outcome, lt))
         base["status"] = "scored"
         return base
 

@@ -118,10 +118,10 @@ def test_smoke_names_a_task_the_expert_cannot_solve(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A scorer that breaks after validation (here: the environment's judgement) is caught."""
-    from gate.environments import ENVIRONMENTS
     from gate.environments.base import EnvOutcome
+    from gate.environments.registry import EnvironmentRegistry
 
-    env_cls = ENVIRONMENTS["orders"]
+    env_cls = EnvironmentRegistry(project_dir, {}, "gate.yaml").get("orders")
     original = env_cls.outcome
 
     def broken(self: object) -> EnvOutcome:

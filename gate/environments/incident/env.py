@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from gate.config.schema import Fixture, ToolCall
-from gate.environments import register
 from gate.environments._common import (
     evidence_found,
     stable_int,
@@ -95,7 +94,6 @@ def _check_fixes(expected: IncidentExpected, state: IncidentState) -> list[str]:
     return problems
 
 
-@register
 class IncidentEnvironment(Environment):
     name: ClassVar[str] = "incident"
     tool_names: ClassVar[frozenset[str]] = frozenset(

@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from gate.config.schema import Fixture, ToolCall
-from gate.environments import register
 from gate.environments._common import evidence_found, unknown_tool_messages, validation_messages
 from gate.environments.base import Environment, EnvOutcome, ToolResult
 from gate.environments.orders import rules
@@ -51,7 +50,6 @@ def _missing(what: str, key: str) -> ToolResult:
     return ToolResult(content=None, error=f"no {what} {key!r}")
 
 
-@register
 class OrdersEnvironment(Environment):
     name: ClassVar[str] = "orders"
     tool_names: ClassVar[frozenset[str]] = frozenset(
