@@ -19,6 +19,7 @@ from gate.statistics import pass_hat_k, percentile, wilson_interval
 SCHEMA_VERSION = 1
 COST_DIVERGENCE = 0.05  # reported vs computed cost, relative
 MAX_PASS_K = 8
+MAX_ENV_ERROR_EXAMPLES = 5
 
 
 def file_sha256(path: Path) -> str | None:
@@ -34,9 +35,11 @@ def _r(x: float | None, nd: int = 6) -> float | None:
 def arm_summary(
     arm: dict[str, Any], trials: list[dict[str, Any]], audit: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """Per-arm figures. Provider errors are excluded from every success denominator."""
+    """Per-arm figures. Trials lost to the provider or to an environment error (the harness's
+    fault) are excluded from every success denominator and counted apart."""
     scored = [t for t in trials if t.get("status") == "scored"]
     lost = [t for t in trials if t.get("status") == "provider_error"]
+    broken = [t for t in trials if t.get("status") == "environment_error"]
     n = len(scored)
     successes = sum(1 for t in scored if t["success"])
     failed = [a for a in audit if a["outcome"] != "ok"]
@@ -66,6 +69,11 @@ def arm_summary(
             "by_kind": dict(sorted(Counter(a["outcome"] for a in failed).items())),
         },
         "trials_lost_to_provider": len(lost),
+        "environment_errors": {
+            "total": len(broken),
+            "examples": [{"trial_id": t["trial_id"], **t["environment_error"]}
+                         for t in broken[:MAX_ENV_ERROR_EXAMPLES]],
+        },
         "attempts": len(audit),
         "response_ids": sum(1 for a in audit if a.get("response_id")),
         "cost_usd": _r(cost, 8),
@@ -116,7 +124,8 @@ def scope_accounting(
     halt: dict[str, Any] | None,
     stopped: str | None = None,
 ) -> dict[str, Any]:
-    """Every planned cell ends as done, lost to the provider, not needed, or not run."""
+    """Every planned cell ends as done, lost to the provider, lost to an environment error,
+    not needed, or not run."""
     scope = manifest["scope"]
     by_id = {t["trial_id"]: t for t in trials}
     counts: Counter[str] = Counter()
@@ -126,8 +135,7 @@ def scope_accounting(
         for arm in scope["arms"]:
             trial = by_id.get(unit.trial_id(arm))
             if trial is not None:
-                state = "done" if trial["status"] == "scored" else "lost_to_provider"
-                reason = None if state == "done" else trial["provider_error"]["kind"]
+                state, reason = _trial_state(trial)
             elif decided_round is not None and unit.batch > decided_round:
                 state, reason = "not_needed", f"decided at check {decided_round}"
             elif halt is not None:
@@ -143,10 +151,20 @@ def scope_accounting(
     planned = len(units) * len(scope["arms"])
     return {
         "planned": planned,
-        "counts": {k: counts.get(k, 0) for k in ("done", "lost_to_provider", "not_needed",
-                                                  "not_run")},
+        "counts": {k: counts.get(k, 0) for k in ("done", "lost_to_provider",
+                                                  "environment_error", "not_needed", "not_run")},
         "cells_not_done": not_done,
     }
+
+
+def _trial_state(trial: dict[str, Any]) -> tuple[str, str | None]:
+    if trial["status"] == "scored":
+        return "done", None
+    if trial["status"] == "environment_error":
+        err = trial["environment_error"]
+        at = f" at {err['file']}:{err['line']}" if err.get("file") else ""
+        return "environment_error", f"{err['type']} in {err['phase']}{at}"
+    return "lost_to_provider", trial["provider_error"]["kind"]
 
 
 def per_task(
@@ -163,6 +181,7 @@ def per_task(
                 "successes": sum(1 for t in scored if t["success"]),
                 "mean_reward": _mean([float(t["reward"]) for t in scored]),
                 "lost": len(ts) - len(scored),
+                "environment_errors": sum(1 for t in ts if t["status"] == "environment_error"),
             }
             if scored:
                 row["environment"] = scored[0].get("environment")
@@ -230,6 +249,10 @@ def _status(
     if trials and lost / len(trials) > lost_share_max:
         reasons.append(f"{lost} of {len(trials)} trials lost to provider errors "
                        f"(> {lost_share_max:.0%}): provider artifact, not a ranking")
+    broken = sum(1 for t in trials if t["status"] == "environment_error")
+    if trials and broken / len(trials) > lost_share_max:
+        reasons.append(f"{broken} of {len(trials)} trials lost to environment errors "
+                       f"(> {lost_share_max:.0%}): the harness failed, not the model")
     scored_without_id = [t["trial_id"] for t in trials
                          if t["status"] == "scored" and not t.get("response_ids")]
     if scored_without_id:

@@ -86,6 +86,15 @@ def _chart(results: dict[str, Any]) -> str:
             f"    x-axis [{labels}]\n    y-axis \"success %\" 0 --> 100\n    bar [{bars}]")
 
 
+def _inert(text: object) -> str:
+    """Untrusted text (an environment's exception message) made inert in markdown: one line,
+    in a code span, no backticks, no pings, no HTML. (To be replaced by the single
+    neutralising function of gate.report when it lands.)"""
+    one = " ".join(str(text).split())[:200]
+    one = one.replace("`", "'").replace("@", "@\u200b").replace("<", "‹").replace(">", "›")
+    return f"`{one}`"
+
+
 def render_markdown(run_dir: Path, limit: int = COMMENT_LIMIT) -> str:
     manifest, results = load_run(run_dir)
     rows = results["tasks"]
@@ -96,7 +105,7 @@ def render_markdown(run_dir: Path, limit: int = COMMENT_LIMIT) -> str:
             results=results, manifest=manifest, headline=headline(results),
             summary_line=_summary_line(results, manifest), task_rows=rows[:shown],
             truncated=len(rows) - shown, summary_url=url, chart=_chart(results),
-            pct=_pct, usd=_usd, num=_num, sci=_sci, passk=_passk,
+            pct=_pct, usd=_usd, num=_num, sci=_sci, passk=_passk, inert=_inert,
             spent=sum(float(a["cost_usd"] or 0.0) for a in results["arms"].values()),
         )
         if len(text) < limit or shown == 0:
