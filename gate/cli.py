@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "gate.report.cli",
     "gate.providers.cli",
     "gate.github.cli",
+    "gate.scaffold",
 )
 
 
