@@ -45,6 +45,7 @@ BUILTIN: dict[str, str] = {
     "incident": "gate.environments.incident.env:IncidentEnvironment",
     "orders": "gate.environments.orders.env:OrdersEnvironment",
 }
+BUILTIN_WHERE = "gate (built-in)"
 _SPEC = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -88,7 +89,7 @@ def discover_entry_points() -> list[Declaration]:
         dist = ep.dist
         dist_name = dist.name if dist is not None else "unknown distribution"
         builtin = dist_name == GATE_DIST and BUILTIN.get(ep.name) == ep.value
-        where = "gate (built-in)" if builtin else f"entry point of {dist_name}"
+        where = BUILTIN_WHERE if builtin else f"entry point of {dist_name}"
         if dist is not None and not builtin:
             where += f" {dist.version}"
         found.append(Declaration(ep.name, ep.value, "entry point", where))
@@ -109,11 +110,13 @@ class EnvironmentRegistry:
         self.problems: list[Problem] = []
         self._decls: dict[str, Declaration] = {}
         eps = discover_entry_points() if entry_point_decls is None else entry_point_decls
-        for name, spec in BUILTIN.items():
-            if not any(d.name == name and d.where == "gate (built-in)" for d in eps):
-                self._add(Declaration(name, spec, "builtin", "gate (built-in)"))
+        own = [d for d in eps if d.where == BUILTIN_WHERE]
+        for name, spec in BUILTIN.items():  # gate's own first: a clash blames the newcomer
+            found = [d for d in own if d.name == name]
+            self._add(found[0] if found else Declaration(name, spec, "builtin", BUILTIN_WHERE))
         for decl in eps:
-            self._add(decl)
+            if decl.where != BUILTIN_WHERE:
+                self._add(decl)
         for name, (spec, line) in declared.items():
             self._add(Declaration(name, spec, "gate.yaml", f"{config_path}:{line}",
                                   config_path, line))
