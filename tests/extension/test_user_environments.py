@@ -58,7 +58,8 @@ def test_builtins_are_not_imported_by_a_repository_that_does_not_use_them(
             "print(sorted(m for m in sys.modules if m.startswith('gate.environments.')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "repo", check=True,
                          capture_output=True, text=True).stdout
-    assert "incident" not in out and "orders" not in out
+    assert "incident" not in out
+    assert "orders" not in out
     assert "gate.environments.registry" in out
     bare = subprocess.run([sys.executable, "-c", "import sys, gate.environments; "
                            "print([m for m in sys.modules if 'incident' in m])"],
@@ -92,7 +93,8 @@ def test_broken_declaration_is_exit_4_at_its_line_in_gate_yaml(
 ) -> None:
     repo = tmp_path / "repo"
     build(repo, gate_yaml=GATE_YAML.replace('"environments.lamps:Lamps"', f'"{spec}"'))
-    (repo / "environments" / "broken.py").write_text('"""oops"""\nraise RuntimeError("half-written")\n')
+    (repo / "environments" / "broken.py").write_text(
+        '"""oops"""\nraise RuntimeError("half-written")\n')
     assert run(repo, monkeypatch, "validate") == 4
     err = capsys.readouterr().err
     assert f"gate.yaml:{DECL_LINE}: environments.lamps: " in err
@@ -164,7 +166,8 @@ def test_same_module_name_in_two_repositories_does_not_leak(tmp_path: Path) -> N
     assert "implements 'dim' but no tool file declares it" in str(info.value)
     one = load_project(first)  # and one still gets its own class, not two's
     assert one.environment("lamps").cls.tool_names == {"list_lamps", "switch"}
-    assert str(tmp_path / "one") not in sys.path and str(tmp_path / "two") not in sys.path
+    assert str(tmp_path / "one") not in sys.path
+    assert str(tmp_path / "two") not in sys.path
 
 
 def test_tool_directory_without_an_environment_is_invalid(tmp_path: Path) -> None:

@@ -75,7 +75,8 @@ TOOLS = {
                   "parameters: {type: object, properties: {}, additionalProperties: false}\n",
     "switch": "name: switch\ndescription: Switch one lamp on or off.\nparameters:\n"
               "  type: object\n  properties:\n    lamp: {type: string, minLength: 1}\n"
-              "    state: {type: boolean}\n  required: [lamp, state]\n  additionalProperties: false\n",
+              "    state: {type: boolean}\n  required: [lamp, state]\n"
+              "  additionalProperties: false\n",
 }
 
 
