@@ -371,7 +371,8 @@ def _check_fixture(
         with guarded(env, "check_fixture"):
             messages = list(env.cls.check_fixture(fixture))
     except EnvironmentCodeError as exc:
-        col.add(*_fault_where(exc, fdoc), f"{exc.fault.describe()} (checking {fdoc.path})")
+        col.add(*_fault_where(exc, fdoc),
+                f"{exc.fault.describe(place=False)} (checking {fdoc.path})")
         return False
     for msg in messages:
         col.add(fdoc.path, _line_for_message(fdoc, str(msg)), str(msg))
@@ -417,7 +418,8 @@ def _replay_reference(
         world.snapshot()
     except EnvironmentCodeError as exc:  # reported with the environment's file and line
         col.add(*_fault_where(exc, fdoc),
-                f"{exc.fault.describe()} (replaying the reference trajectory of {fdoc.path}, "
+                f"{exc.fault.describe(place=False)} (replaying the reference trajectory of "
+                f"{fdoc.path}, "
                 f"task {task.id})")
         return False
     if not outcome.success:

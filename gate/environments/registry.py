@@ -298,8 +298,8 @@ class EnvironmentFault:
         return cls(env.name, phase, type(exc).__name__, _short(str(exc)),
                    where[0] if where else None, where[1] if where else None)
 
-    def describe(self) -> str:
-        at = f" at {self.file}:{self.line}" if self.file else ""
+    def describe(self, place: bool = True) -> str:
+        at = f" at {self.file}:{self.line}" if self.file and place else ""
         return (f"environment {self.environment!r} raised {self.type} in {self.phase}: "
                 f"{self.message}{at}")
 
