@@ -158,8 +158,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = execute_run(project, model=args.model, provider=args.provider,
                           rounds=args.rounds, out=args.out, seed=seed)
     print_arm_summary(results)
+    export_traces(args.out)
     return {"complete": EXIT_OK, "inconclusive": EXIT_INCONCLUSIVE}.get(
         results["status"], EXIT_HALTED)
+
+
+def export_traces(run_dir: Path) -> None:
+    """Send the run as OpenTelemetry spans when the OTLP variables ask; a warning at worst."""
+    from gate.report.otel import export_if_configured
+
+    def warn(message: str) -> None:
+        print(f"gate: warning: {message}", file=sys.stderr)
+
+    summary = export_if_configured(run_dir, warn)
+    if summary is not None and summary.ok:
+        print(f"exported {summary.traces} trial traces to OpenTelemetry "
+              f"({summary.chat_spans} chat spans, {summary.tool_spans} tool spans)",
+              file=sys.stderr)
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:

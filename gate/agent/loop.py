@@ -114,7 +114,7 @@ def _execute(
     fn = tc.get("function") or {}
     name = str(fn.get("name", ""))
     raw_args = fn.get("arguments")
-    record: dict[str, Any] = {"tool": name}
+    record: dict[str, Any] = {"step": trace.steps, "call_id": call_id, "tool": name}
     trace.calls.append(record)
 
     def reply(payload: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import sys
 import time
@@ -32,6 +33,20 @@ log = logging.getLogger(__name__)
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def trial_trace_id(run_id: str, trial_id: str) -> str:
+    """The trial's OpenTelemetry trace id (32 hex digits), fixed by the run id and the trial
+    id, so a resumed run and a later ``gate export-otel`` name the same trace."""
+    return hashlib.sha256(f"gate-trace|{run_id}|{trial_id}".encode()).hexdigest()[:32]
+
+
+def _manifest_run_id(out_dir: Path) -> str:
+    path = out_dir / "manifest.json"
+    if not path.exists():
+        return ""
+    run_id = json.loads(path.read_text(encoding="utf-8")).get("run_id")
+    return run_id if isinstance(run_id, str) else ""
 
 
 def trial_seed(run_seed: int, task_id: str, round_no: int) -> int:
@@ -110,6 +125,7 @@ class Engine:
         self.console = console or sys.stderr
         self.notices = notices or Notices(self.console)
         self.halt: Halt | None = None
+        self.run_id = _manifest_run_id(out_dir)  # written before the engine starts
         self.counters = Counters()
         self.audit = JsonlWriter(out_dir / "audit.jsonl")
         self.trials = JsonlWriter(out_dir / "trials.jsonl")
@@ -242,6 +258,7 @@ class Engine:
             "trial_id": cell.trial_id, "arm": cell.arm, "model": arm.model,
             "task": cell.task, "round": cell.round, "seed": seed, "ts": now_iso(),
             "wall_s": round(time.monotonic() - started, 6),
+            "trace_id": trial_trace_id(self.run_id, cell.trial_id),
         }
         if trace is None or outcome is None:
             return base
@@ -300,4 +317,4 @@ class _Progress:
             self._bar.stop()
 
 
-__all__ = ["Arm", "Cell", "CircuitBreakerError", "Engine", "Halt", "trial_seed"]
+__all__ = ["Arm", "Cell", "CircuitBreakerError", "Engine", "Halt", "trial_seed", "trial_trace_id"]

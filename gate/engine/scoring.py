@@ -41,4 +41,5 @@ def score_trial(trace: TrialTrace, outcome: EnvOutcome, lt: LoadedTask) -> dict[
         "response_ids": list(trace.response_ids),
         "outcome_detail": outcome.detail,
         "provider_error": None,
+        "calls": [dict(c) for c in trace.calls],
     }

@@ -78,11 +78,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         write_status=args.write_status,
     )
     results = run_sweep(project, opts, config_path=args.config)
-    from gate.commands import print_arm_summary
+    from gate.commands import export_traces, print_arm_summary
     from gate.report.render import print_decision
 
     print_arm_summary(results)
     print_decision(results)
+    export_traces(opts.out)
     return exit_code(results)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,17 @@ def register(sub: Any) -> None:
     p.add_argument("--config", default="gate.yaml")
     p.add_argument("--run", required=True, type=Path)
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("export-otel",
+                       help="send a run as OpenTelemetry GenAI spans over OTLP/HTTP "
+                            "(needs the extra gate[otel])")
+    p.add_argument("--config", default="gate.yaml", help="gate configuration (unused)")
+    p.add_argument("--run", required=True, type=Path, help="the run directory")
+    p.add_argument("--endpoint", default=None,
+                   help="the OTLP/HTTP traces URL (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
+                        "or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces)")
+    p.add_argument("--timeout-s", type=float, default=10.0, help="per request (default 10)")
+    p.set_defaults(func=cmd_export_otel)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -48,3 +60,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 1
     print(f"verify: results re-derived from the artifacts in {args.run}: identical")
     return 0
+
+
+def cmd_export_otel(args: argparse.Namespace) -> int:
+    from gate.report.otel import ENDPOINT_VARS, export_run
+
+    if args.endpoint is None and not any(os.environ.get(v) for v in ENDPOINT_VARS):
+        print("gate: export-otel needs --endpoint or OTEL_EXPORTER_OTLP_ENDPOINT",
+              file=sys.stderr)
+        return 4
+    summary = export_run(args.run, endpoint=args.endpoint, timeout_s=args.timeout_s)
+    print(f"export-otel: {summary.traces} trial traces, {summary.chat_spans} chat spans, "
+          f"{summary.tool_spans} tool spans, {summary.evaluation_events} evaluation events"
+          f"{'' if summary.ok else '; the collector did not accept them'}")
+    return 0 if summary.ok else 1

@@ -107,10 +107,35 @@ def render_markdown(run_dir: Path, limit: int = COMMENT_LIMIT) -> str:
             truncated=len(rows) - shown, summary_url=url, chart=_chart(results),
             pct=_pct, usd=_usd, num=_num, sci=_sci, passk=_passk, inert=_inert,
             spent=sum(float(a["cost_usd"] or 0.0) for a in results["arms"].values()),
+            traces=_failed_traces(run_dir),
         )
         if len(text) < limit or shown == 0:
             return text
         shown = max(0, shown - max(1, shown // 4))
+
+
+TRACE_URL_VAR = "GATE_TRACE_URL"  # e.g. https://langfuse.example/project/p/traces/{trace_id}
+MAX_TRACE_LINKS = 10
+
+
+def _failed_traces(run_dir: Path) -> list[dict[str, str]]:
+    """The OpenTelemetry trace ids of the first failed trials (from trials.jsonl), with a link
+    when ``GATE_TRACE_URL`` gives the backend's address pattern."""
+    from gate.engine.jsonl import read_jsonl
+
+    template = os.environ.get(TRACE_URL_VAR, "")
+    out: list[dict[str, str]] = []
+    for t in read_jsonl(run_dir / "trials.jsonl"):
+        if t.get("status") != "scored" or t.get("success") or not t.get("trace_id"):
+            continue
+        trace_id = str(t["trace_id"])
+        if not all(c in "0123456789abcdef" for c in trace_id):
+            continue
+        url = template.replace("{trace_id}", trace_id) if "{trace_id}" in template else ""
+        out.append({"trial": str(t["trial_id"]), "trace_id": trace_id, "url": url})
+        if len(out) == MAX_TRACE_LINKS:
+            break
+    return out
 
 
 def _summary_url() -> str | None:
