@@ -49,7 +49,11 @@ def run_smoke(project: Project, out: Path, *, seed: int,
     failed = []
     for t in trials:
         tasks[t["task"]]["expert"] = {"success": t.get("success"), "reward": t.get("reward")}
-        if not t.get("success"):
+        if t.get("status") == "environment_error":  # the environment's code raised
+            err = t["environment_error"]
+            failed.append(f"{t['task']} (environment error: {err['type']} in {err['phase']}"
+                          f" at {err['file']}:{err['line']})")
+        elif not t.get("success"):
             failed.append(t["task"])
     missing = sorted(set(tasks) - {t["task"] for t in trials})
     checks.append({

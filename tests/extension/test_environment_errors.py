@@ -83,3 +83,18 @@ def test_environment_errors_are_counted_apart_and_excluded(
     assert "lost to environment errors" in report
     assert main(["verify", "--run", "r"]) == 0
     assert "environment_error in candidate/lamps-all/" in capsys.readouterr().err
+
+
+def test_smoke_names_the_environment_error_of_the_expert_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from gate.engine.runner import trial_seed
+
+    repo = tmp_path / "repo"
+    build(repo, raise_hook=FLAKY)
+    seed = next(s for s in range(100) if trial_seed(s, "lamps-all", 1) % 3 == 1)
+    monkeypatch.chdir(repo)
+    assert main(["smoke", "--out", "s", "--seed", str(seed)]) == 1
+    line = line_of(repo / "environments" / "lamps.py", "blew a fuse")
+    assert (f"lamps-all (environment error: RuntimeError in call at environments/lamps.py:{line})"
+            in capsys.readouterr().out)
