@@ -98,3 +98,19 @@ def test_smoke_names_the_environment_error_of_the_expert_run(
     line = line_of(repo / "environments" / "lamps.py", "blew a fuse")
     assert (f"lamps-all (environment error: RuntimeError in call at environments/lamps.py:{line})"
             in capsys.readouterr().out)
+
+
+def test_check_fixture_raising_is_exit_4_with_the_users_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    repo = tmp_path / "repo"
+    build(repo)
+    env = repo / "environments" / "lamps.py"
+    env.write_text(env.read_text().replace('lamps = fixture.initial_state.get("lamps")',
+                                           'lamps = fixture.initial_state["bulbs"]'))
+    monkeypatch.chdir(repo)
+    assert main(["validate"]) == 4
+    line = line_of(env, '["bulbs"]')
+    err = capsys.readouterr().err
+    assert (f"environments/lamps.py:{line}: environment 'lamps' raised KeyError in "
+            "check_fixture: 'bulbs' (checking fixtures/lamps/") in err
