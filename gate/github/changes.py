@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from gate.config.schema import ModelEntry, Registry, SuiteConfig
-from gate.config.yamlio import model_from_doc, parse_yaml
+from gate.config.yamlio import YamlDoc, model_from_doc, parse_yaml
+from gate.errors import ConfigError
 from gate.github.context import load_suite, set_output
 from gate.gitref import changed_files, read_text_at, resolve
+from gate.report.neutralize import neutralize
 
 SWEEP_STATUSES = ("pending-evaluation", "in-progress")
 _SLUG = re.compile(r"[^a-z0-9]+")
@@ -46,12 +48,15 @@ class Sweep:
     reason: str
 
     def as_json(self) -> dict[str, Any]:
+        """``reason`` is display text (the workflow writes it to the job summary): it names
+        model ids and paths from the PR's files, so it is neutralised as markdown. ``candidate``
+        and ``baseline`` stay exact: they are arguments, passed through env, never rendered."""
         return {
             "id": self.id,
             "candidate": self.candidate,
             "baseline": self.baseline,
             "baseline_ref": self.baseline_ref,
-            "reason": self.reason,
+            "reason": neutralize(self.reason, limit=1000),
         }
 
 
@@ -117,6 +122,52 @@ def compare_registries(base: Registry, head: Registry) -> list[dict[str, Any]]:
     return out
 
 
+UNPROTECTED_FIELDS = ("notes", "last_run")
+
+
+def adoption_changes(base: Registry, head: Registry) -> list[tuple[str, str]]:
+    """``(model id, what happens)`` for each head entry that needs a code owner's approval.
+
+    An entry adopted at head needs it when it was not adopted at base (a new entry, a renamed
+    id, or a status flip), and when it was adopted but any field other than ``notes`` and
+    ``last_run`` changed (swapping the provider of an adopted model is a new adoption)."""
+    before = {m.id: m for m in base.models}
+    out: list[tuple[str, str]] = []
+    for entry in head.models:
+        if entry.evaluation_status != "adopted":
+            continue
+        old = before.get(entry.id)
+        if old is None or old.evaluation_status != "adopted":
+            out.append((entry.id, "becomes adopted"))
+            continue
+        changed = [
+            name for name in type(entry).model_fields
+            if name not in UNPROTECTED_FIELDS and getattr(old, name) != getattr(entry, name)
+        ]
+        if changed:
+            out.append((entry.id, f"is adopted and changes {', '.join(changed)}"))
+    return out
+
+
+def registry_path_of(doc: YamlDoc, config_path: str) -> str:
+    """``suite.registry`` of a parsed gate.yaml as a repository path (default models.yaml).
+
+    Read leniently (only that key), so that a gate.yaml using settings newer than this gate
+    still names its registry. ConfigError when it is not a string or leaves the repository."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    found = data.get("suite")
+    suite = found if isinstance(found, dict) else {}
+    raw = suite.get("registry", SuiteConfig.model_fields["registry"].default)
+    line = doc.line_of(("suite", "registry"))
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError.one(doc.path, line, "suite.registry must be a non-empty string")
+    parent = posixpath.dirname(config_path)
+    joined = posixpath.normpath(posixpath.join(parent, raw))
+    if joined == ".." or joined.startswith("../") or raw.startswith("/"):
+        raise ConfigError.one(doc.path, line, f"suite.registry {raw!r} is outside the repository")
+    return joined
+
+
 def _adopted(registry: Registry) -> list[str]:
     return [m.id for m in registry.models if m.evaluation_status == "adopted"]
 
@@ -180,9 +231,15 @@ def compute_changes(config: str, base_ref: str, head_ref: str = "HEAD") -> dict[
     base_sha = resolve(base_ref, root)
     head_sha = resolve(head_ref, root)
     registry_path = posixpath.normpath(suite.registry)
-    base_reg = load_registry_at(base_ref, base_sha, registry_path, root)
+    base_path = _registry_path_at(base_ref, base_sha, Path(config).name, root) or registry_path
+    base_reg = load_registry_at(base_ref, base_sha, base_path, root)
     head_reg = load_registry_at(head_ref, head_sha, registry_path, root)
     models = compare_registries(base_reg, head_reg)
+    protected = [f"{ident} {what}" for ident, what in adoption_changes(base_reg, head_reg)]
+    if base_path != registry_path:
+        protected.append(f"suite.registry moves from {base_path} to {registry_path}")
+    if read_text_at(head_sha, registry_path, root) is None and base_reg.models:
+        protected.append(f"{registry_path} is missing at {head_ref} (renamed or deleted)")
 
     files: dict[str, list[dict[str, str]]] = {}
     for kind, directory in _dirs(suite).items():
@@ -191,15 +248,14 @@ def compute_changes(config: str, base_ref: str, head_ref: str = "HEAD") -> dict[
             for change, path in changed_files(base_sha, head_sha, [directory], root)
         ]
     sweeps = plan_sweeps(models, files["prompts"] + files["tools"], base_reg, head_reg, base_sha)
-    adoptions = [
-        m["id"] for m in models
-        if m["status"] and m["status"]["to"] == "adopted" and m["change"] != "removed"
-    ]
+    adoptions = [ident for ident, _what in adoption_changes(base_reg, head_reg)]
     sweep_json = [s.as_json() for s in sweeps]
     return {
         "base": {"ref": base_ref, "sha": base_sha},
         "head": {"ref": head_ref, "sha": head_sha},
         "registry": registry_path,
+        "registry_base": base_path,
+        "needs_code_owner": protected,
         "models": models,
         "prompts": files["prompts"],
         "tools": files["tools"],
@@ -208,6 +264,14 @@ def compute_changes(config: str, base_ref: str, head_ref: str = "HEAD") -> dict[
         "sweeps": sweep_json,
         "matrix": {"include": sweep_json},
     }
+
+
+def _registry_path_at(ref: str, sha: str, config_name: str, root: Path) -> str | None:
+    """The registry path gate.yaml names at a ref; None when gate.yaml is absent there."""
+    text = read_text_at(sha, config_name, root)
+    if text is None:
+        return None
+    return registry_path_of(parse_yaml(text, f"{config_name} (at {ref})"), config_name)
 
 
 def run_changes(config: str, base: str, head: str) -> int:

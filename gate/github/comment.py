@@ -9,6 +9,17 @@ taken to be ``github-actions[bot]``. A GitHub App token posts as ``<app-slug>[bo
 GitHub rejects comment bodies over 65,536 characters (HTTP 422); a longer report is cut at a
 line boundary, open code fences and ``<details>`` are closed, and a notice links to the job
 summary, which gets the full report (up to its own 1 MiB limit).
+
+Two runs at once leave exactly one comment. GitHub has no "create if absent", so each run
+settles instead: list ours; if none, create one and list again (a concurrent run may have
+created one too); keep the *oldest* of ours (lowest id), delete the others, and edit the
+survivor. The oldest is never deleted by anyone (every run keeps the oldest it sees, and a
+comment is created after every older one is visible), and every run that created a younger
+one sees the oldest when it lists after creating, so deletes its own. An edit that finds the
+survivor gone (404: a run that saw an older one deleted it) settles again.
+
+The reports are gate's own markdown, neutralised again as a whole document (no hidden marker
+and no mention can come through, whatever produced report.md).
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ from typing import Any
 from github import Github, GithubException
 from requests import RequestException
 
-from gate.errors import ConfigError
+from gate.errors import ConfigError, GateError
 from gate.github.context import (
     GitHubContextError,
     client,
@@ -32,11 +43,17 @@ from gate.github.context import (
     run_url,
     step_summary,
 )
+from gate.report.neutralize import neutralize
 
 MARKER = "<!-- gate-report -->"
 COMMENT_LIMIT = 65_536
 FALLBACK_LOGIN = "github-actions[bot]"
 SEPARATOR = "\n\n---\n\n"
+SETTLE_ROUNDS = 5
+
+
+class CommentRaceError(GateError):
+    """The single comment could not be settled in ``SETTLE_ROUNDS`` rounds."""
 
 
 def utf16_len(text: str) -> int:
@@ -144,37 +161,69 @@ def own_login(gh: Github, override: str | None) -> tuple[str, str]:
         raise
 
 
+def ours(issue: Any, login: str) -> list[Any]:
+    """Our gate comments (marker and author), oldest first; every page is read."""
+    found = [
+        c for c in issue.get_comments()
+        if MARKER in (c.body or "")
+        and (c.user.login if c.user is not None else "").lower() == login.lower()
+    ]
+    return sorted(found, key=lambda c: c.id)
+
+
+def _delete(comment: Any) -> None:
+    try:
+        comment.delete()
+    except GithubException as exc:
+        if exc.status != 404:  # already deleted by a concurrent run
+            raise
+
+
+def settle(issue: Any, login: str, body: str) -> tuple[str, str]:
+    """Leave exactly one comment of ours, with ``body``. Returns (action, its URL)."""
+    created: Any = None
+    for _round in range(SETTLE_ROUNDS):
+        mine = ours(issue, login)
+        if created is not None and all(c.id != created.id for c in mine):
+            mine = sorted([*mine, created], key=lambda c: c.id)  # listing may lag our write
+        if not mine:
+            created = issue.create_comment(body)
+            continue  # list again: a concurrent run may have created one too
+        survivor, *younger = mine
+        for duplicate in younger:
+            _delete(duplicate)
+        try:
+            if survivor.body != body:
+                survivor.edit(body)
+        except GithubException as exc:
+            if exc.status == 404:
+                continue  # deleted by a run that saw an older one: settle again
+            raise
+        action = "created" if created is not None and survivor.id == created.id else "updated"
+        return action, survivor.html_url
+    raise CommentRaceError(f"could not settle on one comment in {SETTLE_ROUNDS} rounds")
+
+
 def post_comment(repo_name: str, number: int, body: str, author: str | None) -> tuple[str, str]:
     """Create or update the comment. Returns (``created``/``updated``, its URL)."""
     gh = client()
     try:
         login, _how = own_login(gh, author)
         issue = gh.get_repo(repo_name).get_issue(number)
-        ours = None
-        for comment in issue.get_comments():
-            user = comment.user.login if comment.user is not None else ""
-            if MARKER in (comment.body or "") and user.lower() == login.lower():
-                ours = comment
-                break
-        if ours is not None:
-            if ours.body != body:
-                ours.edit(body)
-            return "updated", ours.html_url
-        created = issue.create_comment(body)
-        return "created", created.html_url
+        return settle(issue, login, body)
     finally:
         gh.close()
 
 
 def run_comment(run_dirs: list[str], pr: int | None, author: str | None) -> int:
-    reports = read_reports(run_dirs)
+    reports = [neutralize(r, context="document") for r in read_reports(run_dirs)]
     full = SEPARATOR.join(r.rstrip("\n") for r in reports) + "\n"
     step_summary(full)
     try:
         repo_name, number = resolve_target(pr, run_dirs)
         body = fit_comment(f"{MARKER}\n{full}", COMMENT_LIMIT, run_url())
         action, url = post_comment(repo_name, number, body, author)
-    except GitHubContextError as exc:
+    except (GitHubContextError, CommentRaceError) as exc:
         print(f"gate comment: {exc}")
         return 1
     except GithubException as exc:

@@ -2,27 +2,54 @@
 
 The report stays under GitHub's 65,536-character comment limit whatever the suite size:
 per-task rows are dropped from the end, with a pointer to the job summary, until it fits.
+
+Every ``{{ ... }}`` in the template goes through ``_finalize``: a string is neutralised as
+inline markdown (gate.report.neutralize) unless it is ``Markup``, which only this module's
+number formatters and the ``code`` filter produce. So text from a provider, a model or a PR's
+files (halt reasons, model and task ids, SLO names) cannot ping, link or inject HTML, however
+the template is edited.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 import jinja2
+from markupsafe import Markup
 
 from gate.engine.rundir import PARTIAL, RESULTS, read_json
 from gate.errors import ConfigError
+from gate.report.neutralize import neutral, neutralize
 
 COMMENT_LIMIT = 65_536
+
+
+def _finalize(value: Any) -> Any:
+    """Applied to every template expression: only ``Markup`` and numbers pass unchanged."""
+    if isinstance(value, Markup) or value is None:
+        return value
+    if isinstance(value, bool | int | float):
+        return value
+    return neutralize(value, context="markdown")
+
+
+def _code(value: Any) -> Markup:
+    return neutral(value, context="code")
+
+
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("gate.report", "templates"),
     undefined=jinja2.StrictUndefined,
     autoescape=False,
     keep_trailing_newline=True,
+    finalize=_finalize,
 )
+_ENV.filters["code"] = _code
 
 
 def load_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -48,11 +75,13 @@ def headline(results: dict[str, Any]) -> str:
     return "gate: inconclusive"
 
 
-def _summary_line(results: dict[str, Any], manifest: dict[str, Any]) -> str:
-    arms = ", ".join(f"{a['name']} `{a['model']}`" for a in manifest["arms"])
+def _summary_line(results: dict[str, Any], manifest: dict[str, Any]) -> Markup:
+    arms = ", ".join(f"{neutralize(a['name'])} {_code(a['model'])}" for a in manifest["arms"])
     slos = results.get("slos") or {}
-    breach = f"; SLO breaches: {', '.join(slos['breaches'])}" if slos.get("breaches") else ""
-    return f"Status **{results['status']}**, verdict **{results['verdict']}** ({arms}){breach}."
+    breaches = ", ".join(neutralize(b) for b in slos.get("breaches") or [])
+    breach = f"; SLO breaches: {breaches}" if breaches else ""
+    status, verdict = (neutralize(str(results[k])) for k in ("status", "verdict"))
+    return Markup(f"Status **{status}**, verdict **{verdict}** ({arms}){breach}.")
 
 
 def _pct(x: float | None) -> str:
@@ -75,37 +104,40 @@ def _passk(pk: dict[str, float | None]) -> str:
     return ", ".join(f"k={k}: {_num(v)}" for k, v in pk.items()) or "n/a"
 
 
-def _chart(results: dict[str, Any]) -> str:
+def _chart_label(name: str) -> str:
+    """An arm name inside the mermaid fence: plain, and no quote or backtick to break out."""
+    return neutralize(name, context="plain", limit=40).replace('"', "'").replace("`", "'")
+
+
+def _chart(results: dict[str, Any]) -> Markup:
     names = list(results["arms"])
     rates = [results["arms"][n]["success_rate"] for n in names]
     if any(r is None for r in rates):
-        return ""
+        return Markup("")
     bars = ", ".join(f"{100 * float(r):.1f}" for r in rates if r is not None)
-    labels = ", ".join(f'"{n}"' for n in names)
-    return ("xychart-beta\n    title \"Success rate (%)\"\n"
-            f"    x-axis [{labels}]\n    y-axis \"success %\" 0 --> 100\n    bar [{bars}]")
+    labels = ", ".join(f'"{_chart_label(n)}"' for n in names)
+    return Markup("xychart-beta\n    title \"Success rate (%)\"\n"
+                  f"    x-axis [{labels}]\n    y-axis \"success %\" 0 --> 100\n    bar [{bars}]")
 
 
-def _inert(text: object) -> str:
-    """Untrusted text (an environment's exception message) made inert in markdown: one line,
-    in a code span, no backticks, no pings, no HTML. (To be replaced by the single
-    neutralising function of gate.report when it lands.)"""
-    one = " ".join(str(text).split())[:200]
-    one = one.replace("`", "'").replace("@", "@\u200b").replace("<", "‹").replace(">", "›")
-    return f"`{one}`"
+def _trusted(fmt: Callable[..., str]) -> Callable[..., Markup]:
+    """A number formatter's output is gate's own text: mark it so ``_finalize`` keeps it."""
+    return lambda *args: Markup(fmt(*args))
 
 
 def render_markdown(run_dir: Path, limit: int = COMMENT_LIMIT) -> str:
     manifest, results = load_run(run_dir)
     rows = results["tasks"]
-    url = _summary_url()
+    url = _summary_url()  # from the runner's environment, not from the run
+    url = Markup(url) if url else None
     shown = len(rows)
     while True:
         text = _ENV.get_template("report.md.j2").render(
             results=results, manifest=manifest, headline=headline(results),
             summary_line=_summary_line(results, manifest), task_rows=rows[:shown],
             truncated=len(rows) - shown, summary_url=url, chart=_chart(results),
-            pct=_pct, usd=_usd, num=_num, sci=_sci, passk=_passk, inert=_inert,
+            pct=_trusted(_pct), usd=_trusted(_usd), num=_trusted(_num), sci=_trusted(_sci),
+            passk=_trusted(_passk),
             spent=sum(float(a["cost_usd"] or 0.0) for a in results["arms"].values()),
             traces=_failed_traces(run_dir),
         )
@@ -114,6 +146,7 @@ def render_markdown(run_dir: Path, limit: int = COMMENT_LIMIT) -> str:
         shown = max(0, shown - max(1, shown // 4))
 
 
+_SAFE_URL = re.compile(r"https?://[^\s()<>\[\]`\"'|@]+")
 TRACE_URL_VAR = "GATE_TRACE_URL"  # e.g. https://langfuse.example/project/p/traces/{trace_id}
 MAX_TRACE_LINKS = 10
 
@@ -132,7 +165,10 @@ def _failed_traces(run_dir: Path) -> list[dict[str, str]]:
         if not all(c in "0123456789abcdef" for c in trace_id):
             continue
         url = template.replace("{trace_id}", trace_id) if "{trace_id}" in template else ""
-        out.append({"trial": str(t["trial_id"]), "trace_id": trace_id, "url": url})
+        # The address comes from the runner's environment, not from the run: it is a link
+        # (Markup) when it is a plain http(s) URL, else no link at all.
+        link = Markup(url) if _SAFE_URL.fullmatch(url) else ""
+        out.append({"trial": str(t["trial_id"]), "trace_id": trace_id, "url": link})
         if len(out) == MAX_TRACE_LINKS:
             break
     return out

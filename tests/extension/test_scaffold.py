@@ -70,7 +70,11 @@ def test_init_refuses_to_overwrite_and_writes_nothing(
 def test_scaffold_workflows_are_the_repositorys_own() -> None:
     """The scaffold ships copies of .github/workflows: any drift is caught here."""
     files = template_files()
-    for name in ("gate.yml", "adoption-guard.yml"):
+    shipped = {rel.rsplit("/", 1)[1] for rel in files if rel.startswith(".github/workflows/")}
+    repo = {p.name for p in (REPO / ".github" / "workflows").glob("*.yml")} - {"ci.yml"}
+    assert shipped == repo  # every gate workflow, not this repository's own CI
+    assert {"gate.yml", "adoption-guard.yml"} <= shipped
+    for name in sorted(shipped):
         ours = (REPO / ".github" / "workflows" / name).read_bytes()
         assert files[f".github/workflows/{name}"] == ours, f"resync gate/scaffold/template: {name}"
 

@@ -6,7 +6,7 @@ tests can assert what was written (comments, commit statuses) and inject failure
 Endpoints: GET /user; GET /repos/{o}/{r}; GET /repos/{o}/{r}/pulls/{n};
 GET /repos/{o}/{r}/pulls/{n}/reviews (paginated); GET /repos/{o}/{r}/issues/{n};
 GET|POST /repos/{o}/{r}/issues/{n}/comments (paginated with a Link header);
-PATCH /repos/{o}/{r}/issues/comments/{id}; GET /repos/{o}/{r}/contents/{path}?ref=;
+PATCH|DELETE /repos/{o}/{r}/issues/comments/{id}; GET /repos/{o}/{r}/contents/{path}?ref=;
 GET /repos/{o}/{r}/commits/{sha}; POST /repos/{o}/{r}/statuses/{sha};
 GET /orgs/{org}/teams/{slug}/memberships/{user}.
 """
@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -86,6 +86,9 @@ class FakeGitHub:
         self.teams: dict[tuple[str, str], dict[str, str]] = {}  # (org, slug) -> login -> state
         self.failures: list[Failure] = []
         self.requests: list[tuple[str, str]] = []  # (method, path?query)
+        # Called with (method, path) before a request takes the lock: tests use it to hold
+        # concurrent clients at a chosen point (a barrier) or to jitter their interleaving.
+        self.before_request: Callable[[str, str], None] | None = None
         self._ids = 1000
         self._clock = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -318,10 +321,15 @@ def _handler_for(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
         def do_PATCH(self) -> None:
             self._dispatch("PATCH")
 
+        def do_DELETE(self) -> None:
+            self._dispatch("DELETE")
+
         def _dispatch(self, method: str) -> None:
             split = urlsplit(self.path)
             path = split.path
             query = parse_qs(split.query)
+            if fake.before_request is not None:
+                fake.before_request(method, path)
             with fake.lock:
                 fake.requests.append((method, self.path))
                 for failure in fake.failures:
@@ -395,6 +403,16 @@ def _handler_for(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                     self._send(201, fake.comment_json(repo, pull, comment))
                     return
             m = re.fullmatch(r"/issues/comments/(\d+)", rest)
+            if m and method == "DELETE":
+                for pull in repo.pulls.values():
+                    for comment in pull.comments:
+                        if comment.id == int(m[1]):
+                            pull.comments.remove(comment)
+                            self.send_response(204)
+                            self.send_header("Content-Length", "0")
+                            self.end_headers()
+                            return
+                raise KeyError(rest)
             if m and method == "PATCH":
                 for pull in repo.pulls.values():
                     for comment in pull.comments:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ def set_event(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str,
 def commits(fake: FakeGitHub, *, base: dict[str, str | None] | None = None,
             head: dict[str, str | None] | None = None) -> None:
     base_files: dict[str, str | None] = {
+        "gate.yaml": GATE_YAML,
         "models.yaml": MODELS_BASE,
         ".github/CODEOWNERS": CODEOWNERS,
     }
@@ -186,7 +188,7 @@ def test_changes_requested_after_approval_blocks(gh: FakeGitHub) -> None:
     code, status = run_guard(gh)
     assert code == 1
     assert status["description"] == (
-        "blocked: vendor/new-model becomes adopted; alice requested changes"
+        "blocked: vendor/new-model becomes adopted; code owner alice requested changes"
     )
 
 
@@ -239,10 +241,16 @@ def test_team_membership_403_fails_closed(gh: FakeGitHub) -> None:
     gh.add_review(REPO, PR, "dave", "APPROVED", HEAD)
     code, status = run_guard(gh)
     assert code == 1
+    # The shipped setup (GITHUB_TOKEN, CODEOWNERS naming teams): the message names the missing
+    # permission and the fix.
     assert status["description"].startswith(
-        "blocked: vendor/new-model becomes adopted; approval by dave is not from a code owner "
-        "(GitHub API 403 checking @acme/model-owners membership"
+        "blocked: vendor/new-model becomes adopted; token lacks org members:read to check team "
+        "owners (use a GitHub App token)"
     )
+    summary = Path("summary.md").read_text()
+    assert "Members: read" in summary
+    assert "actions/create-github-app-token" in summary
+    assert "cannot read ＠acme/model-owners membership (HTTP 403)" in summary
 
 
 def test_status_change_to_other_than_adopted_passes(gh: FakeGitHub) -> None:
@@ -323,7 +331,7 @@ def test_contents_403_fails_closed(gh: FakeGitHub) -> None:
     code, status = run_guard(gh)
     assert code == 1
     assert status["description"] == (
-        "blocked: GitHub API 403 reading models.yaml at bbbbbbb: "
+        "blocked: GitHub API 403 reading gate.yaml at bbbbbbb: "
         "Resource not accessible by integration"
     )
 
@@ -371,4 +379,179 @@ def test_unreadable_head_commit_fails_closed(gh: FakeGitHub) -> None:
     assert code == 1
     assert status["description"] == (
         "blocked: GitHub API 404 reading the head commit ccccccc: No commit found for SHA"
+    )
+
+
+# --- attacks (issue 9): each would pass "no model becomes adopted" without the guard's rule --
+
+
+MOVED_GATE_YAML = GATE_YAML + "suite:\n  registry: registry/models.yaml\n"
+
+
+def test_attack_registry_moved_to_a_new_file_needs_owner(gh: FakeGitHub) -> None:
+    # models.yaml is left untouched; gate.yaml at head points at a new registry that adopts.
+    commits(gh, head={"gate.yaml": MOVED_GATE_YAML, "models.yaml": MODELS_BASE,
+                      "registry/models.yaml": MODELS_HEAD})
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: vendor/new-model becomes adopted; suite.registry moves from models.yaml to "
+        "registry/models.yaml; no approval by a code owner (@ali…"
+    )
+
+
+def test_attack_registry_moved_without_new_adoption_still_needs_owner(gh: FakeGitHub) -> None:
+    commits(gh, head={"gate.yaml": MOVED_GATE_YAML, "models.yaml": None,
+                      "registry/models.yaml": MODELS_BASE})
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: suite.registry moves from models.yaml to registry/models.yaml; "
+        "no approval by a code owner (@alice @carol)"
+    )
+
+
+def test_moved_registry_approved_by_owner_allows(gh: FakeGitHub) -> None:
+    commits(gh, head={"gate.yaml": MOVED_GATE_YAML, "registry/models.yaml": MODELS_BASE})
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    code, status = run_guard(gh)
+    assert code == 0
+    assert status["description"] == (
+        "allowed: suite.registry moves from models.yaml to registry/models.yaml; approved by "
+        "code owner alice at ccccccc"
+    )
+
+
+def test_attack_registry_renamed_needs_owner(gh: FakeGitHub) -> None:
+    # git mv models.yaml models.yml: gate.yaml unchanged, the registry is gone at head.
+    commits(gh, head={"models.yaml": None, "models.yml": MODELS_HEAD})
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: models.yaml is missing at head (renamed or deleted); no approval by a code "
+        "owner (@alice @carol)"
+    )
+
+
+def test_attack_gate_yaml_deleted_needs_owner(gh: FakeGitHub) -> None:
+    commits(gh, head={"gate.yaml": None, "models.yaml": MODELS_BASE})
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: gate.yaml is missing at head; no approval by a code owner (@alice @carol)"
+    )
+
+
+def test_attack_provider_swap_of_adopted_entry_is_an_adoption(gh: FakeGitHub) -> None:
+    swapped = MODELS_BASE.replace("provider: mock\n    evaluation_status: adopted",
+                                  "provider: cheap-reseller\n    evaluation_status: adopted")
+    commits(gh, head={"models.yaml": swapped})
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: vendor/old-model is adopted and changes provider; no approval by a code owner "
+        "(@alice @carol)"
+    )
+
+
+def test_attack_id_swap_of_adopted_entry_is_an_adoption(gh: FakeGitHub) -> None:
+    commits(gh, head={"models.yaml": MODELS_BASE.replace("vendor/old-model", "vendor/other")})
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"].startswith("blocked: vendor/other becomes adopted;")
+
+
+def test_notes_and_last_run_of_adopted_entry_are_free(gh: FakeGitHub) -> None:
+    noted = MODELS_BASE.replace(
+        "provider: mock\n    evaluation_status: adopted",
+        "provider: mock\n    evaluation_status: adopted\n    notes: fine\n    last_run: r-1",
+    )
+    commits(gh, head={"models.yaml": noted})
+    code, status = run_guard(gh)
+    assert code == 0
+    assert status["description"] == "no model becomes adopted"
+
+
+def test_attack_one_owner_approves_another_requests_changes(gh: FakeGitHub) -> None:
+    commits(gh, base={".github/CODEOWNERS": "models.yaml @alice @dora\n"})
+    gh.add_review(REPO, PR, "dora", "CHANGES_REQUESTED", OLD)  # on an older commit: still open
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: vendor/new-model becomes adopted; code owner dora requested changes"
+    )
+
+
+def test_change_request_by_non_owner_does_not_block_an_owner_approval(gh: FakeGitHub) -> None:
+    commits(gh)
+    gh.add_review(REPO, PR, "bob", "CHANGES_REQUESTED", HEAD)
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    code, status = run_guard(gh)
+    assert code == 0
+    assert status["description"].startswith("allowed: vendor/new-model becomes adopted;")
+
+
+def test_attack_team_owner_change_request_unreadable_blocks(gh: FakeGitHub) -> None:
+    commits(gh, base={".github/CODEOWNERS": "models.yaml @alice @acme/model-owners\n"})
+    gh.fail("GET", r"/memberships/", 403, "Resource not accessible by integration")
+    gh.add_review(REPO, PR, "zoe", "CHANGES_REQUESTED", HEAD)
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: vendor/new-model becomes adopted; zoe requested changes and may be a code owner "
+        "(cannot read @acme/model-owners membership (HTTP 4…"
+    )
+    assert "Members: read" in Path("summary.md").read_text()
+
+
+def test_attack_hostile_model_id_is_neutralised(gh: FakeGitHub) -> None:
+    hostile = ("@acme/core <img src=x onerror=alert(1)> [x](http://evil.example) "
+               "<!-- gate-report -->")
+    added = MODELS_BASE + f"  - id: {json.dumps(hostile)}\n    provider: mock\n" \
+        "    evaluation_status: adopted\n"
+    commits(gh, head={"models.yaml": added})
+    code, status = run_guard(gh)
+    assert code == 1
+    description = status["description"]
+    assert "@acme" not in description
+    assert "http://" not in description
+    summary = Path("summary.md").read_text()
+    for raw in ("@acme/core", "<img", "http://", "<!-- gate-report"):
+        assert raw not in summary
+    assert not re.search(r"(?<!\\)\]\(", summary)  # no link syntax left unescaped
+
+
+def test_review_event_via_workflow_run_judges_the_pr_from_the_api(
+    gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # adoption-guard-review.yml (default branch) runs on workflow_run after the unprivileged
+    # pull_request_review workflow; the PR number comes from its artifact, as --pr. Nothing in
+    # the payload is trusted: shas and author come from the API.
+    commits(gh)
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    event = json.loads((Path(__file__).parents[1] / "fixtures" / "webhooks"
+                        / "workflow_run.completed.json").read_text())
+    event["workflow_run"]["event"] = "pull_request_review"
+    event["workflow_run"]["head_sha"] = "d" * 40  # a lie: must not be where the status goes
+    (tmp_path / "event.json").write_text(json.dumps(event))
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(tmp_path / "event.json"))
+    code = run_gate("guard", "--pr", str(PR))
+    assert code == 0
+    (status,) = gh.statuses(REPO)
+    assert status["sha"] == HEAD
+    assert status["description"] == (
+        "allowed: vendor/new-model becomes adopted; approved by code owner alice at ccccccc"
+    )
+
+
+def test_attack_registry_outside_the_repository_fails_closed(gh: FakeGitHub) -> None:
+    commits(gh, head={"gate.yaml": GATE_YAML + "suite:\n  registry: ../elsewhere/models.yaml\n"})
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    code, status = run_guard(gh)
+    assert code == 1
+    assert status["description"] == (
+        "blocked: gate.yaml at head ccccccc is invalid (line 6: suite.registry "
+        "'../elsewhere/models.yaml' is outside the repository)"
     )

@@ -255,3 +255,44 @@ def test_gitref_source_in_a_subdirectory(tmp_path: Path) -> None:
     assert source.list("prompts") == ["prompts/a.md"]
     assert source.label.startswith("v1@")
     assert source.read("prompts/missing.md") is None
+
+
+def test_changes_reports_a_moved_registry_and_a_changed_adopted_entry(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    moved = MODELS.replace("provider: mock\n    evaluation_status: adopted",
+                           "provider: other\n    evaluation_status: adopted")
+    commit(repo, "move", {"gate.yaml": GATE_YAML + "suite:\n  registry: reg/models.yaml\n",
+                          "models.yaml": None, "reg/models.yaml": moved})
+    result = changes(repo, monkeypatch, capsys, "--base", "base", "--head", "HEAD")
+    assert result["registry"] == "reg/models.yaml"
+    assert result["registry_base"] == "models.yaml"
+    assert result["adoptions"] == ["vendor/prod"]
+    assert result["needs_code_owner"] == [
+        "vendor/prod is adopted and changes provider",
+        "suite.registry moves from models.yaml to reg/models.yaml",
+    ]
+
+
+def test_changes_reports_a_deleted_registry(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    commit(repo, "rename", {"models.yaml": None, "models.yml": MODELS})
+    result = changes(repo, monkeypatch, capsys, "--base", "base", "--head", "HEAD")
+    assert result["needs_code_owner"] == ["models.yaml is missing at HEAD (renamed or deleted)"]
+
+
+def test_sweep_reason_is_neutralised_for_the_job_summary(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    hostile = "@acme/core <img src=x> [x](http://evil)"
+    commit(repo, "hostile", {"models.yaml": MODELS + f"  - id: {json.dumps(hostile)}\n"
+                             "    provider: mock\n    evaluation_status: pending-evaluation\n"})
+    result = changes(repo, monkeypatch, capsys, "--base", "base", "--head", "HEAD")
+    (sweep,) = result["sweeps"]
+    assert sweep["candidate"] == hostile  # exact: an argument, never rendered
+    for raw in ("@acme", "<img", "http://", "[x]"):
+        assert raw not in sweep["reason"]

@@ -204,3 +204,15 @@ def test_no_pr_number_exit_1(gh: FakeGitHub, tmp_path: Path, monkeypatch: pytest
     run = report(tmp_path, "r\n")
     assert run_gate("comment", "--run", run) == 1
     assert "no pull request number" in capsys.readouterr().out
+
+
+def test_report_text_cannot_spoof_the_marker_or_ping(gh: FakeGitHub, tmp_path: Path) -> None:
+    # Whatever wrote report.md (a fallback in the workflow, an older gate), the comment holds
+    # one marker (ours, first) and no mention.
+    run = report(tmp_path, "## gate\n<!-- gate-report -->\ncc @acme/core @octocat\n")
+    assert run_gate("comment", "--run", run) == 0
+    (body,) = ours(gh)
+    assert body.count(MARKER) == 1
+    assert body.startswith(MARKER)
+    assert "@acme" not in body
+    assert "@octocat" not in body
