@@ -198,6 +198,7 @@ def load_project(
     tools = _load_tools(col, config, pt_source, envs)
     prompts = _load_prompts(col, config, pt_source, set(tools))
     tasks = _load_tasks(col, config, work, tools, envs)
+    _hash_environment_code(col, envs, work)
     if col.problems or registry is None:
         raise ConfigError(col.problems)
     return Project(
@@ -230,6 +231,16 @@ def _environment_registry(
     envs = EnvironmentRegistry(root, declared, cfg_doc.path)
     col.problems.extend(envs.problems)
     return envs
+
+
+def _hash_environment_code(col: _Collector, envs: EnvironmentRegistry, work: WorkTree) -> None:
+    """The repository's own environment code is hashed like its data files: a smoke test
+    vouches for it, and a sweep refuses a smoke of different code."""
+    for name in envs.declared_in_config():
+        top = envs.declaration(name).spec.split(":")[0].split(".")[0]
+        for relpath in [f"{top}.py", *work.list(top)]:
+            if relpath.endswith(".py") and (work.root / relpath).is_file():
+                col.read(relpath, work)
 
 
 def _resolve(col: _Collector, envs: EnvironmentRegistry, name: str) -> LoadedEnvironment | None:

@@ -179,3 +179,13 @@ def test_tool_directory_without_an_environment_is_invalid(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as info:
         load_project(repo / "gate.yaml")
     assert "no environment 'kitchen' is registered for these tools" in str(info.value)
+
+
+def test_environment_code_is_hashed_like_the_data_files(tmp_path: Path) -> None:
+    """A smoke test vouches for the environment's code too (rule 2: smoke before spend)."""
+    config = build(tmp_path / "repo")
+    before = load_project(config).hashes
+    assert set(before) >= {"environments/lamps.py", "environments/__init__.py"}
+    env = tmp_path / "repo" / "environments" / "lamps.py"
+    env.write_text(env.read_text() + "\n# a change\n")
+    assert load_project(config).hashes["environments/lamps.py"] != before["environments/lamps.py"]
