@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/sequential.py
 	$(BIN)/python bench/kill_resume.py --cycles 20
+	$(BIN)/python bench/agent_overhead.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache .hypothesis .ci/node

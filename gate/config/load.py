@@ -191,6 +191,7 @@ def load_project(
     if config is None or cfg_doc is None:
         raise ConfigError(col.problems)
     envs = _environment_registry(col, root, config, cfg_doc)
+    _check_agent(col, cfg_doc, config, root, envs)
     pt_source = prompt_tool_source(root) if prompt_tool_source else work
     registry = col.model(Registry, col.yaml(config.suite.registry, work))
     if registry is not None:
@@ -231,6 +232,17 @@ def _environment_registry(
     envs = EnvironmentRegistry(root, declared, cfg_doc.path)
     col.problems.extend(envs.problems)
     return envs
+
+
+def _check_agent(
+    col: _Collector, doc: YamlDoc, config: GateConfig, root: Path, envs: EnvironmentRegistry
+) -> None:
+    from gate.agent.config_check import agent_problems, program_files
+
+    for loc, message in agent_problems(config, root, envs.names()):
+        col.add(doc.path, doc.line_of(loc), message)
+    for relpath in program_files(config, root):
+        col.read(relpath, WorkTree(root))  # hashed for the manifest
 
 
 def _hash_environment_code(col: _Collector, envs: EnvironmentRegistry, work: WorkTree) -> None:

@@ -40,6 +40,9 @@ def arm_summary(
     scored = [t for t in trials if t.get("status") == "scored"]
     lost = [t for t in trials if t.get("status") == "provider_error"]
     broken = [t for t in trials if t.get("status") == "environment_error"]
+    not_scored = Counter(str(t.get("status")) for t in trials
+                         if t.get("status") not in ("scored", "provider_error",
+                                                    "environment_error"))
     n = len(scored)
     successes = sum(1 for t in scored if t["success"])
     failed = [a for a in audit if a["outcome"] != "ok"]
@@ -74,12 +77,15 @@ def arm_summary(
             "examples": [{"trial_id": t["trial_id"], **t["environment_error"]}
                          for t in broken[:MAX_ENV_ERROR_EXAMPLES]],
         },
+        "trials_not_scored": dict(sorted(not_scored.items())),
         "attempts": len(audit),
         "response_ids": sum(1 for a in audit if a.get("response_id")),
         "cost_usd": _r(cost, 8),
         "cost_reported_usd": _r(sum(float(a["cost_reported_usd"]) for a in reported), 8)
         if reported else None,
         "cost_divergences": divergent,
+        "truncations": sum(int(t.get("truncations") or 0) for t in scored),
+        "refusals": sum(len(t.get("refusals") or []) for t in scored),
         "cost_per_success_usd": _r(cost / successes, 8) if successes else None,
         "p50_s": _r(percentile(latencies, 0.50)) if latencies else None,
         "p95_s": _r(percentile(latencies, 0.95)) if latencies else None,
@@ -152,19 +158,24 @@ def scope_accounting(
     return {
         "planned": planned,
         "counts": {k: counts.get(k, 0) for k in ("done", "lost_to_provider",
-                                                  "environment_error", "not_needed", "not_run")},
+                                                  "environment_error", "not_scored",
+                                                  "not_needed", "not_run")},
         "cells_not_done": not_done,
     }
 
 
 def _trial_state(trial: dict[str, Any]) -> tuple[str, str | None]:
+    """A finished cell: done, lost to the provider, lost to an environment error (the
+    harness's fault), or not scored (e.g. ``no_model_call``)."""
     if trial["status"] == "scored":
         return "done", None
+    if trial["status"] == "provider_error":
+        return "lost_to_provider", trial["provider_error"]["kind"]
     if trial["status"] == "environment_error":
         err = trial["environment_error"]
         at = f" at {err['file']}:{err['line']}" if err.get("file") else ""
         return "environment_error", f"{err['type']} in {err['phase']}{at}"
-    return "lost_to_provider", trial["provider_error"]["kind"]
+    return "not_scored", str(trial["status"])
 
 
 def per_task(
@@ -186,8 +197,21 @@ def per_task(
             if scored:
                 row["environment"] = scored[0].get("environment")
                 row["difficulty"] = scored[0].get("difficulty")
+        row["pairs"] = _complete_pairs(trials, task, manifest["scope"]["arms"])
         rows.append(row)
     return rows
+
+
+def _complete_pairs(trials: list[dict[str, Any]], task: str, arms: list[str]) -> int:
+    """Units of ``task`` that every arm scored: the paired trials a task's figures rest on.
+
+    Under the ``iid`` schedule tasks are drawn at random, so this count differs by task.
+    """
+    scored: dict[str, set[int]] = {arm: set() for arm in arms}
+    for t in trials:
+        if t["task"] == task and t["status"] == "scored" and t["arm"] in scored:
+            scored[t["arm"]].add(int(t["round"]))
+    return len(set.intersection(*scored.values())) if scored else 0
 
 
 def compute_results(
@@ -253,6 +277,11 @@ def _status(
     if trials and broken / len(trials) > lost_share_max:
         reasons.append(f"{broken} of {len(trials)} trials lost to environment errors "
                        f"(> {lost_share_max:.0%}): the harness failed, not the model")
+    not_scored = sum(1 for t in trials if t["status"] not in (
+        "scored", "provider_error", "environment_error"))
+    if trials and not_scored / len(trials) > lost_share_max:
+        reasons.append(f"{not_scored} of {len(trials)} trials not scored (e.g. the agent program "
+                       f"made no model call; > {lost_share_max:.0%})")
     scored_without_id = [t["trial_id"] for t in trials
                          if t["status"] == "scored" and not t.get("response_ids")]
     if scored_without_id:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gate.agent.loop import TrialSpec, TrialTrace, run_trial
+from gate.agent.program import ProgramTrace, agent_for, program_fields, run_program_trial
 from gate.config.load import Project
 from gate.engine.jsonl import JsonlWriter
 from gate.engine.session import Notices
@@ -125,6 +126,7 @@ class Engine:
         self.console = console or sys.stderr
         self.notices = notices or Notices(self.console)
         self.halt: Halt | None = None
+        self.stop = asyncio.Event()  # set by the circuit breaker: agent programs are ended
         self.run_id = _manifest_run_id(out_dir)  # written before the engine starts
         self.counters = Counters()
         self.audit = JsonlWriter(out_dir / "audit.jsonl")
@@ -178,6 +180,7 @@ class Engine:
         kind = "paused" if isinstance(exc, PausedError) else "circuit_breaker"
         self.halt = Halt(kind, exc.reason, cell.task, cell.round)
         if kind == "circuit_breaker":
+            self.stop.set()  # running agent programs are ended at once
             print(f"[CIRCUIT BREAKER] {exc.reason} at task {cell.task}, round {cell.round}",
                   file=self.console, flush=True)
         else:
@@ -206,9 +209,17 @@ class Engine:
             step_box["step"] = step
 
         started = time.monotonic()
+        program = agent_for(arm.project.config, env_name)
         try:
             env = GuardedEnvironment(arm.project.environment(env_name), lt.fixture, seed)
-            trace = await run_trial(spec, env, self.providers[arm.provider], on_attempt, on_step)
+            if program is None:
+                trace = await run_trial(spec, env, self.providers[arm.provider], on_attempt,
+                                        on_step)
+            else:
+                trace = await run_program_trial(
+                    program, spec, env, self.providers[arm.provider],
+                    lambda step, a: self._audit(cell, arm, step, a),
+                    root=arm.project.root, stop=self.stop)
             outcome = env.outcome()
         except HaltError as exc:
             self._set_halt(exc, cell)
@@ -224,7 +235,8 @@ class Engine:
                   file=self.console, flush=True)
         else:
             record = self._record(cell, arm, seed, trace, outcome, started)
-        self.trials.write(record)
+        await self.audit.sync()  # the trial's attempts are on disk before the trial ...
+        await self.trials.awrite(record)  # ... and the trial before it counts
         self.counters.trials_done += 1
         return record
 
@@ -241,12 +253,13 @@ class Engine:
             "tokens_in": a.prompt_tokens, "tokens_out": a.completion_tokens,
             "cost_reported_usd": a.cost_reported_usd, "cost_computed_usd": a.cost_computed_usd,
             "latency_s": round(a.latency_s, 6),
+            "finish_reason": a.finish_reason, "cached_tokens": a.cached_tokens,
         }
         if a.error:
             line["error"] = a.error
         if a.extra:
             line["extra"] = a.extra
-        self.audit.write(line)
+        self.audit.append(line)  # made durable (batched) before the trial is recorded
 
     def _record(
         self, cell: Cell, arm: Arm, seed: int, trace: TrialTrace | None,
@@ -263,6 +276,9 @@ class Engine:
         if trace is None or outcome is None:
             return base
         lt = arm.project.task(cell.task)
+        if isinstance(trace, ProgramTrace):
+            base.update(program_fields(trace, outcome, lt))
+            return base
         base.update(score_trial(trace, outcome, lt))
         base["status"] = "scored"
         return base

@@ -1,0 +1,108 @@
+"""Starting and ending an agent program: its own process group, a minimal environment, bounded
+capture of stdout and stderr, and an end that leaves nothing running (SIGTERM to the whole
+group, SIGKILL after a grace period).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GRACE_S = 2.0  # between SIGTERM and SIGKILL
+STDOUT_MAX = 1 << 20  # the final answer: first MiB kept
+STDERR_TAIL = 4000  # characters of stderr kept for the record
+PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH",
+              "VIRTUAL_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR")
+"""Variables taken from gate's own environment; nothing else is (no provider key)."""
+
+
+def child_environment(extra: Mapping[str, str], parent: Mapping[str, str] | None = None
+                      ) -> dict[str, str]:
+    """The program's environment: the allowlist from ``parent`` plus ``extra``."""
+    parent = os.environ if parent is None else parent
+    env = {k: parent[k] for k in PASSED_ENV if k in parent}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class _Capture:
+    limit: int
+    keep_tail: bool
+    data: bytearray = field(default_factory=bytearray)
+    total: int = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        self.data += chunk
+        if len(self.data) <= self.limit:
+            return
+        if self.keep_tail:
+            del self.data[: len(self.data) - self.limit]
+        else:
+            del self.data[self.limit:]
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+
+class Child:
+    """A running agent program."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.stdout = _Capture(STDOUT_MAX, keep_tail=False)
+        self.stderr = _Capture(STDERR_TAIL * 4, keep_tail=True)
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        self._readers = [asyncio.create_task(_pump(proc.stdout, self.stdout)),
+                         asyncio.create_task(_pump(proc.stderr, self.stderr))]
+
+    @classmethod
+    async def start(cls, argv: list[str], cwd: Path, env: dict[str, str]) -> Child:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # its own process group: ended as a whole
+        )
+        return cls(proc)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def stderr_tail(self) -> str:
+        return self.stderr.text()[-STDERR_TAIL:]
+
+    async def end(self, grace_s: float = GRACE_S) -> None:
+        """Terminate the group, kill it after ``grace_s``, and collect the output."""
+        try:
+            if self.proc.returncode is None:
+                _signal_group(self.pid, signal.SIGTERM)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.proc.wait(), grace_s)
+        finally:
+            _signal_group(self.pid, signal.SIGKILL)  # the leader or whatever it left behind
+        await self.proc.wait()
+        _, pending = await asyncio.wait(self._readers, timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def _pump(stream: asyncio.StreamReader, into: _Capture) -> None:
+    while chunk := await stream.read(65536):
+        into.add(chunk)

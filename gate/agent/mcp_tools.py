@@ -1,0 +1,59 @@
+"""The trial's tools as an MCP server (streamable HTTP): exactly the arm's tool definitions,
+executed against the trial's environment instance by the built-in loop's own checking code
+(unknown tool, schema-invalid arguments, repeated calls, evidence, distractors, wrong fixes),
+so the tool-use metrics of a program's trial are taken the same way as the built-in loop's.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import mcp_types as types
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
+
+from gate.agent.endpoint import TrialSession
+from gate.agent.loop import execute_call
+
+
+def tool_server(session: TrialSession) -> Server[Any]:
+    """An MCP server whose ``tools/list`` and ``tools/call`` are the trial's."""
+    tools = [
+        types.Tool(name=t["function"]["name"], description=t["function"]["description"],
+                   input_schema=t["function"]["parameters"])
+        for t in session.spec.tools
+    ]
+
+    async def list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=tools)
+
+    async def call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        return run_tool(session, params.name, params.arguments)
+
+    return Server("gate", version="1", on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+def run_tool(session: TrialSession, name: str, arguments: Any) -> types.CallToolResult:
+    """Execute one MCP tool call against the trial (an environment exception ends the trial)."""
+    if session.end_reason is not None:
+        return _result({"error": "this trial has ended"}, True)
+    session.mcp_calls += 1
+    call = {"id": f"mcp_{session.mcp_calls}",
+            "function": {"name": name, "arguments": {} if arguments is None else arguments}}
+    try:
+        message = execute_call(session.spec, session.env, call, session.trace, session.seen)
+    except Exception as exc:  # environment code failed: the harness's fault, not the agent's
+        session.end(exc)
+        return _result({"error": "the environment failed; the trial is over"}, True)
+    payload = json.loads(message["content"])
+    return _result(payload, "error" in payload)
+
+
+def _result(payload: dict[str, Any], is_error: bool) -> types.CallToolResult:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return types.CallToolResult(content=[types.TextContent(text=text)], is_error=is_error)
