@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from userrepo import build
+from userrepo import GATE_YAML, build
 
 from gate.cli import main
 from gate.engine.jsonl import read_jsonl
@@ -41,8 +41,9 @@ def test_exception_during_reference_replay_is_exit_4_with_the_users_file_and_lin
 def test_environment_errors_are_counted_apart_and_excluded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    repo = tmp_path / "repo"
-    build(repo, raise_hook=FLAKY)
+    repo = tmp_path / "repo"  # the rounds schedule: a pair is (task, round)
+    build(repo, raise_hook=FLAKY, gate_yaml=GATE_YAML.replace(
+        "statistics:\n", "statistics:\n  schedule: rounds\n"))
     monkeypatch.chdir(repo)
     assert main(["validate"]) == 0  # the reference replay uses seed 0: no fuse blows
     code = main(["sweep", "--candidate", "mock/expert", "--baseline", "mock/expert",
