@@ -11,6 +11,15 @@ from pathlib import Path
 import pytest
 
 from gate.engine.jsonl import JsonlWriter, read_jsonl
+from gate.records import Record
+
+
+class I(Record):  # noqa: E742  (a one-field test record)
+    i: int
+
+
+class A(Record):
+    a: int
 
 
 class FsyncSpy:
@@ -39,9 +48,9 @@ def test_awrite_returns_after_an_fsync_that_covers_the_record_off_the_loop_threa
 ) -> None:
     async def go() -> tuple[int, list[int]]:
         seen = []
-        with JsonlWriter(spy.path) as w:
+        with JsonlWriter(spy.path, I) as w:
             for i in range(3):
-                await w.awrite({"i": i})
+                await w.awrite(I(i=i))
                 seen.append(max(lines for _, lines in spy.calls))
         return threading.get_ident(), seen
 
@@ -54,9 +63,9 @@ def test_awrite_returns_after_an_fsync_that_covers_the_record_off_the_loop_threa
 
 def test_concurrent_writers_share_fsyncs_and_each_waits_for_its_own(spy: FsyncSpy) -> None:
     async def go() -> list[int]:
-        with JsonlWriter(spy.path) as w:
+        with JsonlWriter(spy.path, I) as w:
             async def one(i: int) -> int:
-                await w.awrite({"i": i})
+                await w.awrite(I(i=i))
                 return max(lines for _, lines in spy.calls)
 
             return list(await asyncio.gather(*(one(i) for i in range(20))))
@@ -68,13 +77,13 @@ def test_concurrent_writers_share_fsyncs_and_each_waits_for_its_own(spy: FsyncSp
 
 def test_appended_lines_are_durable_after_sync_and_at_close(spy: FsyncSpy) -> None:
     async def go() -> int:
-        w = JsonlWriter(spy.path)
-        w.append({"a": 1})
-        w.append({"a": 2})
+        w = JsonlWriter(spy.path, A)
+        w.append(A(a=1))
+        w.append(A(a=2))
         assert spy.calls == []  # append alone never fsyncs
         await w.sync()
         covered = max(lines for _, lines in spy.calls)
-        w.append({"a": 3})
+        w.append(A(a=3))
         w.close()
         return covered
 
@@ -84,8 +93,8 @@ def test_appended_lines_are_durable_after_sync_and_at_close(spy: FsyncSpy) -> No
 
 def test_without_fsync_sync_is_free(spy: FsyncSpy) -> None:
     async def go() -> None:
-        with JsonlWriter(spy.path, fsync=False) as w:
-            await w.awrite({"a": 1})
+        with JsonlWriter(spy.path, A, fsync=False) as w:
+            await w.awrite(A(a=1))
 
     asyncio.run(go())
     assert spy.calls == []

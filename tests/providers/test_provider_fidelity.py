@@ -23,6 +23,7 @@ from gate.environments.base import ToolResult
 from gate.errors import ConfigError
 from gate.providers.base import Attempt, ErrorKind, ProviderError
 from gate.providers.factory import build_client
+from gate.records import ArmSpec, Trial
 
 CHAT = "POST /v1/chat/completions"
 MODELS = "GET /v1/models"
@@ -109,13 +110,17 @@ def test_a_refusal_is_recorded_in_the_trace_and_counted_per_arm(project_dir: Pat
     with Crafted({CHAT: [(200, refused)]}) as srv:
         trace, _, _ = _trial(project_dir, srv)
     assert trace.refusals == ["I can't help with that."]
-    trials = [{"status": "scored", "success": False, "reward": 0.0, "task": "t", "latency_s": 1,
-               "refusals": trace.refusals, "truncations": 0},
-              {"status": "scored", "success": True, "reward": 1.0, "task": "t", "latency_s": 1,
-               "refusals": [], "truncations": 2}]
-    summary = arm_summary({"name": "a"}, trials, [])
-    assert summary["refusals"] == 1
-    assert summary["truncations"] == 2
+    head = {"arm": "a", "model": "m", "task": "t", "seed": 1, "ts": "2026-11-23T00:00:00Z",
+            "wall_s": 1.0, "status": "scored", "latency_s": 1.0, "trace_id": "0" * 32}
+    trials = [Trial.model_validate({**head, "trial_id": "a/t/r1", "round": 1, "success": False,
+                                    "reward": 0.0, "refusals": trace.refusals,
+                                    "truncations": 0}),
+              Trial.model_validate({**head, "trial_id": "a/t/r2", "round": 2, "success": True,
+                                    "reward": 1.0, "refusals": [], "truncations": 2})]
+    summary = arm_summary(ArmSpec(name="a", model="m", provider="p", prompts_tools="worktree"),
+                          trials, [])
+    assert summary.refusals == 1
+    assert summary.truncations == 2
 
 
 def test_reasoning_stays_on_the_assistant_turn_sent_back(project_dir: Path) -> None:
