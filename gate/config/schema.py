@@ -120,6 +120,10 @@ class StatisticsConfig(Strict):
     schedule: Literal["rounds", "iid"] = Field(
         "rounds", description="rounds: every task each round; iid: tasks drawn at random")
     batch: int = Field(8, ge=1, description="iid: paired units between two decision checks")
+    pass_k_top_up: bool = Field(
+        False, description="rounds: after a no-regression decision taken before round k, run "
+        "rounds until every task has k trials so the pass^k SLO can be measured (paid spend "
+        "after the decision; off: an unmeasurable pass^k SLO is a breach)")
 
 
 class BudgetConfig(Strict):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.config.schema import SloConfig
-from gate.engine.plan import units_of
+from gate.engine.plan import batches, units_of
 from gate.engine.slos import evaluate_slos
 from gate.statistics import pass_hat_k, percentile, wilson_interval
 
@@ -225,6 +225,8 @@ def compute_results(
         "slos": slos,
         "tasks": per_task(manifest, trials),
         "evidence": evidence or {},
+        "accounting": accounting(manifest, trials, audit, decision),
+        "regressed_tasks": regressed_tasks(manifest, trials),
     }
 
 
@@ -252,3 +254,187 @@ def _status(
     if not any(a["response_ids"] for a in arms.values()):
         reasons.append("no provider response id in the audit log: nothing was measured")
     return ("inconclusive" if reasons else "complete"), reasons
+
+
+# --- accounting: every trial on disk, used by the decision or run after it ---------------
+
+TOP_UP_WHY = ("statistics.pass_k_top_up: rounds run after the decision so that every task has "
+              "k trials for the pass^k SLO")
+SAME_BATCH_WHY = ("run in the same batch as the pair that decided ({batch} pairs run at once); "
+                  "the decision did not use them")
+UNFINISHED_WHY = "run in a check that did not finish (halted, paused or stopped): not used yet"
+
+
+def _decision_span(
+    manifest: dict[str, Any], trials_by_id: dict[str, dict[str, Any]], decision: dict[str, Any],
+) -> tuple[set[str], set[str]]:
+    """The trial ids whose pairs the decision used, and every trial id planned up to the last
+    pair it used (the span: lost and unpaired trials inside it count as the decision's)."""
+    scope, pairs_left = manifest["scope"], int(decision["pairs"])
+    fed = [unit for group in batches(units_of(scope))[: int(decision["rounds"])]
+           for unit in group]
+    arms = list(scope["arms"])
+    used: set[str] = set()
+    span: set[str] = set()
+    complete = 0
+    for unit in fed:
+        ids = [unit.trial_id(arm) for arm in arms]
+        if all(trials_by_id.get(i, {}).get("status") == "scored" for i in ids):
+            complete += 1
+    whole_batches = complete == pairs_left  # the test read every pair it was fed
+    for unit in fed:
+        ids = [unit.trial_id(arm) for arm in arms]
+        if not whole_batches and pairs_left == 0:
+            break
+        span.update(ids)
+        if all(trials_by_id.get(i, {}).get("status") == "scored" for i in ids) and pairs_left:
+            used.update(ids)
+            pairs_left -= 1
+    return used, span
+
+
+def _after_why(manifest: dict[str, Any], decision: dict[str, Any],
+               after: list[dict[str, Any]]) -> str | None:
+    if not after:
+        return None
+    decided = decision.get("decided_round")
+    if decided is None:
+        return UNFINISHED_WHY
+    batch_of = {u.trial_id(arm): u.batch for u in units_of(manifest["scope"])
+                for arm in manifest["scope"]["arms"]}
+    if any(batch_of[t["trial_id"]] > int(decided) for t in after):
+        return TOP_UP_WHY
+    return SAME_BATCH_WHY.format(batch=manifest["statistics"].get("batch", "?"))
+
+
+def accounting(
+    manifest: dict[str, Any], trials: list[dict[str, Any]], audit: list[dict[str, Any]],
+    decision: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """Where every trial line of a sweep went: used by the decision (or inside its span but
+    lost, broken or unpaired), run after it (why, and what it cost), or outside the plan.
+
+    Per arm, the counts sum to the arm's lines in trials.jsonl, and the three costs to the
+    arm's audit cost (audit lines of a cell without a trial line count as ``other``)."""
+    if decision is None:
+        return None
+    by_id = {t["trial_id"]: t for t in trials}
+    used, span = _decision_span(manifest, by_id, decision)
+    planned = {u.trial_id(arm) for u in units_of(manifest["scope"])
+               for arm in manifest["scope"]["arms"]}
+    cost_of: Counter[tuple[str, str, int]] = Counter()
+    for a in audit:
+        cost_of[(a["arm"], a["task"], int(a["round"]))] += float(a.get("cost_computed_usd") or 0)
+    after = [t for t in trials if t["trial_id"] in planned and t["trial_id"] not in span]
+    arms = {}
+    for arm in manifest["scope"]["arms"]:
+        arms[arm] = _arm_accounting(arm, [t for t in trials if t["arm"] == arm], used, span,
+                                    planned, cost_of)
+    return {
+        "decision_pairs": int(decision["pairs"]),
+        "after_decision_trials": len(after),
+        "after_decision_cost_usd": _r(sum((a["cost_after_decision_usd"] for a in arms.values()), 0.0), 8),
+        "after_decision_why": _after_why(manifest, decision, after),
+        "arms": arms,
+    }
+
+
+def _arm_accounting(
+    arm: str, trials: list[dict[str, Any]], used: set[str], span: set[str], planned: set[str],
+    cost_of: Counter[tuple[str, str, int]],
+) -> dict[str, Any]:
+    counts: Counter[str] = Counter()
+    costs: Counter[str] = Counter()
+    for t in trials:
+        tid, status = t["trial_id"], t["status"]
+        if tid not in planned:
+            bucket = "outside_plan"
+        elif tid not in span:
+            bucket = "after_decision"
+        elif tid in used:
+            bucket = "used_by_decision"
+        elif status == "scored":
+            bucket = "unpaired"  # its partner was lost: the pair was left out
+        elif status == "environment_error":
+            bucket = "environment_errors"
+        else:
+            bucket = "lost_to_provider"
+        counts[bucket] += 1
+        phase = {"used_by_decision": "decision", "after_decision": "after_decision",
+                 "outside_plan": "other"}.get(bucket, "decision")
+        costs[phase] += cost_of.pop((arm, t["task"], int(t["round"])), 0.0)
+    costs["other"] += sum(v for (a, _task, _r), v in cost_of.items() if a == arm)
+    return {
+        "trials_on_disk": len(trials),
+        **{k: counts.get(k, 0) for k in ("used_by_decision", "lost_to_provider",
+                                         "environment_errors", "unpaired", "after_decision",
+                                         "outside_plan")},
+        "cost_decision_usd": _r(float(costs["decision"]), 8),
+        "cost_after_decision_usd": _r(float(costs["after_decision"]), 8),
+        "cost_other_usd": _r(float(costs["other"]), 8),
+    }
+
+
+# --- tasks the candidate did worse on, with why ------------------------------------------
+
+REASONS = ("wrong_fix", "policy_violation", "invalid_action", "step_limit", "truncation",
+           "refusal", "distractor_action", "wrong_end_state")
+
+
+def failure_reasons(trial: dict[str, Any]) -> list[str]:
+    """Why a scored trial failed, from its record's counts (never from free text).
+
+    ``invalid_action:<kind>`` per kind of invalid call; ``wrong_end_state`` when nothing
+    else in the record explains the failure."""
+    reasons = []
+    if trial.get("wrong_fixes"):
+        reasons.append("wrong_fix")
+    if trial.get("policy_violations"):
+        reasons.append("policy_violation")
+    kinds = [k for k, n in sorted((trial.get("invalid_by_kind") or {}).items()) if n]
+    if not kinds and trial.get("invalid_actions"):
+        kinds = ["unknown"]
+    reasons.extend(f"invalid_action:{k}" for k in kinds)
+    if trial.get("ended") == "step_limit":
+        reasons.append("step_limit")
+    if trial.get("ended") == "truncated" or trial.get("truncations"):
+        reasons.append("truncation")
+    if trial.get("refusals"):
+        reasons.append("refusal")
+    if trial.get("distractor_actions"):
+        reasons.append("distractor_action")
+    return reasons or ["wrong_end_state"]
+
+
+def regressed_tasks(
+    manifest: dict[str, Any], trials: list[dict[str, Any]],
+    candidate: str = "candidate", baseline: str = "baseline",
+) -> list[dict[str, Any]]:
+    """Tasks whose candidate success rate is below the baseline's, worst first, each with
+    the candidate's failure reasons (failed trials per reason) and one failed trial's id."""
+    if {candidate, baseline} - set(manifest["scope"]["arms"]):
+        return []
+    scored: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for t in trials:
+        if t.get("status") == "scored":
+            scored[(t["arm"], t["task"])].append(t)
+    out = []
+    for task in manifest["scope"]["tasks"]:
+        cand, base = scored.get((candidate, task), []), scored.get((baseline, task), [])
+        if not cand or not base:
+            continue
+        c_ok, b_ok = sum(1 for t in cand if t["success"]), sum(1 for t in base if t["success"])
+        diff = c_ok / len(cand) - b_ok / len(base)
+        if diff >= 0:
+            continue
+        failed = sorted((t for t in cand if not t["success"]), key=lambda t: int(t["round"]))
+        reasons = Counter(r for t in failed for r in failure_reasons(t))
+        out.append({
+            "task": task,
+            candidate: {"successes": c_ok, "trials": len(cand)},
+            baseline: {"successes": b_ok, "trials": len(base)},
+            "difference": _r(diff, 4),
+            "reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "example_trial": failed[0]["trial_id"] if failed else None,
+        })
+    return sorted(out, key=lambda row: (row["difference"], row["task"]))
