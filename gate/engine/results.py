@@ -322,7 +322,7 @@ def accounting(
     used, span = _decision_span(manifest, by_id, decision)
     planned = {u.trial_id(arm) for u in units_of(manifest["scope"])
                for arm in manifest["scope"]["arms"]}
-    cost_of: Counter[tuple[str, str, int]] = Counter()
+    cost_of: dict[tuple[str, str, int], float] = defaultdict(float)
     for a in audit:
         cost_of[(a["arm"], a["task"], int(a["round"]))] += float(a.get("cost_computed_usd") or 0)
     after = [t for t in trials if t["trial_id"] in planned and t["trial_id"] not in span]
@@ -333,7 +333,8 @@ def accounting(
     return {
         "decision_pairs": int(decision["pairs"]),
         "after_decision_trials": len(after),
-        "after_decision_cost_usd": _r(sum((a["cost_after_decision_usd"] for a in arms.values()), 0.0), 8),
+        "after_decision_cost_usd": _r(sum((float(a["cost_after_decision_usd"])
+                                           for a in arms.values()), 0.0), 8),
         "after_decision_why": _after_why(manifest, decision, after),
         "arms": arms,
     }
@@ -341,10 +342,10 @@ def accounting(
 
 def _arm_accounting(
     arm: str, trials: list[dict[str, Any]], used: set[str], span: set[str], planned: set[str],
-    cost_of: Counter[tuple[str, str, int]],
+    cost_of: dict[tuple[str, str, int], float],
 ) -> dict[str, Any]:
     counts: Counter[str] = Counter()
-    costs: Counter[str] = Counter()
+    costs: dict[str, float] = defaultdict(float)
     for t in trials:
         tid, status = t["trial_id"], t["status"]
         if tid not in planned:
