@@ -261,3 +261,23 @@ def test_regressed_tasks_and_excerpts_are_inert(regression: Path, tmp_path: Path
     for line in report.splitlines():
         if line.startswith("<details><summary>") and "calls of failed trial" in line:
             assert re.fullmatch(r"<details><summary>[^<>]*</summary>", line), line
+
+
+def test_regressed_tasks_are_ordered_by_the_difference() -> None:
+    from gate.engine.results import regressed_tasks
+
+    manifest = {"scope": {"arms": ["candidate", "baseline"], "tasks": ["a", "b", "c", "d"]}}
+    outcomes = {"a": ([True, False], [True, True]), "b": ([False, False], [True, True]),
+                "c": ([True, True], [True, True]), "d": ([True, False], [False, True])}
+    trials = [
+        {"trial_id": f"{arm}/{task}/r{i}", "arm": arm, "task": task, "round": i,
+         "status": "scored", "success": ok, "ended": "step_limit", "wrong_fixes": i - 1}
+        for task, (cand, base) in outcomes.items()
+        for arm, runs in (("candidate", cand), ("baseline", base))
+        for i, ok in enumerate(runs, start=1)
+    ]
+    rows = regressed_tasks(manifest, trials)
+    assert [(r["task"], r["difference"]) for r in rows] == [("b", -1.0), ("a", -0.5)]
+    assert rows[0]["reasons"] == {"step_limit": 2, "wrong_fix": 1}
+    assert rows[0]["example_trial"] == "candidate/b/r1"
+    assert rows[1]["candidate"] == {"successes": 1, "trials": 2}
