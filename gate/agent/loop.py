@@ -1,9 +1,14 @@
 """The agent loop: provider call -> tool calls -> environment -> ... -> final state.
 
 One trial is graded on the environment's end state and on the trace, never on the wording of
-the final answer. Invalid calls (unknown tool, unparseable or schema-invalid arguments) go
-back to the model as tool errors and are counted. A ``ProviderError`` is not caught here: the
-engine records the trial as lost to the provider, never as a model failure.
+the final answer. A response cut at ``max_tokens`` (``finish_reason: "length"``) ends the trial as
+``truncated``: its text is not a final answer and a cut tool call is not run (nor counted as an
+invalid action). A refusal (the message's ``refusal``) is recorded in the trace. Reasoning
+(``reasoning``, ``reasoning_details``) stays on the assistant turn sent back, as providers ask
+for tool calling with reasoning models. Invalid calls (unknown tool, unparseable or
+schema-invalid arguments) go back to the model as tool errors and are counted. A
+``ProviderError`` is not caught here: the engine records the trial as lost to the provider,
+never as a model failure.
 """
 
 from __future__ import annotations
@@ -40,7 +45,9 @@ class TrialTrace:
     cost_usd: float = 0.0
     latency_s: float = 0.0
     response_ids: list[str] = field(default_factory=list)
-    ended: str = "step_limit"  # or "final_answer"
+    ended: str = "step_limit"  # or "final_answer", "truncated" (finish_reason "length")
+    truncations: int = 0  # responses cut at max_tokens
+    refusals: list[str] = field(default_factory=list)  # the model's refusal texts (untrusted)
     calls: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -89,6 +96,13 @@ async def run_trial(
         trace.cost_usd += response.cost_usd
         message = _clean_assistant(response.message)
         messages.append(message)
+        refusal = message.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            trace.refusals.append(refusal[:REFUSAL_CHARS])
+        if response.finish_reason == "length":
+            trace.truncations += 1
+            trace.ended = "truncated"
+            break
         tool_calls = message.get("tool_calls") or []
         if not tool_calls:
             trace.ended = "final_answer"
@@ -99,10 +113,16 @@ async def run_trial(
     return trace
 
 
+REFUSAL_CHARS = 500
+KEPT_FIELDS = ("tool_calls", "refusal", "reasoning", "reasoning_details")
+"""Fields of an assistant turn sent back with it (when present and not empty)."""
+
+
 def _clean_assistant(message: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
-    if message.get("tool_calls"):
-        out["tool_calls"] = message["tool_calls"]
+    for key in KEPT_FIELDS:
+        if message.get(key):
+            out[key] = message[key]
     return out
 
 

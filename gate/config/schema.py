@@ -53,11 +53,13 @@ class RateLimit(Strict):
 
 
 class Price(Strict):
-    """USD per token (prompt, completion) and per request."""
+    """USD per token (prompt, completion) and per request; ``cache_read``: USD per prompt token
+    served from the provider's cache (None: cached tokens cost the full prompt price)."""
 
     prompt: float = Field(ge=0)
     completion: float = Field(ge=0)
     request: float = Field(0.0, ge=0)
+    cache_read: float | None = Field(None, ge=0)
 
 
 FaultKind = Literal["429", "500", "502", "503", "error_in_body", "malformed_json", "stall", "402"]
@@ -107,7 +109,7 @@ class SuiteConfig(Strict):
 
 
 class StatisticsConfig(Strict):
-    """Sequential paired test (two one-sided betting e-processes); see REFERENCE.md."""
+    """Sequential paired test (two one-sided betting e-processes); see docs/statistics.md."""
 
     delta: float = Field(0.10, gt=0, lt=1, description="non-inferiority margin")
     alpha: float = Field(0.05, gt=0, lt=0.5, description="P(ship | true diff <= -delta)")
@@ -118,8 +120,10 @@ class StatisticsConfig(Strict):
         "success", description="paired score: 0/1 success, or partial-credit reward in [0,1]")
     plug_in: bool = Field(True, description="predictable plug-in bet (else the fixed lam)")
     schedule: Literal["rounds", "iid"] = Field(
-        "rounds", description="rounds: every task each round; iid: tasks drawn at random")
-    batch: int = Field(8, ge=1, description="iid: paired units between two decision checks")
+        "iid", description="iid: tasks drawn at random, the decision checked after every pair; "
+        "rounds: every task each round, checked at round ends")
+    batch: int = Field(4, ge=1, description="iid: paired units run at once between two reads "
+                       "of the decision (the decision itself is checked after every pair)")
     pass_k_top_up: bool = Field(
         False, description="rounds: after a no-regression decision taken before round k, run "
         "rounds until every task has k trials so the pass^k SLO can be measured (paid spend "

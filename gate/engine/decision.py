@@ -45,17 +45,19 @@ def replay(
     """Feed every finished batch, in order, to a fresh test. Returns it and the per-check log."""
     groups = batches(units)
     test = PairedSequentialTest(stats.delta, stats.alpha, stats.beta, stats.lam, len(groups),
-                                stats.plug_in)
+                                stats.plug_in, per_pair=stats.schedule == "iid")
     by_id = {t["trial_id"]: t for t in trials}
     log: list[dict[str, Any]] = []
     for number, group in enumerate(groups, start=1):
         diffs, finished = batch_pairs(by_id, group, stats.score)
         if not finished:
             break
+        before = test.pairs
         d = test.update(diffs)
-        log.append({"round": number, "pairs": len(diffs), "verdict": d.verdict,
+        used = diffs[: d.pairs - before]  # per pair: none after a crossing
+        log.append({"round": number, "pairs": len(used), "verdict": d.verdict,
                     "e_reject": d.e_reject, "e_accept": d.e_accept,
-                    "mean_diff": sum(diffs) / len(diffs) if diffs else None})
+                    "mean_diff": sum(used) / len(used) if used else None})
         if d.decided:
             break
     return test, log

@@ -1,12 +1,17 @@
 """Append-only JSON-lines files that survive a crash.
 
-Each record is written as one line and flushed (and fsynced) before the call returns, so a
-kill -9 loses at most the line being written. A torn last line (no newline, or not JSON) is
-detected on reading and dropped, never misread; a bad line in the middle is an error.
+``write`` writes one line, flushes and fsyncs it before it returns, so a kill -9 loses at most
+the line being written. In the event loop, ``append`` writes and flushes a line (no fsync) and
+``await sync()`` makes every line appended so far durable: the fsync runs in a worker thread,
+never on the loop's thread, and concurrent ``sync`` calls share one fsync (group commit).
+``await awrite(record)`` is ``append`` then ``sync``: the record is on disk when it returns.
+A torn last line (no newline, or not JSON) is detected on reading and dropped, never misread;
+a bad line in the middle is an error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -21,15 +26,50 @@ class JsonlWriter:
         self._fsync = fsync
         _truncate_torn_tail(path)
         self._fh = path.open("a", encoding="utf-8")
+        self._appended = 0  # lines appended (and flushed) so far
+        self._synced = 0  # lines known to be on disk
+        self._syncing: asyncio.Future[None] | None = None
 
     def write(self, record: dict[str, Any]) -> None:
+        """Append ``record`` and fsync it now (blocking: not for the event loop's hot path)."""
+        self.append(record)
+        if self._fsync:
+            os.fsync(self._fh.fileno())
+            self._synced = self._appended
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Append ``record`` as one line and flush it to the OS; durable after ``sync``."""
         line = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
         self._fh.write(line + "\n")
         self._fh.flush()
-        if self._fsync:
-            os.fsync(self._fh.fileno())
+        self._appended += 1
+
+    async def sync(self) -> None:
+        """Return once every line appended before this call is on disk (fsync off the loop)."""
+        target = self._appended
+        while self._fsync and self._synced < target:
+            if self._syncing is None:
+                self._syncing = asyncio.ensure_future(self._fsync_once())
+            await asyncio.shield(self._syncing)
+
+    async def awrite(self, record: dict[str, Any]) -> None:
+        """Append ``record`` and return once it is on disk."""
+        self.append(record)
+        await self.sync()
+
+    async def _fsync_once(self) -> None:
+        upto = self._appended
+        try:
+            await asyncio.to_thread(os.fsync, self._fh.fileno())
+            self._synced = max(self._synced, upto)
+        finally:
+            self._syncing = None
 
     def close(self) -> None:
+        if self._fsync and self._synced < self._appended and not self._fh.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._synced = self._appended
         self._fh.close()
 
     def __enter__(self) -> JsonlWriter:

@@ -1,15 +1,15 @@
-"""The plan of a run: which paired units run, and in which batches the decision is checked.
+"""The plan of a run: which paired units run, and in which batches the decision is read.
 
 A unit is one (index, task): every arm runs it with the same trial seed. Two schedules:
 
-- ``rounds`` (default): round r runs every task once; the decision is checked after each
-  round. The manifest's scope is arms x tasks x rounds.
-- ``iid``: unit k runs a task drawn uniformly, with replacement, from the suite (drawn from
-  the run seed, so the plan is fixed before any call); the decision is checked after every
-  ``batch`` units. Each batch is then i.i.d. draws from the suite, which keeps the e-processes
-  valid for the suite-average null at every check (gate.statistics.eprocess), and the finer
-  checks stop sooner (bench/sequential.py measures how much). The same number of units as
-  ``rounds`` is planned: max_rounds x tasks.
+- ``iid`` (default): unit k runs a task drawn uniformly, with replacement, from the suite
+  (drawn from the run seed, so the plan and the order in which the decision consumes the
+  pairs are fixed before any call). The decision is checked after every pair
+  (docs/statistics.md: each i.i.d. draw is a valid stopping point for the suite-average null);
+  ``batch`` units run at once between two reads of the decision, so up to ``batch - 1`` pairs
+  may run after the one that decided. ``max_rounds`` x tasks units are planned.
+- ``rounds``: round r runs every task once; the decision is checked after each round. The
+  manifest's scope is arms x tasks x rounds.
 """
 
 from __future__ import annotations

@@ -75,6 +75,8 @@ def arm_summary(
         "cost_reported_usd": _r(sum(float(a["cost_reported_usd"]) for a in reported), 8)
         if reported else None,
         "cost_divergences": divergent,
+        "truncations": sum(int(t.get("truncations") or 0) for t in scored),
+        "refusals": sum(len(t.get("refusals") or []) for t in scored),
         "cost_per_success_usd": _r(cost / successes, 8) if successes else None,
         "p50_s": _r(percentile(latencies, 0.50)) if latencies else None,
         "p95_s": _r(percentile(latencies, 0.95)) if latencies else None,
@@ -178,8 +180,21 @@ def per_task(
             if scored:
                 row["environment"] = scored[0].get("environment")
                 row["difficulty"] = scored[0].get("difficulty")
+        row["pairs"] = _complete_pairs(trials, task, manifest["scope"]["arms"])
         rows.append(row)
     return rows
+
+
+def _complete_pairs(trials: list[dict[str, Any]], task: str, arms: list[str]) -> int:
+    """Units of ``task`` that every arm scored: the paired trials a task's figures rest on.
+
+    Under the ``iid`` schedule tasks are drawn at random, so this count differs by task.
+    """
+    scored: dict[str, set[int]] = {arm: set() for arm in arms}
+    for t in trials:
+        if t["task"] == task and t["status"] == "scored" and t["arm"] in scored:
+            scored[t["arm"]].add(int(t["round"]))
+    return len(set.intersection(*scored.values())) if scored else 0
 
 
 def compute_results(

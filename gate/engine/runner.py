@@ -228,7 +228,8 @@ class Engine:
                           provider_error={"kind": exc.kind.value, "message": str(exc)[:300]})
         else:
             record = self._record(cell, arm, seed, trace, env, started)
-        self.trials.write(record)
+        await self.audit.sync()  # the trial's attempts are on disk before the trial ...
+        await self.trials.awrite(record)  # ... and the trial before it counts
         self.counters.trials_done += 1
         return record
 
@@ -245,12 +246,13 @@ class Engine:
             "tokens_in": a.prompt_tokens, "tokens_out": a.completion_tokens,
             "cost_reported_usd": a.cost_reported_usd, "cost_computed_usd": a.cost_computed_usd,
             "latency_s": round(a.latency_s, 6),
+            "finish_reason": a.finish_reason, "cached_tokens": a.cached_tokens,
         }
         if a.error:
             line["error"] = a.error
         if a.extra:
             line["extra"] = a.extra
-        self.audit.write(line)
+        self.audit.append(line)  # made durable (batched) before the trial is recorded
 
     def _record(
         self, cell: Cell, arm: Arm, seed: int, trace: TrialTrace | None, env: Any, started: float

@@ -34,6 +34,8 @@ def score_trial(trace: TrialTrace, outcome: EnvOutcome, lt: LoadedTask) -> dict[
         if trace.tool_calls else None,
         "parseable_rate": round(parseable / trace.tool_calls, 6) if trace.tool_calls else None,
         "ended": trace.ended,
+        "truncations": trace.truncations,
+        "refusals": list(trace.refusals),
         "tokens_in": trace.tokens_in,
         "tokens_out": trace.tokens_out,
         "cost_usd": round(trace.cost_usd, 10),

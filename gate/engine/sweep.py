@@ -368,7 +368,7 @@ def sweep_decision(
     return decision, verdict
 
 
-PLANNING_SIGMA2 = 0.3  # REFERENCE.md: discordance rate ~0.3 for delta 0.1
+PLANNING_SIGMA2 = 0.3  # docs/statistics.md: discordance rate ~0.3 for delta 0.1
 
 
 def _variance_of_d(sum_d: float, sum_d2: float, n: int) -> tuple[float, str]:

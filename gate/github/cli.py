@@ -1,13 +1,13 @@
-"""Subcommands ``gate changes``, ``gate comment`` and ``gate guard`` (GitHub integration)."""
+"""Subcommands ``gate changes``, ``gate comment`` and ``gate guard`` (GitHub integration).
+
+The command modules (and PyGithub behind them) are imported when their command runs, so other
+commands do not pay for them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
-
-from gate.github.changes import run_changes
-from gate.github.comment import run_comment
-from gate.github.guard import run_guard
 
 
 def _positive(text: str) -> int:
@@ -21,14 +21,20 @@ def _positive(text: str) -> int:
 
 
 def _changes(args: argparse.Namespace) -> int:
+    from gate.github.changes import run_changes
+
     return run_changes(args.config, args.base, args.head)
 
 
 def _comment(args: argparse.Namespace) -> int:
+    from gate.github.comment import run_comment
+
     return run_comment(args.run, args.pr, args.author)
 
 
 def _guard(args: argparse.Namespace) -> int:
+    from gate.github.guard import run_guard
+
     return run_guard(args.config, args.pr)
 
 

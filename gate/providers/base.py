@@ -30,6 +30,7 @@ class ErrorKind(StrEnum):
     AUTH = "auth"
     PAYMENT_REQUIRED = "payment_required"
     BAD_REQUEST = "bad_request"
+    FINISH_ERROR = "finish_error"  # HTTP 200, but the choice ended with finish_reason "error"
 
 
 RETRYABLE: frozenset[ErrorKind] = frozenset(
@@ -40,6 +41,7 @@ RETRYABLE: frozenset[ErrorKind] = frozenset(
         ErrorKind.MALFORMED_RESPONSE,
         ErrorKind.TIMEOUT,
         ErrorKind.CONNECTION_ERROR,
+        ErrorKind.FINISH_ERROR,
     }
 )
 
@@ -52,6 +54,7 @@ class ChatRequest:
     seed: int
     max_tokens: int
     temperature: float = 0.0
+    tool_choice: str | dict[str, Any] = "auto"  # "auto", "none", "required" or a named function
 
     def body(self) -> dict[str, Any]:
         """The JSON body of ``POST /chat/completions``."""
@@ -64,7 +67,7 @@ class ChatRequest:
         }
         if self.tools:
             body["tools"] = self.tools
-            body["tool_choice"] = "auto"
+            body["tool_choice"] = self.tool_choice
         return body
 
     def sha256(self) -> str:
@@ -77,6 +80,7 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     cost_reported: float | None = None  # ``usage.cost`` when the provider reports it
+    cached_tokens: int = 0  # ``usage.prompt_tokens_details.cached_tokens``: part of prompt_tokens
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class ChatResponse:
     cost_usd: float  # computed from usage and the price list
     latency_s: float
     http_status: int = 200
+    finish_reason: str | None = None  # "stop", "tool_calls", "length" (truncated), ...
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,8 @@ class Attempt:
     cost_computed_usd: float = 0.0
     latency_s: float = 0.0
     error: str | None = None  # short, secret-free description
+    finish_reason: str | None = None  # of choices[0], when the provider answered one
+    cached_tokens: int = 0  # prompt tokens the provider served from its cache
     extra: dict[str, Any] = field(default_factory=dict)
 
 

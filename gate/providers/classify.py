@@ -11,6 +11,8 @@ The table, in the order it is applied:
     2xx body         not JSON / not an object -> malformed_response
                      ``error`` object -> error_in_body (code 402 inside -> payment_required)
                      no ``choices[0].message`` object or no ``usage`` -> malformed_response
+                     ``choices[0].finish_reason == "error"`` -> finish_error (the provider
+                     failed mid-generation; what was produced is not the model's answer)
                      otherwise -> ``None`` (success)
 
 Nothing here does I/O; ``parse_retry_after`` is pure too (``now`` is passed in).
@@ -95,6 +97,8 @@ def _classify_body(body: Any) -> ErrorKind | None:
         return ErrorKind.MALFORMED_RESPONSE
     if not _usage_ok(body.get("usage")):
         return ErrorKind.MALFORMED_RESPONSE
+    if choices[0].get("finish_reason") == "error":
+        return ErrorKind.FINISH_ERROR
     return None
 
 

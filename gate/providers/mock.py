@@ -11,6 +11,10 @@ instruction) and acts on the task's fixture:
 - ``mock/garbled``: tool calls whose arguments are not JSON.
 - ``mock/looper``: repeats the same call forever.
 
+The request's ``tool_choice`` is honoured: ``"none"`` answers without a tool call,
+``"required"`` always calls a tool (the next reference call, else a random one), and a named
+function is the tool called. The instruction may come as plain text or as a list of text parts.
+
 Every choice is drawn from a generator seeded by (request seed, task, model, step), so a
 model is deterministic given the run seed, and two arms given the same seed are paired.
 """
@@ -143,7 +147,9 @@ class MockProvider:
         if turn is None:
             return {"role": "assistant", "content": "I cannot tell which task this is."}
         rng = _rng(request.seed, turn.task.task.id, request.model, turn.step)
-        call = self._choose(request.model, turn, rng)
+        if request.tool_choice == "none":
+            return {"role": "assistant", "content": turn.task.fixture.reference_output}
+        call = self._forced(request.tool_choice, self._choose(request.model, turn, rng), turn, rng)
         if call is None:
             return {"role": "assistant", "content": turn.task.fixture.reference_output}
         return _tool_call_message(call, turn.step, garbled=request.model == "mock/garbled")
@@ -165,6 +171,25 @@ class MockProvider:
             return self._random_call(turn, rng)
         return None
 
+    def _forced(
+        self, choice: str | dict[str, Any], call: ToolCall | None, turn: _Turn, rng: random.Random
+    ) -> ToolCall | None:
+        """``call`` bent to ``tool_choice``: "required" and a named function force a call."""
+        reference = turn.task.fixture.reference_trajectory
+        if choice == "required" and call is None:
+            done = turn.reference_done
+            return reference[done] if done < len(reference) else self._random_call(turn, rng)
+        if not isinstance(choice, dict):
+            return call
+        name = str((choice.get("function") or {}).get("name", ""))
+        if call is not None and call.tool == name:
+            return call
+        for candidate in reference[turn.reference_done:]:
+            if candidate.tool == name:
+                return candidate
+        schema = self._schemas[turn.task.task.environment].get(name, {"type": "object"})
+        return ToolCall(tool=name, args=random_value(schema, rng))
+
     def _distractor(self, turn: _Turn, rng: random.Random) -> ToolCall:
         distractors = turn.task.fixture.distractors
         return rng.choice(distractors) if distractors else self._random_call(turn, rng)
@@ -178,7 +203,7 @@ class MockProvider:
         first_user = next((m for m in messages if m.get("role") == "user"), None)
         if first_user is None:
             return None
-        task = self._by_instruction.get(str(first_user.get("content", "")).strip())
+        task = self._by_instruction.get(text_of(first_user.get("content")).strip())
         if task is None:
             return None
         reference = task.fixture.reference_trajectory
@@ -195,6 +220,14 @@ class MockProvider:
                 if done < len(reference) and call == reference[done]:
                     done += 1
         return _Turn(task, step, done, last)
+
+
+def text_of(content: Any) -> str:
+    """A message's text: the string, or its text parts joined (``[{"type": "text", ...}]``)."""
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content
+                       if isinstance(p, dict) and p.get("type") == "text")
+    return "" if content is None else str(content)
 
 
 def _parse_call(tool_call: dict[str, Any]) -> ToolCall | None:

@@ -6,10 +6,13 @@ import contextlib
 import json
 import logging
 import time
+from dataclasses import replace
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
+from gate.providers import sse
 from gate.providers.base import ChatRequest, ProviderError
 from gate.providers.pricing import compute_cost
 
@@ -35,6 +38,19 @@ def _error(code: int, message: str, **metadata: Any) -> dict[str, Any]:
 
 def _price_str(value: float) -> str:
     return format(Decimal(repr(value)), "f")
+
+
+def tool_choice_problem(choice: Any, tools: list[dict[str, Any]]) -> str | None:
+    """Why ``tool_choice`` is invalid for these ``tools`` (None when it is valid)."""
+    if choice in (None, "auto", "none"):
+        return None
+    if choice == "required":
+        return None if tools else "tool_choice 'required' needs tools"
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        names = {(t.get("function") or {}).get("name") for t in tools}
+        return None if name in names else f"tool_choice names a function not in tools: {name!r}"
+    return "tool_choice must be 'auto', 'none', 'required' or {type: function, function: {name}}"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -67,8 +83,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._started = time.perf_counter()
         routes = {"/v1/models": self._models, "/v1/key": self._key, "/v1/credits": self._credits}
-        route = routes.get(self.path.split("?")[0].rstrip("/"))
-        if route is None:
+        path = self.path.split("?")[0].rstrip("/")
+        route = routes.get(path)
+        if route is None and path.startswith("/v1/models/"):
+            self._model(unquote(path.removeprefix("/v1/models/")))  # the SDK sends mock%2Fexpert
+        elif route is None:
             self._json(404, _error(404, f"no route {self.path}"))
         else:
             route()
@@ -84,13 +103,24 @@ class Handler(BaseHTTPRequestHandler):
     # --- endpoints -----------------------------------------------------------------------
 
     def _models(self) -> None:
-        data = [
-            {"id": model, "name": model, "pricing": {
-                "prompt": _price_str(p.prompt), "completion": _price_str(p.completion),
-                "request": _price_str(p.request)}}
-            for model, p in sorted(self.mock.prices.items())
-        ]
-        self._json(200, {"data": data})
+        data = [self._model_item(model) for model in sorted(self.mock.prices)]
+        self._json(200, {"object": "list", "data": data})
+
+    def _model(self, model: str) -> None:
+        if model in self.mock.prices:
+            self._json(200, self._model_item(model))
+        else:
+            self._json(404, _error(404, f"model {model!r} not found"))
+
+    def _model_item(self, model: str) -> dict[str, Any]:
+        """OpenAI's model object (id, object, created, owned_by) plus OpenRouter's prices."""
+        p = self.mock.prices[model]
+        pricing = {"prompt": _price_str(p.prompt), "completion": _price_str(p.completion),
+                   "request": _price_str(p.request)}
+        if p.cache_read is not None:
+            pricing["input_cache_read"] = _price_str(p.cache_read)
+        return {"id": model, "object": "model", "created": self.mock.created,
+                "owned_by": "gate-mock", "name": model, "pricing": pricing}
 
     def _key(self) -> None:
         if not self._authorized():
@@ -113,6 +143,9 @@ class Handler(BaseHTTPRequestHandler):
         request = self._chat_request(raw)
         if request is None:
             return
+        self._stream = bool(self._body.get("stream"))
+        options = self._body.get("stream_options")
+        self._include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         record = self.mock.admit(request.model)
         if record.throttled:
             self._json(429, _error(429, "rate limit enforced by the mock server"),
@@ -127,16 +160,24 @@ class Handler(BaseHTTPRequestHandler):
     def _chat_request(self, raw: bytes) -> ChatRequest | None:
         try:
             body = json.loads(raw)
+            tools = list(body.get("tools") or [])
+            max_tokens = body.get("max_tokens", body.get("max_completion_tokens", 1024))
             request = ChatRequest(
                 model=str(body["model"]), messages=list(body["messages"]),
-                tools=list(body.get("tools") or []), seed=int(body.get("seed", self.mock.seed)),
-                max_tokens=int(body.get("max_tokens", 1024)),
-                temperature=float(body.get("temperature", 0.0)),
+                tools=tools, seed=int(body.get("seed", self.mock.seed)),
+                max_tokens=int(max_tokens), temperature=float(body.get("temperature", 0.0)),
+                tool_choice=body.get("tool_choice") or "auto",
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             self.mock.note("bad_request", error=type(exc).__name__)
             self._json(400, _error(400, f"invalid request body: {type(exc).__name__}"))
             return None
+        problem = tool_choice_problem(body.get("tool_choice"), tools)
+        if problem is not None:
+            self.mock.note("bad_request", error=problem)
+            self._json(400, _error(400, problem))
+            return None
+        self._body: dict[str, Any] = body
         return request
 
     def _fault(self, record: RequestRecord) -> None:
@@ -151,7 +192,10 @@ class Handler(BaseHTTPRequestHandler):
         elif fault == "error_in_body":
             body = {"id": self.mock.response_id(record.seq),
                     **_error(502, _FAULT_MESSAGE[fault], provider_name="mock")}
-            self._json(200, body)
+            if self._stream:
+                self._raw(200, sse.encode([body]), content_type="text/event-stream")
+            else:
+                self._json(200, body)
         elif fault == "malformed_json":
             self._raw(200, b'{"id": "gen-truncated", "choices": [{"message": {"role": "assis')
         else:  # stall: keep the client waiting past its timeout, then give up
@@ -169,20 +213,30 @@ class Handler(BaseHTTPRequestHandler):
             self._json(400, _error(400, str(exc)))
             return
         usage = response.usage
+        message, finish = _honour_none(response.message, request.tool_choice), None
+        if usage.completion_tokens > request.max_tokens:  # cut at max_tokens, as providers do
+            excess = usage.completion_tokens - request.max_tokens
+            message, finish = cut_message(message, excess), "length"
+            usage = replace(usage, completion_tokens=request.max_tokens)
         price = self.mock.prices.get(request.model)
         cost = response.cost_usd if price is None else compute_cost(
             usage.prompt_tokens, usage.completion_tokens, price)
         self.mock.charge(cost)
-        finish = "tool_calls" if response.message.get("tool_calls") else "stop"
-        self._json(200, {
+        finish = finish or ("tool_calls" if message.get("tool_calls") else "stop")
+        completion = {
             "id": self.mock.response_id(record.seq), "object": "chat.completion",
             "created": int(time.time()), "model": request.model, "provider": "gate-mock",
-            "choices": [{"index": 0, "message": response.message, "finish_reason": finish}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {"prompt_tokens": usage.prompt_tokens,
                       "completion_tokens": usage.completion_tokens,
                       "total_tokens": usage.prompt_tokens + usage.completion_tokens,
                       "cost": cost * self.mock.options.cost_factor},
-        })
+        }
+        if self._stream:
+            chunks = sse.chunks_of(completion, include_usage=self._include_usage)
+            self._raw(200, sse.encode(chunks), content_type="text/event-stream")
+        else:
+            self._json(200, completion)
 
     def _authorized(self) -> bool:
         key = self.mock.options.api_key
@@ -194,12 +248,15 @@ class Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         self._raw(status, json.dumps(payload).encode(), headers)
 
-    def _raw(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+    def _raw(
+        self, status: int, payload: bytes, headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         try:
             self.send_response(status)
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             elapsed = time.perf_counter() - self._started
             self.send_header("X-Gate-Server-Time", f"{elapsed:.6f}")
@@ -207,3 +264,32 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
         except OSError:
             self.close_connection = True  # the client went away (a stall it timed out on)
+
+
+def _honour_none(message: dict[str, Any], tool_choice: Any) -> dict[str, Any]:
+    """``tool_choice: "none"`` holds whatever the backend answered: no tool calls go out."""
+    if tool_choice != "none" or not message.get("tool_calls"):
+        return message
+    out = {k: v for k, v in message.items() if k != "tool_calls"}
+    out["content"] = out.get("content") or ""
+    return out
+
+
+CHARS_PER_TOKEN = 4  # the simulated models' token count: characters / 4
+
+
+def cut_message(message: dict[str, Any], excess_tokens: int) -> dict[str, Any]:
+    """What a provider sends when the answer is ``excess_tokens`` over ``max_tokens``: the text
+    and the first tool call's arguments lose their end (a cut call's arguments are not JSON)."""
+    chars = max(1, excess_tokens) * CHARS_PER_TOKEN
+    out = dict(message)
+    if isinstance(out.get("content"), str):
+        out["content"] = out["content"][:max(0, len(out["content"]) - chars)]
+    calls = out.get("tool_calls") or []
+    if calls:
+        first = calls[0]
+        fn = dict(first.get("function") or {})
+        arguments = str(fn.get("arguments") or "")
+        fn["arguments"] = arguments[:max(0, len(arguments) - chars)]
+        out["tool_calls"] = [{**first, "function": fn}]
+    return out

@@ -6,8 +6,9 @@ HTTP, so the smoke test and the demo exercise the same client path as a paid pro
     with MockServer(backend, prices, faults=FaultConfig(rate=0.2), seed=7) as srv:
         srv.base_url            # "http://127.0.0.1:PORT/v1"
 
-Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models`` (the prices, OpenRouter-shaped),
-``GET /v1/key`` (``limit_remaining``), ``GET /v1/credits``.
+Endpoints: ``POST /v1/chat/completions`` (JSON, or server-sent events with ``stream: true``;
+``tool_choice`` honoured), ``GET /v1/models`` and ``GET /v1/models/{id}`` (OpenAI's model objects
+with the prices, OpenRouter-shaped), ``GET /v1/key`` (``limit_remaining``), ``GET /v1/credits``.
 
 Faults are deterministic from the seed: completion request number ``n`` draws from
 ``Random(f"{seed}:{n}")``; with probability ``faults.rate`` it gets one of ``faults.kinds``:
@@ -103,6 +104,7 @@ class MockServer:
         self.faults = faults or FaultConfig()
         self.seed = seed
         self._instance = os.urandom(8).hex()  # response ids never repeat across server starts
+        self.created = int(time.time())  # ``created`` of every model in ``/v1/models``
         self.options = options or ServerOptions()
         self.requests: list[RequestRecord] = []
         self.events: list[dict[str, Any]] = []

@@ -5,6 +5,7 @@ One call (``complete``) goes:
     halted? -> price known? (fetched once, fail closed) -> budget.reserve(projection)
       -> attempts (tenacity, at most retry.max_attempts):
            halted? -> cooldown.wait() -> rate_limiter.acquire() -> POST /chat/completions
+           -> rate_limiter.release(response headers)
            -> classify -> on_attempt(Attempt) -> ok | retry (announced) | raise
       -> budget.settle(actual cost) | budget.release()
 
@@ -144,6 +145,7 @@ class OpenAICompatProvider:
                     found = await live_prices(
                         self.name, self._client, self.base_url, wanted,
                         config_path=self._config_path, sleep=self._sleep,
+                        headers=self._headers(),
                     )
                 self.prices.update(found)
         return {m: self.prices[m] for m in models}
@@ -164,8 +166,8 @@ class OpenAICompatProvider:
             ) from None
         if status in (401, 403):
             raise ConfigError.one(self._config_path, None, (
-                f"provider {self.name!r}: the key in {self.cfg.api_key_env} was rejected "
-                f"(GET {url}: HTTP {status})"))
+                f"provider {self.name!r}: the provider refused the key: HTTP {status} on GET "
+                f"{url} (the key in {self.cfg.api_key_env})"))
         if status in (404, 405):
             return None
         data = body.get("data") if isinstance(body, dict) else None
@@ -229,9 +231,14 @@ class OpenAICompatProvider:
     ) -> ChatResponse:
         self._check_halt()
         await self._cooldown.wait()
-        await self._limiter.acquire()
-        self._check_halt()
-        outcome = await self._send(content)
+        ticket = await self._limiter.acquire()
+        outcome: _Outcome | None = None
+        try:
+            self._check_halt()
+            outcome = await self._send(content)
+        finally:
+            headers = outcome.headers if outcome is not None else None
+            self._limiter.release(ticket, headers, sent=outcome is not None)
         self.stats.attempts += 1
         kind = classify(outcome.status, outcome.body, outcome.exc)
         if kind is None:
@@ -270,8 +277,12 @@ class OpenAICompatProvider:
             prompt_tokens=usage_raw["prompt_tokens"],
             completion_tokens=usage_raw["completion_tokens"],
             cost_reported=float(reported) if reported is not None else None,
+            cached_tokens=cached_tokens(usage_raw),
         )
-        cost = compute_cost(usage.prompt_tokens, usage.completion_tokens, price)
+        cost = compute_cost(
+            usage.prompt_tokens, usage.completion_tokens, price, usage.cached_tokens
+        )
+        finish = finish_reason(body)
         response_id = body.get("id") if isinstance(body.get("id"), str) else ""
         extra: dict[str, Any] = {}
         if cost_diverges(usage.cost_reported, cost):
@@ -284,11 +295,13 @@ class OpenAICompatProvider:
             response_id=response_id, prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens, cost_reported_usd=usage.cost_reported,
             cost_computed_usd=cost, latency_s=outcome.latency_s, extra=extra,
+            finish_reason=finish, cached_tokens=usage.cached_tokens,
         ))
         self._cooldown.success()
         return ChatResponse(
             response_id=response_id, message=body["choices"][0]["message"], usage=usage,
             cost_usd=cost, latency_s=outcome.latency_s, http_status=outcome.status or 200,
+            finish_reason=finish,
         )
 
     def _failed(self, kind: ErrorKind, outcome: _Outcome) -> AttemptFailed:
@@ -338,6 +351,21 @@ class OpenAICompatProvider:
             raise CircuitBreakerError(self.stats.halted)
 
 
+def finish_reason(body: dict[str, Any]) -> str | None:
+    """``choices[0].finish_reason`` when it is a string."""
+    value = body["choices"][0].get("finish_reason")
+    return value if isinstance(value, str) else None
+
+
+def cached_tokens(usage: dict[str, Any]) -> int:
+    """``usage.prompt_tokens_details.cached_tokens`` (0 when absent or not a count)."""
+    details = usage.get("prompt_tokens_details")
+    value = details.get("cached_tokens") if isinstance(details, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return min(value, int(usage["prompt_tokens"]))
+    return 0
+
+
 def _parse_json(content: bytes) -> Any:
     try:
         return json.loads(content)
@@ -350,6 +378,8 @@ def _describe_body(kind: ErrorKind, body: Any) -> str:
         return "response body is not JSON"
     if kind is ErrorKind.MALFORMED_RESPONSE:
         return "response lacks choices[0].message or usage"
+    if kind is ErrorKind.FINISH_ERROR:
+        return "the provider ended the completion with finish_reason 'error'"
     return kind.value.replace("_", " ")
 
 
@@ -358,4 +388,5 @@ def _failed_attempt(number: int, sha: str, failure: AttemptFailed, outcome: _Out
         attempt=number, outcome=failure.kind.value, request_sha256=sha,
         http_status=outcome.status, response_id=failure.response_id,
         latency_s=outcome.latency_s, error=f"{failure.label()}: {failure.message}",
+        finish_reason="error" if failure.kind is ErrorKind.FINISH_ERROR else None,
     )

@@ -6,7 +6,10 @@ suffix stripping (``anthropic/claude-opus-4`` does not price ``anthropic/claude-
 
 Live lists are OpenRouter-shaped: ``GET {base_url}/models`` ->
 ``{"data": [{"id": ..., "pricing": {"prompt": "0.000003", "completion": "...", "request": "0"}}]}``
-with USD-per-token strings.
+with USD-per-token strings, and ``input_cache_read`` (the price of a prompt token served from the
+provider's cache) when the model has one. A price of ``-1`` means the provider prices the model per
+request (a router): it cannot be budgeted, and is said so. The list is fetched with the key when
+there is one (some servers answer 401 without it); a refused key is said plainly.
 """
 
 from __future__ import annotations
@@ -24,9 +27,16 @@ from gate.errors import ConfigError, Problem
 from gate.providers.httpjson import get_json
 
 
-def compute_cost(prompt_tokens: int, completion_tokens: int, price: Price) -> float:
-    """USD cost of one completion: tokens times per-token prices, plus the per-request price."""
-    return prompt_tokens * price.prompt + completion_tokens * price.completion + price.request
+def compute_cost(
+    prompt_tokens: int, completion_tokens: int, price: Price, cached_tokens: int = 0
+) -> float:
+    """USD cost of one completion: tokens times per-token prices, plus the per-request price.
+
+    ``cached_tokens`` (a part of ``prompt_tokens``) cost the cache-read price when the list has one.
+    """
+    cached = min(max(cached_tokens, 0), prompt_tokens) if price.cache_read is not None else 0
+    prompt = (prompt_tokens - cached) * price.prompt + cached * (price.cache_read or 0.0)
+    return prompt + completion_tokens * price.completion + price.request
 
 
 def table_prices(
@@ -53,16 +63,25 @@ async def live_prices(
     *,
     config_path: str = "gate.yaml",
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, Price]:
-    """Fetch ``GET {base_url}/models`` once and price every model in ``models`` from it."""
+    """Fetch ``GET {base_url}/models`` once and price every model in ``models`` from it.
+
+    ``headers`` carry the key (``Authorization``) when the provider has one.
+    """
     url = f"{base_url.rstrip('/')}/models"
     try:
-        status, listing = await get_json(client, url, sleep=sleep)
+        status, listing = await get_json(client, url, headers, sleep=sleep)
     except httpx.HTTPError as exc:
         raise ConfigError.one(
             config_path, None, f"provider {name!r}: cannot fetch the live price list {url}: "
             f"{type(exc).__name__}"
         ) from None
+    if status in (401, 403):
+        raise ConfigError.one(
+            config_path, None, f"provider {name!r}: the provider refused the key: HTTP {status} "
+            f"on GET {url} (check the key in api_key_env, or use pricing: table)"
+        )
     if status != 200:
         raise ConfigError.one(
             config_path, None, f"provider {name!r}: live price list {url} answered HTTP {status}"
@@ -115,25 +134,33 @@ def _price_of(entry: Mapping[str, Any] | None) -> Price | str:
         raw = pricing.get(key, "0" if key == "request" else None)
         number = _number(raw)
         if number is None:
+            if _number(raw, allow_negative=True) == VARIABLE_PRICE:
+                return (f"has a variable {key} price (-1: the provider prices this model per "
+                        "request), so the gate cannot budget it; pick a fixed-price model id")
             return f"has no numeric {key} price ({raw!r})"
         values[key] = number
-    return Price(**values)
+    return Price(**values, cache_read=_number(pricing.get("input_cache_read")))
 
 
-def _number(raw: Any) -> float | None:
+VARIABLE_PRICE = -1.0  # a router's "price": decided per request
+
+
+def _number(raw: Any, *, allow_negative: bool = False) -> float | None:
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         return None
     try:
         value = float(raw)
     except ValueError:
         return None
-    return value if math.isfinite(value) and value >= 0 else None
+    return value if math.isfinite(value) and (value >= 0 or allow_negative) else None
 
 
 def _unpriced(
     name: str, model: str, why: str, url: str, entries: Mapping[str, Any]
 ) -> str:
     message = f"provider {name!r}: model {model!r} {why} in the live price list {url}"
+    if model in entries:  # listed: the id is right, the price is the problem
+        return message
     close = difflib.get_close_matches(model, list(entries), n=3, cutoff=0.8)
     if close:
         message += f" (ids must match exactly; listed: {', '.join(close)})"

@@ -5,12 +5,14 @@ connection, a liveness ``poll``), so its cost per request grows with the square 
 at 32 connections it costs more CPU than the rest of the call. Several pools of
 ``per_shard`` connections, each request sent to the least-loaded one, keep the same total
 concurrency at a small fraction of that cost. The client (and its single ``AsyncClient`` API)
-is unchanged: this is only its transport.
+is unchanged: this is only its transport. All the pools share one TLS context: loading the CA
+store costs ~50 ms of CPU, once per run rather than once per pool.
 """
 
 from __future__ import annotations
 
 import math
+import ssl
 from collections.abc import AsyncIterator, Callable
 
 import httpx
@@ -42,7 +44,8 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     """Spreads requests over ``ceil(connections / per_shard)`` pools, least-loaded first."""
 
     def __init__(
-        self, connections: int, *, per_shard: int = PER_SHARD, keepalive_expiry: float = 30.0
+        self, connections: int, *, per_shard: int = PER_SHARD, keepalive_expiry: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         count = max(1, math.ceil(connections / per_shard))
         size = math.ceil(connections / count)
@@ -50,7 +53,9 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             max_connections=size, max_keepalive_connections=size,
             keepalive_expiry=keepalive_expiry,
         )
-        self._shards = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(count)]
+        self.ssl_context = ssl_context or httpx.create_ssl_context()
+        self._shards = [httpx.AsyncHTTPTransport(limits=limits, verify=self.ssl_context)
+                        for _ in range(count)]
         self._load = [0] * count
 
     @property

@@ -337,8 +337,9 @@ def print_decision(results: dict[str, Any], out: TextIO | None = None) -> None:
     d = results.get("decision")
     print(headline(results), file=out)
     if d:
-        print(f"decision: {d['verdict']} after {d['rounds']} round(s), {d['pairs']} paired "
-              f"trials; e_reject {d['e_reject']:.3g} (threshold {d['threshold_reject']:.3g}), "
+        print(f"decision: {d['verdict']} after {d['pairs']} paired trials "
+              f"({d['rounds']} check(s)); e_reject {d['e_reject']:.3g} "
+              f"(threshold {d['threshold_reject']:.3g}), "
               f"e_accept {d['e_accept']:.3g} (threshold {d['threshold_accept']:.3g}); the "
               f"fixed-sample design needs {d['fixed_sample_pairs']} pairs "
               f"({d['fixed_sample_rounds']} rounds)", file=out)

@@ -1,38 +1,40 @@
 """The sequential paired regression test: two one-sided betting e-processes.
 
-Notation (REFERENCE.md, "Statistics"): D = Y_cand - Y_base in [-1, 1] for one paired trial
-(same task, same seed), margin ``delta``, ``alpha`` = P(ship | true mean difference <= -delta),
-``beta`` = P(block | true mean difference >= 0).
+Notation and the full argument: docs/statistics.md. D = Y_cand - Y_base in [-1, 1] for one
+paired trial (same task, same seed), margin ``delta``, ``alpha`` = P(ship | true mean
+difference <= -delta), ``beta`` = P(block | true mean difference >= 0).
 
-After round R, with bets lam_r fixed before round r was seen (predictable):
+With bets lam_i fixed before pair i was seen (predictable):
 
-    K_rej(R) = prod_{r <= R} prod_t (1 - lam_rej_r * D[t, r])           reject when >= 1 / beta
-    K_ok(R)  = prod_{r <= R} prod_t (1 + lam_ok_r * (D[t, r] + delta))   accept when >= 1 / alpha
+    K_rej = prod_i (1 - lam_rej_i * D_i)             reject (regression) when >= 1 / beta
+    K_ok  = prod_i (1 + lam_ok_i * (D_i + delta))    accept (no regression) when >= 1 / alpha
 
-Validity with tasks of different difficulty and heterogeneous effects: trials are independent
-given the task and lam is the same for every trial of a round, so by AM-GM
-E[prod_t (1 + lam (D_t - m)) | past] <= exp(lam T (mean_t Delta_t - m)) <= 1 under the null;
-each process is a nonnegative supermartingale and Ville's inequality bounds the probability that it
-*ever* crosses 1/level by the level. Checks at round ends are therefore valid at any round, a sweep
-may stop or be continued (multiplying e-values) at will. A batch given to ``update`` must be either
-a complete round over the suite (stratified) or i.i.d. (task, seed) draws from the suite, so that
-its expectation is taken under the suite-average null. Pairs lost to provider errors are excluded:
-this keeps validity when losses are unrelated to the arms' scores (missing at random).
+Each is a nonnegative supermartingale under its null, and Ville's inequality bounds the
+probability that it *ever* crosses 1/level by the level, so checks may be made at every valid
+stopping point and a sweep may stop or be continued (multiplying e-values) at will. Two modes:
 
-Bets (``plug_in=True``): lam_r = m / (v_hat + m^2) with m = delta (the design alternative: true
+- ``per_pair=True`` (the default schedule, ``iid``): pairs are i.i.d. (task, seed) draws from the
+  suite, so E[D_i | past] is the suite-average difference at every pair; each pair gets its own
+  bet, computed from the pairs before it, and the test is checked after every pair. A batch given
+  to ``update`` is consumed in order and stops at the first crossing.
+- ``per_pair=False`` (schedule ``rounds``): a batch is one complete round over the suite, bet at a
+  single lam and checked at its end; with trials independent given the task, by AM-GM
+  E[prod_t (1 + lam (D_t - m)) | past] <= exp(lam T (mean_t Delta_t - m)) <= 1 under the null.
+
+Pairs lost to provider errors are excluded: this keeps validity when losses are unrelated to
+the arms' scores (missing at random).
+
+Bets (``plug_in=True``): lam = m / (v_hat + m^2) with m = delta (the design alternative: true
 difference 0 for K_ok, -delta for K_rej) and v_hat a shrunk running variance of D from earlier
-rounds only: v_hat = (w0 v0 + n v_n) / (w0 + n). The prior v0 is chosen so that the first round
-uses the configured ``lam`` (v0 = delta / lam - delta^2). This is the growth-optimal (Kelly)
-fraction E[X] / E[X^2] at the design alternative, which reaches log(1/alpha) after about
-2 ln(1/alpha) (sigma^2 + delta^2) / delta^2 trials. With ``adapt_mean=True`` the mean m is also
-estimated (shrunk towards delta with weight ``prior_weight``), which bets more where the truth is
-far from the null and stops betting where it sits on the null; measured (bench/sequential.py) it
-needs about 15 % more trials at the boundaries, so it is off by default. ``plug_in=False`` bets
-the fixed ``lam`` every round. All bets are clipped to [0, lam_cap(delta)], and
-lam_cap(delta) < 1 / (1 + delta).
+pairs only: v_hat = (w0 v0 + n v_n) / (w0 + n). The prior v0 is chosen so that the first bet is
+the configured ``lam`` (v0 = delta / lam - delta^2). This is the growth-optimal (Kelly) fraction
+E[X] / E[X^2] at the design alternative. With ``adapt_mean=True`` the mean m is also estimated
+(shrunk towards delta with weight ``prior_weight``); measured (bench/) it needs more pairs at the
+boundaries, so it is off by default. ``plug_in=False`` bets the fixed ``lam``. All bets are
+clipped to [0, lam_cap(delta)], and lam_cap(delta) < 1 / (1 + delta).
 
-Both processes crossing in the same round: the verdict is "regression" (the conservative one: a
-gate blocks rather than ships on conflicting evidence). Either verdict still needs its own process
+Both processes crossing together: the verdict is "regression" (the conservative one: a gate
+blocks rather than ships on conflicting evidence). Either verdict still needs its own process
 to cross, so both error bounds hold whatever the tie rule.
 
 All arithmetic is on log e-values (sums of log1p), so neither underflow nor overflow can occur.
@@ -135,6 +137,7 @@ class PairedSequentialTest:
         *,
         adapt_mean: bool = False,
         prior_weight: float = 20.0,
+        per_pair: bool = False,
     ) -> None:
         _check_params(delta, alpha, beta, lam, max_rounds, prior_weight)
         self.delta = float(delta)
@@ -145,6 +148,7 @@ class PairedSequentialTest:
         self.plug_in = bool(plug_in)
         self.adapt_mean = bool(adapt_mean)
         self.prior_weight = float(prior_weight)
+        self.per_pair = bool(per_pair)
         self._log_rej_threshold = math.log(self.thresholds.reject)
         self._log_ok_threshold = math.log(self.thresholds.accept)
         self.rounds = 0
@@ -157,9 +161,12 @@ class PairedSequentialTest:
         self.lam_reject, self.lam_accept = self._next_lams()
 
     @classmethod
-    def from_config(cls, cfg: StatisticsParams, plug_in: bool = True) -> PairedSequentialTest:
+    def from_config(
+        cls, cfg: StatisticsParams, plug_in: bool = True, *, per_pair: bool = False
+    ) -> PairedSequentialTest:
         """Build from a ``StatisticsConfig`` (delta, alpha, beta, lam, max_rounds)."""
-        return cls(cfg.delta, cfg.alpha, cfg.beta, cfg.lam, cfg.max_rounds, plug_in)
+        return cls(cfg.delta, cfg.alpha, cfg.beta, cfg.lam, cfg.max_rounds, plug_in,
+                   per_pair=per_pair)
 
     @property
     def thresholds(self) -> Thresholds:
@@ -183,25 +190,53 @@ class PairedSequentialTest:
         )
 
     def update(self, round_diffs: Sequence[float]) -> Decision:
-        """Multiply in one round of paired differences and decide.
+        """Multiply in one batch of paired differences and decide.
+
+        Without ``per_pair`` the batch is a round: one bet for all of it, one check at its end.
+        With ``per_pair`` the pairs are taken in order, each with its own bet (fixed from the
+        pairs before it) and a check after it; pairs after a crossing are not consumed
+        (``Decision.pairs`` counts the pairs the decision rests on). Either way the call counts
+        as one check towards ``max_rounds``.
 
         Raises ValueError for a difference outside [-1, 1] (or NaN) -- before changing any
         state -- and RuntimeError when the test has already reached a verdict.
         """
         if self.verdict != "continue":
             raise RuntimeError(f"the test already reached a verdict: {self.verdict}")
-        inc_rej, inc_ok, s1, s2 = _round_sums(
-            round_diffs, self.lam_reject, self.lam_accept, self.delta
-        )
-        self.log_e_reject += inc_rej
-        self.log_e_accept += inc_ok
-        self.sum_d += s1
-        self.sum_d2 += s2
-        self.pairs += len(round_diffs)
+        if self.per_pair:
+            _round_sums(round_diffs, 0.0, 0.0, self.delta)  # validate all before any change
+            for d in round_diffs:
+                self._add(d)
+                self.lam_reject, self.lam_accept = self._next_lams()
+                if self._crossed():
+                    break
+        else:
+            inc_rej, inc_ok, s1, s2 = _round_sums(
+                round_diffs, self.lam_reject, self.lam_accept, self.delta
+            )
+            self.log_e_reject += inc_rej
+            self.log_e_accept += inc_ok
+            self.sum_d += s1
+            self.sum_d2 += s2
+            self.pairs += len(round_diffs)
         self.rounds += 1
         self.verdict = self._verdict()
         self.lam_reject, self.lam_accept = self._next_lams()
         return self.decision
+
+    def _add(self, d: float) -> None:
+        """One pair at the current bets (per-pair mode)."""
+        self.log_e_reject += math.log1p(-self.lam_reject * d)
+        self.log_e_accept += math.log1p(self.lam_accept * (d + self.delta))
+        self.sum_d += d
+        self.sum_d2 += d * d
+        self.pairs += 1
+
+    def _crossed(self) -> bool:
+        return (
+            self.log_e_reject >= self._log_rej_threshold
+            or self.log_e_accept >= self._log_ok_threshold
+        )
 
     def _verdict(self) -> Verdict:
         """Regression wins a tie (see the module docstring); the limit gives inconclusive."""
@@ -214,7 +249,7 @@ class PairedSequentialTest:
         return "continue"
 
     def _next_lams(self) -> tuple[float, float]:
-        """Bets for the next round, from earlier rounds only (predictable)."""
+        """Bets for the next round (pair), from earlier rounds (pairs) only: predictable."""
         if not self.plug_in:
             return self.lam, self.lam
         d, w0, n = self.delta, self.prior_weight, self.pairs
@@ -259,6 +294,7 @@ class PairedSequentialTest:
                 "plug_in": self.plug_in,
                 "adapt_mean": self.adapt_mean,
                 "prior_weight": self.prior_weight,
+                "per_pair": self.per_pair,
             },
             "state": {
                 "rounds": self.rounds,
@@ -287,6 +323,7 @@ class PairedSequentialTest:
                 p["plug_in"],
                 adapt_mean=p["adapt_mean"],
                 prior_weight=p["prior_weight"],
+                per_pair=bool(p.get("per_pair", False)),
             )
             test.rounds, test.pairs = int(s["rounds"]), int(s["pairs"])
             test.log_e_reject = float(s["log_e_reject"])

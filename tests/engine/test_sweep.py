@@ -32,7 +32,7 @@ def test_regression_is_detected_early(project_dir: Path, tmp_path: Path) -> None
     r = results_of(out)
     assert r["verdict"] == "regression"
     assert r["decision"]["e_reject"] >= r["decision"]["threshold_reject"]
-    assert r["decision"]["rounds"] < r["decision"]["fixed_sample_rounds"]
+    assert r["decision"]["pairs"] < r["decision"]["fixed_sample_pairs"]
     counts = r["scope"]["counts"]
     assert sum(counts.values()) == r["scope"]["planned"]
     assert counts["not_needed"] > 0
@@ -174,36 +174,59 @@ def test_baseline_ref_uses_the_prompts_of_that_ref(project_dir: Path, tmp_path: 
     assert {t["arm"] for t in trials} == {"candidate", "baseline"}
 
 
-def _iid(project_dir: Path) -> None:
+def _rounds(project_dir: Path) -> None:
     cfg = project_dir / "gate.yaml"
     text = cfg.read_text()
-    assert "  schedule: rounds" in text
-    cfg.write_text(text.replace("  schedule: rounds", "  schedule: iid", 1))
+    assert "  schedule: iid" in text
+    cfg.write_text(text.replace("  schedule: iid", "  schedule: rounds", 1))
 
 
 def test_iid_schedule_decides_on_drawn_units_and_verifies(project_dir: Path,
                                                           tmp_path: Path) -> None:
-    _iid(project_dir)
     out = tmp_path / "s"
     assert sweep(project_dir, out, "--candidate", "mock/expert@0.8",
                  "--baseline", "mock/expert") == 1
     r = results_of(out)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["scope"]["schedule"] == "iid"
+    assert manifest["scope"]["schedule"] == "iid"  # the default
     units = manifest["scope"]["units"]
     assert len(units) == 16 * len(manifest["scope"]["tasks"])
     assert len({task for _, task, _ in units}) > 20  # drawn across the suite
     assert r["verdict"] == "regression"
-    assert r["decision"]["pairs"] % 8 == 0  # checked after each batch of 8 pairs
+    # Checked after every pair: the decision rests on the pairs up to the one that crossed;
+    # the rest of its batch of 4 ran anyway and is reported, not used.
+    run_pairs = r["scope"]["counts"]["done"] // 2
+    assert r["decision"]["pairs"] <= run_pairs < r["decision"]["pairs"] + 4
     assert r["decision"]["pairs"] < 40  # sooner than a whole round
+    # Task coverage stays visible: each task's paired-trial count, and the report says so.
+    counts = [row["pairs"] for row in r["tasks"]]
+    assert sum(counts) == run_pairs
+    assert min(counts) < max(counts)
+    report = (out / "report.md").read_text()
+    assert f"from {min(counts)} to {max(counts)} paired trials per task" in report
     assert gate("verify", "--run", str(out)) == 0
 
 
 def test_iid_identical_arms_pass(project_dir: Path, tmp_path: Path) -> None:
-    _iid(project_dir)
     out = tmp_path / "s"
     assert sweep(project_dir, out, "--candidate", "mock/expert", "--baseline", "mock/expert") == 0
     assert results_of(out)["verdict"] == "pass"
+
+
+def test_rounds_schedule_checks_at_round_ends_and_verifies(project_dir: Path,
+                                                           tmp_path: Path) -> None:
+    _rounds(project_dir)
+    out = tmp_path / "s"
+    assert sweep(project_dir, out, "--candidate", "mock/expert@0.8",
+                 "--baseline", "mock/expert") == 1
+    r = results_of(out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    n_tasks = len(manifest["scope"]["tasks"])
+    assert len(manifest["scope"]["units"]) == 16 * n_tasks
+    assert r["verdict"] == "regression"
+    assert r["decision"]["pairs"] == r["decision"]["rounds"] * n_tasks  # whole rounds only
+    assert r["decision"]["rounds"] < r["decision"]["fixed_sample_rounds"]
+    assert gate("verify", "--run", str(out)) == 0
 
 
 def test_verify_rejects_a_response_id_used_twice(project_dir: Path, tmp_path: Path,

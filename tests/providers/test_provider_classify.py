@@ -41,6 +41,10 @@ REQ = httpx.Request("POST", "http://x/v1/chat/completions")
         (200, {"error": {"code": 502, "message": "upstream"}}, None, ErrorKind.ERROR_IN_BODY),
         (200, {"error": {"code": 402, "message": "no credit"}}, None, ErrorKind.PAYMENT_REQUIRED),
         (200, UNPARSEABLE, None, ErrorKind.MALFORMED_RESPONSE),
+        (200, {**OK, "choices": [{"message": {"role": "assistant", "content": "par"},
+                                  "finish_reason": "error"}]}, None, ErrorKind.FINISH_ERROR),
+        (200, {**OK, "choices": [{"message": {"role": "assistant", "content": "cut"},
+                                  "finish_reason": "length"}]}, None, None),
         (200, [1, 2], None, ErrorKind.MALFORMED_RESPONSE),
         (200, {"id": "x", "choices": []}, None, ErrorKind.MALFORMED_RESPONSE),
         (200, {**OK, "choices": [{"message": None}]}, None, ErrorKind.MALFORMED_RESPONSE),
@@ -63,7 +67,7 @@ def test_table_covers_every_kind() -> None:
     """Every ErrorKind is produced by some row of the table above (guards new kinds)."""
     produced = {ErrorKind.RATE_LIMITED, ErrorKind.SERVER_ERROR, ErrorKind.TIMEOUT, ErrorKind.AUTH,
                 ErrorKind.PAYMENT_REQUIRED, ErrorKind.BAD_REQUEST, ErrorKind.ERROR_IN_BODY,
-                ErrorKind.MALFORMED_RESPONSE, ErrorKind.CONNECTION_ERROR}
+                ErrorKind.MALFORMED_RESPONSE, ErrorKind.CONNECTION_ERROR, ErrorKind.FINISH_ERROR}
     assert produced == set(ErrorKind)
 
 

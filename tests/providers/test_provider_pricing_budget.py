@@ -61,7 +61,9 @@ def test_exact_model_in_live_list_is_priced(opus_server: MockServer) -> None:
 
 @pytest.mark.parametrize(
     ("pricing", "problem"),
-    [({"id": "m", "pricing": {"prompt": "-1", "completion": "0.1"}}, "no numeric prompt price"),
+    [({"id": "m", "pricing": {"prompt": "-1", "completion": "0.1"}},
+      r"variable prompt price \(-1: the provider prices this model per request\)"),
+     ({"id": "m", "pricing": {"prompt": "-2", "completion": "0.1"}}, "no numeric prompt price"),
      ({"id": "m", "pricing": {"prompt": "0.1"}}, "no numeric completion price"),
      ({"id": "m", "pricing": {"prompt": "x", "completion": "0.1"}}, "no numeric prompt price"),
      ({"id": "m"}, "listed without prices")],
@@ -170,5 +172,6 @@ def test_rejected_key_on_balance_is_config_error() -> None:
             async with build_client(cfg) as client:
                 await fetch_balance(provider(cfg, client), Budget(5.0))
 
-        with pytest.raises(ConfigError, match=f"key in {KEY_ENV} was rejected"):
+        refused = f"the provider refused the key: HTTP 401 .*{KEY_ENV}"
+        with pytest.raises(ConfigError, match=refused):
             asyncio.run(go())

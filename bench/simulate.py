@@ -1,4 +1,6 @@
-"""Seeded simulation of whole paired sweeps, for the tests and ``bench/sequential.py``.
+"""Seeded simulation of whole paired sweeps, for ``bench/sequential.py`` and the error-rate tests.
+
+Research code: the product does not import it.
 
 A suite has T tasks of mixed difficulty: the baseline's success probability p_t and the candidate's
 q_t = p_t + e_t, where the per-task effects e_t are heterogeneous (mean_diff + heterogeneity * z_t
@@ -10,8 +12,10 @@ Scores: "binary" (Y ~ Bernoulli; with ``coupling`` rho the two arms share the un
 probability rho, as a shared task seed would) or "partial" (Y ~ Beta(c p, c (1 - p)), mean p,
 partial credit in [0, 1]). ``loss_rate`` drops a pair at random (a provider error), so rounds may
 hold fewer than T differences. Schedule "round" runs every task once per round and checks at
-round ends; "iid" draws (task, seed) i.i.d. from the suite and checks after every ``batch`` pairs
-(every batch is then a valid stopping point for the suite-average null).
+round ends; "iid" draws (task, seed) i.i.d. from the suite and runs ``batch`` pairs at a time; the
+test checks after every batch, or after every pair when it was built with ``per_pair=True`` (every
+i.i.d. pair is a valid stopping point for the suite-average null). ``pairs_run`` counts the pairs
+run, including those run in the deciding batch after the pair that decided.
 """
 
 from __future__ import annotations
@@ -117,6 +121,7 @@ class SweepOutcome:
     pairs: int
     log_e_reject: float
     log_e_accept: float
+    pairs_run: int = 0
 
 
 def _pair_sampler(
@@ -159,16 +164,18 @@ def simulate_sweep(
     sample = _pair_sampler(suite, rng, o.scores, o.coupling, o.concentration)
     n_tasks, rand, randrange, loss = suite.n_tasks, rng.random, rng.randrange, o.loss_rate
     decision = test.decision
+    run = 0
     while decision.verdict == "continue":
         if o.schedule == "round":
             tasks: range | list[int] = range(n_tasks)
         else:
             tasks = [randrange(n_tasks) for _ in range(o.batch)]
         diffs = [sample(t) for t in tasks if not (loss and rand() < loss)]
+        run += len(diffs)
         decision = test.update(diffs)
     rounds = decision.rounds if o.schedule == "round" else -(-decision.pairs // n_tasks)
     return SweepOutcome(
-        decision.verdict, rounds, decision.pairs, decision.log_e_reject, decision.log_e_accept
+        decision.verdict, rounds, decision.pairs, decision.log_e_reject, decision.log_e_accept, run
     )
 
 

@@ -1,15 +1,12 @@
-"""Golden numbers of the design module (REFERENCE.md, "Statistics")."""
+"""Golden numbers of bench/design.py (reference designs; docs/statistics.md)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from gate.statistics import (
+from bench.design import (
     exit_probability,
     fixed_design_rounds,
-    fixed_sample_size,
     kelly_lam,
     obrien_fleming_bounds,
     obrien_fleming_constant,
@@ -21,6 +18,7 @@ from gate.statistics import (
     sprt_bernoulli,
     sprt_simulate,
 )
+from gate.statistics import fixed_sample_size
 
 
 def test_sprt_wald_asn_golden() -> None:
@@ -45,12 +43,10 @@ def test_sprt_monte_carlo_golden_quick() -> None:
     assert power > 0.78
 
 
-def test_group_sequential_constants_golden_and_fast() -> None:
-    start = time.perf_counter()
+def test_group_sequential_constants_golden() -> None:
     pocock = pocock_constant(5, 0.05)
     obf = obrien_fleming_constant(5, 0.05)
     bounds = obrien_fleming_bounds(5, 0.05)
-    assert time.perf_counter() - start < 2.0
     assert round(pocock, 3) == 2.413
     assert round(obf, 3) == 2.040
     assert [round(b, 3) for b in bounds] == [4.562, 3.226, 2.634, 2.281, 2.040]

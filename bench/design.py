@@ -1,8 +1,11 @@
-"""Design calculations: fixed-sample sizes, Wald's SPRT and group-sequential constants.
+"""Design calculations for the benchmarks: Wald's SPRT, group-sequential constants, sizing.
+
+Research code the product does not use (``bench/sequential.py`` and its tests do); the product's
+one sizing formula, ``fixed_sample_size``, lives in ``gate.statistics.sizing``.
 
 Formulas and sources:
 - Paired fixed-sample size (one-sided, power 1 - beta at the design alternative):
-  n = (z_{1-alpha} + z_{1-beta})^2 sigma^2 / delta^2 (REFERENCE.md, "Statistics"); the round
+  n = (z_{1-alpha} + z_{1-beta})^2 sigma^2 / delta^2 (docs/statistics.md); the round
   limit a sequential sweep should allow is about 2 n / T rounds of T tasks.
 - Optimal betting needs about 2 ln(1/alpha) (sigma^2 + delta^2) / delta^2 trials.
 - Wald's SPRT for a Bernoulli p0 vs p1: log-likelihood-ratio bounds a = ln(beta / (1 - alpha))
@@ -23,6 +26,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from gate.statistics.sizing import fixed_sample_size
 from gate.statistics.special import norm_cdf, norm_ppf
 
 __all__ = [
@@ -42,14 +46,6 @@ __all__ = [
     "sprt_bernoulli",
     "sprt_simulate",
 ]
-
-
-def fixed_sample_size(delta: float, sigma2: float, alpha: float, beta: float) -> float:
-    """Paired trials of a fixed-sample one-sided test: (z_a + z_b)^2 sigma^2 / delta^2."""
-    if delta <= 0.0 or sigma2 < 0.0:
-        raise ValueError("delta must be > 0 and sigma2 >= 0")
-    z = norm_ppf(1.0 - alpha) + norm_ppf(1.0 - beta)
-    return z * z * sigma2 / (delta * delta)
 
 
 def optimal_betting_pairs(delta: float, sigma2: float, alpha: float) -> float:
