@@ -136,16 +136,37 @@ def _assert_adds_up(run: Path) -> dict[str, object]:
 
 def test_regression_accounting_sums_to_the_trials_on_disk(regression: Path) -> None:
     acc = _assert_adds_up(regression)
-    # a regression is never topped up: no pass^k figure could change its verdict
-    assert acc["after_decision_trials"] == 0
-    assert "No trial ran after it." in render_markdown(regression)
+    results = json.loads((regression / "results.json").read_text())
+    manifest = json.loads((regression / "manifest.json").read_text())
+    decided = results["decision"]["decided_round"]
+    batch_of = {(task, int(i)): int(b) for i, task, b in manifest["scope"]["units"]}
+    trials = read_jsonl(regression / "trials.jsonl")
+    # a regression is never topped up: nothing ran in a batch after the deciding one; under
+    # iid the rest of the deciding batch (run at once) is counted after the decision
+    assert all(batch_of[(t["task"], t["round"])] <= decided for t in trials)
+    text = render_markdown(regression)
+    if acc["after_decision_trials"]:
+        assert acc["after_decision_why"].startswith("run in the same batch")
+        assert f"**{acc['after_decision_trials']} trial(s) ran after it" in text
+    else:
+        assert "No trial ran after it." in text
+
+
+def test_rounds_regression_runs_nothing_after_the_decision(project_dir: Path,
+                                                           tmp_path: Path) -> None:
+    _configure(project_dir, statistics={"schedule": "rounds", "pass_k_top_up": True})
+    out = tmp_path / "rounds"
+    assert _sweep(project_dir, out, "mock/expert@0.8") == 1
+    acc = _assert_adds_up(out)
+    assert acc["after_decision_trials"] == 0  # even with the top-up on
+    assert "No trial ran after it." in render_markdown(out)
 
 
 def test_pass_k_top_up_is_a_setting_and_its_trials_are_accounted(project_dir: Path,
                                                                  tmp_path: Path) -> None:
     # equal models decide "no regression" at round 2; a pass^3 SLO needs a third round
     _configure(project_dir, slos={"pass_k": {"k": 3, "min": 0.5}},
-               statistics={"pass_k_top_up": True})
+               statistics={"schedule": "rounds", "pass_k_top_up": True})
     topped = tmp_path / "topped"
     assert _sweep(project_dir, topped, "mock/expert") == 0
     acc = _assert_adds_up(topped)
