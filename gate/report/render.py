@@ -343,6 +343,11 @@ def print_decision(results: dict[str, Any], out: TextIO | None = None) -> None:
               f"e_accept {d['e_accept']:.3g} (threshold {d['threshold_accept']:.3g}); the "
               f"fixed-sample design needs {d['fixed_sample_pairs']} pairs "
               f"({d['fixed_sample_rounds']} rounds)", file=out)
+    acc = results.get("accounting")
+    if acc and acc["after_decision_trials"]:
+        print(f"after the decision: {acc['after_decision_trials']} trial(s), "
+              f"${float(acc['after_decision_cost_usd'] or 0):.6f}: {acc['after_decision_why']}",
+              file=out)
     slos = results.get("slos")
     if slos:
         for c in slos["checks"]:

@@ -3,6 +3,7 @@ up to the trials on disk, links to the workflow run, and how to continue an unde
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -17,7 +18,7 @@ from test_hostile_report_e2e import assert_inert
 from gate.cli import main
 from gate.engine.jsonl import read_jsonl
 from gate.engine.results import TOP_UP_WHY, accounting, failure_reasons
-from gate.report.render import render_markdown
+from gate.report.render import print_decision, render_markdown
 
 BUCKETS = ("used_by_decision", "lost_to_provider", "environment_errors", "unpaired",
            "after_decision", "outside_plan")
@@ -182,6 +183,9 @@ def test_pass_k_top_up_is_a_setting_and_its_trials_are_accounted(project_dir: Pa
     assert acc["after_decision_why"] == TOP_UP_WHY
     text = render_markdown(topped)
     assert f"**{len(late)} trial(s) ran after it, costing $" in text
+    console = io.StringIO()
+    print_decision(results, console)
+    assert f"after the decision: {len(late)} trial(s), $" in console.getvalue()
 
     _configure(project_dir, statistics={"pass_k_top_up": False})
     plain = tmp_path / "plain"
