@@ -306,3 +306,17 @@ def test_regressed_tasks_are_ordered_by_the_difference() -> None:
     assert rows[0]["reasons"] == {"step_limit": 2, "wrong_fix": 1}
     assert rows[0]["example_trial"] == "candidate/b/r1"
     assert rows[1]["candidate"] == {"successes": 1, "trials": 2}
+
+
+def test_trials_not_yet_used_by_an_undecided_sweep_are_not_called_after_it(
+        regression: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(regression, run)
+    results = json.loads((run / "results.json").read_text())
+    results["decision"]["decided_round"] = None
+    results["accounting"]["after_decision_trials"] = 2
+    (run / "results.json").write_text(json.dumps(results))
+    text = render_markdown(run)
+    assert "**2 trial(s), costing $" in text
+    assert "are not used by it yet**" in text
+    assert "ran after it" not in text
