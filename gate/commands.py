@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gate.config.load import Project, load_project
+from gate.engine.audit import attempts
 from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import plan_units
 from gate.engine.results import compute_results, file_sha256
@@ -117,7 +118,7 @@ def finish_results(
     **extra: Any,
 ) -> dict[str, Any]:
     trials = read_jsonl(out / "trials.jsonl")
-    audit = read_jsonl(out / "audit.jsonl")
+    audit = attempts(read_jsonl(out / "audit.jsonl"))
     evidence = {
         "audit_sha256": file_sha256(out / "audit.jsonl"),
         "trials_sha256": file_sha256(out / "trials.jsonl"),

@@ -22,11 +22,12 @@ from typing import Any, TextIO
 from gate.agent.loop import TrialSpec, TrialTrace, run_trial
 from gate.agent.program import ProgramTrace, agent_for, program_fields, run_program_trial
 from gate.config.load import Project
+from gate.engine.audit import STARTED
 from gate.engine.jsonl import JsonlWriter
 from gate.engine.session import Notices
 from gate.environments import ENVIRONMENTS
 from gate.errors import CircuitBreakerError, HaltError, PausedError
-from gate.providers.base import Attempt, Provider, ProviderError
+from gate.providers.base import Attempt, AttemptStart, Provider, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -199,14 +200,11 @@ class Engine:
             max_tokens=self.max_tokens, temperature=self.temperature,
         )
         env = ENVIRONMENTS[env_name](lt.fixture, seed)
-        step_box = {"step": 0}
         self.counters.current = {"task": cell.task, "arm": cell.arm, "round": cell.round}
-
-        def on_attempt(a: Attempt) -> None:
-            self._audit(cell, arm, step_box["step"], a)
+        on_attempt = _AuditSink(self, cell, arm)
 
         def on_step(step: int) -> None:
-            step_box["step"] = step
+            on_attempt.step = step
 
         started = time.monotonic()
         program = agent_for(arm.project.config, env_name)
@@ -217,7 +215,7 @@ class Engine:
             else:
                 trace = await run_program_trial(
                     program, spec, env, self.providers[arm.provider],
-                    lambda step, a: self._audit(cell, arm, step, a),
+                    _ProgramAudit(self, cell, arm),
                     root=arm.project.root, stop=self.stop)
         except HaltError as exc:
             self._set_halt(exc, cell)
@@ -232,6 +230,15 @@ class Engine:
         await self.trials.awrite(record)  # ... and the trial before it counts
         self.counters.trials_done += 1
         return record
+
+    def _audit_start(self, cell: Cell, arm: Arm, step: int, s: AttemptStart) -> None:
+        """The ``started`` line: flushed to the OS before the request body is sent (no fsync
+        here, so that nothing slow sits between the two; the trial's ``sync`` covers it)."""
+        self.audit.append({
+            "phase": STARTED, "attempt_id": s.attempt_id, "ts": now_iso(), "arm": cell.arm,
+            "model": arm.model, "task": cell.task, "round": cell.round, "step": step,
+            "attempt": s.attempt, "request_sha256": s.request_sha256,
+        })
 
     def _audit(self, cell: Cell, arm: Arm, step: int, a: Attempt) -> None:
         self.counters.calls += 1
@@ -248,6 +255,8 @@ class Engine:
             "latency_s": round(a.latency_s, 6),
             "finish_reason": a.finish_reason, "cached_tokens": a.cached_tokens,
         }
+        if a.attempt_id:
+            line["attempt_id"] = a.attempt_id
         if a.error:
             line["error"] = a.error
         if a.extra:
@@ -290,6 +299,37 @@ class Engine:
             "failed_attempts": c.failed_attempts, "cost_usd": round(c.cost_usd, 8),
             "trials_done": c.trials_done, "notice": self.notices.last,
         })
+
+
+class _AuditSink:
+    """One trial's attempt sink, two-phase (``TwoPhaseSink``): started, then outcome."""
+
+    def __init__(self, engine: Engine, cell: Cell, arm: Arm) -> None:
+        self.engine = engine
+        self.cell = cell
+        self.arm = arm
+        self.step = 0
+
+    def started(self, start: AttemptStart) -> None:
+        self.engine._audit_start(self.cell, self.arm, self.step, start)
+
+    def __call__(self, attempt: Attempt) -> None:
+        self.engine._audit(self.cell, self.arm, self.step, attempt)
+
+
+class _ProgramAudit:
+    """The audit writer of an agent program's trial, called with the step (two-phase too)."""
+
+    def __init__(self, engine: Engine, cell: Cell, arm: Arm) -> None:
+        self.engine = engine
+        self.cell = cell
+        self.arm = arm
+
+    def started(self, step: int, start: AttemptStart) -> None:
+        self.engine._audit_start(self.cell, self.arm, step, start)
+
+    def __call__(self, step: int, attempt: Attempt) -> None:
+        self.engine._audit(self.cell, self.arm, step, attempt)
 
 
 class _Progress:

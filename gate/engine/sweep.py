@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from gate.config.load import Project, load_project
 from gate.config.schema import SloConfig
+from gate.engine.audit import attempts
 from gate.engine.decision import replay
 from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import Unit, batches, units_of
@@ -241,7 +242,8 @@ def run_sweep(
 
 def _spent(out: Path) -> float:
     """What the run in ``out`` has spent so far, from its audit log."""
-    return sum(float(a.get("cost_computed_usd") or 0.0) for a in read_jsonl(out / "audit.jsonl"))
+    audit = attempts(read_jsonl(out / "audit.jsonl"))
+    return sum(float(a.get("cost_computed_usd") or 0.0) for a in audit)
 
 
 def _min_checks(project: Project) -> int:

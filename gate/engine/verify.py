@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.config.schema import SloConfig
+from gate.engine.audit import attempts
 from gate.engine.jsonl import read_jsonl
 from gate.engine.results import compute_results, file_sha256
 from gate.engine.rundir import PARTIAL, RESULTS, read_json
@@ -28,7 +29,7 @@ def verify_run(run_dir: Path) -> list[str]:
     manifest = read_json(manifest_path)
     stored = read_json(results_file)
     trials = read_jsonl(run_dir / "trials.jsonl")
-    audit = read_jsonl(run_dir / "audit.jsonl")
+    audit = attempts(read_jsonl(run_dir / "audit.jsonl"))
     problems = _fabrication(trials, audit)
     evidence = {
         "audit_sha256": file_sha256(run_dir / "audit.jsonl"),

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from gate.errors import GateError
 
@@ -31,6 +31,8 @@ class ErrorKind(StrEnum):
     PAYMENT_REQUIRED = "payment_required"
     BAD_REQUEST = "bad_request"
     FINISH_ERROR = "finish_error"  # HTTP 200, but the choice ended with finish_reason "error"
+    RESPONSE_TOO_LARGE = "response_too_large"
+    INTERRUPTED = "interrupted"  # sent, then gate died before the outcome (found on --resume)
 
 
 RETRYABLE: frozenset[ErrorKind] = frozenset(
@@ -112,9 +114,32 @@ class Attempt:
     finish_reason: str | None = None  # of choices[0], when the provider answered one
     cached_tokens: int = 0  # prompt tokens the provider served from its cache
     extra: dict[str, Any] = field(default_factory=dict)
+    attempt_id: str = ""  # the id of its ``AttemptStart`` (two-phase audit), "" when none
+
+
+@dataclass(frozen=True)
+class AttemptStart:
+    """An attempt about to leave: announced before the request body is handed to the socket."""
+
+    attempt_id: str  # unique; the outcome's ``Attempt.attempt_id`` repeats it
+    attempt: int  # 1-based within one call
+    request_sha256: str
 
 
 AttemptSink = Callable[[Attempt], None]
+
+
+@runtime_checkable
+class TwoPhaseSink(Protocol):
+    """An attempt sink that also records each attempt *before* it is sent (audit-before-send).
+
+    A provider that can tell when its request leaves calls ``started`` first, synchronously and
+    immediately before the body is written to the connection, then the sink itself with the
+    outcome (same ``attempt_id``). A start without an outcome is an ``interrupted`` attempt."""
+
+    def __call__(self, attempt: Attempt) -> None: ...
+
+    def started(self, start: AttemptStart) -> None: ...
 
 
 class ProviderError(GateError):

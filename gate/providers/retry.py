@@ -90,6 +90,28 @@ def retrying(
     )
 
 
+class TimeoutStreak:
+    """Counts timed-out attempts in a row, provider-wide; any answer ends the streak.
+
+    ``failed(kind)`` returns the halt reason once the streak reaches ``max_consecutive_timeouts``:
+    a provider that has stopped answering is not retried forever (circuit breaker)."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.limit = policy.max_consecutive_timeouts
+        self.count = 0
+
+    def outcome(self, kind: ErrorKind | None) -> str | None:
+        """Record one attempt's outcome (None = success); the halt reason when it is time."""
+        if kind is not ErrorKind.TIMEOUT:
+            self.count = 0
+            return None
+        self.count += 1
+        if self.count >= self.limit:
+            return (f"{self.count} consecutive timeouts: the provider stopped answering "
+                    f"(retry.max_consecutive_timeouts {self.limit})")
+        return None
+
+
 class Cooldown:
     """Provider-wide pause after too many consecutive failed attempts."""
 

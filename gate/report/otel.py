@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gate.engine.audit import attempts as fold_attempts
 from gate.engine.jsonl import read_jsonl
 from gate.engine.runner import trial_trace_id
 from gate.errors import ConfigError
@@ -123,7 +124,7 @@ def build_spans(run_dir: Path, *, capture: bool) -> tuple[list[ReadableSpan], Ex
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     trials = read_jsonl(run_dir / "trials.jsonl")
     attempts: dict[tuple[str, str, int], list[dict[str, Any]]] = defaultdict(list)
-    for line in read_jsonl(run_dir / "audit.jsonl"):
+    for line in fold_attempts(read_jsonl(run_dir / "audit.jsonl")):  # started + outcome: one
         attempts[(str(line["arm"]), str(line["task"]), int(line["round"]))].append(line)
     attrs = {"service.version": str(manifest.get("gate_version", ""))}
     if not os.environ.get("OTEL_SERVICE_NAME"):  # the standard variable wins when set

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gate.cli import main
+from gate.engine.audit import attempts
 from gate.engine.jsonl import read_jsonl
 
 ARM_FIELDS = {"trials", "successes", "success_rate", "pass_k", "provider_errors",
@@ -34,7 +35,7 @@ def test_expert_solves_every_task_and_writes_the_run_directory(
     assert arm["success_rate"] == 1.0
     assert results["status"] == "complete"
     trials = read_jsonl(out / "trials.jsonl")
-    audit = read_jsonl(out / "audit.jsonl")
+    audit = attempts(read_jsonl(out / "audit.jsonl"))  # one record per attempt
     # every scored trial's response ids are in the audit log, and the counts agree
     assert sum(len(t["response_ids"]) for t in trials) == sum(
         1 for a in audit if a["outcome"] == "ok")
