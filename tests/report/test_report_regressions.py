@@ -181,6 +181,7 @@ def test_pass_k_top_up_is_a_setting_and_its_trials_are_accounted(project_dir: Pa
     late_cost = sum(float(a.get("cost_computed_usd") or 0) for a in audit if a["round"] > decided)
     assert acc["after_decision_cost_usd"] == pytest.approx(late_cost, abs=1e-6)
     assert acc["after_decision_why"] == TOP_UP_WHY
+    assert main(["verify", "--run", str(topped)]) == 0  # the accounting is re-derived too
     text = render_markdown(topped)
     assert f"**{len(late)} trial(s) ran after it, costing $" in text
     console = io.StringIO()
