@@ -277,6 +277,8 @@ TOP_UP_WHY = ("statistics.pass_k_top_up: rounds run after the decision so that e
               "k trials for the pass^k SLO")
 SAME_BATCH_WHY = ("run in the same batch as the pair that decided ({batch} pairs run at once); "
                   "the decision did not use them")
+ACCOUNTING_BUCKETS = ("used_by_decision", "lost_to_provider", "environment_errors",
+                      "not_scored", "unpaired", "after_decision", "outside_plan")
 UNFINISHED_WHY = "run in a check that did not finish (halted, paused or stopped): not used yet"
 
 
@@ -373,8 +375,10 @@ def _arm_accounting(
             bucket = "unpaired"  # its partner was lost: the pair was left out
         elif status == "environment_error":
             bucket = "environment_errors"
-        else:
+        elif status == "provider_error":
             bucket = "lost_to_provider"
+        else:
+            bucket = "not_scored"  # e.g. an agent program that made no model call
         counts[bucket] += 1
         phase = {"used_by_decision": "decision", "after_decision": "after_decision",
                  "outside_plan": "other"}.get(bucket, "decision")
@@ -382,9 +386,7 @@ def _arm_accounting(
     costs["other"] += sum(v for (a, _task, _r), v in cost_of.items() if a == arm)
     return {
         "trials_on_disk": len(trials),
-        **{k: counts.get(k, 0) for k in ("used_by_decision", "lost_to_provider",
-                                         "environment_errors", "unpaired", "after_decision",
-                                         "outside_plan")},
+        **{k: counts.get(k, 0) for k in ACCOUNTING_BUCKETS},
         "cost_decision_usd": _r(float(costs["decision"]), 8),
         "cost_after_decision_usd": _r(float(costs["after_decision"]), 8),
         "cost_other_usd": _r(float(costs["other"]), 8),

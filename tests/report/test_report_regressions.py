@@ -20,8 +20,8 @@ from gate.engine.jsonl import read_jsonl
 from gate.engine.results import TOP_UP_WHY, accounting, failure_reasons
 from gate.report.render import print_decision, render_markdown
 
-BUCKETS = ("used_by_decision", "lost_to_provider", "environment_errors", "unpaired",
-           "after_decision", "outside_plan")
+BUCKETS = ("used_by_decision", "lost_to_provider", "environment_errors", "not_scored",
+           "unpaired", "after_decision", "outside_plan")
 
 
 def _configure(project_dir: Path, **sections: dict[str, object]) -> None:
@@ -197,9 +197,10 @@ def test_pass_k_top_up_is_a_setting_and_its_trials_are_accounted(project_dir: Pa
 
 
 def test_accounting_of_lost_unpaired_and_unplanned_trials() -> None:
-    scope = {"arms": ["candidate", "baseline"], "tasks": ["a", "b"],
-             "units": [[1, "a", 1], [1, "b", 1], [2, "a", 2], [2, "b", 2]]}
-    manifest = {"scope": scope, "statistics": {"batch": 2}}
+    scope = {"arms": ["candidate", "baseline"], "tasks": ["a", "b", "c"],
+             "units": [[1, "a", 1], [1, "b", 1], [1, "c", 1], [2, "a", 2], [2, "b", 2],
+                       [2, "c", 2]]}
+    manifest = {"scope": scope, "statistics": {"batch": 3}}
 
     def trial(arm: str, task: str, rnd: int, status: str = "scored") -> dict[str, object]:
         return {"trial_id": f"{arm}/{task}/r{rnd}", "arm": arm, "task": task, "round": rnd,
@@ -207,22 +208,25 @@ def test_accounting_of_lost_unpaired_and_unplanned_trials() -> None:
 
     trials = [trial("candidate", "a", 1), trial("baseline", "a", 1),
               trial("candidate", "b", 1, "provider_error"), trial("baseline", "b", 1),
+              trial("candidate", "c", 1), trial("baseline", "c", 1, "no_model_call"),
               trial("candidate", "a", 2), trial("baseline", "a", 2, "environment_error"),
               trial("candidate", "z", 9)]
     audit = [{"arm": t["arm"], "task": t["task"], "round": t["round"],
               "cost_computed_usd": 0.5} for t in trials]
     audit.append({"arm": "baseline", "task": "b", "round": 2, "cost_computed_usd": 0.25})
+    audit.append({"arm": "baseline", "task": "b", "round": 2, "phase": "started"})
     decision = {"pairs": 1, "rounds": 1, "decided_round": 1}
     acc = accounting(manifest, trials, audit, decision)
     assert acc is not None
     cand, base = acc["arms"]["candidate"], acc["arms"]["baseline"]
-    assert (cand["used_by_decision"], cand["lost_to_provider"], cand["after_decision"],
-            cand["outside_plan"]) == (1, 1, 1, 1)
-    assert (base["used_by_decision"], base["unpaired"], base["after_decision"]) == (1, 1, 1)
+    assert (cand["used_by_decision"], cand["lost_to_provider"], cand["unpaired"],
+            cand["after_decision"], cand["outside_plan"]) == (1, 1, 1, 1, 1)
+    assert (base["used_by_decision"], base["unpaired"], base["not_scored"],
+            base["after_decision"]) == (1, 1, 1, 1)
     for arm in (cand, base):
         assert sum(arm[k] for k in BUCKETS) == arm["trials_on_disk"]
     assert (cand["cost_decision_usd"], cand["cost_after_decision_usd"],
-            cand["cost_other_usd"]) == (1.0, 0.5, 0.5)
+            cand["cost_other_usd"]) == (1.5, 0.5, 0.5)
     assert base["cost_other_usd"] == 0.25  # a call whose trial never finished
     assert acc["after_decision_trials"] == 2
     assert acc["after_decision_why"] == TOP_UP_WHY
