@@ -428,8 +428,9 @@ def regressed_tasks(
     manifest: dict[str, Any], trials: list[dict[str, Any]],
     candidate: str = "candidate", baseline: str = "baseline",
 ) -> list[dict[str, Any]]:
-    """Tasks whose candidate success rate is below the baseline's, worst first, each with
-    the candidate's failure reasons (failed trials per reason) and one failed trial's id."""
+    """Tasks whose candidate success rate is below the baseline's, worst first (ties: more
+    candidate trials first), each with the candidate's failure reasons (failed trials per
+    reason) and one failed trial's id."""
     if {candidate, baseline} - set(manifest["scope"]["arms"]):
         return []
     scored: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -455,4 +456,6 @@ def regressed_tasks(
             "reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
             "example_trial": failed[0]["trial_id"] if failed else None,
         })
-    return sorted(out, key=lambda row: (row["difference"], row["task"]))
+    # worst first; at equal difference, the task with more trials (firmer evidence) first
+    return sorted(out, key=lambda row: (row["difference"], -row[candidate]["trials"],
+                                        row["task"]))

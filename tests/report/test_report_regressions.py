@@ -297,8 +297,10 @@ def test_regressed_tasks_are_ordered_by_the_difference() -> None:
     from gate.engine.results import regressed_tasks
 
     manifest = {"scope": {"arms": ["candidate", "baseline"], "tasks": ["a", "b", "c", "d"]}}
+    manifest["scope"]["tasks"].append("e")
     outcomes = {"a": ([True, False], [True, True]), "b": ([False, False], [True, True]),
-                "c": ([True, True], [True, True]), "d": ([True, False], [False, True])}
+                "c": ([True, True], [True, True]), "d": ([True, False], [False, True]),
+                "e": ([False], [True])}
     trials = [
         {"trial_id": f"{arm}/{task}/r{i}", "arm": arm, "task": task, "round": i,
          "status": "scored", "success": ok, "ended": "step_limit", "wrong_fixes": i - 1}
@@ -307,10 +309,11 @@ def test_regressed_tasks_are_ordered_by_the_difference() -> None:
         for i, ok in enumerate(runs, start=1)
     ]
     rows = regressed_tasks(manifest, trials)
-    assert [(r["task"], r["difference"]) for r in rows] == [("b", -1.0), ("a", -0.5)]
+    assert [(r["task"], r["difference"]) for r in rows] == [("b", -1.0), ("e", -1.0),
+                                                             ("a", -0.5)]
     assert rows[0]["reasons"] == {"step_limit": 2, "wrong_fix": 1}
     assert rows[0]["example_trial"] == "candidate/b/r1"
-    assert rows[1]["candidate"] == {"successes": 1, "trials": 2}
+    assert rows[2]["candidate"] == {"successes": 1, "trials": 2}
 
 
 def test_trials_not_yet_used_by_an_undecided_sweep_are_not_called_after_it(
