@@ -125,6 +125,8 @@ class _Collector:
         self.root = root
         self.problems: list[Problem] = []
         self.hashes: dict[str, str] = {}
+        # (environment, tool) implemented but declared by no tool file -> (where, consequences)
+        self.undeclared: dict[tuple[str, str], tuple[str, int]] = {}
 
     def name(self, relpath: str, source: FileSource | None = None) -> str:
         shown = display_path(self.root / relpath)
@@ -184,6 +186,21 @@ class _Collector:
     def add(self, path: str, line: int | None, message: str) -> None:
         self.problems.append(Problem(path, line, message))
 
+    def consequence_of_undeclared(self, environment: str, tool: str) -> bool:
+        """Count a problem caused by an undeclared tool instead of reporting it on its own."""
+        cause = self.undeclared.get((environment, tool))
+        if cause is None:
+            return False
+        self.undeclared[(environment, tool)] = (cause[0], cause[1] + 1)
+        return True
+
+    def add_undeclared(self) -> None:
+        """Each undeclared tool once, its consequences (fixtures calling it) folded into it."""
+        for (env_name, tool), (where, more) in sorted(self.undeclared.items()):
+            folded = f" (and {more} more problems caused by this: fixtures call {tool!r})"
+            self.add(where, None, f"environment {env_name!r} implements {tool!r} but no tool "
+                     f"file declares it{folded if more else ''}")
+
 
 def load_project(
     config_path: str | Path = "gate.yaml",
@@ -203,12 +220,14 @@ def load_project(
         raise ConfigError(col.problems)
     _check_agent(col, cfg_doc, config, root)
     pt_source = prompt_tool_source(root) if prompt_tool_source else work
-    registry = col.model(Registry, col.yaml(config.suite.registry, work))
-    if registry is not None:
-        _check_registry(col, config, registry)
+    registry_doc = col.yaml(config.suite.registry, work)
+    registry = col.model(Registry, registry_doc)
+    if registry is not None and registry_doc is not None:
+        _check_registry(col, config, registry, registry_doc)
     tools = _load_tools(col, config, pt_source)
     prompts = _load_prompts(col, config, pt_source, set(tools))
     tasks = _load_tasks(col, config, work, tools)
+    col.add_undeclared()
     if col.problems or registry is None:
         raise ConfigError(col.problems)
     return Project(
@@ -225,11 +244,15 @@ def load_project(
     )
 
 
-def _check_registry(col: _Collector, config: GateConfig, registry: Registry) -> None:
-    path = col.name(config.suite.registry)
+def _check_registry(
+    col: _Collector, config: GateConfig, registry: Registry, doc: YamlDoc
+) -> None:
     for i, entry in enumerate(registry.models):
         if entry.provider not in config.providers:
-            col.add(path, None, f"models[{i}] {entry.id}: unknown provider {entry.provider!r}")
+            col.add(doc.path, doc.line_of(("models", i, "provider")),
+                    f"models[{i}] {entry.id}: unknown provider {entry.provider!r}; "
+                    f"{config.suite.registry} may name {sorted(config.providers)} "
+                    "(the providers of gate.yaml)")
 
 
 def _check_agent(col: _Collector, doc: YamlDoc, config: GateConfig, root: Path) -> None:
@@ -274,8 +297,7 @@ def _load_tools(
             defs.append(tool)
         declared = {t.name for t in defs}
         for missing in sorted(env_cls.tool_names - declared):
-            col.add(col.name(directory, source), None,
-                    f"environment {env_name!r} implements {missing!r} but no tool file declares it")
+            col.undeclared[(env_name, missing)] = (col.name(directory, source), 0)
         tools[env_name] = sorted(defs, key=lambda t: t.name)
     return tools
 
@@ -360,7 +382,8 @@ def _check_fixture(
         for i, call in enumerate(calls):
             line = fdoc.line_of((key, i))
             if call.tool not in schemas:
-                col.add(fdoc.path, line, f"{key}[{i}]: unknown tool {call.tool!r}")
+                if not col.consequence_of_undeclared(task.environment, call.tool):
+                    col.add(fdoc.path, line, f"{key}[{i}]: unknown tool {call.tool!r}")
                 ok = False
                 continue
             for err in validate(call.args, schemas[call.tool], f"{key}[{i}].args"):

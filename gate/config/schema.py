@@ -6,6 +6,7 @@ import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 EvaluationStatus = Literal[
     "pending-evaluation",
@@ -217,11 +218,13 @@ class Registry(Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> Registry:
-        seen: set[str] = set()
-        for m in self.models:
-            if m.id in seen:
-                raise ValueError(f"model id {m.id!r} appears twice")
-            seen.add(m.id)
+        seen: dict[str, int] = {}
+        for i, m in enumerate(self.models):
+            if m.id in seen:  # reported at the second entry (``at``: see validation_problems)
+                raise PydanticCustomError(
+                    "duplicate_model_id", "model id {id} appears twice (first at models[{first}])",
+                    {"id": repr(m.id), "first": seen[m.id], "at": ("models", i, "id")})
+            seen[m.id] = i
         return self
 
 

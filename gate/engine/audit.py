@@ -14,9 +14,12 @@ results.json, ``gate verify`` and the budget on ``--resume`` all count through t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from gate.providers.base import ErrorKind
+from gate.engine.jsonl import read_lines
+from gate.errors import ErrorKind
+from gate.records import AuditAttempt, AuditStarted, parse_record
 
 STARTED = "started"
 INTERRUPTED_MESSAGE = ("interrupted: gate stopped between sending the request and recording its "
@@ -48,3 +51,13 @@ def interrupted(started: dict[str, Any]) -> dict[str, Any]:
                   tokens_in=0, tokens_out=0, cost_reported_usd=None, cost_computed_usd=0.0,
                   latency_s=0.0, error=INTERRUPTED_MESSAGE)
     return record
+
+
+def read_audit(path: Path) -> list[AuditAttempt]:
+    """audit.jsonl as one validated ``AuditAttempt`` per attempt (``started`` lines folded;
+    a start without an outcome is ``interrupted``). Every line is validated by its shape."""
+    lines: list[dict[str, Any]] = []
+    for number, obj in read_lines(path):
+        model = AuditStarted if obj.get("phase") == STARTED else AuditAttempt
+        lines.append(parse_record(model, obj, str(path), number).to_json())
+    return [AuditAttempt.model_validate(a) for a in attempts(lines)]

@@ -4,6 +4,8 @@ A provider takes a ``ChatRequest`` (OpenAI chat-completions shape), reports ever
 makes to the ``on_attempt`` sink (the engine writes those to audit.jsonl), and returns a
 ``ChatResponse`` or raises ``ProviderError`` once its retries are exhausted. It raises
 ``CircuitBreakerError`` (gate.errors) when spending must stop (HTTP 402, budget ceiling).
+``ErrorKind`` and ``ProviderError`` live in gate.errors with every other exception; they are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -12,28 +14,9 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-from gate.errors import GateError
-
-
-class ErrorKind(StrEnum):
-    """Why a provider attempt did not succeed."""
-
-    RATE_LIMITED = "rate_limited"
-    SERVER_ERROR = "server_error"
-    ERROR_IN_BODY = "error_in_body"
-    MALFORMED_RESPONSE = "malformed_response"
-    TIMEOUT = "timeout"
-    CONNECTION_ERROR = "connection_error"
-    AUTH = "auth"
-    PAYMENT_REQUIRED = "payment_required"
-    BAD_REQUEST = "bad_request"
-    FINISH_ERROR = "finish_error"  # HTTP 200, but the choice ended with finish_reason "error"
-    RESPONSE_TOO_LARGE = "response_too_large"
-    INTERRUPTED = "interrupted"  # sent, then gate died before the outcome (found on --resume)
-
+from gate.errors import ErrorKind, ProviderError
 
 RETRYABLE: frozenset[ErrorKind] = frozenset(
     {
@@ -142,29 +125,6 @@ class TwoPhaseSink(Protocol):
     def started(self, start: AttemptStart) -> None: ...
 
 
-class ProviderError(GateError):
-    """A call failed for a provider reason after all its retries. Never a model failure."""
-
-    def __init__(
-        self,
-        kind: ErrorKind,
-        message: str,
-        *,
-        provider: str = "",
-        status: int | None = None,
-        response_id: str | None = None,
-        retry_after_s: float | None = None,
-    ) -> None:
-        self.kind = kind
-        self.provider = provider
-        self.status = status
-        self.response_id = response_id
-        self.retry_after_s = retry_after_s
-        where = f"{provider}: " if provider else ""
-        code = f" (HTTP {status})" if status is not None else ""
-        super().__init__(f"{where}{kind.value}{code}: {message}")
-
-
 class Provider(Protocol):
     """Anything that can answer a chat-completions request."""
 
@@ -177,3 +137,9 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Release connections. A no-op for in-process providers."""
         ...
+
+
+__all__ = [
+    "RETRYABLE", "Attempt", "AttemptSink", "AttemptStart", "ChatRequest", "ChatResponse",
+    "ErrorKind", "Provider", "ProviderError", "TwoPhaseSink", "Usage",
+]

@@ -34,7 +34,7 @@ import httpx
 from tenacity import RetryCallState
 
 from gate.config.schema import Price, ProviderConfig
-from gate.errors import CircuitBreakerError, ConfigError
+from gate.errors import AttemptFailed, CircuitBreakerError, ConfigError
 from gate.providers.base import (
     RETRYABLE,
     Attempt,
@@ -54,14 +54,7 @@ from gate.providers.httpjson import get_json
 from gate.providers.pricing import compute_cost, live_prices, table_prices
 from gate.providers.ratelimit import RateLimiter
 from gate.providers.redact import Secret, redact
-from gate.providers.retry import (
-    AttemptFailed,
-    Cooldown,
-    Notice,
-    Sleep,
-    TimeoutStreak,
-    retrying,
-)
+from gate.providers.retry import Cooldown, Notice, Sleep, TimeoutStreak, retrying
 
 logger = logging.getLogger(__name__)
 

@@ -20,34 +20,13 @@ from collections.abc import Awaitable, Callable
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from gate.config.schema import RetryPolicy
-from gate.providers.base import RETRYABLE, ErrorKind
+from gate.errors import AttemptFailed, ErrorKind
+from gate.providers.base import RETRYABLE
 
 Sleep = Callable[[float], Awaitable[None]]
 Notice = Callable[[str], None]
 
 
-class AttemptFailed(Exception):
-    """One attempt failed for a provider reason (internal: becomes ProviderError at the end)."""
-
-    def __init__(
-        self,
-        kind: ErrorKind,
-        message: str,
-        *,
-        status: int | None = None,
-        response_id: str | None = None,
-        retry_after_s: float | None = None,
-    ) -> None:
-        self.kind = kind
-        self.message = message
-        self.status = status
-        self.response_id = response_id
-        self.retry_after_s = retry_after_s
-        super().__init__(f"{kind.value}: {message}")
-
-    def label(self) -> str:
-        """``rate_limited (429)``: the kind, and the status when there is one."""
-        return self.kind.value if self.status is None else f"{self.kind.value} ({self.status})"
 
 
 def is_retryable(exc: BaseException) -> bool:

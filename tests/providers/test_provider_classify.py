@@ -9,11 +9,12 @@ import httpx
 import pytest
 
 from gate.config.schema import RetryPolicy
+from gate.errors import AttemptFailed
 from gate.providers.base import RETRYABLE, ErrorKind
 from gate.providers.capped import ResponseTooLarge
 from gate.providers.classify import UNPARSEABLE, classify, parse_retry_after
 from gate.providers.openai_compat import cost_diverges
-from gate.providers.retry import AttemptFailed, backoff_s, is_retryable
+from gate.providers.retry import backoff_s, is_retryable
 
 OK: dict[str, Any] = {
     "id": "gen-1",

@@ -16,12 +16,20 @@ from hostile_corpus import HOSTILE
 from test_hostile_report_e2e import assert_inert
 
 from gate.cli import main
+from gate.config.schema import StatisticsConfig
 from gate.engine.jsonl import read_jsonl
 from gate.engine.results import TOP_UP_WHY, accounting, failure_reasons
+from gate.engine.rundir import read_results
+from gate.records import AuditAttempt, Decision, Manifest, PlannedScope, Trial, TrialScores
 from gate.report.render import print_decision, render_markdown
 
 BUCKETS = ("used_by_decision", "lost_to_provider", "environment_errors", "not_scored",
            "unpaired", "after_decision", "outside_plan")
+
+
+def _manifest(scope: dict[str, list[object]], batch: int = 4) -> Manifest:
+    planned = PlannedScope.model_construct(schedule="rounds", max_rounds=2, **scope)
+    return Manifest.model_construct(scope=planned, statistics=StatisticsConfig(batch=batch))
 
 
 def _configure(project_dir: Path, **sections: dict[str, object]) -> None:
@@ -108,10 +116,10 @@ def test_failure_reasons_come_from_counts_not_text() -> None:
     trial = {"wrong_fixes": 1, "policy_violations": ["refund over cap"],
              "invalid_by_kind": {"schema": 2, "unknown_tool": 0}, "ended": "truncated",
              "truncations": 1, "refusals": ["I can't"], "distractor_actions": 0}
-    assert failure_reasons(trial) == ["wrong_fix", "policy_violation", "invalid_action:schema",
-                                      "truncation", "refusal"]
-    assert failure_reasons({"ended": "final_answer"}) == ["wrong_end_state"]
-    assert failure_reasons({"ended": "step_limit"}) == ["step_limit"]
+    assert failure_reasons(TrialScores(**trial)) == [
+        "wrong_fix", "policy_violation", "invalid_action:schema", "truncation", "refusal"]
+    assert failure_reasons(TrialScores(ended="final_answer")) == ["wrong_end_state"]
+    assert failure_reasons(TrialScores(ended="step_limit")) == ["step_limit"]
 
 
 def _assert_adds_up(run: Path) -> dict[str, object]:
@@ -185,7 +193,7 @@ def test_pass_k_top_up_is_a_setting_and_its_trials_are_accounted(project_dir: Pa
     text = render_markdown(topped)
     assert f"**{len(late)} trial(s) ran after it, costing $" in text
     console = io.StringIO()
-    print_decision(results, console)
+    print_decision(read_results(topped / "results.json"), console)
     assert f"after the decision: {len(late)} trial(s), $" in console.getvalue()
 
     _configure(project_dir, statistics={"pass_k_top_up": False})
@@ -200,24 +208,25 @@ def test_accounting_of_lost_unpaired_and_unplanned_trials() -> None:
     scope = {"arms": ["candidate", "baseline"], "tasks": ["a", "b", "c"],
              "units": [[1, "a", 1], [1, "b", 1], [1, "c", 1], [2, "a", 2], [2, "b", 2],
                        [2, "c", 2]]}
-    manifest = {"scope": scope, "statistics": {"batch": 3}}
+    manifest = _manifest(scope, batch=3)
 
-    def trial(arm: str, task: str, rnd: int, status: str = "scored") -> dict[str, object]:
-        return {"trial_id": f"{arm}/{task}/r{rnd}", "arm": arm, "task": task, "round": rnd,
-                "status": status}
+    def trial(arm: str, task: str, rnd: int, status: str = "scored") -> Trial:
+        return Trial.model_construct(trial_id=f"{arm}/{task}/r{rnd}", arm=arm, task=task,
+                                     round=rnd, status=status)
 
     trials = [trial("candidate", "a", 1), trial("baseline", "a", 1),
               trial("candidate", "b", 1, "provider_error"), trial("baseline", "b", 1),
               trial("candidate", "c", 1), trial("baseline", "c", 1, "no_model_call"),
               trial("candidate", "a", 2), trial("baseline", "a", 2, "environment_error"),
               trial("candidate", "z", 9)]
-    audit = [{"arm": t["arm"], "task": t["task"], "round": t["round"],
-              "cost_computed_usd": 0.5} for t in trials]
-    audit.append({"arm": "baseline", "task": "b", "round": 2, "cost_computed_usd": 0.25})
-    audit.append({"arm": "baseline", "task": "b", "round": 2, "phase": "started"})
-    decision = {"pairs": 1, "rounds": 1, "decided_round": 1}
-    acc = accounting(manifest, trials, audit, decision)
-    assert acc is not None
+    audit = [AuditAttempt.model_construct(arm=t.arm, task=t.task, round=t.round,
+                                          cost_computed_usd=0.5) for t in trials]
+    audit.append(AuditAttempt.model_construct(arm="baseline", task="b", round=2,
+                                              cost_computed_usd=0.25))
+    decision = Decision.model_construct(pairs=1, rounds=1, decided_round=1)
+    record = accounting(manifest, trials, audit, decision)
+    assert record is not None
+    acc = record.to_json()
     cand, base = acc["arms"]["candidate"], acc["arms"]["baseline"]
     assert (cand["used_by_decision"], cand["lost_to_provider"], cand["unpaired"],
             cand["after_decision"], cand["outside_plan"]) == (1, 1, 1, 1, 1)
@@ -296,19 +305,20 @@ def test_regressed_tasks_and_excerpts_are_inert(regression: Path, tmp_path: Path
 def test_regressed_tasks_are_ordered_by_the_difference() -> None:
     from gate.engine.results import regressed_tasks
 
-    manifest = {"scope": {"arms": ["candidate", "baseline"], "tasks": ["a", "b", "c", "d"]}}
-    manifest["scope"]["tasks"].append("e")
+    manifest = _manifest({"arms": ["candidate", "baseline"], "tasks": ["a", "b", "c", "d", "e"],
+                          "units": []})
     outcomes = {"a": ([True, False], [True, True]), "b": ([False, False], [True, True]),
                 "c": ([True, True], [True, True]), "d": ([True, False], [False, True]),
                 "e": ([False], [True])}
     trials = [
-        {"trial_id": f"{arm}/{task}/r{i}", "arm": arm, "task": task, "round": i,
-         "status": "scored", "success": ok, "ended": "step_limit", "wrong_fixes": i - 1}
+        Trial.model_construct(trial_id=f"{arm}/{task}/r{i}", arm=arm, task=task, round=i,
+                              status="scored", success=ok, ended="step_limit",
+                              wrong_fixes=i - 1)
         for task, (cand, base) in outcomes.items()
         for arm, runs in (("candidate", cand), ("baseline", base))
         for i, ok in enumerate(runs, start=1)
     ]
-    rows = regressed_tasks(manifest, trials)
+    rows = [r.to_json() for r in regressed_tasks(manifest, trials)]
     assert [(r["task"], r["difference"]) for r in rows] == [("b", -1.0), ("e", -1.0),
                                                              ("a", -0.5)]
     assert rows[0]["reasons"] == {"step_limit": 2, "wrong_fix": 1}
