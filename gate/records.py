@@ -428,6 +428,49 @@ class Evidence(Record):
     attempts: int = Field(ge=0)  # audit lines
 
 
+class ArmAccounting(Record):
+    """Where one arm's lines of trials.jsonl went; the counts sum to the arm's lines, the
+    three costs to the arm's audit cost."""
+
+    trials_on_disk: int = Field(ge=0)
+    used_by_decision: int = Field(ge=0)  # scored, in a pair the decision used
+    lost_to_provider: int = Field(ge=0)  # within the decision's span
+    environment_errors: int = Field(ge=0)  # within the decision's span
+    not_scored: int = Field(ge=0)  # within the span, e.g. no_model_call
+    unpaired: int = Field(ge=0)  # scored, but the other arm's trial of the unit was not
+    after_decision: int = Field(ge=0)  # beyond the last pair the decision used
+    outside_plan: int = Field(ge=0)  # a trial id not in the manifest's units
+    cost_decision_usd: float = Field(ge=0)
+    cost_after_decision_usd: float = Field(ge=0)
+    cost_other_usd: float = Field(ge=0)  # outside the plan, or calls without a trial line
+
+
+class Accounting(Record):
+    """Every trial of a sweep: used by the decision, or run after it (why, what it cost)."""
+
+    decision_pairs: int = Field(ge=0)
+    after_decision_trials: int = Field(ge=0)
+    after_decision_cost_usd: float = Field(ge=0)
+    after_decision_why: str | None  # gate's own text: the pass^k top-up, the batch, ...
+    arms: dict[str, ArmAccounting]
+
+
+class TaskFigures(Record):
+    successes: int = Field(ge=0)
+    trials: int = Field(ge=1)  # scored
+
+
+class RegressedTask(Record):
+    """A task whose candidate success rate is below the baseline's."""
+
+    task: str
+    candidate: TaskFigures
+    baseline: TaskFigures
+    difference: float = Field(ge=-1, lt=0)  # candidate minus baseline success rate
+    reasons: dict[str, int]  # failure reason -> the candidate's failed trials showing it
+    example_trial: str | None  # one failed candidate trial (its calls are the excerpt)
+
+
 class Results(Record):
     """results.json: a pure function of the manifest, trials.jsonl and audit.jsonl."""
 
@@ -444,6 +487,8 @@ class Results(Record):
     slos: SloReport | None
     tasks: list[TaskRow]
     evidence: Evidence
+    accounting: Accounting | None = None  # sweeps: every trial line, decision or after it
+    regressed_tasks: list[RegressedTask] = Field(default_factory=list)  # worst first
 
 
 class PartialResults(Results):

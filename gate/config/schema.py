@@ -130,6 +130,10 @@ class StatisticsConfig(Strict):
         "rounds: every task each round, checked at round ends")
     batch: int = Field(4, ge=1, description="iid: paired units run at once between two reads "
                        "of the decision (the decision itself is checked after every pair)")
+    pass_k_top_up: bool = Field(
+        False, description="rounds: after a no-regression decision taken before round k, run "
+        "rounds until every task has k trials so the pass^k SLO can be measured (paid spend "
+        "after the decision; off: an unmeasurable pass^k SLO is a breach)")
 
 
 class BudgetConfig(Strict):

@@ -11,10 +11,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from gate.config.schema import SloConfig
-from gate.engine.plan import units_of
+from gate.engine.plan import batches, units_of
 from gate.engine.slos import evaluate_slos
 from gate.records import (
     SCHEMA_VERSION,
+    Accounting,
+    ArmAccounting,
     ArmSpec,
     ArmSummary,
     AuditAttempt,
@@ -26,14 +28,17 @@ from gate.records import (
     HaltRecord,
     Manifest,
     ProviderErrors,
+    RegressedTask,
     Results,
     ScopeAccounting,
     ScopeCounts,
     Status,
     TaskArm,
+    TaskFigures,
     TaskRow,
     TraceMetrics,
     Trial,
+    TrialScores,
     Verdict,
 )
 from gate.statistics import pass_hat_k, percentile, wilson_interval
@@ -289,6 +294,8 @@ def compute_results(
         slos=slos,
         tasks=per_task(manifest, trials),
         evidence=evidence,
+        accounting=accounting(manifest, trials, audit, decision),
+        regressed_tasks=regressed_tasks(manifest, trials),
     )
 
 
@@ -320,3 +327,178 @@ def _status(
     if not any(a.response_ids for a in arms.values()):
         reasons.append("no provider response id in the audit log: nothing was measured")
     return ("inconclusive" if reasons else "complete"), reasons
+
+
+# --- accounting: every trial on disk, used by the decision or run after it ---------------
+
+TOP_UP_WHY = ("statistics.pass_k_top_up: rounds run after the decision so that every task has "
+              "k trials for the pass^k SLO")
+SAME_BATCH_WHY = ("run in the same batch as the pair that decided ({batch} pairs run at once); "
+                  "the decision did not use them")
+UNFINISHED_WHY = "run in a check that did not finish (halted, paused or stopped): not used yet"
+
+
+def _decision_span(
+    manifest: Manifest, by_id: dict[str, Trial], decision: Decision,
+) -> tuple[set[str], set[str]]:
+    """The trial ids whose pairs the decision used, and every trial id planned up to the last
+    pair it used (the span: lost and unpaired trials inside it count as the decision's)."""
+    arms = list(manifest.scope.arms)
+    fed = [unit for group in batches(units_of(manifest.scope))[: decision.rounds]
+           for unit in group]
+
+    def complete(ids: list[str]) -> bool:
+        return all(i in by_id and by_id[i].status == "scored" for i in ids)
+
+    pairs_left = decision.pairs
+    whole_batches = sum(1 for u in fed if complete([u.trial_id(a) for a in arms])) == pairs_left
+    used: set[str] = set()
+    span: set[str] = set()
+    for unit in fed:
+        if not whole_batches and pairs_left == 0:
+            break  # the test stopped at a pair inside the batch (per-pair checks)
+        ids = [unit.trial_id(arm) for arm in arms]
+        span.update(ids)
+        if pairs_left and complete(ids):
+            used.update(ids)
+            pairs_left -= 1
+    return used, span
+
+
+def _after_why(manifest: Manifest, decision: Decision, after: list[Trial]) -> str | None:
+    if not after:
+        return None
+    if decision.decided_round is None:
+        return UNFINISHED_WHY
+    batch_of = {u.trial_id(arm): u.batch for u in units_of(manifest.scope)
+                for arm in manifest.scope.arms}
+    if any(batch_of[t.trial_id] > decision.decided_round for t in after):
+        return TOP_UP_WHY
+    return SAME_BATCH_WHY.format(batch=manifest.statistics.batch)
+
+
+def accounting(
+    manifest: Manifest, trials: list[Trial], audit: list[AuditAttempt],
+    decision: Decision | None,
+) -> Accounting | None:
+    """Where every trial line of a sweep went: used by the decision (or inside its span but
+    lost, broken, not scored or unpaired), run after it (why, and what it cost), or outside
+    the plan. Per arm the counts sum to the arm's lines in trials.jsonl, and the three costs
+    to the arm's audit cost (calls of a cell without a trial line count as ``other``)."""
+    if decision is None:
+        return None
+    by_id = {t.trial_id: t for t in trials}
+    used, span = _decision_span(manifest, by_id, decision)
+    planned = {u.trial_id(arm) for u in units_of(manifest.scope) for arm in manifest.scope.arms}
+    cost_of: dict[tuple[str, str, int], float] = defaultdict(float)
+    for a in audit:
+        cost_of[(a.arm, a.task, a.round)] += a.cost_computed_usd
+    after = [t for t in trials if t.trial_id in planned and t.trial_id not in span]
+    arms = {arm: _arm_accounting(arm, [t for t in trials if t.arm == arm], used, span,
+                                 planned, cost_of)
+            for arm in manifest.scope.arms}
+    return Accounting(
+        decision_pairs=decision.pairs,
+        after_decision_trials=len(after),
+        after_decision_cost_usd=_f(sum(a.cost_after_decision_usd for a in arms.values()), 8),
+        after_decision_why=_after_why(manifest, decision, after),
+        arms=arms,
+    )
+
+
+def _bucket(trial: Trial, used: set[str], span: set[str], planned: set[str]) -> str:
+    if trial.trial_id not in planned:
+        return "outside_plan"
+    if trial.trial_id not in span:
+        return "after_decision"
+    if trial.trial_id in used:
+        return "used_by_decision"
+    return {"scored": "unpaired",  # its partner was not scored: the pair was left out
+            "provider_error": "lost_to_provider",
+            "environment_error": "environment_errors"}.get(str(trial.status), "not_scored")
+
+
+def _arm_accounting(
+    arm: str, trials: list[Trial], used: set[str], span: set[str], planned: set[str],
+    cost_of: dict[tuple[str, str, int], float],
+) -> ArmAccounting:
+    counts: Counter[str] = Counter()
+    costs: dict[str, float] = defaultdict(float)
+    for t in trials:
+        bucket = _bucket(t, used, span, planned)
+        counts[bucket] += 1
+        phase = {"after_decision": "after", "outside_plan": "other"}.get(bucket, "decision")
+        costs[phase] += cost_of.pop((arm, t.task, t.round), 0.0)
+    costs["other"] += sum(v for (name, _task, _round), v in cost_of.items() if name == arm)
+    return ArmAccounting(
+        trials_on_disk=len(trials),
+        **{k: counts.get(k, 0) for k in ArmAccounting.model_fields
+           if not k.startswith("cost_") and k != "trials_on_disk"},
+        cost_decision_usd=_f(costs["decision"], 8),
+        cost_after_decision_usd=_f(costs["after"], 8),
+        cost_other_usd=_f(costs["other"], 8),
+    )
+
+
+# --- tasks the candidate did worse on, with why ------------------------------------------
+
+
+def failure_reasons(trial: TrialScores) -> list[str]:
+    """Why a scored trial failed, from its record's counts (never from free text).
+
+    ``invalid_action:<kind>`` per kind of invalid call; ``wrong_end_state`` when nothing
+    else in the record explains the failure."""
+    reasons = []
+    if trial.wrong_fixes:
+        reasons.append("wrong_fix")
+    if trial.policy_violations:
+        reasons.append("policy_violation")
+    kinds = [k for k, n in sorted((trial.invalid_by_kind or {}).items()) if n]
+    if not kinds and trial.invalid_actions:
+        kinds = ["unknown"]
+    reasons.extend(f"invalid_action:{k}" for k in kinds)
+    if trial.ended == "step_limit":
+        reasons.append("step_limit")
+    if trial.ended == "truncated" or trial.truncations:
+        reasons.append("truncation")
+    if trial.refusals:
+        reasons.append("refusal")
+    if trial.distractor_actions:
+        reasons.append("distractor_action")
+    return reasons or ["wrong_end_state"]
+
+
+def regressed_tasks(
+    manifest: Manifest, trials: list[Trial],
+    candidate: str = "candidate", baseline: str = "baseline",
+) -> list[RegressedTask]:
+    """Tasks whose candidate success rate is below the baseline's, worst first (ties: more
+    candidate trials first), each with the candidate's failure reasons (failed trials per
+    reason) and one failed trial's id."""
+    if {candidate, baseline} - set(manifest.scope.arms):
+        return []
+    scored: dict[tuple[str, str], list[Trial]] = defaultdict(list)
+    for t in trials:
+        if t.status == "scored":
+            scored[(t.arm, t.task)].append(t)
+    out = []
+    for task in manifest.scope.tasks:
+        cand, base = scored.get((candidate, task), []), scored.get((baseline, task), [])
+        if not cand or not base:
+            continue
+        c_ok, b_ok = sum(1 for t in cand if t.success), sum(1 for t in base if t.success)
+        diff = _f(c_ok / len(cand) - b_ok / len(base), 4)
+        if diff >= 0:
+            continue
+        failed = sorted((t for t in cand if not t.success), key=lambda t: t.round)
+        reasons = Counter(r for t in failed for r in failure_reasons(t))
+        out.append(RegressedTask(
+            task=task,
+            candidate=TaskFigures(successes=c_ok, trials=len(cand)),
+            baseline=TaskFigures(successes=b_ok, trials=len(base)),
+            difference=diff,
+            reasons=dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+            example_trial=failed[0].trial_id if failed else None,
+        ))
+    # worst first; at equal difference, the task with more trials (firmer evidence) first
+    return sorted(out, key=lambda r: (r.difference, -r.candidate.trials, r.task))

@@ -219,9 +219,11 @@ def _spent(out: Path) -> float:
 
 
 def _min_checks(project: Project) -> int:
-    """Checks to run even after a decision, so pass^k has k trials per task (rounds only)."""
+    """Checks to run after a no-regression decision so that pass^k has k trials per task:
+    only with ``statistics.pass_k_top_up`` (rounds schedule, a pass^k SLO). A regression is
+    never topped up: no pass^k figure can change its verdict."""
     stats, slos = project.config.statistics, project.config.slos
-    if stats.schedule != "rounds" or slos.pass_k is None:
+    if stats.schedule != "rounds" or slos.pass_k is None or not stats.pass_k_top_up:
         return 1
     return slos.pass_k.k
 
@@ -237,7 +239,8 @@ async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
     for number, group in enumerate(groups, start=1):
         trials = read_jsonl(out / "trials.jsonl", Trial)
         test, _log = replay(stats, trials, units)
-        if test.verdict != "continue" and number > min_checks:
+        if test.verdict != "continue" and (number > min_checks
+                                           or test.verdict != "no_regression"):
             return None
         done = {t.trial_id for t in trials}
         cells = [Cell(u.index, u.task, arm) for u in group for arm in ("candidate", "baseline")

@@ -12,6 +12,7 @@ the template is edited.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import sys
@@ -51,6 +52,19 @@ _ENV = jinja2.Environment(
     finalize=_finalize,
 )
 _ENV.filters["code"] = _code
+
+_SUMMARY_ENTITIES = {c: f"&#{ord(c)};" for c in "\\`*_[]|~$#!"}
+
+
+def _summary(value: Any) -> Markup:
+    """Untrusted text inside ``<summary>`` (HTML, where a markdown backslash would show):
+    neutralised as plain text, then HTML-escaped, markdown punctuation as character
+    references (shown as the character, never read as markdown)."""
+    text = html.escape(neutralize(value, context="plain", limit=120), quote=True)
+    return Markup("".join(_SUMMARY_ENTITIES.get(c, c) for c in text))
+
+
+_ENV.filters["summary"] = _summary
 
 
 def load_run(run_dir: Path) -> tuple[Manifest, Results]:
@@ -127,24 +141,165 @@ def _trusted(fmt: Callable[..., str]) -> Callable[..., Markup]:
 
 
 def render_markdown(run_dir: Path, limit: int = COMMENT_LIMIT) -> str:
-    manifest, results = load_run(run_dir)
-    rows = [row.to_json() for row in results.tasks]
+    manifest_record, results_record = load_run(run_dir)
+    manifest, results = manifest_record.to_json(), results_record.to_json()
+    rows = _tasks_worst_first(results, manifest)
+    regressed = list(results.get("regressed_tasks") or [])
     url = _summary_url()  # from the runner's environment, not from the run
+    links = _run_links(url)
     url = Markup(url) if url else None
-    shown = len(rows)
+    excerpts = _excerpts(run_dir, regressed[:MAX_EXCERPTS])
+    shown_rows, shown_regressed = len(rows), len(regressed)
     while True:
         text = _ENV.get_template("report.md.j2").render(
-            results=results.to_json(), manifest=manifest.to_json(), headline=headline(results),
-            summary_line=_summary_line(results, manifest), task_rows=rows[:shown],
-            truncated=len(rows) - shown, summary_url=url, chart=_chart(results),
+            results=results, manifest=manifest, headline=headline(results_record),
+            summary_line=_summary_line(results_record, manifest_record),
+            task_rows=rows[:shown_rows], truncated=len(rows) - shown_rows, summary_url=url,
+            chart=_chart(results_record),
+            regressed=regressed[:shown_regressed],
+            regressed_hidden=len(regressed) - shown_regressed, excerpts=excerpts,
+            reasons=_reasons, links=links,
+            next_steps=_next_steps(results_record, manifest_record),
             pct=_trusted(_pct), usd=_trusted(_usd), num=_trusted(_num), sci=_trusted(_sci),
-            passk=_trusted(_passk),
-            spent=sum(a.cost_usd for a in results.arms.values()),
+            passk=_trusted(_passk), pp=_trusted(_pp),
+            spent=sum(a.cost_usd for a in results_record.arms.values()),
             traces=_failed_traces(run_dir),
         )
-        if len(text) < limit or shown == 0:
+        if len(text) < limit or (shown_rows == 0 and shown_regressed == 0):
             return text
-        shown = max(0, shown - max(1, shown // 4))
+        # Drop the folded all-tasks rows first, then regressed rows (and their excerpts).
+        if shown_rows:
+            shown_rows = max(0, shown_rows - max(1, shown_rows // 4))
+        else:
+            shown_regressed = max(0, shown_regressed - max(1, shown_regressed // 4))
+            excerpts = {k: v for k, v in excerpts.items()
+                        if k in {r["example_trial"] for r in regressed[:shown_regressed]}}
+
+
+def _pp(x: float | None) -> str:
+    """A difference of two rates in percentage points, with a true minus sign."""
+    return "n/a" if x is None else f"{100 * x:+.0f} pp".replace("-", "\u2212")
+
+
+def _task_difference(row: dict[str, Any], arms: list[str]) -> float | None:
+    """Candidate minus baseline success rate on one task (None without trials on both)."""
+    if "candidate" not in arms or "baseline" not in arms:
+        return None
+    figures = row.get("arms", row)  # TaskRow.arms in typed records, flat before
+    c, b = figures.get("candidate") or {}, figures.get("baseline") or {}
+    if not c.get("trials") or not b.get("trials"):
+        return None
+    return float(c["successes"]) / float(c["trials"]) - float(b["successes"]) / float(b["trials"])
+
+
+def _tasks_worst_first(results: dict[str, Any], manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-task rows with their difference, the candidate's worst tasks first."""
+    arms = list(manifest["scope"]["arms"])
+    rows = []
+    for row in results["tasks"]:
+        figures = row.get("arms", row)
+        rows.append({"task": row["task"], "difference": _task_difference(row, arms),
+                     **{arm: figures[arm] for arm in arms if arm in figures}})
+    return sorted(rows, key=lambda r: (r["difference"] is None, r["difference"] or 0.0,
+                                       r["task"]))
+
+
+REASON_LABELS = {
+    "wrong_fix": "wrong fix", "policy_violation": "policy violation",
+    "step_limit": "step limit", "truncation": "truncated at max_tokens", "refusal": "refusal",
+    "distractor_action": "distractor action", "wrong_end_state": "wrong end state",
+}
+
+
+def _reasons(counts: dict[str, int]) -> Markup:
+    """Failure reasons with the failed trials showing each, most common first."""
+    parts = []
+    for key, n in counts.items():
+        kind = key.partition(":")[2] if key.startswith("invalid_action:") else None
+        label = f"invalid action ({kind})" if kind else REASON_LABELS.get(key, key)
+        parts.append(f"{neutralize(label, limit=60)} {int(n)}")
+    return Markup(", ".join(parts) or "n/a")
+
+
+MAX_EXCERPTS = 10  # regressed tasks with a trace excerpt
+MAX_CALLS = 8  # calls shown per excerpt
+ARGS_CHARS = 80
+
+
+def _excerpts(run_dir: Path, regressed: list[dict[str, Any]]) -> dict[str, Markup]:
+    """The calls of one failed candidate trial per regressed task, from trials.jsonl: tool
+    names and arguments are the model's (untrusted), so each is a neutralised code span."""
+    from gate.engine.jsonl import read_jsonl
+
+    wanted = {r["example_trial"] for r in regressed if r.get("example_trial")}
+    if not wanted:
+        return {}
+    out: dict[str, Markup] = {}
+    for t in read_jsonl(run_dir / "trials.jsonl", Trial):
+        if t.trial_id in wanted and t.trial_id not in out:
+            out[t.trial_id] = _excerpt(t)
+    return out
+
+
+def _excerpt(trial: Trial) -> Markup:
+    calls = list(trial.calls or [])
+    lines = [_call_line(c) for c in calls[:MAX_CALLS]]
+    if len(calls) > MAX_CALLS:
+        lines.append(f"- … {len(calls) - MAX_CALLS} more call(s)")
+    if not calls:
+        lines.append("- no tool call")
+    ended = neutralize(trial.ended or "unknown", limit=40)
+    lines.append(f"- ended: {ended} after {int(trial.steps or 0)} step(s)")
+    return Markup("\n".join(lines))
+
+
+def _call_line(call: dict[str, Any]) -> str:
+    import json
+
+    tool = neutralize(call.get("tool") or "?", context="code", limit=40)
+    args = call.get("args")
+    shown = "" if args is None else " " + neutralize(
+        json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        context="code", limit=ARGS_CHARS)
+    flags = []
+    if call.get("invalid"):
+        flags.append("invalid: " + neutralize(call["invalid"], limit=30))
+    if call.get("wrong_fix"):
+        flags.append("wrong fix")
+    if call.get("distractor"):
+        flags.append("distractor")
+    if call.get("policy_violation"):
+        flags.append("policy violation: " + neutralize(call["policy_violation"], limit=60))
+    note = f" — {'; '.join(flags)}" if flags else ""
+    step = int(call.get("step") or 0)
+    return f"- step {step}: {tool}{shown}{note}"
+
+
+def _run_links(run_url: str | None) -> dict[str, Markup] | None:
+    """The workflow run and its artifacts (the run page's artifacts section), when in Actions."""
+    if not run_url or not _SAFE_URL.fullmatch(run_url):
+        return None
+    return {"run": Markup(run_url), "artifacts": Markup(run_url + "#artifacts")}
+
+
+CONTINUE_LABEL = "gate:continue"
+
+
+def _next_steps(results: Results, manifest: Manifest) -> Markup | None:
+    """How to continue an undecided or stopped sweep (gate's own text, no run data)."""
+    if results.kind != "sweep":
+        return None
+    if results.status in ("halted", "paused"):
+        return Markup("**To go on** once the cause is fixed (the trials already paid are "
+                      "kept): `gate sweep --resume --out DIR` with the same configuration.")
+    if results.verdict != "inconclusive":
+        return None
+    rounds = manifest.scope.max_rounds
+    return Markup(
+        "**To continue this sweep** (the trials already paid are kept, the error guarantees "
+        f"hold): add the label `{CONTINUE_LABEL}` to the pull request, or run the workflow "
+        "with `continue: true`, or locally `gate sweep --resume --out DIR --max-rounds N` "
+        f"with N above the {rounds} round(s) planned.")
 
 
 _SAFE_URL = re.compile(r"https?://[^\s()<>\[\]`\"'|@]+")
@@ -199,6 +354,10 @@ def print_decision(results: Results, out: TextIO | None = None) -> None:
               f"e_accept {d.e_accept:.3g} (threshold {d.threshold_accept:.3g}); the "
               f"fixed-sample design needs {d.fixed_sample_pairs} pairs "
               f"({d.fixed_sample_rounds} rounds)", file=out)
+    acc = results.accounting
+    if acc and acc.after_decision_trials:
+        print(f"after the decision: {acc.after_decision_trials} trial(s), "
+              f"${acc.after_decision_cost_usd:.6f}: {acc.after_decision_why}", file=out)
     slos = results.slos
     if slos:
         for c in slos.checks:

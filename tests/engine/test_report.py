@@ -19,8 +19,9 @@ def test_sections_in_order_with_figures_from_the_artifacts(project_dir: Path,
     out = tmp_path / "s"
     _sweep(project_dir, out)
     text = (out / "report.md").read_text()
-    order = ["gate: REGRESSION", "### Arms", "### Statistical decision", "### SLOs",
-             "### Scope", "```mermaid", "<details>", "### Evidence"]
+    order = ["gate: REGRESSION", "### Arms", "### Statistical decision", "### Trials and cost",
+             "### SLOs", "### Tasks", "<details><summary>Per-task", "### Scope", "```mermaid",
+             "### Evidence"]
     positions = [text.index(heading) for heading in order]
     assert positions == sorted(positions)
     results = json.loads((out / "results.json").read_text())
@@ -38,8 +39,12 @@ def test_report_stays_under_the_comment_limit_for_a_huge_suite(project_dir: Path
     results = json.loads(path.read_text())
     row = results["tasks"][0]
     results["tasks"] = [{**row, "task": f"task-{i:05d}-{'x' * 40}"} for i in range(5000)]
+    regressed = results["regressed_tasks"][0]
+    results["regressed_tasks"] = [{**regressed, "task": f"task-{i:05d}-{'y' * 40}"}
+                                  for i in range(5000)]
     path.write_text(json.dumps(results))
     text = render_markdown(out)
     assert len(text) < COMMENT_LIMIT
     assert "more tasks not shown here" in text
+    assert "more regressed tasks not shown here" in text
     assert "### Evidence" in text
