@@ -13,6 +13,7 @@ from typing import Any
 
 from gate.config.schema import SloConfig
 from gate.engine.plan import units_of
+from gate.engine.reuse import reuse_facts
 from gate.engine.slos import evaluate_slos
 from gate.statistics import pass_hat_k, percentile, wilson_interval
 
@@ -42,8 +43,9 @@ def arm_summary(
     n = len(scored)
     successes = sum(1 for t in scored if t["success"])
     failed = [a for a in audit if a["outcome"] != "ok"]
-    cost = sum(float(a.get("cost_computed_usd") or 0.0) for a in audit)
-    reported = [a for a in audit if a.get("cost_reported_usd") is not None]
+    paid = [a for a in audit if not a.get("reused_from")]  # reused: paid by an earlier run
+    cost = sum(float(a.get("cost_computed_usd") or 0.0) for a in paid)
+    reported = [a for a in paid if a.get("cost_reported_usd") is not None]
     divergent = sum(1 for a in reported if _diverges(a))
     latencies = sorted(float(t["latency_s"]) for t in scored)
     by_task: dict[str, list[bool]] = defaultdict(list)
@@ -240,6 +242,8 @@ def compute_results(
         "slos": slos,
         "tasks": per_task(manifest, trials),
         "evidence": evidence or {},
+        "continuations": manifest.get("continuations", []),
+        "reuse": reuse_facts(trials, audit),
     }
 
 

@@ -233,6 +233,14 @@ class Engine:
         self.counters.trials_done += 1
         return record
 
+    async def adopt(self, trial: dict[str, Any], audit: list[dict[str, Any]]) -> None:
+        """Record a trial paid by an earlier run (gate.engine.reuse), audit lines first."""
+        for line in audit:
+            self.audit.append(line)
+        await self.audit.sync()
+        await self.trials.awrite(trial)
+        self.counters.trials_done += 1
+
     def _audit(self, cell: Cell, arm: Arm, step: int, a: Attempt) -> None:
         self.counters.calls += 1
         if a.outcome != "ok":

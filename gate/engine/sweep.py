@@ -23,8 +23,9 @@ from gate.config.schema import SloConfig
 from gate.engine.decision import replay
 from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import Unit, batches, units_of
+from gate.engine.reuse import DEFAULT_MAX_AGE_DAYS, Reuse, baseline_key, load_cache
 from gate.engine.rundir import build_manifest, read_json, write_json
-from gate.engine.runner import Arm, Cell, Engine
+from gate.engine.runner import Arm, Cell, Engine, now_iso
 from gate.engine.session import Notices, open_providers, resolve_provider
 from gate.errors import ConfigError, ResumeError
 from gate.providers.budget import Budget
@@ -46,6 +47,8 @@ class SweepOptions:
     smoke_dir: Path | None = None
     provider: str | None = None
     write_status: bool = False
+    reuse_from: Path | None = None
+    reuse_max_age_days: float = DEFAULT_MAX_AGE_DAYS
 
 
 def register(sub: Any) -> None:
@@ -60,7 +63,13 @@ def register(sub: Any) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--pause-file", type=Path, help="while this file exists, start no trial")
     p.add_argument("--budget-usd", type=float, help="spending ceiling of this run")
-    p.add_argument("--max-rounds", type=int, help="round limit (default statistics.max_rounds)")
+    p.add_argument("--max-rounds", type=int,
+                   help="round limit (default statistics.max_rounds; with --resume, a larger "
+                        "limit continues an inconclusive run, keeping every trial)")
+    p.add_argument("--reuse-from", type=Path, metavar="DIR",
+                   help="cache of earlier runs whose matching baseline trials are reused")
+    p.add_argument("--reuse-max-age-days", type=float, default=DEFAULT_MAX_AGE_DAYS,
+                   metavar="DAYS", help="oldest baseline trial reused (default %(default)s)")
     p.add_argument("--smoke", type=Path, default=Path("runs/smoke"),
                    help="smoke directory that must vouch for this config before paid calls")
     p.add_argument("--write-status", action="store_true",
@@ -75,7 +84,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         out=args.out, seed=project.config.run.seed if args.seed is None else args.seed,
         resume=args.resume, pause_file=args.pause_file, budget_usd=args.budget_usd,
         max_rounds=args.max_rounds, smoke_dir=args.smoke, provider=args.provider,
-        write_status=args.write_status,
+        write_status=args.write_status, reuse_from=args.reuse_from,
+        reuse_max_age_days=args.reuse_max_age_days,
     )
     results = run_sweep(project, opts, config_path=args.config)
     from gate.commands import export_traces, print_arm_summary
@@ -143,26 +153,88 @@ def check_smoke(project: Project, arms: list[Arm], smoke_dir: Path | None) -> No
 
 def _new_manifest(project: Project, arms: list[Arm], opts: SweepOptions, max_rounds: int,
                   budget: dict[str, Any]) -> dict[str, Any]:
-    return build_manifest(project, kind="sweep", arms=arms, max_rounds=max_rounds,
-                          seed=opts.seed, budget=budget, command=sys.argv[1:],
-                          schedule=project.config.statistics.schedule)
+    manifest = build_manifest(project, kind="sweep", arms=arms, max_rounds=max_rounds,
+                              seed=opts.seed, budget=budget, command=sys.argv[1:],
+                              schedule=project.config.statistics.schedule)
+    manifest["baseline_key"] = baseline_key(arms[1], project.config_sha256, opts.seed)
+    return manifest
+
+
+def _reuse(opts: SweepOptions, key: str, console: TextIO) -> Reuse | None:
+    if opts.reuse_from is None:
+        return None
+    if not opts.reuse_max_age_days >= 0:
+        raise ConfigError.one("--reuse-max-age-days", None, "must be a number of days >= 0")
+    reuse = load_cache(opts.reuse_from, key, max_age_days=opts.reuse_max_age_days)
+    print(f"[gate] baseline reuse: {len(reuse.cache)} matching baseline trials in "
+          f"{opts.reuse_from} (at most {opts.reuse_max_age_days:g} days old)",
+          file=console, flush=True)
+    return reuse
 
 
 def _previous_run(project: Project, arms: list[Arm], opts: SweepOptions,
                   max_rounds: int) -> dict[str, Any] | None:
-    """The manifest to resume (checked against the files as they are now), or None if fresh."""
+    """The manifest to resume (checked against the files as they are now), or None if fresh.
+
+    A resume with a larger ``--max-rounds`` continues the run: the declared scope is extended
+    (the planned order is a prefix of the longer plan) and the continuation recorded.
+    """
     manifest_path = opts.out / "manifest.json"
     if opts.resume:
         if not manifest_path.exists():
             raise ResumeError(f"--resume: no run in {opts.out} (no manifest.json)")
         old: dict[str, Any] = read_json(manifest_path)
-        _check_resume(old, _new_manifest(project, arms, opts, max_rounds, {}))
+        fresh = _new_manifest(project, arms, opts, max_rounds, {})
+        if fresh["scope"]["max_rounds"] != old["scope"]["max_rounds"]:
+            return _continued(old, fresh, opts)
+        _check_resume(old, fresh)
         return old
     if manifest_path.exists() or (opts.out / "trials.jsonl").exists():
         raise ConfigError.one(str(opts.out), None,
                               "run directory already holds a run; pass --resume or a new --out")
     opts.out.mkdir(parents=True, exist_ok=True)
     return None
+
+
+def _resume_rounds(opts: SweepOptions, default: int) -> int:
+    """``--max-rounds``, else the limit of the run being resumed, else the configured one."""
+    if opts.max_rounds is not None:
+        return opts.max_rounds
+    manifest_path = opts.out / "manifest.json"
+    if opts.resume and manifest_path.exists():
+        return int(read_json(manifest_path)["scope"]["max_rounds"])
+    return default
+
+
+def _continued(old: dict[str, Any], fresh: dict[str, Any], opts: SweepOptions) -> dict[str, Any]:
+    """The manifest of a continued run: the old one with the longer scope and a record of it."""
+    before, after = old["scope"]["max_rounds"], fresh["scope"]["max_rounds"]
+    if after < before:
+        raise ResumeError(f"--max-rounds {after}: the run in {opts.out} already plans {before} "
+                          "rounds; a run can be continued, never shortened")
+    _check_resume({**old, "scope": fresh["scope"]}, fresh)
+    units = old["scope"]["units"]
+    if fresh["scope"]["units"][: len(units)] != units:
+        raise ResumeError("--max-rounds: the longer plan does not extend the run's planned "
+                          "order (a different plan version?); start a new run")
+    stored = _stored_results(opts.out)
+    if stored is not None and stored.get("verdict") in ("pass", "regression"):
+        raise ResumeError(f"--max-rounds: the run in {opts.out} already decided "
+                          f"({stored['verdict']}); there is nothing to continue")
+    continuation = {"ts": now_iso(), "max_rounds_from": before, "max_rounds_to": after,
+                    "command": sys.argv[1:]}
+    return {**old, "scope": fresh["scope"],
+            "continuations": [*old.get("continuations", []), continuation]}
+
+
+def _is_new_continuation(out: Path, manifest: dict[str, Any]) -> bool:
+    on_disk = read_json(out / "manifest.json")
+    return bool(on_disk.get("continuations") != manifest.get("continuations"))
+
+
+def _stored_results(out: Path) -> dict[str, Any] | None:
+    path = out / "results.json"
+    return read_json(path) if path.exists() else None
 
 
 def _check_resume(old: dict[str, Any], fresh: dict[str, Any]) -> None:
@@ -187,12 +259,13 @@ def run_sweep(
 ) -> dict[str, Any]:
     console = console or sys.stderr
     cfg = project.config
-    max_rounds = opts.max_rounds or cfg.statistics.max_rounds
+    max_rounds = _resume_rounds(opts, cfg.statistics.max_rounds)
     if max_rounds < 1:
         raise ConfigError.one(project.config_path, None, "--max-rounds must be at least 1")
     ceiling = cfg.budget.ceiling_usd if opts.budget_usd is None else opts.budget_usd
     arms = build_arms(project, opts, config_path)
     check_smoke(project, arms, opts.smoke_dir)
+    reuse = _reuse(opts, baseline_key(arms[1], project.config_sha256, opts.seed), console)
     previous = _previous_run(project, arms, opts, max_rounds)
     spent_before = _spent(opts.out) if previous else 0.0
     budget = Budget(max(0.0, ceiling - spent_before))
@@ -211,6 +284,7 @@ def run_sweep(
                 snapshot = {**budget.snapshot(),
                             "configured_by": "--budget-usd" if opts.budget_usd else "gate.yaml"}
                 manifest.update(_new_manifest(project, arms, opts, max_rounds, snapshot))
+            if previous is None or _is_new_continuation(opts.out, manifest):
                 write_json(opts.out / "manifest.json", manifest)
             if opts.write_status:
                 _write_status(project, opts.candidate, "in-progress", manifest["run_id"])
@@ -225,9 +299,11 @@ def run_sweep(
             try:
                 state["stopped"] = await _rounds(
                     engine, opts.out, units_of(manifest["scope"]), _min_checks(project),
-                    cfg.statistics, console, budget)
+                    cfg.statistics, console, budget, reuse)
             finally:
                 engine.close()
+            if reuse is not None:
+                print(f"[gate] {reuse.summary()}", file=console, flush=True)
             return engine
 
     engine = asyncio.run(go())
@@ -241,7 +317,8 @@ def run_sweep(
 
 def _spent(out: Path) -> float:
     """What the run in ``out`` has spent so far, from its audit log."""
-    return sum(float(a.get("cost_computed_usd") or 0.0) for a in read_jsonl(out / "audit.jsonl"))
+    return sum(float(a.get("cost_computed_usd") or 0.0) for a in read_jsonl(out / "audit.jsonl")
+               if not a.get("reused_from"))
 
 
 def _min_checks(project: Project) -> int:
@@ -253,7 +330,8 @@ def _min_checks(project: Project) -> int:
 
 
 async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
-                  stats: Any, console: TextIO, budget: Budget) -> str | None:
+                  stats: Any, console: TextIO, budget: Budget,
+                  reuse: Reuse | None = None) -> str | None:
     """Run batches (rounds) until the test decides, and at least ``min_checks`` of them.
 
     Returns why the sweep stopped before a decision, when the budget cannot cover another
@@ -268,7 +346,10 @@ async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
         done = {t["trial_id"] for t in trials}
         cells = [Cell(u.index, u.task, arm) for u in group for arm in ("candidate", "baseline")
                  if u.trial_id(arm) not in done]
-        stop = _budget_stop(out, budget, number, len(cells), len(trials))
+        if reuse is not None:
+            cells = await reuse.take(engine, cells)
+        paid = sum(1 for t in trials if not t.get("reused_from"))
+        stop = _budget_stop(out, budget, number, len(cells), paid)
         if stop is not None and test.verdict == "continue":
             print(f"[gate] {stop}", file=console, flush=True)
             return stop

@@ -63,6 +63,7 @@ def _fabrication(trials: list[dict[str, Any]], audit: list[dict[str, Any]]) -> l
                                  if a["outcome"] == "ok" and a.get("response_id"))
     problems = [f"response id {rid!r} appears {n} times in the audit log (one response, one "
                 "line)" for rid, n in sorted(seen.items()) if n > 1]
+    problems += _reused(trials, audit)
     for t in trials:
         if t.get("status") != "scored":
             continue
@@ -73,6 +74,23 @@ def _fabrication(trials: list[dict[str, Any]], audit: list[dict[str, Any]]) -> l
             if (t["arm"], t["task"], t["round"], rid) not in ok_ids:
                 problems.append(f"trial {t['trial_id']}: response id {rid!r} is not in the "
                                 "audit log (fabricated trial?)")
+    return problems
+
+
+def _reused(trials: list[dict[str, Any]], audit: list[dict[str, Any]]) -> list[str]:
+    """A reused trial's response ids are on audit lines copied from the run it names."""
+    copied = {(a["arm"], a["task"], a["round"], a.get("response_id"), a["reused_from"])
+              for a in audit if a.get("reused_from")}
+    problems = []
+    for t in trials:
+        origin = t.get("reused_from")
+        if not origin:
+            continue
+        for rid in t.get("response_ids") or []:
+            if (t["arm"], t["task"], t["round"], rid, origin["run_id"]) not in copied:
+                problems.append(f"trial {t['trial_id']}: reused from run {origin['run_id']} "
+                                f"but response id {rid!r} is not on an audit line copied "
+                                "from that run")
     return problems
 
 
