@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from gate.cli import main
 from gate.engine.jsonl import read_jsonl
 
@@ -100,8 +102,8 @@ def test_second_sweep_reuses_every_baseline_trial(project_dir: Path, tmp_path: P
     assert main(["verify", "--run", str(out)]) == 0
 
 
-def test_reuse_respects_max_age_and_verify_checks_origin(project_dir: Path,
-                                                        tmp_path: Path) -> None:
+def test_reuse_respects_max_age_and_verify_checks_origin(
+        project_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     log = tmp_path / "requests.jsonl"
     log_requests(project_dir, log)
     first = tmp_path / "run1"
@@ -118,6 +120,9 @@ def test_reuse_respects_max_age_and_verify_checks_origin(project_dir: Path,
     assert main(["verify", "--run", str(out)]) == 0
     audit = out / "audit.jsonl"
     lines = audit.read_text().splitlines()
-    forged = [line.replace('"reused_from": "', '"reused_from": "x') for line in lines]
+    forged = [line.replace('"reused_from":"', '"reused_from":"x') for line in lines]
+    assert forged != lines
     audit.write_text("\n".join(forged) + "\n")
+    capsys.readouterr()
     assert main(["verify", "--run", str(out)]) != 0
+    assert "not on an audit line copied from that run" in capsys.readouterr().out
