@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,6 +112,7 @@ class Engine:
         pause_file: Path | None = None,
         console: TextIO | None = None,
         notices: Notices | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.out_dir = out_dir
         self.arms = arms
@@ -132,6 +133,7 @@ class Engine:
         self.trials = JsonlWriter(out_dir / "trials.jsonl")
         self.heartbeat = JsonlWriter(out_dir / "heartbeat.jsonl", fsync=False)
         self._progress: Callable[[int, int], None] | None = None
+        self._sleep = sleep  # injectable: tests drive the heartbeat without waiting
 
     def close(self) -> None:
         for w in (self.audit, self.trials, self.heartbeat):
@@ -286,10 +288,20 @@ class Engine:
     # --- heartbeat -------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
+        """heartbeat.jsonl at once and every interval; a console line at every interval, so a
+        CI log is never silent while a slow provider answers."""
         self._beat()
         while True:
-            await asyncio.sleep(self.heartbeat_interval_s)
+            await self._sleep(self.heartbeat_interval_s)
             self._beat()
+            self._say_alive()
+
+    def _say_alive(self) -> None:
+        c = self.counters
+        where = (f"task {c.current['task']} ({c.current['arm']}, round {c.current['round']})"
+                 if c.current else "no trial started yet")
+        print(f"[gate] heartbeat: {c.trials_done} trials done, {c.calls} calls, "
+              f"${c.cost_usd:.4f}, current {where}", file=self.console, flush=True)
 
     def _beat(self) -> None:
         c = self.counters
