@@ -322,6 +322,7 @@ class _Progress:
         self.done = 0
         self.tty = console.isatty()
         self.step = max(1, total // 10)
+        self.quiet = total < 20  # a small batch: the caller's check line says enough
         self._bar: Any = None
         if self.tty and total:
             from rich.console import Console
@@ -336,7 +337,7 @@ class _Progress:
         if self._bar is not None:
             self._bar.update(self._task, advance=1,
                              description=f"{self.label} calls={c.calls} ${c.cost_usd:.4f}")
-        elif self.done % self.step == 0 or self.done == self.total:
+        elif not self.quiet and (self.done % self.step == 0 or self.done == self.total):
             print(f"[gate] {self.label}: {self.done}/{self.total} trials, {c.calls} calls, "
                   f"${c.cost_usd:.4f}", file=self.console, flush=True)
 
