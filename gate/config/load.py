@@ -36,20 +36,33 @@ class FileSource(Protocol):
     def list(self, directory: str) -> list[str]: ...
 
 
+def escapes(root: Path, relpath: str) -> Path | None:
+    """Where ``relpath`` really leads when that is outside ``root`` (symlinks followed, ``..``
+    and absolute paths included); None when it stays inside."""
+    base = root.resolve()
+    target = (base / relpath).resolve()
+    return None if target == base or target.is_relative_to(base) else target
+
+
 @dataclass(frozen=True)
 class WorkTree:
+    """Files of the work tree under ``root`` (the directory holding gate.yaml). A path that
+    resolves outside ``root`` is never read (``escapes``): the loader reports it instead."""
+
     root: Path
     label: str = "worktree"
 
     def read(self, relpath: str) -> bytes | None:
+        if escapes(self.root, relpath) is not None:
+            return None
         try:
             return (self.root / relpath).read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
 
     def list(self, directory: str) -> list[str]:
         base = self.root / directory
-        if not base.is_dir():
+        if escapes(self.root, directory) is not None or not base.is_dir():
             return []
         return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
 
@@ -119,8 +132,20 @@ class _Collector:
             return f"{source.label}:{relpath}"
         return shown
 
+    def outside(self, relpath: str, source: FileSource, name: str) -> bool:
+        """Report (and say True for) a work-tree path that resolves outside the repository."""
+        if not isinstance(source, WorkTree):
+            return False  # a git ref: gate.gitref refuses ``..`` and absolute paths itself
+        target = escapes(source.root, relpath)
+        if target is None:
+            return False
+        self.add(name, None, f"refused: resolves outside the repository ({target})")
+        return True
+
     def read(self, relpath: str, source: FileSource) -> tuple[str, str] | None:
         name = self.name(relpath, source)
+        if self.outside(relpath, source, name):
+            return None
         raw = source.read(relpath)
         if raw is None:
             self.problems.append(Problem(name, None, "file not found"))
@@ -230,6 +255,8 @@ def _load_tools(
     for env_name, env_cls in sorted(envs.items()):
         directory = f"{config.suite.tools_dir}/{env_name}"
         defs: list[ToolDef] = []
+        if col.outside(directory, source, col.name(directory, source)):
+            continue
         for relpath in source.list(directory):
             if not relpath.endswith((".yaml", ".yml")):
                 continue
@@ -275,6 +302,8 @@ def _load_tasks(
     loaded: list[LoadedTask] = []
     seen: dict[str, str] = {}
     used_fixtures: set[str] = set()
+    if col.outside(config.suite.tasks_dir, work, col.name(config.suite.tasks_dir)):
+        return loaded
     for relpath in work.list(config.suite.tasks_dir):
         if not relpath.endswith((".yaml", ".yml")):
             continue
@@ -292,6 +321,12 @@ def _load_tasks(
                     f"unknown environment {task.environment!r}; known: {sorted(envs)}")
             continue
         fixture_rel = f"{config.suite.fixtures_dir}/{task.fixture}"
+        target = escapes(work.root, fixture_rel)
+        if target is not None:
+            col.add(doc.path, doc.line_of(("fixture",)),
+                    f"fixture {task.fixture!r} refused: resolves outside the repository "
+                    f"({target})")
+            continue
         if work.read(fixture_rel) is None:
             col.add(doc.path, doc.line_of(("fixture",)),
                     f"fixture {task.fixture!r} not found ({col.name(fixture_rel)})")

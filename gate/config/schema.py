@@ -36,6 +36,8 @@ class RetryPolicy(Strict):
     jitter_s: float = Field(1.0, ge=0, description="random extra wait, uniform in [0, jitter_s]")
     cooldown_after: int = Field(3, ge=1, description="consecutive failures before a cooldown")
     cooldown_s: float = Field(60.0, ge=0, description="provider-wide pause after that many")
+    max_consecutive_timeouts: int = Field(
+        5, ge=1, description="timeouts in a row, provider-wide, that halt the run (silence)")
 
 
 class RateLimit(Strict):
@@ -85,6 +87,9 @@ class ProviderConfig(Strict):
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     timeout_s: float = Field(120.0, gt=0)
+    max_response_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024,
+        description="bodies longer than this are not read: a response_too_large error")
     concurrency: int = Field(4, ge=1, le=256)
     faults: FaultConfig | None = Field(None, description="mock provider only")
 

@@ -18,9 +18,20 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from gate.engine.audit import read_audit
 from gate.engine.jsonl import read_jsonl
+from gate.records import (
+    AuditAttempt,
+    Manifest,
+    ReusedFrom,
+    ReusedTrial,
+    ReuseFacts,
+    ReuseRun,
+    Trial,
+    read_record,
+)
 
 if TYPE_CHECKING:
     from gate.engine.runner import Arm, Cell, Engine
@@ -40,8 +51,8 @@ def baseline_key(arm: Arm, config_sha256: str, seed: int) -> str:
 
 @dataclass
 class Cached:
-    trial: dict[str, Any]
-    audit: list[dict[str, Any]]
+    trial: Trial
+    audit: list[AuditAttempt]
 
 
 @dataclass
@@ -56,19 +67,19 @@ class Reuse:
         left = []
         for cell in cells:
             hit = self.cache.pop(cell.trial_id, None) if cell.arm == "baseline" else None
-            if hit is None:
+            if hit is None or hit.trial.reused_from is None:
                 left.append(cell)
                 continue
             await engine.adopt(hit.trial, hit.audit)
-            source = hit.trial["reused_from"]["run_id"]
+            source = hit.trial.reused_from.run_id
             self.taken[source] = self.taken.get(source, 0) + 1
         return left
 
     def summary(self) -> str:
         n = sum(self.taken.values())
         runs = ", ".join(f"{k} ({v})" for k, v in sorted(self.taken.items())) or "none"
-        return f"baseline reuse: {n} trials taken from earlier runs, not sent to the provider " \
-               f"(from: {runs})"
+        return (f"baseline reuse: {n} trials taken from earlier runs, not sent to the provider "
+                f"(from: {runs})")
 
 
 def load_cache(
@@ -78,17 +89,23 @@ def load_cache(
     oldest = (now or datetime.now(UTC)) - timedelta(days=max_age_days)
     found: dict[str, Cached] = {}
     for run_dir in _run_dirs(cache_dir):
-        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-        if manifest.get("kind") != "sweep" or manifest.get("baseline_key") != key:
+        manifest = read_manifest(run_dir)
+        if manifest.kind != "sweep" or manifest.baseline_key != key:
             continue
-        for cached in _trials_of(run_dir, manifest["run_id"]):
-            origin = cached.trial["reused_from"]
-            if _when(origin["ts"]) < oldest:
+        for cached in _trials_of(run_dir, manifest.run_id):
+            origin = cached.trial.reused_from
+            assert origin is not None
+            if _when(origin.ts) < oldest:
                 continue
-            have = found.get(cached.trial["trial_id"])
-            if have is None or have.trial["reused_from"]["ts"] < origin["ts"]:
-                found[cached.trial["trial_id"]] = cached
+            have = found.get(cached.trial.trial_id)
+            if have is None or (have.trial.reused_from is not None
+                                and have.trial.reused_from.ts < origin.ts):
+                found[cached.trial.trial_id] = cached
     return Reuse(found)
+
+
+def read_manifest(run_dir: Path) -> Manifest:
+    return read_record(run_dir / "manifest.json", Manifest)
 
 
 def _run_dirs(cache_dir: Path) -> list[Path]:
@@ -101,21 +118,21 @@ def _run_dirs(cache_dir: Path) -> list[Path]:
 
 def _trials_of(run_dir: Path, run_id: str) -> list[Cached]:
     """Scored baseline trials of one run, with their audit lines, marked with their origin."""
-    audit: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for line in read_jsonl(run_dir / "audit.jsonl"):
-        if line.get("arm") == "baseline":
-            audit.setdefault((line["task"], int(line["round"])), []).append(line)
+    audit: dict[tuple[str, int], list[AuditAttempt]] = {}
+    for line in read_audit(run_dir / "audit.jsonl"):
+        if line.arm == "baseline":
+            audit.setdefault((line.task, line.round), []).append(line)
     out = []
-    for trial in read_jsonl(run_dir / "trials.jsonl"):
-        if trial.get("arm") != "baseline" or trial.get("status") != "scored":
+    for trial in read_jsonl(run_dir / "trials.jsonl", Trial):
+        if trial.arm != "baseline" or trial.status != "scored":
             continue
-        lines = audit.get((trial["task"], int(trial["round"])), [])
-        ids = {a.get("response_id") for a in lines if a.get("outcome") == "ok"}
-        if not trial.get("response_ids") or not set(trial["response_ids"]) <= ids:
+        lines = audit.get((trial.task, trial.round), [])
+        ids = {a.response_id for a in lines if a.outcome == "ok"}
+        if not trial.response_ids or not set(trial.response_ids) <= ids:
             continue  # never carry a trial its own run cannot vouch for
-        origin = trial.get("reused_from") or {"run_id": run_id, "ts": trial["ts"]}
-        out.append(Cached({**trial, "reused_from": origin},
-                          [{**a, "reused_from": origin["run_id"]} for a in lines]))
+        origin = trial.reused_from or ReusedFrom(run_id=run_id, ts=trial.ts)
+        out.append(Cached(trial.model_copy(update={"reused_from": origin}),
+                          [a.model_copy(update={"reused_from": origin.run_id}) for a in lines]))
     return out
 
 
@@ -123,22 +140,19 @@ def _when(ts: str) -> datetime:
     return datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 
-def reuse_facts(trials: list[dict[str, Any]],
-                audit: list[dict[str, Any]]) -> dict[str, Any] | None:
+def reuse_facts(trials: list[Trial], audit: list[AuditAttempt]) -> ReuseFacts | None:
     """What results.json says about reused trials (derived from the artifacts alone)."""
-    reused = [t for t in trials if t.get("reused_from")]
+    reused = [(t, t.reused_from) for t in trials if t.reused_from is not None]
     if not reused:
         return None
     runs: dict[str, list[str]] = {}
-    for t in reused:
-        runs.setdefault(t["reused_from"]["run_id"], []).append(t["reused_from"]["ts"])
-    saved = sum(float(a.get("cost_computed_usd") or 0.0) for a in audit if a.get("reused_from"))
-    return {
-        "trials": len(reused),
-        "cost_saved_usd": round(saved, 8),
-        "runs": [{"run_id": r, "trials": len(ts), "first_ts": min(ts), "last_ts": max(ts)}
-                 for r, ts in sorted(runs.items())],
-        "list": [{"trial_id": t["trial_id"], "run_id": t["reused_from"]["run_id"],
-                  "ts": t["reused_from"]["ts"], "response_ids": list(t["response_ids"])}
-                 for t in reused],
-    }
+    for _t, origin in reused:
+        runs.setdefault(origin.run_id, []).append(origin.ts)
+    saved = sum(a.cost_computed_usd for a in audit if a.reused_from is not None)
+    return ReuseFacts(
+        trials=len(reused), cost_saved_usd=round(saved, 8),
+        runs=[ReuseRun(run_id=r, trials=len(ts), first_ts=min(ts), last_ts=max(ts))
+              for r, ts in sorted(runs.items())],
+        entries=[ReusedTrial(trial_id=t.trial_id, run_id=o.run_id, ts=o.ts,
+                             response_ids=list(t.response_ids)) for t, o in reused],
+    )

@@ -9,28 +9,38 @@ fixture hash changed.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
 
 from gate.config.load import Project, load_project
-from gate.config.schema import SloConfig
+from gate.config.schema import StatisticsConfig
+from gate.engine.audit import read_audit
 from gate.engine.decision import replay
 from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import Unit, batches, units_of
 from gate.engine.reuse import DEFAULT_MAX_AGE_DAYS, Reuse, baseline_key, load_cache
-from gate.engine.rundir import build_manifest, read_json, write_json
-from gate.engine.runner import Arm, Cell, Engine, now_iso
+from gate.engine.rundir import build_manifest, finish_results, read_manifest
+from gate.engine.runner import Arm, Cell, Engine, halt_before_any_task, now_iso
 from gate.engine.session import Notices, open_providers, resolve_provider
-from gate.errors import ConfigError, ResumeError
+from gate.errors import CircuitBreakerError, ConfigError, ResumeError
 from gate.providers.budget import Budget
-
-EXIT_OK, EXIT_FAIL, EXIT_HALTED, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+from gate.records import (
+    BudgetSnapshot,
+    Continuation,
+    Decision,
+    HaltRecord,
+    Manifest,
+    Results,
+    Smoke,
+    Trial,
+    Verdict,
+    read_record,
+    write_record,
+)
 
 
 @dataclass
@@ -49,62 +59,6 @@ class SweepOptions:
     write_status: bool = False
     reuse_from: Path | None = None
     reuse_max_age_days: float = DEFAULT_MAX_AGE_DAYS
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser("sweep", help="sequential paired comparison of a candidate and a baseline")
-    p.add_argument("--config", default="gate.yaml")
-    p.add_argument("--candidate", required=True, help="candidate model id")
-    p.add_argument("--baseline", help="baseline model id (default: the registry's adopted model)")
-    p.add_argument("--baseline-ref", help="git ref whose prompts/tools the baseline arm uses")
-    p.add_argument("--provider", help="provider for models not in the registry")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--pause-file", type=Path, help="while this file exists, start no trial")
-    p.add_argument("--budget-usd", type=float, help="spending ceiling of this run")
-    p.add_argument("--max-rounds", type=int,
-                   help="round limit (default statistics.max_rounds; with --resume, a larger "
-                        "limit continues an inconclusive run, keeping every trial)")
-    p.add_argument("--reuse-from", type=Path, metavar="DIR",
-                   help="cache of earlier runs whose matching baseline trials are reused")
-    p.add_argument("--reuse-max-age-days", type=float, default=DEFAULT_MAX_AGE_DAYS,
-                   metavar="DAYS", help="oldest baseline trial reused (default %(default)s)")
-    p.add_argument("--smoke", type=Path, default=Path("runs/smoke"),
-                   help="smoke directory that must vouch for this config before paid calls")
-    p.add_argument("--write-status", action="store_true",
-                   help="move the candidate to in-progress, then pending-human-review")
-    p.set_defaults(func=cmd_sweep)
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    project = load_project(args.config)
-    opts = SweepOptions(
-        candidate=args.candidate, baseline=args.baseline, baseline_ref=args.baseline_ref,
-        out=args.out, seed=project.config.run.seed if args.seed is None else args.seed,
-        resume=args.resume, pause_file=args.pause_file, budget_usd=args.budget_usd,
-        max_rounds=args.max_rounds, smoke_dir=args.smoke, provider=args.provider,
-        write_status=args.write_status, reuse_from=args.reuse_from,
-        reuse_max_age_days=args.reuse_max_age_days,
-    )
-    results = run_sweep(project, opts, config_path=args.config)
-    from gate.commands import export_traces, print_arm_summary
-    from gate.report.render import print_decision
-
-    print_arm_summary(results)
-    print_decision(results)
-    export_traces(opts.out)
-    return exit_code(results)
-
-
-def exit_code(results: dict[str, Any]) -> int:
-    if results["status"] in ("halted", "paused"):
-        return EXIT_HALTED
-    if results["verdict"] == "regression":
-        return EXIT_FAIL
-    if results["verdict"] == "pass":
-        return EXIT_OK if results["slos"]["met"] else EXIT_FAIL
-    return EXIT_INCONCLUSIVE
 
 
 def adopted_model(project: Project) -> str:
@@ -142,38 +96,36 @@ def check_smoke(project: Project, arms: list[Arm], smoke_dir: Path | None) -> No
         raise ConfigError.one(str(path), None,
                               "no smoke result: run `gate smoke --out DIR` first (smoke before "
                               "spend) and pass --smoke DIR")
-    smoke = read_json(path)
-    if not smoke.get("ok"):
+    smoke = read_record(path, Smoke)
+    if not smoke.ok:
         raise ConfigError.one(str(path), None, "the smoke test failed; fix it before spending")
-    if smoke.get("config_sha256") != project.config_sha256 or \
-            smoke.get("files_sha256") != project.hashes:
+    if smoke.config_sha256 != project.config_sha256 or smoke.files_sha256 != project.hashes:
         raise ConfigError.one(str(path), None,
                               "the smoke test ran on different config or files; run it again")
 
 
 def _new_manifest(project: Project, arms: list[Arm], opts: SweepOptions, max_rounds: int,
-                  budget: dict[str, Any]) -> dict[str, Any]:
+                  budget: BudgetSnapshot) -> Manifest:
     manifest = build_manifest(project, kind="sweep", arms=arms, max_rounds=max_rounds,
                               seed=opts.seed, budget=budget, command=sys.argv[1:],
                               schedule=project.config.statistics.schedule)
-    manifest["baseline_key"] = baseline_key(arms[1], project.config_sha256, opts.seed)
-    return manifest
+    key = baseline_key(arms[1], project.config_sha256, opts.seed)
+    return manifest.model_copy(update={"baseline_key": key})
 
 
-def _reuse(opts: SweepOptions, key: str, console: TextIO) -> Reuse | None:
+def _reuse(opts: SweepOptions, key: str, notices: Notices) -> Reuse | None:
     if opts.reuse_from is None:
         return None
     if not opts.reuse_max_age_days >= 0:
         raise ConfigError.one("--reuse-max-age-days", None, "must be a number of days >= 0")
     reuse = load_cache(opts.reuse_from, key, max_age_days=opts.reuse_max_age_days)
-    print(f"[gate] baseline reuse: {len(reuse.cache)} matching baseline trials in "
-          f"{opts.reuse_from} (at most {opts.reuse_max_age_days:g} days old)",
-          file=console, flush=True)
+    notices(f"baseline reuse: {len(reuse.cache)} matching baseline trials in "
+            f"{opts.reuse_from} (at most {opts.reuse_max_age_days:g} days old)")
     return reuse
 
 
 def _previous_run(project: Project, arms: list[Arm], opts: SweepOptions,
-                  max_rounds: int) -> dict[str, Any] | None:
+                  max_rounds: int) -> Manifest | None:
     """The manifest to resume (checked against the files as they are now), or None if fresh.
 
     A resume with a larger ``--max-rounds`` continues the run: the declared scope is extended
@@ -183,10 +135,12 @@ def _previous_run(project: Project, arms: list[Arm], opts: SweepOptions,
     if opts.resume:
         if not manifest_path.exists():
             raise ResumeError(f"--resume: no run in {opts.out} (no manifest.json)")
-        old: dict[str, Any] = read_json(manifest_path)
-        fresh = _new_manifest(project, arms, opts, max_rounds, {})
-        if fresh["scope"]["max_rounds"] != old["scope"]["max_rounds"]:
-            return _continued(old, fresh, opts)
+        old = read_manifest(opts.out)
+        fresh = _new_manifest(project, arms, opts, max_rounds, old.budget)
+        if fresh.scope.max_rounds != old.scope.max_rounds:
+            continued = _continued(old, fresh, opts)
+            write_record(manifest_path, continued)
+            return continued
         _check_resume(old, fresh)
         return old
     if manifest_path.exists() or (opts.out / "trials.jsonl").exists():
@@ -200,53 +154,44 @@ def _resume_rounds(opts: SweepOptions, default: int) -> int:
     """``--max-rounds``, else the limit of the run being resumed, else the configured one."""
     if opts.max_rounds is not None:
         return opts.max_rounds
-    manifest_path = opts.out / "manifest.json"
-    if opts.resume and manifest_path.exists():
-        return int(read_json(manifest_path)["scope"]["max_rounds"])
+    if opts.resume and (opts.out / "manifest.json").exists():
+        return read_manifest(opts.out).scope.max_rounds
     return default
 
 
-def _continued(old: dict[str, Any], fresh: dict[str, Any], opts: SweepOptions) -> dict[str, Any]:
+def _continued(old: Manifest, fresh: Manifest, opts: SweepOptions) -> Manifest:
     """The manifest of a continued run: the old one with the longer scope and a record of it."""
-    before, after = old["scope"]["max_rounds"], fresh["scope"]["max_rounds"]
+    before, after = old.scope.max_rounds, fresh.scope.max_rounds
     if after < before:
         raise ResumeError(f"--max-rounds {after}: the run in {opts.out} already plans {before} "
                           "rounds; a run can be continued, never shortened")
-    _check_resume({**old, "scope": fresh["scope"]}, fresh)
-    units = old["scope"]["units"]
-    if fresh["scope"]["units"][: len(units)] != units:
+    _check_resume(old.model_copy(update={"scope": fresh.scope}), fresh)
+    units = old.scope.units
+    if fresh.scope.units[: len(units)] != units:
         raise ResumeError("--max-rounds: the longer plan does not extend the run's planned "
                           "order (a different plan version?); start a new run")
-    stored = _stored_results(opts.out)
-    if stored is not None and stored.get("verdict") in ("pass", "regression"):
-        raise ResumeError(f"--max-rounds: the run in {opts.out} already decided "
-                          f"({stored['verdict']}); there is nothing to continue")
-    continuation = {"ts": now_iso(), "max_rounds_from": before, "max_rounds_to": after,
-                    "command": sys.argv[1:]}
-    return {**old, "scope": fresh["scope"],
-            "continuations": [*old.get("continuations", []), continuation]}
+    stored = opts.out / "results.json"
+    if stored.exists():
+        verdict = read_record(stored, Results).verdict
+        if verdict in ("pass", "regression"):
+            raise ResumeError(f"--max-rounds: the run in {opts.out} already decided "
+                              f"({verdict}); there is nothing to continue")
+    continuation = Continuation(ts=now_iso(), max_rounds_from=before, max_rounds_to=after,
+                                command=sys.argv[1:])
+    return old.model_copy(update={"scope": fresh.scope,
+                                  "continuations": [*old.continuations, continuation]})
 
 
-def _is_new_continuation(out: Path, manifest: dict[str, Any]) -> bool:
-    on_disk = read_json(out / "manifest.json")
-    return bool(on_disk.get("continuations") != manifest.get("continuations"))
-
-
-def _stored_results(out: Path) -> dict[str, Any] | None:
-    path = out / "results.json"
-    return read_json(path) if path.exists() else None
-
-
-def _check_resume(old: dict[str, Any], fresh: dict[str, Any]) -> None:
+def _check_resume(old: Manifest, fresh: Manifest) -> None:
     changed = []
-    if old["config_sha256"] != fresh["config_sha256"]:
+    if old.config_sha256 != fresh.config_sha256:
         changed.append("the configuration")
-    files_old, files_new = old["files_sha256"], fresh["files_sha256"]
+    files_old, files_new = old.files_sha256, fresh.files_sha256
     for path in sorted(set(files_old) | set(files_new)):
         if files_old.get(path) != files_new.get(path):
             changed.append(path)
     for key in ("arms", "scope", "seed", "statistics"):
-        if old[key] != fresh[key]:
+        if getattr(old, key) != getattr(fresh, key):
             changed.append(key)
     if changed:
         raise ResumeError("--resume refused: changed since the run started: "
@@ -255,9 +200,10 @@ def _check_resume(old: dict[str, Any], fresh: dict[str, Any]) -> None:
 
 def run_sweep(
     project: Project, opts: SweepOptions, *, config_path: str = "gate.yaml",
-    console: TextIO | None = None,
-) -> dict[str, Any]:
-    console = console or sys.stderr
+    notices: Notices | None = None,
+) -> Results:
+    """Run (or resume) the sweep in ``opts.out``; returns the results written there."""
+    notices = notices or Notices()
     cfg = project.config
     max_rounds = _resume_rounds(opts, cfg.statistics.max_rounds)
     if max_rounds < 1:
@@ -265,60 +211,71 @@ def run_sweep(
     ceiling = cfg.budget.ceiling_usd if opts.budget_usd is None else opts.budget_usd
     arms = build_arms(project, opts, config_path)
     check_smoke(project, arms, opts.smoke_dir)
-    reuse = _reuse(opts, baseline_key(arms[1], project.config_sha256, opts.seed), console)
+    reuse = _reuse(opts, baseline_key(arms[1], project.config_sha256, opts.seed), notices)
     previous = _previous_run(project, arms, opts, max_rounds)
     spent_before = _spent(opts.out) if previous else 0.0
     budget = Budget(max(0.0, ceiling - spent_before))
-    notices = Notices(console)
-    by_name = {a.name: a for a in arms}
+    manifests: list[Manifest] = [] if previous is None else [previous]
+
+    def declare() -> Manifest:
+        """The manifest of the run: the previous one on --resume, else written now."""
+        if not manifests:
+            snapshot = BudgetSnapshot.model_validate({
+                **budget.snapshot(),
+                "configured_by": "--budget-usd" if opts.budget_usd else "gate.yaml"})
+            manifests.append(_new_manifest(project, arms, opts, max_rounds, snapshot))
+            write_record(opts.out / "manifest.json", manifests[0])
+        return manifests[0]
+
+    halt, stopped = asyncio.run(_run(project, arms, opts, budget, declare, notices, reuse))
+    manifest = declare()
+    results = finish_sweep(opts.out, manifest, halt=halt, stopped=stopped,
+                           lost_share=cfg.run.lost_share_inconclusive)
+    if opts.write_status and results.status not in ("halted", "paused"):
+        _write_status(project, opts.candidate, "pending-human-review", manifest.run_id, notices)
+    return results
+
+
+async def _run(
+    project: Project, arms: list[Arm], opts: SweepOptions, budget: Budget,
+    declare: Callable[[], Manifest], notices: Notices, reuse: Reuse | None = None,
+) -> tuple[HaltRecord | None, str | None]:
+    """Open the providers and run the rounds: (the halt, why it stopped undecided)."""
+    cfg = project.config
     models: dict[str, set[str]] = {}
     for a in arms:
         models.setdefault(a.provider, set()).add(a.model)
-    manifest: dict[str, Any] = dict(previous or {})
-    state: dict[str, Any] = {"stopped": None}
-
-    async def go() -> Engine:
+    try:
         async with open_providers(project, models, budget=budget, notices=notices,
                                   seed=opts.seed) as providers:
-            if previous is None:
-                snapshot = {**budget.snapshot(),
-                            "configured_by": "--budget-usd" if opts.budget_usd else "gate.yaml"}
-                manifest.update(_new_manifest(project, arms, opts, max_rounds, snapshot))
-            if previous is None or _is_new_continuation(opts.out, manifest):
-                write_json(opts.out / "manifest.json", manifest)
+            manifest = declare()
             if opts.write_status:
-                _write_status(project, opts.candidate, "in-progress", manifest["run_id"])
+                _write_status(project, opts.candidate, "in-progress", manifest.run_id, notices)
             engine = Engine(
-                opts.out, by_name, providers, seed=opts.seed,
+                opts.out, {a.name: a for a in arms}, providers, seed=opts.seed,
                 concurrency=min([cfg.run.concurrency]
                                 + [cfg.providers[a.provider].concurrency for a in arms]),
                 max_tokens=cfg.run.max_tokens, temperature=cfg.run.temperature,
                 heartbeat_interval_s=cfg.run.heartbeat_interval_s,
-                pause_file=opts.pause_file, console=console, notices=notices,
+                pause_file=opts.pause_file, notices=notices,
             )
             try:
-                state["stopped"] = await _rounds(
-                    engine, opts.out, units_of(manifest["scope"]), _min_checks(project),
-                    cfg.statistics, console, budget, reuse)
+                stopped = await _rounds(engine, opts.out, units_of(manifest.scope),
+                                        _min_checks(project), cfg.statistics, notices, budget,
+                                        reuse)
             finally:
                 engine.close()
             if reuse is not None:
-                print(f"[gate] {reuse.summary()}", file=console, flush=True)
-            return engine
-
-    engine = asyncio.run(go())
-    halt = None if engine.halt is None else engine.halt.__dict__
-    results = finish_sweep(opts.out, manifest, halt=halt, stopped=state["stopped"],
-                           lost_share=cfg.run.lost_share_inconclusive)
-    if opts.write_status and results["status"] not in ("halted", "paused"):
-        _write_status(project, opts.candidate, "pending-human-review", manifest["run_id"])
-    return results
+                notices(reuse.summary())
+            return engine.halt, stopped
+    except CircuitBreakerError as exc:  # while opening the providers: before any task
+        return halt_before_any_task(exc, notices), None
 
 
 def _spent(out: Path) -> float:
     """What the run in ``out`` has spent so far, from its audit log."""
-    return sum(float(a.get("cost_computed_usd") or 0.0) for a in read_jsonl(out / "audit.jsonl")
-               if not a.get("reused_from"))
+    return sum(a.cost_computed_usd for a in read_audit(out / "audit.jsonl")
+               if a.reused_from is None)
 
 
 def _min_checks(project: Project) -> int:
@@ -330,7 +287,7 @@ def _min_checks(project: Project) -> int:
 
 
 async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
-                  stats: Any, console: TextIO, budget: Budget,
+                  stats: StatisticsConfig, notices: Notices, budget: Budget,
                   reuse: Reuse | None = None) -> str | None:
     """Run batches (rounds) until the test decides, and at least ``min_checks`` of them.
 
@@ -339,32 +296,31 @@ async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
     """
     groups = batches(units)
     for number, group in enumerate(groups, start=1):
-        trials = read_jsonl(out / "trials.jsonl")
+        trials = read_jsonl(out / "trials.jsonl", Trial)
         test, _log = replay(stats, trials, units)
         if test.verdict != "continue" and number > min_checks:
             return None
-        done = {t["trial_id"] for t in trials}
+        done = {t.trial_id for t in trials}
         cells = [Cell(u.index, u.task, arm) for u in group for arm in ("candidate", "baseline")
                  if u.trial_id(arm) not in done]
         if reuse is not None:
             cells = await reuse.take(engine, cells)
-        paid = sum(1 for t in trials if not t.get("reused_from"))
+        paid = sum(1 for t in trials if t.reused_from is None)
         stop = _budget_stop(out, budget, number, len(cells), paid)
         if stop is not None and test.verdict == "continue":
-            print(f"[gate] {stop}", file=console, flush=True)
+            notices(stop)
             return stop
         if cells:
             await engine.run_cells(cells, label=f"check {number}/{len(groups)}")
         if engine.halt is not None:
             return None
-        trials = read_jsonl(out / "trials.jsonl")
+        trials = read_jsonl(out / "trials.jsonl", Trial)
         test, log = replay(stats, trials, units)
-        if log and log[-1]["round"] == number:
+        if log and log[-1].round == number:
             last = log[-1]
-            print(f"[gate] check {last['round']}: {last['pairs']} pairs, mean diff "
-                  f"{_fmt(last['mean_diff'])}, e_reject {last['e_reject']:.3g}, "
-                  f"e_accept {last['e_accept']:.3g} -> {last['verdict']}",
-                  file=console, flush=True)
+            notices(f"check {last.round}: {last.pairs} pairs, mean diff "
+                    f"{_fmt(last.mean_diff)}, e_reject {last.e_reject:.3g}, "
+                    f"e_accept {last.e_accept:.3g} -> {last.verdict}")
     return None
 
 
@@ -386,47 +342,46 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:+.3f}"
 
 
-def _write_status(project: Project, model: str, status: str, run_id: str) -> None:
+def _write_status(project: Project, model: str, status: str, run_id: str,
+                  notices: Notices) -> None:
     from gate.config.registry import write_status
 
     if not any(m.id == model for m in project.registry.models):
-        print(f"[gate] --write-status: {model} is not in the registry; nothing written",
-              file=sys.stderr)
+        notices(f"--write-status: {model} is not in the registry; nothing written")
         return
     write_status(project.root / project.config.suite.registry, model, status, run_id)
 
 
 def finish_sweep(
-    out: Path, manifest: dict[str, Any], *, halt: dict[str, Any] | None, stopped: str | None,
+    out: Path, manifest: Manifest, *, halt: HaltRecord | None, stopped: str | None,
     lost_share: float,
-) -> dict[str, Any]:
-    from gate.commands import finish_results
-
-    trials = read_jsonl(out / "trials.jsonl")
+) -> Results:
+    trials = read_jsonl(out / "trials.jsonl", Trial)
     decision, verdict = sweep_decision(manifest, trials, stopped)
     return finish_results(out, manifest, halt=halt, lost_share=lost_share,
-                          decision=decision, verdict=verdict,
-                          slo_config=SloConfig.model_validate(manifest["slos"]))
+                          decision=decision, verdict=verdict, slo_config=manifest.slos)
+
+
+_VERDICTS: dict[str, Verdict] = {"regression": "regression", "no_regression": "pass",
+                                 "inconclusive": "inconclusive"}
 
 
 def sweep_decision(
-    manifest: dict[str, Any], trials: list[dict[str, Any]], stopped: str | None
-) -> tuple[dict[str, Any], str | None]:
+    manifest: Manifest, trials: list[Trial], stopped: str | None
+) -> tuple[Decision, Verdict | None]:
     """The decision replayed from the trials; ``stopped`` is why a sweep ended undecided."""
-    from gate.config.schema import StatisticsConfig
     from gate.statistics import fixed_sample_size
 
-    cfg = StatisticsConfig.model_validate(manifest["statistics"])
-    tasks = manifest["scope"]["tasks"]
-    test, log = replay(cfg, trials, units_of(manifest["scope"]))
+    cfg = manifest.statistics
+    tasks = manifest.scope.tasks
+    test, log = replay(cfg, trials, units_of(manifest.scope))
     d = test.decision
-    verdict = {"regression": "regression", "no_regression": "pass",
-               "inconclusive": "inconclusive"}.get(d.verdict)
+    verdict = _VERDICTS.get(d.verdict)
     if verdict is None and stopped is not None:
         verdict = "inconclusive"
     sigma2, sigma2_source = _variance_of_d(test.sum_d, test.sum_d2, test.pairs)
     n_fixed = math.ceil(fixed_sample_size(cfg.delta, sigma2, cfg.alpha, cfg.beta))
-    decision = {
+    decision = Decision.model_validate({
         "verdict": d.verdict,
         "decided_round": d.rounds if d.decided and d.verdict != "inconclusive" else None,
         "rounds": d.rounds,
@@ -440,13 +395,15 @@ def sweep_decision(
         "fixed_sample_sigma2": round(sigma2, 6),
         "fixed_sample_sigma2_source": sigma2_source,
         "fixed_sample_rounds": round(n_fixed / max(len(tasks), 1), 2),
-        "rounds_log": json.loads(json.dumps(log)),
+        "rounds_log": log,
         "stopped": stopped,
-    }
+    })
     return decision, verdict
 
 
-PLANNING_SIGMA2 = 0.3  # docs/statistics.md: discordance rate ~0.3 for delta 0.1
+# Planning variance of a paired 0/1 difference: about the share of discordant pairs, ~0.3 for
+# arms ~0.1 apart (docs/statistics.md); used only until the sweep has observed its own.
+PLANNING_SIGMA2 = 0.3
 
 
 def _variance_of_d(sum_d: float, sum_d2: float, n: int) -> tuple[float, str]:

@@ -40,7 +40,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if args.format == "json":
         _manifest, results = load_run(args.run)
-        print(json.dumps(results, indent=2, sort_keys=True))
+        print(json.dumps(results.to_json(), indent=2, sort_keys=True))
         return 0
     text = render_markdown(args.run)
     (args.run / "report.md").write_text(text, encoding="utf-8")

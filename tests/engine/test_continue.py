@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gate.cli import main
+from gate.engine.audit import read_audit
 from gate.engine.jsonl import read_jsonl
 
 
@@ -36,7 +37,7 @@ def test_continuing_adds_rounds_without_repaying(project_dir: Path, tmp_path: Pa
     first = json.loads((out / "results.json").read_text())
     assert first["verdict"] == "inconclusive"
     trials_before = read_jsonl(out / "trials.jsonl")
-    audit_before = read_jsonl(out / "audit.jsonl")
+    audit_before = read_audit(out / "audit.jsonl")
     paid_before = len(requests(log))
     assert paid_before == len(audit_before)
 
@@ -48,7 +49,7 @@ def test_continuing_adds_rounds_without_repaying(project_dir: Path, tmp_path: Pa
     assert new_ids
     assert not set(new_ids) & {t["trial_id"] for t in trials_before}
     # the provider saw exactly the attempts of the new trials, none of the old ones again
-    assert len(requests(log)) - paid_before == len(read_jsonl(out / "audit.jsonl")) - len(
+    assert len(requests(log)) - paid_before == len(read_audit(out / "audit.jsonl")) - len(
         audit_before)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["scope"]["max_rounds"] == 3
@@ -94,7 +95,7 @@ def test_second_sweep_reuses_every_baseline_trial(project_dir: Path, tmp_path: P
     assert r["reuse"]["trials"] == len(baseline_trials) > 0
     assert [x["run_id"] for x in r["reuse"]["runs"]] == [run1]
     old = {t["trial_id"]: t for t in read_jsonl(first / "trials.jsonl")}
-    for item in r["reuse"]["list"]:
+    for item in r["reuse"]["entries"]:
         assert item["response_ids"] == old[item["trial_id"]]["response_ids"]
         assert item["ts"] == old[item["trial_id"]]["ts"]
     assert r["arms"]["baseline"]["cost_usd"] == 0  # paid by run1, not by this run

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from gate.engine.jsonl import read_jsonl
-from gate.engine.runner import Engine
+from gate.engine.runner import Cell, Engine
+from gate.engine.session import Notices
 
 
 def test_every_interval_prints_a_console_line(tmp_path: Path) -> None:
@@ -23,9 +24,10 @@ def test_every_interval_prints_a_console_line(tmp_path: Path) -> None:
 
     console = io.StringIO()
     engine = Engine(tmp_path, {}, {}, seed=1, concurrency=1, max_tokens=10, temperature=0.0,
-                    heartbeat_interval_s=300.0, console=console, sleep=fake_sleep)
+                    heartbeat_interval_s=300.0, notices=Notices(console),
+                    sleep=fake_sleep)
     engine.counters.calls, engine.counters.cost_usd, engine.counters.trials_done = 7, 0.25, 3
-    engine.counters.current = {"task": "orders-easy-01", "arm": "baseline", "round": 2}
+    engine.counters.current = Cell(2, "orders-easy-01", "baseline")
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(engine._heartbeat_loop())
     engine.close()
