@@ -58,6 +58,11 @@ def test_continuing_adds_rounds_without_repaying(project_dir: Path, tmp_path: Pa
     second = json.loads((out / "results.json").read_text())
     assert second["continuations"] == manifest["continuations"]
     assert second["decision"]["rounds"] > first["decision"]["rounds"]
+    # the e-process carries on: the first checks are the same numbers, then new ones follow
+    def numbers(log: list[dict]) -> list[tuple]:  # type: ignore[type-arg]
+        return [(x["pairs"], x["e_reject"], x["e_accept"]) for x in log]
+    old_log = first["decision"]["rounds_log"]
+    assert numbers(second["decision"]["rounds_log"][: len(old_log)]) == numbers(old_log)
     assert main(["verify", "--run", str(out)]) == 0
 
 
