@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from gate import __version__
+from gate.cliargs import EXIT_CODES_HELP, GateArgumentParser
 from gate.errors import CircuitBreakerError, ConfigError, GateError, exit_code_for
 from gate.providers.redact import HIERARCHIES, RedactingFilter
 
@@ -24,11 +26,16 @@ COMMAND_MODULES = (
     "gate.report.cli",
     "gate.providers.cli",
     "gate.github.cli",
+    "gate.scaffold",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gate", description="A CI gate for LLM agents.")
+    parser = GateArgumentParser(
+        prog="gate", description="A CI gate for LLM agents.", epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"gate {__version__}",
+                        help="print the version and exit")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:

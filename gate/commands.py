@@ -11,6 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gate.cliargs import (
+    non_negative_days,
+    non_negative_int,
+    out_dir,
+    positive_int,
+    positive_usd,
+)
 from gate.config.load import load_project
 from gate.errors import EXIT_FAIL, EXIT_HALTED, EXIT_INCONCLUSIVE, EXIT_OK
 from gate.records import Results
@@ -29,36 +36,44 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("run", help="screening run of one arm over the suite")
     _common(p)
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, help="model id (as in models.yaml)")
     p.add_argument("--provider", help="provider name (default: the model's registry entry)")
-    p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--seed", type=int, default=None, help="default: run.seed in gate.yaml")
+    p.add_argument("--rounds", type=positive_int, default=1,
+                   help="rounds over every task (default 1)")
+    p.add_argument("--out", required=True, type=out_dir, metavar="DIR",
+                   help="new run directory to write")
+    p.add_argument("--seed", type=non_negative_int, default=None,
+                   help="default: run.seed in gate.yaml")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("smoke", help="preflight drill on the simulated provider")
     _common(p)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--out", required=True, type=out_dir, metavar="DIR",
+                   help="directory to write smoke.json into")
+    p.add_argument("--seed", type=non_negative_int, default=None,
+                   help="default: run.seed in gate.yaml")
     p.set_defaults(func=cmd_smoke)
 
     p = sub.add_parser("sweep", help="sequential paired comparison of a candidate and a baseline")
-    p.add_argument("--config", default="gate.yaml")
+    p.add_argument("--config", default="gate.yaml", help="gate configuration (default gate.yaml)")
     p.add_argument("--candidate", required=True, help="candidate model id")
     p.add_argument("--baseline", help="baseline model id (default: the registry's adopted model)")
     p.add_argument("--baseline-ref", help="git ref whose prompts/tools the baseline arm uses")
     p.add_argument("--provider", help="provider for models not in the registry")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--out", required=True, type=out_dir, metavar="DIR",
+                   help="run directory (new, or the one to --resume)")
+    p.add_argument("--seed", type=non_negative_int, default=None,
+                   help="default: run.seed in gate.yaml")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--pause-file", type=Path, help="while this file exists, start no trial")
-    p.add_argument("--budget-usd", type=float, help="spending ceiling of this run")
-    p.add_argument("--max-rounds", type=int,
-                   help="round limit (default statistics.max_rounds; with --resume, a larger "
-                        "limit continues an inconclusive run, keeping every trial)")
+    p.add_argument("--budget-usd", type=positive_usd,
+                   help="spending ceiling of this run, above 0 (default budget.ceiling_usd)")
+    p.add_argument("--max-rounds", type=positive_int,
+                   help="round limit, at least 1 (default statistics.max_rounds; with --resume, "
+                        "a larger limit continues an inconclusive run, keeping every trial)")
     p.add_argument("--reuse-from", type=Path, metavar="DIR",
                    help="cache of earlier runs whose matching baseline trials are reused")
-    p.add_argument("--reuse-max-age-days", type=float, default=3.0, metavar="DAYS",
+    p.add_argument("--reuse-max-age-days", type=non_negative_days, default=3.0, metavar="DAYS",
                    help="oldest baseline trial reused (default %(default)s: providers drift)")
     p.add_argument("--smoke", type=Path, default=Path("runs/smoke"),
                    help="smoke directory that must vouch for this config before paid calls")

@@ -6,6 +6,7 @@ import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 EvaluationStatus = Literal[
     "pending-evaluation",
@@ -184,6 +185,10 @@ class GateConfig(Strict):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     slos: SloConfig = Field(default_factory=SloConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    environments: dict[str, str] = Field(
+        default_factory=dict,
+        description='a repository\'s own environments: {NAME: "package.module:ClassName"}, '
+                    "imported with the directory holding gate.yaml first on sys.path")
     agent: AgentChoice = Field("builtin", description="builtin loop, or {command, timeout_s}")
     agent_overrides: dict[str, AgentChoice] = Field(
         default_factory=dict, description="environment name -> its own agent choice")
@@ -213,11 +218,13 @@ class Registry(Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> Registry:
-        seen: set[str] = set()
-        for m in self.models:
-            if m.id in seen:
-                raise ValueError(f"model id {m.id!r} appears twice")
-            seen.add(m.id)
+        seen: dict[str, int] = {}
+        for i, m in enumerate(self.models):
+            if m.id in seen:  # reported at the second entry (``at``: see validation_problems)
+                raise PydanticCustomError(
+                    "duplicate_model_id", "model id {id} appears twice (first at models[{first}])",
+                    {"id": repr(m.id), "first": seen[m.id], "at": ("models", i, "id")})
+            seen[m.id] = i
         return self
 
 

@@ -244,7 +244,8 @@ def validation_problems(doc: YamlDoc, exc: ValidationError, prefix: Loc = ()) ->
     """Turn a pydantic ValidationError into ``path:line: message`` problems."""
     problems = []
     for err in exc.errors():
-        loc: Loc = (*prefix, *err["loc"])
+        at: Loc = (err.get("ctx") or {}).get("at", ())  # a model validator's own location
+        loc: Loc = (*prefix, *err["loc"], *at)
         where = ".".join(str(p) for p in loc) or "(document)"
         problems.append(Problem(doc.path, doc.line_of(loc), f"{where}: {err['msg']}"))
     return problems

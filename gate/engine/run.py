@@ -10,7 +10,13 @@ from gate.config.load import Project
 from gate.engine.plan import plan_units
 from gate.engine.rundir import build_manifest, finish_results
 from gate.engine.runner import Arm, Cell, Engine, halt_before_any_task
-from gate.engine.session import Notices, ProviderOptions, open_providers, resolve_provider
+from gate.engine.session import (
+    Notices,
+    ProviderOptions,
+    check_api_keys,
+    open_providers,
+    resolve_provider,
+)
 from gate.errors import CircuitBreakerError, ConfigError
 from gate.providers.budget import Budget
 from gate.records import BudgetSnapshot, HaltRecord, Manifest, Results, write_record
@@ -40,8 +46,9 @@ def execute_run(
     """A screening run of one arm: every task x ``rounds``. Returns the results written."""
     if rounds < 1:
         raise ConfigError.one(project.config_path, None, "--rounds must be at least 1")
-    prepare_out(out)
     arm = Arm(arm_name, model, resolve_provider(project, model, provider), project)
+    check_api_keys(project, [arm.provider])
+    prepare_out(out)
     cfg = project.config
     units = plan_units("rounds", [lt.task.id for lt in project.tasks], rounds, seed, 1)
     cells = [Cell(u.index, u.task, arm.name) for u in units]

@@ -25,7 +25,7 @@ from gate.engine.plan import Unit, batches, units_of
 from gate.engine.reuse import DEFAULT_MAX_AGE_DAYS, Reuse, baseline_key, load_cache
 from gate.engine.rundir import build_manifest, finish_results, read_manifest
 from gate.engine.runner import Arm, Cell, Engine, halt_before_any_task, now_iso
-from gate.engine.session import Notices, open_providers, resolve_provider
+from gate.engine.session import Notices, check_api_keys, open_providers, resolve_provider
 from gate.errors import CircuitBreakerError, ConfigError, ResumeError
 from gate.providers.budget import Budget
 from gate.records import (
@@ -80,8 +80,10 @@ def build_arms(project: Project, opts: SweepOptions, config_path: str) -> list[A
     baseline = opts.baseline or (opts.candidate if opts.baseline_ref else adopted_model(project))
     return [
         Arm("candidate", opts.candidate,
-            resolve_provider(project, opts.candidate, opts.provider), project),
-        Arm("baseline", baseline, resolve_provider(project, baseline, opts.provider),
+            resolve_provider(project, opts.candidate, opts.provider, flag="--candidate"),
+            project),
+        Arm("baseline", baseline,
+            resolve_provider(project, baseline, opts.provider, flag="--baseline"),
             base_project),
     ]
 
@@ -210,6 +212,7 @@ def run_sweep(
         raise ConfigError.one(project.config_path, None, "--max-rounds must be at least 1")
     ceiling = cfg.budget.ceiling_usd if opts.budget_usd is None else opts.budget_usd
     arms = build_arms(project, opts, config_path)
+    check_api_keys(project, [a.provider for a in arms])
     check_smoke(project, arms, opts.smoke_dir)
     reuse = _reuse(opts, baseline_key(arms[1], project.config_sha256, opts.seed), notices)
     previous = _previous_run(project, arms, opts, max_rounds)

@@ -142,7 +142,9 @@ def test_write_status_stops_at_pending_human_review(project_dir: Path, tmp_path:
 
 
 def test_paid_provider_needs_a_matching_smoke(project_dir: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-test-not-used")  # the key is checked first
     code = sweep(project_dir, tmp_path / "s", "--candidate", "anthropic/claude-sonnet-4.5",
                  "--baseline", "mock/expert", "--smoke", str(tmp_path / "nosmoke"))
     assert code == 4
