@@ -104,7 +104,9 @@ def test_second_sweep_reuses_every_baseline_trial(project_dir: Path, tmp_path: P
         assert item["response_ids"] == old[item["trial_id"]]["response_ids"]
         assert item["ts"] == old[item["trial_id"]]["ts"]
     assert r["arms"]["baseline"]["cost_usd"] == 0  # paid by run1, not by this run
-    assert "reused" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert f"{r['reuse']['trials']} baseline trials reused (not sent to the provider" in report
+    assert run1 in report
     assert main(["verify", "--run", str(out)]) == 0
 
 
