@@ -37,7 +37,7 @@ from pydantic import (
 )
 
 from gate.config.schema import RunConfig, SloConfig, StatisticsConfig
-from gate.errors import Problem, RecordError
+from gate.errors import ErrorKind, Problem, RecordError
 
 SCHEMA_VERSION = 1
 RESULTS_SCHEMA_ID = "https://gate.invalid/schemas/results.schema.json"
@@ -286,7 +286,7 @@ class Manifest(Record):
 
 class ProviderErrors(Record):
     total: int = Field(ge=0)  # failed provider attempts
-    by_kind: dict[str, int]  # ErrorKind value -> failed attempts
+    by_kind: dict[ErrorKind, int]  # ErrorKind value -> failed attempts
 
 
 class EnvironmentErrorExample(TrialEnvironmentError):

@@ -37,7 +37,51 @@ def template_files() -> dict[str, bytes]:
                 out[rel] = child.read_bytes()
 
     walk(files(__name__).joinpath(TEMPLATE), "")
+    for rel in [r for r in out if r.startswith(".github/workflows/")]:
+        out[rel] = for_user_repository(out[rel])
+    out[REQUIREMENTS] = install_requirements().encode()
     return out
+
+
+REQUIREMENTS = ".github/gate-requirements.txt"
+_OWN_INSTALL = b"run: pip install .\n"  # gate's own workflows install the checkout itself
+
+
+def for_user_repository(workflow: bytes) -> bytes:
+    """gate's own workflows as a user's repository runs them: gate is installed from the pinned
+    spec in .github/gate-requirements.txt, not from the repository's checkout."""
+    return workflow.replace(_OWN_INSTALL, f"run: pip install -r {REQUIREMENTS}\n".encode())
+
+
+def install_requirements() -> str:
+    """The pip requirement the scaffold's workflows install gate with: the exact source this
+    gate came from when pip recorded one (a VCS commit or an archive), else a placeholder that
+    installs nothing, so the workflow fails with "gate: command not found" until it is set."""
+    head = ("# Where the gate workflows install gate from (pip requirement syntax). Pin it: a\n"
+            "# commit, a tag, or a wheel with its hash; never an unpinned name.\n")
+    spec = _direct_spec()
+    if spec is None:
+        return head + "# gate @ git+https://github.com/OWNER/gate@<commit sha>\n"
+    return head + spec + "\n"
+
+
+def _direct_spec() -> str | None:
+    import json
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        raw = distribution("gate").read_text("direct_url.json")
+    except PackageNotFoundError:
+        return None
+    if not raw:
+        return None
+    info = json.loads(raw)
+    url, vcs = info.get("url", ""), info.get("vcs_info") or {}
+    if vcs.get("vcs") == "git" and vcs.get("commit_id"):
+        return f"gate @ git+{url}@{vcs['commit_id']}"
+    if (info.get("archive_info") or {}).get("hash") and url.startswith("https://"):
+        return f"gate @ {url}"
+    return None  # a local directory or an editable install: nothing another machine can use
 
 
 def scaffold(target: Path) -> list[str]:
@@ -70,5 +114,6 @@ def cmd_init(args: argparse.Namespace) -> int:
     written = scaffold(target)
     print(f"gate init: wrote {len(written)} files into {target.as_posix()}")
     print(f"next: cd {target.as_posix()} && gate validate && gate smoke --out runs/smoke")
-    print("then: replace the placeholder owner in .github/CODEOWNERS")
+    print("then: replace the placeholder owner in .github/CODEOWNERS, and check where the "
+          f"workflows install gate from ({REQUIREMENTS})")
     return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gate.cli import main
-from gate.scaffold import template_files
+from gate.scaffold import REQUIREMENTS, for_user_repository, template_files
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,7 +76,18 @@ def test_scaffold_workflows_are_the_repositorys_own() -> None:
     assert {"gate.yml", "adoption-guard.yml"} <= shipped
     for name in sorted(shipped):
         ours = (REPO / ".github" / "workflows" / name).read_bytes()
-        assert files[f".github/workflows/{name}"] == ours, f"resync gate/scaffold/template: {name}"
+        user = for_user_repository(ours)
+        assert files[f".github/workflows/{name}"] == user, f"resync gate/scaffold/template: {name}"
+        assert b"pip install .\n" not in user  # a user's repository is not gate's checkout
+    assert "gate-requirements.txt" in files[".github/workflows/gate.yml"].decode()
+
+
+def test_scaffold_pins_where_the_workflows_install_gate_from() -> None:
+    text = template_files()[REQUIREMENTS].decode()
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    # an editable install (this checkout) has no source another machine can use: nothing is
+    # installed until the user pins one; anything written is pinned to a commit or a hash
+    assert all("@" in ln for ln in lines), lines
 
 
 def test_scaffold_environment_uses_only_the_public_api() -> None:
