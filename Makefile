@@ -25,11 +25,11 @@ demo: $(STAMP)
 	$(GATE) smoke --out runs/demo/smoke
 	@echo; echo "== sweep 1: mock/expert@0.8 (errs at 20% of steps) against mock/expert =="
 	$(GATE) sweep --candidate mock/expert@0.8 --baseline mock/expert \
-	  --out runs/demo/regression --smoke runs/demo/smoke 2>/dev/null; \
+	  --out runs/demo/regression --smoke runs/demo/smoke; \
 	  code=$$?; echo "exit $$code (1 = regression)"; test $$code -eq 1
 	@echo; echo "== sweep 2: mock/expert against the adopted model (mock/expert) =="
 	$(GATE) sweep --candidate mock/expert --out runs/demo/no-regression \
-	  --smoke runs/demo/smoke 2>/dev/null; \
+	  --smoke runs/demo/smoke; \
 	  code=$$?; echo "exit $$code (0 = no regression, SLOs met)"; test $$code -eq 0
 	@echo
 	$(GATE) verify --run runs/demo/regression

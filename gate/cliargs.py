@@ -60,6 +60,17 @@ def positive_usd(text: str) -> float:
     return value
 
 
+def non_negative_days(text: str) -> float:
+    """A finite number of days >= 0 (the oldest reused baseline trial)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of days, 0 or more, got {text}")
+    return value
+
+
 def out_dir(text: str) -> Path:
     """A directory to write a run into: it may not exist yet, but it may not be a file."""
     path = Path(text)

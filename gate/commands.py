@@ -11,7 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gate.cliargs import non_negative_int, out_dir, positive_int, positive_usd
+from gate.cliargs import (
+    non_negative_days,
+    non_negative_int,
+    out_dir,
+    positive_int,
+    positive_usd,
+)
 from gate.config.load import load_project
 from gate.errors import EXIT_FAIL, EXIT_HALTED, EXIT_INCONCLUSIVE, EXIT_OK
 from gate.records import Results
@@ -63,7 +69,12 @@ def register(sub: Any) -> None:
     p.add_argument("--budget-usd", type=positive_usd,
                    help="spending ceiling of this run, above 0 (default budget.ceiling_usd)")
     p.add_argument("--max-rounds", type=positive_int,
-                   help="round limit, at least 1 (default statistics.max_rounds)")
+                   help="round limit, at least 1 (default statistics.max_rounds; with --resume, "
+                        "a larger limit continues an inconclusive run, keeping every trial)")
+    p.add_argument("--reuse-from", type=Path, metavar="DIR",
+                   help="cache of earlier runs whose matching baseline trials are reused")
+    p.add_argument("--reuse-max-age-days", type=non_negative_days, default=3.0, metavar="DAYS",
+                   help="oldest baseline trial reused (default %(default)s: providers drift)")
     p.add_argument("--smoke", type=Path, default=Path("runs/smoke"),
                    help="smoke directory that must vouch for this config before paid calls")
     p.add_argument("--write-status", action="store_true",
@@ -129,7 +140,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         out=args.out, seed=project.config.run.seed if args.seed is None else args.seed,
         resume=args.resume, pause_file=args.pause_file, budget_usd=args.budget_usd,
         max_rounds=args.max_rounds, smoke_dir=args.smoke, provider=args.provider,
-        write_status=args.write_status,
+        write_status=args.write_status, reuse_from=args.reuse_from,
+        reuse_max_age_days=args.reuse_max_age_days,
     )
     results = run_sweep(project, opts, config_path=args.config)
     write_report(args.out)

@@ -121,6 +121,13 @@ class TrialScores(Record):
     refusals: list[str] | None = None  # the model's refusal texts (untrusted, cut short)
 
 
+class ReusedFrom(Record):
+    """Where a reused baseline trial comes from (gate.engine.reuse)."""
+
+    run_id: str  # the run that paid for it
+    ts: str  # when that run finished it
+
+
 class Trial(TrialScores):
     """One finished trial (trials.jsonl): the checkpoint ``--resume`` continues from."""
 
@@ -138,6 +145,7 @@ class Trial(TrialScores):
     provider_error: TrialProviderError | None = None  # set when status is provider_error
     environment_error: TrialEnvironmentError | None = None  # set when environment_error
     trace_id: str  # the trial's OpenTelemetry trace id (32 hex digits, from run and trial id)
+    reused_from: ReusedFrom | None = None  # set when an earlier run paid for this trial
 
 
 # --- audit.jsonl -------------------------------------------------------------------------
@@ -187,6 +195,7 @@ class AuditAttempt(AuditLine):
     attempt_id: str | None = None  # the started line's id (None: a sink without two phases)
     finish_reason: str | None = None  # the choice's finish_reason ("stop", "length", ...)
     cached_tokens: int = 0  # prompt tokens the provider served from its cache
+    reused_from: str | None = None  # run id: copied from the run that paid for it
 
 
 # --- heartbeat.jsonl ---------------------------------------------------------------------
@@ -240,6 +249,15 @@ class BudgetSnapshot(Record):
     configured_by: str | None = None  # "--budget-usd" or "gate.yaml" (sweeps)
 
 
+class Continuation(Record):
+    """One continuation of a sweep with a larger round limit (``--resume --max-rounds``)."""
+
+    ts: str
+    max_rounds_from: int = Field(ge=1)
+    max_rounds_to: int = Field(ge=1)
+    command: list[str]
+
+
 class Manifest(Record):
     """manifest.json: what the run is, what it hashed, and what it may run."""
 
@@ -259,6 +277,8 @@ class Manifest(Record):
     slos: SloConfig
     run: RunConfig
     budget: BudgetSnapshot
+    continuations: list[Continuation] = Field(default_factory=list)
+    baseline_key: Sha256 | None = None  # what a reused baseline trial must match (sweeps)
 
 
 # --- results.json / PARTIAL-RESULTS.json ------------------------------------------------
@@ -471,6 +491,29 @@ class RegressedTask(Record):
     example_trial: str | None  # one failed candidate trial (its calls are the excerpt)
 
 
+class ReuseRun(Record):
+    run_id: str
+    trials: int = Field(ge=1)
+    first_ts: str
+    last_ts: str
+
+
+class ReusedTrial(Record):
+    trial_id: str
+    run_id: str
+    ts: str
+    response_ids: list[str]
+
+
+class ReuseFacts(Record):
+    """Baseline trials reused from earlier runs (``--reuse-from``)."""
+
+    trials: int = Field(ge=1)
+    cost_saved_usd: float = Field(ge=0)  # what they cost the runs that paid for them
+    runs: list[ReuseRun]
+    entries: list[ReusedTrial]
+
+
 class Results(Record):
     """results.json: a pure function of the manifest, trials.jsonl and audit.jsonl."""
 
@@ -489,6 +532,8 @@ class Results(Record):
     evidence: Evidence
     accounting: Accounting | None = None  # sweeps: every trial line, decision or after it
     regressed_tasks: list[RegressedTask] = Field(default_factory=list)  # worst first
+    continuations: list[Continuation] = Field(default_factory=list)
+    reuse: ReuseFacts | None = None
 
 
 class PartialResults(Results):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gate.config.schema import SloConfig
 from gate.engine.plan import batches, units_of
+from gate.engine.reuse import reuse_facts
 from gate.engine.slos import evaluate_slos
 from gate.records import (
     SCHEMA_VERSION,
@@ -86,9 +87,10 @@ def arm_summary(arm: ArmSpec, trials: list[Trial], audit: list[AuditAttempt]) ->
     n = len(scored)
     successes = sum(1 for t in scored if t.success)
     failed = [a for a in audit if a.outcome != "ok"]
-    cost = sum(a.cost_computed_usd for a in audit)
-    reported = [a.cost_reported_usd for a in audit if a.cost_reported_usd is not None]
-    divergent = sum(1 for a in audit if _diverges(a))
+    paid = [a for a in audit if a.reused_from is None]  # reused: paid by an earlier run
+    cost = sum(a.cost_computed_usd for a in paid)
+    reported = [a.cost_reported_usd for a in paid if a.cost_reported_usd is not None]
+    divergent = sum(1 for a in paid if _diverges(a))
     latencies = sorted(t.latency_s or 0.0 for t in scored)
     by_task: dict[str, list[bool]] = defaultdict(list)
     for t in scored:
@@ -296,6 +298,8 @@ def compute_results(
         evidence=evidence,
         accounting=accounting(manifest, trials, audit, decision),
         regressed_tasks=regressed_tasks(manifest, trials),
+        continuations=manifest.continuations,
+        reuse=reuse_facts(trials, audit),
     )
 
 

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -121,6 +121,7 @@ class Engine:
         heartbeat_interval_s: float,
         pause_file: Path | None = None,
         notices: Notices | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.out_dir = out_dir
         self.arms = arms
@@ -140,6 +141,7 @@ class Engine:
         self.trials = JsonlWriter(out_dir / "trials.jsonl", Trial)
         self.heartbeat = JsonlWriter(out_dir / "heartbeat.jsonl", Heartbeat, fsync=False)
         self._progress: Callable[[int, int], None] | None = None
+        self._sleep = sleep  # injectable: tests drive the heartbeat without waiting
 
     def close(self) -> None:
         for w in (self.audit, self.trials, self.heartbeat):
@@ -239,6 +241,14 @@ class Engine:
         self.counters.trials_done += 1
         return record
 
+    async def adopt(self, trial: Trial, audit: list[AuditAttempt]) -> None:
+        """Record a trial paid by an earlier run (gate.engine.reuse), audit lines first."""
+        for line in audit:
+            self.audit.append(line)
+        await self.audit.sync()
+        await self.trials.awrite(trial)
+        self.counters.trials_done += 1
+
     def _audit_start(self, cell: Cell, arm: Arm, step: int, s: AttemptStart) -> None:
         """The ``started`` line: flushed to the OS before the request body is sent (no fsync
         here, so that nothing slow sits between the two; the trial's ``sync`` covers it)."""
@@ -290,10 +300,20 @@ class Engine:
     # --- heartbeat -------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
+        """heartbeat.jsonl at once and every interval; a console line at every interval, so a
+        CI log is never silent while a slow provider answers."""
         self._beat()
         while True:
-            await asyncio.sleep(self.heartbeat_interval_s)
+            await self._sleep(self.heartbeat_interval_s)
             self._beat()
+            self._say_alive()
+
+    def _say_alive(self) -> None:
+        c, cell = self.counters, self.counters.current
+        where = (f"task {cell.task} ({cell.arm}, round {cell.round})" if cell is not None
+                 else "no trial started yet")
+        self.notices.line(f"[gate] heartbeat: {c.trials_done} trials done, {c.calls} calls, "
+                          f"${c.cost_usd:.4f}, current {where}")
 
     def _beat(self) -> None:
         c, cell = self.counters, self.counters.current
@@ -346,6 +366,7 @@ class _Progress:
         self.done = 0
         self.tty = console.isatty()
         self.step = max(1, total // 10)
+        self.quiet = total < 20  # a small batch: the caller's check line says enough
         self._bar: Any = None
         if self.tty and total:
             from rich.console import Console
@@ -360,7 +381,7 @@ class _Progress:
         if self._bar is not None:
             self._bar.update(self._task, advance=1,
                              description=f"{self.label} calls={c.calls} ${c.cost_usd:.4f}")
-        elif self.done % self.step == 0 or self.done == self.total:
+        elif not self.quiet and (self.done % self.step == 0 or self.done == self.total):
             self.notices.line(f"[gate] {self.label}: {self.done}/{self.total} trials, "
                               f"{c.calls} calls, ${c.cost_usd:.4f}")
 

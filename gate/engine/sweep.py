@@ -22,13 +22,15 @@ from gate.engine.audit import read_audit
 from gate.engine.decision import replay
 from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import Unit, batches, units_of
+from gate.engine.reuse import DEFAULT_MAX_AGE_DAYS, Reuse, baseline_key, load_cache
 from gate.engine.rundir import build_manifest, finish_results, read_manifest
-from gate.engine.runner import Arm, Cell, Engine, halt_before_any_task
+from gate.engine.runner import Arm, Cell, Engine, halt_before_any_task, now_iso
 from gate.engine.session import Notices, check_api_keys, open_providers, resolve_provider
 from gate.errors import CircuitBreakerError, ConfigError, ResumeError
 from gate.providers.budget import Budget
 from gate.records import (
     BudgetSnapshot,
+    Continuation,
     Decision,
     HaltRecord,
     Manifest,
@@ -55,6 +57,8 @@ class SweepOptions:
     smoke_dir: Path | None = None
     provider: str | None = None
     write_status: bool = False
+    reuse_from: Path | None = None
+    reuse_max_age_days: float = DEFAULT_MAX_AGE_DAYS
 
 
 def adopted_model(project: Project) -> str:
@@ -104,26 +108,80 @@ def check_smoke(project: Project, arms: list[Arm], smoke_dir: Path | None) -> No
 
 def _new_manifest(project: Project, arms: list[Arm], opts: SweepOptions, max_rounds: int,
                   budget: BudgetSnapshot) -> Manifest:
-    return build_manifest(project, kind="sweep", arms=arms, max_rounds=max_rounds,
-                          seed=opts.seed, budget=budget, command=sys.argv[1:],
-                          schedule=project.config.statistics.schedule)
+    manifest = build_manifest(project, kind="sweep", arms=arms, max_rounds=max_rounds,
+                              seed=opts.seed, budget=budget, command=sys.argv[1:],
+                              schedule=project.config.statistics.schedule)
+    key = baseline_key(arms[1], project.config_sha256, opts.seed)
+    return manifest.model_copy(update={"baseline_key": key})
+
+
+def _reuse(opts: SweepOptions, key: str, notices: Notices) -> Reuse | None:
+    if opts.reuse_from is None:
+        return None
+    if not opts.reuse_max_age_days >= 0:
+        raise ConfigError.one("--reuse-max-age-days", None, "must be a number of days >= 0")
+    reuse = load_cache(opts.reuse_from, key, max_age_days=opts.reuse_max_age_days)
+    notices(f"baseline reuse: {len(reuse.cache)} matching baseline trials in "
+            f"{opts.reuse_from} (at most {opts.reuse_max_age_days:g} days old)")
+    return reuse
 
 
 def _previous_run(project: Project, arms: list[Arm], opts: SweepOptions,
                   max_rounds: int) -> Manifest | None:
-    """The manifest to resume (checked against the files as they are now), or None if fresh."""
+    """The manifest to resume (checked against the files as they are now), or None if fresh.
+
+    A resume with a larger ``--max-rounds`` continues the run: the declared scope is extended
+    (the planned order is a prefix of the longer plan) and the continuation recorded.
+    """
     manifest_path = opts.out / "manifest.json"
     if opts.resume:
         if not manifest_path.exists():
             raise ResumeError(f"--resume: no run in {opts.out} (no manifest.json)")
         old = read_manifest(opts.out)
-        _check_resume(old, _new_manifest(project, arms, opts, max_rounds, old.budget))
+        fresh = _new_manifest(project, arms, opts, max_rounds, old.budget)
+        if fresh.scope.max_rounds != old.scope.max_rounds:
+            continued = _continued(old, fresh, opts)
+            write_record(manifest_path, continued)
+            return continued
+        _check_resume(old, fresh)
         return old
     if manifest_path.exists() or (opts.out / "trials.jsonl").exists():
         raise ConfigError.one(str(opts.out), None,
                               "run directory already holds a run; pass --resume or a new --out")
     opts.out.mkdir(parents=True, exist_ok=True)
     return None
+
+
+def _resume_rounds(opts: SweepOptions, default: int) -> int:
+    """``--max-rounds``, else the limit of the run being resumed, else the configured one."""
+    if opts.max_rounds is not None:
+        return opts.max_rounds
+    if opts.resume and (opts.out / "manifest.json").exists():
+        return read_manifest(opts.out).scope.max_rounds
+    return default
+
+
+def _continued(old: Manifest, fresh: Manifest, opts: SweepOptions) -> Manifest:
+    """The manifest of a continued run: the old one with the longer scope and a record of it."""
+    before, after = old.scope.max_rounds, fresh.scope.max_rounds
+    if after < before:
+        raise ResumeError(f"--max-rounds {after}: the run in {opts.out} already plans {before} "
+                          "rounds; a run can be continued, never shortened")
+    _check_resume(old.model_copy(update={"scope": fresh.scope}), fresh)
+    units = old.scope.units
+    if fresh.scope.units[: len(units)] != units:
+        raise ResumeError("--max-rounds: the longer plan does not extend the run's planned "
+                          "order (a different plan version?); start a new run")
+    stored = opts.out / "results.json"
+    if stored.exists():
+        verdict = read_record(stored, Results).verdict
+        if verdict in ("pass", "regression"):
+            raise ResumeError(f"--max-rounds: the run in {opts.out} already decided "
+                              f"({verdict}); there is nothing to continue")
+    continuation = Continuation(ts=now_iso(), max_rounds_from=before, max_rounds_to=after,
+                                command=sys.argv[1:])
+    return old.model_copy(update={"scope": fresh.scope,
+                                  "continuations": [*old.continuations, continuation]})
 
 
 def _check_resume(old: Manifest, fresh: Manifest) -> None:
@@ -149,13 +207,14 @@ def run_sweep(
     """Run (or resume) the sweep in ``opts.out``; returns the results written there."""
     notices = notices or Notices()
     cfg = project.config
-    max_rounds = cfg.statistics.max_rounds if opts.max_rounds is None else opts.max_rounds
+    max_rounds = _resume_rounds(opts, cfg.statistics.max_rounds)
     if max_rounds < 1:
         raise ConfigError.one(project.config_path, None, "--max-rounds must be at least 1")
     ceiling = cfg.budget.ceiling_usd if opts.budget_usd is None else opts.budget_usd
     arms = build_arms(project, opts, config_path)
     check_api_keys(project, [a.provider for a in arms])
     check_smoke(project, arms, opts.smoke_dir)
+    reuse = _reuse(opts, baseline_key(arms[1], project.config_sha256, opts.seed), notices)
     previous = _previous_run(project, arms, opts, max_rounds)
     spent_before = _spent(opts.out) if previous else 0.0
     budget = Budget(max(0.0, ceiling - spent_before))
@@ -171,7 +230,7 @@ def run_sweep(
             write_record(opts.out / "manifest.json", manifests[0])
         return manifests[0]
 
-    halt, stopped = asyncio.run(_run(project, arms, opts, budget, declare, notices))
+    halt, stopped = asyncio.run(_run(project, arms, opts, budget, declare, notices, reuse))
     manifest = declare()
     results = finish_sweep(opts.out, manifest, halt=halt, stopped=stopped,
                            lost_share=cfg.run.lost_share_inconclusive)
@@ -182,7 +241,7 @@ def run_sweep(
 
 async def _run(
     project: Project, arms: list[Arm], opts: SweepOptions, budget: Budget,
-    declare: Callable[[], Manifest], notices: Notices,
+    declare: Callable[[], Manifest], notices: Notices, reuse: Reuse | None = None,
 ) -> tuple[HaltRecord | None, str | None]:
     """Open the providers and run the rounds: (the halt, why it stopped undecided)."""
     cfg = project.config
@@ -205,9 +264,12 @@ async def _run(
             )
             try:
                 stopped = await _rounds(engine, opts.out, units_of(manifest.scope),
-                                        _min_checks(project), cfg.statistics, notices, budget)
+                                        _min_checks(project), cfg.statistics, notices, budget,
+                                        reuse)
             finally:
                 engine.close()
+            if reuse is not None:
+                notices(reuse.summary())
             return engine.halt, stopped
     except CircuitBreakerError as exc:  # while opening the providers: before any task
         return halt_before_any_task(exc, notices), None
@@ -215,7 +277,8 @@ async def _run(
 
 def _spent(out: Path) -> float:
     """What the run in ``out`` has spent so far, from its audit log."""
-    return sum(a.cost_computed_usd for a in read_audit(out / "audit.jsonl"))
+    return sum(a.cost_computed_usd for a in read_audit(out / "audit.jsonl")
+               if a.reused_from is None)
 
 
 def _min_checks(project: Project) -> int:
@@ -229,7 +292,8 @@ def _min_checks(project: Project) -> int:
 
 
 async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
-                  stats: StatisticsConfig, notices: Notices, budget: Budget) -> str | None:
+                  stats: StatisticsConfig, notices: Notices, budget: Budget,
+                  reuse: Reuse | None = None) -> str | None:
     """Run batches (rounds) until the test decides, and at least ``min_checks`` of them.
 
     Returns why the sweep stopped before a decision, when the budget cannot cover another
@@ -245,7 +309,10 @@ async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
         done = {t.trial_id for t in trials}
         cells = [Cell(u.index, u.task, arm) for u in group for arm in ("candidate", "baseline")
                  if u.trial_id(arm) not in done]
-        stop = _budget_stop(out, budget, number, len(cells), len(trials))
+        if reuse is not None:
+            cells = await reuse.take(engine, cells)
+        paid = sum(1 for t in trials if t.reused_from is None)
+        stop = _budget_stop(out, budget, number, len(cells), paid)
         if stop is not None and test.verdict == "continue":
             notices(stop)
             return stop

@@ -53,6 +53,7 @@ def _fabrication(trials: list[Trial], audit: list[AuditAttempt]) -> list[str]:
                                  if a.outcome == "ok" and a.response_id)
     problems = [f"response id {rid!r} appears {n} times in the audit log (one response, one "
                 "line)" for rid, n in sorted(seen.items()) if n > 1]
+    problems += _reused(trials, audit)
     for t in trials:
         if t.status != "scored":
             continue
@@ -62,6 +63,22 @@ def _fabrication(trials: list[Trial], audit: list[AuditAttempt]) -> list[str]:
             if (t.arm, t.task, t.round, rid) not in ok_ids:
                 problems.append(f"trial {t.trial_id}: response id {rid!r} is not in the "
                                 "audit log (fabricated trial?)")
+    return problems
+
+
+def _reused(trials: list[Trial], audit: list[AuditAttempt]) -> list[str]:
+    """A reused trial's response ids are on audit lines copied from the run it names."""
+    copied = {(a.arm, a.task, a.round, a.response_id, a.reused_from)
+              for a in audit if a.reused_from is not None}
+    problems = []
+    for t in trials:
+        if t.reused_from is None:
+            continue
+        for rid in t.response_ids:
+            if (t.arm, t.task, t.round, rid, t.reused_from.run_id) not in copied:
+                problems.append(f"trial {t.trial_id}: reused from run {t.reused_from.run_id} "
+                                f"but response id {rid!r} is not on an audit line copied "
+                                "from that run")
     return problems
 
 

@@ -112,6 +112,10 @@ def test_smoke_passes_and_writes_smoke_json(project_dir: Path, tmp_path: Path,
     assert all(t["random"]["reward"] is not None for t in smoke["tasks"])
     captured = capsys.readouterr()
     assert "[CIRCUIT BREAKER]" in captured.err
+    # the demo's reader is told the breaker line is the simulated 402, before it appears
+    label = captured.err.index("the [CIRCUIT BREAKER] line below is expected")
+    assert label < captured.err.index("[CIRCUIT BREAKER] HTTP 402")
+    assert "[gate] heartbeat:" not in captured.err  # the 20 ms beats are counted, not shown
     assert (out / "breaker" / "PARTIAL-RESULTS.json").exists()
 
 

@@ -1,0 +1,158 @@
+"""Baseline reuse: trials of the baseline arm taken from an earlier run instead of paid again.
+
+A trial is reused only when everything that decides it matches: the baseline model and its
+provider, the configuration, the baseline arm's prompt, tool, task and fixture files (the
+model registry aside: adding a candidate to it does not change the baseline), the run seed,
+and the trial's id and seed. The earlier run's key (``baseline_key`` in its manifest) holds
+all of it but the trial. Trials older than the maximum age are paid again: providers drift.
+
+The trial keeps its original timestamp and response ids and gains ``reused_from`` (the run
+that paid for it and when); its audit lines are copied with ``reused_from`` set to that run
+id, so ``gate verify`` finds every response id it cites.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gate.engine.audit import read_audit
+from gate.engine.jsonl import read_jsonl
+from gate.records import (
+    AuditAttempt,
+    Manifest,
+    ReusedFrom,
+    ReusedTrial,
+    ReuseFacts,
+    ReuseRun,
+    Trial,
+    read_record,
+)
+
+if TYPE_CHECKING:
+    from gate.engine.runner import Arm, Cell, Engine
+
+DEFAULT_MAX_AGE_DAYS = 3.0
+
+
+def baseline_key(arm: Arm, config_sha256: str, seed: int) -> str:
+    """What must match for a baseline trial of another run to stand for this run's."""
+    registry = arm.project.config.suite.registry
+    files = {k: v for k, v in arm.project.hashes.items()
+             if k.split(":", 1)[-1] != registry}
+    payload = {"model": arm.model, "provider": arm.provider, "config_sha256": config_sha256,
+               "files_sha256": dict(sorted(files.items())), "seed": seed}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class Cached:
+    trial: Trial
+    audit: list[AuditAttempt]
+
+
+@dataclass
+class Reuse:
+    """Cached baseline trials by trial id, and what was taken from them."""
+
+    cache: dict[str, Cached]
+    taken: dict[str, int] = field(default_factory=dict)  # source run id -> trials
+
+    async def take(self, engine: Engine, cells: list[Cell]) -> list[Cell]:
+        """Record the cached cells as this run's trials; return the cells still to run."""
+        left = []
+        for cell in cells:
+            hit = self.cache.pop(cell.trial_id, None) if cell.arm == "baseline" else None
+            if hit is None or hit.trial.reused_from is None:
+                left.append(cell)
+                continue
+            await engine.adopt(hit.trial, hit.audit)
+            source = hit.trial.reused_from.run_id
+            self.taken[source] = self.taken.get(source, 0) + 1
+        return left
+
+    def summary(self) -> str:
+        n = sum(self.taken.values())
+        runs = ", ".join(f"{k} ({v})" for k, v in sorted(self.taken.items())) or "none"
+        return (f"baseline reuse: {n} trials taken from earlier runs, not sent to the provider "
+                f"(from: {runs})")
+
+
+def load_cache(
+    cache_dir: Path, key: str, *, max_age_days: float, now: datetime | None = None,
+) -> Reuse:
+    """The reusable baseline trials under ``cache_dir`` (a run directory or a folder of them)."""
+    oldest = (now or datetime.now(UTC)) - timedelta(days=max_age_days)
+    found: dict[str, Cached] = {}
+    for run_dir in _run_dirs(cache_dir):
+        manifest = read_manifest(run_dir)
+        if manifest.kind != "sweep" or manifest.baseline_key != key:
+            continue
+        for cached in _trials_of(run_dir, manifest.run_id):
+            origin = cached.trial.reused_from
+            assert origin is not None
+            if _when(origin.ts) < oldest:
+                continue
+            have = found.get(cached.trial.trial_id)
+            if have is None or (have.trial.reused_from is not None
+                                and have.trial.reused_from.ts < origin.ts):
+                found[cached.trial.trial_id] = cached
+    return Reuse(found)
+
+
+def read_manifest(run_dir: Path) -> Manifest:
+    return read_record(run_dir / "manifest.json", Manifest)
+
+
+def _run_dirs(cache_dir: Path) -> list[Path]:
+    if not cache_dir.is_dir():
+        return []
+    if (cache_dir / "manifest.json").is_file():
+        return [cache_dir]
+    return sorted(p for p in cache_dir.iterdir() if (p / "manifest.json").is_file())
+
+
+def _trials_of(run_dir: Path, run_id: str) -> list[Cached]:
+    """Scored baseline trials of one run, with their audit lines, marked with their origin."""
+    audit: dict[tuple[str, int], list[AuditAttempt]] = {}
+    for line in read_audit(run_dir / "audit.jsonl"):
+        if line.arm == "baseline":
+            audit.setdefault((line.task, line.round), []).append(line)
+    out = []
+    for trial in read_jsonl(run_dir / "trials.jsonl", Trial):
+        if trial.arm != "baseline" or trial.status != "scored":
+            continue
+        lines = audit.get((trial.task, trial.round), [])
+        ids = {a.response_id for a in lines if a.outcome == "ok"}
+        if not trial.response_ids or not set(trial.response_ids) <= ids:
+            continue  # never carry a trial its own run cannot vouch for
+        origin = trial.reused_from or ReusedFrom(run_id=run_id, ts=trial.ts)
+        out.append(Cached(trial.model_copy(update={"reused_from": origin}),
+                          [a.model_copy(update={"reused_from": origin.run_id}) for a in lines]))
+    return out
+
+
+def _when(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def reuse_facts(trials: list[Trial], audit: list[AuditAttempt]) -> ReuseFacts | None:
+    """What results.json says about reused trials (derived from the artifacts alone)."""
+    reused = [(t, t.reused_from) for t in trials if t.reused_from is not None]
+    if not reused:
+        return None
+    runs: dict[str, list[str]] = {}
+    for _t, origin in reused:
+        runs.setdefault(origin.run_id, []).append(origin.ts)
+    saved = sum(a.cost_computed_usd for a in audit if a.reused_from is not None)
+    return ReuseFacts(
+        trials=len(reused), cost_saved_usd=round(saved, 8),
+        runs=[ReuseRun(run_id=r, trials=len(ts), first_ts=min(ts), last_ts=max(ts))
+              for r, ts in sorted(runs.items())],
+        entries=[ReusedTrial(trial_id=t.trial_id, run_id=o.run_id, ts=o.ts,
+                             response_ids=list(t.response_ids)) for t, o in reused],
+    )
