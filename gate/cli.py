@@ -19,6 +19,7 @@ EXIT_INVALID = 4
 COMMAND_MODULES = (
     "gate.commands",
     "gate.engine.sweep",
+    "gate.engine.shard",
     "gate.report.cli",
     "gate.providers.cli",
     "gate.github.cli",

@@ -226,7 +226,7 @@ def compute_results(
         status, reasons = "inconclusive", [*reasons, stopped]
     if status != "complete" and verdict in ("pass", "regression"):
         verdict = "inconclusive" if status == "inconclusive" else None
-    return {
+    out = {
         "schema_version": SCHEMA_VERSION,
         "run_id": manifest["run_id"],
         "kind": manifest["kind"],
@@ -241,6 +241,9 @@ def compute_results(
         "tasks": per_task(manifest, trials),
         "evidence": evidence or {},
     }
+    if manifest.get("stages") is not None:  # a sharded sweep's merged run (gate merge)
+        out["stages"] = manifest["stages"]
+    return out
 
 
 def _status(

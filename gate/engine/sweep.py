@@ -65,6 +65,11 @@ def register(sub: Any) -> None:
                    help="smoke directory that must vouch for this config before paid calls")
     p.add_argument("--write-status", action="store_true",
                    help="move the candidate to in-progress, then pending-human-review")
+    p.add_argument("--shard", metavar="I/N",
+                   help="run only shard I of N of --stage (gate merge decides; docs/github.md)")
+    p.add_argument("--stage", type=int, help="with --shard: the stage (1-based)")
+    p.add_argument("--stages", type=int, default=1,
+                   help="with --shard: the declared maximum number of stages (default 1)")
     p.set_defaults(func=cmd_sweep)
 
 
@@ -77,6 +82,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         max_rounds=args.max_rounds, smoke_dir=args.smoke, provider=args.provider,
         write_status=args.write_status,
     )
+    if args.shard is not None:
+        from gate.engine.shard import parse_shard, run_shard
+
+        info = run_shard(project, opts, parse_shard(args.shard, args.stage, args.stages),
+                         config_path=args.config)
+        return EXIT_HALTED if info["halt"] else EXIT_OK
+    if args.stage is not None:
+        raise ConfigError.one("--stage", None, "--stage needs --shard I/N")
     results = run_sweep(project, opts, config_path=args.config)
     from gate.commands import export_traces, print_arm_summary
     from gate.report.render import print_decision
