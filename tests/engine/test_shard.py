@@ -82,6 +82,9 @@ def test_undecided_stage_names_the_next_one(project_dir: Path, tmp_path: Path,
     assert any(line.startswith("stage_budget_usd=") and line != "stage_budget_usd="
                for line in lines)
     assert main(["verify", "--run", str(tmp_path / "run")]) == 0
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "### Stages (sharded sweep)" in report
+    assert "stage 1 of 16: 1 shards" in report and "stage 2 is needed" in report
     # the same shards merged again: refused, the checkpoint is not counted twice
     assert main(["merge", "--out", str(tmp_path / "run"), str(d)]) == 4
 
