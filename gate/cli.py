@@ -1,6 +1,7 @@
 """Command-line entry point. Each command lives in the module of its concept; this file only
 wires them together and turns ``GateError``s into messages and exit codes (never a traceback
-for invalid input)."""
+for invalid input). The exit code of each error type comes from the one table,
+``gate.errors.EXIT_CODES``."""
 
 from __future__ import annotations
 
@@ -9,17 +10,19 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import TextIO
 
-from gate.errors import ConfigError, GateError
+from gate import __version__
+from gate.cliargs import EXIT_CODES_HELP, GateArgumentParser
+from gate.errors import CircuitBreakerError, ConfigError, GateError, exit_code_for
+from gate.providers.redact import HIERARCHIES, RedactingFilter
 
-EXIT_INVALID = 4
+_HANDLER_NAME = "gate-cli"
 
 # Modules that contribute subcommands: each has ``register(subparsers)`` which adds parsers
 # whose ``func`` default is ``Callable[[argparse.Namespace], int]``.
 COMMAND_MODULES = (
     "gate.commands",
-    "gate.engine.sweep",
-    "gate.engine.shard",
     "gate.report.cli",
     "gate.providers.cli",
     "gate.github.cli",
@@ -27,7 +30,11 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gate", description="A CI gate for LLM agents.")
+    parser = GateArgumentParser(
+        prog="gate", description="A CI gate for LLM agents.", epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"gate {__version__}",
+                        help="print the version and exit")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -41,13 +48,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record arrives (it may be replaced)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
+def configure_logging(*, verbose: bool, stream: TextIO | None = None) -> logging.Handler:
+    """One stderr handler, with the secret-redacting filter, on the ``gate``, ``httpx`` and
+    ``httpcore`` loggers (children included, by propagation). The root logger is left alone;
+    calling this again replaces the handler instead of adding a second one."""
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    handler.set_name(_HANDLER_NAME)
+    for name in HIERARCHIES:
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose=args.verbose)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
@@ -55,10 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print(f"gate: {len(exc.problems)} problem(s); invalid input", file=sys.stderr)
-        return EXIT_INVALID
+        return exit_code_for(exc)
+    except CircuitBreakerError as exc:  # the engine reports its own; this one escaped it
+        print(f"[CIRCUIT BREAKER] {exc.reason} at task -, round 0", file=sys.stderr)
+        return exit_code_for(exc)
     except GateError as exc:  # refused resume, refused registry write, ...: a message, not a trace
         print(f"gate: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return exit_code_for(exc)
     except KeyboardInterrupt:
         print("gate: interrupted", file=sys.stderr)
         return 130

@@ -1,24 +1,22 @@
-"""The core commands: validate, run, smoke (sweep, report and verify live beside them)."""
+"""The core commands: validate, run, smoke and sweep (report and verify live beside them).
+
+Each command parses its arguments, calls the engine, prints, renders report.md and maps the
+typed outcome to an exit code (gate.errors). The engine never imports this module.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from gate.config.load import Project, load_project
-from gate.engine.jsonl import read_jsonl
-from gate.engine.plan import plan_units
-from gate.engine.results import compute_results, file_sha256
-from gate.engine.rundir import build_manifest, write_json, write_results
-from gate.engine.runner import Arm, Cell, Engine
-from gate.engine.session import Notices, ProviderOptions, open_providers, resolve_provider
-from gate.errors import ConfigError
-from gate.providers.budget import Budget
-
-EXIT_OK, EXIT_FAIL, EXIT_HALTED, EXIT_INCONCLUSIVE, EXIT_INVALID = 0, 1, 2, 3, 4
+from gate.cliargs import non_negative_int, out_dir, positive_int, positive_usd
+from gate.config.load import load_project
+from gate.errors import EXIT_FAIL, EXIT_HALTED, EXIT_INCONCLUSIVE, EXIT_OK, ConfigError
+from gate.records import Results
+from gate.report.render import print_decision, write_report
+from gate.report.summary import print_arm_summary
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -32,18 +30,59 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("run", help="screening run of one arm over the suite")
     _common(p)
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, help="model id (as in models.yaml)")
     p.add_argument("--provider", help="provider name (default: the model's registry entry)")
-    p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--seed", type=int, default=None, help="default: run.seed in gate.yaml")
+    p.add_argument("--rounds", type=positive_int, default=1,
+                   help="rounds over every task (default 1)")
+    p.add_argument("--out", required=True, type=out_dir, metavar="DIR",
+                   help="new run directory to write")
+    p.add_argument("--seed", type=non_negative_int, default=None,
+                   help="default: run.seed in gate.yaml")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("smoke", help="preflight drill on the simulated provider")
     _common(p)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--out", required=True, type=out_dir, metavar="DIR",
+                   help="directory to write smoke.json into")
+    p.add_argument("--seed", type=non_negative_int, default=None,
+                   help="default: run.seed in gate.yaml")
     p.set_defaults(func=cmd_smoke)
+
+    p = sub.add_parser("sweep", help="sequential paired comparison of a candidate and a baseline")
+    p.add_argument("--config", default="gate.yaml", help="gate configuration (default gate.yaml)")
+    p.add_argument("--candidate", required=True, help="candidate model id")
+    p.add_argument("--baseline", help="baseline model id (default: the registry's adopted model)")
+    p.add_argument("--baseline-ref", help="git ref whose prompts/tools the baseline arm uses")
+    p.add_argument("--provider", help="provider for models not in the registry")
+    p.add_argument("--out", required=True, type=out_dir, metavar="DIR",
+                   help="run directory (new, or the one to --resume)")
+    p.add_argument("--seed", type=non_negative_int, default=None,
+                   help="default: run.seed in gate.yaml")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--pause-file", type=Path, help="while this file exists, start no trial")
+    p.add_argument("--budget-usd", type=positive_usd,
+                   help="spending ceiling of this run, above 0 (default budget.ceiling_usd)")
+    p.add_argument("--max-rounds", type=positive_int,
+                   help="round limit, at least 1 (default statistics.max_rounds)")
+    p.add_argument("--smoke", type=Path, default=Path("runs/smoke"),
+                   help="smoke directory that must vouch for this config before paid calls")
+    p.add_argument("--write-status", action="store_true",
+                   help="move the candidate to in-progress, then pending-human-review")
+    p.add_argument("--shard", metavar="I/N",
+                   help="run only shard I of N of --stage; `gate merge` decides (docs/github.md)")
+    p.add_argument("--stage", type=positive_int, help="with --shard: the stage (1-based)")
+    p.add_argument("--stages", type=positive_int, default=1,
+                   help="with --shard: the declared maximum number of stages (default 1)")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("merge", help="merge the shards of a stage and decide (the decision job)")
+    p.add_argument("--out", required=True, type=out_dir, metavar="DIR",
+                   help="the sweep's run directory, carried from stage to stage")
+    p.add_argument("shards", nargs="+", type=Path, metavar="SHARD_DIR",
+                   help="every shard directory of this stage")
+    p.add_argument("--budget-usd", type=positive_usd,
+                   help="the whole sweep's budget (default budget.ceiling_usd)")
+    p.set_defaults(func=cmd_merge)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -54,112 +93,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _prepare_out(out: Path) -> None:
-    if (out / "trials.jsonl").exists() or (out / "manifest.json").exists():
-        raise ConfigError.one(str(out), None,
-                              "run directory already holds a run; choose a new --out")
-    out.mkdir(parents=True, exist_ok=True)
-
-
-def execute_run(
-    project: Project,
-    *,
-    model: str,
-    provider: str | None,
-    rounds: int,
-    out: Path,
-    seed: int,
-    options: ProviderOptions | None = None,
-    heartbeat_interval_s: float | None = None,
-    console: TextIO | None = None,
-    arm_name: str = "run",
-) -> dict[str, Any]:
-    """A screening run of one arm: every task x ``rounds``. Returns results."""
-    if rounds < 1:
-        raise ConfigError.one(project.config_path, None, "--rounds must be at least 1")
-    _prepare_out(out)
-    arm = Arm(arm_name, model, resolve_provider(project, model, provider), project)
-    cfg = project.config
-    units = plan_units("rounds", [lt.task.id for lt in project.tasks], rounds, seed, 1)
-    cells = [Cell(u.index, u.task, arm.name) for u in units]
-    budget = Budget(cfg.budget.ceiling_usd)
-    notices = Notices(console)
-    manifest: dict[str, Any] = {}
-
-    async def go() -> Engine:
-        async with open_providers(project, {arm.provider: {model}}, budget=budget,
-                                  notices=notices, seed=seed, options=options) as providers:
-            manifest.update(build_manifest(
-                project, kind="run", arms=[arm], max_rounds=rounds, seed=seed,
-                budget=budget.snapshot(), command=sys.argv[1:]))
-            write_json(out / "manifest.json", manifest)
-            engine = Engine(
-                out, {arm.name: arm}, providers, seed=seed,
-                concurrency=min(cfg.run.concurrency, cfg.providers[arm.provider].concurrency),
-                max_tokens=cfg.run.max_tokens, temperature=cfg.run.temperature,
-                heartbeat_interval_s=heartbeat_interval_s or cfg.run.heartbeat_interval_s,
-                console=console, notices=notices,
-            )
-            try:
-                await engine.run_cells(cells, label=f"{arm_name} {model}")
-            finally:
-                engine.close()
-            return engine
-
-    engine = asyncio.run(go())
-    halt = None if engine.halt is None else engine.halt.__dict__
-    return finish_results(out, manifest, halt=halt,
-                          lost_share=cfg.run.lost_share_inconclusive)
-
-
-def finish_results(
-    out: Path, manifest: dict[str, Any], *, halt: dict[str, Any] | None, lost_share: float,
-    **extra: Any,
-) -> dict[str, Any]:
-    trials = read_jsonl(out / "trials.jsonl")
-    audit = read_jsonl(out / "audit.jsonl")
-    evidence = {
-        "audit_sha256": file_sha256(out / "audit.jsonl"),
-        "trials_sha256": file_sha256(out / "trials.jsonl"),
-        "manifest_sha256": file_sha256(out / "manifest.json"),
-        "response_ids": sum(1 for a in audit if a.get("response_id")),
-        "attempts": len(audit),
-    }
-    results = compute_results(manifest, trials, audit, halt=halt,
-                              lost_share_inconclusive=lost_share, evidence=evidence, **extra)
-    write_results(out, results)
-    from gate.report.render import render_markdown
-
-    (out / "report.md").write_text(render_markdown(out), encoding="utf-8")
-    return results
-
-
-def print_arm_summary(results: dict[str, Any], out: TextIO | None = None) -> None:
-    out = out or sys.stdout
-    for name, a in results["arms"].items():
-        rate = "n/a" if a["success_rate"] is None else f"{a['success_rate']:.1%}"
-        cps = "n/a" if a["cost_per_success_usd"] is None else f"${a['cost_per_success_usd']:.6f}"
-        pe = a["provider_errors"]
-        print(f"{name} ({a['model']}): {a['successes']}/{a['trials']} succeeded ({rate}); "
-              f"pass^k {a['pass_k']}; provider errors {pe['total']} {pe['by_kind']}; "
-              f"trials lost {a['trials_lost_to_provider']}; cost ${a['cost_usd']:.6f}; "
-              f"cost/success {cps}", file=out)
-    scope = results["scope"]
-    print(f"status: {results['status']}; scope: {scope['counts']} of {scope['planned']} cells; "
-          f"response ids: {results['evidence'].get('response_ids')}", file=out)
-    for reason in results["status_reasons"]:
-        print(f"  - {reason}", file=out)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
+    from gate.engine.run import execute_run
+
     project = load_project(args.config)
     seed = project.config.run.seed if args.seed is None else args.seed
     results = execute_run(project, model=args.model, provider=args.provider,
                           rounds=args.rounds, out=args.out, seed=seed)
+    write_report(args.out)
     print_arm_summary(results)
     export_traces(args.out)
     return {"complete": EXIT_OK, "inconclusive": EXIT_INCONCLUSIVE}.get(
-        results["status"], EXIT_HALTED)
+        results.status, EXIT_HALTED)
 
 
 def export_traces(run_dir: Path) -> None:
@@ -182,4 +127,59 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     project = load_project(args.config)
     seed = project.config.run.seed if args.seed is None else args.seed
     report = run_smoke(project, args.out, seed=seed)
-    return EXIT_OK if report["ok"] else EXIT_FAIL
+    for c in report.checks:
+        print(f"[{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}")
+    print(f"smoke: {'passed' if report.ok else 'FAILED'} in {report.seconds} s; "
+          f"wrote {args.out / 'smoke.json'}")
+    return EXIT_OK if report.ok else EXIT_FAIL
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from gate.engine.sweep import SweepOptions, run_sweep
+
+    project = load_project(args.config)
+    opts = SweepOptions(
+        candidate=args.candidate, baseline=args.baseline, baseline_ref=args.baseline_ref,
+        out=args.out, seed=project.config.run.seed if args.seed is None else args.seed,
+        resume=args.resume, pause_file=args.pause_file, budget_usd=args.budget_usd,
+        max_rounds=args.max_rounds, smoke_dir=args.smoke, provider=args.provider,
+        write_status=args.write_status,
+    )
+    if args.shard is not None:
+        from gate.engine.shard import parse_shard, run_shard
+
+        info = run_shard(project, opts, parse_shard(args.shard, args.stage, args.stages),
+                         config_path=args.config)
+        return EXIT_HALTED if info["halt"] else EXIT_OK
+    if args.stage is not None:
+        raise ConfigError.one("--stage", None, "--stage needs --shard I/N")
+    results = run_sweep(project, opts, config_path=args.config)
+    write_report(args.out)
+    print_arm_summary(results)
+    print_decision(results)
+    export_traces(opts.out)
+    return sweep_exit_code(results)
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    import os
+
+    from gate.engine.shard import github_output_lines, merge
+
+    merged = merge(args.out, args.shards, budget_usd=args.budget_usd)
+    write_report(args.out)
+    print_decision(merged.results)
+    if os.environ.get("GITHUB_OUTPUT"):
+        with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in github_output_lines(merged)))
+    return sweep_exit_code(merged.results)
+
+
+def sweep_exit_code(results: Results) -> int:
+    if results.status in ("halted", "paused"):
+        return EXIT_HALTED
+    if results.verdict == "regression":
+        return EXIT_FAIL
+    if results.verdict == "pass":
+        return EXIT_OK if results.slos is not None and results.slos.met else EXIT_FAIL
+    return EXIT_INCONCLUSIVE

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path, PurePosixPath
 
-from gate.errors import ConfigError, Problem
+from gate.errors import GitRefError
 
 __all__ = [
     "GitRefError",
@@ -36,13 +36,6 @@ __all__ = [
 ]
 
 _TIMEOUT_S = 60.0
-
-
-class GitRefError(ConfigError):
-    """A ref that does not name a commit, a path outside the repository, or git itself failing."""
-
-    def __init__(self, where: str, message: str) -> None:
-        super().__init__([Problem(where, None, message)])
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:

@@ -38,13 +38,37 @@ from starlette.routing import Route
 from gate.agent.loop import TrialSpec, TrialTrace
 from gate.environments.base import Environment
 from gate.errors import HaltError
-from gate.providers.base import Attempt, ChatRequest, ChatResponse, Provider, ProviderError
+from gate.providers.base import (
+    Attempt,
+    AttemptStart,
+    ChatRequest,
+    ChatResponse,
+    Provider,
+    ProviderError,
+)
 
 AuditSink = Callable[[int, Attempt], None]  # (step, attempt) -> the engine's audit writer
 FORWARDED = frozenset({"model", "messages", "tools", "temperature", "max_tokens",
                        "max_completion_tokens", "stream", "stream_options"})
 MAX_BODY = 8 * 1024 * 1024
 ENDING_S = 1.0  # an ending trial's program gets its answer; the trial ends after this at most
+
+
+class _StepSink:
+    """The provider's attempt sink for one model call: two-phase (``TwoPhaseSink``) when the
+    engine's audit writer has ``started(step, start)`` (audit before send)."""
+
+    def __init__(self, audit: AuditSink, step: int) -> None:
+        self._audit = audit
+        self._step = step
+
+    def __call__(self, attempt: Attempt) -> None:
+        self._audit(self._step, attempt)
+
+    def started(self, start: AttemptStart) -> None:
+        started = getattr(self._audit, "started", None)
+        if started is not None:
+            started(self._step, start)
 
 
 @dataclass
@@ -135,7 +159,7 @@ async def _completions(session: TrialSession, request: Request) -> Response:
         temperature=_temperature(session.spec, body),
     )
     try:
-        response = await session.provider.complete(chat, lambda a: session.audit(step, a))
+        response = await session.provider.complete(chat, _StepSink(session.audit, step))
     except HaltError as exc:
         return _ending(session, exc, _error(402, f"gate halted the run: {exc.reason}", "halted"))
     except ProviderError as exc:

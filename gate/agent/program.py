@@ -75,7 +75,7 @@ def program_fields(trace: ProgramTrace, outcome: EnvOutcome, lt: LoadedTask) -> 
     if trace.status != "scored":
         return {"environment": lt.task.environment, "difficulty": lt.task.difficulty,
                 "status": trace.status, "agent": trace.agent}
-    fields = score_trial(trace, trace.judge(outcome), lt)
+    fields = dict(score_trial(trace, trace.judge(outcome), lt))
     fields.update(status="scored", agent=trace.agent)
     return fields
 

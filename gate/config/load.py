@@ -36,20 +36,33 @@ class FileSource(Protocol):
     def list(self, directory: str) -> list[str]: ...
 
 
+def escapes(root: Path, relpath: str) -> Path | None:
+    """Where ``relpath`` really leads when that is outside ``root`` (symlinks followed, ``..``
+    and absolute paths included); None when it stays inside."""
+    base = root.resolve()
+    target = (base / relpath).resolve()
+    return None if target == base or target.is_relative_to(base) else target
+
+
 @dataclass(frozen=True)
 class WorkTree:
+    """Files of the work tree under ``root`` (the directory holding gate.yaml). A path that
+    resolves outside ``root`` is never read (``escapes``): the loader reports it instead."""
+
     root: Path
     label: str = "worktree"
 
     def read(self, relpath: str) -> bytes | None:
+        if escapes(self.root, relpath) is not None:
+            return None
         try:
             return (self.root / relpath).read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
 
     def list(self, directory: str) -> list[str]:
         base = self.root / directory
-        if not base.is_dir():
+        if escapes(self.root, directory) is not None or not base.is_dir():
             return []
         return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
 
@@ -112,6 +125,8 @@ class _Collector:
         self.root = root
         self.problems: list[Problem] = []
         self.hashes: dict[str, str] = {}
+        # (environment, tool) implemented but declared by no tool file -> (where, consequences)
+        self.undeclared: dict[tuple[str, str], tuple[str, int]] = {}
 
     def name(self, relpath: str, source: FileSource | None = None) -> str:
         shown = display_path(self.root / relpath)
@@ -119,8 +134,20 @@ class _Collector:
             return f"{source.label}:{relpath}"
         return shown
 
+    def outside(self, relpath: str, source: FileSource, name: str) -> bool:
+        """Report (and say True for) a work-tree path that resolves outside the repository."""
+        if not isinstance(source, WorkTree):
+            return False  # a git ref: gate.gitref refuses ``..`` and absolute paths itself
+        target = escapes(source.root, relpath)
+        if target is None:
+            return False
+        self.add(name, None, f"refused: resolves outside the repository ({target})")
+        return True
+
     def read(self, relpath: str, source: FileSource) -> tuple[str, str] | None:
         name = self.name(relpath, source)
+        if self.outside(relpath, source, name):
+            return None
         raw = source.read(relpath)
         if raw is None:
             self.problems.append(Problem(name, None, "file not found"))
@@ -159,6 +186,21 @@ class _Collector:
     def add(self, path: str, line: int | None, message: str) -> None:
         self.problems.append(Problem(path, line, message))
 
+    def consequence_of_undeclared(self, environment: str, tool: str) -> bool:
+        """Count a problem caused by an undeclared tool instead of reporting it on its own."""
+        cause = self.undeclared.get((environment, tool))
+        if cause is None:
+            return False
+        self.undeclared[(environment, tool)] = (cause[0], cause[1] + 1)
+        return True
+
+    def add_undeclared(self) -> None:
+        """Each undeclared tool once, its consequences (fixtures calling it) folded into it."""
+        for (env_name, tool), (where, more) in sorted(self.undeclared.items()):
+            folded = f" (and {more} more problems caused by this: fixtures call {tool!r})"
+            self.add(where, None, f"environment {env_name!r} implements {tool!r} but no tool "
+                     f"file declares it{folded if more else ''}")
+
 
 def load_project(
     config_path: str | Path = "gate.yaml",
@@ -178,12 +220,14 @@ def load_project(
         raise ConfigError(col.problems)
     _check_agent(col, cfg_doc, config, root)
     pt_source = prompt_tool_source(root) if prompt_tool_source else work
-    registry = col.model(Registry, col.yaml(config.suite.registry, work))
-    if registry is not None:
-        _check_registry(col, config, registry)
+    registry_doc = col.yaml(config.suite.registry, work)
+    registry = col.model(Registry, registry_doc)
+    if registry is not None and registry_doc is not None:
+        _check_registry(col, config, registry, registry_doc)
     tools = _load_tools(col, config, pt_source)
     prompts = _load_prompts(col, config, pt_source, set(tools))
     tasks = _load_tasks(col, config, work, tools)
+    col.add_undeclared()
     if col.problems or registry is None:
         raise ConfigError(col.problems)
     return Project(
@@ -200,11 +244,15 @@ def load_project(
     )
 
 
-def _check_registry(col: _Collector, config: GateConfig, registry: Registry) -> None:
-    path = col.name(config.suite.registry)
+def _check_registry(
+    col: _Collector, config: GateConfig, registry: Registry, doc: YamlDoc
+) -> None:
     for i, entry in enumerate(registry.models):
         if entry.provider not in config.providers:
-            col.add(path, None, f"models[{i}] {entry.id}: unknown provider {entry.provider!r}")
+            col.add(doc.path, doc.line_of(("models", i, "provider")),
+                    f"models[{i}] {entry.id}: unknown provider {entry.provider!r}; "
+                    f"{config.suite.registry} may name {sorted(config.providers)} "
+                    "(the providers of gate.yaml)")
 
 
 def _check_agent(col: _Collector, doc: YamlDoc, config: GateConfig, root: Path) -> None:
@@ -230,6 +278,8 @@ def _load_tools(
     for env_name, env_cls in sorted(envs.items()):
         directory = f"{config.suite.tools_dir}/{env_name}"
         defs: list[ToolDef] = []
+        if col.outside(directory, source, col.name(directory, source)):
+            continue
         for relpath in source.list(directory):
             if not relpath.endswith((".yaml", ".yml")):
                 continue
@@ -247,8 +297,7 @@ def _load_tools(
             defs.append(tool)
         declared = {t.name for t in defs}
         for missing in sorted(env_cls.tool_names - declared):
-            col.add(col.name(directory, source), None,
-                    f"environment {env_name!r} implements {missing!r} but no tool file declares it")
+            col.undeclared[(env_name, missing)] = (col.name(directory, source), 0)
         tools[env_name] = sorted(defs, key=lambda t: t.name)
     return tools
 
@@ -275,6 +324,8 @@ def _load_tasks(
     loaded: list[LoadedTask] = []
     seen: dict[str, str] = {}
     used_fixtures: set[str] = set()
+    if col.outside(config.suite.tasks_dir, work, col.name(config.suite.tasks_dir)):
+        return loaded
     for relpath in work.list(config.suite.tasks_dir):
         if not relpath.endswith((".yaml", ".yml")):
             continue
@@ -292,6 +343,12 @@ def _load_tasks(
                     f"unknown environment {task.environment!r}; known: {sorted(envs)}")
             continue
         fixture_rel = f"{config.suite.fixtures_dir}/{task.fixture}"
+        target = escapes(work.root, fixture_rel)
+        if target is not None:
+            col.add(doc.path, doc.line_of(("fixture",)),
+                    f"fixture {task.fixture!r} refused: resolves outside the repository "
+                    f"({target})")
+            continue
         if work.read(fixture_rel) is None:
             col.add(doc.path, doc.line_of(("fixture",)),
                     f"fixture {task.fixture!r} not found ({col.name(fixture_rel)})")
@@ -325,7 +382,8 @@ def _check_fixture(
         for i, call in enumerate(calls):
             line = fdoc.line_of((key, i))
             if call.tool not in schemas:
-                col.add(fdoc.path, line, f"{key}[{i}]: unknown tool {call.tool!r}")
+                if not col.consequence_of_undeclared(task.environment, call.tool):
+                    col.add(fdoc.path, line, f"{key}[{i}]: unknown tool {call.tool!r}")
                 ok = False
                 continue
             for err in validate(call.args, schemas[call.tool], f"{key}[{i}].args"):

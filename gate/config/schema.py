@@ -6,6 +6,7 @@ import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 EvaluationStatus = Literal[
     "pending-evaluation",
@@ -36,6 +37,8 @@ class RetryPolicy(Strict):
     jitter_s: float = Field(1.0, ge=0, description="random extra wait, uniform in [0, jitter_s]")
     cooldown_after: int = Field(3, ge=1, description="consecutive failures before a cooldown")
     cooldown_s: float = Field(60.0, ge=0, description="provider-wide pause after that many")
+    max_consecutive_timeouts: int = Field(
+        5, ge=1, description="timeouts in a row, provider-wide, that halt the run (silence)")
 
 
 class RateLimit(Strict):
@@ -85,6 +88,9 @@ class ProviderConfig(Strict):
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     timeout_s: float = Field(120.0, gt=0)
+    max_response_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024,
+        description="bodies longer than this are not read: a response_too_large error")
     concurrency: int = Field(4, ge=1, le=256)
     faults: FaultConfig | None = Field(None, description="mock provider only")
 
@@ -208,11 +214,13 @@ class Registry(Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> Registry:
-        seen: set[str] = set()
-        for m in self.models:
-            if m.id in seen:
-                raise ValueError(f"model id {m.id!r} appears twice")
-            seen.add(m.id)
+        seen: dict[str, int] = {}
+        for i, m in enumerate(self.models):
+            if m.id in seen:  # reported at the second entry (``at``: see validation_problems)
+                raise PydanticCustomError(
+                    "duplicate_model_id", "model id {id} appears twice (first at models[{first}])",
+                    {"id": repr(m.id), "first": seen[m.id], "at": ("models", i, "id")})
+            seen[m.id] = i
         return self
 
 

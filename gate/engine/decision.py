@@ -7,15 +7,14 @@ and a verifier can re-derive it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from gate.config.schema import StatisticsConfig
 from gate.engine.plan import Unit, batches
+from gate.records import RoundLog, Trial
 from gate.statistics import PairedSequentialTest
 
 
 def batch_pairs(
-    trials_by_id: dict[str, dict[str, Any]], units: list[Unit], score: str,
+    trials_by_id: dict[str, Trial], units: list[Unit], score: str,
     candidate: str = "candidate", baseline: str = "baseline",
 ) -> tuple[list[float], bool]:
     """Differences of the complete pairs of a batch, and whether every cell has finished.
@@ -30,24 +29,24 @@ def batch_pairs(
         if c is None or b is None:
             finished = False
             continue
-        if c["status"] == "scored" and b["status"] == "scored":
+        if c.status == "scored" and b.status == "scored":
             diffs.append(_score(c, score) - _score(b, score))
     return diffs, finished
 
 
-def _score(trial: dict[str, Any], score: str) -> float:
-    return float(trial["reward"]) if score == "reward" else (1.0 if trial["success"] else 0.0)
+def _score(trial: Trial, score: str) -> float:
+    return (trial.reward or 0.0) if score == "reward" else (1.0 if trial.success else 0.0)
 
 
 def replay(
-    stats: StatisticsConfig, trials: list[dict[str, Any]], units: list[Unit],
-) -> tuple[PairedSequentialTest, list[dict[str, Any]]]:
+    stats: StatisticsConfig, trials: list[Trial], units: list[Unit],
+) -> tuple[PairedSequentialTest, list[RoundLog]]:
     """Feed every finished batch, in order, to a fresh test. Returns it and the per-check log."""
     groups = batches(units)
     test = PairedSequentialTest(stats.delta, stats.alpha, stats.beta, stats.lam, len(groups),
                                 stats.plug_in, per_pair=stats.schedule == "iid")
-    by_id = {t["trial_id"]: t for t in trials}
-    log: list[dict[str, Any]] = []
+    by_id = {t.trial_id: t for t in trials}
+    log: list[RoundLog] = []
     for number, group in enumerate(groups, start=1):
         diffs, finished = batch_pairs(by_id, group, stats.score)
         if not finished:
@@ -55,9 +54,9 @@ def replay(
         before = test.pairs
         d = test.update(diffs)
         used = diffs[: d.pairs - before]  # per pair: none after a crossing
-        log.append({"round": number, "pairs": len(used), "verdict": d.verdict,
-                    "e_reject": d.e_reject, "e_accept": d.e_accept,
-                    "mean_diff": sum(used) / len(used) if used else None})
+        log.append(RoundLog(round=number, pairs=len(used), verdict=d.verdict,
+                            e_reject=d.e_reject, e_accept=d.e_accept,
+                            mean_diff=sum(used) / len(used) if used else None))
         if d.decided:
             break
     return test, log

@@ -6,7 +6,8 @@ the line being written. In the event loop, ``append`` writes and flushes a line 
 never on the loop's thread, and concurrent ``sync`` calls share one fsync (group commit).
 ``await awrite(record)`` is ``append`` then ``sync``: the record is on disk when it returns.
 A torn last line (no newline, or not JSON) is detected on reading and dropped, never misread;
-a bad line in the middle is an error.
+a bad line in the middle is an error. Every line is a record of gate.records, validated on
+reading (``path:line: message``, exit 4).
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, overload
 
-from gate.errors import ConfigError
+from gate.errors import RecordError
+from gate.records import R, parse_record
 
 
-class JsonlWriter:
-    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+class JsonlWriter(Generic[R]):
+    """Appends records of one model to a JSON-lines file."""
+
+    def __init__(self, path: Path, model: type[R], *, fsync: bool = True) -> None:
         self.path = path
+        self.model = model
         self._fsync = fsync
         _truncate_torn_tail(path)
         self._fh = path.open("a", encoding="utf-8")
@@ -30,16 +35,20 @@ class JsonlWriter:
         self._synced = 0  # lines known to be on disk
         self._syncing: asyncio.Future[None] | None = None
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: R) -> None:
         """Append ``record`` and fsync it now (blocking: not for the event loop's hot path)."""
         self.append(record)
         if self._fsync:
             os.fsync(self._fh.fileno())
             self._synced = self._appended
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: R) -> None:
         """Append ``record`` as one line and flush it to the OS; durable after ``sync``."""
-        line = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        if not isinstance(record, self.model):
+            raise TypeError(f"{self.path.name} holds {self.model.__name__} records, "
+                            f"not {type(record).__name__}")
+        line = json.dumps(record.to_json(), sort_keys=True, separators=(",", ":"),
+                          allow_nan=False)
         self._fh.write(line + "\n")
         self._fh.flush()
         self._appended += 1
@@ -52,7 +61,7 @@ class JsonlWriter:
                 self._syncing = asyncio.ensure_future(self._fsync_once())
             await asyncio.shield(self._syncing)
 
-    async def awrite(self, record: dict[str, Any]) -> None:
+    async def awrite(self, record: R) -> None:
         """Append ``record`` and return once it is on disk."""
         self.append(record)
         await self.sync()
@@ -72,7 +81,7 @@ class JsonlWriter:
             self._synced = self._appended
         self._fh.close()
 
-    def __enter__(self) -> JsonlWriter:
+    def __enter__(self) -> JsonlWriter[R]:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -90,14 +99,34 @@ def _truncate_torn_tail(path: Path) -> None:
             fh.truncate(keep)
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read every complete record; drop a torn last line; fail on corruption elsewhere."""
+@overload
+def read_jsonl(path: Path) -> list[dict[str, Any]]: ...
+
+
+@overload
+def read_jsonl(path: Path, model: type[R]) -> list[R]: ...
+
+
+def read_jsonl(path: Path, model: type[R] | None = None) -> list[R] | list[dict[str, Any]]:
+    """Read every complete record; drop a torn last line; fail on corruption elsewhere.
+
+    With ``model`` each line is validated as that record (gate reads its run files so, always);
+    without, the JSON objects come back as they are (for logs that are no record of a run,
+    such as the mock server's fault log, and for tools).
+    """
+    raw = read_lines(path)
+    if model is None:
+        return [obj for _number, obj in raw]
+    return [parse_record(model, obj, str(path), number) for number, obj in raw]
+
+
+def read_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
     if not path.exists():
         return []
     lines = path.read_bytes().split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline, else a torn line
     del tail
-    out: list[dict[str, Any]] = []
+    out: list[tuple[int, dict[str, Any]]] = []
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -106,8 +135,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         except ValueError:
             if number == len(lines):
                 break  # a torn line that happened to end in a newline: drop it
-            raise ConfigError.one(str(path), number, "corrupt record (not JSON)") from None
+            raise RecordError.one(str(path), number, "corrupt record (not JSON)") from None
         if not isinstance(record, dict):
-            raise ConfigError.one(str(path), number, "corrupt record (not an object)")
-        out.append(record)
+            raise RecordError.one(str(path), number, "corrupt record (not an object)")
+        out.append((number, record))
     return out

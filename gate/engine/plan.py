@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+
+from gate.records import PlannedScope
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,9 @@ def plan_units(
     return [Unit(r, task, r) for r in range(1, max_rounds + 1) for task in tasks]
 
 
-def units_of(scope: dict[str, Any]) -> list[Unit]:
+def units_of(scope: PlannedScope) -> list[Unit]:
     """The planned units recorded in a manifest's scope."""
-    return [Unit(int(i), str(t), int(b)) for i, t, b in scope["units"]]
+    return [Unit(i, t, b) for i, t, b in scope.units]
 
 
 def batches(units: list[Unit]) -> list[list[Unit]]:

@@ -3,18 +3,33 @@ results.json or PARTIAL-RESULTS.json, report.md (DESIGN.md, "Run directory")."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from gate import __version__
 from gate.config.load import Project
+from gate.config.schema import SloConfig
+from gate.engine.audit import read_audit
+from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import plan_units
+from gate.engine.results import compute_results, evidence_of
 from gate.engine.runner import Arm
+from gate.records import (
+    BudgetSnapshot,
+    Decision,
+    HaltRecord,
+    Manifest,
+    PartialResults,
+    PlannedScope,
+    Results,
+    Trial,
+    Verdict,
+    read_record,
+    write_record,
+)
 
 RESULTS = "results.json"
 PARTIAL = "PARTIAL-RESULTS.json"
@@ -29,18 +44,6 @@ def git_sha(root: Path) -> str | None:
     return out.stdout.strip() or None
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Atomic write: a crash leaves the old file or the new one, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n",
-                   encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def build_manifest(
     project: Project,
     *,
@@ -48,15 +51,15 @@ def build_manifest(
     arms: list[Arm],
     max_rounds: int,
     seed: int,
-    budget: dict[str, Any],
+    budget: BudgetSnapshot,
     command: list[str],
     schedule: str = "rounds",
-) -> dict[str, Any]:
+) -> Manifest:
     hashes: dict[str, str] = dict(project.hashes)
     for arm in arms:
         if arm.project is not project:
             hashes.update(arm.project.hashes)
-    return {
+    return Manifest.model_validate({
         "run_id": f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
         "kind": kind,
         "gate_version": __version__,
@@ -69,45 +72,79 @@ def build_manifest(
         "arms": [a.describe() for a in arms],
         "scope": _scope(project, arms, max_rounds, seed, schedule),
         "seed": seed,
-        "statistics": project.config.statistics.model_dump(),
-        "slos": project.config.slos.model_dump(),
-        "run": project.config.run.model_dump(),
+        "statistics": project.config.statistics,
+        "slos": project.config.slos,
+        "run": project.config.run,
         "budget": budget,
-    }
+    })
 
 
 def _scope(project: Project, arms: list[Arm], max_rounds: int, seed: int,
-           schedule: str) -> dict[str, Any]:
+           schedule: str) -> PlannedScope:
     """The declared scope: every (arm, unit) cell the run may run, decided before any call."""
     tasks = [lt.task.id for lt in project.tasks]
     units = plan_units(schedule, tasks, max_rounds, seed, project.config.statistics.batch)
-    return {
+    return PlannedScope.model_validate({
         "schedule": schedule,
         "arms": [a.name for a in arms],
         "tasks": tasks,
         "max_rounds": max_rounds,
-        "units": [[u.index, u.task, u.batch] for u in units],
+        "units": [(u.index, u.task, u.batch) for u in units],
         "cells": len(arms) * len(units),
-    }
+    })
 
 
 def results_path(out_dir: Path, status: str) -> Path:
     return out_dir / (RESULTS if status in ("complete", "inconclusive") else PARTIAL)
 
 
-def write_results(out_dir: Path, results: dict[str, Any]) -> Path:
+def as_written(results: Results) -> Results:
+    """The record as it is written: a ``PartialResults`` saying what is missing when the run
+    did not finish, the ``Results`` themselves otherwise."""
+    if results_path(Path("."), results.status).name == RESULTS:
+        return results
+    counts = results.scope.counts
+    missing = (f"{counts.not_run} of {results.scope.planned} planned cells were not run "
+               f"({results.status}); resume with --resume to complete them")
+    return PartialResults(**dict(results), missing=missing)
+
+
+def write_results(out_dir: Path, results: Results) -> Path:
     """results.json for finished runs; PARTIAL-RESULTS.json (saying what is missing) else."""
-    path = results_path(out_dir, results["status"])
+    path = results_path(out_dir, results.status)
     other = out_dir / (PARTIAL if path.name == RESULTS else RESULTS)
-    if path.name == PARTIAL:
-        results = {**results, "missing": _missing(results)}
-    write_json(path, results)
+    write_record(path, as_written(results))
     if other.exists():
         other.unlink()
     return path
 
 
-def _missing(results: dict[str, Any]) -> str:
-    counts = results["scope"]["counts"]
-    return (f"{counts['not_run']} of {results['scope']['planned']} planned cells were not run "
-            f"({results['status']}); resume with --resume to complete them")
+def read_manifest(run_dir: Path) -> Manifest:
+    return read_record(run_dir / "manifest.json", Manifest)
+
+
+def read_results(path: Path) -> Results:
+    """results.json or PARTIAL-RESULTS.json, each validated against its own model."""
+    return read_record(path, PartialResults if path.name == PARTIAL else Results)
+
+
+def finish_results(
+    out: Path,
+    manifest: Manifest,
+    *,
+    halt: HaltRecord | None,
+    lost_share: float,
+    decision: Decision | None = None,
+    verdict: Verdict | None = None,
+    slo_config: SloConfig | None = None,
+) -> Results:
+    """Derive the results from the files in ``out`` and write results.json (or
+    PARTIAL-RESULTS.json). Rendering report.md is the command layer's job."""
+    trials = read_jsonl(out / "trials.jsonl", Trial)
+    audit = read_audit(out / "audit.jsonl")
+    results = compute_results(manifest, trials, audit, halt=halt,
+                              lost_share_inconclusive=lost_share,
+                              evidence=evidence_of(out, audit), decision=decision,
+                              verdict=verdict, slo_config=slo_config)
+    write_results(out, results)
+    return results

@@ -9,24 +9,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from gate.agent.loop import TrialSpec, TrialTrace, run_trial
 from gate.agent.program import ProgramTrace, agent_for, program_fields, run_program_trial
 from gate.config.load import Project
+from gate.engine.audit import STARTED
 from gate.engine.jsonl import JsonlWriter
 from gate.engine.session import Notices
 from gate.environments import ENVIRONMENTS
+from gate.environments.base import Environment
 from gate.errors import CircuitBreakerError, HaltError, PausedError
-from gate.providers.base import Attempt, Provider, ProviderError
+from gate.providers.base import Attempt, AttemptStart, Provider, ProviderError
+from gate.records import (
+    ArmSpec,
+    AuditAttempt,
+    AuditLine,
+    AuditStarted,
+    HaltRecord,
+    Heartbeat,
+    Manifest,
+    Trial,
+    TrialProviderError,
+    read_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +55,7 @@ def trial_trace_id(run_id: str, trial_id: str) -> str:
 
 def _manifest_run_id(out_dir: Path) -> str:
     path = out_dir / "manifest.json"
-    if not path.exists():
-        return ""
-    run_id = json.loads(path.read_text(encoding="utf-8")).get("run_id")
-    return run_id if isinstance(run_id, str) else ""
+    return read_record(path, Manifest).run_id if path.exists() else ""
 
 
 def trial_seed(run_seed: int, task_id: str, round_no: int) -> int:
@@ -64,9 +73,17 @@ class Arm:
     provider: str
     project: Project  # prompts and tools as this arm sees them
 
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.model, "provider": self.provider,
-                "prompts_tools": self.project.prompt_tool_source}
+    def describe(self) -> ArmSpec:
+        return ArmSpec(name=self.name, model=self.model, provider=self.provider,
+                       prompts_tools=self.project.prompt_tool_source)
+
+
+def halt_before_any_task(exc: HaltError, notices: Notices) -> HaltRecord:
+    """A halt raised while the run was being set up (e.g. the provider's balance unreadable):
+    reported like any other, at task "-", round 0."""
+    kind = "paused" if isinstance(exc, PausedError) else "circuit_breaker"
+    notices.halt(kind, exc.reason, "-", 0)
+    return HaltRecord(kind=kind, reason=exc.reason, task="-", round=0)
 
 
 @dataclass(frozen=True, order=True)
@@ -81,20 +98,12 @@ class Cell:
 
 
 @dataclass
-class Halt:
-    kind: str  # "circuit_breaker" | "paused"
-    reason: str
-    task: str
-    round: int
-
-
-@dataclass
 class Counters:
     calls: int = 0
     failed_attempts: int = 0
     cost_usd: float = 0.0
     trials_done: int = 0
-    current: dict[str, Any] = field(default_factory=dict)
+    current: Cell | None = None  # the cell started last
 
 
 class Engine:
@@ -110,7 +119,6 @@ class Engine:
         temperature: float,
         heartbeat_interval_s: float,
         pause_file: Path | None = None,
-        console: TextIO | None = None,
         notices: Notices | None = None,
     ) -> None:
         self.out_dir = out_dir
@@ -122,15 +130,14 @@ class Engine:
         self.temperature = temperature
         self.heartbeat_interval_s = heartbeat_interval_s
         self.pause_file = pause_file
-        self.console = console or sys.stderr
-        self.notices = notices or Notices(self.console)
-        self.halt: Halt | None = None
+        self.notices = notices or Notices()
+        self.halt: HaltRecord | None = None
         self.stop = asyncio.Event()  # set by the circuit breaker: agent programs are ended
         self.run_id = _manifest_run_id(out_dir)  # written before the engine starts
         self.counters = Counters()
-        self.audit = JsonlWriter(out_dir / "audit.jsonl")
-        self.trials = JsonlWriter(out_dir / "trials.jsonl")
-        self.heartbeat = JsonlWriter(out_dir / "heartbeat.jsonl", fsync=False)
+        self.audit = JsonlWriter(out_dir / "audit.jsonl", AuditLine)
+        self.trials = JsonlWriter(out_dir / "trials.jsonl", Trial)
+        self.heartbeat = JsonlWriter(out_dir / "heartbeat.jsonl", Heartbeat, fsync=False)
         self._progress: Callable[[int, int], None] | None = None
 
     def close(self) -> None:
@@ -139,13 +146,13 @@ class Engine:
 
     # --- running ---------------------------------------------------------------------
 
-    async def run_cells(self, cells: list[Cell], label: str = "trials") -> list[dict[str, Any]]:
+    async def run_cells(self, cells: list[Cell], label: str = "trials") -> list[Trial]:
         """Run cells with bounded concurrency, in order of start. Stops starting on a halt."""
-        records: list[dict[str, Any]] = []
+        records: list[Trial] = []
         queue = list(cells)
         total = len(queue)
         sem = asyncio.Semaphore(self.concurrency)
-        progress = _Progress(self.console, label, total)
+        progress = _Progress(self.notices, label, total)
         beat = asyncio.create_task(self._heartbeat_loop())
 
         async def worker(cell: Cell) -> None:
@@ -165,7 +172,7 @@ class Engine:
                 await beat
             self._beat()
             progress.close()
-        return sorted(records, key=lambda r: (r["round"], r["task"], r["arm"]))
+        return sorted(records, key=lambda r: (r.round, r.task, r.arm))
 
     def _check_pause(self, cell: Cell) -> bool:
         if self.pause_file is not None and self.pause_file.exists():
@@ -177,16 +184,12 @@ class Engine:
         if self.halt is not None:
             return
         kind = "paused" if isinstance(exc, PausedError) else "circuit_breaker"
-        self.halt = Halt(kind, exc.reason, cell.task, cell.round)
+        self.halt = HaltRecord(kind=kind, reason=exc.reason, task=cell.task, round=cell.round)
         if kind == "circuit_breaker":
             self.stop.set()  # running agent programs are ended at once
-            print(f"[CIRCUIT BREAKER] {exc.reason} at task {cell.task}, round {cell.round}",
-                  file=self.console, flush=True)
-        else:
-            print(f"[PAUSED] {exc.reason} before task {cell.task}, round {cell.round}",
-                  file=self.console, flush=True)
+        self.notices.halt(kind, exc.reason, cell.task, cell.round)
 
-    async def _run_cell(self, cell: Cell) -> dict[str, Any] | None:
+    async def _run_cell(self, cell: Cell) -> Trial | None:
         arm = self.arms[cell.arm]
         lt = arm.project.task(cell.task)
         env_name = lt.task.environment
@@ -199,14 +202,11 @@ class Engine:
             max_tokens=self.max_tokens, temperature=self.temperature,
         )
         env = ENVIRONMENTS[env_name](lt.fixture, seed)
-        step_box = {"step": 0}
-        self.counters.current = {"task": cell.task, "arm": cell.arm, "round": cell.round}
-
-        def on_attempt(a: Attempt) -> None:
-            self._audit(cell, arm, step_box["step"], a)
+        self.counters.current = cell
+        on_attempt = _AuditSink(self, cell, arm)
 
         def on_step(step: int) -> None:
-            step_box["step"] = step
+            on_attempt.step = step
 
         started = time.monotonic()
         program = agent_for(arm.project.config, env_name)
@@ -217,15 +217,14 @@ class Engine:
             else:
                 trace = await run_program_trial(
                     program, spec, env, self.providers[arm.provider],
-                    lambda step, a: self._audit(cell, arm, step, a),
+                    _ProgramAudit(self, cell, arm),
                     root=arm.project.root, stop=self.stop)
         except HaltError as exc:
             self._set_halt(exc, cell)
             return None
         except ProviderError as exc:
-            record = self._record(cell, arm, seed, None, env, started)
-            record.update(status="provider_error",
-                          provider_error={"kind": exc.kind.value, "message": str(exc)[:300]})
+            lost = TrialProviderError(kind=exc.kind.value, message=str(exc)[:300])
+            record = self._record(cell, arm, seed, None, env, started, lost)
         else:
             record = self._record(cell, arm, seed, trace, env, started)
         await self.audit.sync()  # the trial's attempts are on disk before the trial ...
@@ -233,47 +232,49 @@ class Engine:
         self.counters.trials_done += 1
         return record
 
+    def _audit_start(self, cell: Cell, arm: Arm, step: int, s: AttemptStart) -> None:
+        """The ``started`` line: flushed to the OS before the request body is sent (no fsync
+        here, so that nothing slow sits between the two; the trial's ``sync`` covers it)."""
+        self.audit.append(AuditStarted(
+            phase=STARTED, attempt_id=s.attempt_id, ts=now_iso(), arm=cell.arm,
+            model=arm.model, task=cell.task, round=cell.round, step=step,
+            attempt=s.attempt, request_sha256=s.request_sha256,
+        ))
+
     def _audit(self, cell: Cell, arm: Arm, step: int, a: Attempt) -> None:
         self.counters.calls += 1
         if a.outcome != "ok":
             self.counters.failed_attempts += 1
         self.counters.cost_usd += a.cost_computed_usd
-        line: dict[str, Any] = {
-            "ts": now_iso(), "arm": cell.arm, "model": arm.model, "task": cell.task,
-            "round": cell.round, "step": step, "attempt": a.attempt,
-            "request_sha256": a.request_sha256, "outcome": a.outcome,
-            "http_status": a.http_status, "response_id": a.response_id,
-            "tokens_in": a.prompt_tokens, "tokens_out": a.completion_tokens,
-            "cost_reported_usd": a.cost_reported_usd, "cost_computed_usd": a.cost_computed_usd,
-            "latency_s": round(a.latency_s, 6),
-            "finish_reason": a.finish_reason, "cached_tokens": a.cached_tokens,
-        }
-        if a.error:
-            line["error"] = a.error
-        if a.extra:
-            line["extra"] = a.extra
-        self.audit.append(line)  # made durable (batched) before the trial is recorded
+        self.audit.append(AuditAttempt(  # made durable (batched) before the trial is recorded
+            ts=now_iso(), arm=cell.arm, model=arm.model, task=cell.task, round=cell.round,
+            step=step, attempt=a.attempt, request_sha256=a.request_sha256, outcome=a.outcome,
+            http_status=a.http_status, response_id=a.response_id, tokens_in=a.prompt_tokens,
+            tokens_out=a.completion_tokens, cost_reported_usd=a.cost_reported_usd,
+            cost_computed_usd=a.cost_computed_usd, latency_s=round(a.latency_s, 6),
+            error=a.error or None, extra=dict(a.extra), attempt_id=a.attempt_id or None,
+            finish_reason=a.finish_reason, cached_tokens=a.cached_tokens,
+        ))
 
     def _record(
-        self, cell: Cell, arm: Arm, seed: int, trace: TrialTrace | None, env: Any, started: float
-    ) -> dict[str, Any]:
+        self, cell: Cell, arm: Arm, seed: int, trace: TrialTrace | None, env: Environment,
+        started: float, lost: TrialProviderError | None = None,
+    ) -> Trial:
         from gate.engine.scoring import score_trial
 
-        base: dict[str, Any] = {
+        head = {
             "trial_id": cell.trial_id, "arm": cell.arm, "model": arm.model,
             "task": cell.task, "round": cell.round, "seed": seed, "ts": now_iso(),
             "wall_s": round(time.monotonic() - started, 6),
             "trace_id": trial_trace_id(self.run_id, cell.trial_id),
         }
         if trace is None:
-            return base
+            return Trial(**head, status="provider_error", provider_error=lost)
         lt = arm.project.task(cell.task)
         if isinstance(trace, ProgramTrace):
-            base.update(program_fields(trace, env.outcome(), lt))
-            return base
-        base.update(score_trial(trace, env.outcome(), lt))
-        base["status"] = "scored"
-        return base
+            return Trial(**head, **program_fields(trace, env.outcome(), lt))
+        scores = score_trial(trace, env.outcome(), lt)
+        return Trial(**head, status="scored", **dict(scores))
 
     # --- heartbeat -------------------------------------------------------------------
 
@@ -284,19 +285,51 @@ class Engine:
             self._beat()
 
     def _beat(self) -> None:
-        c = self.counters
-        self.heartbeat.write({
-            "ts": now_iso(), **c.current, "calls": c.calls,
-            "failed_attempts": c.failed_attempts, "cost_usd": round(c.cost_usd, 8),
-            "trials_done": c.trials_done, "notice": self.notices.last,
-        })
+        c, cell = self.counters, self.counters.current
+        self.heartbeat.write(Heartbeat(
+            ts=now_iso(), task=cell and cell.task, arm=cell and cell.arm,
+            round=cell and cell.round, calls=c.calls, failed_attempts=c.failed_attempts,
+            cost_usd=round(c.cost_usd, 8), trials_done=c.trials_done, notice=self.notices.last,
+        ))
+
+
+class _AuditSink:
+    """One trial's attempt sink, two-phase (``TwoPhaseSink``): started, then outcome."""
+
+    def __init__(self, engine: Engine, cell: Cell, arm: Arm) -> None:
+        self.engine = engine
+        self.cell = cell
+        self.arm = arm
+        self.step = 0
+
+    def started(self, start: AttemptStart) -> None:
+        self.engine._audit_start(self.cell, self.arm, self.step, start)
+
+    def __call__(self, attempt: Attempt) -> None:
+        self.engine._audit(self.cell, self.arm, self.step, attempt)
+
+
+class _ProgramAudit:
+    """The audit writer of an agent program's trial, called with the step (two-phase too)."""
+
+    def __init__(self, engine: Engine, cell: Cell, arm: Arm) -> None:
+        self.engine = engine
+        self.cell = cell
+        self.arm = arm
+
+    def started(self, step: int, start: AttemptStart) -> None:
+        self.engine._audit_start(self.cell, self.arm, step, start)
+
+    def __call__(self, step: int, attempt: Attempt) -> None:
+        self.engine._audit(self.cell, self.arm, step, attempt)
 
 
 class _Progress:
     """A rich bar on a terminal; plain periodic lines in CI logs."""
 
-    def __init__(self, console: TextIO, label: str, total: int) -> None:
-        self.console = console
+    def __init__(self, notices: Notices, label: str, total: int) -> None:
+        self.notices = notices
+        console = notices.console
         self.label = label
         self.total = total
         self.done = 0
@@ -317,12 +350,12 @@ class _Progress:
             self._bar.update(self._task, advance=1,
                              description=f"{self.label} calls={c.calls} ${c.cost_usd:.4f}")
         elif self.done % self.step == 0 or self.done == self.total:
-            print(f"[gate] {self.label}: {self.done}/{self.total} trials, {c.calls} calls, "
-                  f"${c.cost_usd:.4f}", file=self.console, flush=True)
+            self.notices.line(f"[gate] {self.label}: {self.done}/{self.total} trials, "
+                              f"{c.calls} calls, ${c.cost_usd:.4f}")
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
 
 
-__all__ = ["Arm", "Cell", "CircuitBreakerError", "Engine", "Halt", "trial_seed", "trial_trace_id"]
+__all__ = ["Arm", "Cell", "CircuitBreakerError", "Engine", "trial_seed", "trial_trace_id"]

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from gate.agent.loop import TrialTrace
 from gate.config.load import LoadedTask
 from gate.environments.base import EnvOutcome
+from gate.records import TrialScores
 
 
-def score_trial(trace: TrialTrace, outcome: EnvOutcome, lt: LoadedTask) -> dict[str, Any]:
+def score_trial(trace: TrialTrace, outcome: EnvOutcome, lt: LoadedTask) -> TrialScores:
     """The scored fields of one trial record (trials.jsonl)."""
     invalid = sum(trace.invalid.values())
     parseable = trace.tool_calls - trace.invalid["unparseable"]
     correct = trace.valid_calls - trace.wrong_fixes - trace.distractor_actions
     evidence_total = len(lt.fixture.required_evidence)
-    return {
+    return TrialScores.model_validate({
         "environment": lt.task.environment,
         "difficulty": lt.task.difficulty,
         "success": bool(outcome.success),
@@ -42,6 +41,5 @@ def score_trial(trace: TrialTrace, outcome: EnvOutcome, lt: LoadedTask) -> dict[
         "latency_s": round(trace.latency_s, 6),
         "response_ids": list(trace.response_ids),
         "outcome_detail": outcome.detail,
-        "provider_error": None,
         "calls": [dict(c) for c in trace.calls],
-    }
+    })

@@ -9,8 +9,10 @@ closed, exit 4) and the provider's remaining balance lowers the budget ceiling.
 
 from __future__ import annotations
 
+import difflib
+import os
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
@@ -35,34 +37,84 @@ class ProviderOptions:
 
 
 class Notices:
-    """Provider notices (retry waits, cooldowns, halts): printed at once, kept for the heartbeat."""
+    """The one console reporter of a run: every operational line goes through it.
+
+    Provider notices (retry waits, cooldowns) and progress are ``[gate] ...`` lines; a halt is
+    the ``[CIRCUIT BREAKER] <reason> at task T, round R`` (or ``[PAUSED] ...``) line. All go to
+    ``console`` (stderr by default), flushed at once; the last one is kept for the heartbeat.
+    """
 
     def __init__(self, console: TextIO | None = None) -> None:
         self.console = console or sys.stderr
         self.last: str | None = None
 
     def __call__(self, message: str) -> None:
+        """A provider notice or a progress line: ``[gate] message``."""
         self.last = message
-        print(f"[gate] {message}", file=self.console, flush=True)
+        self.line(f"[gate] {message}")
+
+    def halt(self, kind: str, reason: str, task: str, round_no: int) -> None:
+        """The halt line of rule 7 (``kind`` is ``circuit_breaker`` or ``paused``)."""
+        self.last = reason
+        if kind == "circuit_breaker":
+            self.line(f"[CIRCUIT BREAKER] {reason} at task {task}, round {round_no}")
+        else:
+            self.line(f"[PAUSED] {reason} before task {task}, round {round_no}")
+
+    def line(self, text: str) -> None:
+        print(text, file=self.console, flush=True)
 
 
-def resolve_provider(project: Project, model: str, explicit: str | None = None) -> str:
-    """The provider of a model: --provider, else its registry entry, else mock for mock/*."""
-    if explicit:
-        if explicit not in project.config.providers:
-            raise ConfigError.one(project.config_path, None, f"unknown provider {explicit!r}")
-        return explicit
-    for entry in project.registry.models:
-        if entry.id == model:
-            return entry.provider
-    if model.startswith("mock/"):
-        for name, cfg in project.config.providers.items():
-            if cfg.type == "mock":
-                return name
-        raise ConfigError.one(project.config_path, None,
-                              "no provider of type mock is configured for mock/* models")
-    raise ConfigError.one(project.config_path, None,
-                          f"model {model!r} is not in the registry; pass --provider NAME")
+def resolve_provider(
+    project: Project, model: str, explicit: str | None = None, *, flag: str = "--model"
+) -> str:
+    """The provider of a model: --provider, else its registry entry, else mock for mock/*.
+
+    An unknown model or provider is a ConfigError naming the flag (``flag`` is the one that
+    gave the model) with the closest ids from models.yaml, found before any provider is opened.
+    """
+    from gate.providers.mock import mock_model_ids
+
+    name = explicit or _registered_provider(project, model)
+    if explicit and explicit not in project.config.providers:
+        raise ConfigError.one("--provider", None, f"unknown provider {explicit!r}; "
+                              f"{project.config_path} declares {sorted(project.config.providers)}")
+    if name is None and model.startswith("mock/"):
+        name = next((n for n, c in project.config.providers.items() if c.type == "mock"), None)
+        if name is None:
+            raise ConfigError.one(project.config_path, None,
+                                  "no provider of type mock is configured for mock/* models")
+    if name is None:
+        raise ConfigError.one(flag, None, f"model {model!r} is not in "
+                              f"{project.config.suite.registry}{_close(project, model)}; "
+                              "add it there or pass --provider NAME")
+    if project.config.providers[name].type == "mock" and model not in mock_model_ids():
+        raise ConfigError.one(flag, None, f"unknown model {model!r}: neither in "
+                              f"{project.config.suite.registry} nor a simulated model"
+                              f"{_close(project, model)}")
+    return name
+
+
+def _registered_provider(project: Project, model: str) -> str | None:
+    return next((e.provider for e in project.registry.models if e.id == model), None)
+
+
+def _close(project: Project, model: str) -> str:
+    """``"; did you mean a, b?"`` from models.yaml and the simulated models, or ``""``."""
+    from gate.providers.mock import mock_model_ids
+
+    known = sorted({e.id for e in project.registry.models} | set(mock_model_ids()))
+    matches = difflib.get_close_matches(model, known, n=3, cutoff=0.6)
+    return f"; did you mean {', '.join(matches)}?" if matches else ""
+
+
+def check_api_keys(project: Project, providers: Iterable[str]) -> None:
+    """Every provider's API key is set: said first, before smoke or run-directory checks."""
+    from gate.providers.factory import read_api_key
+
+    for name in sorted(set(providers)):
+        read_api_key(name, project.config.providers[name], os.environ,
+                     config_path=project.config_path)
 
 
 @asynccontextmanager

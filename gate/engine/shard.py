@@ -17,26 +17,27 @@ same sweep run in one process.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from gate.config.load import Project, load_project
 from gate.engine.decision import replay
 from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import Unit, batches, units_of
-from gate.engine.rundir import build_manifest, read_json, write_json
+from gate.engine.rundir import build_manifest, read_manifest
 from gate.engine.runner import Cell, Engine
-from gate.engine.session import Notices, open_providers
+from gate.engine.session import Notices, check_api_keys, open_providers
 from gate.errors import ConfigError
 from gate.providers.budget import Budget
+from gate.records import BudgetSnapshot, HaltRecord, Manifest, Results, Trial, write_record
 
-SHARD_FILE = "shard.json"
+SHARD_FILE = "shard.json"  # the shard's spec and outcome, beside its manifest
+STAGES_FILE = "stages.json"  # the merged run's stages so far and the next one needed
 # manifest keys every shard and the merged run must agree on
 SAME = ("kind", "config_sha256", "files_sha256", "arms", "scope", "seed", "statistics", "slos",
         "run")
@@ -113,151 +114,143 @@ def shard_project(project: Project, count: int) -> Project:
     return dataclasses.replace(project, config=config)
 
 
-def run_shard(project: Project, opts: Any, spec: ShardSpec, *, config_path: str,
-              console: TextIO | None = None) -> dict[str, Any]:
+def run_shard(project: Project, opts: Any, spec: ShardSpec, *,
+              config_path: str, notices: Notices | None = None) -> dict[str, Any]:
     """Run shard ``spec`` of ``opts`` (a SweepOptions) into ``opts.out``; returns shard.json."""
     from gate.engine.sweep import _previous_run, build_arms, check_smoke
 
-    console = console or sys.stderr
+    notices = notices or Notices()
     cfg = project.config
     max_rounds = opts.max_rounds or cfg.statistics.max_rounds
     stage_budget = cfg.budget.ceiling_usd if opts.budget_usd is None else opts.budget_usd
     arms = build_arms(project, opts, config_path)
+    check_api_keys(project, [a.provider for a in arms])
     check_smoke(project, arms, opts.smoke_dir)
     previous = _previous_run(project, arms, opts, max_rounds)
+    if previous is not None and _read(opts.out / SHARD_FILE, {}).get("spec") != spec.describe():
+        raise ConfigError.one(str(opts.out), None, "--resume: this directory holds another shard")
     spent_before = _spent(opts.out) if previous else 0.0
     budget = Budget(max(0.0, stage_budget / spec.count - spent_before))
     sharded = shard_project(project, spec.count)  # providers' limits; arms keep their files
-    by_name = {a.name: a for a in arms}
+    manifest = previous
+    if manifest is None:
+        snapshot = BudgetSnapshot.model_validate(
+            {**budget.snapshot(), "configured_by": "stage budget / shards"})
+        manifest = build_manifest(project, kind="sweep", arms=arms, max_rounds=max_rounds,
+                                  seed=opts.seed, budget=snapshot, command=sys.argv[1:],
+                                  schedule=cfg.statistics.schedule)
+        write_record(opts.out / "manifest.json", manifest)
+    _write(opts.out / SHARD_FILE, {"spec": spec.describe()})
+    units = shard_units(stage_units(units_of(manifest.scope), spec.stage, spec.stages),
+                        spec.index, spec.count)
+    halt = asyncio.run(_run_units(sharded, arms, opts, budget, units, spec, notices))
+    info: dict[str, Any] = {
+        "spec": spec.describe(), "units": len(units),
+        "trials": len(read_jsonl(opts.out / "trials.jsonl")),
+        "spent_usd": round(_spent(opts.out), 6), "budget_usd": stage_budget / spec.count,
+        "halt": None if halt is None else halt.to_json()}
+    _write(opts.out / SHARD_FILE, info)
+    notices.line(f"[gate] stage {spec.stage} shard {spec.index}/{spec.count}: {info['trials']} "
+                 f"trials, ${info['spent_usd']:.4f} of ${info['budget_usd']:.4f}"
+                 + ("" if halt is None else f"; halted: {halt.reason}"))
+    return info
+
+
+async def _run_units(project: Project, arms: list[Any], opts: Any, budget: Budget,
+                     units: list[Unit], spec: ShardSpec, notices: Notices) -> HaltRecord | None:
+    cfg = project.config
     models: dict[str, set[str]] = {}
     for a in arms:
         models.setdefault(a.provider, set()).add(a.model)
-    notices = Notices(console)
-
-    async def go() -> Engine:
-        async with open_providers(sharded, models, budget=budget, notices=notices,
-                                  seed=opts.seed) as providers:
-            manifest = dict(previous or {})
-            if previous is None:
-                snapshot = {**budget.snapshot(), "configured_by": "stage budget / shards"}
-                manifest.update(build_manifest(
-                    project, kind="sweep", arms=arms, max_rounds=max_rounds, seed=opts.seed,
-                    budget=snapshot, command=sys.argv[1:],
-                    schedule=cfg.statistics.schedule))
-                manifest["shard"] = spec.describe()
-                write_json(opts.out / "manifest.json", manifest)
-            elif previous.get("shard") != spec.describe():
-                raise ConfigError.one(str(opts.out), None,
-                                      "--resume: this directory holds a different shard")
-            units = shard_units(stage_units(units_of(manifest["scope"]), spec.stage,
-                                            spec.stages), spec.index, spec.count)
-            done = {t["trial_id"] for t in read_jsonl(opts.out / "trials.jsonl")}
-            cells = [Cell(u.index, u.task, arm) for u in units
-                     for arm in ("candidate", "baseline") if u.trial_id(arm) not in done]
-            engine = Engine(
-                opts.out, by_name, providers, seed=opts.seed,
-                concurrency=min([sharded.config.run.concurrency]
-                                + [sharded.config.providers[a.provider].concurrency
-                                   for a in arms]),
-                max_tokens=cfg.run.max_tokens, temperature=cfg.run.temperature,
-                heartbeat_interval_s=cfg.run.heartbeat_interval_s,
-                pause_file=opts.pause_file, console=console, notices=notices)
-            try:
-                await engine.run_cells(
-                    cells, label=f"stage {spec.stage} shard {spec.index}/{spec.count}")
-            finally:
-                engine.close()
-            return engine
-
-    engine = asyncio.run(go())
-    info: dict[str, Any] = {**spec.describe(), "units": len(shard_units(stage_units(
-                units_of(read_json(opts.out / "manifest.json")["scope"]), spec.stage,
-                spec.stages), spec.index, spec.count)),
-            "trials": len(read_jsonl(opts.out / "trials.jsonl")),
-            "spent_usd": round(_spent(opts.out), 6), "budget_usd": stage_budget / spec.count,
-            "halt": None if engine.halt is None else engine.halt.__dict__}
-    write_json(opts.out / SHARD_FILE, info)
-    print(f"[gate] stage {spec.stage} shard {spec.index}/{spec.count}: {info['trials']} "
-          f"trials, ${info['spent_usd']:.4f} of ${info['budget_usd']:.4f}"
-          + ("" if info["halt"] is None else f"; halted: {info['halt']['reason']}"),
-          file=console, flush=True)
-    return info
+    done = {t["trial_id"] for t in read_jsonl(opts.out / "trials.jsonl")}
+    cells = [Cell(u.index, u.task, arm) for u in units
+             for arm in ("candidate", "baseline") if u.trial_id(arm) not in done]
+    async with open_providers(project, models, budget=budget, notices=notices,
+                              seed=opts.seed) as providers:
+        engine = Engine(
+            opts.out, {a.name: a for a in arms}, providers, seed=opts.seed,
+            concurrency=min([cfg.run.concurrency]
+                            + [cfg.providers[a.provider].concurrency for a in arms]),
+            max_tokens=cfg.run.max_tokens, temperature=cfg.run.temperature,
+            heartbeat_interval_s=cfg.run.heartbeat_interval_s,
+            pause_file=opts.pause_file, notices=notices)
+        try:
+            await engine.run_cells(
+                cells, label=f"stage {spec.stage} shard {spec.index}/{spec.count}")
+        finally:
+            engine.close()
+        return engine.halt
 
 
 def _spent(out: Path) -> float:
     return sum(float(a.get("cost_computed_usd") or 0.0) for a in read_jsonl(out / "audit.jsonl"))
 
 
+def _read(path: Path, default: Any) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
+
+
+def _write(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 # --- the decision job ----------------------------------------------------------------------
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("merge", help="merge the shards of a stage and decide (the decision job)")
-    p.add_argument("--out", required=True, type=Path, help="the run directory (the checkpoint)")
-    p.add_argument("shards", nargs="+", type=Path, help="shard directories of this stage")
-    p.add_argument("--budget-usd", type=float,
-                   help="the whole sweep's budget (default: budget.ceiling_usd of the shards' "
-                        "configuration)")
-    p.set_defaults(func=cmd_merge)
+@dataclasses.dataclass
+class Merged:
+    results: Results
+    stages: dict[str, Any]  # stages.json: max, run, next_stage, spent_usd, ceiling_usd
+
+    @property
+    def next_stage(self) -> int | None:
+        n = self.stages.get("next_stage")
+        return None if n is None else int(n)
 
 
-def cmd_merge(args: argparse.Namespace) -> int:
-    from gate.engine.sweep import exit_code
-    from gate.report.render import print_decision
-
-    results = merge(args.out, args.shards, budget_usd=args.budget_usd)
-    print_decision(results)
-    stages = results.get("stages") or {}
-    _github_output(stages.get("next_stage"), results)
-    return exit_code(results)
+def github_output_lines(merged: Merged) -> list[str]:
+    """What the decision job writes to GITHUB_OUTPUT (the next stage and its budget)."""
+    left = max(0.0, float(merged.stages["ceiling_usd"]) - float(merged.stages["spent_usd"]))
+    nxt = merged.next_stage
+    return [f"next_stage={'' if nxt is None else nxt}",
+            f"verdict={merged.results.verdict or ''}",
+            f"stage_budget_usd={'' if nxt is None else f'{left:.6f}'}"]
 
 
-def _github_output(next_stage: int | None, results: dict[str, Any]) -> None:
-    path = os.environ.get("GITHUB_OUTPUT")
-    if not path:
-        return
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(f"next_stage={'' if next_stage is None else next_stage}\n")
-        f.write(f"verdict={results.get('verdict') or ''}\n")
-        f.write(f"stage_budget_usd={stage_budget(results)}\n")
+Loaded = tuple[Path, Manifest, dict[str, Any]]
 
 
-def stage_budget(results: dict[str, Any]) -> str:
-    """What is left of the sweep's budget for the next stage ('' when none is needed)."""
-    stages = results.get("stages") or {}
-    if stages.get("next_stage") is None:
-        return ""
-    left = max(0.0, float(stages.get("ceiling_usd", 0.0)) - float(stages.get("spent_usd", 0.0)))
-    return f"{left:.6f}"
-
-
-def _load_shard(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _load_shard(path: Path) -> Loaded:
     manifest_path, info_path = path / "manifest.json", path / SHARD_FILE
     for p in (manifest_path, info_path):
         if not p.exists():
-            raise ConfigError.one(str(p), None, "not a finished shard directory (missing)")
-    manifest = read_json(manifest_path)
-    if not isinstance(manifest.get("shard"), dict):
-        raise ConfigError.one(str(manifest_path), None, "not a shard's manifest (no shard)")
-    return manifest, read_json(info_path)
+            raise ConfigError.one(str(p), None, "not a shard directory (missing)")
+    info = _read(info_path, {})
+    if not isinstance(info, dict) or not isinstance(info.get("spec"), dict):
+        raise ConfigError.one(str(info_path), None, "not a shard's record (no spec)")
+    if "trials" not in info:
+        raise ConfigError.one(str(info_path), None, "the shard did not finish (no outcome)")
+    return path, read_manifest(path), info
 
 
-def _check_same(ref: dict[str, Any], other: dict[str, Any], where: str) -> None:
-    changed = [k for k in SAME if ref.get(k) != other.get(k)]
+def _check_same(ref: Manifest, other: Manifest, where: str) -> None:
+    changed = [k for k in SAME if getattr(ref, k) != getattr(other, k)]
     if changed:
         raise ConfigError.one(where, None, "does not belong to this sweep (differs in "
                               + ", ".join(changed) + ")")
 
 
-def _check_shards(loaded: list[tuple[Path, dict[str, Any], dict[str, Any]]]) -> ShardSpec:
-    first = loaded[0][1]["shard"]
-    for path, manifest, _info in loaded:
+def _check_shards(loaded: list[Loaded]) -> ShardSpec:
+    first = loaded[0][2]["spec"]
+    for path, manifest, info in loaded:
         _check_same(loaded[0][1], manifest, str(path))
-        s = manifest["shard"]
+        s = info["spec"]
         if (s["count"], s["stage"], s["stages"]) != (first["count"], first["stage"],
                                                      first["stages"]):
             raise ConfigError.one(str(path), None, "shard of another stage or shard count")
-    indices = sorted(m["shard"]["index"] for _p, m, _i in loaded)
+    indices = sorted(int(i["spec"]["index"]) for _p, _m, i in loaded)
     if indices != list(range(1, first["count"] + 1)):
         missing = sorted(set(range(1, first["count"] + 1)) - set(indices))
         raise ConfigError.one(str(loaded[0][0]), None,
@@ -267,14 +260,14 @@ def _check_shards(loaded: list[tuple[Path, dict[str, Any], dict[str, Any]]]) -> 
 
 
 def merge(out: Path, shard_dirs: list[Path], *, budget_usd: float | None = None,
-          console: TextIO | None = None) -> dict[str, Any]:
-    console = console or sys.stderr
-    loaded = [(p, *_load_shard(p)) for p in shard_dirs]
+          notices: Notices | None = None) -> Merged:
+    notices = notices or Notices()
+    loaded = [_load_shard(p) for p in shard_dirs]
     spec = _check_shards(loaded)
-    manifest = _merged_manifest(out, loaded, spec, budget_usd)
-    units = units_of(manifest["scope"])
+    manifest, stages = _merged_manifest(out, loaded, spec, budget_usd)
+    units = units_of(manifest.scope)
     order = {u.trial_id(arm): (k, j) for k, u in enumerate(units)
-             for j, arm in enumerate(manifest["scope"]["arms"])}
+             for j, arm in enumerate(manifest.scope.arms)}
     trials = _union([read_jsonl(out / "trials.jsonl")]
                     + [read_jsonl(p / "trials.jsonl") for p, _m, _i in loaded],
                     key=lambda t: str(t["trial_id"]))
@@ -287,51 +280,52 @@ def merge(out: Path, shard_dirs: list[Path], *, budget_usd: float | None = None,
     for name, rows in (("trials.jsonl", trials), ("audit.jsonl", audit),
                        ("heartbeat.jsonl", beats)):
         _write_jsonl(out / name, rows)
-    halt = next((i["halt"] for _p, _m, i in loaded if i.get("halt")), None)
-    return _decide(out, manifest, trials, units, spec, halt, loaded, console)
+    halt = next((HaltRecord.model_validate(i["halt"]) for _p, _m, i in loaded if i.get("halt")),
+                None)
+    return _decide(out, manifest, stages, units, spec, halt, loaded, notices)
 
 
-def _merged_manifest(out: Path, loaded: list[tuple[Path, dict[str, Any], dict[str, Any]]],
-                     spec: ShardSpec, budget_usd: float | None) -> dict[str, Any]:
+def _merged_manifest(out: Path, loaded: list[Loaded], spec: ShardSpec,
+                     budget_usd: float | None) -> tuple[Manifest, dict[str, Any]]:
     ref = loaded[0][1]
-    path = out / "manifest.json"
-    if path.exists():
-        manifest: dict[str, Any] = read_json(path)
+    if (out / "manifest.json").exists():
+        manifest = read_manifest(out)
         _check_same(manifest, ref, str(loaded[0][0]))
-        done = [s["stage"] for s in manifest.get("stages", {}).get("run", [])]
-        if spec.stage in done:
+        stages: dict[str, Any] = _read(out / STAGES_FILE, {})
+        if spec.stage in [s["stage"] for s in stages.get("run", [])]:
             raise ConfigError.one(str(out), None, f"stage {spec.stage} is already merged here")
-        if manifest.get("stages", {}).get("max") != spec.stages:
+        if stages.get("max") != spec.stages:
             raise ConfigError.one(str(out), None, "the shards declare another maximum number "
                                   "of stages than this run")
-        return manifest
+        return manifest, stages
     if spec.stage != 1:
         raise ConfigError.one(str(out), None, f"stage {spec.stage}: no run directory from the "
                               "previous stages here (restore it first)")
     out.mkdir(parents=True, exist_ok=True)
-    manifest = {k: v for k, v in ref.items() if k != "shard"}
-    manifest["command"] = sys.argv[1:]
     ceiling = budget_usd if budget_usd is not None else _config_ceiling(ref)
-    manifest["budget"] = {**Budget(ceiling).snapshot(), "configured_by":
-                          "--budget-usd" if budget_usd is not None else "gate.yaml"}
-    manifest["stages"] = {"max": spec.stages, "run": [], "next_stage": None}
-    return manifest
+    budget = BudgetSnapshot.model_validate({
+        **Budget(ceiling).snapshot(),
+        "configured_by": "--budget-usd" if budget_usd is not None else "gate.yaml"})
+    manifest = ref.model_copy(update={"command": sys.argv[1:], "budget": budget})
+    write_record(out / "manifest.json", manifest)
+    return manifest, {"max": spec.stages, "run": [], "next_stage": None,
+                      "ceiling_usd": ceiling, "spent_usd": 0.0}
 
 
-def _config_ceiling(ref: dict[str, Any]) -> float:
-    config = load_project(ref["config_path"]).config if Path(ref["config_path"]).exists() else None
-    return config.budget.ceiling_usd if config is not None else 0.0
+def _config_ceiling(ref: Manifest) -> float:
+    if not Path(ref.config_path).exists():
+        return ref.budget.ceiling_usd
+    return load_project(ref.config_path).config.budget.ceiling_usd
 
 
-def _decide(out: Path, manifest: dict[str, Any], trials: list[dict[str, Any]],
-            units: list[Unit], spec: ShardSpec, halt: dict[str, Any] | None,
-            loaded: list[tuple[Path, dict[str, Any], dict[str, Any]]],
-            console: TextIO) -> dict[str, Any]:
-    from gate.config.schema import StatisticsConfig
+def _decide(out: Path, manifest: Manifest, stages: dict[str, Any], units: list[Unit],
+            spec: ShardSpec, halt: HaltRecord | None, loaded: list[Loaded],
+            notices: Notices) -> Merged:
     from gate.engine.sweep import finish_sweep
 
-    test, _log = replay(StatisticsConfig.model_validate(manifest["statistics"]), trials, units)
-    spent = sum(float(a.get("cost_computed_usd") or 0.0) for a in read_jsonl(out / "audit.jsonl"))
+    trials = read_jsonl(out / "trials.jsonl", Trial)
+    test, _log = replay(manifest.statistics, trials, units)
+    spent = _spent(out)
     more = last_batch_of_stage(units, spec.stage, spec.stages) < (units[-1].batch if units
                                                                   else 0)
     undecided = test.verdict == "continue" and halt is None
@@ -340,21 +334,18 @@ def _decide(out: Path, manifest: dict[str, Any], trials: list[dict[str, Any]],
     if undecided:
         stopped = (f"stage {spec.stage} of {spec.stages} undecided: stage {next_stage} needed"
                    if next_stage else f"undecided after the last stage ({spec.stages})")
-    record = {"stage": spec.stage, "shards": spec.count,
-              "trials": sum(len(read_jsonl(p / "trials.jsonl")) for p, _m, _i in loaded),
-              "spent_usd": round(sum(float(i.get("spent_usd") or 0.0)
-                                     for _p, _m, i in loaded), 6)}
-    stages = manifest["stages"]
-    stages["run"] = [*stages["run"], record]
-    stages["next_stage"] = next_stage
-    stages["spent_usd"] = round(spent, 6)
-    stages["ceiling_usd"] = manifest["budget"]["ceiling_usd"]
-    write_json(out / "manifest.json", manifest)
-    print(f"[gate] merged stage {spec.stage} of {spec.stages} ({spec.count} shards): "
-          f"{len(trials)} trials, ${spent:.4f} of ${manifest['budget']['ceiling_usd']:.4f}"
-          + (f"; next stage {next_stage}" if next_stage else ""), file=console, flush=True)
-    return finish_sweep(out, manifest, halt=halt, stopped=stopped,
-                        lost_share=manifest["run"]["lost_share_inconclusive"])
+    stages["run"] = [*stages["run"], {
+        "stage": spec.stage, "shards": spec.count,
+        "trials": sum(int(i["trials"]) for _p, _m, i in loaded),
+        "spent_usd": round(sum(float(i.get("spent_usd") or 0.0) for _p, _m, i in loaded), 6)}]
+    stages.update(next_stage=next_stage, spent_usd=round(spent, 6))
+    _write(out / STAGES_FILE, stages)
+    notices.line(f"[gate] merged stage {spec.stage} of {spec.stages} ({spec.count} shards): "
+                 f"{len(trials)} trials, ${spent:.4f} of ${stages['ceiling_usd']:.4f}"
+                 + (f"; next stage {next_stage}" if next_stage else ""))
+    results = finish_sweep(out, manifest, halt=halt, stopped=stopped,
+                           lost_share=manifest.run.lost_share_inconclusive)
+    return Merged(results, stages)
 
 
 def _union(sources: list[list[dict[str, Any]]], key: Any) -> list[dict[str, Any]]:

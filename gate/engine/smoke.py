@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import io
 import shutil
-import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from gate.commands import execute_run
 from gate.config.load import Project
 from gate.engine.jsonl import read_jsonl
-from gate.engine.rundir import PARTIAL, write_json
-from gate.engine.session import ProviderOptions
+from gate.engine.run import execute_run
+from gate.engine.rundir import PARTIAL
+from gate.engine.session import Notices, ProviderOptions
+from gate.records import Heartbeat, Smoke, SmokeCheck, SmokeScore, SmokeTask, Trial, write_record
 
 
 class _Tee(io.StringIO):
@@ -31,82 +31,82 @@ class _Tee(io.StringIO):
         return False
 
 
+def _score(t: Trial) -> SmokeScore:
+    return SmokeScore(success=t.success, reward=t.reward)
+
+
 def run_smoke(project: Project, out: Path, *, seed: int,
-              console: TextIO | None = None) -> dict[str, Any]:
-    console = console or sys.stderr
+              notices: Notices | None = None) -> Smoke:
+    """Run the drill in ``out``; writes and returns smoke.json."""
+    notices = notices or Notices()
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     for sub in ("expert", "random", "breaker"):  # the smoke's own runs, redone each time
         shutil.rmtree(out / sub, ignore_errors=True)
     (out / "smoke.json").unlink(missing_ok=True)
-    checks: list[dict[str, Any]] = [{"name": "validate", "ok": True,
-                                     "detail": f"{len(project.tasks)} tasks valid"}]
-    tasks: dict[str, dict[str, Any]] = {lt.task.id: {"task": lt.task.id} for lt in project.tasks}
+    checks = [SmokeCheck(name="validate", ok=True, detail=f"{len(project.tasks)} tasks valid")]
+    tasks = {lt.task.id: SmokeTask(task=lt.task.id) for lt in project.tasks}
 
     expert = execute_run(project, model="mock/expert", provider=None, rounds=1,
-                         out=out / "expert", seed=seed, console=console, arm_name="expert")
-    trials = read_jsonl(out / "expert" / "trials.jsonl")
+                         out=out / "expert", seed=seed, notices=notices, arm_name="expert")
+    trials = read_jsonl(out / "expert" / "trials.jsonl", Trial)
     failed = []
     for t in trials:
-        tasks[t["task"]]["expert"] = {"success": t.get("success"), "reward": t.get("reward")}
-        if not t.get("success"):
-            failed.append(t["task"])
-    missing = sorted(set(tasks) - {t["task"] for t in trials})
-    checks.append({
-        "name": "expert solves every task",
-        "ok": not failed and not missing and expert["status"] == "complete",
-        "detail": (f"{len(trials) - len(failed)}/{len(tasks)} solved"
-                   + (f"; broken task or fixture: {', '.join(failed)}" if failed else "")
-                   + (f"; not run: {', '.join(missing)}" if missing else "")),
-    })
+        tasks[t.task].expert = _score(t)
+        if not t.success:
+            failed.append(t.task)
+    missing = sorted(set(tasks) - {t.task for t in trials})
+    checks.append(SmokeCheck(
+        name="expert solves every task",
+        ok=not failed and not missing and expert.status == "complete",
+        detail=(f"{len(trials) - len(failed)}/{len(tasks)} solved"
+                + (f"; broken task or fixture: {', '.join(failed)}" if failed else "")
+                + (f"; not run: {', '.join(missing)}" if missing else "")),
+    ))
 
     interval = 0.02
     run_random = execute_run(project, model="mock/random", provider=None, rounds=1,
-                             out=out / "random", seed=seed, console=console, arm_name="random",
+                             out=out / "random", seed=seed, notices=notices, arm_name="random",
                              heartbeat_interval_s=interval)
-    rtrials = read_jsonl(out / "random" / "trials.jsonl")
-    null_scores = [t["task"] for t in rtrials if t.get("reward") is None]
+    rtrials = read_jsonl(out / "random" / "trials.jsonl", Trial)
+    null_scores = [t.task for t in rtrials if t.reward is None]
     for t in rtrials:
-        tasks[t["task"]]["random"] = {"success": t.get("success"), "reward": t.get("reward")}
-    checks.append({
-        "name": "random scores every task",
-        "ok": len(rtrials) == len(tasks) and not null_scores,
-        "detail": f"{len(rtrials)} scored, success rate "
-                  f"{run_random['arms']['random']['success_rate']}; null: {null_scores}",
-    })
-    beats = read_jsonl(out / "random" / "heartbeat.jsonl")
-    checks.append({
-        "name": "heartbeat fires",
-        "ok": len(beats) >= 2 and all("cost_usd" in b and "calls" in b for b in beats),
-        "detail": f"{len(beats)} heartbeat lines at {interval}s interval",
-    })
-    checks.append(_breaker_check(project, out / "breaker", seed, console))
+        tasks[t.task].random = _score(t)
+    checks.append(SmokeCheck(
+        name="random scores every task",
+        ok=len(rtrials) == len(tasks) and not null_scores,
+        detail=f"{len(rtrials)} scored, success rate "
+               f"{run_random.arms['random'].success_rate}; null: {null_scores}",
+    ))
+    beats = read_jsonl(out / "random" / "heartbeat.jsonl", Heartbeat)
+    checks.append(SmokeCheck(
+        name="heartbeat fires",
+        ok=len(beats) >= 2,  # every line has calls and cost_usd: read_jsonl validated them
+        detail=f"{len(beats)} heartbeat lines at {interval}s interval",
+    ))
+    checks.append(_breaker_check(project, out / "breaker", seed, notices))
 
-    report = {
-        "ok": all(c["ok"] for c in checks),
-        "checks": checks,
-        "tasks": [tasks[k] for k in sorted(tasks)],
-        "config_sha256": project.config_sha256,
-        "files_sha256": project.hashes,
-        "seconds": round(time.monotonic() - started, 3),
-    }
-    write_json(out / "smoke.json", report)
-    for c in checks:
-        print(f"[{'ok' if c['ok'] else 'FAIL'}] {c['name']}: {c['detail']}", file=sys.stdout)
-    print(f"smoke: {'passed' if report['ok'] else 'FAILED'} in {report['seconds']} s; "
-          f"wrote {out / 'smoke.json'}", file=sys.stdout)
+    report = Smoke(
+        ok=all(c.ok for c in checks),
+        checks=checks,
+        tasks=[tasks[k] for k in sorted(tasks)],
+        config_sha256=project.config_sha256,
+        files_sha256=project.hashes,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    write_record(out / "smoke.json", report)
     return report
 
 
-def _breaker_check(project: Project, out: Path, seed: int, console: TextIO) -> dict[str, Any]:
-    tee = _Tee(console)
+def _breaker_check(project: Project, out: Path, seed: int, notices: Notices) -> SmokeCheck:
+    tee = _Tee(notices.console)
     after = 5
     res = execute_run(project, model="mock/expert", provider=None, rounds=1, out=out, seed=seed,
-                      console=tee, arm_name="breaker",
+                      notices=Notices(tee), arm_name="breaker",
                       options=ProviderOptions(payment_required_after=after))
     printed = "[CIRCUIT BREAKER]" in tee.getvalue()
     partial = (out / PARTIAL).exists()
-    ok = res["status"] == "halted" and printed and partial
-    return {"name": "402 trips the circuit breaker", "ok": ok,
-            "detail": f"status {res['status']}, [CIRCUIT BREAKER] printed: {printed}, "
-                      f"{PARTIAL} written: {partial}, 402 injected after {after} calls"}
+    ok = res.status == "halted" and printed and partial
+    return SmokeCheck(name="402 trips the circuit breaker", ok=ok,
+                      detail=f"status {res.status}, [CIRCUIT BREAKER] printed: {printed}, "
+                             f"{PARTIAL} written: {partial}, 402 injected after {after} calls")

@@ -9,27 +9,36 @@ fixture hash changed.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
 
 from gate.config.load import Project, load_project
-from gate.config.schema import SloConfig
+from gate.config.schema import StatisticsConfig
+from gate.engine.audit import read_audit
 from gate.engine.decision import replay
 from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import Unit, batches, units_of
-from gate.engine.rundir import build_manifest, read_json, write_json
-from gate.engine.runner import Arm, Cell, Engine
-from gate.engine.session import Notices, open_providers, resolve_provider
-from gate.errors import ConfigError, ResumeError
+from gate.engine.rundir import build_manifest, finish_results, read_manifest
+from gate.engine.runner import Arm, Cell, Engine, halt_before_any_task
+from gate.engine.session import Notices, check_api_keys, open_providers, resolve_provider
+from gate.errors import CircuitBreakerError, ConfigError, ResumeError
 from gate.providers.budget import Budget
-
-EXIT_OK, EXIT_FAIL, EXIT_HALTED, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+from gate.records import (
+    BudgetSnapshot,
+    Decision,
+    HaltRecord,
+    Manifest,
+    Results,
+    Smoke,
+    Trial,
+    Verdict,
+    read_record,
+    write_record,
+)
 
 
 @dataclass
@@ -46,68 +55,6 @@ class SweepOptions:
     smoke_dir: Path | None = None
     provider: str | None = None
     write_status: bool = False
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser("sweep", help="sequential paired comparison of a candidate and a baseline")
-    p.add_argument("--config", default="gate.yaml")
-    p.add_argument("--candidate", required=True, help="candidate model id")
-    p.add_argument("--baseline", help="baseline model id (default: the registry's adopted model)")
-    p.add_argument("--baseline-ref", help="git ref whose prompts/tools the baseline arm uses")
-    p.add_argument("--provider", help="provider for models not in the registry")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--pause-file", type=Path, help="while this file exists, start no trial")
-    p.add_argument("--budget-usd", type=float, help="spending ceiling of this run")
-    p.add_argument("--max-rounds", type=int, help="round limit (default statistics.max_rounds)")
-    p.add_argument("--smoke", type=Path, default=Path("runs/smoke"),
-                   help="smoke directory that must vouch for this config before paid calls")
-    p.add_argument("--write-status", action="store_true",
-                   help="move the candidate to in-progress, then pending-human-review")
-    p.add_argument("--shard", metavar="I/N",
-                   help="run only shard I of N of --stage (gate merge decides; docs/github.md)")
-    p.add_argument("--stage", type=int, help="with --shard: the stage (1-based)")
-    p.add_argument("--stages", type=int, default=1,
-                   help="with --shard: the declared maximum number of stages (default 1)")
-    p.set_defaults(func=cmd_sweep)
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    project = load_project(args.config)
-    opts = SweepOptions(
-        candidate=args.candidate, baseline=args.baseline, baseline_ref=args.baseline_ref,
-        out=args.out, seed=project.config.run.seed if args.seed is None else args.seed,
-        resume=args.resume, pause_file=args.pause_file, budget_usd=args.budget_usd,
-        max_rounds=args.max_rounds, smoke_dir=args.smoke, provider=args.provider,
-        write_status=args.write_status,
-    )
-    if args.shard is not None:
-        from gate.engine.shard import parse_shard, run_shard
-
-        info = run_shard(project, opts, parse_shard(args.shard, args.stage, args.stages),
-                         config_path=args.config)
-        return EXIT_HALTED if info["halt"] else EXIT_OK
-    if args.stage is not None:
-        raise ConfigError.one("--stage", None, "--stage needs --shard I/N")
-    results = run_sweep(project, opts, config_path=args.config)
-    from gate.commands import export_traces, print_arm_summary
-    from gate.report.render import print_decision
-
-    print_arm_summary(results)
-    print_decision(results)
-    export_traces(opts.out)
-    return exit_code(results)
-
-
-def exit_code(results: dict[str, Any]) -> int:
-    if results["status"] in ("halted", "paused"):
-        return EXIT_HALTED
-    if results["verdict"] == "regression":
-        return EXIT_FAIL
-    if results["verdict"] == "pass":
-        return EXIT_OK if results["slos"]["met"] else EXIT_FAIL
-    return EXIT_INCONCLUSIVE
 
 
 def adopted_model(project: Project) -> str:
@@ -129,8 +76,10 @@ def build_arms(project: Project, opts: SweepOptions, config_path: str) -> list[A
     baseline = opts.baseline or (opts.candidate if opts.baseline_ref else adopted_model(project))
     return [
         Arm("candidate", opts.candidate,
-            resolve_provider(project, opts.candidate, opts.provider), project),
-        Arm("baseline", baseline, resolve_provider(project, baseline, opts.provider),
+            resolve_provider(project, opts.candidate, opts.provider, flag="--candidate"),
+            project),
+        Arm("baseline", baseline,
+            resolve_provider(project, baseline, opts.provider, flag="--baseline"),
             base_project),
     ]
 
@@ -145,31 +94,30 @@ def check_smoke(project: Project, arms: list[Arm], smoke_dir: Path | None) -> No
         raise ConfigError.one(str(path), None,
                               "no smoke result: run `gate smoke --out DIR` first (smoke before "
                               "spend) and pass --smoke DIR")
-    smoke = read_json(path)
-    if not smoke.get("ok"):
+    smoke = read_record(path, Smoke)
+    if not smoke.ok:
         raise ConfigError.one(str(path), None, "the smoke test failed; fix it before spending")
-    if smoke.get("config_sha256") != project.config_sha256 or \
-            smoke.get("files_sha256") != project.hashes:
+    if smoke.config_sha256 != project.config_sha256 or smoke.files_sha256 != project.hashes:
         raise ConfigError.one(str(path), None,
                               "the smoke test ran on different config or files; run it again")
 
 
 def _new_manifest(project: Project, arms: list[Arm], opts: SweepOptions, max_rounds: int,
-                  budget: dict[str, Any]) -> dict[str, Any]:
+                  budget: BudgetSnapshot) -> Manifest:
     return build_manifest(project, kind="sweep", arms=arms, max_rounds=max_rounds,
                           seed=opts.seed, budget=budget, command=sys.argv[1:],
                           schedule=project.config.statistics.schedule)
 
 
 def _previous_run(project: Project, arms: list[Arm], opts: SweepOptions,
-                  max_rounds: int) -> dict[str, Any] | None:
+                  max_rounds: int) -> Manifest | None:
     """The manifest to resume (checked against the files as they are now), or None if fresh."""
     manifest_path = opts.out / "manifest.json"
     if opts.resume:
         if not manifest_path.exists():
             raise ResumeError(f"--resume: no run in {opts.out} (no manifest.json)")
-        old: dict[str, Any] = read_json(manifest_path)
-        _check_resume(old, _new_manifest(project, arms, opts, max_rounds, {}))
+        old = read_manifest(opts.out)
+        _check_resume(old, _new_manifest(project, arms, opts, max_rounds, old.budget))
         return old
     if manifest_path.exists() or (opts.out / "trials.jsonl").exists():
         raise ConfigError.one(str(opts.out), None,
@@ -178,16 +126,16 @@ def _previous_run(project: Project, arms: list[Arm], opts: SweepOptions,
     return None
 
 
-def _check_resume(old: dict[str, Any], fresh: dict[str, Any]) -> None:
+def _check_resume(old: Manifest, fresh: Manifest) -> None:
     changed = []
-    if old["config_sha256"] != fresh["config_sha256"]:
+    if old.config_sha256 != fresh.config_sha256:
         changed.append("the configuration")
-    files_old, files_new = old["files_sha256"], fresh["files_sha256"]
+    files_old, files_new = old.files_sha256, fresh.files_sha256
     for path in sorted(set(files_old) | set(files_new)):
         if files_old.get(path) != files_new.get(path):
             changed.append(path)
     for key in ("arms", "scope", "seed", "statistics"):
-        if old[key] != fresh[key]:
+        if getattr(old, key) != getattr(fresh, key):
             changed.append(key)
     if changed:
         raise ResumeError("--resume refused: changed since the run started: "
@@ -196,65 +144,78 @@ def _check_resume(old: dict[str, Any], fresh: dict[str, Any]) -> None:
 
 def run_sweep(
     project: Project, opts: SweepOptions, *, config_path: str = "gate.yaml",
-    console: TextIO | None = None,
-) -> dict[str, Any]:
-    console = console or sys.stderr
+    notices: Notices | None = None,
+) -> Results:
+    """Run (or resume) the sweep in ``opts.out``; returns the results written there."""
+    notices = notices or Notices()
     cfg = project.config
-    max_rounds = opts.max_rounds or cfg.statistics.max_rounds
+    max_rounds = cfg.statistics.max_rounds if opts.max_rounds is None else opts.max_rounds
     if max_rounds < 1:
         raise ConfigError.one(project.config_path, None, "--max-rounds must be at least 1")
     ceiling = cfg.budget.ceiling_usd if opts.budget_usd is None else opts.budget_usd
     arms = build_arms(project, opts, config_path)
+    check_api_keys(project, [a.provider for a in arms])
     check_smoke(project, arms, opts.smoke_dir)
     previous = _previous_run(project, arms, opts, max_rounds)
     spent_before = _spent(opts.out) if previous else 0.0
     budget = Budget(max(0.0, ceiling - spent_before))
-    notices = Notices(console)
-    by_name = {a.name: a for a in arms}
+    manifests: list[Manifest] = [] if previous is None else [previous]
+
+    def declare() -> Manifest:
+        """The manifest of the run: the previous one on --resume, else written now."""
+        if not manifests:
+            snapshot = BudgetSnapshot.model_validate({
+                **budget.snapshot(),
+                "configured_by": "--budget-usd" if opts.budget_usd else "gate.yaml"})
+            manifests.append(_new_manifest(project, arms, opts, max_rounds, snapshot))
+            write_record(opts.out / "manifest.json", manifests[0])
+        return manifests[0]
+
+    halt, stopped = asyncio.run(_run(project, arms, opts, budget, declare, notices))
+    manifest = declare()
+    results = finish_sweep(opts.out, manifest, halt=halt, stopped=stopped,
+                           lost_share=cfg.run.lost_share_inconclusive)
+    if opts.write_status and results.status not in ("halted", "paused"):
+        _write_status(project, opts.candidate, "pending-human-review", manifest.run_id, notices)
+    return results
+
+
+async def _run(
+    project: Project, arms: list[Arm], opts: SweepOptions, budget: Budget,
+    declare: Callable[[], Manifest], notices: Notices,
+) -> tuple[HaltRecord | None, str | None]:
+    """Open the providers and run the rounds: (the halt, why it stopped undecided)."""
+    cfg = project.config
     models: dict[str, set[str]] = {}
     for a in arms:
         models.setdefault(a.provider, set()).add(a.model)
-    manifest: dict[str, Any] = dict(previous or {})
-    state: dict[str, Any] = {"stopped": None}
-
-    async def go() -> Engine:
+    try:
         async with open_providers(project, models, budget=budget, notices=notices,
                                   seed=opts.seed) as providers:
-            if previous is None:
-                snapshot = {**budget.snapshot(),
-                            "configured_by": "--budget-usd" if opts.budget_usd else "gate.yaml"}
-                manifest.update(_new_manifest(project, arms, opts, max_rounds, snapshot))
-                write_json(opts.out / "manifest.json", manifest)
+            manifest = declare()
             if opts.write_status:
-                _write_status(project, opts.candidate, "in-progress", manifest["run_id"])
+                _write_status(project, opts.candidate, "in-progress", manifest.run_id, notices)
             engine = Engine(
-                opts.out, by_name, providers, seed=opts.seed,
+                opts.out, {a.name: a for a in arms}, providers, seed=opts.seed,
                 concurrency=min([cfg.run.concurrency]
                                 + [cfg.providers[a.provider].concurrency for a in arms]),
                 max_tokens=cfg.run.max_tokens, temperature=cfg.run.temperature,
                 heartbeat_interval_s=cfg.run.heartbeat_interval_s,
-                pause_file=opts.pause_file, console=console, notices=notices,
+                pause_file=opts.pause_file, notices=notices,
             )
             try:
-                state["stopped"] = await _rounds(
-                    engine, opts.out, units_of(manifest["scope"]), _min_checks(project),
-                    cfg.statistics, console, budget)
+                stopped = await _rounds(engine, opts.out, units_of(manifest.scope),
+                                        _min_checks(project), cfg.statistics, notices, budget)
             finally:
                 engine.close()
-            return engine
-
-    engine = asyncio.run(go())
-    halt = None if engine.halt is None else engine.halt.__dict__
-    results = finish_sweep(opts.out, manifest, halt=halt, stopped=state["stopped"],
-                           lost_share=cfg.run.lost_share_inconclusive)
-    if opts.write_status and results["status"] not in ("halted", "paused"):
-        _write_status(project, opts.candidate, "pending-human-review", manifest["run_id"])
-    return results
+            return engine.halt, stopped
+    except CircuitBreakerError as exc:  # while opening the providers: before any task
+        return halt_before_any_task(exc, notices), None
 
 
 def _spent(out: Path) -> float:
     """What the run in ``out`` has spent so far, from its audit log."""
-    return sum(float(a.get("cost_computed_usd") or 0.0) for a in read_jsonl(out / "audit.jsonl"))
+    return sum(a.cost_computed_usd for a in read_audit(out / "audit.jsonl"))
 
 
 def _min_checks(project: Project) -> int:
@@ -266,7 +227,7 @@ def _min_checks(project: Project) -> int:
 
 
 async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
-                  stats: Any, console: TextIO, budget: Budget) -> str | None:
+                  stats: StatisticsConfig, notices: Notices, budget: Budget) -> str | None:
     """Run batches (rounds) until the test decides, and at least ``min_checks`` of them.
 
     Returns why the sweep stopped before a decision, when the budget cannot cover another
@@ -274,29 +235,28 @@ async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
     """
     groups = batches(units)
     for number, group in enumerate(groups, start=1):
-        trials = read_jsonl(out / "trials.jsonl")
+        trials = read_jsonl(out / "trials.jsonl", Trial)
         test, _log = replay(stats, trials, units)
         if test.verdict != "continue" and number > min_checks:
             return None
-        done = {t["trial_id"] for t in trials}
+        done = {t.trial_id for t in trials}
         cells = [Cell(u.index, u.task, arm) for u in group for arm in ("candidate", "baseline")
                  if u.trial_id(arm) not in done]
         stop = _budget_stop(out, budget, number, len(cells), len(trials))
         if stop is not None and test.verdict == "continue":
-            print(f"[gate] {stop}", file=console, flush=True)
+            notices(stop)
             return stop
         if cells:
             await engine.run_cells(cells, label=f"check {number}/{len(groups)}")
         if engine.halt is not None:
             return None
-        trials = read_jsonl(out / "trials.jsonl")
+        trials = read_jsonl(out / "trials.jsonl", Trial)
         test, log = replay(stats, trials, units)
-        if log and log[-1]["round"] == number:
+        if log and log[-1].round == number:
             last = log[-1]
-            print(f"[gate] check {last['round']}: {last['pairs']} pairs, mean diff "
-                  f"{_fmt(last['mean_diff'])}, e_reject {last['e_reject']:.3g}, "
-                  f"e_accept {last['e_accept']:.3g} -> {last['verdict']}",
-                  file=console, flush=True)
+            notices(f"check {last.round}: {last.pairs} pairs, mean diff "
+                    f"{_fmt(last.mean_diff)}, e_reject {last.e_reject:.3g}, "
+                    f"e_accept {last.e_accept:.3g} -> {last.verdict}")
     return None
 
 
@@ -318,47 +278,46 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:+.3f}"
 
 
-def _write_status(project: Project, model: str, status: str, run_id: str) -> None:
+def _write_status(project: Project, model: str, status: str, run_id: str,
+                  notices: Notices) -> None:
     from gate.config.registry import write_status
 
     if not any(m.id == model for m in project.registry.models):
-        print(f"[gate] --write-status: {model} is not in the registry; nothing written",
-              file=sys.stderr)
+        notices(f"--write-status: {model} is not in the registry; nothing written")
         return
     write_status(project.root / project.config.suite.registry, model, status, run_id)
 
 
 def finish_sweep(
-    out: Path, manifest: dict[str, Any], *, halt: dict[str, Any] | None, stopped: str | None,
+    out: Path, manifest: Manifest, *, halt: HaltRecord | None, stopped: str | None,
     lost_share: float,
-) -> dict[str, Any]:
-    from gate.commands import finish_results
-
-    trials = read_jsonl(out / "trials.jsonl")
+) -> Results:
+    trials = read_jsonl(out / "trials.jsonl", Trial)
     decision, verdict = sweep_decision(manifest, trials, stopped)
     return finish_results(out, manifest, halt=halt, lost_share=lost_share,
-                          decision=decision, verdict=verdict,
-                          slo_config=SloConfig.model_validate(manifest["slos"]))
+                          decision=decision, verdict=verdict, slo_config=manifest.slos)
+
+
+_VERDICTS: dict[str, Verdict] = {"regression": "regression", "no_regression": "pass",
+                                 "inconclusive": "inconclusive"}
 
 
 def sweep_decision(
-    manifest: dict[str, Any], trials: list[dict[str, Any]], stopped: str | None
-) -> tuple[dict[str, Any], str | None]:
+    manifest: Manifest, trials: list[Trial], stopped: str | None
+) -> tuple[Decision, Verdict | None]:
     """The decision replayed from the trials; ``stopped`` is why a sweep ended undecided."""
-    from gate.config.schema import StatisticsConfig
     from gate.statistics import fixed_sample_size
 
-    cfg = StatisticsConfig.model_validate(manifest["statistics"])
-    tasks = manifest["scope"]["tasks"]
-    test, log = replay(cfg, trials, units_of(manifest["scope"]))
+    cfg = manifest.statistics
+    tasks = manifest.scope.tasks
+    test, log = replay(cfg, trials, units_of(manifest.scope))
     d = test.decision
-    verdict = {"regression": "regression", "no_regression": "pass",
-               "inconclusive": "inconclusive"}.get(d.verdict)
+    verdict = _VERDICTS.get(d.verdict)
     if verdict is None and stopped is not None:
         verdict = "inconclusive"
     sigma2, sigma2_source = _variance_of_d(test.sum_d, test.sum_d2, test.pairs)
     n_fixed = math.ceil(fixed_sample_size(cfg.delta, sigma2, cfg.alpha, cfg.beta))
-    decision = {
+    decision = Decision.model_validate({
         "verdict": d.verdict,
         "decided_round": d.rounds if d.decided and d.verdict != "inconclusive" else None,
         "rounds": d.rounds,
@@ -372,13 +331,15 @@ def sweep_decision(
         "fixed_sample_sigma2": round(sigma2, 6),
         "fixed_sample_sigma2_source": sigma2_source,
         "fixed_sample_rounds": round(n_fixed / max(len(tasks), 1), 2),
-        "rounds_log": json.loads(json.dumps(log)),
+        "rounds_log": log,
         "stopped": stopped,
-    }
+    })
     return decision, verdict
 
 
-PLANNING_SIGMA2 = 0.3  # docs/statistics.md: discordance rate ~0.3 for delta 0.1
+# Planning variance of a paired 0/1 difference: about the share of discordant pairs, ~0.3 for
+# arms ~0.1 apart (docs/statistics.md); used only until the sweep has observed its own.
+PLANNING_SIGMA2 = 0.3
 
 
 def _variance_of_d(sum_d: float, sum_d2: float, n: int) -> tuple[float, str]:

@@ -11,10 +11,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from gate.config.schema import SloConfig
+from gate.engine.audit import read_audit
 from gate.engine.jsonl import read_jsonl
-from gate.engine.results import compute_results, file_sha256
-from gate.engine.rundir import PARTIAL, RESULTS, read_json
+from gate.engine.results import compute_results, evidence_of
+from gate.engine.rundir import PARTIAL, RESULTS, as_written, read_manifest, read_results
+from gate.records import AuditAttempt, Record, Trial
 
 
 def verify_run(run_dir: Path) -> list[str]:
@@ -25,59 +26,47 @@ def verify_run(run_dir: Path) -> list[str]:
     results_file = next((run_dir / n for n in (RESULTS, PARTIAL) if (run_dir / n).exists()), None)
     if results_file is None:
         return [f"{run_dir}: no {RESULTS} or {PARTIAL}"]
-    manifest = read_json(manifest_path)
-    stored = read_json(results_file)
-    trials = read_jsonl(run_dir / "trials.jsonl")
-    audit = read_jsonl(run_dir / "audit.jsonl")
+    manifest = read_manifest(run_dir)
+    stored = read_results(results_file)
+    trials = read_jsonl(run_dir / "trials.jsonl", Trial)
+    audit = read_audit(run_dir / "audit.jsonl")
     problems = _fabrication(trials, audit)
-    evidence = {
-        "audit_sha256": file_sha256(run_dir / "audit.jsonl"),
-        "trials_sha256": file_sha256(run_dir / "trials.jsonl"),
-        "manifest_sha256": file_sha256(manifest_path),
-        "response_ids": sum(1 for a in audit if a.get("response_id")),
-        "attempts": len(audit),
-    }
-    extra: dict[str, Any] = {}
-    if manifest["kind"] == "sweep":
+    decision, verdict, slo_config = None, None, None
+    if manifest.kind == "sweep":
         from gate.engine.sweep import sweep_decision
 
-        stopped = (stored.get("decision") or {}).get("stopped")
+        stopped = stored.decision.stopped if stored.decision else None
         decision, verdict = sweep_decision(manifest, trials, stopped)
-        extra = {"decision": decision, "verdict": verdict,
-                 "slo_config": SloConfig.model_validate(manifest["slos"])}
-    derived = compute_results(manifest, trials, audit, halt=stored.get("halt"),
-                              lost_share_inconclusive=manifest["run"]["lost_share_inconclusive"],
-                              evidence=evidence, **extra)
-    if results_file.name == PARTIAL:
-        from gate.engine.rundir import _missing
-
-        derived["missing"] = _missing(derived)
-    problems += _diff(_normal(stored), _normal(derived), "")
+        slo_config = manifest.slos
+    derived = compute_results(manifest, trials, audit, halt=stored.halt,
+                              lost_share_inconclusive=manifest.run.lost_share_inconclusive,
+                              evidence=evidence_of(run_dir, audit), decision=decision,
+                              verdict=verdict, slo_config=slo_config)
+    problems += _diff(_normal(stored), _normal(as_written(derived)), "")
     return problems
 
 
-def _fabrication(trials: list[dict[str, Any]], audit: list[dict[str, Any]]) -> list[str]:
-    ok_ids = {(a["arm"], a["task"], a["round"], a["response_id"])
-              for a in audit if a["outcome"] == "ok" and a.get("response_id")}
-    seen: Counter[str] = Counter(a["response_id"] for a in audit
-                                 if a["outcome"] == "ok" and a.get("response_id"))
+def _fabrication(trials: list[Trial], audit: list[AuditAttempt]) -> list[str]:
+    ok_ids = {(a.arm, a.task, a.round, a.response_id)
+              for a in audit if a.outcome == "ok" and a.response_id}
+    seen: Counter[str] = Counter(a.response_id for a in audit
+                                 if a.outcome == "ok" and a.response_id)
     problems = [f"response id {rid!r} appears {n} times in the audit log (one response, one "
                 "line)" for rid, n in sorted(seen.items()) if n > 1]
     for t in trials:
-        if t.get("status") != "scored":
+        if t.status != "scored":
             continue
-        ids = t.get("response_ids") or []
-        if not ids:
-            problems.append(f"trial {t['trial_id']}: scored without any provider response id")
-        for rid in ids:
-            if (t["arm"], t["task"], t["round"], rid) not in ok_ids:
-                problems.append(f"trial {t['trial_id']}: response id {rid!r} is not in the "
+        if not t.response_ids:
+            problems.append(f"trial {t.trial_id}: scored without any provider response id")
+        for rid in t.response_ids:
+            if (t.arm, t.task, t.round, rid) not in ok_ids:
+                problems.append(f"trial {t.trial_id}: response id {rid!r} is not in the "
                                 "audit log (fabricated trial?)")
     return problems
 
 
-def _normal(data: Any) -> Any:
-    return json.loads(json.dumps(data, sort_keys=True))
+def _normal(record: Record) -> Any:
+    return json.loads(json.dumps(record.to_json(), sort_keys=True))
 
 
 def _diff(a: Any, b: Any, where: str) -> list[str]:

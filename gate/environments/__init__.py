@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 from gate.environments.base import Environment, EnvOutcome, ToolResult
-
-ENVIRONMENTS: dict[str, type[Environment]] = {}
-
-
-def register(cls: type[Environment]) -> type[Environment]:
-    ENVIRONMENTS[cls.name] = cls
-    return cls
-
+from gate.environments.registry import ENVIRONMENTS, register
 
 __all__ = ["ENVIRONMENTS", "EnvOutcome", "Environment", "ToolResult", "register"]
 
 
-# The built-in environments register themselves on import. Imported last, so that each of
-# them can ``from gate.environments import register``.
-from gate.environments import incident, orders  # noqa: E402, F401
+# The built-in environments register themselves (gate.environments.registry) on import.
+from gate.environments import incident, orders  # noqa: F401

@@ -32,9 +32,8 @@ from typing import Any
 from github import Github, GithubException
 from requests import RequestException
 
-from gate.errors import ConfigError, GateError
+from gate.errors import CommentRaceError, ConfigError, GitHubContextError
 from gate.github.context import (
-    GitHubContextError,
     client,
     describe_api_error,
     event_payload,
@@ -50,10 +49,6 @@ COMMENT_LIMIT = 65_536
 FALLBACK_LOGIN = "github-actions[bot]"
 SEPARATOR = "\n\n---\n\n"
 SETTLE_ROUNDS = 5
-
-
-class CommentRaceError(GateError):
-    """The single comment could not be settled in ``SETTLE_ROUNDS`` rounds."""
 
 
 def utf16_len(text: str) -> int:

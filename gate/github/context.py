@@ -18,14 +18,10 @@ from github import Auth, Github, GithubException
 
 from gate.config.schema import GateConfig, SuiteConfig
 from gate.config.yamlio import load_yaml, model_from_doc
-from gate.errors import ConfigError, GateError
+from gate.errors import ConfigError, GitHubContextError
 
 DEFAULT_API_URL = "https://api.github.com"
 STEP_SUMMARY_LIMIT = 1024 * 1024  # bytes per step
-
-
-class GitHubContextError(GateError):
-    """The GitHub environment is incomplete (no token, no repository, no PR number)."""
 
 
 @dataclass(frozen=True)

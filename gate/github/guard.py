@@ -46,10 +46,9 @@ from requests import RequestException
 
 from gate.config.schema import Registry
 from gate.config.yamlio import model_from_doc, parse_yaml
-from gate.errors import ConfigError
+from gate.errors import Blocked, ConfigError, GitHubContextError
 from gate.github.changes import adoption_changes, registry_path_of
 from gate.github.context import (
-    GitHubContextError,
     PullRef,
     client,
     describe_api_error,
@@ -69,10 +68,6 @@ MEMBERS_PERMISSION = (
     "the token cannot read team membership: it needs the org permission Members: read, "
     "which GITHUB_TOKEN never has; use a GitHub App token (actions/create-github-app-token)"
 )
-
-
-class Blocked(Exception):
-    """Fail closed with this reason."""
 
 
 @dataclass

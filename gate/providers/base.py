@@ -4,6 +4,8 @@ A provider takes a ``ChatRequest`` (OpenAI chat-completions shape), reports ever
 makes to the ``on_attempt`` sink (the engine writes those to audit.jsonl), and returns a
 ``ChatResponse`` or raises ``ProviderError`` once its retries are exhausted. It raises
 ``CircuitBreakerError`` (gate.errors) when spending must stop (HTTP 402, budget ceiling).
+``ErrorKind`` and ``ProviderError`` live in gate.errors with every other exception; they are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -12,26 +14,9 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from gate.errors import GateError
-
-
-class ErrorKind(StrEnum):
-    """Why a provider attempt did not succeed."""
-
-    RATE_LIMITED = "rate_limited"
-    SERVER_ERROR = "server_error"
-    ERROR_IN_BODY = "error_in_body"
-    MALFORMED_RESPONSE = "malformed_response"
-    TIMEOUT = "timeout"
-    CONNECTION_ERROR = "connection_error"
-    AUTH = "auth"
-    PAYMENT_REQUIRED = "payment_required"
-    BAD_REQUEST = "bad_request"
-    FINISH_ERROR = "finish_error"  # HTTP 200, but the choice ended with finish_reason "error"
-
+from gate.errors import ErrorKind, ProviderError
 
 RETRYABLE: frozenset[ErrorKind] = frozenset(
     {
@@ -112,32 +97,32 @@ class Attempt:
     finish_reason: str | None = None  # of choices[0], when the provider answered one
     cached_tokens: int = 0  # prompt tokens the provider served from its cache
     extra: dict[str, Any] = field(default_factory=dict)
+    attempt_id: str = ""  # the id of its ``AttemptStart`` (two-phase audit), "" when none
+
+
+@dataclass(frozen=True)
+class AttemptStart:
+    """An attempt about to leave: announced before the request body is handed to the socket."""
+
+    attempt_id: str  # unique; the outcome's ``Attempt.attempt_id`` repeats it
+    attempt: int  # 1-based within one call
+    request_sha256: str
 
 
 AttemptSink = Callable[[Attempt], None]
 
 
-class ProviderError(GateError):
-    """A call failed for a provider reason after all its retries. Never a model failure."""
+@runtime_checkable
+class TwoPhaseSink(Protocol):
+    """An attempt sink that also records each attempt *before* it is sent (audit-before-send).
 
-    def __init__(
-        self,
-        kind: ErrorKind,
-        message: str,
-        *,
-        provider: str = "",
-        status: int | None = None,
-        response_id: str | None = None,
-        retry_after_s: float | None = None,
-    ) -> None:
-        self.kind = kind
-        self.provider = provider
-        self.status = status
-        self.response_id = response_id
-        self.retry_after_s = retry_after_s
-        where = f"{provider}: " if provider else ""
-        code = f" (HTTP {status})" if status is not None else ""
-        super().__init__(f"{where}{kind.value}{code}: {message}")
+    A provider that can tell when its request leaves calls ``started`` first, synchronously and
+    immediately before the body is written to the connection, then the sink itself with the
+    outcome (same ``attempt_id``). A start without an outcome is an ``interrupted`` attempt."""
+
+    def __call__(self, attempt: Attempt) -> None: ...
+
+    def started(self, start: AttemptStart) -> None: ...
 
 
 class Provider(Protocol):
@@ -152,3 +137,9 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Release connections. A no-op for in-process providers."""
         ...
+
+
+__all__ = [
+    "RETRYABLE", "Attempt", "AttemptSink", "AttemptStart", "ChatRequest", "ChatResponse",
+    "ErrorKind", "Provider", "ProviderError", "TwoPhaseSink", "Usage",
+]

@@ -2,7 +2,8 @@
 
 The table, in the order it is applied:
 
-    exception        httpx.TimeoutException -> timeout
+    exception        capped.ResponseTooLarge -> response_too_large (body over the cap)
+                     httpx.TimeoutException -> timeout
                      any other httpx.TransportError -> connection_error
                      anything else -> not classified (``None``; the caller re-raises: a bug)
     status           402 -> payment_required      401, 403 -> auth
@@ -27,6 +28,7 @@ from typing import Any, Final
 import httpx
 
 from gate.providers.base import ErrorKind
+from gate.providers.capped import ResponseTooLarge
 
 
 class _Unparseable:
@@ -76,6 +78,8 @@ def classify(
 
 
 def _classify_exception(exc: BaseException) -> ErrorKind | None:
+    if isinstance(exc, ResponseTooLarge):
+        return ErrorKind.RESPONSE_TOO_LARGE
     if isinstance(exc, httpx.TimeoutException):
         return ErrorKind.TIMEOUT
     if isinstance(exc, httpx.TransportError):

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from gate.cliargs import non_negative_int
 from gate.config.schema import FaultConfig, GateConfig
 from gate.config.yamlio import load_yaml, model_from_doc
 from gate.errors import ConfigError
@@ -23,7 +24,8 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--config", default="gate.yaml", help="gate configuration (gate.yaml)")
     parser.add_argument("--port", type=int, default=0, help="port (default: any free port)")
-    parser.add_argument("--seed", type=int, default=1234, help="seed of the fault draws")
+    parser.add_argument("--seed", type=non_negative_int, default=1234,
+                        help="seed of the fault draws")
     parser.add_argument("--fault-rate", type=float, default=None,
                         help="share of completion calls that get a fault (overrides gate.yaml)")
     parser.add_argument("--fault-log", default=None, help="JSONL log of requests and faults")

@@ -19,7 +19,7 @@ from gate.providers.pricing import compute_cost
 if TYPE_CHECKING:
     from gate.providers.mockserver import MockServer, RequestRecord
 
-logger = logging.getLogger("gate.providers.mockserver")
+logger = logging.getLogger(__name__)
 
 _FAULT_STATUS = {"402": 402, "429": 429, "500": 500, "502": 502, "503": 503}
 _FAULT_MESSAGE = {

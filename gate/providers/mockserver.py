@@ -34,7 +34,7 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -82,6 +82,7 @@ class ServerOptions:
     api_key: str | None = None  # when set, completion/key/credits require this bearer key
     cost_factor: float = 1.0  # ``usage.cost`` = computed cost x this (test divergence flags)
     enforce_limit: tuple[int, float] | None = None  # (requests, per_s): 429 beyond it
+    clock: Callable[[], float] = time.monotonic  # the clock ``enforce_limit`` reads (tests)
 
 
 class MockServer:
@@ -205,7 +206,7 @@ class MockServer:
         """Number one completion request, decide its fate, and log it."""
         with self._lock:
             seq = len(self.requests) + 1
-            now = time.monotonic()
+            now = self.options.clock()
             throttled = self._over_limit(now)
             fault = None if throttled else self._draw_fault(seq)
             record = RequestRecord(seq, model, time.time(), fault, throttled)

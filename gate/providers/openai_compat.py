@@ -24,6 +24,7 @@ import json
 import logging
 import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,24 +34,27 @@ import httpx
 from tenacity import RetryCallState
 
 from gate.config.schema import Price, ProviderConfig
-from gate.errors import CircuitBreakerError, ConfigError
+from gate.errors import AttemptFailed, CircuitBreakerError, ConfigError
 from gate.providers.base import (
     RETRYABLE,
     Attempt,
     AttemptSink,
+    AttemptStart,
     ChatRequest,
     ChatResponse,
     ErrorKind,
     ProviderError,
+    TwoPhaseSink,
     Usage,
 )
 from gate.providers.budget import Budget, project_cost
+from gate.providers.capped import ResponseTooLarge, send_capped
 from gate.providers.classify import UNPARSEABLE, classify, error_message, parse_retry_after
 from gate.providers.httpjson import get_json
 from gate.providers.pricing import compute_cost, live_prices, table_prices
 from gate.providers.ratelimit import RateLimiter
 from gate.providers.redact import Secret, redact
-from gate.providers.retry import AttemptFailed, Cooldown, Notice, Sleep, retrying
+from gate.providers.retry import Cooldown, Notice, Sleep, TimeoutStreak, retrying
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +126,7 @@ class OpenAICompatProvider:
             cfg.rate_limit, clock=clock, sleep=sleep, on_wait=self._announce_limit
         )
         self._cooldown = Cooldown(name, cfg.retry, notice=notice, sleep=sleep, clock=clock)
+        self._timeouts = TimeoutStreak(cfg.retry)
         self._price_lock = asyncio.Lock()
         self._url = f"{self.base_url}/chat/completions"
         self._timeout = httpx.Timeout(cfg.timeout_s, connect=min(cfg.timeout_s, 10.0))
@@ -145,7 +150,7 @@ class OpenAICompatProvider:
                     found = await live_prices(
                         self.name, self._client, self.base_url, wanted,
                         config_path=self._config_path, sleep=self._sleep,
-                        headers=self._headers(),
+                        headers=self._headers(), max_bytes=self.cfg.max_response_bytes,
                     )
                 self.prices.update(found)
         return {m: self.prices[m] for m in models}
@@ -159,7 +164,8 @@ class OpenAICompatProvider:
         """
         url = f"{self.base_url}/key"
         try:
-            status, body = await get_json(self._client, url, self._headers(), sleep=self._sleep)
+            status, body = await get_json(self._client, url, self._headers(), sleep=self._sleep,
+                                          max_bytes=self.cfg.max_response_bytes)
         except httpx.HTTPError as exc:
             raise CircuitBreakerError(
                 f"{self.name}: cannot read the remaining balance ({type(exc).__name__})"
@@ -233,42 +239,50 @@ class OpenAICompatProvider:
         await self._cooldown.wait()
         ticket = await self._limiter.acquire()
         outcome: _Outcome | None = None
+        attempt_id = uuid.uuid4().hex
         try:
             self._check_halt()
-            outcome = await self._send(content)
+            outcome = await self._send(content, _start_hook(on_attempt, attempt_id, number, sha))
         finally:
             headers = outcome.headers if outcome is not None else None
             self._limiter.release(ticket, headers, sent=outcome is not None)
         self.stats.attempts += 1
         kind = classify(outcome.status, outcome.body, outcome.exc)
+        silence = self._timeouts.outcome(kind)
         if kind is None:
             if outcome.exc is not None:
                 raise outcome.exc  # not a transport problem: a bug, never hidden
-            return self._succeeded(number, sha, outcome, price, on_attempt)
+            return self._succeeded(number, sha, outcome, price, on_attempt, attempt_id)
         failure = self._failed(kind, outcome)
         self.stats.failed_attempts[kind.value] += 1
-        on_attempt(_failed_attempt(number, sha, failure, outcome))
+        on_attempt(_failed_attempt(number, sha, failure, outcome, attempt_id))
         if kind is ErrorKind.PAYMENT_REQUIRED:
             self._halt(f"HTTP 402 payment required: {failure.message}")
+        if silence is not None:
+            self._halt(silence)
         if kind in RETRYABLE:
             self._cooldown.failure()
         raise failure
 
-    async def _send(self, content: bytes) -> _Outcome:
+    async def _send(self, content: bytes, before_body: Callable[[], None] | None) -> _Outcome:
         start = time.perf_counter()
         try:
-            response = await self._client.post(
-                self._url, content=content, headers=self._headers(), timeout=self._timeout
+            response = await send_capped(
+                self._client, "POST", self._url, content=content, headers=self._headers(),
+                http_timeout=self._timeout, max_bytes=self.cfg.max_response_bytes,
+                before_body=before_body,
             )
-        except httpx.TransportError as exc:
-            return _Outcome(None, None, exc, None, time.perf_counter() - start)
+        except (httpx.TransportError, ResponseTooLarge) as exc:
+            status = exc.status if isinstance(exc, ResponseTooLarge) else None
+            return _Outcome(status, None, exc, None, time.perf_counter() - start)
         body = _parse_json(response.content)
         return _Outcome(
             response.status_code, body, None, response.headers, time.perf_counter() - start
         )
 
     def _succeeded(
-        self, number: int, sha: str, outcome: _Outcome, price: Price, on_attempt: AttemptSink
+        self, number: int, sha: str, outcome: _Outcome, price: Price, on_attempt: AttemptSink,
+        attempt_id: str,
     ) -> ChatResponse:
         body = outcome.body
         usage_raw = body["usage"]
@@ -295,7 +309,7 @@ class OpenAICompatProvider:
             response_id=response_id, prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens, cost_reported_usd=usage.cost_reported,
             cost_computed_usd=cost, latency_s=outcome.latency_s, extra=extra,
-            finish_reason=finish, cached_tokens=usage.cached_tokens,
+            finish_reason=finish, cached_tokens=usage.cached_tokens, attempt_id=attempt_id,
         ))
         self._cooldown.success()
         return ChatResponse(
@@ -383,10 +397,31 @@ def _describe_body(kind: ErrorKind, body: Any) -> str:
     return kind.value.replace("_", " ")
 
 
-def _failed_attempt(number: int, sha: str, failure: AttemptFailed, outcome: _Outcome) -> Attempt:
+def _failed_attempt(
+    number: int, sha: str, failure: AttemptFailed, outcome: _Outcome, attempt_id: str
+) -> Attempt:
     return Attempt(
         attempt=number, outcome=failure.kind.value, request_sha256=sha,
         http_status=outcome.status, response_id=failure.response_id,
         latency_s=outcome.latency_s, error=f"{failure.label()}: {failure.message}",
         finish_reason="error" if failure.kind is ErrorKind.FINISH_ERROR else None,
+        attempt_id=attempt_id,
     )
+
+
+def _start_hook(
+    sink: AttemptSink, attempt_id: str, number: int, sha: str
+) -> Callable[[], None] | None:
+    """Audit-before-send: the sink's ``started`` bound to this attempt (None if it has none)."""
+    if not isinstance(sink, TwoPhaseSink):
+        return None
+    start = AttemptStart(attempt_id, number, sha)
+    fired = False
+
+    def hook() -> None:
+        nonlocal fired
+        if not fired:  # once per attempt, whatever the transport does
+            fired = True
+            sink.started(start)
+
+    return hook

@@ -24,6 +24,7 @@ import httpx
 
 from gate.config.schema import Price, ProviderConfig
 from gate.errors import ConfigError, Problem
+from gate.providers.capped import DEFAULT_MAX_BYTES, ResponseTooLarge
 from gate.providers.httpjson import get_json
 
 
@@ -64,6 +65,7 @@ async def live_prices(
     config_path: str = "gate.yaml",
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     headers: Mapping[str, str] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> dict[str, Price]:
     """Fetch ``GET {base_url}/models`` once and price every model in ``models`` from it.
 
@@ -71,7 +73,12 @@ async def live_prices(
     """
     url = f"{base_url.rstrip('/')}/models"
     try:
-        status, listing = await get_json(client, url, headers, sleep=sleep)
+        status, listing = await get_json(client, url, headers, sleep=sleep, max_bytes=max_bytes)
+    except ResponseTooLarge as exc:
+        raise ConfigError.one(
+            config_path, None, f"provider {name!r}: the live price list {url}: {exc} "
+            f"(raise providers.{name}.max_response_bytes if the list is genuine)"
+        ) from None
     except httpx.HTTPError as exc:
         raise ConfigError.one(
             config_path, None, f"provider {name!r}: cannot fetch the live price list {url}: "

@@ -1,27 +1,26 @@
 """Keeping API keys out of logs, messages and reprs.
 
-``register_secret(key)`` remembers a key and attaches ``RedactingFilter`` to the loggers that
-could ever see it (``gate`` and its provider modules, ``httpx``, ``httpcore``); ``redact(text)``
-masks every registered key in a string. ``Secret`` wraps a key so that no repr or str shows it.
+``register_secret(key)`` remembers a key and makes sure no log record of the ``gate``,
+``httpx`` or ``httpcore`` loggers, or of any of their children (created before or after), can
+carry it: the record is redacted as it is created (a chained log-record factory), so whatever
+handler receives it, the application's own included, sees ``***``. A filter on a logger would
+not do: Python applies a logger's filters only to records logged on that very logger, not to
+those propagated from its children. ``RedactingFilter`` is also a handler filter (the CLI puts
+it on its handler). ``redact(text)`` masks every registered key in a string. ``Secret`` wraps a
+key so that no repr or str shows it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 MASK = "***"
-_LOGGERS = (
-    "gate",
-    "gate.providers",
-    "gate.providers.openai_compat",
-    "gate.providers.factory",
-    "gate.providers.mockserver",
-    "httpx",
-    "httpcore",
-)
+HIERARCHIES = ("gate", "httpx", "httpcore")  # loggers whose records (children's too) are redacted
 _secrets: set[str] = set()
 _lock = threading.Lock()
+_factory_installed = False
 
 
 class Secret:
@@ -68,6 +67,11 @@ class RedactingFilter(logging.Filter):
 _FILTER = RedactingFilter()
 
 
+def in_scope(logger_name: str) -> bool:
+    """True for ``gate``, ``httpx``, ``httpcore`` and every logger below them."""
+    return any(logger_name == h or logger_name.startswith(h + ".") for h in HIERARCHIES)
+
+
 def register_secret(value: str) -> Secret:
     """Remember ``value`` as a secret (min. 4 characters) and return it wrapped."""
     if len(value) >= 4:
@@ -77,9 +81,23 @@ def register_secret(value: str) -> Secret:
     return Secret(value)
 
 
-def install_filter(*loggers: str) -> None:
-    """Attach the redacting filter to the given loggers (the usual ones by default)."""
-    for name in loggers or _LOGGERS:
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
+def install_filter() -> None:
+    """Redact every record of the ``gate``/``httpx``/``httpcore`` loggers and their children
+    as it is created. Chains the log-record factory in place (installed once)."""
+    global _factory_installed
+    with _lock:
+        if _factory_installed:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            if _secrets and in_scope(record.name):
+                try:
+                    _FILTER.filter(record)
+                except Exception:  # a message that cannot be formatted: keep it, redacted
+                    record.msg, record.args = redact(f"{record.msg} {record.args!r}"), None
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _factory_installed = True

@@ -20,34 +20,13 @@ from collections.abc import Awaitable, Callable
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from gate.config.schema import RetryPolicy
-from gate.providers.base import RETRYABLE, ErrorKind
+from gate.errors import AttemptFailed, ErrorKind
+from gate.providers.base import RETRYABLE
 
 Sleep = Callable[[float], Awaitable[None]]
 Notice = Callable[[str], None]
 
 
-class AttemptFailed(Exception):
-    """One attempt failed for a provider reason (internal: becomes ProviderError at the end)."""
-
-    def __init__(
-        self,
-        kind: ErrorKind,
-        message: str,
-        *,
-        status: int | None = None,
-        response_id: str | None = None,
-        retry_after_s: float | None = None,
-    ) -> None:
-        self.kind = kind
-        self.message = message
-        self.status = status
-        self.response_id = response_id
-        self.retry_after_s = retry_after_s
-        super().__init__(f"{kind.value}: {message}")
-
-    def label(self) -> str:
-        """``rate_limited (429)``: the kind, and the status when there is one."""
-        return self.kind.value if self.status is None else f"{self.kind.value} ({self.status})"
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -88,6 +67,28 @@ def retrying(
         before_sleep=before_sleep,
         reraise=True,
     )
+
+
+class TimeoutStreak:
+    """Counts timed-out attempts in a row, provider-wide; any answer ends the streak.
+
+    ``failed(kind)`` returns the halt reason once the streak reaches ``max_consecutive_timeouts``:
+    a provider that has stopped answering is not retried forever (circuit breaker)."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.limit = policy.max_consecutive_timeouts
+        self.count = 0
+
+    def outcome(self, kind: ErrorKind | None) -> str | None:
+        """Record one attempt's outcome (None = success); the halt reason when it is time."""
+        if kind is not ErrorKind.TIMEOUT:
+            self.count = 0
+            return None
+        self.count += 1
+        if self.count >= self.limit:
+            return (f"{self.count} consecutive timeouts: the provider stopped answering "
+                    f"(retry.max_consecutive_timeouts {self.limit})")
+        return None
 
 
 class Cooldown:

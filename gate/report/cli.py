@@ -6,28 +6,32 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
+
+from gate.cliargs import run_dir
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("report",
                        help="render the report of a run directory (also writes DIR/report.md)")
-    p.add_argument("--config", default="gate.yaml")
-    p.add_argument("--run", required=True, type=Path)
-    p.add_argument("--format", choices=("md", "json"), default="md")
+    p.add_argument("--config", default="gate.yaml", help="gate configuration (default gate.yaml)")
+    p.add_argument("--run", required=True, type=run_dir, metavar="DIR", help="run directory")
+    p.add_argument("--format", choices=("md", "json"), default="md",
+                   help="md (default; also writes DIR/report.md) or json (the results)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("verify", help="re-derive results from trials, audit and manifest")
-    p.add_argument("--config", default="gate.yaml")
-    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--config", default="gate.yaml", help="gate configuration (default gate.yaml)")
+    p.add_argument("--run", required=True, type=run_dir, metavar="DIR",
+                   help="run directory to check (exit 4 when there is no run)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("export-otel",
                        help="send a run as OpenTelemetry GenAI spans over OTLP/HTTP "
                             "(needs the extra gate[otel])")
     p.add_argument("--config", default="gate.yaml", help="gate configuration (unused)")
-    p.add_argument("--run", required=True, type=Path, help="the run directory")
+    p.add_argument("--run", required=True, type=run_dir, metavar="DIR",
+                   help="the run directory")
     p.add_argument("--endpoint", default=None,
                    help="the OTLP/HTTP traces URL (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
                         "or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces)")
@@ -40,7 +44,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if args.format == "json":
         _manifest, results = load_run(args.run)
-        print(json.dumps(results, indent=2, sort_keys=True))
+        print(json.dumps(results.to_json(), indent=2, sort_keys=True))
         return 0
     text = render_markdown(args.run)
     (args.run / "report.md").write_text(text, encoding="utf-8")

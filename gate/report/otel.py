@@ -26,9 +26,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gate.engine.audit import read_audit
 from gate.engine.jsonl import read_jsonl
 from gate.engine.runner import trial_trace_id
 from gate.errors import ConfigError
+from gate.records import Manifest, Trial, read_record
 
 if TYPE_CHECKING:  # the extra is optional: imported where used
     from opentelemetry.sdk.trace import ReadableSpan
@@ -120,10 +122,10 @@ def build_spans(run_dir: Path, *, capture: bool) -> tuple[list[ReadableSpan], Ex
     manifest_path = run_dir / "manifest.json"
     if not manifest_path.exists():
         raise ConfigError.one(str(manifest_path), None, "no run here (no manifest.json)")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    trials = read_jsonl(run_dir / "trials.jsonl")
+    manifest = read_record(manifest_path, Manifest).to_json()
+    trials = [t.to_json() for t in read_jsonl(run_dir / "trials.jsonl", Trial)]
     attempts: dict[tuple[str, str, int], list[dict[str, Any]]] = defaultdict(list)
-    for line in read_jsonl(run_dir / "audit.jsonl"):
+    for line in (a.to_json() for a in read_audit(run_dir / "audit.jsonl")):
         attempts[(str(line["arm"]), str(line["task"]), int(line["round"]))].append(line)
     attrs = {"service.version": str(manifest.get("gate_version", ""))}
     if not os.environ.get("OTEL_SERVICE_NAME"):  # the standard variable wins when set

@@ -13,6 +13,7 @@ import yaml
 from agent_support import PROGRAMS, agent_log, alive, make_project, program
 
 from gate.cli import main
+from gate.engine.audit import attempts
 from gate.engine.jsonl import read_jsonl
 
 
@@ -34,13 +35,16 @@ def test_example_agent_solves_tasks_and_every_call_is_audited(tmp_path: Path) ->
     code = main(["run", "--config", str(cfg), "--model", "mock/expert", "--out", str(out)])
     assert code == 0
     trials = read_jsonl(out / "trials.jsonl")
-    audit = read_jsonl(out / "audit.jsonl")
+    audit = attempts(read_jsonl(out / "audit.jsonl"))
     assert len(trials) == 3
     assert all(t["status"] == "scored" and t["success"] for t in trials), trials
     assert all(t["agent"]["kind"] == "program" and t["agent"]["exit_code"] == 0 for t in trials)
     # every request the mock provider received is one audit line, and nothing else is
     received = _requests(log)
     assert len(audit) == len(received)
+    # and each was announced before it was sent (two-phase audit through the endpoint too)
+    raw = read_jsonl(out / "audit.jsonl")
+    assert sum(1 for line in raw if line.get("phase") == "started") == len(received)
     assert Counter(a["outcome"] != "ok" for a in audit)[True] == sum(
         1 for r in received if r["fault"] is not None) > 0
     ok_ids = [a["response_id"] for a in audit if a["outcome"] == "ok"]
@@ -74,7 +78,7 @@ def test_short_sweep_with_the_example_agent(tmp_path: Path) -> None:
     code = main(["sweep", "--config", str(cfg), "--candidate", "mock/expert@0.8",
                  "--baseline", "mock/expert", "--out", str(out)])
     trials = read_jsonl(out / "trials.jsonl")
-    audit = read_jsonl(out / "audit.jsonl")
+    audit = attempts(read_jsonl(out / "audit.jsonl"))
     assert code in (0, 1, 3)
     assert len(trials) == 4
     assert {t["arm"] for t in trials} == {"candidate", "baseline"}

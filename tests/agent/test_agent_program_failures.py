@@ -11,6 +11,7 @@ import pytest
 from agent_support import agent_log, alive, make_project, port_of, port_open, scripted
 
 from gate.cli import main
+from gate.engine.audit import attempts
 from gate.engine.jsonl import read_jsonl
 
 EASY = ("incident/incident-easy-01-cache-crashed.yaml",)
@@ -58,7 +59,7 @@ def test_a_program_that_never_calls_the_endpoint_is_not_scored(tmp_path: Path) -
     assert run(cfg, tmp_path / "r") == 3  # nothing measured: inconclusive
     (trial,) = read_jsonl(tmp_path / "r" / "trials.jsonl")
     assert trial["status"] == "no_model_call"
-    assert "success" not in trial
+    assert trial["success"] is None  # not scored: no verdict (every field is written)
     r = results(tmp_path / "r")
     arm = r["arms"]["run"]
     assert arm["trials"] == 0
@@ -74,7 +75,7 @@ def test_wrong_token_and_wrong_model_are_refused_and_not_sent(tmp_path: Path) ->
     assert agent_log(tmp_path / "p", TASK)["statuses"] == [401, 404, 200]
     (trial,) = read_jsonl(tmp_path / "r" / "trials.jsonl")
     assert trial["agent"]["rejected_requests"] == {"auth": 1, "model": 1}
-    assert len(read_jsonl(tmp_path / "r" / "audit.jsonl")) == 1
+    assert len(attempts(read_jsonl(tmp_path / "r" / "audit.jsonl"))) == 1
 
 
 def test_the_program_gets_its_trial_and_no_provider_key(
@@ -114,7 +115,7 @@ def test_provider_failure_after_retries_loses_the_trial_and_ends_the_program(
     seen = agent_log(tmp_path / "p", TASK)
     assert not alive(seen["pid"])
     assert not alive(seen["grandchild"]) if "grandchild" in seen else True
-    audit = read_jsonl(tmp_path / "r" / "audit.jsonl")
+    audit = attempts(read_jsonl(tmp_path / "r" / "audit.jsonl"))
     assert [a["outcome"] for a in audit] == ["server_error"] * 5  # the provider's retries
 
 
@@ -138,7 +139,7 @@ def test_step_limit_ends_a_program_that_never_stops(tmp_path: Path) -> None:
     limit = int(next(line.split(":")[1] for line in task.splitlines()
                      if line.startswith("step_limit")))
     assert trial["steps"] == limit
-    assert len(read_jsonl(tmp_path / "r" / "audit.jsonl")) == limit
+    assert len(attempts(read_jsonl(tmp_path / "r" / "audit.jsonl"))) == limit
 
 
 def test_an_environment_may_override_the_agent(tmp_path: Path) -> None:
@@ -147,7 +148,7 @@ def test_an_environment_may_override_the_agent(tmp_path: Path) -> None:
                        overrides={"orders": scripted("no-call")})
     run(cfg, tmp_path / "r")
     by_env = {t["environment"]: t for t in read_jsonl(tmp_path / "r" / "trials.jsonl")}
-    assert "agent" not in by_env["incident"]
+    assert by_env["incident"]["agent"] is None  # the built-in loop
     assert by_env["incident"]["status"] == "scored"
     assert by_env["orders"]["status"] == "no_model_call"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import gate
 from gate.cli import main
 from gate.report.render import COMMENT_LIMIT, render_markdown
 
@@ -44,12 +43,3 @@ def test_report_stays_under_the_comment_limit_for_a_huge_suite(project_dir: Path
     assert len(text) < COMMENT_LIMIT
     assert "more tasks not shown here" in text
     assert "### Evidence" in text
-
-
-def test_public_api() -> None:
-    assert sorted(gate.__all__) == [
-        "CircuitBreakerError", "ConfigError", "GateError", "HaltError", "PausedError",
-        "Problem", "RegistryWriteError", "ResumeError", "__version__",
-    ]
-    for name in gate.__all__:
-        assert hasattr(gate, name)

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from gate.cli import main
+from gate.engine.audit import read_audit
 from gate.engine.jsonl import read_jsonl
+from gate.records import Trial
 
 ARM_FIELDS = {"trials", "successes", "success_rate", "pass_k", "provider_errors",
               "trials_lost_to_provider", "cost_usd", "cost_per_success_usd", "p50_s", "p95_s"}
@@ -33,11 +35,11 @@ def test_expert_solves_every_task_and_writes_the_run_directory(
     assert arm["trials"] == len(results["tasks"]) >= 40
     assert arm["success_rate"] == 1.0
     assert results["status"] == "complete"
-    trials = read_jsonl(out / "trials.jsonl")
-    audit = read_jsonl(out / "audit.jsonl")
+    trials = read_jsonl(out / "trials.jsonl", Trial)
+    audit = read_audit(out / "audit.jsonl")  # one record per attempt
     # every scored trial's response ids are in the audit log, and the counts agree
-    assert sum(len(t["response_ids"]) for t in trials) == sum(
-        1 for a in audit if a["outcome"] == "ok")
+    assert sum(len(t.response_ids) for t in trials) == sum(
+        1 for a in audit if a.outcome == "ok")
     assert results["evidence"]["response_ids"] == len(audit)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["scope"]["cells"] == len(trials)
@@ -71,8 +73,8 @@ def test_same_seed_same_trials(project_dir: Path, tmp_path: Path) -> None:
     def scores(out: Path) -> list[tuple[str, bool, float, int]]:
         gate("run", "--config", str(project_dir / "gate.yaml"), "--model", "mock/expert@0.8",
              "--rounds", "1", "--out", str(out), "--seed", "7")
-        return [(t["task"], t["success"], t["reward"], t["steps"])
-                for t in read_jsonl(out / "trials.jsonl")]
+        return [(t.task, bool(t.success), t.reward or 0.0, t.steps or 0)
+                for t in read_jsonl(out / "trials.jsonl", Trial)]
 
     first = sorted(scores(tmp_path / "a"))
     assert first == sorted(scores(tmp_path / "b"))

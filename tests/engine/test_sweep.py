@@ -10,6 +10,7 @@ import pytest
 
 from gate.cli import main
 from gate.engine.jsonl import read_jsonl
+from gate.records import Trial
 
 
 def gate(*args: str) -> int:
@@ -141,7 +142,9 @@ def test_write_status_stops_at_pending_human_review(project_dir: Path, tmp_path:
 
 
 def test_paid_provider_needs_a_matching_smoke(project_dir: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-test-not-used")  # the key is checked first
     code = sweep(project_dir, tmp_path / "s", "--candidate", "anthropic/claude-sonnet-4.5",
                  "--baseline", "mock/expert", "--smoke", str(tmp_path / "nosmoke"))
     assert code == 4
@@ -170,8 +173,8 @@ def test_baseline_ref_uses_the_prompts_of_that_ref(project_dir: Path, tmp_path: 
     base_prompt = next(k for k in keys
                        if k.endswith("prompts/incident.md") and k != "prompts/incident.md")
     assert keys[base_prompt] != keys["prompts/incident.md"]
-    trials = read_jsonl(out / "trials.jsonl")
-    assert {t["arm"] for t in trials} == {"candidate", "baseline"}
+    trials = read_jsonl(out / "trials.jsonl", Trial)
+    assert {t.arm for t in trials} == {"candidate", "baseline"}
 
 
 def _rounds(project_dir: Path) -> None:
@@ -235,8 +238,10 @@ def test_verify_rejects_a_response_id_used_twice(project_dir: Path, tmp_path: Pa
     sweep(project_dir, out, "--candidate", "mock/expert", "--baseline", "mock/expert",
           "--max-rounds", "1")
     lines = (out / "audit.jsonl").read_text().splitlines()
-    first, second = json.loads(lines[0]), json.loads(lines[1])
+    outcomes = [i for i, line in enumerate(lines) if '"phase":"started"' not in line]
+    first, second = json.loads(lines[outcomes[0]]), json.loads(lines[outcomes[1]])
     second["response_id"] = first["response_id"]
-    (out / "audit.jsonl").write_text("\n".join([lines[0], json.dumps(second), *lines[2:]]) + "\n")
+    lines[outcomes[1]] = json.dumps(second)
+    (out / "audit.jsonl").write_text("\n".join(lines) + "\n")
     assert gate("verify", "--run", str(out)) == 1
     assert "appears 2 times" in capsys.readouterr().out

@@ -15,6 +15,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gate.cli import main
+from gate.engine.audit import attempts
 
 
 class Collector:
@@ -93,7 +94,8 @@ def test_spans_match_the_audit_and_trials_of_the_run(
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
     out = tmp_path / "run"
     assert _run_with_faults(project_dir, out) in (0, 3)
-    audit, trials = _lines(out / "audit.jsonl"), _lines(out / "trials.jsonl")
+    audit = attempts(_lines(out / "audit.jsonl"))  # one per attempt (started + outcome lines)
+    trials = _lines(out / "trials.jsonl")
     spans = collector.spans
     by_op = Counter(_attrs(s)["gen_ai.operation.name"] for s in spans)
 

@@ -9,10 +9,12 @@ import httpx
 import pytest
 
 from gate.config.schema import RetryPolicy
+from gate.errors import AttemptFailed
 from gate.providers.base import RETRYABLE, ErrorKind
+from gate.providers.capped import ResponseTooLarge
 from gate.providers.classify import UNPARSEABLE, classify, parse_retry_after
 from gate.providers.openai_compat import cost_diverges
-from gate.providers.retry import AttemptFailed, backoff_s, is_retryable
+from gate.providers.retry import backoff_s, is_retryable
 
 OK: dict[str, Any] = {
     "id": "gen-1",
@@ -55,6 +57,7 @@ REQ = httpx.Request("POST", "http://x/v1/chat/completions")
         (None, None, httpx.ConnectTimeout("t", request=REQ), ErrorKind.TIMEOUT),
         (None, None, httpx.ConnectError("refused", request=REQ), ErrorKind.CONNECTION_ERROR),
         (None, None, httpx.RemoteProtocolError("eof", request=REQ), ErrorKind.CONNECTION_ERROR),
+        (200, None, ResponseTooLarge(1024, 1025, 200), ErrorKind.RESPONSE_TOO_LARGE),
         (None, None, ValueError("a bug"), None),
     ],
 )
@@ -67,13 +70,18 @@ def test_table_covers_every_kind() -> None:
     """Every ErrorKind is produced by some row of the table above (guards new kinds)."""
     produced = {ErrorKind.RATE_LIMITED, ErrorKind.SERVER_ERROR, ErrorKind.TIMEOUT, ErrorKind.AUTH,
                 ErrorKind.PAYMENT_REQUIRED, ErrorKind.BAD_REQUEST, ErrorKind.ERROR_IN_BODY,
-                ErrorKind.MALFORMED_RESPONSE, ErrorKind.CONNECTION_ERROR, ErrorKind.FINISH_ERROR}
-    assert produced == set(ErrorKind)
+                ErrorKind.MALFORMED_RESPONSE, ErrorKind.CONNECTION_ERROR, ErrorKind.FINISH_ERROR,
+                ErrorKind.RESPONSE_TOO_LARGE}
+    # interrupted is no HTTP outcome: gate.engine.audit gives it to an attempt with no outcome
+    assert produced | {ErrorKind.INTERRUPTED} == set(ErrorKind)
 
 
 @pytest.mark.parametrize("kind", list(ErrorKind))
 def test_retry_predicate(kind: ErrorKind) -> None:
-    expected = kind not in {ErrorKind.AUTH, ErrorKind.PAYMENT_REQUIRED, ErrorKind.BAD_REQUEST}
+    # response_too_large: a body past the cap is no accident (max_tokens bounds a genuine one);
+    # sending again would pay again for the same oversized answer
+    expected = kind not in {ErrorKind.AUTH, ErrorKind.PAYMENT_REQUIRED, ErrorKind.BAD_REQUEST,
+                            ErrorKind.RESPONSE_TOO_LARGE, ErrorKind.INTERRUPTED}
     assert is_retryable(AttemptFailed(kind, "x")) is expected
     assert (kind in RETRYABLE) is expected
     assert not is_retryable(ValueError("not an attempt failure"))

@@ -17,6 +17,7 @@ from gate.agent.loop import TrialSpec, TrialTrace, run_trial
 from gate.cli import main
 from gate.config.load import LoadedTask, load_project
 from gate.config.schema import Price
+from gate.engine.audit import attempts
 from gate.engine.results import arm_summary
 from gate.environments.base import ToolResult
 from gate.errors import ConfigError
@@ -217,7 +218,8 @@ def test_truncations_reach_results_and_the_report_says_raise_max_tokens(
     assert arm["truncations"] == sum(t["truncations"] for t in trials) > 0
     assert arm["metrics"]["invalid_actions"] == 0  # a cut call is not an invalid action
     assert {t["ended"] for t in trials} == {"truncated"}
-    audit = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
+    audit = attempts(lines)  # the outcome of each attempt (started lines folded in)
     assert {a["finish_reason"] for a in audit} == {"length"}
     report = (out / "report.md").read_text()
     assert "raising `run.max_tokens` would help" in report

@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from gate.config.schema import Fixture, ToolCall
-from gate.environments import register
 from gate.environments._common import (
     evidence_found,
     stable_int,
@@ -34,6 +33,7 @@ from gate.environments.incident.model import (
     Service,
 )
 from gate.environments.incident.telemetry import action_line, log_lines, metrics_now
+from gate.environments.registry import register
 
 DEFAULT_LOG_LINES = 20
 Handler = Callable[["IncidentEnvironment", dict[str, Any]], ToolResult]

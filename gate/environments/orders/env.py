@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from gate.config.schema import Fixture, ToolCall
-from gate.environments import register
 from gate.environments._common import evidence_found, unknown_tool_messages, validation_messages
 from gate.environments.base import Environment, EnvOutcome, ToolResult
 from gate.environments.orders import rules
@@ -25,6 +24,7 @@ from gate.environments.orders.projection import (
     expected_projection,
     project,
 )
+from gate.environments.registry import register
 
 Handler = Callable[["OrdersEnvironment", dict[str, Any]], ToolResult]
 MAX_SEARCH_RESULTS = 8

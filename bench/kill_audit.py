@@ -1,0 +1,192 @@
+"""kill -9 a sweep again and again; the audit must count exactly the requests the provider got.
+
+A `gate mock-server` runs in its own process (it outlives every kill) and logs each completion
+request it receives to a file before it answers. A `gate sweep` against it (an `openai`-type
+provider pointed at the server) is killed with SIGKILL after a random delay, then resumed with
+--resume, `--kills` times; a last --resume runs it to the end. Then:
+
+    attempts in audit.jsonl (gate.engine.audit.attempts: one per request started, a start
+    without outcome counted as `interrupted`)  ==  requests in the server's log
+
+and `gate verify` re-derives results.json. Prints the figures. Exits 0 when equal, 2 when the
+audit counted more (a kill landed between a start line and the socket write completing: the
+safe direction), 1 when it counted fewer or verify failed.
+
+Usage: python bench/kill_audit.py [--kills 20] [--project DIR] [--max-rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ("gate.yaml", "models.yaml", "prompts", "tools", "tasks", "fixtures")
+KEY_ENV = "GATE_KILL_AUDIT_KEY"
+
+
+def copy_project(src: Path, dest: Path) -> None:
+    dest.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        if (src / name).is_dir():
+            shutil.copytree(src / name, dest / name)
+        else:
+            shutil.copy2(src / name, dest / name)
+
+
+def configure(project: Path, base_url: str | None) -> None:
+    """Faults that do not stall (so kills land mid-request, not mid-wait) and, once the server
+    is up, the `loop` provider pointing at it."""
+    path = project / "gate.yaml"
+    data: dict[str, Any] = yaml.safe_load(path.read_text())
+    data["providers"]["mock"]["faults"] = {
+        "rate": 0.05, "kinds": ["429", "500", "502", "error_in_body", "malformed_json"]}
+    if base_url is not None:
+        data["providers"]["loop"] = {
+            "type": "openai", "base_url": base_url, "api_key_env": KEY_ENV, "pricing": "live",
+            "concurrency": 8, "timeout_s": 10,
+            "retry": {"max_attempts": 5, "initial_wait_s": 0.01, "max_wait_s": 0.05,
+                      "jitter_s": 0.01, "cooldown_after": 3, "cooldown_s": 0.05},
+        }
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def gate(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gate.cli", *args]
+
+
+def start_server(project: Path, log: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        gate("mock-server", "--config", str(project / "gate.yaml"), "--fault-log", str(log),
+             "--seed", "5"),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=project)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "serving" not in line:
+        proc.kill()
+        raise SystemExit(f"mock-server did not start: {line!r}")
+    return proc, line.split("serving ", 1)[1].split()[0]
+
+
+def sweep_cmd(project: Path, out: Path, smoke: Path, rounds: int, resume: bool) -> list[str]:
+    return gate("sweep", "--config", str(project / "gate.yaml"), "--out", str(out),
+                "--candidate", "mock/expert@0.95", "--baseline", "mock/expert",
+                "--provider", "loop", "--smoke", str(smoke), "--max-rounds", str(rounds),
+                "--seed", "11", *(["--resume"] if resume else []))
+
+
+def wait_for_requests(log: Path, proc: subprocess.Popen[bytes], limit_s: float = 60.0) -> bool:
+    """Wait until the server logs a new request (the sweep is sending) or the sweep ends."""
+    size = log.stat().st_size if log.exists() else 0
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and log.stat().st_size > size:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    from gate.engine.jsonl import read_jsonl
+
+    return read_jsonl(path)
+
+
+def run(project_src: Path, kills: int, rounds: int, seed: int) -> int:
+    from gate.engine.audit import attempts
+
+    rng = random.Random(seed)
+    env = {**os.environ, KEY_ENV: "sk-kill-audit"}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        project = base / "project"
+        copy_project(project_src, project)
+        configure(project, None)
+        log = base / "provider-requests.jsonl"
+        server, url = start_server(project, log)
+        try:
+            configure(project, url)
+            smoke = base / "smoke"
+            subprocess.run(gate("smoke", "--config", str(project / "gate.yaml"), "--out",
+                                str(smoke)), check=True, env=env, cwd=project,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            before = len(read_lines(log))  # the smoke test used its own in-process server
+            out = base / "run"
+            started = time.monotonic()
+            first = subprocess.run(sweep_cmd(project, base / "ref", smoke, rounds, False),
+                                   env=env, cwd=project, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+            full = time.monotonic() - started
+            print(f"uninterrupted sweep: exit {first.returncode}, {full:.2f} s")
+            ref_requests = len(read_lines(log)) - before
+            before = len(read_lines(log))
+            killed = 0
+            for i in range(kills):
+                resume = (out / "manifest.json").exists()
+                proc = subprocess.Popen(sweep_cmd(project, out, smoke, rounds, resume), env=env,
+                                        cwd=project, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
+                sending = wait_for_requests(log, proc)
+                # short enough that all the kills land before the sweep is done
+                delay = rng.uniform(0.05, max(0.2, 1.2 * full / kills))
+                time.sleep(delay)
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    killed += 1
+                proc.wait()
+                state = "killed" if proc.returncode < 0 else "had finished"
+                when = f"{delay:.2f} s after its first request" if sending else "no request seen"
+                print(f"kill {i + 1:2d}: {when}; {state}", flush=True)
+            last = subprocess.run(sweep_cmd(project, out, smoke, rounds,
+                                             (out / "manifest.json").exists()),
+                                  env=env, cwd=project, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+            verify = subprocess.run(gate("verify", "--run", str(out)), env=env, cwd=project,
+                                    capture_output=True, text=True)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+        received = sum(1 for e in read_lines(log)[before:] if e.get("event") == "request")
+        lines = read_lines(out / "audit.jsonl")
+        folded = attempts(lines)
+        kinds = Counter(a["outcome"] for a in folded)
+        started_lines = sum(1 for a in lines if a.get("phase") == "started")
+        print(f"provider requests received: {received} (uninterrupted sweep: {ref_requests})")
+        print(f"audit: {len(folded)} attempts ({started_lines} started lines), outcomes "
+              f"{dict(sorted(kinds.items()))}")
+        print(f"kills: {killed} of {kills}; final resume exit {last.returncode}; "
+              f"verify exit {verify.returncode} {verify.stdout.strip()[:200]}")
+        equal = len(folded) == received > 0
+        over = len(folded) - received
+        print(f"audit attempts == provider requests: {equal} ({len(folded)} vs {received})")
+        print(f"requests the audit missed: {max(0, -over)}; audited starts the provider never "
+              f"completed: {max(0, over)}")
+        if verify.returncode != 0 or received == 0 or over < 0:
+            return 1  # a request paid for and not audited, or results not re-derived
+        return 0 if equal else 2  # 2: over-counted (a kill between the start line and the send)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--project", type=Path, default=REPO)
+    parser.add_argument("--max-rounds", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=2026)
+    args = parser.parse_args()
+    return run(args.project, args.kills, args.max_rounds, args.seed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,538 @@
+"""The typed records of a run directory: one pydantic model per record.
+
+| file                           | model            |
+|--------------------------------|------------------|
+| ``trials.jsonl`` (one a line)  | ``Trial``        |
+| ``audit.jsonl`` (one a line)   | ``AuditAttempt`` |
+| ``heartbeat.jsonl``            | ``Heartbeat``    |
+| ``manifest.json``              | ``Manifest``     |
+| ``results.json``               | ``Results``      |
+| ``PARTIAL-RESULTS.json``       | ``PartialResults`` (``Results`` + ``missing``) |
+| ``smoke.json``                 | ``Smoke``        |
+
+Every writer builds one of these and every reader validates through one of them: an unknown
+field, a missing field or a wrong type is a ``RecordError`` naming the file (and line), exit 4.
+Writers always write every field (defaults included), so reading requires every field.
+
+``python -m gate.records --schema`` prints the JSON Schema of results.json /
+PARTIAL-RESULTS.json that the package ships as ``gate/schemas/results.schema.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from gate.config.schema import RunConfig, SloConfig, StatisticsConfig
+from gate.errors import Problem, RecordError
+
+SCHEMA_VERSION = 1
+RESULTS_SCHEMA_ID = "https://gate.invalid/schemas/results.schema.json"
+_COMPLETE = "every_field"  # validation context key: reading requires every field present
+
+Status = Literal["complete", "halted", "paused", "inconclusive"]
+Verdict = Literal["pass", "regression", "inconclusive"]
+Sha256 = str
+
+
+class Record(BaseModel):
+    """Base of every record: unknown fields are errors; reading needs every field present."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _every_field(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict) and info.context and info.context.get(_COMPLETE):
+            missing = [name for name in cls.model_fields if name not in data]
+            if missing:
+                raise ValueError(f"missing field(s): {', '.join(missing)}")
+        return data
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object written to disk (every field, defaults included)."""
+        return self.model_dump(mode="json")
+
+
+# --- trials.jsonl ------------------------------------------------------------------------
+
+
+class TrialProviderError(Record):
+    """Why a trial was lost to the provider (after all retries)."""
+
+    kind: str  # an ErrorKind value (gate.providers.base)
+    message: str  # short, secret-free
+
+
+class TrialScores(Record):
+    """The scored fields of a trial (gate.engine.scoring), from its trace and the environment's
+    end state. ``None`` when the trial was lost to the provider."""
+
+    environment: str | None = None
+    difficulty: str | None = None
+    success: bool | None = None  # the environment's verdict on its end state
+    reward: float | None = None  # in [0, 1]
+    evidence_coverage: float | None = None  # share of the required evidence the agent saw
+    invalid_actions: int | None = None
+    invalid_by_kind: dict[str, int] | None = None
+    wrong_fixes: int | None = None
+    policy_violations: list[str] | None = None
+    distractor_actions: int | None = None
+    repeated_calls: int | None = None
+    env_errors: int | None = None
+    steps: int | None = None  # provider calls of the agent loop
+    tool_calls: int | None = None
+    tool_call_accuracy: float | None = None
+    parseable_rate: float | None = None
+    ended: str | None = None  # how the loop ended (final_answer, max_steps, ...)
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None  # computed cost of the trial's successful calls
+    latency_s: float | None = None  # summed provider latency
+    response_ids: list[str] = Field(default_factory=list)  # provider response ids used
+    outcome_detail: dict[str, Any] | None = None  # the environment's own detail (free form)
+    calls: list[dict[str, Any]] | None = None  # per tool call: step, call_id, tool, flags
+    agent: dict[str, Any] | None = None  # an agent program's trial: what the program did
+    truncations: int | None = None  # answers cut at max_tokens (finish_reason "length")
+    refusals: list[str] | None = None  # the model's refusal texts (untrusted, cut short)
+
+
+class Trial(TrialScores):
+    """One finished trial (trials.jsonl): the checkpoint ``--resume`` continues from."""
+
+    trial_id: str  # "<arm>/<task>/r<round>"
+    arm: str
+    model: str
+    task: str
+    round: int  # round (rounds schedule) or draw number (iid)
+    seed: int  # the trial seed, the same for every arm of a unit
+    ts: str  # ISO 8601 UTC, when the trial finished
+    wall_s: float  # wall-clock duration of the trial
+    status: Literal["scored", "provider_error", "no_model_call"]  # no_model_call: an agent
+    # program that never called the model (not scored, counted apart)
+    provider_error: TrialProviderError | None = None  # set when status is provider_error
+    trace_id: str  # the trial's OpenTelemetry trace id (32 hex digits, from run and trial id)
+
+
+# --- audit.jsonl -------------------------------------------------------------------------
+
+
+class AuditLine(Record):
+    """Either line of audit.jsonl: ``AuditStarted`` before a request leaves, ``AuditAttempt``
+    when it ends. ``gate.engine.audit.read_audit`` folds them into one attempt each."""
+
+
+class AuditStarted(AuditLine):
+    """Written (and flushed) the moment a request body goes out, before any answer."""
+
+    phase: Literal["started"]
+    attempt_id: str  # unique per attempt; the outcome line carries the same id
+    ts: str
+    arm: str
+    model: str
+    task: str
+    round: int
+    step: int
+    attempt: int
+    request_sha256: Sha256
+
+
+class AuditAttempt(AuditLine):
+    """One provider attempt (audit.jsonl), successful or not."""
+
+    ts: str  # ISO 8601 UTC
+    arm: str
+    model: str
+    task: str
+    round: int
+    step: int  # step of the agent loop
+    attempt: int  # 1-based within one call
+    request_sha256: Sha256  # of the request body
+    outcome: str  # "ok" or an ErrorKind value
+    http_status: int | None
+    response_id: str | None  # the provider's response id ("gen-...")
+    tokens_in: int
+    tokens_out: int
+    cost_reported_usd: float | None  # ``usage.cost`` when the provider reports it
+    cost_computed_usd: float  # from the tokens and the price list
+    latency_s: float
+    error: str | None = None  # short, secret-free description of a failed attempt
+    extra: dict[str, Any] = Field(default_factory=dict)  # e.g. {"cost_divergence": true}
+    attempt_id: str | None = None  # the started line's id (None: a sink without two phases)
+    finish_reason: str | None = None  # the choice's finish_reason ("stop", "length", ...)
+    cached_tokens: int = 0  # prompt tokens the provider served from its cache
+
+
+# --- heartbeat.jsonl ---------------------------------------------------------------------
+
+
+class Heartbeat(Record):
+    """A periodic sign of life with the cost so far (heartbeat.jsonl)."""
+
+    ts: str
+    task: str | None = None  # the trial started last (None before the first)
+    arm: str | None = None
+    round: int | None = None
+    calls: int  # provider attempts so far
+    failed_attempts: int
+    cost_usd: float  # computed cost so far
+    trials_done: int
+    notice: str | None = None  # the last provider notice (retry wait, cooldown, halt)
+
+
+# --- manifest.json -----------------------------------------------------------------------
+
+
+class ArmSpec(Record):
+    """An arm: a model with the prompt set and tool set it runs with."""
+
+    name: str  # "candidate", "baseline", "run", ...
+    model: str
+    provider: str
+    prompts_tools: str  # "worktree", or "git:<sha>" for --baseline-ref
+
+
+class PlannedScope(Record):
+    """The declared scope, fixed before any call: every (arm, unit) cell the run may run."""
+
+    schedule: Literal["rounds", "iid"]
+    arms: list[str]
+    tasks: list[str]
+    max_rounds: int
+    units: list[tuple[int, str, int]]  # (index, task, batch) of every planned unit
+    cells: int  # len(arms) x len(units)
+
+
+class BudgetSnapshot(Record):
+    """The effective budget (gate.providers.budget)."""
+
+    ceiling_usd: float
+    configured_usd: float
+    provider_remaining_usd: float | None  # the provider's balance when it reports one
+    source: Literal["config", "provider_balance"]  # which of the two set the ceiling
+    spent_usd: float
+    configured_by: str | None = None  # "--budget-usd" or "gate.yaml" (sweeps)
+
+
+class Manifest(Record):
+    """manifest.json: what the run is, what it hashed, and what it may run."""
+
+    run_id: str
+    kind: Literal["run", "sweep"]
+    gate_version: str
+    git_sha: str | None
+    created: str  # ISO 8601 UTC
+    command: list[str]  # argv after ``gate``
+    config_path: str
+    config_sha256: Sha256
+    files_sha256: dict[str, Sha256]  # every prompt/tool/task/fixture file used
+    arms: list[ArmSpec]
+    scope: PlannedScope
+    seed: int
+    statistics: StatisticsConfig
+    slos: SloConfig
+    run: RunConfig
+    budget: BudgetSnapshot
+
+
+# --- results.json / PARTIAL-RESULTS.json ------------------------------------------------
+
+
+class ProviderErrors(Record):
+    total: int = Field(ge=0)  # failed provider attempts
+    by_kind: dict[str, int]  # ErrorKind value -> failed attempts
+
+
+class TraceMetrics(Record):
+    """Means and sums over the scored trials of an arm."""
+
+    evidence_coverage: float | None
+    tool_call_accuracy: float | None
+    parseable_rate: float | None
+    invalid_actions: int
+    wrong_fixes: int
+    distractor_actions: int
+    repeated_calls: int
+    policy_violations: int
+    mean_steps: float | None
+    tokens_in: int
+    tokens_out: int
+
+
+class ArmSummary(ArmSpec):
+    """Per-arm figures. Provider errors are excluded from every success denominator."""
+
+    trials: int = Field(ge=0)  # scored trials (provider-lost excluded)
+    successes: int = Field(ge=0)
+    success_rate: float | None = Field(ge=0, le=1)
+    success_interval: tuple[float, float] | None  # Wilson 95%
+    mean_reward: float | None = Field(ge=0, le=1)
+    pass_k: dict[str, float | None]  # "k" -> pass^k estimate
+    provider_errors: ProviderErrors
+    trials_lost_to_provider: int = Field(ge=0)
+    trials_not_scored: dict[str, int]  # trial status (e.g. no_model_call) -> count
+    attempts: int = Field(ge=0)
+    response_ids: int = Field(ge=0)
+    cost_usd: float = Field(ge=0)  # computed
+    cost_reported_usd: float | None  # sum of ``usage.cost`` where reported
+    cost_divergences: int = Field(ge=0)  # calls whose reported cost is > 5% off
+    truncations: int = Field(ge=0)  # answers cut at max_tokens in scored trials
+    refusals: int = Field(ge=0)  # refusals recorded in scored trials
+    cost_per_success_usd: float | None
+    p50_s: float | None
+    p95_s: float | None
+    metrics: TraceMetrics
+
+
+class ScopeCounts(Record):
+    done: int = Field(ge=0)
+    lost_to_provider: int = Field(ge=0)
+    not_scored: int = Field(ge=0)  # finished but not scored (e.g. no_model_call)
+    not_needed: int = Field(ge=0)  # the test decided before this cell
+    not_run: int = Field(ge=0)  # halted, paused, or stopped by the budget
+
+
+class CellNotDone(Record):
+    arm: str
+    task: str
+    round: int
+    state: Literal["lost_to_provider", "not_scored", "not_needed", "not_run"]
+    reason: str
+
+
+class ScopeAccounting(Record):
+    """Every planned cell ends as done, lost to the provider, not needed, or not run."""
+
+    planned: int = Field(ge=0)
+    counts: ScopeCounts
+    cells_not_done: list[CellNotDone]
+
+
+class HaltRecord(Record):
+    """Why the run stopped starting work. Before any task: task "-", round 0."""
+
+    kind: Literal["circuit_breaker", "paused"]
+    reason: str
+    task: str
+    round: int = Field(ge=0)
+
+
+class RoundLog(Record):
+    """One decision check of a sweep."""
+
+    round: int  # the check number
+    pairs: int
+    verdict: str
+    e_reject: float
+    e_accept: float
+    mean_diff: float | None
+
+
+class Decision(Record):
+    """The sweep's statistical decision, replayed from trials.jsonl."""
+
+    verdict: Literal["regression", "no_regression", "continue", "inconclusive"]
+    decided_round: int | None
+    rounds: int = Field(ge=0)
+    pairs: int = Field(ge=0)
+    e_reject: float = Field(ge=0)
+    e_accept: float = Field(ge=0)
+    threshold_reject: float
+    threshold_accept: float
+    score: Literal["success", "reward"]
+    fixed_sample_pairs: int = Field(ge=0)
+    fixed_sample_sigma2: float
+    fixed_sample_sigma2_source: str  # "observed" or "planning value"
+    fixed_sample_rounds: float = Field(ge=0)
+    rounds_log: list[RoundLog]
+    stopped: str | None  # why the sweep ended undecided (the budget), else None
+
+
+class SloCheck(Record):
+    slo: str
+    value: float | None  # None (a missing figure) is a breach
+    limit: float
+    ok: bool
+    direction: Literal[">=", "<="]
+
+
+class SloReport(Record):
+    met: bool
+    checks: list[SloCheck]
+    breaches: list[str]
+
+
+class TaskArm(Record):
+    """One arm's figures on one task."""
+
+    trials: int  # scored
+    successes: int
+    mean_reward: float | None
+    lost: int  # trials lost to the provider
+
+
+class TaskRow(Record):
+    task: str
+    environment: str | None
+    difficulty: str | None
+    arms: dict[str, TaskArm]  # arm name -> figures
+    pairs: int = Field(ge=0)  # units every arm scored: the paired trials the row rests on
+
+
+class Evidence(Record):
+    """The artifacts the results were derived from (rule 1: no claim without an artifact)."""
+
+    audit_sha256: Sha256 | None
+    trials_sha256: Sha256 | None
+    manifest_sha256: Sha256 | None
+    response_ids: int = Field(ge=0)  # audit lines with a provider response id
+    attempts: int = Field(ge=0)  # audit lines
+
+
+class Results(Record):
+    """results.json: a pure function of the manifest, trials.jsonl and audit.jsonl."""
+
+    schema_version: Literal[1] = 1  # SCHEMA_VERSION
+    run_id: str
+    kind: Literal["run", "sweep"]
+    status: Status
+    status_reasons: list[str]
+    verdict: Verdict | None
+    halt: HaltRecord | None
+    scope: ScopeAccounting
+    arms: dict[str, ArmSummary]
+    decision: Decision | None
+    slos: SloReport | None
+    tasks: list[TaskRow]
+    evidence: Evidence
+
+
+class PartialResults(Results):
+    """PARTIAL-RESULTS.json: results of a halted or paused run, saying what is missing."""
+
+    missing: str
+
+
+# --- smoke.json --------------------------------------------------------------------------
+
+
+class SmokeCheck(Record):
+    name: str
+    ok: bool
+    detail: str
+
+
+class SmokeScore(Record):
+    success: bool | None
+    reward: float | None
+
+
+class SmokeTask(Record):
+    task: str
+    expert: SmokeScore | None = None
+    random: SmokeScore | None = None
+
+
+class Smoke(Record):
+    """smoke.json: the preflight drill and the config and file hashes it vouches for."""
+
+    ok: bool
+    checks: list[SmokeCheck]
+    tasks: list[SmokeTask]
+    config_sha256: Sha256
+    files_sha256: dict[str, Sha256]
+    seconds: float
+
+
+# --- reading and writing -----------------------------------------------------------------
+
+R = TypeVar("R", bound=Record)
+
+
+def _problems(exc: ValidationError, path: str, line: int | None) -> list[Problem]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in err["loc"])
+        if err["type"] == "extra_forbidden":
+            message = f"unknown field {loc!r}"
+        elif err["type"] == "missing":
+            message = f"missing field {loc!r}"
+        else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            message = f"{loc}: {msg}" if loc else msg
+        out.append(Problem(path, line, message))
+    return out
+
+
+def parse_record(model: type[R], data: Any, path: str, line: int | None = None) -> R:
+    """Validate a decoded JSON value as ``model``; every field must be present."""
+    try:
+        return model.model_validate(data, context={_COMPLETE: True})
+    except ValidationError as exc:
+        raise RecordError(_problems(exc, path, line)) from None
+
+
+def read_record(path: Path, model: type[R]) -> R:
+    """Read and validate a JSON record file (manifest.json, results.json, smoke.json)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecordError.one(str(path), None, "missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordError.one(str(path), None, f"cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise RecordError.one(str(path), exc.lineno, f"not JSON: {exc.msg}") from None
+    return parse_record(model, data, str(path))
+
+
+def write_record(path: Path, record: Record) -> None:
+    """Atomic write: a crash leaves the old file or the new one, never half of one."""
+    tmp = path.with_name(path.name + ".tmp")
+    text = json.dumps(record.to_json(), indent=2, sort_keys=True, allow_nan=False)
+    tmp.write_text(text + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def results_json_schema() -> dict[str, Any]:
+    """The JSON Schema of results.json and PARTIAL-RESULTS.json, generated from the models."""
+    schema = TypeAdapter(Results | PartialResults).json_schema(mode="serialization")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": RESULTS_SCHEMA_ID,
+        "title": "gate results.json / PARTIAL-RESULTS.json",
+        "description": "Results of a gate run or sweep. Every figure is re-derivable from "
+                       "trials.jsonl, audit.jsonl and manifest.json with `gate verify`. "
+                       "Generated from gate.records: python -m gate.records --schema",
+        **schema,
+    }
+
+
+def schema_text() -> str:
+    """The shipped file's exact text."""
+    return json.dumps(results_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["--schema"]:
+        print("usage: python -m gate.records --schema", file=sys.stderr)
+        return 4
+    sys.stdout.write(schema_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

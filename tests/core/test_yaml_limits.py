@@ -1,0 +1,144 @@
+"""Hostile YAML: alias bombs, deep nesting, huge files and node floods are refused, naming the
+file and line, with exit 4 from `gate validate`, and before anything big is constructed."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+
+from gate.cli import main
+from gate.config.yamlio import LIMITS, Limits, parse_yaml
+from gate.errors import ConfigError
+
+
+def billion_laughs(indent: str = "") -> str:
+    """Nine levels of nine aliases: 9**9 (387 million) strings once expanded."""
+    lines = [f'{indent}lol0: &lol0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, 9):
+        refs = ",".join([f"*lol{level - 1}"] * 9)
+        lines.append(f"{indent}lol{level}: &lol{level} [{refs}]")
+    return "\n".join(lines) + "\n"
+
+
+def validate(capsys: pytest.CaptureFixture[str], project: Path) -> tuple[int, str]:
+    code = main(["validate", "--config", str(project / "gate.yaml")])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("relpath", [
+    "models.yaml", "gate.yaml", "tasks/orders/orders-easy-02-refund-damaged-blender.yaml",
+    "fixtures/orders/refund-damaged-blender.yaml",
+])
+def test_billion_laughs_anywhere_is_refused_with_file_and_line(
+    project_dir: Path, capsys: pytest.CaptureFixture[str], relpath: str
+) -> None:
+    path = project_dir / relpath
+    assert path.exists()
+    path.write_text(billion_laughs() + path.read_text())
+    code, err = validate(capsys, project_dir)
+    assert code == 4
+    name = Path(relpath).name
+    line = next(x for x in err.splitlines() if name in x and "aliases expand" in x)
+    assert f"{name}:5: " in line  # lol4 (66430 nodes expanded) is the first past the limit
+
+
+@pytest.mark.parametrize(("text", "line", "what"), [
+    ("a: " + "[" * 5000 + "]" * 5000 + "\n", 1, "levels of nesting"),
+    ("".join("  " * i + f"k{i}:\n" for i in range(100)) + "  " * 100 + "v\n", 64,
+     "levels of nesting"),
+    ("a:\n" + "".join(f"- {i}\n" for i in range(LIMITS.max_nodes + 10)), LIMITS.max_nodes - 1,
+     "nodes"),
+    ("a: " + "x" * (LIMITS.max_bytes + 1) + "\n", 1, "bytes"),
+    ("b: 1\n" * 3 + "a: &x [1, *x]\n", 4, "refers to a node that contains it"),
+])
+def test_each_limit_names_file_and_line(text: str, line: int, what: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_yaml(text, "hostile.yaml")
+    (problem,) = err.value.problems
+    assert (problem.path, problem.line) == ("hostile.yaml", line)
+    assert what in problem.message
+
+
+def test_many_aliases_are_refused() -> None:
+    text = "a: &a 1\nb: [" + ",".join(["*a"] * (LIMITS.max_aliases + 1)) + "]\n"
+    with pytest.raises(ConfigError, match="aliases"):
+        parse_yaml(text, "x.yaml")
+
+
+def test_huge_file_on_disk_is_not_read_whole(
+    project_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = project_dir / "models.yaml"
+    with models.open("a") as fh:
+        fh.write("# " + "x" * (8 * LIMITS.max_bytes) + "\n")
+    code, err = validate(capsys, project_dir)
+    assert code == 4
+    assert "models.yaml:" in err
+    assert "bytes" in err
+
+
+def test_the_bomb_is_refused_before_any_value_is_constructed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Counts the nodes the loader constructs: bounded by what the file holds, not by 9**9."""
+    constructed = {"n": 0}
+    original = yaml.constructor.SafeConstructor.construct_object
+
+    def counting(self: Any, node: Any, deep: bool = False) -> Any:
+        constructed["n"] += 1
+        return original(self, node, deep)
+
+    monkeypatch.setattr(yaml.constructor.SafeConstructor, "construct_object", counting)
+    with pytest.raises(ConfigError):
+        parse_yaml(billion_laughs(), "models.yaml")
+    assert constructed["n"] == 0
+    # a legitimate file with aliases is still read, and constructs about as many as it holds
+    doc = parse_yaml("a: &a [1, 2]\nb: *a\nc: *a\n", "ok.yaml")
+    assert doc.data == {"a": [1, 2], "b": [1, 2], "c": [1, 2]}
+    assert 0 < constructed["n"] < 20
+
+
+def test_limits_are_the_boundary_not_below_it() -> None:
+    """Exactly at each limit passes; one more fails (the limits are not off by one)."""
+    tight = Limits(max_bytes=200, max_nodes=7, max_aliases=2, max_depth=3, max_expanded=13)
+    ok = "a: &x [1, 2]\nb: *x\nc: *x\n"  # map, 3 keys, a list of 2: 7 nodes, 2 aliases
+    assert parse_yaml(ok, "ok.yaml", tight).data["c"] == [1, 2]  # expanded: 1 + 3 + 3 * 3 = 13
+    for smaller in (Limits(max_nodes=6), Limits(max_expanded=12), Limits(max_bytes=len(ok) - 1)):
+        with pytest.raises(ConfigError):
+            parse_yaml(ok, "x.yaml", smaller)
+    with pytest.raises(ConfigError, match="aliases"):
+        parse_yaml("a: &x [1, 2]\nb: [*x, *x, *x]\n", "x.yaml", tight)
+    with pytest.raises(ConfigError, match="nesting"):
+        parse_yaml("a: [[1]]\n", "x.yaml", tight)
+    assert parse_yaml("a: [1]\n", "x.yaml", tight).data == {"a": [1]}  # map, list, scalar
+
+
+def test_the_guard_reads_the_pr_registry_through_the_same_bounded_loader() -> None:
+    from gate.github.guard import Blocked, registry_at
+
+    content = base64.b64encode((billion_laughs() + "models: []\n").encode()).decode()
+    item = SimpleNamespace(type="file", encoding="base64", content=content)
+    repo = SimpleNamespace(get_contents=lambda path, ref: item)
+    with pytest.raises(Blocked) as err:
+        registry_at(repo, "models.yaml", "f" * 40, "head ffffff")
+    message = str(err.value)
+    assert "models.yaml" in message
+    assert re.search(r"(:|line )5\b", message), message  # the line the expansion passes the limit
+    assert "aliases expand" in message
+
+
+def test_the_guard_reads_the_pr_gate_yaml_through_the_same_bounded_loader() -> None:
+    from gate.github.guard import Blocked, registry_path_at
+
+    content = base64.b64encode(("a: " + "[" * 5000 + "]" * 5000 + "\n").encode()).decode()
+    item = SimpleNamespace(type="file", encoding="base64", content=content)
+    repo = SimpleNamespace(get_contents=lambda path, ref: item)
+    with pytest.raises(Blocked) as err:
+        registry_path_at(repo, "gate.yaml", "f" * 40, "head ffffff")
+    assert "levels of nesting" in str(err.value)
