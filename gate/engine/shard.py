@@ -26,15 +26,24 @@ from pathlib import Path
 from typing import Any
 
 from gate.config.load import Project, load_project
+from gate.engine.audit import read_audit
 from gate.engine.decision import replay
-from gate.engine.jsonl import read_jsonl
+from gate.engine.jsonl import read_jsonl, read_lines
 from gate.engine.plan import Unit, batches, units_of
 from gate.engine.rundir import build_manifest, read_manifest
 from gate.engine.runner import Cell, Engine
 from gate.engine.session import Notices, check_api_keys, open_providers
 from gate.errors import ConfigError
 from gate.providers.budget import Budget
-from gate.records import BudgetSnapshot, HaltRecord, Manifest, Results, Trial, write_record
+from gate.records import (
+    BudgetSnapshot,
+    HaltRecord,
+    Heartbeat,
+    Manifest,
+    Results,
+    Trial,
+    write_record,
+)
 
 SHARD_FILE = "shard.json"  # the shard's spec and outcome, beside its manifest
 STAGES_FILE = "stages.json"  # the merged run's stages so far and the next one needed
@@ -146,7 +155,7 @@ def run_shard(project: Project, opts: Any, spec: ShardSpec, *,
     halt = asyncio.run(_run_units(sharded, arms, opts, budget, units, spec, notices))
     info: dict[str, Any] = {
         "spec": spec.describe(), "units": len(units),
-        "trials": len(read_jsonl(opts.out / "trials.jsonl")),
+        "trials": len(read_jsonl(opts.out / "trials.jsonl", Trial)),
         "spent_usd": round(_spent(opts.out), 6), "budget_usd": stage_budget / spec.count,
         "halt": None if halt is None else halt.to_json()}
     _write(opts.out / SHARD_FILE, info)
@@ -162,7 +171,7 @@ async def _run_units(project: Project, arms: list[Any], opts: Any, budget: Budge
     models: dict[str, set[str]] = {}
     for a in arms:
         models.setdefault(a.provider, set()).add(a.model)
-    done = {t["trial_id"] for t in read_jsonl(opts.out / "trials.jsonl")}
+    done = {t.trial_id for t in read_jsonl(opts.out / "trials.jsonl", Trial)}
     cells = [Cell(u.index, u.task, arm) for u in units
              for arm in ("candidate", "baseline") if u.trial_id(arm) not in done]
     async with open_providers(project, models, budget=budget, notices=notices,
@@ -183,7 +192,7 @@ async def _run_units(project: Project, arms: list[Any], opts: Any, budget: Budge
 
 
 def _spent(out: Path) -> float:
-    return sum(float(a.get("cost_computed_usd") or 0.0) for a in read_jsonl(out / "audit.jsonl"))
+    return sum(a.cost_computed_usd for a in read_audit(out / "audit.jsonl"))
 
 
 def _read(path: Path, default: Any) -> Any:
@@ -268,15 +277,17 @@ def merge(out: Path, shard_dirs: list[Path], *, budget_usd: float | None = None,
     units = units_of(manifest.scope)
     order = {u.trial_id(arm): (k, j) for k, u in enumerate(units)
              for j, arm in enumerate(manifest.scope.arms)}
-    trials = _union([read_jsonl(out / "trials.jsonl")]
-                    + [read_jsonl(p / "trials.jsonl") for p, _m, _i in loaded],
+    sources = [out] + [p for p, _m, _i in loaded]
+    trials = _union([[t.to_json() for t in read_jsonl(src / "trials.jsonl", Trial)]
+                     for src in sources],
                     key=lambda t: str(t["trial_id"]))
     trials.sort(key=lambda t: order.get(t["trial_id"], (len(units), 0)))
-    audit = _union([read_jsonl(out / "audit.jsonl")]
-                   + [read_jsonl(p / "audit.jsonl") for p, _m, _i in loaded],
+    for src in sources:
+        read_audit(src / "audit.jsonl")  # every line validated before any is copied
+    audit = _union([[obj for _n, obj in read_lines(src / "audit.jsonl")] for src in sources],
                    key=lambda a: json.dumps(a, sort_keys=True))
-    beats = [b for src in [out] + [p for p, _m, _i in loaded]
-             for b in read_jsonl(src / "heartbeat.jsonl")]
+    beats = [b.to_json() for src in sources
+             for b in read_jsonl(src / "heartbeat.jsonl", Heartbeat)]
     for name, rows in (("trials.jsonl", trials), ("audit.jsonl", audit),
                        ("heartbeat.jsonl", beats)):
         _write_jsonl(out / name, rows)
