@@ -37,7 +37,6 @@ async def _starts(n: int) -> list[float]:
     from gate.agent.endpoint import TrialSession
     from gate.agent.loop import TrialSpec
     from gate.agent.serve import serve_trial
-    from gate.environments import ENVIRONMENTS
 
     project = load_project(REPO / "gate.yaml")
     lt = project.tasks[0]
@@ -46,8 +45,8 @@ async def _starts(n: int) -> list[float]:
                      project.openai_tools(env_name), project.tool_schemas(env_name), 256, 0.0)
     times = []
     for _ in range(n):
-        session = TrialSession(spec, ENVIRONMENTS[env_name](lt.fixture, 1), _NoProvider(),
-                               lambda step, a: None, token="t")
+        env = project.environment(env_name).cls(lt.fixture, 1)
+        session = TrialSession(spec, env, _NoProvider(), lambda step, a: None, token="t")
         started = time.perf_counter()
         async with serve_trial(session):
             pass

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "gate.report.cli",
     "gate.providers.cli",
     "gate.github.cli",
+    "gate.scaffold",
 )
 
 

@@ -37,7 +37,7 @@ from pydantic import (
 )
 
 from gate.config.schema import RunConfig, SloConfig, StatisticsConfig
-from gate.errors import Problem, RecordError
+from gate.errors import ErrorKind, Problem, RecordError
 
 SCHEMA_VERSION = 1
 RESULTS_SCHEMA_ID = "https://gate.invalid/schemas/results.schema.json"
@@ -75,6 +75,17 @@ class TrialProviderError(Record):
 
     kind: str  # an ErrorKind value (gate.providers.base)
     message: str  # short, secret-free
+
+
+class TrialEnvironmentError(Record):
+    """An exception raised by environment code during a trial: the harness's fault."""
+
+    environment: str
+    phase: str  # constructor | call | outcome | snapshot | check_fixture
+    type: str  # the exception's class name
+    message: str  # short (untrusted: rendered through neutralize)
+    file: str | None  # the user's file where it was raised, when known
+    line: int | None
 
 
 class TrialScores(Record):
@@ -121,9 +132,11 @@ class Trial(TrialScores):
     seed: int  # the trial seed, the same for every arm of a unit
     ts: str  # ISO 8601 UTC, when the trial finished
     wall_s: float  # wall-clock duration of the trial
-    status: Literal["scored", "provider_error", "no_model_call"]  # no_model_call: an agent
-    # program that never called the model (not scored, counted apart)
+    # no_model_call: an agent program that never called the model (not scored, counted apart);
+    # environment_error: the environment's own code raised (the harness's fault, counted apart)
+    status: Literal["scored", "provider_error", "environment_error", "no_model_call"]
     provider_error: TrialProviderError | None = None  # set when status is provider_error
+    environment_error: TrialEnvironmentError | None = None  # set when environment_error
     trace_id: str  # the trial's OpenTelemetry trace id (32 hex digits, from run and trial id)
 
 
@@ -253,7 +266,16 @@ class Manifest(Record):
 
 class ProviderErrors(Record):
     total: int = Field(ge=0)  # failed provider attempts
-    by_kind: dict[str, int]  # ErrorKind value -> failed attempts
+    by_kind: dict[ErrorKind, int]  # ErrorKind value -> failed attempts
+
+
+class EnvironmentErrorExample(TrialEnvironmentError):
+    trial_id: str
+
+
+class EnvironmentErrors(Record):
+    total: int = Field(ge=0)  # trials lost to an environment error (excluded from rates)
+    examples: list[EnvironmentErrorExample]  # the first few
 
 
 class TraceMetrics(Record):
@@ -283,6 +305,7 @@ class ArmSummary(ArmSpec):
     pass_k: dict[str, float | None]  # "k" -> pass^k estimate
     provider_errors: ProviderErrors
     trials_lost_to_provider: int = Field(ge=0)
+    environment_errors: EnvironmentErrors
     trials_not_scored: dict[str, int]  # trial status (e.g. no_model_call) -> count
     attempts: int = Field(ge=0)
     response_ids: int = Field(ge=0)
@@ -300,6 +323,7 @@ class ArmSummary(ArmSpec):
 class ScopeCounts(Record):
     done: int = Field(ge=0)
     lost_to_provider: int = Field(ge=0)
+    environment_error: int = Field(ge=0)  # environment code raised (the harness's fault)
     not_scored: int = Field(ge=0)  # finished but not scored (e.g. no_model_call)
     not_needed: int = Field(ge=0)  # the test decided before this cell
     not_run: int = Field(ge=0)  # halted, paused, or stopped by the budget
@@ -309,7 +333,8 @@ class CellNotDone(Record):
     arm: str
     task: str
     round: int
-    state: Literal["lost_to_provider", "not_scored", "not_needed", "not_run"]
+    state: Literal["lost_to_provider", "environment_error", "not_scored", "not_needed",
+                   "not_run"]
     reason: str
 
 
@@ -382,6 +407,7 @@ class TaskArm(Record):
     successes: int
     mean_reward: float | None
     lost: int  # trials lost to the provider
+    environment_errors: int  # trials lost to an environment error
 
 
 class TaskRow(Record):

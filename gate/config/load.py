@@ -20,6 +20,13 @@ from pydantic import BaseModel, ValidationError
 from gate.agent.schema_check import unsupported_keywords, validate
 from gate.config.schema import Fixture, GateConfig, Registry, Task, ToolCall, ToolDef
 from gate.config.yamlio import YamlDoc, parse_yaml, validation_problems
+from gate.environments.registry import (
+    EnvironmentCodeError,
+    EnvironmentRegistry,
+    GuardedEnvironment,
+    LoadedEnvironment,
+    guarded,
+)
 from gate.errors import ConfigError, Problem
 
 M = TypeVar("M", bound=BaseModel)
@@ -88,6 +95,13 @@ class Project:
     hashes: dict[str, str] = field(default_factory=dict)
     config_sha256: str = ""
     prompt_tool_source: str = "worktree"
+    environments: EnvironmentRegistry | None = None  # resolves every environment name
+
+    def environment(self, name: str) -> LoadedEnvironment:
+        """The loaded environment ``name`` (already imported and checked by load_project)."""
+        if self.environments is None:
+            raise KeyError(name)
+        return self.environments.load(name)
 
     def openai_tools(self, environment: str) -> list[dict[str, Any]]:
         return [
@@ -218,15 +232,17 @@ def load_project(
     config = col.model(GateConfig, cfg_doc)
     if config is None or cfg_doc is None:
         raise ConfigError(col.problems)
-    _check_agent(col, cfg_doc, config, root)
+    envs = _environment_registry(col, root, config, cfg_doc)
+    _check_agent(col, cfg_doc, config, root, envs)
     pt_source = prompt_tool_source(root) if prompt_tool_source else work
     registry_doc = col.yaml(config.suite.registry, work)
     registry = col.model(Registry, registry_doc)
     if registry is not None and registry_doc is not None:
         _check_registry(col, config, registry, registry_doc)
-    tools = _load_tools(col, config, pt_source)
+    tools = _load_tools(col, config, pt_source, envs)
     prompts = _load_prompts(col, config, pt_source, set(tools))
-    tasks = _load_tasks(col, config, work, tools)
+    tasks = _load_tasks(col, config, work, tools, envs)
+    _hash_environment_code(col, envs, work)
     col.add_undeclared()
     if col.problems or registry is None:
         raise ConfigError(col.problems)
@@ -241,6 +257,7 @@ def load_project(
         hashes=dict(sorted(col.hashes.items())),
         config_sha256=col.hashes[cfg_file.name],
         prompt_tool_source=pt_source.label,
+        environments=envs,
     )
 
 
@@ -255,51 +272,102 @@ def _check_registry(
                     "(the providers of gate.yaml)")
 
 
-def _check_agent(col: _Collector, doc: YamlDoc, config: GateConfig, root: Path) -> None:
+def _environment_registry(
+    col: _Collector, root: Path, config: GateConfig, cfg_doc: YamlDoc
+) -> EnvironmentRegistry:
+    declared = {name: (spec, cfg_doc.line_of(("environments", name)))
+                for name, spec in config.environments.items()}
+    envs = EnvironmentRegistry(root, declared, cfg_doc.path)
+    col.problems.extend(envs.problems)
+    return envs
+
+
+def _check_agent(
+    col: _Collector, doc: YamlDoc, config: GateConfig, root: Path, envs: EnvironmentRegistry
+) -> None:
     from gate.agent.config_check import agent_problems, program_files
 
-    for loc, message in agent_problems(config, root, _environments()):
+    for loc, message in agent_problems(config, root, envs.names()):
         col.add(doc.path, doc.line_of(loc), message)
     for relpath in program_files(config, root):
         col.read(relpath, WorkTree(root))  # hashed for the manifest
 
 
-def _environments() -> dict[str, Any]:
-    from gate.environments import ENVIRONMENTS
+def _hash_environment_code(col: _Collector, envs: EnvironmentRegistry, work: WorkTree) -> None:
+    """The repository's own environment code is hashed like its data files: a smoke test
+    vouches for it, and a sweep refuses a smoke of different code."""
+    for name in envs.declared_in_config():
+        top = envs.declaration(name).spec.split(":")[0].split(".")[0]
+        for relpath in [f"{top}.py", *work.list(top)]:
+            if relpath.endswith(".py") and (work.root / relpath).is_file():
+                col.read(relpath, work)
 
-    return dict(ENVIRONMENTS)
+
+def _resolve(col: _Collector, envs: EnvironmentRegistry, name: str) -> LoadedEnvironment | None:
+    try:
+        return envs.load(name)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            if problem not in col.problems:
+                col.problems.append(problem)
+        return None
+
+
+def _tool_dirs(config: GateConfig, source: FileSource) -> set[str]:
+    """Names of the subdirectories of the tools directory that hold files."""
+    prefix = config.suite.tools_dir.rstrip("/") + "/"
+    rests = (p[len(prefix):] for p in source.list(config.suite.tools_dir) if p.startswith(prefix))
+    return {rest.split("/", 1)[0] for rest in rests if "/" in rest}
 
 
 def _load_tools(
-    col: _Collector, config: GateConfig, source: FileSource
+    col: _Collector, config: GateConfig, source: FileSource, envs: EnvironmentRegistry
 ) -> dict[str, list[ToolDef]]:
-    envs = _environments()
+    """Tools of every environment in use: one with a tools/NAME directory or declared in
+    gate.yaml. Environments nobody uses are never imported."""
     tools: dict[str, list[ToolDef]] = {}
-    for env_name, env_cls in sorted(envs.items()):
+    top = config.suite.tools_dir
+    if col.outside(top, source, col.name(top, source)):
+        return tools
+    for env_name in sorted(_tool_dirs(config, source) | set(envs.declared_in_config())):
         directory = f"{config.suite.tools_dir}/{env_name}"
-        defs: list[ToolDef] = []
         if col.outside(directory, source, col.name(directory, source)):
             continue
-        for relpath in source.list(directory):
-            if not relpath.endswith((".yaml", ".yml")):
-                continue
-            doc = col.yaml(relpath, source)
-            tool = col.model(ToolDef, doc)
-            if tool is None or doc is None:
-                continue
-            for msg in unsupported_keywords(tool.parameters):
-                col.add(doc.path, doc.line_of(("parameters",)), msg)
-            if tool.parameters.get("type") != "object":
-                col.add(doc.path, doc.line_of(("parameters",)), "parameters: type must be object")
-            if tool.name not in env_cls.tool_names:
-                col.add(doc.path, doc.line_of(("name",)),
-                        f"tool {tool.name!r} has no implementation in environment {env_name!r}")
-            defs.append(tool)
-        declared = {t.name for t in defs}
-        for missing in sorted(env_cls.tool_names - declared):
-            col.undeclared[(env_name, missing)] = (col.name(directory, source), 0)
-        tools[env_name] = sorted(defs, key=lambda t: t.name)
+        if env_name not in envs:
+            col.add(col.name(directory, source), None,
+                    f"no environment {env_name!r} is registered for these tools; declare it "
+                    f"in gate.yaml (environments: {{{env_name}: \"package.module:Class\"}})")
+            continue
+        loaded = _resolve(col, envs, env_name)
+        if loaded is not None:
+            tools[env_name] = _load_env_tools(col, source, directory, loaded)
     return tools
+
+
+def _load_env_tools(
+    col: _Collector, source: FileSource, directory: str, env: LoadedEnvironment
+) -> list[ToolDef]:
+    env_name, implemented = env.name, env.cls.tool_names
+    defs: list[ToolDef] = []
+    for relpath in source.list(directory):
+        if not relpath.endswith((".yaml", ".yml")):
+            continue
+        doc = col.yaml(relpath, source)
+        tool = col.model(ToolDef, doc)
+        if tool is None or doc is None:
+            continue
+        for msg in unsupported_keywords(tool.parameters):
+            col.add(doc.path, doc.line_of(("parameters",)), msg)
+        if tool.parameters.get("type") != "object":
+            col.add(doc.path, doc.line_of(("parameters",)), "parameters: type must be object")
+        if tool.name not in implemented:
+            col.add(doc.path, doc.line_of(("name",)),
+                    f"tool {tool.name!r} has no implementation in environment {env_name!r}")
+        defs.append(tool)
+    declared = {t.name for t in defs}
+    for missing in sorted(implemented - declared):
+        col.undeclared[(env_name, missing)] = (col.name(directory, source), 0)
+    return sorted(defs, key=lambda t: t.name)
 
 
 def _load_prompts(
@@ -318,9 +386,9 @@ def _load_prompts(
 
 
 def _load_tasks(
-    col: _Collector, config: GateConfig, work: WorkTree, tools: dict[str, list[ToolDef]]
+    col: _Collector, config: GateConfig, work: WorkTree, tools: dict[str, list[ToolDef]],
+    envs: EnvironmentRegistry,
 ) -> list[LoadedTask]:
-    envs = _environments()
     loaded: list[LoadedTask] = []
     seen: dict[str, str] = {}
     used_fixtures: set[str] = set()
@@ -340,7 +408,14 @@ def _load_tasks(
         seen[task.id] = doc.path
         if task.environment not in envs:
             col.add(doc.path, doc.line_of(("environment",)),
-                    f"unknown environment {task.environment!r}; known: {sorted(envs)}")
+                    f"unknown environment {task.environment!r}; known: {envs.names()} "
+                    f"(declare yours in gate.yaml: environments:)")
+            continue
+        if task.environment not in tools:
+            if _resolve(col, envs, task.environment) is not None:
+                col.add(doc.path, doc.line_of(("environment",)),
+                        f"environment {task.environment!r} has no tool files "
+                        f"({config.suite.tools_dir}/{task.environment}/*.yaml)")
             continue
         fixture_rel = f"{config.suite.fixtures_dir}/{task.fixture}"
         target = escapes(work.root, fixture_rel)
@@ -359,7 +434,8 @@ def _load_tasks(
         if fixture is None or fdoc is None:
             continue
         schemas = {t.name: t.parameters for t in tools.get(task.environment, [])}
-        if _check_fixture(col, task, fixture, fdoc, envs[task.environment], schemas):
+        env = envs.load(task.environment)
+        if _check_fixture(col, task, fixture, fdoc, env, schemas):
             loaded.append(LoadedTask(task, fixture, doc.path, fdoc.path, id_line))
     return sorted(loaded, key=lambda lt: lt.task.id)
 
@@ -369,13 +445,20 @@ def _check_fixture(
     task: Task,
     fixture: Fixture,
     fdoc: YamlDoc,
-    env_cls: Any,
+    env: LoadedEnvironment,
     schemas: dict[str, dict[str, Any]],
 ) -> bool:
     """Environment checks, call validity, and that the reference reaches the expected state."""
     ok = True
-    for msg in env_cls.check_fixture(fixture):
-        col.add(fdoc.path, _line_for_message(fdoc, msg), msg)
+    try:
+        with guarded(env, "check_fixture"):
+            messages = list(env.cls.check_fixture(fixture))
+    except EnvironmentCodeError as exc:
+        col.add(*_fault_where(exc, fdoc),
+                f"{exc.fault.describe(place=False)} (checking {fdoc.path})")
+        return False
+    for msg in messages:
+        col.add(fdoc.path, _line_for_message(fdoc, str(msg)), str(msg))
         ok = False
     for key in ("required_evidence", "distractors", "reference_trajectory"):
         calls: list[ToolCall] = getattr(fixture, key)
@@ -395,20 +478,33 @@ def _check_fixture(
                 f"task {task.id} allows {task.step_limit}")
         ok = False
     if ok:
-        ok = _replay_reference(col, task, fixture, fdoc, env_cls)
+        ok = _replay_reference(col, task, fixture, fdoc, env)
     return ok
 
 
+def _fault_where(exc: EnvironmentCodeError, fdoc: YamlDoc) -> tuple[str, int | None]:
+    """The environment's own file and line when the traceback has one, else the fixture."""
+    fault = exc.fault
+    if fault.file is None:
+        return fdoc.path, None
+    return fault.file, fault.line
+
+
 def _replay_reference(
-    col: _Collector, task: Task, fixture: Fixture, fdoc: YamlDoc, env_cls: Any
+    col: _Collector, task: Task, fixture: Fixture, fdoc: YamlDoc, env: LoadedEnvironment
 ) -> bool:
+    """Run the reference trajectory through the environment's own code, as a trial would."""
     try:
-        env = env_cls(fixture, seed=0)
+        world = GuardedEnvironment(env, fixture, 0)
         for call in fixture.reference_trajectory:
-            env.call(call.tool, dict(call.args))
-        outcome = env.outcome()
-    except Exception as exc:  # a broken fixture must be reported, never crash validation
-        col.add(fdoc.path, None, f"environment failed on the reference trajectory: {exc!r}")
+            world.call(call.tool, dict(call.args))
+        outcome = world.outcome()
+        world.snapshot()
+    except EnvironmentCodeError as exc:  # reported with the environment's file and line
+        col.add(*_fault_where(exc, fdoc),
+                f"{exc.fault.describe(place=False)} (replaying the reference trajectory of "
+                f"{fdoc.path}, "
+                f"task {task.id})")
         return False
     if not outcome.success:
         col.add(fdoc.path, fdoc.line_of(("reference_trajectory",)),

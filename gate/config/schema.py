@@ -185,6 +185,10 @@ class GateConfig(Strict):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     slos: SloConfig = Field(default_factory=SloConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    environments: dict[str, str] = Field(
+        default_factory=dict,
+        description='a repository\'s own environments: {NAME: "package.module:ClassName"}, '
+                    "imported with the directory holding gate.yaml first on sys.path")
     agent: AgentChoice = Field("builtin", description="builtin loop, or {command, timeout_s}")
     agent_overrides: dict[str, AgentChoice] = Field(
         default_factory=dict, description="environment name -> its own agent choice")

@@ -19,7 +19,8 @@ def batch_pairs(
 ) -> tuple[list[float], bool]:
     """Differences of the complete pairs of a batch, and whether every cell has finished.
 
-    A pair lost to a provider error on either side is left out (never scored as a failure).
+    A pair lost to a provider error or an environment error on either side is left out
+    (never scored as a failure).
     """
     diffs: list[float] = []
     finished = True

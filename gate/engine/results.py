@@ -20,6 +20,8 @@ from gate.records import (
     AuditAttempt,
     CellNotDone,
     Decision,
+    EnvironmentErrorExample,
+    EnvironmentErrors,
     Evidence,
     HaltRecord,
     Manifest,
@@ -40,6 +42,7 @@ __all__ = ["SCHEMA_VERSION", "compute_results", "evidence_of", "file_sha256"]
 
 COST_DIVERGENCE = 0.05  # reported vs computed cost, relative
 MAX_PASS_K = 8
+MAX_ENV_ERROR_EXAMPLES = 5
 
 
 def file_sha256(path: Path) -> str | None:
@@ -68,10 +71,13 @@ def _f(x: float | None, nd: int = 6) -> float:
 
 
 def arm_summary(arm: ArmSpec, trials: list[Trial], audit: list[AuditAttempt]) -> ArmSummary:
-    """Per-arm figures. Provider errors are excluded from every success denominator."""
+    """Per-arm figures. Trials lost to the provider or to an environment error (the harness's
+    fault) are excluded from every success denominator and counted apart."""
     scored = [t for t in trials if t.status == "scored"]
     lost = [t for t in trials if t.status == "provider_error"]
-    not_scored = Counter(t.status for t in trials if t.status not in ("scored", "provider_error"))
+    broken = [t for t in trials if t.status == "environment_error"]
+    not_scored = Counter(t.status for t in trials
+                         if t.status not in ("scored", "provider_error", "environment_error"))
     n = len(scored)
     successes = sum(1 for t in scored if t.success)
     failed = [a for a in audit if a.outcome != "ok"]
@@ -101,6 +107,12 @@ def arm_summary(arm: ArmSpec, trials: list[Trial], audit: list[AuditAttempt]) ->
             by_kind=dict(sorted(Counter(a.outcome for a in failed).items())),
         ),
         trials_lost_to_provider=len(lost),
+        environment_errors=EnvironmentErrors(
+            total=len(broken),
+            examples=[EnvironmentErrorExample(trial_id=t.trial_id,
+                                              **t.environment_error.model_dump())
+                      for t in broken[:MAX_ENV_ERROR_EXAMPLES] if t.environment_error],
+        ),
         trials_not_scored=dict(sorted(not_scored.items())),
         attempts=len(audit),
         response_ids=sum(1 for a in audit if a.response_id),
@@ -155,7 +167,8 @@ def scope_accounting(
     halt: HaltRecord | None,
     stopped: str | None = None,
 ) -> ScopeAccounting:
-    """Every planned cell ends as done, lost to the provider, not needed, or not run."""
+    """Every planned cell ends as done, lost to the provider, lost to an environment error,
+    not scored, not needed, or not run."""
     scope = manifest.scope
     by_id = {t.trial_id: t for t in trials}
     counts: Counter[str] = Counter()
@@ -192,6 +205,10 @@ def _trial_state(trial: Trial) -> tuple[str, str]:
     """A finished cell not done: lost to the provider, or not scored (e.g. ``no_model_call``)."""
     if trial.status == "provider_error":
         return "lost_to_provider", trial.provider_error.kind if trial.provider_error else "?"
+    if trial.status == "environment_error" and trial.environment_error is not None:
+        err = trial.environment_error
+        at = f" at {err.file}:{err.line}" if err.file else ""
+        return "environment_error", f"{err.type} in {err.phase}{at}"
     return "not_scored", trial.status
 
 
@@ -207,7 +224,8 @@ def per_task(manifest: Manifest, trials: list[Trial]) -> list[TaskRow]:
                 trials=len(scored),
                 successes=sum(1 for t in scored if t.success),
                 mean_reward=_mean([t.reward or 0.0 for t in scored]),
-                lost=len(ts) - len(scored),
+                lost=sum(1 for t in ts if t.status == "provider_error"),
+                environment_errors=sum(1 for t in ts if t.status == "environment_error"),
             )
             if scored:
                 environment, difficulty = scored[0].environment, scored[0].difficulty
@@ -286,7 +304,12 @@ def _status(
     if trials and lost / len(trials) > lost_share_max:
         reasons.append(f"{lost} of {len(trials)} trials lost to provider errors "
                        f"(> {lost_share_max:.0%}): provider artifact, not a ranking")
-    not_scored = sum(1 for t in trials if t.status not in ("scored", "provider_error"))
+    broken = sum(1 for t in trials if t.status == "environment_error")
+    if trials and broken / len(trials) > lost_share_max:
+        reasons.append(f"{broken} of {len(trials)} trials lost to environment errors "
+                       f"(> {lost_share_max:.0%}): the harness failed, not the model")
+    not_scored = sum(1 for t in trials if t.status not in (
+        "scored", "provider_error", "environment_error"))
     if trials and not_scored / len(trials) > lost_share_max:
         reasons.append(f"{not_scored} of {len(trials)} trials not scored (e.g. the agent program "
                        f"made no model call; > {lost_share_max:.0%})")

@@ -23,8 +23,8 @@ from gate.config.load import Project
 from gate.engine.audit import STARTED
 from gate.engine.jsonl import JsonlWriter
 from gate.engine.session import Notices
-from gate.environments import ENVIRONMENTS
-from gate.environments.base import Environment
+from gate.environments.base import EnvOutcome
+from gate.environments.registry import EnvironmentCodeError, GuardedEnvironment
 from gate.errors import CircuitBreakerError, HaltError, PausedError
 from gate.providers.base import Attempt, AttemptStart, Provider, ProviderError
 from gate.records import (
@@ -36,6 +36,7 @@ from gate.records import (
     Heartbeat,
     Manifest,
     Trial,
+    TrialEnvironmentError,
     TrialProviderError,
     read_record,
 )
@@ -201,7 +202,6 @@ class Engine:
             schemas=arm.project.tool_schemas(env_name),
             max_tokens=self.max_tokens, temperature=self.temperature,
         )
-        env = ENVIRONMENTS[env_name](lt.fixture, seed)
         self.counters.current = cell
         on_attempt = _AuditSink(self, cell, arm)
 
@@ -211,6 +211,7 @@ class Engine:
         started = time.monotonic()
         program = agent_for(arm.project.config, env_name)
         try:
+            env = GuardedEnvironment(arm.project.environment(env_name), lt.fixture, seed)
             if program is None:
                 trace = await run_trial(spec, env, self.providers[arm.provider], on_attempt,
                                         on_step)
@@ -219,14 +220,20 @@ class Engine:
                     program, spec, env, self.providers[arm.provider],
                     _ProgramAudit(self, cell, arm),
                     root=arm.project.root, stop=self.stop)
+            outcome = env.outcome()
         except HaltError as exc:
             self._set_halt(exc, cell)
             return None
         except ProviderError as exc:
             lost = TrialProviderError(kind=exc.kind.value, message=str(exc)[:300])
-            record = self._record(cell, arm, seed, None, env, started, lost)
+            record = self._record(cell, arm, seed, None, None, started, lost=lost)
+        except EnvironmentCodeError as exc:  # the harness's fault: neither model nor provider
+            fault = TrialEnvironmentError.model_validate(exc.fault.as_record())
+            record = self._record(cell, arm, seed, None, None, started, env_error=fault)
+            self.notices.line(f"[gate] environment_error in {cell.trial_id}: "
+                              f"{exc.fault.describe()}")
         else:
-            record = self._record(cell, arm, seed, trace, env, started)
+            record = self._record(cell, arm, seed, trace, outcome, started)
         await self.audit.sync()  # the trial's attempts are on disk before the trial ...
         await self.trials.awrite(record)  # ... and the trial before it counts
         self.counters.trials_done += 1
@@ -257,8 +264,10 @@ class Engine:
         ))
 
     def _record(
-        self, cell: Cell, arm: Arm, seed: int, trace: TrialTrace | None, env: Environment,
-        started: float, lost: TrialProviderError | None = None,
+        self, cell: Cell, arm: Arm, seed: int, trace: TrialTrace | None,
+        outcome: EnvOutcome | None, started: float, *,
+        lost: TrialProviderError | None = None,
+        env_error: TrialEnvironmentError | None = None,
     ) -> Trial:
         from gate.engine.scoring import score_trial
 
@@ -268,12 +277,14 @@ class Engine:
             "wall_s": round(time.monotonic() - started, 6),
             "trace_id": trial_trace_id(self.run_id, cell.trial_id),
         }
-        if trace is None:
+        if env_error is not None:
+            return Trial(**head, status="environment_error", environment_error=env_error)
+        if trace is None or outcome is None:
             return Trial(**head, status="provider_error", provider_error=lost)
         lt = arm.project.task(cell.task)
         if isinstance(trace, ProgramTrace):
-            return Trial(**head, **program_fields(trace, env.outcome(), lt))
-        scores = score_trial(trace, env.outcome(), lt)
+            return Trial(**head, **program_fields(trace, outcome, lt))
+        scores = score_trial(trace, outcome, lt)
         return Trial(**head, status="scored", **dict(scores))
 
     # --- heartbeat -------------------------------------------------------------------

@@ -53,7 +53,11 @@ def run_smoke(project: Project, out: Path, *, seed: int,
     failed = []
     for t in trials:
         tasks[t.task].expert = _score(t)
-        if not t.success:
+        if t.status == "environment_error" and t.environment_error is not None:
+            err = t.environment_error  # the environment's code raised
+            failed.append(f"{t.task} (environment error: {err.type} in {err.phase}"
+                          f" at {err.file}:{err.line})")
+        elif not t.success:
             failed.append(t.task)
     missing = sorted(set(tasks) - {t.task for t in trials})
     checks.append(SmokeCheck(

@@ -16,7 +16,8 @@ def print_arm_summary(results: Results, out: TextIO | None = None) -> None:
         pe = a.provider_errors
         print(f"{name} ({a.model}): {a.successes}/{a.trials} succeeded ({rate}); "
               f"pass^k {a.pass_k}; provider errors {pe.total} {pe.by_kind}; "
-              f"trials lost {a.trials_lost_to_provider}; cost ${a.cost_usd:.6f}; "
+              f"trials lost {a.trials_lost_to_provider}; "
+              f"environment errors {a.environment_errors.total}; cost ${a.cost_usd:.6f}; "
               f"cost/success {cps}", file=out)
     scope = results.scope
     print(f"status: {results.status}; scope: {scope.counts.model_dump()} of {scope.planned} "

@@ -20,7 +20,6 @@ from gate.agent.endpoint import TrialSession
 from gate.agent.loop import TrialSpec
 from gate.agent.serve import serve_trial
 from gate.config.load import load_project
-from gate.environments import ENVIRONMENTS
 from gate.providers.base import Attempt, AttemptSink, ChatRequest, ChatResponse, Usage
 
 TASK = "incident-easy-01-cache-crashed"
@@ -58,7 +57,7 @@ def _session(provider: StubProvider, audit: list[tuple[int, Attempt]]) -> TrialS
                      system_prompt=project.prompts[env_name],
                      tools=project.openai_tools(env_name),
                      schemas=project.tool_schemas(env_name), max_tokens=256, temperature=0.0)
-    env = ENVIRONMENTS[env_name](lt.fixture, 7)
+    env = project.environment(env_name).cls(lt.fixture, 7)
     return TrialSession(spec, env, provider, lambda step, a: audit.append((step, a)),
                         token="trial-token")
 

@@ -4,12 +4,14 @@ after kill -9s the audit's attempts equal the requests a loopback provider logge
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
-from gate.engine.audit import INTERRUPTED_MESSAGE, attempts
+from gate.engine.audit import INTERRUPTED_MESSAGE, attempts, read_audit
 from gate.engine.results import arm_summary
+from gate.records import ArmSpec, Trial
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,16 +39,26 @@ def test_fold_one_record_per_request_started() -> None:
     assert "phase" not in gone
 
 
-def test_interrupted_counts_as_a_provider_error_not_a_model_failure() -> None:
-    audit = attempts([started("a"), outcome("a"), started("b")])
-    trials = [{"status": "scored", "success": True, "reward": 1.0, "latency_s": 1.0,
-               "task": "t", "arm": "candidate"}]
-    summary = arm_summary({"name": "candidate", "model": "m"}, trials, audit)
-    assert summary["provider_errors"]["by_kind"] == {"interrupted": 1}
-    assert summary["provider_errors"]["total"] == 1
-    assert summary["attempts"] == 2
-    assert summary["successes"] == 1
-    assert summary["trials"] == 1
+def test_interrupted_counts_as_a_provider_error_not_a_model_failure(tmp_path: Path) -> None:
+    common = {"ts": "2026-11-23T00:00:00.000Z", "model": "m"}
+    done = {**outcome("a"), **common, "tokens_in": 1, "tokens_out": 1,
+            "cost_reported_usd": None, "latency_s": 0.1, "error": None, "extra": {},
+            "finish_reason": "stop", "cached_tokens": 0}
+    path = tmp_path / "audit.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in (
+        {**started("a"), **common}, done, {**started("b"), **common})))
+    audit = read_audit(path)
+    trial = Trial.model_validate({
+        "trial_id": "candidate/t/r1", "arm": "candidate", "model": "m", "task": "t",
+        "round": 1, "seed": 1, "ts": common["ts"], "wall_s": 1.0, "status": "scored",
+        "success": True, "reward": 1.0, "latency_s": 1.0, "trace_id": "0" * 32})
+    summary = arm_summary(ArmSpec(name="candidate", model="m", provider="mock",
+                                  prompts_tools="worktree"), [trial], audit)
+    assert summary.provider_errors.by_kind == {"interrupted": 1}
+    assert summary.provider_errors.total == 1
+    assert summary.attempts == 2
+    assert summary.successes == 1
+    assert summary.trials == 1
 
 
 def test_kill_9_three_times_audit_attempts_equal_provider_requests() -> None:
@@ -67,8 +79,6 @@ def test_kill_9_three_times_audit_attempts_equal_provider_requests() -> None:
 
 def test_results_schema_names_every_provider_error_kind() -> None:
     """The published schema accepts every kind results.json can count (interrupted too)."""
-    import json
-
     from gate.providers.base import ErrorKind
 
     schema = json.loads((REPO / "gate/schemas/results.schema.json").read_text())
@@ -77,7 +87,10 @@ def test_results_schema_names_every_provider_error_kind() -> None:
     def walk(node: object) -> None:
         if isinstance(node, dict):
             if "by_kind" in node and isinstance(node["by_kind"], dict):
-                found.append(node["by_kind"]["propertyNames"]["enum"])
+                names = node["by_kind"]["propertyNames"]
+                if "$ref" in names:
+                    names = schema["$defs"][names["$ref"].rsplit("/", 1)[1]]
+                found.append(names["enum"])
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):

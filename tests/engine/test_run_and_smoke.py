@@ -95,7 +95,7 @@ def test_unknown_model_is_invalid_input(project_dir: Path, tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     assert gate("run", "--config", str(project_dir / "gate.yaml"), "--model", "vendor/unknown",
                 "--rounds", "1", "--out", str(tmp_path / "x")) == 4
-    assert "not in the registry" in capsys.readouterr().err
+    assert "--model: model 'vendor/unknown' is not in models.yaml" in capsys.readouterr().err
 
 
 def test_smoke_passes_and_writes_smoke_json(project_dir: Path, tmp_path: Path,
@@ -120,10 +120,10 @@ def test_smoke_names_a_task_the_expert_cannot_solve(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A scorer that breaks after validation (here: the environment's judgement) is caught."""
-    from gate.environments import ENVIRONMENTS
     from gate.environments.base import EnvOutcome
+    from gate.environments.registry import EnvironmentRegistry
 
-    env_cls = ENVIRONMENTS["orders"]
+    env_cls = EnvironmentRegistry(project_dir, {}, "gate.yaml").get("orders")
     original = env_cls.outcome
 
     def broken(self: object) -> EnvOutcome:

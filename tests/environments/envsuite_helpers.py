@@ -10,10 +10,14 @@ from typing import Any
 
 from gate.config.schema import Fixture, Task, ToolCall, ToolDef
 from gate.config.yamlio import load_yaml, model_from_doc
-from gate.environments import ENVIRONMENTS, Environment, ToolResult
+from gate.environments import Environment, ToolResult
+from gate.environments.registry import EnvironmentRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_NAMES = ("incident", "orders")
+# The built-ins, resolved through the same registry as a repository's own environments.
+_REGISTRY = EnvironmentRegistry(ROOT, {}, "gate.yaml")
+ENVIRONMENTS: dict[str, type[Environment]] = {n: _REGISTRY.get(n) for n in ENV_NAMES}
 
 
 @cache

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from envsuite_helpers import case, make, run, task_ids, transcript
+from envsuite_helpers import ENVIRONMENTS, case, make, run, task_ids, transcript
 
 from gate.config.schema import ToolCall
-from gate.environments import ENVIRONMENTS
 from gate.environments._common import call_matches
 
 IDS = task_ids()

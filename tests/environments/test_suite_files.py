@@ -6,10 +6,9 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from envsuite_helpers import ENV_NAMES, ROOT, tasks, tools
+from envsuite_helpers import ENV_NAMES, ENVIRONMENTS, ROOT, tasks, tools
 
 from gate.agent.schema_check import unsupported_keywords, validate
-from gate.environments import ENVIRONMENTS
 
 
 def test_counts_per_environment_and_difficulty() -> None:

@@ -177,6 +177,10 @@ def test_every_untrusted_field_of_the_report_is_inert(
     for task in results["tasks"]:
         task["task"] = text
     results["status_reasons"] = [text]
+    for arm in results["arms"].values():  # an environment's exception: a PR's code raised it
+        arm["environment_errors"] = {"total": 1, "examples": [
+            {"trial_id": text, "environment": text, "phase": "call", "type": text,
+             "message": text, "file": text, "line": 7}]}
     for arm in manifest["arms"]:
         arm["model"] = text
         arm["prompts_tools"] = text

@@ -33,7 +33,6 @@ from gate.environments.incident.model import (
     Service,
 )
 from gate.environments.incident.telemetry import action_line, log_lines, metrics_now
-from gate.environments.registry import register
 
 DEFAULT_LOG_LINES = 20
 Handler = Callable[["IncidentEnvironment", dict[str, Any]], ToolResult]
@@ -95,7 +94,6 @@ def _check_fixes(expected: IncidentExpected, state: IncidentState) -> list[str]:
     return problems
 
 
-@register
 class IncidentEnvironment(Environment):
     name: ClassVar[str] = "incident"
     tool_names: ClassVar[frozenset[str]] = frozenset(

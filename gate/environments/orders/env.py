@@ -24,7 +24,6 @@ from gate.environments.orders.projection import (
     expected_projection,
     project,
 )
-from gate.environments.registry import register
 
 Handler = Callable[["OrdersEnvironment", dict[str, Any]], ToolResult]
 MAX_SEARCH_RESULTS = 8
@@ -51,7 +50,6 @@ def _missing(what: str, key: str) -> ToolResult:
     return ToolResult(content=None, error=f"no {what} {key!r}")
 
 
-@register
 class OrdersEnvironment(Environment):
     name: ClassVar[str] = "orders"
     tool_names: ClassVar[frozenset[str]] = frozenset(

@@ -1,0 +1,1 @@
+"""This repository's own gate environments (declared in gate.yaml under `environments:`)."""

@@ -1,0 +1,97 @@
+"""``gate init``: a repository that works at once, with no key and no edit; never overwrites."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gate.cli import main
+from gate.scaffold import REQUIREMENTS, for_user_repository, template_files
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_init_then_validate_smoke_and_sweep_find_the_regression(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    target = tmp_path / "new-repo"
+    assert main(["init", str(target)]) == 0
+    for rel in ("gate.yaml", "models.yaml", ".github/workflows/gate.yml",
+                ".github/workflows/adoption-guard.yml", ".github/CODEOWNERS", "README.md",
+                "environments/tickets.py", "prompts/tickets.md"):
+        assert (target / rel).is_file(), rel
+    tasks = sorted((target / "tasks" / "tickets").glob("*.yaml"))
+    assert len(tasks) >= 3
+    monkeypatch.chdir(target)
+    capsys.readouterr()
+    assert main(["validate"]) == 0
+    assert f"ok: {len(tasks)} tasks, 6 tools, 1 prompts, 2 models" in capsys.readouterr().out
+    assert main(["smoke", "--out", "s"]) == 0
+    assert json.loads(Path("s/smoke.json").read_text())["ok"] is True
+    code = main(["sweep", "--candidate", "mock/expert@0.8", "--baseline", "mock/expert",
+                 "--out", "r"])
+    results = json.loads(Path("r/results.json").read_text())
+    assert (code, results["status"], results["verdict"]) == (1, "complete", "regression")
+    assert results["decision"]["rounds"] < results["scope"]["planned"] // (2 * len(tasks))
+
+
+def test_every_task_has_evidence_distractors_and_a_reference(tmp_path: Path) -> None:
+    from gate.config.load import load_project
+
+    assert main(["init", str(tmp_path / "r")]) == 0
+    project = load_project(tmp_path / "r" / "gate.yaml")
+    assert project.environments is not None
+    assert project.environments.declaration("tickets").where.endswith("r/gate.yaml:9")
+    for lt in project.tasks:
+        f = lt.fixture
+        assert f.required_evidence
+        assert f.distractors
+        assert f.reference_trajectory
+        assert f.expected
+    assert {lt.task.difficulty for lt in project.tasks} == {"easy", "medium", "hard"}
+
+
+def test_init_refuses_to_overwrite_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    target = tmp_path / "repo"
+    (target / "prompts").mkdir(parents=True)
+    (target / "prompts" / "tickets.md").write_text("mine\n")
+    assert main(["init", str(target)]) == 4
+    err = capsys.readouterr().err
+    assert f"{target.as_posix()}/prompts/tickets.md: already exists" in err
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == [
+        "prompts", "prompts/tickets.md"]
+    assert (target / "prompts" / "tickets.md").read_text() == "mine\n"
+
+
+def test_scaffold_workflows_are_the_repositorys_own() -> None:
+    """The scaffold ships copies of .github/workflows: any drift is caught here."""
+    files = template_files()
+    shipped = {rel.rsplit("/", 1)[1] for rel in files if rel.startswith(".github/workflows/")}
+    repo = {p.name for p in (REPO / ".github" / "workflows").glob("*.yml")} - {"ci.yml"}
+    assert shipped == repo  # every gate workflow, not this repository's own CI
+    assert {"gate.yml", "adoption-guard.yml"} <= shipped
+    for name in sorted(shipped):
+        ours = (REPO / ".github" / "workflows" / name).read_bytes()
+        user = for_user_repository(ours)
+        assert files[f".github/workflows/{name}"] == user, f"resync gate/scaffold/template: {name}"
+        assert b"pip install .\n" not in user  # a user's repository is not gate's checkout
+    assert "gate-requirements.txt" in files[".github/workflows/gate.yml"].decode()
+
+
+def test_scaffold_pins_where_the_workflows_install_gate_from() -> None:
+    text = template_files()[REQUIREMENTS].decode()
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    # an editable install (this checkout) has no source another machine can use: nothing is
+    # installed until the user pins one; anything written is pinned to a commit or a hash
+    assert all("@" in ln for ln in lines), lines
+
+
+def test_scaffold_environment_uses_only_the_public_api() -> None:
+    source = template_files()["environments/tickets.py"].decode()
+    imports = [line for line in source.splitlines() if "gate" in line and "import" in line]
+    assert imports == [
+        "from gate.environments import Environment, EnvOutcome, Fixture, ToolCall, ToolResult"]
