@@ -2,9 +2,9 @@
 
 The plan of a sweep (its paired units, in the order the decision consumes them) is drawn from
 the seed before any call. Stages cut that plan into ``stages`` contiguous runs of decision
-batches; a stage's units are dealt to N shards by position (unit k of the stage goes to shard
-``k mod N``). A shard runs its cells and nothing else: it never reads the decision and stops
-only on the circuit breaker (or the pause file). It gets 1/N of each provider's declared rate
+batches, each about twice the one before; a stage's units are dealt to N shards by position
+(unit k of the stage goes to shard ``k mod N``). A shard runs its cells and nothing else: it
+never reads the decision and stops only on the circuit breaker (or the pause file). It gets 1/N of each provider's declared rate
 limit and concurrency, and 1/N of the stage's budget.
 
 ``gate merge`` is the only place a decision is made: it folds the shards' trials, audit and
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -82,11 +83,20 @@ def parse_shard(text: str, stage: int | None, stages: int) -> ShardSpec:
 # --- the plan ------------------------------------------------------------------------------
 
 
+def stage_bound(n_batches: int, stage: int, stages: int) -> int:
+    """Batches in stages 1..``stage``: each stage about twice the one before (a sweep that
+    decides early pays for a small first stage), at least one batch each while they last."""
+    if stage >= stages:
+        return n_batches
+    share = math.ceil(n_batches * (2.0**stage - 1) / (2.0**stages - 1))
+    return min(n_batches, max(stage, share))
+
+
 def stage_units(units: list[Unit], stage: int, stages: int) -> list[Unit]:
-    """The units of stage ``stage``: a contiguous share of the decision batches, in order."""
+    """The units of stage ``stage``: a contiguous run of the decision batches, in order."""
     groups = batches(units)
-    lo = (stage - 1) * len(groups) // stages
-    hi = stage * len(groups) // stages
+    lo = 0 if stage == 1 else stage_bound(len(groups), stage - 1, stages)
+    hi = stage_bound(len(groups), stage, stages)
     return [u for g in groups[lo:hi] for u in g]
 
 

@@ -105,6 +105,9 @@ def test_the_plan_is_split_without_overlap_or_gap() -> None:
     units = plan_units("iid", ["a", "b", "c"], 8, 7, 4)
     stages = [stage_units(units, s, 3) for s in (1, 2, 3)]
     assert [u for s in stages for u in s] == units
+    assert [len(s) // 4 for s in stages] == [1, 2, 3]  # 6 batches: doubling, at least one
+    many = [stage_units(units, s, 10) for s in range(1, 11)]
+    assert [u for s in many for u in s] == units
     for stage in stages:
         shards = [shard_units(stage, i, 4) for i in (1, 2, 3, 4)]
         assert sorted(u.index for s in shards for u in s) == [u.index for u in stage]
