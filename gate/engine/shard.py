@@ -4,8 +4,8 @@ The plan of a sweep (its paired units, in the order the decision consumes them) 
 the seed before any call. Stages cut that plan into ``stages`` contiguous runs of decision
 batches, each about twice the one before; a stage's units are dealt to N shards by position
 (unit k of the stage goes to shard ``k mod N``). A shard runs its cells and nothing else: it
-never reads the decision and stops only on the circuit breaker (or the pause file). It gets 1/N of each provider's declared rate
-limit and concurrency, and 1/N of the stage's budget.
+never reads the decision and stops only on the circuit breaker (or the pause file). It gets
+1/N of each provider's declared rate limit and concurrency, and 1/N of the stage's budget.
 
 ``gate merge`` is the only place a decision is made: it folds the shards' trials, audit and
 heartbeat into one run directory (the checkpoint, carried from stage to stage), replays the
