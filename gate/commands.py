@@ -19,7 +19,7 @@ from gate.cliargs import (
     positive_usd,
 )
 from gate.config.load import load_project
-from gate.errors import EXIT_FAIL, EXIT_HALTED, EXIT_INCONCLUSIVE, EXIT_OK
+from gate.errors import EXIT_FAIL, EXIT_HALTED, EXIT_INCONCLUSIVE, EXIT_OK, ConfigError
 from gate.records import Results
 from gate.report.render import print_decision, write_report
 from gate.report.summary import print_arm_summary
@@ -79,7 +79,21 @@ def register(sub: Any) -> None:
                    help="smoke directory that must vouch for this config before paid calls")
     p.add_argument("--write-status", action="store_true",
                    help="move the candidate to in-progress, then pending-human-review")
+    p.add_argument("--shard", metavar="I/N",
+                   help="run only shard I of N of --stage; `gate merge` decides (docs/github.md)")
+    p.add_argument("--stage", type=positive_int, help="with --shard: the stage (1-based)")
+    p.add_argument("--stages", type=positive_int, default=1,
+                   help="with --shard: the declared maximum number of stages (default 1)")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("merge", help="merge the shards of a stage and decide (the decision job)")
+    p.add_argument("--out", required=True, type=out_dir, metavar="DIR",
+                   help="the sweep's run directory, carried from stage to stage")
+    p.add_argument("shards", nargs="+", type=Path, metavar="SHARD_DIR",
+                   help="every shard directory of this stage")
+    p.add_argument("--budget-usd", type=positive_usd,
+                   help="the whole sweep's budget (default budget.ceiling_usd)")
+    p.set_defaults(func=cmd_merge)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -143,12 +157,34 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         write_status=args.write_status, reuse_from=args.reuse_from,
         reuse_max_age_days=args.reuse_max_age_days,
     )
+    if args.shard is not None:
+        from gate.engine.shard import parse_shard, run_shard
+
+        info = run_shard(project, opts, parse_shard(args.shard, args.stage, args.stages),
+                         config_path=args.config)
+        return EXIT_HALTED if info["halt"] else EXIT_OK
+    if args.stage is not None:
+        raise ConfigError.one("--stage", None, "--stage needs --shard I/N")
     results = run_sweep(project, opts, config_path=args.config)
     write_report(args.out)
     print_arm_summary(results)
     print_decision(results)
     export_traces(opts.out)
     return sweep_exit_code(results)
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    import os
+
+    from gate.engine.shard import github_output_lines, merge
+
+    merged = merge(args.out, args.shards, budget_usd=args.budget_usd)
+    write_report(args.out)
+    print_decision(merged.results)
+    if os.environ.get("GITHUB_OUTPUT"):
+        with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in github_output_lines(merged)))
+    return sweep_exit_code(merged.results)
 
 
 def sweep_exit_code(results: Results) -> int:

@@ -13,6 +13,7 @@ the template is edited.
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import sys
@@ -140,6 +141,12 @@ def _trusted(fmt: Callable[..., str]) -> Callable[..., Markup]:
     return lambda *args: Markup(fmt(*args))
 
 
+def _stages(run_dir: Path) -> Any:
+    """stages.json of a merged sharded sweep (gate merge), or None."""
+    path = run_dir / "stages.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
 def render_markdown(run_dir: Path, limit: int = COMMENT_LIMIT) -> str:
     manifest_record, results_record = load_run(run_dir)
     manifest, results = manifest_record.to_json(), results_record.to_json()
@@ -160,6 +167,7 @@ def render_markdown(run_dir: Path, limit: int = COMMENT_LIMIT) -> str:
             regressed_hidden=len(regressed) - shown_regressed, excerpts=excerpts,
             reasons=_reasons, links=links,
             next_steps=_next_steps(results_record, manifest_record),
+            stages=_stages(run_dir),
             pct=_trusted(_pct), usd=_trusted(_usd), num=_trusted(_num), sci=_trusted(_sci),
             passk=_trusted(_passk), pp=_trusted(_pp),
             spent=sum(a.cost_usd for a in results_record.arms.values()),

@@ -93,20 +93,22 @@ def test_sweep_matrix_secrets_and_fork_guard() -> None:
     sweep = jobs["sweep"]
     assert sweep["strategy"] == {
         "fail-fast": False,
-        "max-parallel": 2,
-        "matrix": "${{ fromJSON(needs.changes.outputs.matrix) }}",
+        "max-parallel": 4,
+        "matrix": "${{ fromJSON(needs.plan.outputs.matrix) }}",
     }
     assert "needs.changes.outputs.fork != 'true'" in sweep["if"]
     assert "needs.changes.outputs.has_sweeps == 'true'" in sweep["if"]
     text = run_text(sweep)
     assert 'gate sweep "${args[@]}"' in text
     assert '--baseline-ref "$BASELINE_REF"' in text
-    assert '--out "runs/$SWEEP_ID"' in text
+    assert '--out "$dir"' in text
+    assert '--shard "$SHARD/$GATE_SHARDS" --stage "$STAGE" --stages "$GATE_MAX_STAGES"' in text
     (sweep_step,) = [s for s in steps(sweep) if s.get("name") == "gate sweep"]
     assert sweep_step["env"]["OPENROUTER_API_KEY"] == "${{ secrets.OPENROUTER_API_KEY }}"
     upload = steps(sweep)[-1]
     assert upload["uses"].startswith("actions/upload-artifact@")
-    assert upload["with"]["name"] == "results-${{ matrix.id }}"
+    assert upload["with"]["name"] == (
+        "results-${{ matrix.id }}-${{ matrix.stage }}-${{ matrix.shard }}")
     assert upload["if"] == "always()"
     # the paid key appears in the sweep step only
     raw = (WORKFLOWS / "gate.yml").read_text()
@@ -193,7 +195,8 @@ def test_app_token_step_is_optional_and_pinned() -> None:
 
 
 def test_every_action_is_pinned_by_full_sha_with_its_version() -> None:
-    pinned = re.compile(r"^\s*-?\s*uses: [\w.-]+/[\w.-]+@[0-9a-f]{40}  # v\d+\.\d+\.\d+$")
+    pinned = re.compile(
+        r"^\s*-?\s*uses: [\w.-]+/[\w.-]+(/[\w.-]+)?@[0-9a-f]{40}  # v\d+\.\d+\.\d+$")
     for path in [*WORKFLOWS.glob("*.yml"), ROOT / "action.yml"]:
         for line in path.read_text().splitlines():
             if re.match(r"^\s*-?\s*uses:", line):
@@ -224,3 +227,31 @@ def test_codeowners_owns_the_registry() -> None:
     owners = CodeOwners((ROOT / ".github" / "CODEOWNERS").read_text())
     assert owners.of("models.yaml") == [("TEAM", "@gate-maintainers/model-owners")]
     assert owners.of("gate/engine/anything.py") == [("TEAM", "@gate-maintainers/core")]
+
+
+def test_sweep_runs_as_stages_of_shards_and_keeps_paid_trials() -> None:
+    wf = load(WORKFLOWS / "gate.yml")
+    jobs = wf["jobs"]
+    assert "ready_for_review" in wf["on"]["pull_request"]["types"]
+    assert "labeled" in wf["on"]["pull_request"]["types"]
+    plan = jobs["plan"]
+    assert "github.event.pull_request.draft == false" in plan["if"]
+    assert 'gate_plan.py >> "$GITHUB_OUTPUT"' in run_text(plan)
+    assert jobs["sweep"]["needs"] == ["changes", "smoke", "plan"]
+    # paid trials survive cancel-in-progress: saved even when cancelled, resumed next time
+    sweep_steps = steps(jobs["sweep"])
+    (save,) = [s for s in sweep_steps if str(s.get("uses", "")).startswith("actions/cache/save@")]
+    assert save["if"] == "always()"
+    restore = [s for s in sweep_steps
+               if str(s.get("uses", "")).startswith("actions/cache/restore@")]
+    assert save["with"]["key"] in [r["with"]["key"] for r in restore]
+    assert "hashFiles('gate.yaml'" in save["with"]["key"]
+    assert 'args+=(--resume)' in run_text(jobs["sweep"])
+    report = jobs["report"]
+    assert "gate merge --out" in run_text(report)
+    (comment,) = [s for s in steps(report) if s.get("name") == "gate comment"]
+    assert comment["continue-on-error"] is True
+    assert "GITHUB_STEP_SUMMARY" in comment["run"]
+    for job in jobs.values():
+        setup = steps(job)[1]
+        assert setup["with"]["cache"] == "pip"

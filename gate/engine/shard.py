@@ -1,0 +1,389 @@
+"""Sharded sweeps: ``gate sweep --shard I/N --stage S`` and ``gate merge`` (docs/github.md).
+
+The plan of a sweep (its paired units, in the order the decision consumes them) is drawn from
+the seed before any call. Stages cut that plan into ``stages`` contiguous runs of decision
+batches, each about twice the one before; a stage's units are dealt to N shards by position
+(unit k of the stage goes to shard ``k mod N``). A shard runs its cells and nothing else: it
+never reads the decision and stops only on the circuit breaker (or the pause file). It gets
+1/N of each provider's declared rate limit and concurrency, and 1/N of the stage's budget.
+
+``gate merge`` is the only place a decision is made: it folds the shards' trials, audit and
+heartbeat into one run directory (the checkpoint, carried from stage to stage), replays the
+e-process over the planned units in their fixed order, and either decides or names the next
+stage. Because the replay reads only finished trials in the planned order, and a trial's
+outcome depends only on its seed, the verdict, the pairs used and the e-values are those of the
+same sweep run in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from gate.config.load import Project, load_project
+from gate.engine.audit import read_audit
+from gate.engine.decision import replay
+from gate.engine.jsonl import read_jsonl, read_lines
+from gate.engine.plan import Unit, batches, units_of
+from gate.engine.rundir import build_manifest, read_manifest
+from gate.engine.runner import Cell, Engine
+from gate.engine.session import Notices, check_api_keys, open_providers
+from gate.errors import ConfigError
+from gate.providers.budget import Budget
+from gate.records import (
+    BudgetSnapshot,
+    HaltRecord,
+    Heartbeat,
+    Manifest,
+    Results,
+    Trial,
+    write_record,
+)
+
+SHARD_FILE = "shard.json"  # the shard's spec and outcome, beside its manifest
+STAGES_FILE = "stages.json"  # the merged run's stages so far and the next one needed
+# manifest keys every shard and the merged run must agree on
+SAME = ("kind", "config_sha256", "files_sha256", "arms", "scope", "seed", "statistics", "slos",
+        "run")
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardSpec:
+    index: int  # 1-based
+    count: int
+    stage: int  # 1-based
+    stages: int  # the declared maximum number of stages
+
+    def describe(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+def parse_shard(text: str, stage: int | None, stages: int) -> ShardSpec:
+    """``I/N`` with 1 <= I <= N, and 1 <= stage <= stages; a one-line error (exit 4) else."""
+    parts = text.split("/")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise ConfigError.one("--shard", None, f"--shard {text!r}: expected I/N, e.g. 2/4")
+    index, count = int(parts[0]), int(parts[1])
+    if not 1 <= index <= count:
+        raise ConfigError.one("--shard", None, f"--shard {text!r}: need 1 <= I <= N")
+    if stages < 1:
+        raise ConfigError.one("--stages", None, "--stages must be at least 1")
+    if stage is None or not 1 <= stage <= stages:
+        raise ConfigError.one("--stage", None,
+                              f"--stage must be given with --shard, between 1 and {stages}")
+    return ShardSpec(index, count, stage, stages)
+
+
+# --- the plan ------------------------------------------------------------------------------
+
+
+def stage_bound(n_batches: int, stage: int, stages: int) -> int:
+    """Batches in stages 1..``stage``: each stage about twice the one before (a sweep that
+    decides early pays for a small first stage), at least one batch each while they last."""
+    if stage >= stages:
+        return n_batches
+    share = math.ceil(n_batches * (2.0**stage - 1) / (2.0**stages - 1))
+    return min(n_batches, max(stage, share))
+
+
+def stage_units(units: list[Unit], stage: int, stages: int) -> list[Unit]:
+    """The units of stage ``stage``: a contiguous run of the decision batches, in order."""
+    groups = batches(units)
+    lo = 0 if stage == 1 else stage_bound(len(groups), stage - 1, stages)
+    hi = stage_bound(len(groups), stage, stages)
+    return [u for g in groups[lo:hi] for u in g]
+
+
+def shard_units(units: list[Unit], index: int, count: int) -> list[Unit]:
+    return [u for k, u in enumerate(units) if k % count == index - 1]
+
+
+def last_batch_of_stage(units: list[Unit], stage: int, stages: int) -> int:
+    mine = stage_units(units, stage, stages)
+    return mine[-1].batch if mine else 0
+
+
+# --- one shard -----------------------------------------------------------------------------
+
+
+def shard_project(project: Project, count: int) -> Project:
+    """The project as one of ``count`` shards sees it: 1/count of each provider's rate limit
+    (the same requests in a window count times as long; count times the minimum interval) and
+    of its concurrency. The configuration's hash is unchanged: the file is the same."""
+    if count == 1:
+        return project
+    providers = {}
+    for name, cfg in project.config.providers.items():
+        rl = cfg.rate_limit
+        limit = rl.model_copy(update={
+            "min_interval_s": rl.min_interval_s * count,
+            "per_s": None if rl.per_s is None else rl.per_s * count,
+        })
+        providers[name] = cfg.model_copy(update={
+            "rate_limit": limit, "concurrency": max(1, cfg.concurrency // count)})
+    run = project.config.run.model_copy(
+        update={"concurrency": max(1, project.config.run.concurrency // count)})
+    config = project.config.model_copy(update={"providers": providers, "run": run})
+    return dataclasses.replace(project, config=config)
+
+
+def run_shard(project: Project, opts: Any, spec: ShardSpec, *,
+              config_path: str, notices: Notices | None = None) -> dict[str, Any]:
+    """Run shard ``spec`` of ``opts`` (a SweepOptions) into ``opts.out``; returns shard.json."""
+    from gate.engine.sweep import _previous_run, build_arms, check_smoke
+
+    notices = notices or Notices()
+    cfg = project.config
+    max_rounds = opts.max_rounds or cfg.statistics.max_rounds
+    stage_budget = cfg.budget.ceiling_usd if opts.budget_usd is None else opts.budget_usd
+    arms = build_arms(project, opts, config_path)
+    check_api_keys(project, [a.provider for a in arms])
+    check_smoke(project, arms, opts.smoke_dir)
+    previous = _previous_run(project, arms, opts, max_rounds)
+    if previous is not None and _read(opts.out / SHARD_FILE, {}).get("spec") != spec.describe():
+        raise ConfigError.one(str(opts.out), None, "--resume: this directory holds another shard")
+    spent_before = _spent(opts.out) if previous else 0.0
+    budget = Budget(max(0.0, stage_budget / spec.count - spent_before))
+    sharded = shard_project(project, spec.count)  # providers' limits; arms keep their files
+    manifest = previous
+    if manifest is None:
+        snapshot = BudgetSnapshot.model_validate(
+            {**budget.snapshot(), "configured_by": "stage budget / shards"})
+        manifest = build_manifest(project, kind="sweep", arms=arms, max_rounds=max_rounds,
+                                  seed=opts.seed, budget=snapshot, command=sys.argv[1:],
+                                  schedule=cfg.statistics.schedule)
+        write_record(opts.out / "manifest.json", manifest)
+    _write(opts.out / SHARD_FILE, {"spec": spec.describe()})
+    units = shard_units(stage_units(units_of(manifest.scope), spec.stage, spec.stages),
+                        spec.index, spec.count)
+    halt = asyncio.run(_run_units(sharded, arms, opts, budget, units, spec, notices))
+    info: dict[str, Any] = {
+        "spec": spec.describe(), "units": len(units),
+        "trials": len(read_jsonl(opts.out / "trials.jsonl", Trial)),
+        "spent_usd": round(_spent(opts.out), 6), "budget_usd": stage_budget / spec.count,
+        "halt": None if halt is None else halt.to_json()}
+    _write(opts.out / SHARD_FILE, info)
+    notices.line(f"[gate] stage {spec.stage} shard {spec.index}/{spec.count}: {info['trials']} "
+                 f"trials, ${info['spent_usd']:.4f} of ${info['budget_usd']:.4f}"
+                 + ("" if halt is None else f"; halted: {halt.reason}"))
+    return info
+
+
+async def _run_units(project: Project, arms: list[Any], opts: Any, budget: Budget,
+                     units: list[Unit], spec: ShardSpec, notices: Notices) -> HaltRecord | None:
+    cfg = project.config
+    models: dict[str, set[str]] = {}
+    for a in arms:
+        models.setdefault(a.provider, set()).add(a.model)
+    done = {t.trial_id for t in read_jsonl(opts.out / "trials.jsonl", Trial)}
+    cells = [Cell(u.index, u.task, arm) for u in units
+             for arm in ("candidate", "baseline") if u.trial_id(arm) not in done]
+    async with open_providers(project, models, budget=budget, notices=notices,
+                              seed=opts.seed) as providers:
+        engine = Engine(
+            opts.out, {a.name: a for a in arms}, providers, seed=opts.seed,
+            concurrency=min([cfg.run.concurrency]
+                            + [cfg.providers[a.provider].concurrency for a in arms]),
+            max_tokens=cfg.run.max_tokens, temperature=cfg.run.temperature,
+            heartbeat_interval_s=cfg.run.heartbeat_interval_s,
+            pause_file=opts.pause_file, notices=notices)
+        try:
+            await engine.run_cells(
+                cells, label=f"stage {spec.stage} shard {spec.index}/{spec.count}")
+        finally:
+            engine.close()
+        return engine.halt
+
+
+def _spent(out: Path) -> float:
+    return sum(a.cost_computed_usd for a in read_audit(out / "audit.jsonl"))
+
+
+def _read(path: Path, default: Any) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
+
+
+def _write(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --- the decision job ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Merged:
+    results: Results
+    stages: dict[str, Any]  # stages.json: max, run, next_stage, spent_usd, ceiling_usd
+
+    @property
+    def next_stage(self) -> int | None:
+        n = self.stages.get("next_stage")
+        return None if n is None else int(n)
+
+
+def github_output_lines(merged: Merged) -> list[str]:
+    """What the decision job writes to GITHUB_OUTPUT (the next stage and its budget)."""
+    left = max(0.0, float(merged.stages["ceiling_usd"]) - float(merged.stages["spent_usd"]))
+    nxt = merged.next_stage
+    return [f"next_stage={'' if nxt is None else nxt}",
+            f"verdict={merged.results.verdict or ''}",
+            f"stage_budget_usd={'' if nxt is None else f'{left:.6f}'}"]
+
+
+Loaded = tuple[Path, Manifest, dict[str, Any]]
+
+
+def _load_shard(path: Path) -> Loaded:
+    manifest_path, info_path = path / "manifest.json", path / SHARD_FILE
+    for p in (manifest_path, info_path):
+        if not p.exists():
+            raise ConfigError.one(str(p), None, "not a shard directory (missing)")
+    info = _read(info_path, {})
+    if not isinstance(info, dict) or not isinstance(info.get("spec"), dict):
+        raise ConfigError.one(str(info_path), None, "not a shard's record (no spec)")
+    if "trials" not in info:
+        raise ConfigError.one(str(info_path), None, "the shard did not finish (no outcome)")
+    return path, read_manifest(path), info
+
+
+def _check_same(ref: Manifest, other: Manifest, where: str) -> None:
+    changed = [k for k in SAME if getattr(ref, k) != getattr(other, k)]
+    if changed:
+        raise ConfigError.one(where, None, "does not belong to this sweep (differs in "
+                              + ", ".join(changed) + ")")
+
+
+def _check_shards(loaded: list[Loaded]) -> ShardSpec:
+    first = loaded[0][2]["spec"]
+    for path, manifest, info in loaded:
+        _check_same(loaded[0][1], manifest, str(path))
+        s = info["spec"]
+        if (s["count"], s["stage"], s["stages"]) != (first["count"], first["stage"],
+                                                     first["stages"]):
+            raise ConfigError.one(str(path), None, "shard of another stage or shard count")
+    indices = sorted(int(i["spec"]["index"]) for _p, _m, i in loaded)
+    if indices != list(range(1, first["count"] + 1)):
+        missing = sorted(set(range(1, first["count"] + 1)) - set(indices))
+        raise ConfigError.one(str(loaded[0][0]), None,
+                              f"stage {first['stage']}: shards {indices} given; missing "
+                              f"{missing or 'none'} (or given twice)")
+    return ShardSpec(1, first["count"], first["stage"], first["stages"])
+
+
+def merge(out: Path, shard_dirs: list[Path], *, budget_usd: float | None = None,
+          notices: Notices | None = None) -> Merged:
+    notices = notices or Notices()
+    loaded = [_load_shard(p) for p in shard_dirs]
+    spec = _check_shards(loaded)
+    manifest, stages = _merged_manifest(out, loaded, spec, budget_usd)
+    units = units_of(manifest.scope)
+    order = {u.trial_id(arm): (k, j) for k, u in enumerate(units)
+             for j, arm in enumerate(manifest.scope.arms)}
+    sources = [out] + [p for p, _m, _i in loaded]
+    trials = _union([[t.to_json() for t in read_jsonl(src / "trials.jsonl", Trial)]
+                     for src in sources],
+                    key=lambda t: str(t["trial_id"]))
+    trials.sort(key=lambda t: order.get(t["trial_id"], (len(units), 0)))
+    for src in sources:
+        read_audit(src / "audit.jsonl")  # every line validated before any is copied
+    audit = _union([[obj for _n, obj in read_lines(src / "audit.jsonl")] for src in sources],
+                   key=lambda a: json.dumps(a, sort_keys=True))
+    beats = [b.to_json() for src in sources
+             for b in read_jsonl(src / "heartbeat.jsonl", Heartbeat)]
+    for name, rows in (("trials.jsonl", trials), ("audit.jsonl", audit),
+                       ("heartbeat.jsonl", beats)):
+        _write_jsonl(out / name, rows)
+    halt = next((HaltRecord.model_validate(i["halt"]) for _p, _m, i in loaded if i.get("halt")),
+                None)
+    return _decide(out, manifest, stages, units, spec, halt, loaded, notices)
+
+
+def _merged_manifest(out: Path, loaded: list[Loaded], spec: ShardSpec,
+                     budget_usd: float | None) -> tuple[Manifest, dict[str, Any]]:
+    ref = loaded[0][1]
+    if (out / "manifest.json").exists():
+        manifest = read_manifest(out)
+        _check_same(manifest, ref, str(loaded[0][0]))
+        stages: dict[str, Any] = _read(out / STAGES_FILE, {})
+        if spec.stage in [s["stage"] for s in stages.get("run", [])]:
+            raise ConfigError.one(str(out), None, f"stage {spec.stage} is already merged here")
+        if stages.get("max") != spec.stages:
+            raise ConfigError.one(str(out), None, "the shards declare another maximum number "
+                                  "of stages than this run")
+        return manifest, stages
+    if spec.stage != 1:
+        raise ConfigError.one(str(out), None, f"stage {spec.stage}: no run directory from the "
+                              "previous stages here (restore it first)")
+    out.mkdir(parents=True, exist_ok=True)
+    ceiling = budget_usd if budget_usd is not None else _config_ceiling(ref)
+    budget = BudgetSnapshot.model_validate({
+        **Budget(ceiling).snapshot(),
+        "configured_by": "--budget-usd" if budget_usd is not None else "gate.yaml"})
+    manifest = ref.model_copy(update={"command": sys.argv[1:], "budget": budget})
+    write_record(out / "manifest.json", manifest)
+    return manifest, {"max": spec.stages, "run": [], "next_stage": None,
+                      "ceiling_usd": ceiling, "spent_usd": 0.0}
+
+
+def _config_ceiling(ref: Manifest) -> float:
+    if not Path(ref.config_path).exists():
+        return ref.budget.ceiling_usd
+    return load_project(ref.config_path).config.budget.ceiling_usd
+
+
+def _decide(out: Path, manifest: Manifest, stages: dict[str, Any], units: list[Unit],
+            spec: ShardSpec, halt: HaltRecord | None, loaded: list[Loaded],
+            notices: Notices) -> Merged:
+    from gate.engine.sweep import finish_sweep
+
+    trials = read_jsonl(out / "trials.jsonl", Trial)
+    test, _log = replay(manifest.statistics, trials, units)
+    spent = _spent(out)
+    more = last_batch_of_stage(units, spec.stage, spec.stages) < (units[-1].batch if units
+                                                                  else 0)
+    undecided = test.verdict == "continue" and halt is None
+    next_stage = spec.stage + 1 if undecided and more and spec.stage < spec.stages else None
+    stopped = None
+    if undecided:
+        stopped = (f"stage {spec.stage} of {spec.stages} undecided: stage {next_stage} needed"
+                   if next_stage else f"undecided after the last stage ({spec.stages})")
+    stages["run"] = [*stages["run"], {
+        "stage": spec.stage, "shards": spec.count,
+        "trials": sum(int(i["trials"]) for _p, _m, i in loaded),
+        "spent_usd": round(sum(float(i.get("spent_usd") or 0.0) for _p, _m, i in loaded), 6)}]
+    stages.update(next_stage=next_stage, spent_usd=round(spent, 6))
+    _write(out / STAGES_FILE, stages)
+    notices.line(f"[gate] merged stage {spec.stage} of {spec.stages} ({spec.count} shards): "
+                 f"{len(trials)} trials, ${spent:.4f} of ${stages['ceiling_usd']:.4f}"
+                 + (f"; next stage {next_stage}" if next_stage else ""))
+    results = finish_sweep(out, manifest, halt=halt, stopped=stopped,
+                           lost_share=manifest.run.lost_share_inconclusive)
+    return Merged(results, stages)
+
+
+def _union(sources: list[list[dict[str, Any]]], key: Any) -> list[dict[str, Any]]:
+    seen: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    for source in sources:
+        for row in source:
+            k = key(row)
+            if k not in seen:
+                seen.add(k)
+                rows.append(row)
+    return rows
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, sort_keys=True) + "\n")
+    os.replace(tmp, path)
