@@ -80,6 +80,8 @@ def test_scaffold_workflows_are_the_repositorys_own() -> None:
         assert files[f".github/workflows/{name}"] == user, f"resync gate/scaffold/template: {name}"
         assert b"pip install .\n" not in user  # a user's repository is not gate's checkout
     assert "gate-requirements.txt" in files[".github/workflows/gate.yml"].decode()
+    # the files the workflows run come along, unchanged
+    assert files[".github/gate_plan.py"] == (REPO / ".github" / "gate_plan.py").read_bytes()
 
 
 def test_scaffold_pins_where_the_workflows_install_gate_from() -> None:

@@ -240,8 +240,12 @@ def test_sweep_runs_as_stages_of_shards_and_keeps_paid_trials() -> None:
     assert jobs["sweep"]["needs"] == ["changes", "smoke", "plan"]
     # paid trials survive cancel-in-progress: saved even when cancelled, resumed next time
     sweep_steps = steps(jobs["sweep"])
-    (save,) = [s for s in sweep_steps if str(s.get("uses", "")).startswith("actions/cache/save@")]
+    saves = [s for s in sweep_steps if str(s.get("uses", "")).startswith("actions/cache/save@")]
+    (save,) = [s for s in saves if str(s["with"]["path"]).startswith("shards/")]
     assert save["if"] == "always()"
+    (baseline,) = [s for s in saves if s["with"]["path"] == "baseline-cache"]
+    assert baseline["if"] == "always()"
+    assert "--reuse-from baseline-cache" in run_text(jobs["sweep"])
     restore = [s for s in sweep_steps
                if str(s.get("uses", "")).startswith("actions/cache/restore@")]
     assert save["with"]["key"] in [r["with"]["key"] for r in restore]
