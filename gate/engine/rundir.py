@@ -1,5 +1,5 @@
 """The run directory: manifest.json, audit.jsonl, heartbeat.jsonl, trials.jsonl,
-results.json or PARTIAL-RESULTS.json, report.md (DESIGN.md, "Run directory")."""
+results.json or PARTIAL-RESULTS.json, report.md (the README's "Run directory" section)."""
 
 from __future__ import annotations
 

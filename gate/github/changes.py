@@ -1,6 +1,6 @@
 """``gate changes``: what a pull request changes, and the sweeps those changes require.
 
-An arm is a model together with the prompt set and tool set it runs with (DESIGN.md):
+An arm is a model together with the prompt set and tool set it runs with (README, "Concepts"):
 
 * a new model entry, or one whose status moves to ``pending-evaluation`` / ``in-progress``:
   sweep (that model, head prompts/tools) against (the registry's adopted model at base, same

@@ -43,7 +43,7 @@ def test_interrupted_counts_as_a_provider_error_not_a_model_failure(tmp_path: Pa
     common = {"ts": "2026-11-23T00:00:00.000Z", "model": "m"}
     done = {**outcome("a"), **common, "tokens_in": 1, "tokens_out": 1,
             "cost_reported_usd": None, "latency_s": 0.1, "error": None, "extra": {},
-            "finish_reason": "stop", "cached_tokens": 0}
+            "finish_reason": "stop", "cached_tokens": 0, "reused_from": None}
     path = tmp_path / "audit.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in (
         {**started("a"), **common}, done, {**started("b"), **common})))
