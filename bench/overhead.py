@@ -43,12 +43,14 @@ import httpx
 
 from gate.config.schema import Price, ProviderConfig
 from gate.engine.jsonl import JsonlWriter
+from gate.engine.runner import now_iso
 from gate.providers.base import Attempt, ChatRequest
 from gate.providers.budget import Budget
 from gate.providers.factory import build_provider, prepare_pricing
 from gate.providers.mockserver import MockServer, ServerOptions
 from gate.providers.testing import EchoBackend
 from gate.providers.transport import ShardedTransport
+from gate.records import AuditAttempt, Trial
 
 MODEL = "mock/expert"
 PRICES = {MODEL: Price(prompt=0.000001, completion=0.000002)}
@@ -63,11 +65,14 @@ class TimedClient(httpx.AsyncClient):
         self.post_s: list[float] = []
         self.server_s: list[float] = []
 
-    async def post(self, *args: Any, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+        """gate sends through ``send(stream=True)`` (the capped body read); a POST's time is
+        until its headers arrive (the small body read after it counts as gate's time)."""
         start = time.perf_counter()
-        response = await super().post(*args, **kwargs)
-        self.post_s.append(time.perf_counter() - start)
-        self.server_s.append(float(response.headers.get("x-gate-server-time", "0")))
+        response = await super().send(request, **kwargs)
+        if request.method == "POST":
+            self.post_s.append(time.perf_counter() - start)
+            self.server_s.append(float(response.headers.get("x-gate-server-time", "0")))
         return response
 
 
@@ -156,23 +161,32 @@ async def with_records(base_url: str, calls: int, concurrency: int, on_loop: boo
     """As ``throughput``, writing audit and trial records the engine's way."""
     cfg, client = _setup(base_url, concurrency)
     with tempfile.TemporaryDirectory(dir=os.getcwd()) as tmp:
-        audit = JsonlWriter(Path(tmp) / "audit.jsonl")
-        trials = JsonlWriter(Path(tmp) / "trials.jsonl")
+        audit = JsonlWriter(Path(tmp) / "audit.jsonl", AuditAttempt)
+        trials = JsonlWriter(Path(tmp) / "trials.jsonl", Trial)
         async with client:
             prov = build_provider("bench", cfg, client, budget=Budget(1e6), notice=print,
                                   env=ENV)
             await prepare_pricing(prov, [MODEL])
             queue = iter(range(calls))
 
-            def on_attempt(a: Attempt) -> None:
-                line = {"attempt": a.attempt, "outcome": a.outcome, "sha": a.request_sha256,
-                        "response_id": a.response_id, "cost": a.cost_computed_usd}
+            def on_attempt(a: Attempt) -> None:  # the record the engine writes
+                line = AuditAttempt(
+                    ts=now_iso(), arm="bench", model=MODEL, task="t", round=1, step=1,
+                    attempt=a.attempt, request_sha256=a.request_sha256, outcome=a.outcome,
+                    http_status=a.http_status, response_id=a.response_id,
+                    tokens_in=a.prompt_tokens, tokens_out=a.completion_tokens,
+                    cost_reported_usd=a.cost_reported_usd,
+                    cost_computed_usd=a.cost_computed_usd, latency_s=a.latency_s,
+                    attempt_id=a.attempt_id or None, finish_reason=a.finish_reason)
                 audit.write(line) if on_loop else audit.append(line)
 
             async def worker() -> None:
                 for i in queue:
                     response = await prov.complete(_request(i), on_attempt)
-                    record = {"trial_id": f"t{i}", "response_ids": [response.response_id]}
+                    record = Trial(
+                        trial_id=f"bench/t/r{i}", arm="bench", model=MODEL, task="t", round=i,
+                        seed=i, ts=now_iso(), wall_s=0.0, status="scored", trace_id="0" * 32,
+                        response_ids=[response.response_id])
                     if on_loop:
                         trials.write(record)
                     else:
