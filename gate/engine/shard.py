@@ -32,8 +32,9 @@ from gate.engine.decision import replay
 from gate.engine.jsonl import read_jsonl, read_lines
 from gate.engine.plan import Unit, batches, units_of
 from gate.engine.rundir import build_manifest, read_manifest
-from gate.engine.runner import Cell, Engine
+from gate.engine.runner import Cell
 from gate.engine.session import Notices, check_api_keys, open_providers
+from gate.engine.sweep import sweep_engine
 from gate.errors import ConfigError
 from gate.providers.budget import Budget
 from gate.records import (
@@ -177,7 +178,6 @@ def run_shard(project: Project, opts: Any, spec: ShardSpec, *,
 
 async def _run_units(project: Project, arms: list[Any], opts: Any, budget: Budget,
                      units: list[Unit], spec: ShardSpec, notices: Notices) -> HaltRecord | None:
-    cfg = project.config
     models: dict[str, set[str]] = {}
     for a in arms:
         models.setdefault(a.provider, set()).add(a.model)
@@ -186,13 +186,7 @@ async def _run_units(project: Project, arms: list[Any], opts: Any, budget: Budge
              for arm in ("candidate", "baseline") if u.trial_id(arm) not in done]
     async with open_providers(project, models, budget=budget, notices=notices,
                               seed=opts.seed) as providers:
-        engine = Engine(
-            opts.out, {a.name: a for a in arms}, providers, seed=opts.seed,
-            concurrency=min([cfg.run.concurrency]
-                            + [cfg.providers[a.provider].concurrency for a in arms]),
-            max_tokens=cfg.run.max_tokens, temperature=cfg.run.temperature,
-            heartbeat_interval_s=cfg.run.heartbeat_interval_s,
-            pause_file=opts.pause_file, notices=notices)
+        engine = sweep_engine(project, opts, arms, providers, notices)
         try:
             await engine.run_cells(
                 cells, label=f"stage {spec.stage} shard {spec.index}/{spec.count}")

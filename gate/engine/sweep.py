@@ -27,6 +27,7 @@ from gate.engine.rundir import build_manifest, finish_results, read_manifest
 from gate.engine.runner import Arm, Cell, Engine, halt_before_any_task, now_iso
 from gate.engine.session import Notices, check_api_keys, open_providers, resolve_provider
 from gate.errors import CircuitBreakerError, ConfigError, ResumeError
+from gate.providers.base import Provider
 from gate.providers.budget import Budget
 from gate.records import (
     BudgetSnapshot,
@@ -254,14 +255,7 @@ async def _run(
             manifest = declare()
             if opts.write_status:
                 _write_status(project, opts.candidate, "in-progress", manifest.run_id, notices)
-            engine = Engine(
-                opts.out, {a.name: a for a in arms}, providers, seed=opts.seed,
-                concurrency=min([cfg.run.concurrency]
-                                + [cfg.providers[a.provider].concurrency for a in arms]),
-                max_tokens=cfg.run.max_tokens, temperature=cfg.run.temperature,
-                heartbeat_interval_s=cfg.run.heartbeat_interval_s,
-                pause_file=opts.pause_file, notices=notices,
-            )
+            engine = sweep_engine(project, opts, arms, providers, notices)
             try:
                 stopped = await _rounds(engine, opts.out, units_of(manifest.scope),
                                         _min_checks(project), cfg.statistics, notices, budget,
@@ -273,6 +267,23 @@ async def _run(
             return engine.halt, stopped
     except CircuitBreakerError as exc:  # while opening the providers: before any task
         return halt_before_any_task(exc, notices), None
+
+
+def sweep_engine(
+    project: Project, opts: SweepOptions, arms: list[Arm], providers: dict[str, Provider],
+    notices: Notices,
+) -> Engine:
+    """The engine of a sweep's arms (one process or one shard): concurrency is the tightest
+    of the run's and every arm's provider's."""
+    cfg = project.config
+    return Engine(
+        opts.out, {a.name: a for a in arms}, providers, seed=opts.seed,
+        concurrency=min([cfg.run.concurrency]
+                        + [cfg.providers[a.provider].concurrency for a in arms]),
+        max_tokens=cfg.run.max_tokens, temperature=cfg.run.temperature,
+        heartbeat_interval_s=cfg.run.heartbeat_interval_s,
+        pause_file=opts.pause_file, notices=notices,
+    )
 
 
 def _spent(out: Path) -> float:
