@@ -2,8 +2,9 @@
 
 A `gate mock-server` runs in its own process (it outlives every kill) and logs each completion
 request it receives to a file before it answers. A `gate sweep` against it (an `openai`-type
-provider pointed at the server) is killed with SIGKILL after a random delay, then resumed with
---resume, `--kills` times; a last --resume runs it to the end. Then:
+provider pointed at the server) is killed with SIGKILL after a random number of requests plus a
+random 0-5 ms, then resumed with --resume, `--kills` times; a last --resume runs it to the end.
+Then:
 
     attempts in audit.jsonl (gate.engine.audit.attempts: one per request started, a start
     without outcome counted as `interrupted`)  ==  requests in the server's log
@@ -87,15 +88,25 @@ def sweep_cmd(project: Path, out: Path, smoke: Path, rounds: int, resume: bool) 
                 "--seed", "11", *(["--resume"] if resume else []))
 
 
-def wait_for_requests(log: Path, proc: subprocess.Popen[bytes], limit_s: float = 60.0) -> bool:
-    """Wait until the server logs a new request (the sweep is sending) or the sweep ends."""
-    size = log.stat().st_size if log.exists() else 0
+def count_requests(log: Path) -> int:
+    if not log.exists():
+        return 0
+    with log.open("rb") as fh:
+        return fh.read().count(b'"event": "request"')
+
+
+def wait_for_requests(log: Path, proc: subprocess.Popen[str], n: int,
+                      limit_s: float = 60.0) -> int:
+    """Wait until the server has logged ``n`` more requests or the sweep ends; how many."""
+    base = count_requests(log)
     deadline = time.monotonic() + limit_s
+    seen = 0
     while time.monotonic() < deadline and proc.poll() is None:
-        if log.exists() and log.stat().st_size > size:
-            return True
-        time.sleep(0.01)
-    return False
+        seen = count_requests(log) - base
+        if seen >= n:
+            break
+        time.sleep(0.001)
+    return seen
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
@@ -138,16 +149,19 @@ def run(project_src: Path, kills: int, rounds: int, seed: int) -> int:
                 proc = subprocess.Popen(sweep_cmd(project, out, smoke, rounds, resume), env=env,
                                         cwd=project, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, start_new_session=True)
-                sending = wait_for_requests(log, proc)
-                # short enough that all the kills land before the sweep is done
-                delay = rng.uniform(0.05, max(0.2, 1.2 * full / kills))
+                # after a random number of requests (so the kills land while work is left: the
+                # targets add up to at most 90 % of an uninterrupted sweep's requests), then a
+                # random fraction of a request's time, so a kill can land anywhere in a request
+                target = rng.randint(1, max(1, int(0.9 * ref_requests / kills)))
+                seen = wait_for_requests(log, proc, target)
+                delay = rng.uniform(0.0, 0.005)
                 time.sleep(delay)
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGKILL)
                     killed += 1
                 proc.wait()
                 state = "killed" if proc.returncode < 0 else "had finished"
-                when = f"{delay:.2f} s after its first request" if sending else "no request seen"
+                when = f"after {seen} requests (target {target}) + {delay * 1000:.1f} ms"
                 print(f"kill {i + 1:2d}: {when}; {state}", flush=True)
             last = subprocess.run(sweep_cmd(project, out, smoke, rounds,
                                              (out / "manifest.json").exists()),

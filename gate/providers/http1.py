@@ -38,7 +38,8 @@ from dataclasses import dataclass
 import httpx
 
 MAX_HEAD_BYTES = 64 * 1024  # a response's status line and headers, together
-READ_CHUNK = 64 * 1024
+READ_CHUNK = 64 * 1024  # the largest piece of a body handed out at once
+BUFFER_HIGH = 256 * 1024  # received and not yet read: stop reading from the socket above this
 _FORBIDDEN = frozenset(b"\r\n\x00")
 
 
@@ -91,6 +92,7 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
         self._drained: asyncio.Future[None] | None = None
+        self._reading_paused = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -99,7 +101,24 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        if len(self.buffer) > BUFFER_HIGH and self.transport is not None:
+            self.transport.pause_reading()  # a body nobody reads stays in the kernel
+            self._reading_paused = True
         self._wake()
+
+    def take(self, limit: int) -> bytes:
+        """Up to ``limit`` (and at most READ_CHUNK) buffered bytes, removed from the buffer."""
+        n = min(limit, READ_CHUNK)
+        piece = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        self._consumed()
+        return piece
+
+    def _consumed(self) -> None:
+        if self._reading_paused and len(self.buffer) <= BUFFER_HIGH // 2:
+            self._reading_paused = False
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -180,11 +199,22 @@ class _Connection(asyncio.Protocol):
             if end >= 0:
                 line = bytes(self.buffer[:end])
                 del self.buffer[:end + 2]
+                self._consumed()
                 return line
             if len(self.buffer) > limit:
                 raise httpx.RemoteProtocolError("a line of the response is too long")
             if not await self.more(wait_s):
                 raise httpx.RemoteProtocolError("the server closed the connection mid-response")
+
+    async def crlf(self, wait_s: float | None) -> None:
+        """The CRLF that ends a chunk's data."""
+        while len(self.buffer) < 2:
+            if not await self.more(wait_s):
+                raise httpx.RemoteProtocolError("the server closed the connection mid-chunk")
+        if self.buffer[:2] != b"\r\n":
+            raise httpx.RemoteProtocolError("a chunk not followed by CRLF")
+        del self.buffer[:2]
+        self._consumed()
 
     async def head(self, wait_s: float | None) -> bytes:
         """The status line and headers, up to and without the empty line."""
@@ -193,6 +223,7 @@ class _Connection(asyncio.Protocol):
             if end >= 0:
                 head = bytes(self.buffer[:end])
                 del self.buffer[:end + 4]
+                self._consumed()
                 return head
             if len(self.buffer) > MAX_HEAD_BYTES:
                 raise httpx.RemoteProtocolError(
@@ -237,8 +268,7 @@ class Response:
                 if not conn.buffer and not await conn.more(wait_s):
                     raise httpx.RemoteProtocolError(
                         f"the server closed the connection {left} bytes before the body's end")
-                piece = bytes(conn.buffer[:left])
-                del conn.buffer[:left]
+                piece = conn.take(left)
                 left -= len(piece)
                 yield piece
         elif kind == "chunked":
@@ -256,18 +286,14 @@ class Response:
                     if not conn.buffer and not await conn.more(wait_s):
                         raise httpx.RemoteProtocolError(
                             "the server closed the connection mid-chunk")
-                    piece = bytes(conn.buffer[:size])
-                    del conn.buffer[:size]
+                    piece = conn.take(size)
                     size -= len(piece)
                     yield piece
-                if await conn.line(wait_s, 2):
-                    raise httpx.RemoteProtocolError("a chunk not followed by CRLF")
+                await conn.crlf(wait_s)
         else:  # until the connection ends
             while True:
                 if conn.buffer:
-                    piece = bytes(conn.buffer)
-                    conn.buffer.clear()
-                    yield piece
+                    yield conn.take(READ_CHUNK)
                 elif not await conn.more(wait_s):
                     break
         self._complete = True
@@ -408,12 +434,15 @@ class Pool:
                     raise httpx.RemoteProtocolError("the server switched protocols (101)")
                 continue  # interim response (100 Continue, 103 Early Hints)
             break
-        hdrs = httpx.Headers(headers)
-        framing = _framing(method, status, hdrs)
-        connection = {t.strip().lower() for t in hdrs.get("connection", "").split(",")}
-        reusable = (version == b"HTTP/1.1" and "close" not in connection
+        fields: dict[bytes, list[bytes]] = {}
+        for name, value in headers:
+            fields.setdefault(name.lower(), []).append(value)
+        framing = _framing(method, status, fields)
+        connection = {t.strip().lower()
+                      for v in fields.get(b"connection", ()) for t in v.split(b",")}
+        reusable = (version == b"HTTP/1.1" and b"close" not in connection
                     and framing.kind != "close")
-        return Response(self, conn, status, hdrs, framing, reusable, wait_s)
+        return Response(self, conn, status, httpx.Headers(headers), framing, reusable, wait_s)
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int]:
@@ -468,13 +497,14 @@ def _header_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
     return fields
 
 
-def _framing(method: str, status: int, headers: httpx.Headers) -> _Framing:
+def _framing(method: str, status: int, fields: dict[bytes, list[bytes]]) -> _Framing:
+    """How the response's body ends (RFC 9112 section 6.3, a client's view)."""
     if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
         return _Framing("none")
-    if "transfer-encoding" in headers:
-        codings = [c.strip().lower() for c in headers["transfer-encoding"].split(",")]
-        return _Framing("chunked") if codings[-1] == "chunked" else _Framing("close")
-    lengths = {v.strip() for v in headers.get_list("content-length")}
+    if b"transfer-encoding" in fields:
+        codings = [c.strip().lower() for v in fields[b"transfer-encoding"] for c in v.split(b",")]
+        return _Framing("chunked") if codings[-1] == b"chunked" else _Framing("close")
+    lengths = {v.strip() for v in fields.get(b"content-length", ())}
     if lengths:
         if len(lengths) != 1 or not next(iter(lengths)).isdigit():
             raise httpx.RemoteProtocolError(f"an invalid Content-Length: {sorted(lengths)}")

@@ -68,12 +68,11 @@ def test_kill_9_three_times_audit_attempts_equal_provider_requests() -> None:
          "--max-rounds", "1"],
         capture_output=True, text=True, timeout=500, cwd=REPO,
     )
-    # never a request the audit missed; equality is the rule (exit 0), and a start whose send
-    # a kill cut short is the only way to differ (exit 2, at most one per kill)
-    assert proc.returncode in (0, 2), proc.stdout + proc.stderr
-    assert "requests the audit missed: 0;" in proc.stdout
-    over = int(proc.stdout.rsplit("never completed: ", 1)[1].split()[0])
-    assert over <= 3
+    # equality: the started line is written right before the request leaves in one write, so
+    # a kill lands before both or after both (bench/kill_audit.py, docs/security.md)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "requests the audit missed: 0; audited starts the provider never completed: 0" \
+        in proc.stdout
     assert "kills: 3 of 3" in proc.stdout
 
 

@@ -17,6 +17,7 @@ from provider_support import config, provider, request
 from gate.errors import CircuitBreakerError, ConfigError
 from gate.providers.base import Attempt, ErrorKind, ProviderError
 from gate.providers.capped import ResponseTooLarge, send_capped
+from gate.providers.factory import build_client
 
 BODY = 50 * 1024 * 1024
 CHUNK = 64 * 1024
@@ -72,6 +73,17 @@ class HugeServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
 
 
+@pytest.fixture(params=["gate", "httpx"])
+def client_kind(request: pytest.FixtureRequest) -> str:
+    """gate's own client (the run's, ``build_client``) and a plain httpx client."""
+    kind: str = request.param
+    return kind
+
+
+def make_client(kind: str) -> httpx.AsyncClient:
+    return build_client(config("http://unused")) if kind == "gate" else httpx.AsyncClient()
+
+
 @pytest.fixture(params=[False, True], ids=["chunked", "content-length"])
 def huge(request: pytest.FixtureRequest) -> Iterator[HugeServer]:
     server = HugeServer(declare_length=request.param)
@@ -85,9 +97,9 @@ def huge(request: pytest.FixtureRequest) -> Iterator[HugeServer]:
         thread.join(timeout=5)
 
 
-def test_capped_read_holds_at_most_cap_plus_one_chunk(huge: HugeServer) -> None:
+def test_capped_read_holds_at_most_cap_plus_one_chunk(huge: HugeServer, client_kind: str) -> None:
     async def go() -> ResponseTooLarge:
-        async with httpx.AsyncClient() as client:
+        async with make_client(client_kind) as client:
             with pytest.raises(ResponseTooLarge) as err:
                 await send_capped(client, "GET", huge.url + "/anything", max_bytes=CAP)
             return err.value
@@ -100,13 +112,13 @@ def test_capped_read_holds_at_most_cap_plus_one_chunk(huge: HugeServer) -> None:
 
 
 def test_completion_over_the_cap_is_its_own_provider_error_and_is_not_retried(
-    huge: HugeServer,
+    huge: HugeServer, client_kind: str,
 ) -> None:
     cfg = config(huge.url, max_attempts=5).model_copy(update={"max_response_bytes": CAP})
     attempts: list[Attempt] = []
 
     async def go() -> None:
-        async with httpx.AsyncClient() as client:
+        async with make_client(client_kind) as client:
             p = provider(cfg, client)
             with pytest.raises(ProviderError) as err:
                 await p.complete(request(), attempts.append)
@@ -119,11 +131,13 @@ def test_completion_over_the_cap_is_its_own_provider_error_and_is_not_retried(
     assert "larger than" in attempts[0].error
 
 
-def test_price_list_and_balance_over_the_cap_fail_closed(huge: HugeServer) -> None:
+def test_price_list_and_balance_over_the_cap_fail_closed(
+    huge: HugeServer, client_kind: str,
+) -> None:
     cfg = config(huge.url, pricing="live").model_copy(update={"max_response_bytes": CAP})
 
     async def go() -> None:
-        async with httpx.AsyncClient() as client:
+        async with make_client(client_kind) as client:
             p = provider(cfg, client)
             with pytest.raises(ConfigError, match="max_response_bytes"):
                 await p.prepare_pricing(["mock/expert"])
