@@ -88,23 +88,30 @@ GATE_SIDE = textwrap.dedent("""
     from pathlib import Path
     from gate.config.schema import ProviderConfig
     from gate.engine.jsonl import JsonlWriter
+    from gate.engine.runner import now_iso
     from gate.providers.base import ChatRequest
     from gate.providers.budget import Budget
     from gate.providers.factory import build_client, build_provider, prepare_pricing
+    from gate.records import AuditAttempt, Trial
 
     async def main(base_url, calls, concurrency, records):
         cfg = ProviderConfig(type="openai", base_url=base_url, api_key_env="K", pricing="live",
                              concurrency=concurrency, timeout_s=30)
         tmp = tempfile.TemporaryDirectory()
-        audit = JsonlWriter(Path(tmp.name) / "audit.jsonl")
-        trials = JsonlWriter(Path(tmp.name) / "trials.jsonl")
+        audit = JsonlWriter(Path(tmp.name) / "audit.jsonl", AuditAttempt)
+        trials = JsonlWriter(Path(tmp.name) / "trials.jsonl", Trial)
 
-        def on_attempt(a):
+        def on_attempt(a):  # the audit line the engine writes for every attempt
             attempts.append(a)
             if records:
-                audit.append({"outcome": a.outcome, "response_id": a.response_id,
-                              "sha": a.request_sha256, "cost": a.cost_computed_usd,
-                              "tokens_in": a.prompt_tokens, "tokens_out": a.completion_tokens})
+                audit.append(AuditAttempt(
+                    ts=now_iso(), arm="bench", model=MODEL, task="t", round=1, step=1,
+                    attempt=a.attempt, request_sha256=a.request_sha256, outcome=a.outcome,
+                    http_status=a.http_status, response_id=a.response_id,
+                    tokens_in=a.prompt_tokens, tokens_out=a.completion_tokens,
+                    cost_reported_usd=a.cost_reported_usd,
+                    cost_computed_usd=a.cost_computed_usd, latency_s=a.latency_s,
+                    attempt_id=a.attempt_id or None, finish_reason=a.finish_reason))
 
         async with build_client(cfg) as client:
             prov = build_provider("bench", cfg, client, budget=Budget(1e6),
@@ -124,10 +131,12 @@ GATE_SIDE = textwrap.dedent("""
                 async with gate:
                     out = await ask(f"question {i}")
                     assert out.message["content"].startswith("echo:")
-                    if records:
+                    if records:  # the audit durable, then the trial (as the engine does)
                         await audit.sync()
-                        await trials.awrite({"trial_id": f"t{i}", "answer": out.message,
-                                             "response_ids": [out.response_id]})
+                        await trials.awrite(Trial(
+                            trial_id=f"bench/t/r{i}", arm="bench", model=MODEL, task="t",
+                            round=i, seed=i, ts=now_iso(), wall_s=0.0, status="scored",
+                            trace_id="0" * 32, response_ids=[out.response_id]))
 
             start = time.process_time()
             await asyncio.gather(*(one(i) for i in range(calls)))

@@ -30,7 +30,7 @@ class JsonlWriter(Generic[R]):
         self.model = model
         self._fsync = fsync
         _truncate_torn_tail(path)
-        self._fh = path.open("a", encoding="utf-8")
+        self._fh = path.open("ab", buffering=0)  # each line is one write(2): nothing held back
         self._appended = 0  # lines appended (and flushed) so far
         self._synced = 0  # lines known to be on disk
         self._syncing: asyncio.Future[None] | None = None
@@ -49,8 +49,9 @@ class JsonlWriter(Generic[R]):
                             f"not {type(record).__name__}")
         line = json.dumps(record.to_json(), sort_keys=True, separators=(",", ":"),
                           allow_nan=False)
-        self._fh.write(line + "\n")
-        self._fh.flush()
+        data = (line + "\n").encode()
+        if self._fh.write(data) != len(data):  # a regular file takes it whole, or raises
+            raise OSError(f"{self.path}: short write")
         self._appended += 1
 
     async def sync(self) -> None:
@@ -76,7 +77,6 @@ class JsonlWriter(Generic[R]):
 
     def close(self) -> None:
         if self._fsync and self._synced < self._appended and not self._fh.closed:
-            self._fh.flush()
             os.fsync(self._fh.fileno())
             self._synced = self._appended
         self._fh.close()
