@@ -364,3 +364,27 @@ def test_head_sha_check_also_guards_run(gh: FakeGitHub, tmp_path: Path) -> None:
     assert run_gate("comment", "--run", str(run), "--pr", str(OTHER), "--head-sha", HEAD) == 1
     assert run_gate("comment", "--run", str(run), "--pr", str(PR), "--head-sha", HEAD) == 0
     assert [c.body for c in gh.comments(REPO, PR)] == [f"{MARKER}\n## gate\nr\n"]
+
+
+def test_directory_swapped_for_a_link_after_the_check_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The listing sees a directory; by the time it is opened it is a link to a runner folder.
+    # Opening without following links refuses it: the check is not only a look beforehand.
+    import gate.github.artifact as artifact_module
+    from gate.errors import UntrustedArtifactError
+
+    root = artifact(tmp_path, f"{PR}\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "report.md").write_text("TOP-SECRET-RUNNER-FILE\n")
+    os.symlink(outside, root / "runs" / "sweep-b")
+    real_stat = os.stat
+    looks_like_a_dir = real_stat(root / "runs" / "sweep-a")
+
+    def racing_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        return looks_like_a_dir if path == "sweep-b" else real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(artifact_module.os, "stat", racing_stat)
+    with pytest.raises(UntrustedArtifactError, match="cannot read as a plain directory tree"):
+        artifact_module.read_untrusted_reports(root / "runs")
