@@ -77,9 +77,14 @@ def read_untrusted_reports(root: Path) -> list[str]:
     """The reports in ``root/<name>/report.md``, sorted by name; raises UntrustedArtifactError
     (saying why, nothing is posted) for anything but that exact layout."""
     try:
-        info = root.lstat()
-    except OSError as exc:
-        raise UntrustedArtifactError(f"{root}: {exc.strerror}") from None
+        return _read(root)
+    except OSError as exc:  # e.g. a directory swapped for a link after it was checked
+        raise UntrustedArtifactError(
+            f"{root}: cannot read as a plain directory tree ({exc.strerror})") from None
+
+
+def _read(root: Path) -> list[str]:
+    info = root.lstat()
     if not stat.S_ISDIR(info.st_mode):
         raise UntrustedArtifactError(f"{root}: not a directory (a symbolic link or a file)")
     root_fd = os.open(root, os.O_RDONLY | _DIRECTORY | _NOFOLLOW)
