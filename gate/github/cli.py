@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="create or update the single PR comment with DIR/report.md",
         description="Post DIR/report.md as the PR's single gate comment (found by a hidden "
         "marker and the token's own login; updated in place) and append it to the job "
-        "summary. Needs GITHUB_TOKEN and GITHUB_REPOSITORY. Exit 0 posted, 1 failed.",
+        "summary. Needs GITHUB_TOKEN and GITHUB_REPOSITORY. Exit 0 posted, 1 failed or refused.",
     )
     p.add_argument("--config", default="gate.yaml", metavar="PATH", help="default: gate.yaml")
     source = p.add_mutually_exclusive_group(required=True)
