@@ -1,9 +1,10 @@
 """Overhead of the gate's provider path (``OpenAICompatProvider``) against the loopback MockServer.
 
-(a) The gate's own time per call, zero simulated latency. Method: the provider's client is an
-    ``httpx.AsyncClient`` subclass that times each ``post`` (the whole HTTP exchange: httpx, the
-    loopback socket and the server). Per call, gate time = wall time of ``provider.complete()``
-    minus the time inside ``post``; it is everything the gate adds around the request: pricing
+(a) The gate's own time per call, zero simulated latency. Method: the provider's client is
+    built like ``factory.build_client`` with a pool (``http1.Pool``) that times each POST (the
+    whole HTTP exchange: the pool, the loopback socket and the server, until the response
+    headers). Per call, gate time = wall time of ``provider.complete()`` minus that time; it
+    is everything the gate adds around the request: pricing
     lookup, budget reserve/settle, rate limiter and cooldown checks, tenacity, JSON encoding of
     the body, classification, parsing, the Attempt record. Reported as p50/p95 over N calls
     after a warm-up. For context it also prints ``complete()`` wall time minus the server's own
@@ -21,7 +22,7 @@
 The server runs in a child process (``--in-process`` to share the process and its GIL, as the
 smoke test does), so the figures are the client's, not Python's HTTP server competing with it.
 
-    .venv/bin/python bench/overhead.py [--calls-a 2000] [--calls-b 2000] [--in-process]
+    .venv/bin/python bench/overhead.py [--calls-a 2000] [--calls-b 2000] [--in-process] [--skip-a]
 """
 
 from __future__ import annotations
@@ -47,9 +48,10 @@ from gate.engine.runner import now_iso
 from gate.providers.base import Attempt, ChatRequest
 from gate.providers.budget import Budget
 from gate.providers.factory import build_provider, prepare_pricing
+from gate.providers.http1 import Pool, Response
 from gate.providers.mockserver import MockServer, ServerOptions
 from gate.providers.testing import EchoBackend
-from gate.providers.transport import ShardedTransport
+from gate.providers.transport import GateClient, GateTransport
 from gate.records import AuditAttempt, Trial
 
 MODEL = "mock/expert"
@@ -57,20 +59,22 @@ PRICES = {MODEL: Price(prompt=0.000001, completion=0.000002)}
 ENV = {"BENCH_KEY": "sk-bench-0000"}
 
 
-class TimedClient(httpx.AsyncClient):
-    """Records the wall time and server-reported time of every POST."""
+class TimedPool(Pool):
+    """gate's connection pool, recording the wall time and server-reported time of every POST."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, limit: int, ssl_context: Any) -> None:
+        super().__init__(limit, ssl_context=ssl_context)
         self.post_s: list[float] = []
         self.server_s: list[float] = []
 
-    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
-        """gate sends through ``send(stream=True)`` (the capped body read); a POST's time is
-        until its headers arrive (the small body read after it counts as gate's time)."""
+    async def request(
+        self, method: str, url: httpx.URL, headers: Any, body: bytes, timeouts: httpx.Timeout,
+    ) -> Response:
+        """A POST's time is until its response headers arrive (the small body read after it
+        counts as gate's time)."""
         start = time.perf_counter()
-        response = await super().send(request, **kwargs)
-        if request.method == "POST":
+        response = await super().request(method, url, headers, body, timeouts)
+        if method == "POST":
             self.post_s.append(time.perf_counter() - start)
             self.server_s.append(float(response.headers.get("x-gate-server-time", "0")))
         return response
@@ -100,18 +104,16 @@ def server(latency_s: float, in_process: bool) -> Iterator[str]:
         proc.join(timeout=10)
 
 
-PLAIN_POOL = False  # --plain-pool: one httpx pool instead of the factory's ShardedTransport
-
-
-def _setup(base_url: str, concurrency: int) -> tuple[ProviderConfig, TimedClient]:
+def _setup(
+    base_url: str, concurrency: int,
+) -> tuple[ProviderConfig, httpx.AsyncClient, TimedPool]:
     """The provider config and a timed client built like ``factory.build_client``."""
     cfg = ProviderConfig(type="openai", base_url=base_url, api_key_env="BENCH_KEY",
                          pricing="live", concurrency=concurrency, timeout_s=30)
     timeout = httpx.Timeout(30.0)
-    if PLAIN_POOL:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        return cfg, TimedClient(limits=limits, timeout=timeout)
-    return cfg, TimedClient(transport=ShardedTransport(concurrency), timeout=timeout)
+    transport = GateTransport(concurrency)
+    transport.pool = timed = TimedPool(concurrency, transport.ssl_context)
+    return cfg, GateClient(transport, timeout), timed
 
 
 def _request(i: int) -> ChatRequest:
@@ -122,27 +124,27 @@ def _request(i: int) -> ChatRequest:
 
 async def own_time(base_url: str, calls: int) -> tuple[list[float], list[float]]:
     """Per call: gate time (wall - post) and wall - server-reported time, in seconds."""
-    cfg, client = _setup(base_url, 1)
+    cfg, client, timed = _setup(base_url, 1)
     async with client:
         prov = build_provider("bench", cfg, client, budget=Budget(1e6), notice=print, env=ENV)
         await prepare_pricing(prov, [MODEL])
         for i in range(50):  # warm-up: connection, caches
             await prov.complete(_request(i), lambda a: None)
-        client.post_s.clear()
-        client.server_s.clear()
+        timed.post_s.clear()
+        timed.server_s.clear()
         walls = []
         for i in range(calls):
             start = time.perf_counter()
             await prov.complete(_request(i), lambda a: None)
             walls.append(time.perf_counter() - start)
-    gate = [w - p for w, p in zip(walls, client.post_s, strict=True)]
-    beyond_server = [w - s for w, s in zip(walls, client.server_s, strict=True)]
+    gate = [w - p for w, p in zip(walls, timed.post_s, strict=True)]
+    beyond_server = [w - s for w, s in zip(walls, timed.server_s, strict=True)]
     return gate, beyond_server
 
 
 async def throughput(base_url: str, calls: int, concurrency: int) -> float:
     """Wall time of ``calls`` calls, ``concurrency`` at a time."""
-    cfg, client = _setup(base_url, concurrency)
+    cfg, client, _ = _setup(base_url, concurrency)
     async with client:
         prov = build_provider("bench", cfg, client, budget=Budget(1e6), notice=print, env=ENV)
         await prepare_pricing(prov, [MODEL])
@@ -159,7 +161,7 @@ async def throughput(base_url: str, calls: int, concurrency: int) -> float:
 
 async def with_records(base_url: str, calls: int, concurrency: int, on_loop: bool) -> float:
     """As ``throughput``, writing audit and trial records the engine's way."""
-    cfg, client = _setup(base_url, concurrency)
+    cfg, client, _ = _setup(base_url, concurrency)
     with tempfile.TemporaryDirectory(dir=os.getcwd()) as tmp:
         audit = JsonlWriter(Path(tmp) / "audit.jsonl", AuditAttempt)
         trials = JsonlWriter(Path(tmp) / "trials.jsonl", Trial)
@@ -212,13 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--in-process", action="store_true", help="server in this process")
-    parser.add_argument("--plain-pool", action="store_true", help="one plain httpx pool")
     parser.add_argument("--fsync-on-loop", action="store_true",
                         help="(c) records the old way: a blocking fsync per line on the loop")
     parser.add_argument("--skip-a", action="store_true", help="skip (a)")
     args = parser.parse_args(argv)
-    global PLAIN_POOL
-    PLAIN_POOL = args.plain_pool
     if not args.skip_a:
         _part_a(args)
     latency = args.latency_ms / 1000.0

@@ -10,7 +10,8 @@
     pricing        live (/models) or table prices, exact ids only; compute_cost
     budget         Budget: pre-call cost projection against the ceiling (CircuitBreakerError)
     redact         Secret and the log filter that keeps API keys out of logs and messages
-    transport      ShardedTransport: small connection pools behind one AsyncClient
+    transport      GateTransport, GateClient: the run's HTTP client over gate's own pool
+    http1          the HTTP/1.1 keep-alive pool (one write per request, audit-before-send)
     mockserver     MockServer: OpenAI-compatible loopback server with fault injection
     cli            ``gate mock-server``
     testing        EchoBackend and FakeTime, for tests

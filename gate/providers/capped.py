@@ -16,10 +16,14 @@ HTTP errors handle it, and the classifier gives it its own kind (``response_too_
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from gate.providers.http1 import BodyTooLarge, SendHook, before_send
+from gate.providers.transport import GateClient
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 
@@ -45,7 +49,7 @@ class CappedResponse:
 async def send_capped(
     client: httpx.AsyncClient,
     method: str,
-    url: str,
+    url: str | httpx.URL,
     *,
     max_bytes: int,
     headers: Mapping[str, str] | None = None,
@@ -55,16 +59,22 @@ async def send_capped(
 ) -> CappedResponse:
     """``method url``, its body read up to ``max_bytes``. Raises ``ResponseTooLarge`` beyond.
 
-    ``before_body`` is called once, synchronously, right before the request body is written to
-    the connection (httpcore's ``send_request_body.started`` trace event; nothing yields to the
-    event loop between the two), i.e. after the headers and before the request is complete at
-    the server. A transport without that event (``httpx.MockTransport``) never calls it."""
+    ``before_body`` is called once, synchronously, right before the request leaves: through
+    gate's client (``GateClient``), immediately before the request's bytes are handed to the
+    kernel in one write (``http1.before_send``); through another httpx transport, at httpcore's
+    ``send_request_body.started`` trace event (after the headers, before the body). A transport
+    with neither (``httpx.MockTransport``) never calls it."""
     sent_headers = {"Accept-Encoding": "identity", **(headers or {})}
     timeout = http_timeout if http_timeout is not None else client.timeout
-    extensions = {"trace": _body_hook(before_body)} if before_body is not None else None
-    request = client.build_request(method, url, headers=sent_headers, content=content,
-                                   timeout=timeout, extensions=extensions)
-    response = await client.send(request, stream=True)
+    hook = before_send(before_body) if before_body is not None else nullcontext(None)
+    with hook as armed:
+        if isinstance(client, GateClient) and client.direct_now():
+            return await _send_direct(client, method, url, sent_headers, content or b"",
+                                      timeout, max_bytes)
+        extensions = {"trace": _body_hook(armed)} if armed is not None else None
+        request = client.build_request(method, url, headers=sent_headers, content=content,
+                                       timeout=timeout, extensions=extensions)
+        response = await client.send(request, stream=True)
     try:
         declared = _content_length(response.headers)
         if declared is not None and declared > max_bytes:
@@ -79,10 +89,30 @@ async def send_capped(
     return CappedResponse(response.status_code, response.headers, bytes(body))
 
 
-def _body_hook(before_body: Callable[[], None]) -> Callable[[str, Any], Awaitable[None]]:
+async def _send_direct(
+    client: GateClient, method: str, url: str | httpx.URL, headers: Mapping[str, str],
+    content: bytes, timeouts: httpx.Timeout, max_bytes: int,
+) -> CappedResponse:
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    target = url if isinstance(url, httpx.URL) else httpx.URL(url)
+    response = await client.transport.pool.request(method, target, raw, content, timeouts)
+    try:
+        declared = _content_length(response.headers)
+        if declared is not None and declared > max_bytes:
+            raise ResponseTooLarge(max_bytes, 0, response.status)
+        try:
+            body = await response.aread(max_bytes)
+        except BodyTooLarge as exc:
+            raise ResponseTooLarge(max_bytes, exc.received, response.status) from None
+    finally:
+        await response.aclose()
+    return CappedResponse(response.status, response.headers, body)
+
+
+def _body_hook(hook: SendHook) -> Callable[[str, Any], Awaitable[None]]:
     async def trace(event: str, info: Any) -> None:  # awaited by httpcore; never suspends
         if event.endswith(".send_request_body.started"):
-            before_body()
+            hook.fire()
 
     return trace
 

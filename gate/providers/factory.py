@@ -27,14 +27,14 @@ from gate.providers.budget import Budget
 from gate.providers.openai_compat import OpenAICompatProvider
 from gate.providers.redact import Secret, register_secret
 from gate.providers.retry import Notice, Sleep
-from gate.providers.transport import ShardedTransport
+from gate.providers.transport import GateClient, GateTransport
 
 
 def build_client(cfg: ProviderConfig) -> httpx.AsyncClient:
-    """The run's HTTP client: keep-alive connections, as many as the provider's ``concurrency``,
-    in small pools (``ShardedTransport``) so that the pool's bookkeeping stays cheap."""
+    """The run's HTTP client: keep-alive connections, as many as the provider's ``concurrency``
+    (``GateTransport``: gate's own HTTP/1.1 pool, see gate.providers.http1)."""
     timeout = httpx.Timeout(cfg.timeout_s, connect=min(cfg.timeout_s, 10.0))
-    return httpx.AsyncClient(transport=ShardedTransport(cfg.concurrency), timeout=timeout)
+    return GateClient(GateTransport(cfg.concurrency), timeout)
 
 
 def read_api_key(

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 from pathlib import Path
 
-import httpx
 import pytest
 from provider_support import config, provider, request
 
@@ -15,8 +14,6 @@ from gate.providers.base import Attempt
 from gate.providers.cli import _faults, register
 from gate.providers.factory import build_client, prepare_pricing
 from gate.providers.mockserver import MockServer
-from gate.providers.testing import EchoBackend
-from gate.providers.transport import ShardedTransport
 
 
 def test_mock_models_served_over_http(project_dir: Path) -> None:
@@ -54,18 +51,3 @@ def test_cli_registers_and_reads_faults(project_dir: Path) -> None:
     assert "stall" in faults.kinds
     with pytest.raises(ConfigError, match="fault-rate"):
         _faults(str(project_dir / "gate.yaml"), 1.5)
-
-
-def test_sharded_transport_balances_and_releases() -> None:
-    transport = ShardedTransport(32)
-    assert transport.shards == 8
-    with MockServer(EchoBackend(), {}, seed=1) as srv:
-
-        async def go() -> None:
-            async with httpx.AsyncClient(transport=transport) as client:
-                replies = await asyncio.gather(*(client.get(f"{srv.base_url}/models")
-                                                 for _ in range(64)))
-                assert all(r.status_code == 200 for r in replies)
-                assert transport._load == [0] * 8  # every response closed, every slot freed
-
-        asyncio.run(go())

@@ -1,19 +1,39 @@
-"""The sharded transport loads the CA store once: every pool shares one verifying TLS context."""
+"""gate's transport: one verifying TLS context per run, and every connection slot freed."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import warnings
 
-from gate.providers.transport import ShardedTransport
+import httpx
+
+from gate.providers.mockserver import MockServer
+from gate.providers.testing import EchoBackend
+from gate.providers.transport import GateTransport
 
 
-def test_all_pools_share_one_verifying_tls_context() -> None:
+def test_the_pool_verifies_tls_with_one_context() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no deprecated httpx path
-        transport = ShardedTransport(32)
-    contexts = {id(shard._pool._ssl_context) for shard in transport._shards}
-    assert transport.shards == 8
-    assert contexts == {id(transport.ssl_context)}
+        transport = GateTransport(32)
+    assert transport.pool.ssl_context is transport.ssl_context
+    assert transport.pool.limit == 32
     assert transport.ssl_context.verify_mode is ssl.CERT_REQUIRED
     assert transport.ssl_context.check_hostname
+
+
+def test_transport_reuses_connections_and_frees_every_slot() -> None:
+    transport = GateTransport(8)
+    with MockServer(EchoBackend(), {}, seed=1) as srv:
+
+        async def go() -> None:
+            async with httpx.AsyncClient(transport=transport) as client:
+                replies = await asyncio.gather(*(client.get(f"{srv.base_url}/models")
+                                                 for _ in range(64)))
+                assert all(r.status_code == 200 for r in replies)
+                assert all(r.json()["object"] == "list" for r in replies)
+                assert transport.pool.in_flight == 0  # every response closed, every slot freed
+                assert transport.pool.connections_made <= 8  # kept alive and reused
+
+        asyncio.run(go())
