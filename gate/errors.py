@@ -14,7 +14,9 @@
     │   ├── RegistryWriteError         the status writer refused a status (``adopted``...) exit 4
     │   ├── ResumeError                ``--resume`` refused: hashes changed, no checkpoint exit 4
     │   ├── GitHubContextError         the GitHub environment is incomplete (no token...) exit 4
-    │   └── CommentRaceError           the single PR comment could not be settled         exit 4
+    │   ├── CommentRaceError           the single PR comment could not be settled         exit 4
+    │   └── UntrustedArtifactError     an artifact from another run is refused (layout,   exit 1
+    │                                  size, links; a PR whose head is not the run's)
     ├── AttemptFailed                  internal: one provider attempt failed; retried, then
     │                                  turned into ProviderError (never leaves gate.providers)
     └── Blocked                        internal: the adoption guard fails closed with a reason
@@ -180,6 +182,11 @@ class CommentRaceError(GateError):
     """The single PR comment could not be settled (concurrent writers) in a few rounds."""
 
 
+class UntrustedArtifactError(GateError):
+    """What another workflow run handed over is refused: an unexpected layout, a link, an
+    oversized file, or a PR whose head is not the commit that run was for."""
+
+
 class Blocked(Exception):
     """The adoption guard fails closed with this reason (internal to gate.github.guard)."""
 
@@ -196,6 +203,7 @@ EXIT_CODES: dict[type[GateError], int] = {
     RegistryWriteError: EXIT_INVALID,
     ResumeError: EXIT_INVALID,
     GitHubContextError: EXIT_INVALID,
+    UntrustedArtifactError: EXIT_FAIL,  # refused: nothing is posted
 }
 
 

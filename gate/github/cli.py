@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+
+_SHA = re.compile(r"[0-9a-fA-F]{40}")
 
 
 def _positive(text: str) -> int:
@@ -26,10 +29,19 @@ def _changes(args: argparse.Namespace) -> int:
     return run_changes(args.config, args.base, args.head)
 
 
+def _sha(text: str) -> str:
+    if not _SHA.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"not a 40-hex-digit commit sha: {text[:50]!r}")
+    return text.lower()
+
+
 def _comment(args: argparse.Namespace) -> int:
     from gate.github.comment import run_comment
 
-    return run_comment(args.run, args.pr, args.author)
+    if args.runs_in is not None and (args.pr is None or args.head_sha is None):
+        args.parser.error("--runs-in needs --pr and --head-sha (an artifact's reports are "
+                          "posted only on the PR whose head is the run's commit)")
+    return run_comment(args.run, args.pr, args.author, args.runs_in, args.head_sha)
 
 
 def _guard(args: argparse.Namespace) -> int:
@@ -55,17 +67,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="create or update the single PR comment with DIR/report.md",
         description="Post DIR/report.md as the PR's single gate comment (found by a hidden "
         "marker and the token's own login; updated in place) and append it to the job "
-        "summary. Needs GITHUB_TOKEN and GITHUB_REPOSITORY. Exit 0 posted, 1 failed.",
+        "summary. Needs GITHUB_TOKEN and GITHUB_REPOSITORY. Exit 0 posted, 1 failed or refused.",
     )
     p.add_argument("--config", default="gate.yaml", metavar="PATH", help="default: gate.yaml")
-    p.add_argument("--run", required=True, action="append", metavar="DIR",
-                   help="run directory holding report.md; repeat to post several reports")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", action="append", metavar="DIR",
+                        help="run directory holding report.md; repeat to post several reports")
+    source.add_argument("--runs-in", metavar="DIR",
+                        help="post DIR/*/report.md from another run's artifact, read as "
+                        "untrusted data (exact layout, no links, size caps; anything else "
+                        "refuses); needs --pr and --head-sha")
     p.add_argument("--pr", type=_positive, metavar="N",
                    help="PR number (default: from GITHUB_EVENT_PATH, else DIR/pr.json)")
+    p.add_argument("--head-sha", type=_sha, metavar="SHA",
+                   help="post only if PR N's head commit (from the API) is SHA, the commit "
+                   "the reports were made for (workflow_run: the run's head_sha); else exit 1")
     p.add_argument("--author", metavar="LOGIN", default=os.environ.get("GATE_COMMENT_AUTHOR"),
                    help="login the token posts as, when GET /user cannot tell (GitHub App: "
                    "'<app-slug>[bot]'; default: GET /user, else github-actions[bot])")
-    p.set_defaults(func=_comment)
+    p.set_defaults(func=_comment, parser=p)
 
     p = sub.add_parser(
         "guard",

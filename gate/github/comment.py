@@ -20,6 +20,12 @@ survivor gone (404: a run that saw an older one deleted it) settles again.
 
 The reports are gate's own markdown, neutralised again as a whole document (no hidden marker
 and no mention can come through, whatever produced report.md).
+
+Posted from a ``workflow_run`` workflow (``gate-comment.yml``), the reports come from the PR's
+own run as an artifact: ``--runs-in DIR`` reads them as untrusted data (``gate.github.artifact``)
+and ``--head-sha SHA`` (the triggering run's head commit, from the event) must be the head of
+PR ``--pr N`` as the API reports it, else nothing is posted: a forged PR number cannot put one
+PR's report on another PR, nor on an issue.
 """
 
 from __future__ import annotations
@@ -32,7 +38,13 @@ from typing import Any
 from github import Github, GithubException
 from requests import RequestException
 
-from gate.errors import CommentRaceError, ConfigError, GitHubContextError
+from gate.errors import (
+    CommentRaceError,
+    ConfigError,
+    GitHubContextError,
+    UntrustedArtifactError,
+)
+from gate.github.artifact import read_untrusted_reports
 from gate.github.context import (
     client,
     describe_api_error,
@@ -199,6 +211,33 @@ def settle(issue: Any, login: str, body: str) -> tuple[str, str]:
     raise CommentRaceError(f"could not settle on one comment in {SETTLE_ROUNDS} rounds")
 
 
+def check_head(repo: Any, number: int, head_sha: str) -> None:
+    """Refuse unless ``number`` is a pull request of ``repo`` whose head commit is
+    ``head_sha`` (read from the API: the artifact and the payload's PR list are not trusted)."""
+    try:
+        pull = repo.get_pull(number)
+    except GithubException as exc:
+        if exc.status == 404:
+            raise UntrustedArtifactError(
+                f"#{number} is not a pull request of {repo.full_name}") from None
+        raise
+    actual = (pull.head.sha or "").lower()
+    if actual != head_sha.lower():
+        raise UntrustedArtifactError(
+            f"PR #{number}'s head is {actual[:12] or '?'}, the run was for {head_sha[:12]}: "
+            "not that PR's run (a forged PR number, or the PR has moved on and its newer run "
+            "posts)")
+
+
+def verify_head(repo_name: str, number: int, head_sha: str) -> None:
+    """``check_head`` with a client of its own."""
+    gh = client()
+    try:
+        check_head(gh.get_repo(repo_name), number, head_sha)
+    finally:
+        gh.close()
+
+
 def post_comment(repo_name: str, number: int, body: str, author: str | None) -> tuple[str, str]:
     """Create or update the comment. Returns (``created``/``updated``, its URL)."""
     gh = client()
@@ -210,14 +249,32 @@ def post_comment(repo_name: str, number: int, body: str, author: str | None) -> 
         gh.close()
 
 
-def run_comment(run_dirs: list[str], pr: int | None, author: str | None) -> int:
-    reports = [neutralize(r, context="document") for r in read_reports(run_dirs)]
+def run_comment(run_dirs: list[str] | None, pr: int | None, author: str | None,
+                runs_in: str | None = None, head_sha: str | None = None) -> int:
+    """Post ``DIR/report.md`` of each of ``run_dirs``, or (``runs_in``, an artifact from
+    another run) the reports under that directory, read as untrusted data."""
+    if runs_in is not None:
+        try:
+            texts = read_untrusted_reports(Path(runs_in))
+        except UntrustedArtifactError as exc:
+            print(f"gate comment: refused, nothing posted: {exc}")
+            return 1
+    else:
+        texts = read_reports(run_dirs or [])
+    reports = [neutralize(r, context="document") for r in texts]
     full = SEPARATOR.join(r.rstrip("\n") for r in reports) + "\n"
-    step_summary(full)
+    if head_sha is None:
+        step_summary(full)
     try:
-        repo_name, number = resolve_target(pr, run_dirs)
+        repo_name, number = resolve_target(pr, run_dirs or [])
         body = fit_comment(f"{MARKER}\n{full}", COMMENT_LIMIT, run_url())
+        if head_sha is not None:  # nothing is written, the job summary included, before
+            verify_head(repo_name, number, head_sha)
+            step_summary(full)
         action, url = post_comment(repo_name, number, body, author)
+    except UntrustedArtifactError as exc:
+        print(f"gate comment: refused, nothing posted: {exc}")
+        return 1
     except (GitHubContextError, CommentRaceError) as exc:
         print(f"gate comment: {exc}")
         return 1

