@@ -132,8 +132,7 @@ GATE_SIDE = textwrap.dedent("""
                     out = await ask(f"question {i}")
                     assert out.message["content"].startswith("echo:")
                     if records:  # the audit durable, then the trial (as the engine does)
-                        await audit.sync()
-                        await trials.awrite(Trial(
+                        await trials.commit_after(audit, Trial(
                             trial_id=f"bench/t/r{i}", arm="bench", model=MODEL, task="t",
                             round=i, seed=i, ts=now_iso(), wall_s=0.0, status="scored",
                             trace_id="0" * 32, response_ids=[out.response_id]))

@@ -15,8 +15,9 @@
     ``calls x latency / concurrency``. Target: <= 1.15x (1.2x on a quiet machine for (c)).
 
 (c) As (b), with the engine's records: every attempt appended to audit.jsonl, and every call
-    recorded as a finished trial in trials.jsonl the way the engine does it (audit made durable,
-    then the trial, before it counts: ``JsonlWriter.sync``/``awrite``, fsync off the loop).
+    recorded as a finished trial in trials.jsonl the way the engine does it: a concurrency slot
+    per call (as ``Engine.run_cells``), and the trial made durable after its audit lines, outside
+    the slot (``JsonlWriter.commit_after``: group commit, fsync in a worker thread).
     ``--fsync-on-loop`` records the old way (a blocking fsync per line on the loop's thread).
 
 The server runs in a child process (``--in-process`` to share the process and its GIL, as the
@@ -169,7 +170,6 @@ async def with_records(base_url: str, calls: int, concurrency: int, on_loop: boo
             prov = build_provider("bench", cfg, client, budget=Budget(1e6), notice=print,
                                   env=ENV)
             await prepare_pricing(prov, [MODEL])
-            queue = iter(range(calls))
 
             def on_attempt(a: Attempt) -> None:  # the record the engine writes
                 line = AuditAttempt(
@@ -182,21 +182,22 @@ async def with_records(base_url: str, calls: int, concurrency: int, on_loop: boo
                     attempt_id=a.attempt_id or None, finish_reason=a.finish_reason)
                 audit.write(line) if on_loop else audit.append(line)
 
-            async def worker() -> None:
-                for i in queue:
+            slots = asyncio.Semaphore(concurrency)
+
+            async def cell(i: int) -> None:  # as the engine's run_cells: a slot per call ...
+                async with slots:
                     response = await prov.complete(_request(i), on_attempt)
-                    record = Trial(
-                        trial_id=f"bench/t/r{i}", arm="bench", model=MODEL, task="t", round=i,
-                        seed=i, ts=now_iso(), wall_s=0.0, status="scored", trace_id="0" * 32,
-                        response_ids=[response.response_id])
-                    if on_loop:
-                        trials.write(record)
-                    else:
-                        await audit.sync()
-                        await trials.awrite(record)
+                record = Trial(
+                    trial_id=f"bench/t/r{i}", arm="bench", model=MODEL, task="t", round=i,
+                    seed=i, ts=now_iso(), wall_s=0.0, status="scored", trace_id="0" * 32,
+                    response_ids=[response.response_id])
+                if on_loop:
+                    trials.write(record)
+                else:  # ... and the trial made durable outside it, after its audit lines
+                    await trials.commit_after(audit, record)
 
             start = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            await asyncio.gather(*(cell(i) for i in range(calls)))
             wall = time.perf_counter() - start
         audit.close()
         trials.close()

@@ -5,6 +5,9 @@ the line being written. In the event loop, ``append`` writes and flushes a line 
 ``await sync()`` makes every line appended so far durable: the fsync runs in a worker thread,
 never on the loop's thread, and concurrent ``sync`` calls share one fsync (group commit).
 ``await awrite(record)`` is ``append`` then ``sync``: the record is on disk when it returns.
+``await trials.commit_after(audit, record)`` orders two files: the record is written only once
+every audit line appended so far is on disk, and is on disk when it returns; concurrent calls
+are committed together, one worker-thread call per batch.
 A torn last line (no newline, or not JSON) is detected on reading and dropped, never misread;
 a bad line in the middle is an error. Every line is a record of gate.records, validated on
 reading (``path:line: message``, exit 4).
@@ -34,6 +37,9 @@ class JsonlWriter(Generic[R]):
         self._appended = 0  # lines appended (and flushed) so far
         self._synced = 0  # lines known to be on disk
         self._syncing: asyncio.Future[None] | None = None
+        self._batch: list[bytes] = []  # commit_after: lines waiting for the next group commit
+        self._batch_done: asyncio.Future[None] | None = None
+        self._committer: asyncio.Future[None] | None = None
 
     def write(self, record: R) -> None:
         """Append ``record`` and fsync it now (blocking: not for the event loop's hot path)."""
@@ -44,15 +50,65 @@ class JsonlWriter(Generic[R]):
 
     def append(self, record: R) -> None:
         """Append ``record`` as one line and flush it to the OS; durable after ``sync``."""
+        self._write(self._encode(record))
+        self._appended += 1
+
+    def _encode(self, record: R) -> bytes:
         if not isinstance(record, self.model):
             raise TypeError(f"{self.path.name} holds {self.model.__name__} records, "
                             f"not {type(record).__name__}")
         line = json.dumps(record.to_json(), sort_keys=True, separators=(",", ":"),
                           allow_nan=False)
-        data = (line + "\n").encode()
+        return (line + "\n").encode()
+
+    def _write(self, data: bytes) -> None:
         if self._fh.write(data) != len(data):  # a regular file takes it whole, or raises
             raise OSError(f"{self.path}: short write")
-        self._appended += 1
+
+    async def commit_after(self, before: JsonlWriter[Any], record: R) -> None:
+        """Append ``record`` only once every line appended to ``before`` so far is on disk, and
+        return once ``record`` is on disk too (a trial after its audit lines).
+
+        Group commit: the records of concurrent calls are written together, and each batch
+        costs one worker-thread call (fsync ``before``, write the batch here, fsync here), not
+        two per record. Without fsync (either file), the record is appended at once."""
+        line = self._encode(record)
+        if not (self._fsync and before._fsync):
+            self._write(line)
+            self._appended += 1
+            return
+        if self._batch_done is None:
+            self._batch_done = asyncio.get_running_loop().create_future()
+        done = self._batch_done
+        self._batch.append(line)
+        if self._committer is None:
+            self._committer = asyncio.ensure_future(self._commit_batches(before))
+        await asyncio.shield(done)
+
+    async def _commit_batches(self, before: JsonlWriter[Any]) -> None:
+        try:
+            while self._batch:
+                lines, done = self._batch, self._batch_done
+                self._batch, self._batch_done = [], None
+                assert done is not None
+                upto = before._appended  # every line of `before` written so far
+                try:
+                    await asyncio.to_thread(self._durable_after, before, b"".join(lines))
+                except BaseException as exc:
+                    done.set_exception(exc)
+                    continue
+                before._synced = max(before._synced, upto)
+                self._appended += len(lines)
+                self._synced = self._appended
+                done.set_result(None)
+        finally:
+            self._committer = None
+
+    def _durable_after(self, before: JsonlWriter[Any], data: bytes) -> None:
+        """In the worker thread: ``before`` on disk, then ``data`` written here and on disk."""
+        os.fsync(before._fh.fileno())
+        self._write(data)
+        os.fsync(self._fh.fileno())
 
     async def sync(self) -> None:
         """Return once every line appended before this call is on disk (fsync off the loop)."""

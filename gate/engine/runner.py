@@ -163,9 +163,10 @@ class Engine:
                 if self.halt is not None or self._check_pause(cell):
                     return
                 record = await self._run_cell(cell)
-                if record is not None:
-                    records.append(record)
-                    progress.advance(self.counters)
+            if record is not None:  # made durable outside the slot: the next trial starts
+                await self._commit(record)
+                records.append(record)
+                progress.advance(self.counters)
 
         try:
             await asyncio.gather(*(worker(c) for c in queue))
@@ -236,18 +237,18 @@ class Engine:
                               f"{exc.fault.describe()}")
         else:
             record = self._record(cell, arm, seed, trace, outcome, started)
-        await self.audit.sync()  # the trial's attempts are on disk before the trial ...
-        await self.trials.awrite(record)  # ... and the trial before it counts
-        self.counters.trials_done += 1
         return record
+
+    async def _commit(self, record: Trial) -> None:
+        """The trial's attempts on disk, then the trial, and only then does it count."""
+        await self.trials.commit_after(self.audit, record)
+        self.counters.trials_done += 1
 
     async def adopt(self, trial: Trial, audit: list[AuditAttempt]) -> None:
         """Record a trial paid by an earlier run (gate.engine.reuse), audit lines first."""
         for line in audit:
             self.audit.append(line)
-        await self.audit.sync()
-        await self.trials.awrite(trial)
-        self.counters.trials_done += 1
+        await self._commit(trial)
 
     def _audit_start(self, cell: Cell, arm: Arm, step: int, s: AttemptStart) -> None:
         """The ``started`` line: flushed to the OS before the request body is sent (no fsync
