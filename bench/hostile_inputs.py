@@ -18,6 +18,7 @@ import httpx
 from gate.config.yamlio import LIMITS, parse_yaml
 from gate.errors import ConfigError
 from gate.providers.capped import ResponseTooLarge, send_capped
+from gate.providers.transport import GateClient, GateTransport
 
 BODY = 50 * 1024 * 1024
 CAP = 8 * 1024 * 1024
@@ -68,6 +69,12 @@ class _Huge(BaseHTTPRequestHandler):
 
 
 def body_figures() -> None:
+    for name in ("gate's client (GateClient)", "a plain httpx.AsyncClient"):
+        _Huge.sent = 0
+        body_figure(name, gate_client=name.startswith("gate"))
+
+
+def body_figure(name: str, *, gate_client: bool) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Huge)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
@@ -75,7 +82,9 @@ def body_figures() -> None:
     url = f"http://127.0.0.1:{server.server_address[1]}/"
 
     async def go() -> int:
-        async with httpx.AsyncClient() as client:
+        client = (GateClient(GateTransport(1), httpx.Timeout(30.0)) if gate_client
+                  else httpx.AsyncClient())
+        async with client:
             try:
                 await send_capped(client, "GET", url, max_bytes=CAP)
             except ResponseTooLarge as exc:
@@ -90,7 +99,7 @@ def body_figures() -> None:
     tracemalloc.stop()
     server.shutdown()
     server.server_close()
-    print(f"50 MB body, cap {CAP} bytes: read {received} bytes, peak Python memory "
+    print(f"50 MB body through {name}, cap {CAP} bytes: read {received} bytes, peak Python memory "
           f"{peak / 2**20:.1f} MiB, server got {_Huge.sent / 2**20:.1f} MiB into the socket "
           f"before the client hung up, {elapsed:.2f} s")
 
