@@ -88,11 +88,13 @@ GATE_SIDE = textwrap.dedent("""
     from pathlib import Path
     from gate.config.schema import ProviderConfig
     from gate.engine.jsonl import JsonlWriter
-    from gate.engine.runner import now_iso
     from gate.providers.base import ChatRequest
     from gate.providers.budget import Budget
     from gate.providers.factory import build_client, build_provider, prepare_pricing
     from gate.records import AuditAttempt, Trial
+
+    sys.path.insert(0, sys.argv[6])  # bench/: the records the engine writes, as overhead.py
+    from overhead import audit_record, trial_record
 
     async def main(base_url, calls, concurrency, records):
         cfg = ProviderConfig(type="openai", base_url=base_url, api_key_env="K", pricing="live",
@@ -104,14 +106,7 @@ GATE_SIDE = textwrap.dedent("""
         def on_attempt(a):  # the audit line the engine writes for every attempt
             attempts.append(a)
             if records:
-                audit.append(AuditAttempt(
-                    ts=now_iso(), arm="bench", model=MODEL, task="t", round=1, step=1,
-                    attempt=a.attempt, request_sha256=a.request_sha256, outcome=a.outcome,
-                    http_status=a.http_status, response_id=a.response_id,
-                    tokens_in=a.prompt_tokens, tokens_out=a.completion_tokens,
-                    cost_reported_usd=a.cost_reported_usd,
-                    cost_computed_usd=a.cost_computed_usd, latency_s=a.latency_s,
-                    attempt_id=a.attempt_id or None, finish_reason=a.finish_reason))
+                audit.append(audit_record(a, MODEL))
 
         async with build_client(cfg) as client:
             prov = build_provider("bench", cfg, client, budget=Budget(1e6),
@@ -132,10 +127,7 @@ GATE_SIDE = textwrap.dedent("""
                     out = await ask(f"question {i}")
                     assert out.message["content"].startswith("echo:")
                     if records:  # the audit durable, then the trial (as the engine does)
-                        await trials.commit_after(audit, Trial(
-                            trial_id=f"bench/t/r{i}", arm="bench", model=MODEL, task="t",
-                            round=i, seed=i, ts=now_iso(), wall_s=0.0, status="scored",
-                            trace_id="0" * 32, response_ids=[out.response_id]))
+                        await trials.commit_after(audit, trial_record(i, out.response_id, MODEL))
 
             start = time.process_time()
             await asyncio.gather(*(one(i) for i in range(calls)))
@@ -171,7 +163,8 @@ def measure(
 ) -> float:
     env = {**os.environ, "INSPECT_LOG_LEVEL": "warning", "INSPECT_DISPLAY": "none"}
     out = subprocess.run(
-        [str(python), "-c", script, base_url, str(calls), str(concurrency), MODEL, mode],
+        [str(python), "-c", script, base_url, str(calls), str(concurrency), MODEL, mode,
+         str(HERE)],
         capture_output=True, text=True, env=env, check=False,
     )
     if out.returncode != 0:

@@ -160,6 +160,23 @@ async def throughput(base_url: str, calls: int, concurrency: int) -> float:
         return time.perf_counter() - start
 
 
+def audit_record(a: Attempt, model: str = MODEL) -> AuditAttempt:
+    """The audit line the engine writes for an attempt (bench/inspect_cpu.py uses it too)."""
+    return AuditAttempt(
+        ts=now_iso(), arm="bench", model=model, task="t", round=1, step=1, attempt=a.attempt,
+        request_sha256=a.request_sha256, outcome=a.outcome, http_status=a.http_status,
+        response_id=a.response_id, tokens_in=a.prompt_tokens, tokens_out=a.completion_tokens,
+        cost_reported_usd=a.cost_reported_usd, cost_computed_usd=a.cost_computed_usd,
+        latency_s=a.latency_s, attempt_id=a.attempt_id or None, finish_reason=a.finish_reason)
+
+
+def trial_record(i: int, response_id: str, model: str = MODEL) -> Trial:
+    """A finished trial of one call, as the engine records it."""
+    return Trial(trial_id=f"bench/t/r{i}", arm="bench", model=model, task="t", round=i, seed=i,
+                 ts=now_iso(), wall_s=0.0, status="scored", trace_id="0" * 32,
+                 response_ids=[response_id])
+
+
 async def with_records(base_url: str, calls: int, concurrency: int, on_loop: bool) -> float:
     """As ``throughput``, writing audit and trial records the engine's way."""
     cfg, client, _ = _setup(base_url, concurrency)
@@ -171,15 +188,8 @@ async def with_records(base_url: str, calls: int, concurrency: int, on_loop: boo
                                   env=ENV)
             await prepare_pricing(prov, [MODEL])
 
-            def on_attempt(a: Attempt) -> None:  # the record the engine writes
-                line = AuditAttempt(
-                    ts=now_iso(), arm="bench", model=MODEL, task="t", round=1, step=1,
-                    attempt=a.attempt, request_sha256=a.request_sha256, outcome=a.outcome,
-                    http_status=a.http_status, response_id=a.response_id,
-                    tokens_in=a.prompt_tokens, tokens_out=a.completion_tokens,
-                    cost_reported_usd=a.cost_reported_usd,
-                    cost_computed_usd=a.cost_computed_usd, latency_s=a.latency_s,
-                    attempt_id=a.attempt_id or None, finish_reason=a.finish_reason)
+            def on_attempt(a: Attempt) -> None:
+                line = audit_record(a)
                 audit.write(line) if on_loop else audit.append(line)
 
             slots = asyncio.Semaphore(concurrency)
@@ -187,10 +197,7 @@ async def with_records(base_url: str, calls: int, concurrency: int, on_loop: boo
             async def cell(i: int) -> None:  # as the engine's run_cells: a slot per call ...
                 async with slots:
                     response = await prov.complete(_request(i), on_attempt)
-                record = Trial(
-                    trial_id=f"bench/t/r{i}", arm="bench", model=MODEL, task="t", round=i,
-                    seed=i, ts=now_iso(), wall_s=0.0, status="scored", trace_id="0" * 32,
-                    response_ids=[response.response_id])
+                record = trial_record(i, response.response_id)
                 if on_loop:
                     trials.write(record)
                 else:  # ... and the trial made durable outside it, after its audit lines

@@ -165,10 +165,8 @@ class _Connection(asyncio.Protocol):
         if self._paused:
             self._drained = asyncio.get_running_loop().create_future()
             try:
-                async with asyncio.timeout(wait_s):
-                    await self._drained
-            except TimeoutError:
-                raise httpx.WriteTimeout("timed out sending the request") from None
+                await _within(self._drained, wait_s,
+                              httpx.WriteTimeout("timed out sending the request"))
             finally:
                 self._drained = None
             if self.eof:
@@ -182,10 +180,8 @@ class _Connection(asyncio.Protocol):
             return False
         self._waiter = asyncio.get_running_loop().create_future()
         try:
-            async with asyncio.timeout(wait_s):
-                await self._waiter
-        except TimeoutError:
-            raise httpx.ReadTimeout("timed out waiting for the server") from None
+            await _within(self._waiter, wait_s,
+                          httpx.ReadTimeout("timed out waiting for the server"))
         finally:
             self._waiter = None
         if self.error is not None and not self.buffer:
@@ -232,6 +228,17 @@ class _Connection(asyncio.Protocol):
                 raise httpx.RemoteProtocolError(
                     "the server disconnected without sending a response"
                     if not self.buffer else "the server closed the connection mid-headers")
+
+
+async def _within(
+    future: asyncio.Future[None], wait_s: float | None, late: httpx.TimeoutException,
+) -> None:
+    """``future``'s result within ``wait_s`` seconds (None: no limit), else ``late``."""
+    try:
+        async with asyncio.timeout(wait_s):
+            await future
+    except TimeoutError:
+        raise late from None
 
 
 # --- the response ----------------------------------------------------------------------------
