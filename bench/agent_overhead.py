@@ -28,9 +28,10 @@ sys.path.insert(0, str(REPO / "tests" / "agent"))
 
 from agent_support import EXAMPLE, PROGRAMS, make_project, program  # noqa: E402
 
-from gate.commands import execute_run  # noqa: E402
 from gate.config.load import load_project  # noqa: E402
 from gate.engine.jsonl import read_jsonl  # noqa: E402
+from gate.engine.run import execute_run  # noqa: E402
+from gate.engine.session import Notices  # noqa: E402
 
 
 async def _starts(n: int) -> list[float]:
@@ -70,7 +71,7 @@ def _trials(label: str, agent: Any, rounds: int, tmp: Path) -> float:
     out = tmp / f"{label}-run"
     started = time.perf_counter()
     execute_run(load_project(cfg), model="mock/expert", provider=None, rounds=rounds, out=out,
-                seed=1, console=io.StringIO())
+                seed=1, notices=Notices(io.StringIO()))
     wall = time.perf_counter() - started
     trials = read_jsonl(out / "trials.jsonl")
     return wall / len(trials)
