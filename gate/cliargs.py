@@ -51,10 +51,7 @@ def non_negative_int(text: str) -> int:
 
 def positive_usd(text: str) -> float:
     """A finite amount of US dollars above 0 (a ceiling of 0 or less would spend nothing)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _float(text)
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive amount of USD, got {text}")
     return value
@@ -62,10 +59,7 @@ def positive_usd(text: str) -> float:
 
 def non_negative_days(text: str) -> float:
     """A finite number of days >= 0 (the oldest reused baseline trial)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _float(text)
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be a number of days, 0 or more, got {text}")
     return value
@@ -98,3 +92,9 @@ def _int(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None

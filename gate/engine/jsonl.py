@@ -2,12 +2,11 @@
 
 ``write`` writes one line, flushes and fsyncs it before it returns, so a kill -9 loses at most
 the line being written. In the event loop, ``append`` writes and flushes a line (no fsync) and
-``await sync()`` makes every line appended so far durable: the fsync runs in a worker thread,
-never on the loop's thread, and concurrent ``sync`` calls share one fsync (group commit).
-``await awrite(record)`` is ``append`` then ``sync``: the record is on disk when it returns.
-``await trials.commit_after(audit, record)`` orders two files: the record is written only once
-every audit line appended so far is on disk, and is on disk when it returns; concurrent calls
-are committed together, one worker-thread call per batch.
+``await sync()`` makes every line appended so far durable; ``await awrite(record)`` returns
+once the record is on disk; ``await trials.commit_after(audit, record)`` orders two files: the
+record is written only once every audit line appended so far is on disk, and is on disk when it
+returns. All three go through one group commit: concurrent calls wait for one batch, and each
+batch is one call in a worker thread (the fsyncs never run on the loop's thread).
 A torn last line (no newline, or not JSON) is detected on reading and dropped, never misread;
 a bad line in the middle is an error. Every line is a record of gate.records, validated on
 reading (``path:line: message``, exit 4).
@@ -18,11 +17,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, overload
 
 from gate.errors import RecordError
 from gate.records import R, parse_record
+
+
+@dataclass
+class _Batch:
+    """One group commit: the lines to write, the files to make durable first, and its end."""
+
+    done: asyncio.Future[None]
+    lines: list[bytes] = field(default_factory=list)
+    before: set[JsonlWriter[Any]] = field(default_factory=set)
 
 
 class JsonlWriter(Generic[R]):
@@ -36,9 +45,7 @@ class JsonlWriter(Generic[R]):
         self._fh = path.open("ab", buffering=0)  # each line is one write(2): nothing held back
         self._appended = 0  # lines appended (and flushed) so far
         self._synced = 0  # lines known to be on disk
-        self._syncing: asyncio.Future[None] | None = None
-        self._batch: list[bytes] = []  # commit_after: lines waiting for the next group commit
-        self._batch_done: asyncio.Future[None] | None = None
+        self._batch: _Batch | None = None  # lines waiting for the next group commit
         self._committer: asyncio.Future[None] | None = None
 
     def write(self, record: R) -> None:
@@ -65,71 +72,66 @@ class JsonlWriter(Generic[R]):
         if self._fh.write(data) != len(data):  # a regular file takes it whole, or raises
             raise OSError(f"{self.path}: short write")
 
+    async def awrite(self, record: R) -> None:
+        """Append ``record`` and return once it is on disk."""
+        await self._commit(None, self._encode(record))
+
     async def commit_after(self, before: JsonlWriter[Any], record: R) -> None:
         """Append ``record`` only once every line appended to ``before`` so far is on disk, and
-        return once ``record`` is on disk too (a trial after its audit lines).
-
-        Group commit: the records of concurrent calls are written together, and each batch
-        costs one worker-thread call (fsync ``before``, write the batch here, fsync here), not
-        two per record. Without fsync (either file), the record is appended at once."""
-        line = self._encode(record)
-        if not (self._fsync and before._fsync):
-            self._write(line)
-            self._appended += 1
-            return
-        if self._batch_done is None:
-            self._batch_done = asyncio.get_running_loop().create_future()
-        done = self._batch_done
-        self._batch.append(line)
-        if self._committer is None:
-            self._committer = asyncio.ensure_future(self._commit_batches(before))
-        await asyncio.shield(done)
-
-    async def _commit_batches(self, before: JsonlWriter[Any]) -> None:
-        try:
-            while self._batch:
-                lines, done = self._batch, self._batch_done
-                self._batch, self._batch_done = [], None
-                assert done is not None
-                upto = before._appended  # every line of `before` written so far
-                try:
-                    await asyncio.to_thread(self._durable_after, before, b"".join(lines))
-                except BaseException as exc:
-                    done.set_exception(exc)
-                    continue
-                before._synced = max(before._synced, upto)
-                self._appended += len(lines)
-                self._synced = self._appended
-                done.set_result(None)
-        finally:
-            self._committer = None
-
-    def _durable_after(self, before: JsonlWriter[Any], data: bytes) -> None:
-        """In the worker thread: ``before`` on disk, then ``data`` written here and on disk."""
-        os.fsync(before._fh.fileno())
-        self._write(data)
-        os.fsync(self._fh.fileno())
+        return once ``record`` is on disk too (a trial after its audit lines)."""
+        await self._commit(before, self._encode(record))
 
     async def sync(self) -> None:
         """Return once every line appended before this call is on disk (fsync off the loop)."""
-        target = self._appended
-        while self._fsync and self._synced < target:
-            if self._syncing is None:
-                self._syncing = asyncio.ensure_future(self._fsync_once())
-            await asyncio.shield(self._syncing)
+        await self._commit(None, b"")
 
-    async def awrite(self, record: R) -> None:
-        """Append ``record`` and return once it is on disk."""
-        self.append(record)
-        await self.sync()
+    async def _commit(self, before: JsonlWriter[Any] | None, line: bytes) -> None:
+        """Group commit: the lines of concurrent calls wait for one batch, and each batch costs
+        one worker-thread call (fsync the ``before`` files, write the batch here, fsync here).
+        Without fsync (here or in ``before``), the line is appended at once."""
+        if not self._fsync or (before is not None and not before._fsync):
+            if line:
+                self._write(line)
+                self._appended += 1
+            return
+        if self._batch is None:
+            self._batch = _Batch(asyncio.get_running_loop().create_future())
+        batch = self._batch
+        if before is not None:
+            batch.before.add(before)
+        if line:
+            batch.lines.append(line)
+        if self._committer is None:
+            self._committer = asyncio.ensure_future(self._commit_batches())
+        await asyncio.shield(batch.done)
 
-    async def _fsync_once(self) -> None:
-        upto = self._appended
+    async def _commit_batches(self) -> None:
         try:
-            await asyncio.to_thread(os.fsync, self._fh.fileno())
-            self._synced = max(self._synced, upto)
+            while self._batch is not None:
+                batch, self._batch = self._batch, None
+                upto = self._appended  # lines appended directly so far: this fsync covers them
+                befores = {w: w._appended for w in batch.before}
+                try:
+                    await asyncio.to_thread(self._durable_after, list(befores),
+                                            b"".join(batch.lines))
+                except BaseException as exc:
+                    batch.done.set_exception(exc)
+                    continue
+                for writer, written in befores.items():
+                    writer._synced = max(writer._synced, written)
+                self._appended += len(batch.lines)
+                self._synced = max(self._synced, upto + len(batch.lines))
+                batch.done.set_result(None)
         finally:
-            self._syncing = None
+            self._committer = None
+
+    def _durable_after(self, before: list[JsonlWriter[Any]], data: bytes) -> None:
+        """In the worker thread: ``before`` on disk, then ``data`` written here and on disk."""
+        for writer in before:
+            os.fsync(writer._fh.fileno())
+        if data:
+            self._write(data)
+        os.fsync(self._fh.fileno())
 
     def close(self) -> None:
         if self._fsync and self._synced < self._appended and not self._fh.closed:

@@ -190,17 +190,8 @@ class _Connection(asyncio.Protocol):
 
     async def line(self, wait_s: float | None, limit: int) -> bytes:
         """One CRLF-terminated line (without it)."""
-        while True:
-            end = self.buffer.find(b"\r\n")
-            if end >= 0:
-                line = bytes(self.buffer[:end])
-                del self.buffer[:end + 2]
-                self._consumed()
-                return line
-            if len(self.buffer) > limit:
-                raise httpx.RemoteProtocolError("a line of the response is too long")
-            if not await self.more(wait_s):
-                raise httpx.RemoteProtocolError("the server closed the connection mid-response")
+        return await self._until(b"\r\n", limit, wait_s, "a line of the response is too long",
+                                 "the server closed the connection mid-response")
 
     async def crlf(self, wait_s: float | None) -> None:
         """The CRLF that ends a chunk's data."""
@@ -214,20 +205,28 @@ class _Connection(asyncio.Protocol):
 
     async def head(self, wait_s: float | None) -> bytes:
         """The status line and headers, up to and without the empty line."""
+        return await self._until(
+            b"\r\n\r\n", MAX_HEAD_BYTES, wait_s,
+            f"response headers longer than {MAX_HEAD_BYTES} bytes",
+            "the server closed the connection mid-headers",
+            closed_before="the server disconnected without sending a response")
+
+    async def _until(self, end: bytes, limit: int, wait_s: float | None, too_long: str,
+                     closed: str, *, closed_before: str | None = None) -> bytes:
+        """The buffered bytes up to ``end`` (removed with it), waiting for more as needed.
+        The connection's end raises ``closed`` (``closed_before`` if nothing had arrived)."""
         while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end >= 0:
-                head = bytes(self.buffer[:end])
-                del self.buffer[:end + 4]
+            at = self.buffer.find(end)
+            if at >= 0:
+                found = bytes(self.buffer[:at])
+                del self.buffer[:at + len(end)]
                 self._consumed()
-                return head
-            if len(self.buffer) > MAX_HEAD_BYTES:
-                raise httpx.RemoteProtocolError(
-                    f"response headers longer than {MAX_HEAD_BYTES} bytes")
+                return found
+            if len(self.buffer) > limit:
+                raise httpx.RemoteProtocolError(too_long)
             if not await self.more(wait_s):
                 raise httpx.RemoteProtocolError(
-                    "the server disconnected without sending a response"
-                    if not self.buffer else "the server closed the connection mid-headers")
+                    closed_before if closed_before and not self.buffer else closed)
 
 
 async def _within(

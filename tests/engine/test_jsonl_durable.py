@@ -99,3 +99,40 @@ def test_without_fsync_sync_is_free(spy: FsyncSpy) -> None:
     asyncio.run(go())
     assert spy.calls == []
     assert read_jsonl(spy.path) == [{"a": 1}]
+
+
+def test_commit_after_makes_the_first_file_durable_before_the_record_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trial line is written only once its audit lines are on disk, then made durable;
+    concurrent trials share the fsyncs (one batch)."""
+    audit_path, trials_path = tmp_path / "audit.jsonl", tmp_path / "trials.jsonl"
+    seen: list[tuple[str, int, int]] = []  # per fsync: which file, audit lines, trial lines
+    real = os.fsync
+
+    def spy(fd: int) -> None:
+        name = Path(os.readlink(f"/proc/self/fd/{fd}")).name
+        seen.append((name, audit_path.read_bytes().count(b"\n"),
+                     trials_path.read_bytes().count(b"\n") if trials_path.exists() else 0))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+
+    async def go() -> None:
+        with JsonlWriter(audit_path, A) as audit, JsonlWriter(trials_path, I) as trials:
+            audit.append(A(a=1))
+            await trials.commit_after(audit, I(i=1))
+            assert seen == [("audit.jsonl", 1, 0), ("trials.jsonl", 1, 1)]
+            seen.clear()
+
+            async def one(i: int) -> None:
+                audit.append(A(a=i))
+                await trials.commit_after(audit, I(i=i))
+
+            await asyncio.gather(*(one(i) for i in range(2, 12)))
+
+    asyncio.run(go())
+    assert seen[0] == ("audit.jsonl", 11, 1)  # every audit line durable, no new trial yet
+    assert seen[1] == ("trials.jsonl", 11, 11)
+    assert len(seen) == 2  # ten trials, one batch
+    assert [r["i"] for r in read_jsonl(trials_path)] == list(range(1, 12))
