@@ -293,15 +293,18 @@ def test_timeouts_and_refused_connections_are_httpx_errors() -> None:
 
         async with Server(silent) as srv:
             p = pool(limit=1)
-            # deadlines, not speeds: the pool's (0.1 s from now) comes before the read's (1 s
-            # after the request left), and the loop's timers fire in deadline order
+            # no deadline races another: `slow` would wait 30 s for its answer
             slow = asyncio.ensure_future(
-                fetch(p, srv.url, timeouts=httpx.Timeout(5.0, read=1.0)))
+                fetch(p, srv.url, timeouts=httpx.Timeout(5.0, read=30.0)))
             await arrived.wait()
             with pytest.raises(httpx.PoolTimeout):  # the one slot is taken by `slow`
                 await fetch(p, srv.url, timeouts=httpx.Timeout(5.0, pool=0.1))
-            with pytest.raises(httpx.ReadTimeout):
+            slow.cancel()
+            with pytest.raises(asyncio.CancelledError):
                 await slow
+            assert p.in_flight == 0  # a cancelled request gives its slot back
+            with pytest.raises(httpx.ReadTimeout):
+                await fetch(p, srv.url, timeouts=httpx.Timeout(5.0, read=0.2))
             assert p.in_flight == 0
             await p.aclose()
         with pytest.raises(httpx.ConnectError):
