@@ -1,17 +1,20 @@
-"""kill -9 a sweep again and again; the audit must count exactly the requests the provider got.
+"""kill -9 a sweep again and again; the audit must never count fewer requests than the provider got.
 
 A `gate mock-server` runs in its own process (it outlives every kill) and logs each completion
 request it receives to a file before it answers. A `gate sweep` against it (an `openai`-type
 provider pointed at the server) is killed with SIGKILL after a random number of requests plus a
 random 0-5 ms, then resumed with --resume, `--kills` times; a last --resume runs it to the end.
-Then:
+Then, with `audited` the attempts in audit.jsonl (gate.engine.audit.attempts: one per request
+started, a start without outcome counted as `interrupted`), `received` the requests in the
+server's log and `interrupted` the audited attempts with no outcome:
 
-    attempts in audit.jsonl (gate.engine.audit.attempts: one per request started, a start
-    without outcome counted as `interrupted`)  ==  requests in the server's log
+    0  <=  audited - received  <=  interrupted
 
-and `gate verify` re-derives results.json. Prints the figures. Exits 0 when equal, 2 when the
-audit counted more (a kill landed between a start line and the socket write completing: the
-safe direction), 1 when it counted fewer or verify failed.
+The start line is written right before the request is handed to the HTTP client's transport, so
+a kill can land after the line and before the request reaches the server (one attempt audited,
+marked `interrupted`, that the provider never received): the safe direction. A request the
+provider received is never missing from the audit. And `gate verify` re-derives results.json.
+Prints the figures. Exits 0 when the bounds hold and verify agrees, 1 otherwise.
 
 Usage: python bench/kill_audit.py [--kills 20] [--project DIR] [--max-rounds 2]
 """
@@ -182,14 +185,16 @@ def run(project_src: Path, kills: int, rounds: int, seed: int) -> int:
               f"{dict(sorted(kinds.items()))}")
         print(f"kills: {killed} of {kills}; final resume exit {last.returncode}; "
               f"verify exit {verify.returncode} {verify.stdout.strip()[:200]}")
-        equal = len(folded) == received > 0
         over = len(folded) - received
-        print(f"audit attempts == provider requests: {equal} ({len(folded)} vs {received})")
+        interrupted = kinds.get("interrupted", 0)
+        held = 0 <= over <= interrupted and received > 0
+        print(f"0 <= audited - received <= interrupted: {held} (audited {len(folded)}, "
+              f"received {received}, interrupted {interrupted})")
         print(f"requests the audit missed: {max(0, -over)}; audited starts the provider never "
-              f"completed: {max(0, over)}")
-        if verify.returncode != 0 or received == 0 or over < 0:
+              f"received: {max(0, over)}")
+        if verify.returncode != 0 or not held:
             return 1  # a request paid for and not audited, or results not re-derived
-        return 0 if equal else 2  # 2: over-counted (a kill between the start line and the send)
+        return 0
 
 
 def main() -> int:

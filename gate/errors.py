@@ -99,6 +99,11 @@ class ErrorKind(StrEnum):
     FINISH_ERROR = "finish_error"  # HTTP 200, but the choice ended with finish_reason "error"
     RESPONSE_TOO_LARGE = "response_too_large"  # the body passed max_response_bytes
     INTERRUPTED = "interrupted"  # sent, then gate died before the outcome (found on --resume)
+    # ours or the network's, not the provider's: never retried as if the provider were flaky
+    TLS_ERROR = "tls_error"  # the certificate did not verify, or the TLS handshake was refused
+    DNS_ERROR = "dns_error"  # the provider's (or the proxy's) name did not resolve
+    PROXY_REFUSED = "proxy_refused"  # the proxy answered 407 (or 403 to CONNECT)
+    CONNECTION_REFUSED = "connection_refused"  # nothing listens: refused at connection setup
 
 
 class ProviderError(GateError):

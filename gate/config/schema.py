@@ -83,6 +83,10 @@ class ProviderConfig(Strict):
     type: Literal["openai", "mock"] = "openai"
     base_url: str | None = Field(None, description="OpenAI-compatible base URL (…/v1)")
     api_key_env: str | None = Field(None, description="environment variable holding the key")
+    api_key_header: str = Field(
+        "Authorization", pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+        description="header carrying the key: Authorization (as 'Bearer KEY'), or another "
+        "name such as api-key (Azure OpenAI) that carries the bare key")
     pricing: Literal["live", "table"] = "live"
     prices: dict[str, Price] = Field(default_factory=dict, description="for pricing: table")
     rate_limit: RateLimit = Field(default_factory=RateLimit)

@@ -10,8 +10,9 @@
     pricing        live (/models) or table prices, exact ids only; compute_cost
     budget         Budget: pre-call cost projection against the ceiling (CircuitBreakerError)
     redact         Secret and the log filter that keeps API keys out of logs and messages
-    transport      GateTransport, GateClient: the run's HTTP client over gate's own pool
-    http1          the HTTP/1.1 keep-alive pool (one write per request, audit-before-send)
+    transport      GateClient: the run's httpx client over aiohttp (proxies, TLS trust, happy
+                   eyeballs, pooled connections checked before reuse); network error kinds
+    capped         send_capped: one request, its body capped, the attempt's deadline
     mockserver     MockServer: OpenAI-compatible loopback server with fault injection
     cli            ``gate mock-server``
     testing        EchoBackend and FakeTime, for tests

@@ -1,13 +1,17 @@
-"""Reading HTTP response bodies with a cap on their size.
+"""Sending one request and reading its body with a cap on its size and a deadline.
 
 A provider (or anything pretending to be one) can answer with a body of any size; reading it
 whole would hold all of it in memory. ``send_capped`` streams the response and stops reading
 as soon as more than ``max_bytes`` have arrived (or at once when ``Content-Length`` says so),
 closing the connection; it then raises ``ResponseTooLarge``. At most ``max_bytes`` plus one
-network chunk (64 KiB) is ever held.
+decoded network chunk is ever held.
 
-Compression is declined (``Accept-Encoding: identity``), so the bytes counted are the bytes
-received; a server that compresses anyway is counted after decoding.
+Compression is declined (``Accept-Encoding: identity``); a server that compresses anyway
+(gzip, deflate, br) is decoded by httpx and counted after decoding.
+
+``deadline_s`` bounds the whole exchange, from handing the request to the transport to the
+body's last byte: a server trickling a byte a second cannot keep an attempt alive longer. Past
+it, ``AttemptDeadline`` (an ``httpx.TimeoutException``) is raised.
 
 ``ResponseTooLarge`` is an ``httpx.HTTPError`` but not a ``TransportError``: callers that handle
 HTTP errors handle it, and the classifier gives it its own kind (``response_too_large``).
@@ -15,15 +19,11 @@ HTTP errors handle it, and the classifier gives it its own kind (``response_too_
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from contextlib import nullcontext
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
-
-from gate.providers.http1 import BodyTooLarge, SendHook, before_send
-from gate.providers.transport import GateClient
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 
@@ -37,6 +37,14 @@ class ResponseTooLarge(httpx.HTTPError):
         self.status = status
         super().__init__(f"response body larger than {limit} bytes (max_response_bytes); "
                          f"stopped reading after {received}")
+
+
+class AttemptDeadline(httpx.TimeoutException):
+    """The whole exchange took longer than its deadline (``timeout_s``)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no complete answer within {seconds:g} s (timeout_s, the whole "
+                         "attempt)")
 
 
 @dataclass(frozen=True)
@@ -55,26 +63,36 @@ async def send_capped(
     headers: Mapping[str, str] | None = None,
     content: bytes | None = None,
     http_timeout: httpx.Timeout | None = None,
-    before_body: Callable[[], None] | None = None,
+    deadline_s: float | None = None,
+    before_send: Callable[[], None] | None = None,
 ) -> CappedResponse:
-    """``method url``, its body read up to ``max_bytes``. Raises ``ResponseTooLarge`` beyond.
+    """``method url``, its body read up to ``max_bytes``. Raises ``ResponseTooLarge`` beyond,
+    ``AttemptDeadline`` when the whole exchange takes longer than ``deadline_s``.
 
-    ``before_body`` is called once, synchronously, right before the request leaves: through
-    gate's client (``GateClient``), immediately before the request's bytes are handed to the
-    kernel in one write (``http1.before_send``); through another httpx transport, at httpcore's
-    ``send_request_body.started`` trace event (after the headers, before the body). A transport
-    with neither (``httpx.MockTransport``) never calls it."""
+    ``before_send`` is called once, synchronously, right before the request is handed to the
+    client's transport (the audit's ``started`` line): nothing of the request has left yet, and
+    nothing but the transport's own code runs before it does."""
     sent_headers = {"Accept-Encoding": "identity", **(headers or {})}
     timeout = http_timeout if http_timeout is not None else client.timeout
-    hook = before_send(before_body) if before_body is not None else nullcontext(None)
-    with hook as armed:
-        if isinstance(client, GateClient) and client.direct_now():
-            return await _send_direct(client, method, url, sent_headers, content or b"",
-                                      timeout, max_bytes)
-        extensions = {"trace": _body_hook(armed)} if armed is not None else None
-        request = client.build_request(method, url, headers=sent_headers, content=content,
-                                       timeout=timeout, extensions=extensions)
-        response = await client.send(request, stream=True)
+    request = client.build_request(method, url, headers=sent_headers, content=content,
+                                   timeout=timeout)
+    deadline = asyncio.timeout(deadline_s)
+    try:
+        async with deadline:
+            return await _exchange(client, request, max_bytes, before_send)
+    except TimeoutError:
+        if deadline_s is None or not deadline.expired():
+            raise
+        raise AttemptDeadline(deadline_s) from None
+
+
+async def _exchange(
+    client: httpx.AsyncClient, request: httpx.Request, max_bytes: int,
+    before_send: Callable[[], None] | None,
+) -> CappedResponse:
+    if before_send is not None:
+        before_send()
+    response = await client.send(request, stream=True)
     try:
         declared = _content_length(response.headers)
         if declared is not None and declared > max_bytes:
@@ -87,34 +105,6 @@ async def send_capped(
     finally:
         await response.aclose()
     return CappedResponse(response.status_code, response.headers, bytes(body))
-
-
-async def _send_direct(
-    client: GateClient, method: str, url: str | httpx.URL, headers: Mapping[str, str],
-    content: bytes, timeouts: httpx.Timeout, max_bytes: int,
-) -> CappedResponse:
-    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    target = url if isinstance(url, httpx.URL) else httpx.URL(url)
-    response = await client.transport.pool.request(method, target, raw, content, timeouts)
-    try:
-        declared = _content_length(response.headers)
-        if declared is not None and declared > max_bytes:
-            raise ResponseTooLarge(max_bytes, 0, response.status)
-        try:
-            body = await response.aread(max_bytes)
-        except BodyTooLarge as exc:
-            raise ResponseTooLarge(max_bytes, exc.received, response.status) from None
-    finally:
-        await response.aclose()
-    return CappedResponse(response.status, response.headers, body)
-
-
-def _body_hook(hook: SendHook) -> Callable[[str, Any], Awaitable[None]]:
-    async def trace(event: str, info: Any) -> None:  # awaited by httpcore; never suspends
-        if event.endswith(".send_request_body.started"):
-            hook.fire()
-
-    return trace
 
 
 def _content_length(headers: httpx.Headers) -> int | None:

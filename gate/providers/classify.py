@@ -3,10 +3,15 @@
 The table, in the order it is applied:
 
     exception        capped.ResponseTooLarge -> response_too_large (body over the cap)
-                     httpx.TimeoutException -> timeout
+                     caused by a certificate that did not verify, a refused TLS handshake
+                       -> tls_error; a name that did not resolve -> dns_error; the proxy's
+                       407 (403 to CONNECT) -> proxy_refused; nothing listening (ECONNREFUSED)
+                       -> connection_refused  (transport.network_kind; never retried)
+                     a timeout (a read, the connection, the attempt's deadline) -> timeout
                      any other httpx.TransportError -> connection_error
                      anything else -> not classified (``None``; the caller re-raises: a bug)
     status           402 -> payment_required      401, 403 -> auth
+                     407 -> proxy_refused (only a proxy answers 407)
                      429 -> rate_limited          408 -> timeout (OpenRouter: upstream timed out)
                      5xx -> server_error          any other non-2xx -> bad_request
     2xx body         not JSON / not an object -> malformed_response
@@ -29,6 +34,7 @@ import httpx
 
 from gate.providers.base import ErrorKind
 from gate.providers.capped import ResponseTooLarge
+from gate.providers.transport import is_timeout, network_kind
 
 
 class _Unparseable:
@@ -51,6 +57,7 @@ _STATUS: Final[dict[int, ErrorKind]] = {
     401: ErrorKind.AUTH,
     402: ErrorKind.PAYMENT_REQUIRED,
     403: ErrorKind.AUTH,
+    407: ErrorKind.PROXY_REFUSED,
     408: ErrorKind.TIMEOUT,
     429: ErrorKind.RATE_LIMITED,
 }
@@ -80,11 +87,12 @@ def classify(
 def _classify_exception(exc: BaseException) -> ErrorKind | None:
     if isinstance(exc, ResponseTooLarge):
         return ErrorKind.RESPONSE_TOO_LARGE
-    if isinstance(exc, httpx.TimeoutException):
-        return ErrorKind.TIMEOUT
-    if isinstance(exc, httpx.TransportError):
-        return ErrorKind.CONNECTION_ERROR
-    return None
+    if not isinstance(exc, httpx.TransportError):
+        return None
+    kind = network_kind(exc)
+    if kind is not None:
+        return kind
+    return ErrorKind.TIMEOUT if is_timeout(exc) else ErrorKind.CONNECTION_ERROR
 
 
 def _classify_body(body: Any) -> ErrorKind | None:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 
 import httpx
+from aiohttp.abc import AbstractResolver
 
 from gate.config.schema import Price, ProviderConfig
 from gate.errors import ConfigError
@@ -27,14 +28,15 @@ from gate.providers.budget import Budget
 from gate.providers.openai_compat import OpenAICompatProvider
 from gate.providers.redact import Secret, register_secret
 from gate.providers.retry import Notice, Sleep
-from gate.providers.transport import GateClient, GateTransport
+from gate.providers.transport import GateClient
 
 
-def build_client(cfg: ProviderConfig) -> httpx.AsyncClient:
+def build_client(cfg: ProviderConfig, *, resolver: AbstractResolver | None = None) -> GateClient:
     """The run's HTTP client: keep-alive connections, as many as the provider's ``concurrency``
-    (``GateTransport``: gate's own HTTP/1.1 pool, see gate.providers.http1)."""
+    (httpx over aiohttp, see gate.providers.transport). ``resolver`` replaces the system's name
+    resolution (tests)."""
     timeout = httpx.Timeout(cfg.timeout_s, connect=min(cfg.timeout_s, 10.0))
-    return GateClient(GateTransport(cfg.concurrency), timeout)
+    return GateClient(cfg.concurrency, timeout, resolver=resolver)
 
 
 def read_api_key(

@@ -50,7 +50,7 @@ from gate.providers.base import (
 from gate.providers.budget import Budget, project_cost
 from gate.providers.capped import ResponseTooLarge, send_capped
 from gate.providers.classify import UNPARSEABLE, classify, error_message, parse_retry_after
-from gate.providers.httpjson import get_json
+from gate.providers.httpjson import endpoint, failure, get_json
 from gate.providers.pricing import compute_cost, live_prices, table_prices
 from gate.providers.ratelimit import RateLimiter
 from gate.providers.redact import Secret, redact
@@ -128,7 +128,7 @@ class OpenAICompatProvider:
         self._cooldown = Cooldown(name, cfg.retry, notice=notice, sleep=sleep, clock=clock)
         self._timeouts = TimeoutStreak(cfg.retry)
         self._price_lock = asyncio.Lock()
-        self._url = httpx.URL(f"{self.base_url}/chat/completions")  # parsed once, not per call
+        self._url = endpoint(self.base_url, "chat/completions")  # parsed once, not per call
         self._timeout = httpx.Timeout(cfg.timeout_s, connect=min(cfg.timeout_s, 10.0))
 
     def __repr__(self) -> str:
@@ -151,6 +151,7 @@ class OpenAICompatProvider:
                         self.name, self._client, self.base_url, wanted,
                         config_path=self._config_path, sleep=self._sleep,
                         headers=self._headers(), max_bytes=self.cfg.max_response_bytes,
+                        deadline_s=self.cfg.timeout_s,
                     )
                 self.prices.update(found)
         return {m: self.prices[m] for m in models}
@@ -162,13 +163,14 @@ class OpenAICompatProvider:
         A rejected key is a ConfigError; any other failure is a CircuitBreakerError (fail
         closed: the ceiling must not be above a balance the provider could not report).
         """
-        url = f"{self.base_url}/key"
+        url = str(endpoint(self.base_url, "key"))
         try:
             status, body = await get_json(self._client, url, self._headers(), sleep=self._sleep,
-                                          max_bytes=self.cfg.max_response_bytes)
+                                          max_bytes=self.cfg.max_response_bytes,
+                                          deadline_s=self.cfg.timeout_s)
         except httpx.HTTPError as exc:
             raise CircuitBreakerError(
-                f"{self.name}: cannot read the remaining balance ({type(exc).__name__})"
+                f"{self.name}: cannot read the remaining balance GET {url} ({failure(exc)})"
             ) from None
         if status in (401, 403):
             raise ConfigError.one(self._config_path, None, (
@@ -264,13 +266,13 @@ class OpenAICompatProvider:
             self._cooldown.failure()
         raise failure
 
-    async def _send(self, content: bytes, before_body: Callable[[], None] | None) -> _Outcome:
+    async def _send(self, content: bytes, before_send: Callable[[], None] | None) -> _Outcome:
         start = time.perf_counter()
         try:
             response = await send_capped(
                 self._client, "POST", self._url, content=content, headers=self._headers(),
                 http_timeout=self._timeout, max_bytes=self.cfg.max_response_bytes,
-                before_body=before_body,
+                deadline_s=self.cfg.timeout_s, before_send=before_send,
             )
         except (httpx.TransportError, ResponseTooLarge) as exc:
             status = exc.status if isinstance(exc, ResponseTooLarge) else None
@@ -351,7 +353,9 @@ class OpenAICompatProvider:
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "X-Title": "gate"}
         if self._key is not None:
-            headers["Authorization"] = f"Bearer {self._key.reveal()}"
+            header = self.cfg.api_key_header
+            bearer = header.lower() == "authorization"
+            headers[header] = f"Bearer {self._key.reveal()}" if bearer else self._key.reveal()
         return headers
 
     def _halt(self, reason: str) -> None:

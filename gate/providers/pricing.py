@@ -1,7 +1,10 @@
 """Prices: from the provider's live list (``pricing: live``) or the config (``pricing: table``).
 
 Both fail closed: a model id that is not listed with numeric prices is a ``ConfigError`` (exit 4)
-raised before any completion call. Ids match exactly: no fuzzy matching, no default price, no
+raised before any completion call. A live list that cannot be reached (the network, TLS, DNS, a
+proxy, or the server answering 5xx/429 three times) is a ``CircuitBreakerError`` naming the URL
+and the cause: a halt (exit 2), not invalid input, since nothing in the PR's files is wrong.
+Ids match exactly: no fuzzy matching, no default price, no
 suffix stripping (``anthropic/claude-opus-4`` does not price ``anthropic/claude-opus-4.6``).
 
 Live lists are OpenRouter-shaped: ``GET {base_url}/models`` ->
@@ -23,9 +26,11 @@ from typing import Any
 import httpx
 
 from gate.config.schema import Price, ProviderConfig
-from gate.errors import ConfigError, Problem
+from gate.errors import CircuitBreakerError, ConfigError, Problem
 from gate.providers.capped import DEFAULT_MAX_BYTES, ResponseTooLarge
-from gate.providers.httpjson import get_json
+from gate.providers.httpjson import endpoint, failure, get_json
+
+_UNAVAILABLE = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def compute_cost(
@@ -66,29 +71,34 @@ async def live_prices(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     headers: Mapping[str, str] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    deadline_s: float | None = None,
 ) -> dict[str, Price]:
     """Fetch ``GET {base_url}/models`` once and price every model in ``models`` from it.
 
-    ``headers`` carry the key (``Authorization``) when the provider has one.
+    ``headers`` carry the key when the provider has one. ``base_url``'s query is kept.
     """
-    url = f"{base_url.rstrip('/')}/models"
+    url = str(endpoint(base_url, "models"))
     try:
-        status, listing = await get_json(client, url, headers, sleep=sleep, max_bytes=max_bytes)
+        status, listing = await get_json(client, url, headers, sleep=sleep, max_bytes=max_bytes,
+                                         deadline_s=deadline_s)
     except ResponseTooLarge as exc:
         raise ConfigError.one(
             config_path, None, f"provider {name!r}: the live price list {url}: {exc} "
             f"(raise providers.{name}.max_response_bytes if the list is genuine)"
         ) from None
     except httpx.HTTPError as exc:
-        raise ConfigError.one(
-            config_path, None, f"provider {name!r}: cannot fetch the live price list {url}: "
-            f"{type(exc).__name__}"
+        raise CircuitBreakerError(
+            f"{name}: cannot fetch the live price list GET {url} ({failure(exc)})"
         ) from None
     if status in (401, 403):
         raise ConfigError.one(
             config_path, None, f"provider {name!r}: the provider refused the key: HTTP {status} "
             f"on GET {url} (check the key in api_key_env, or use pricing: table)"
         )
+    if status in _UNAVAILABLE or status == 407:
+        raise CircuitBreakerError(
+            f"{name}: cannot fetch the live price list GET {url} (HTTP {status}"
+            f"{' from the proxy: proxy_refused' if status == 407 else ''})")
     if status != 200:
         raise ConfigError.one(
             config_path, None, f"provider {name!r}: live price list {url} answered HTTP {status}"

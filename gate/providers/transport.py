@@ -1,82 +1,186 @@
-"""gate's HTTP transport: ``GateTransport`` (httpx's transport API over ``http1.Pool``) and
-``GateClient`` (the run's ``httpx.AsyncClient`` over it).
+"""The run's HTTP client: httpx's API over aiohttp's connection pool (``httpx-aiohttp``).
 
-The pool (gate.providers.http1) keeps as many keep-alive connections as the provider's
-concurrency, shares one TLS context (loading the CA store costs ~50 ms of CPU, once per run),
-and sends each request in one write with the audit's ``started`` line written right before it.
+``GateClient`` is an ``httpx.AsyncClient``; the rest of gate only ever sees httpx. Under it, each
+request goes to an ``httpx_aiohttp.AiohttpTransport`` over one ``aiohttp.ClientSession`` (about
+a quarter of plain httpx's CPU per call: ``bench/overhead.py``). What the client does for gate:
 
-Two ways in:
+- proxies from the environment: ``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY``,
+  upper or lower case, read by httpx (one proxy mount per scheme, each with its own transport);
+  ``https://`` targets go through the proxy with ``CONNECT``;
+- trust: the system's CA store, and ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set (OpenSSL's
+  default paths), in one context per client; ALPN offers ``http/1.1``;
+- IPv6/IPv4 fallback (happy eyeballs, aiohttp's ``happy_eyeballs_delay``);
+- bodies in gzip, deflate or br decoded (by httpx, as they are read);
+- a pooled keep-alive connection is checked before it is reused: one the server has closed
+  meanwhile (or that has bytes nobody asked for) is dropped and a new one is opened, so a
+  server's idle timeout never surfaces as a provider error (``_FreshConnector``).
 
-- ``send_capped`` (every provider request: completions, the price list, the balance) talks to
-  ``GateClient.transport.pool`` directly: no httpx ``Request``/``Response`` objects, no cookie
-  jar, redirects or auth flow, none of which an API call uses. It does so unless a proxy is
-  configured in the environment or event hooks are set on the client; then it goes through
-  the client, which routes the request to the proxy and runs the hooks.
-- ``GateTransport.handle_async_request``: any other use of the client (httpx's own API), the
-  response body streamed from the connection.
+``resolver`` (an ``aiohttp.abc.AbstractResolver``) replaces the system's name resolution; tests
+use it to map a name to addresses they control.
 """
 
 from __future__ import annotations
 
+import errno
+import select
+import socket
 import ssl
-import urllib.request
 from collections.abc import AsyncIterator
+from typing import Any
 
+import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver
+from httpx_aiohttp import AiohttpTransport
 
-from gate.providers.http1 import Pool, Response
+from gate.errors import ErrorKind
 
-_SET_BY_POOL = frozenset({b"host", b"content-length", b"transfer-encoding"})
+HAPPY_EYEBALLS_DELAY_S = 0.25  # RFC 8305's recommended head start of the first address family
+
+
+def ssl_context() -> ssl.SSLContext:
+    """A verifying client context: system CA store (honours SSL_CERT_FILE / SSL_CERT_DIR)."""
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def _reusable(proto: Any) -> bool:
+    """Whether an idle pooled connection can carry a request: still open and nothing to read.
+
+    An idle connection has nothing to read unless the server closed it (EOF) or sent bytes
+    nobody asked for; either way it must not be used. The event loop has not seen it yet when
+    it was blocked (CPU-bound work) while the server closed the connection."""
+    transport = getattr(proto, "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
+
+
+class _FreshConnector(aiohttp.TCPConnector):
+    """aiohttp's pool, never handing out a pooled connection the server has closed."""
+
+    async def _get(self, key: Any, traces: list[Any]) -> Any:
+        while (conn := await super()._get(key, traces)) is not None:
+            if _reusable(conn.protocol):
+                return conn
+            conn.close()  # drops it from the pool; the loop tries the next one, else a new one
+        return None
+
+
+def network_kind(exc: BaseException) -> ErrorKind | None:
+    """The kind of a failure that is ours or the network's, not the provider's (else None).
+
+    Read from the exception's causes: the transport raises httpx exceptions ``from`` aiohttp's
+    (and those ``from`` the OS's), and only the latter say which failure it was."""
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLError | aiohttp.ClientSSLError):
+            return ErrorKind.TLS_ERROR
+        if isinstance(cause, socket.gaierror | aiohttp.ClientConnectorDNSError):
+            return ErrorKind.DNS_ERROR
+        if isinstance(cause, aiohttp.ClientHttpProxyError) and cause.status in (403, 407):
+            return ErrorKind.PROXY_REFUSED
+        if isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED:
+            return ErrorKind.CONNECTION_REFUSED
+    return None
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """Whether the failure was a timeout (httpx-aiohttp maps some failures that were not to
+    ``httpx.ConnectTimeout``: aiohttp's own exception decides)."""
+    for cause in _causes(exc):
+        if isinstance(cause, aiohttp.ClientError):
+            return isinstance(cause, aiohttp.ServerTimeoutError)
+    return isinstance(exc, httpx.TimeoutException | TimeoutError)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 8:
+        chain.append(current)
+        suppressed = current.__suppress_context__
+        current = current.__cause__ or (None if suppressed else current.__context__)
+    return chain
+
+
+def _httpx_error(exc: Exception) -> httpx.TransportError:
+    """An exception the transport let through (aiohttp's, the loop's) as an httpx error."""
+    if isinstance(exc, TimeoutError):
+        return httpx.TimeoutException(f"{type(exc).__name__}: {exc}")
+    return httpx.TransportError(f"{type(exc).__name__}: {exc}")
 
 
 class _Body(httpx.AsyncByteStream):
-    """A response body read from the connection as it arrives; the connection freed on close."""
-
-    def __init__(self, response: Response) -> None:
-        self._response = response
+    def __init__(self, stream: httpx.AsyncByteStream) -> None:
+        self._stream = stream
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for piece in self._response.aiter_body():
-            yield piece
+        try:
+            async for chunk in self._stream:
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _httpx_error(exc) from exc
 
     async def aclose(self) -> None:
-        await self._response.aclose()
+        await self._stream.aclose()
 
 
-class GateTransport(httpx.AsyncBaseTransport):
-    """At most ``connections`` requests at once over keep-alive connections (``http1.Pool``)."""
-
-    def __init__(
-        self, connections: int, *, keepalive_expiry: float = 30.0,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        self.ssl_context = ssl_context or httpx.create_ssl_context()
-        self.pool = Pool(max(1, connections), ssl_context=self.ssl_context,
-                         keepalive_expiry=keepalive_expiry)
+class _Transport(AiohttpTransport):
+    """httpx-aiohttp's transport; what it does not map to an httpx exception is mapped here,
+    so callers catch ``httpx.HTTPError`` and nothing of aiohttp's."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = await request.aread()
-        headers = [(k, v) for k, v in request.headers.raw if k.lower() not in _SET_BY_POOL]
-        timeout = request.extensions.get("timeout")
-        limits = httpx.Timeout(**timeout) if isinstance(timeout, dict) else httpx.Timeout(5.0)
-        response = await self.pool.request(request.method, request.url, headers, body, limits)
-        return httpx.Response(
-            status_code=response.status, headers=response.headers, stream=_Body(response),
-            extensions={"http_version": b"HTTP/1.1"},
-        )
-
-    async def aclose(self) -> None:
-        await self.pool.aclose()
+        try:
+            response = await super().handle_async_request(request)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _httpx_error(exc) from exc
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _Body(response.stream)
+        return response
 
 
 class GateClient(httpx.AsyncClient):
-    """The run's ``httpx.AsyncClient`` over a ``GateTransport`` (``factory.build_client``)."""
+    """The run's ``httpx.AsyncClient`` over aiohttp: at most ``connections`` at once per route."""
 
-    def __init__(self, transport: GateTransport, timeout: httpx.Timeout) -> None:
-        super().__init__(transport=transport, timeout=timeout)
-        self.transport = transport
-        self.direct = not any(k in ("http", "https", "all") for k in urllib.request.getproxies())
+    def __init__(
+        self, connections: int, timeout: httpx.Timeout, *,
+        resolver: AbstractResolver | None = None, context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.connections = max(1, connections)
+        self.resolver = resolver
+        self.ssl_context = context or ssl_context()
+        self._sessions: list[aiohttp.ClientSession] = []
+        super().__init__(timeout=timeout, trust_env=True, verify=self.ssl_context,
+                         limits=httpx.Limits(max_connections=self.connections))
 
-    def direct_now(self) -> bool:
-        """Whether a request may skip the client (no proxy configured, no event hooks set)."""
-        return self.direct and not any(self.event_hooks.values())
+    def _init_transport(
+        self, verify: Any = True, cert: Any = None, trust_env: bool = True, http1: bool = True,
+        http2: bool = False, limits: httpx.Limits | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> httpx.AsyncBaseTransport:
+        return transport or self._aiohttp(None)
+
+    def _init_proxy_transport(
+        self, proxy: httpx.Proxy, verify: Any = True, cert: Any = None, trust_env: bool = True,
+        http1: bool = True, http2: bool = False, limits: httpx.Limits | None = None,
+    ) -> httpx.AsyncBaseTransport:
+        return self._aiohttp(proxy)
+
+    def _aiohttp(self, proxy: httpx.Proxy | None) -> httpx.AsyncBaseTransport:
+        return _Transport(verify=self.ssl_context, proxy=proxy, client=self._session)
+
+    def _session(self) -> aiohttp.ClientSession:
+        """Called by the transport on its first request, inside the running event loop."""
+        connector = _FreshConnector(
+            limit=self.connections, ssl=self.ssl_context, resolver=self.resolver,
+            happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY_S, keepalive_timeout=30.0)
+        session = aiohttp.ClientSession(connector=connector, trust_env=False,
+                                        auto_decompress=False)
+        self._sessions.append(session)
+        return session

@@ -1,10 +1,12 @@
 """Audit before send: every request leaves a ``started`` line first; a start without outcome
 (gate killed in between) is an ``interrupted`` attempt, counted like any provider error; and
-after kill -9s the audit's attempts equal the requests a loopback provider logged."""
+after kill -9s the audit never counts fewer attempts than the requests a loopback provider
+logged, and at most the ``interrupted`` ones more."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,18 +63,24 @@ def test_interrupted_counts_as_a_provider_error_not_a_model_failure(tmp_path: Pa
     assert summary.trials == 1
 
 
-def test_kill_9_three_times_audit_attempts_equal_provider_requests() -> None:
+def test_kill_9_three_times_audit_bounds_provider_requests() -> None:
     """bench/kill_audit.py with three kills (the bench runs twenty)."""
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "kill_audit.py"), "--kills", "3",
          "--max-rounds", "1"],
         capture_output=True, text=True, timeout=500, cwd=REPO,
     )
-    # equality: the started line is written right before the request leaves in one write, so
-    # a kill lands before both or after both (bench/kill_audit.py, docs/security.md)
+    # the started line is written right before the request is handed to the transport: a kill
+    # in between audits one request more (interrupted), never one less (docs/security.md)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "requests the audit missed: 0; audited starts the provider never completed: 0" \
-        in proc.stdout
+    bounds = re.search(r"0 <= audited - received <= interrupted: (\w+) \(audited (\d+), "
+                       r"received (\d+), interrupted (\d+)\)", proc.stdout)
+    assert bounds is not None, proc.stdout
+    audited, received, interrupted = (int(bounds.group(i)) for i in (2, 3, 4))
+    assert received > 0
+    assert 0 <= audited - received <= interrupted, proc.stdout
+    assert bounds.group(1) == "True"
+    assert "requests the audit missed: 0;" in proc.stdout
     assert "kills: 3 of 3" in proc.stdout
 
 

@@ -26,7 +26,8 @@ from gate.errors import (
 )
 from gate.records import PartialResults, Smoke, read_record, write_record
 
-LINE = re.compile(r"^\[CIRCUIT BREAKER\] local: cannot read the remaining balance \(\w+\) "
+LINE = re.compile(r"^\[CIRCUIT BREAKER\] local: cannot read the remaining balance GET "
+                  r"http://127\.0\.0\.1:\d+/v1/key \(connection_refused: [^\n]*\) "
                   r"at task -, round 0$", re.M)
 
 

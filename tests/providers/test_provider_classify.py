@@ -5,6 +5,10 @@ from __future__ import annotations
 import email.utils
 from typing import Any
 
+import socket
+import ssl
+
+import aiohttp
 import httpx
 import pytest
 
@@ -22,6 +26,15 @@ OK: dict[str, Any] = {
     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "cost": 0.1},
 }
 REQ = httpx.Request("POST", "http://x/v1/chat/completions")
+
+
+def _caused(outer: BaseException, cause: BaseException) -> BaseException:
+    """``outer`` raised ``from cause``, as the transport raises httpx errors from aiohttp's."""
+    outer.__cause__ = cause
+    return outer
+
+
+_PROXY_407 = aiohttp.ClientHttpProxyError(None, (), status=407)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -58,6 +71,20 @@ REQ = httpx.Request("POST", "http://x/v1/chat/completions")
         (None, None, httpx.ConnectError("refused", request=REQ), ErrorKind.CONNECTION_ERROR),
         (None, None, httpx.RemoteProtocolError("eof", request=REQ), ErrorKind.CONNECTION_ERROR),
         (200, None, ResponseTooLarge(1024, 1025, 200), ErrorKind.RESPONSE_TOO_LARGE),
+        (407, {}, None, ErrorKind.PROXY_REFUSED),
+        (None, None, _caused(httpx.ConnectError("x", request=REQ), ssl.SSLCertVerificationError(
+            1, "certificate verify failed")), ErrorKind.TLS_ERROR),
+        (None, None, _caused(httpx.ConnectError("x", request=REQ), socket.gaierror(
+            -2, "Name or service not known")), ErrorKind.DNS_ERROR),
+        (None, None, _caused(httpx.ConnectError("x", request=REQ), ConnectionRefusedError(
+            111, "Connection refused")), ErrorKind.CONNECTION_REFUSED),
+        (None, None, _caused(httpx.ProxyError("x", request=REQ), _PROXY_407),
+         ErrorKind.PROXY_REFUSED),
+        # httpx-aiohttp maps a dropped connection to ConnectTimeout: aiohttp's cause decides
+        (None, None, _caused(httpx.ConnectTimeout("x", request=REQ),
+                             aiohttp.ServerDisconnectedError()), ErrorKind.CONNECTION_ERROR),
+        (None, None, _caused(httpx.ReadTimeout("x", request=REQ),
+                             aiohttp.SocketTimeoutError()), ErrorKind.TIMEOUT),
         (None, None, ValueError("a bug"), None),
     ],
 )
@@ -71,7 +98,8 @@ def test_table_covers_every_kind() -> None:
     produced = {ErrorKind.RATE_LIMITED, ErrorKind.SERVER_ERROR, ErrorKind.TIMEOUT, ErrorKind.AUTH,
                 ErrorKind.PAYMENT_REQUIRED, ErrorKind.BAD_REQUEST, ErrorKind.ERROR_IN_BODY,
                 ErrorKind.MALFORMED_RESPONSE, ErrorKind.CONNECTION_ERROR, ErrorKind.FINISH_ERROR,
-                ErrorKind.RESPONSE_TOO_LARGE}
+                ErrorKind.RESPONSE_TOO_LARGE, ErrorKind.TLS_ERROR, ErrorKind.DNS_ERROR,
+                ErrorKind.PROXY_REFUSED, ErrorKind.CONNECTION_REFUSED}
     # interrupted is no HTTP outcome: gate.engine.audit gives it to an attempt with no outcome
     assert produced | {ErrorKind.INTERRUPTED} == set(ErrorKind)
 
@@ -80,8 +108,11 @@ def test_table_covers_every_kind() -> None:
 def test_retry_predicate(kind: ErrorKind) -> None:
     # response_too_large: a body past the cap is no accident (max_tokens bounds a genuine one);
     # sending again would pay again for the same oversized answer
+    # tls, dns, proxy, refused: ours or the network's; a retry would fail the same way
     expected = kind not in {ErrorKind.AUTH, ErrorKind.PAYMENT_REQUIRED, ErrorKind.BAD_REQUEST,
-                            ErrorKind.RESPONSE_TOO_LARGE, ErrorKind.INTERRUPTED}
+                            ErrorKind.RESPONSE_TOO_LARGE, ErrorKind.INTERRUPTED,
+                            ErrorKind.TLS_ERROR, ErrorKind.DNS_ERROR, ErrorKind.PROXY_REFUSED,
+                            ErrorKind.CONNECTION_REFUSED}
     assert is_retryable(AttemptFailed(kind, "x")) is expected
     assert (kind in RETRYABLE) is expected
     assert not is_retryable(ValueError("not an attempt failure"))
