@@ -21,6 +21,7 @@ use it to map a name to addresses they control.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import select
 import socket
@@ -174,6 +175,10 @@ class GateClient(httpx.AsyncClient):
 
     def _aiohttp(self, proxy: httpx.Proxy | None) -> httpx.AsyncBaseTransport:
         return _Transport(verify=self.ssl_context, proxy=proxy, client=self._session)
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await asyncio.sleep(0)  # closed connections finish closing (connection_lost) on the loop
 
     def _session(self) -> aiohttp.ClientSession:
         """Called by the transport on its first request, inside the running event loop."""

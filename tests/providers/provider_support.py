@@ -27,6 +27,7 @@ def config(
     timeout_s: float = 5.0,
     concurrency: int = 8,
     rate_limit: RateLimit | None = None,
+    max_response_bytes: int = 8 * 1024 * 1024,
     **retry: Any,
 ) -> ProviderConfig:
     """A provider config with zero waits unless the test asks for some."""
@@ -35,6 +36,7 @@ def config(
         type="openai", base_url=base_url, api_key_env=KEY_ENV, pricing=pricing,  # type: ignore[arg-type]
         prices=PRICES, timeout_s=timeout_s, concurrency=concurrency,
         rate_limit=rate_limit or RateLimit(), retry=RetryPolicy(**policy),
+        max_response_bytes=max_response_bytes,
     )
 
 
