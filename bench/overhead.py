@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from gate.providers.http1 import Pool, Response
 
 from gate.config.schema import Price, ProviderConfig
 from gate.engine.jsonl import JsonlWriter
@@ -49,7 +50,6 @@ from gate.engine.runner import now_iso
 from gate.providers.base import Attempt, ChatRequest
 from gate.providers.budget import Budget
 from gate.providers.factory import build_provider, prepare_pricing
-from gate.providers.http1 import Pool, Response
 from gate.providers.mockserver import MockServer, ServerOptions
 from gate.providers.testing import EchoBackend
 from gate.providers.transport import GateClient, GateTransport

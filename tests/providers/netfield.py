@@ -198,13 +198,24 @@ class Proxy:
             await writer.drain()
             await pipe(reader, writer, up_reader, up_writer, b"")
             return
-        scheme_less = head.target.split("://", 1)[1]
-        authority, _, path = scheme_less.partition("/")
+        while head is not None:  # keep-alive towards the client, one upstream connection each
+            await self._forward(head, reader, writer)
+            head = await read_head(reader)
+            if head is not None:
+                self.seen.append(f"{head.method} {head.target}")
+
+    async def _forward(self, head: Head, reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter) -> None:
+        authority, _, path = head.target.split("://", 1)[1].partition("/")
+        body = await read_body(reader, head)
         up_reader, up_writer = await asyncio.open_connection(*self._target(authority))
-        headers = {**head.headers, "connection": "close"}  # one request per proxied connection
+        headers = {**head.headers, "connection": "close"}  # the answer ends with the connection
         lines = [f"{head.method} /{path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items())]
-        await pipe(reader, writer, up_reader, up_writer,
-                   ("\r\n".join(lines) + "\r\n\r\n").encode())
+        up_writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        while data := await up_reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        up_writer.close()
 
 
 async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import email.utils
-from typing import Any
-
 import socket
 import ssl
+from typing import Any
 
 import aiohttp
 import httpx

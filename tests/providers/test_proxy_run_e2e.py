@@ -1,0 +1,77 @@
+"""``gate run`` end to end through an HTTP proxy, with the provider's host name resolvable only
+by the proxy (as behind a corporate egress proxy); and the same proxy refusing with 407: a halt
+that names the cause, before any call."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from netfield import LoopServer, Proxy
+
+from gate.cli import main
+from gate.config.load import load_project
+from gate.errors import EXIT_HALTED
+from gate.providers.mock import MOCK_PRICES, MockProvider
+from gate.providers.mockserver import MockServer
+from gate.records import PartialResults, read_record
+
+HOST = "provider.gate-test.invalid"  # resolves nowhere but at the proxy
+
+
+def _remote_provider(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("GATE_TEST_KEY", "sk-test-through-proxy")
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = project_dir / "gate.yaml"
+    cfg.write_text(cfg.read_text().replace("providers:\n", (
+        "providers:\n  remote:\n    type: openai\n"
+        f"    base_url: http://{HOST}/v1\n"
+        "    api_key_env: GATE_TEST_KEY\n    pricing: live\n    concurrency: 4\n"), 1))
+    return cfg
+
+
+def test_gate_run_through_a_proxy_that_alone_resolves_the_provider(
+    project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = _remote_provider(project_dir, monkeypatch)
+    project = load_project(str(cfg))
+    with MockServer(MockProvider(project, name="remote"), MOCK_PRICES, seed=1) as origin:
+        port = int(origin.base_url.split(":")[2].split("/")[0])
+        proxy = Proxy(names={HOST: ("127.0.0.1", port)})
+        with LoopServer(proxy) as px:
+            monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{px.port}")
+            out = tmp_path / "run"
+            code = main(["run", "--config", str(cfg), "--model", "mock/expert",
+                         "--provider", "remote", "--rounds", "1", "--out", str(out)])
+            received = len(origin.requests)
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    attempts = sum(arm["attempts"] for arm in results["arms"].values())
+    assert attempts == received > 0  # every completion went through the proxy
+    assert f"GET http://{HOST}/v1/models" in proxy.seen
+    assert sum(s.startswith(f"POST http://{HOST}/v1/chat/completions") for s in proxy.seen) \
+        == received
+
+
+def test_gate_run_behind_a_proxy_answering_407_halts_before_any_call(
+    project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cfg = _remote_provider(project_dir, monkeypatch)
+    with LoopServer(Proxy(require_auth=True)) as px:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{px.port}")
+        out = tmp_path / "run"
+        code = main(["run", "--config", str(cfg), "--model", "mock/expert",
+                     "--provider", "remote", "--rounds", "1", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == EXIT_HALTED
+    assert (f"[CIRCUIT BREAKER] remote: cannot fetch the live price list GET "
+            f"http://{HOST}/v1/models (HTTP 407 from the proxy: proxy_refused)") in err
+    partial = read_record(out / "PARTIAL-RESULTS.json", PartialResults)
+    assert partial.halt is not None
+    assert partial.halt.kind == "circuit_breaker"
+    assert "proxy_refused" in partial.halt.reason
+    assert partial.evidence.attempts == 0
+    assert "HALTED" in (out / "report.md").read_text()
