@@ -18,7 +18,7 @@ import httpx
 from gate.config.yamlio import LIMITS, parse_yaml
 from gate.errors import ConfigError
 from gate.providers.capped import ResponseTooLarge, send_capped
-from gate.providers.transport import GateClient, GateTransport
+from gate.providers.transport import GateClient
 
 BODY = 50 * 1024 * 1024
 CAP = 8 * 1024 * 1024
@@ -82,7 +82,7 @@ def body_figure(name: str, *, gate_client: bool) -> None:
     url = f"http://127.0.0.1:{server.server_address[1]}/"
 
     async def go() -> int:
-        client = (GateClient(GateTransport(1), httpx.Timeout(30.0)) if gate_client
+        client = (GateClient(1, httpx.Timeout(30.0)) if gate_client
                   else httpx.AsyncClient())
         async with client:
             try:

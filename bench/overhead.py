@@ -1,9 +1,9 @@
 """Overhead of the gate's provider path (``OpenAICompatProvider``) against the loopback MockServer.
 
 (a) The gate's own time per call, zero simulated latency. Method: the provider's client is
-    built like ``factory.build_client`` with a pool (``http1.Pool``) that times each POST (the
-    whole HTTP exchange: the pool, the loopback socket and the server, until the response
-    headers). Per call, gate time = wall time of ``provider.complete()`` minus that time; it
+    built like ``factory.build_client``, with httpx event hooks timing each POST (the whole HTTP
+    exchange: the transport, the loopback socket and the server, until the response headers).
+    Per call, gate time = wall time of ``provider.complete()`` minus that time; it
     is everything the gate adds around the request: pricing
     lookup, budget reserve/settle, rate limiter and cooldown checks, tenacity, JSON encoding of
     the body, classification, parsing, the Attempt record. Reported as p50/p95 over N calls
@@ -23,7 +23,12 @@
 The server runs in a child process (``--in-process`` to share the process and its GIL, as the
 smoke test does), so the figures are the client's, not Python's HTTP server competing with it.
 
+``--transport httpx`` runs the same with plain httpx (its own pool, one shared client, as many
+connections as the concurrency) instead of gate's client (httpx over aiohttp): the comparison
+that chose the transport.
+
     .venv/bin/python bench/overhead.py [--calls-a 2000] [--calls-b 2000] [--in-process] [--skip-a]
+        [--transport gate|httpx]
 """
 
 from __future__ import annotations
@@ -42,17 +47,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from gate.providers.http1 import Pool, Response
 
 from gate.config.schema import Price, ProviderConfig
 from gate.engine.jsonl import JsonlWriter
 from gate.engine.runner import now_iso
 from gate.providers.base import Attempt, ChatRequest
 from gate.providers.budget import Budget
-from gate.providers.factory import build_provider, prepare_pricing
+from gate.providers.factory import build_client, build_provider, prepare_pricing
 from gate.providers.mockserver import MockServer, ServerOptions
 from gate.providers.testing import EchoBackend
-from gate.providers.transport import GateClient, GateTransport
+from gate.providers.transport import ssl_context
 from gate.records import AuditAttempt, Trial
 
 MODEL = "mock/expert"
@@ -60,25 +64,22 @@ PRICES = {MODEL: Price(prompt=0.000001, completion=0.000002)}
 ENV = {"BENCH_KEY": "sk-bench-0000"}
 
 
-class TimedPool(Pool):
-    """gate's connection pool, recording the wall time and server-reported time of every POST."""
+class Timer:
+    """httpx event hooks timing every POST until its response headers (and the server's time)."""
 
-    def __init__(self, limit: int, ssl_context: Any) -> None:
-        super().__init__(limit, ssl_context=ssl_context)
+    def __init__(self) -> None:
         self.post_s: list[float] = []
         self.server_s: list[float] = []
+        self._start: dict[int, float] = {}
 
-    async def request(
-        self, method: str, url: httpx.URL, headers: Any, body: bytes, timeouts: httpx.Timeout,
-    ) -> Response:
-        """A POST's time is until its response headers arrive (the small body read after it
-        counts as gate's time)."""
-        start = time.perf_counter()
-        response = await super().request(method, url, headers, body, timeouts)
-        if method == "POST":
+    async def request(self, request: httpx.Request) -> None:
+        self._start[id(request)] = time.perf_counter()
+
+    async def response(self, response: httpx.Response) -> None:
+        start = self._start.pop(id(response.request))
+        if response.request.method == "POST":
             self.post_s.append(time.perf_counter() - start)
             self.server_s.append(float(response.headers.get("x-gate-server-time", "0")))
-        return response
 
 
 def _serve(latency_s: float, queue: Any, stop: Any) -> None:
@@ -105,16 +106,26 @@ def server(latency_s: float, in_process: bool) -> Iterator[str]:
         proc.join(timeout=10)
 
 
+TRANSPORT = "gate"  # or "httpx": plain httpx (set by --transport)
+
+
 def _setup(
-    base_url: str, concurrency: int,
-) -> tuple[ProviderConfig, httpx.AsyncClient, TimedPool]:
-    """The provider config and a timed client built like ``factory.build_client``."""
+    base_url: str, concurrency: int, timed: bool = False,
+) -> tuple[ProviderConfig, httpx.AsyncClient, Timer]:
+    """The provider config and a client built like ``factory.build_client`` (or plain httpx)."""
     cfg = ProviderConfig(type="openai", base_url=base_url, api_key_env="BENCH_KEY",
                          pricing="live", concurrency=concurrency, timeout_s=30)
     timeout = httpx.Timeout(30.0)
-    transport = GateTransport(concurrency)
-    transport.pool = timed = TimedPool(concurrency, transport.ssl_context)
-    return cfg, GateClient(transport, timeout), timed
+    client: httpx.AsyncClient
+    if TRANSPORT == "httpx":
+        client = httpx.AsyncClient(timeout=timeout, verify=ssl_context(), limits=httpx.Limits(
+            max_connections=concurrency, max_keepalive_connections=concurrency))
+    else:
+        client = build_client(cfg)
+    timer = Timer()
+    if timed:
+        client.event_hooks = {"request": [timer.request], "response": [timer.response]}
+    return cfg, client, timer
 
 
 def _request(i: int) -> ChatRequest:
@@ -125,7 +136,7 @@ def _request(i: int) -> ChatRequest:
 
 async def own_time(base_url: str, calls: int) -> tuple[list[float], list[float]]:
     """Per call: gate time (wall - post) and wall - server-reported time, in seconds."""
-    cfg, client, timed = _setup(base_url, 1)
+    cfg, client, timed = _setup(base_url, 1, timed=True)
     async with client:
         prov = build_provider("bench", cfg, client, budget=Budget(1e6), notice=print, env=ENV)
         await prepare_pricing(prov, [MODEL])
@@ -225,7 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fsync-on-loop", action="store_true",
                         help="(c) records the old way: a blocking fsync per line on the loop")
     parser.add_argument("--skip-a", action="store_true", help="skip (a)")
+    parser.add_argument("--transport", choices=["gate", "httpx"], default="gate",
+                        help="gate's client (httpx over aiohttp) or plain httpx")
     args = parser.parse_args(argv)
+    global TRANSPORT
+    TRANSPORT = args.transport
+    print(f"transport: {'httpx over aiohttp (gate)' if TRANSPORT == 'gate' else 'plain httpx'}")
     if not args.skip_a:
         _part_a(args)
     latency = args.latency_ms / 1000.0
