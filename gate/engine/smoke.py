@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from gate.config.load import Project
+from gate.connect import ProviderOptions
 from gate.engine.jsonl import read_jsonl
 from gate.engine.run import execute_run
 from gate.engine.rundir import PARTIAL
-from gate.engine.session import Notices, ProviderOptions
+from gate.engine.session import Notices
+from gate.project.load import Project
 from gate.records import Heartbeat, Smoke, SmokeCheck, SmokeScore, SmokeTask, Trial, write_record
 
 
@@ -53,6 +54,10 @@ class _Tee(io.StringIO):
 
     def isatty(self) -> bool:
         return False
+
+
+def _rate(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.1%}"
 
 
 def _score(t: Trial) -> SmokeScore:
@@ -105,7 +110,8 @@ def run_smoke(project: Project, out: Path, *, seed: int,
         name="random scores every task",
         ok=len(rtrials) == len(tasks) and not null_scores,
         detail=f"{len(rtrials)} scored, success rate "
-               f"{run_random.arms['random'].success_rate}; null: {null_scores}",
+               f"{_rate(run_random.arms['random'].success_rate)}; not scored: "
+               f"{', '.join(null_scores) or 'none'}",
     ))
     beats = read_jsonl(out / "random" / "heartbeat.jsonl", Heartbeat)
     checks.append(SmokeCheck(
@@ -123,6 +129,7 @@ def run_smoke(project: Project, out: Path, *, seed: int,
         config_sha256=project.config_sha256,
         files_sha256=project.hashes,
         seconds=round(time.monotonic() - started, 3),
+        subset=project.subset,
     )
     write_record(out / "smoke.json", report)
     return report
@@ -141,5 +148,7 @@ def _breaker_check(project: Project, out: Path, seed: int, notices: Notices) -> 
     partial = (out / PARTIAL).exists()
     ok = res.status == "halted" and printed and partial
     return SmokeCheck(name="402 trips the circuit breaker", ok=ok,
-                      detail=f"status {res.status}, [CIRCUIT BREAKER] printed: {printed}, "
-                             f"{PARTIAL} written: {partial}, 402 injected after {after} calls")
+                      detail=f"status {res.status}, [CIRCUIT BREAKER] "
+                             f"{'printed' if printed else 'NOT printed'}, {PARTIAL} "
+                             f"{'written' if partial else 'NOT written'}, 402 injected after "
+                             f"{after} calls")

@@ -1,8 +1,7 @@
 """Providers: everything between the agent loop and a chat-completions endpoint.
 
     base           the contract: Provider, ChatRequest/ChatResponse, Attempt, ErrorKind
-    mock           the simulated models, in-process
-    factory        build_client, build_provider, prepare_pricing, fetch_balance (engine entry)
+    factory        build_client, build_provider, prepare_pricing, fetch_balance
     openai_compat  OpenAICompatProvider: retries, rate limit, cooldown, 402 halt, accounting
     classify       pure: (status, body, exception) -> ErrorKind | None; Retry-After parsing
     retry          pure backoff and retry predicate (tenacity), provider-wide cooldown
@@ -13,7 +12,7 @@
     transport      GateClient: the run's httpx client over aiohttp (proxies, TLS trust, happy
                    eyeballs, pooled connections checked before reuse); network error kinds
     capped         send_capped: one request, its body capped, the attempt's deadline
-    mockserver     MockServer: OpenAI-compatible loopback server with fault injection
-    cli            ``gate mock-server``
     testing        EchoBackend and FakeTime, for tests
+
+The simulated models are in ``gate.simulate``; ``gate.connect`` opens a run's providers.
 """

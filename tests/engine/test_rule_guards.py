@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from gate.cli import main
-from gate.config.load import load_project
 from gate.engine import sweep as sweep_module
 from gate.engine.audit import attempts, read_audit
 from gate.engine.jsonl import read_jsonl
@@ -21,6 +20,7 @@ from gate.engine.runner import Arm
 from gate.engine.sweep import check_smoke
 from gate.engine.verify import verify_run
 from gate.errors import ConfigError
+from gate.project.load import load_project
 from gate.providers.budget import Budget
 from gate.records import Results, Trial, TrialProviderError
 
@@ -40,7 +40,9 @@ def _smoke_for(project_dir: Path, smoke_dir: Path) -> list[Arm]:
     project = load_project(project_dir / "gate.yaml")
     smoke_dir.mkdir()
     (smoke_dir / "smoke.json").write_text(json.dumps(
-        {"ok": True, "checks": [], "tasks": [], "seconds": 1.0,
+        {"ok": True, "checks": [], "seconds": 1.0, "subset": None,
+         "tasks": [{"task": lt.task.id, "expert": None, "random": None}
+                   for lt in project.tasks],
          "config_sha256": project.config_sha256, "files_sha256": project.hashes}))
     return [Arm("candidate", PAID, "openrouter", project),
             Arm("baseline", "mock/expert", "mock", project)]

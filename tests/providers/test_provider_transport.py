@@ -1,4 +1,5 @@
-"""gate's client: one verifying TLS context per run, ALPN offered, connections kept alive."""
+"""gate's client: one verifying TLS context per run, at most ``concurrency`` connections, kept
+alive and reused."""
 
 from __future__ import annotations
 
@@ -6,13 +7,12 @@ import asyncio
 import ssl
 
 import httpx
+from netfield import LoopServer, Recorder
 
-from gate.providers.mockserver import MockServer
-from gate.providers.testing import EchoBackend
 from gate.providers.transport import GateClient
 
 
-def test_the_client_verifies_tls_with_one_context_offering_http11() -> None:
+def test_the_client_verifies_tls_with_one_context() -> None:
     client = GateClient(32, httpx.Timeout(5.0))
     context = client.ssl_context
     assert context.verify_mode is ssl.CERT_REQUIRED
@@ -20,16 +20,17 @@ def test_the_client_verifies_tls_with_one_context_offering_http11() -> None:
     assert client.connections == 32
 
 
-def test_client_reuses_connections() -> None:
-    with MockServer(EchoBackend(), {}, seed=1) as srv:
+def test_client_keeps_at_most_its_connections_and_reuses_them() -> None:
+    origin = Recorder(models={"object": "list", "data": []})
+    with LoopServer(origin) as srv:
 
-        async def go() -> set[int]:
-            client = GateClient(8, httpx.Timeout(5.0))
-            async with client:
-                replies = await asyncio.gather(*(client.get(f"{srv.base_url}/models")
-                                                 for _ in range(64)))
-                assert all(r.status_code == 200 for r in replies)
-                assert all(r.json()["object"] == "list" for r in replies)
-                return {r.extensions.get("gate_port", 0) for r in replies}
+        async def go() -> None:
+            async with GateClient(8, httpx.Timeout(5.0)) as client:
+                for _ in range(2):
+                    replies = await asyncio.gather(*(
+                        client.get(f"http://127.0.0.1:{srv.port}/v1/models") for _ in range(64)))
+                    assert all(r.json()["object"] == "list" for r in replies)
 
         asyncio.run(go())
+    assert len(origin.heads) == 128
+    assert srv.connections <= 8  # kept alive and reused, never more than the limit

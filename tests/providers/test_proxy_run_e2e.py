@@ -11,11 +11,11 @@ import pytest
 from netfield import LoopServer, Proxy
 
 from gate.cli import main
-from gate.config.load import load_project
 from gate.errors import EXIT_HALTED
-from gate.providers.mock import MOCK_PRICES, MockProvider
-from gate.providers.mockserver import MockServer
+from gate.project.load import load_project
 from gate.records import PartialResults, read_record
+from gate.simulate.models import MOCK_PRICES, MockProvider
+from gate.simulate.server import MockServer
 
 HOST = "provider.gate-test.invalid"  # resolves nowhere but at the proxy
 
