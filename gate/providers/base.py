@@ -102,7 +102,7 @@ class Attempt:
 
 @dataclass(frozen=True)
 class AttemptStart:
-    """An attempt about to leave: announced before the request body is handed to the socket."""
+    """An attempt about to leave: announced before the request is handed to the HTTP transport."""
 
     attempt_id: str  # unique; the outcome's ``Attempt.attempt_id`` repeats it
     attempt: int  # 1-based within one call
@@ -116,9 +116,11 @@ AttemptSink = Callable[[Attempt], None]
 class TwoPhaseSink(Protocol):
     """An attempt sink that also records each attempt *before* it is sent (audit-before-send).
 
-    A provider that can tell when its request leaves calls ``started`` first, synchronously and
-    immediately before the body is written to the connection, then the sink itself with the
-    outcome (same ``attempt_id``). A start without an outcome is an ``interrupted`` attempt."""
+    A provider calls ``started`` first, synchronously, right before it hands the request to its
+    HTTP client's transport (nothing has been sent yet), then the sink itself with the outcome
+    (same ``attempt_id``). A start without an outcome is an ``interrupted`` attempt: the provider
+    may or may not have received it, so after a kill the audit counts at least the requests the
+    provider received and at most the ``interrupted`` ones more."""
 
     def __call__(self, attempt: Attempt) -> None: ...
 

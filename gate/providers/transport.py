@@ -1,8 +1,9 @@
 """The run's HTTP client: httpx's API over aiohttp's connection pool (``httpx-aiohttp``).
 
 ``GateClient`` is an ``httpx.AsyncClient``; the rest of gate only ever sees httpx. Under it, each
-request goes to an ``httpx_aiohttp.AiohttpTransport`` over one ``aiohttp.ClientSession`` (about
-a quarter of plain httpx's CPU per call: ``bench/overhead.py``). What the client does for gate:
+request goes to an ``httpx_aiohttp.AiohttpTransport`` over one ``aiohttp.ClientSession`` (with
+several times less client CPU per call than plain httpx: ``bench/overhead.py --transport
+httpx``, figures in docs/providers.md). What the client does for gate:
 
 - proxies from the environment: ``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY``,
   upper or lower case, read by httpx (one proxy mount per scheme, each with its own transport);
@@ -57,14 +58,20 @@ def _reusable(proto: Any) -> bool:
     if sock is None:
         return False
     try:
-        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return not poller.poll(0)
     except (OSError, ValueError):
         return False
-    return not readable
 
 
 class _FreshConnector(aiohttp.TCPConnector):
-    """aiohttp's pool, never handing out a pooled connection the server has closed."""
+    """aiohttp's pool, never handing out a pooled connection the server has closed.
+
+    aiohttp checks only that the connection's transport is open, which it still is when the
+    loop has not yet read the server's FIN; httpx's own pool polls the socket, as this does.
+    ``_get`` is aiohttp's (private) "a pooled connection or None" step; the test of a server
+    closing idle connections while the loop is blocked fails if it stops being called."""
 
     async def _get(self, key: Any, traces: list[Any]) -> Any:
         while (conn := await super()._get(key, traces)) is not None:
