@@ -111,6 +111,10 @@ class LoopServer:
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
 
+    def stop_listening(self) -> None:
+        """Stop accepting connections (called on the server's loop): nothing listens any more."""
+        self.server.close()
+
     def close_idle(self) -> None:
         """Close every connection now (as a server's idle timeout would), and wait until done."""
         def close() -> None:
@@ -144,6 +148,7 @@ class Recorder:
     encoding: str | None = None  # compress every body this way, whatever the client accepts
     heads: list[Head] = field(default_factory=list)
     models: dict[str, Any] = field(default_factory=dict)
+    gone_after_key: Callable[[], None] | None = None  # called once /key was answered
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while (head := await read_head(reader)) is not None:
@@ -157,8 +162,14 @@ class Recorder:
             else:
                 payload = COMPLETION
             body, extra = encode(json.dumps(payload).encode(), self.encoding)
+            gone = self.gone_after_key is not None and path.endswith("/key")
+            if gone:
+                extra["Connection"] = "close"
             writer.write(response(200, body, Content_Type="application/json", **extra))
             await writer.drain()
+            if gone and self.gone_after_key is not None:
+                self.gone_after_key()
+                return
 
 
 def encode(body: bytes, encoding: str | None) -> tuple[bytes, dict[str, str]]:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from netfield import LoopServer, Proxy
+from netfield import LoopServer, Proxy, Recorder
 
 from gate.cli import main
 from gate.errors import EXIT_HALTED
@@ -75,3 +75,38 @@ def test_gate_run_behind_a_proxy_answering_407_halts_before_any_call(
     assert "proxy_refused" in partial.halt.reason
     assert partial.evidence.attempts == 0
     assert "HALTED" in (out / "report.md").read_text()
+
+
+
+def test_a_provider_gone_after_setup_is_connection_refused_in_audit_results_and_report(
+    project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The provider answers the price list and the balance, then stops listening: every
+    completion attempt is ``connection_refused`` (one attempt per call, not retried), in
+    audit.jsonl, counted by kind in results.json and named in the report."""
+    listing = {"data": [{"id": "mock/expert", "pricing": {"prompt": "0.000001",
+                                                          "completion": "0.000002"}}]}
+    origin = Recorder(models=listing)
+    with LoopServer(origin) as up:
+        origin.gone_after_key = up.stop_listening
+        cfg = _remote_provider(project_dir, monkeypatch)
+        cfg.write_text(cfg.read_text().replace(f"http://{HOST}/v1",
+                                               f"http://127.0.0.1:{up.port}/v1"))
+        out = tmp_path / "run"
+        main(["run", "--config", str(cfg), "--model", "mock/expert", "--provider", "remote",
+              "--rounds", "1", "--out", str(out)])
+    assert [h.target.rsplit("/", 1)[1] for h in origin.heads] == ["models", "key"]
+    name = "results.json" if (out / "results.json").exists() else "PARTIAL-RESULTS.json"
+    results = json.loads((out / name).read_text())
+    by_kind: dict[str, int] = {}
+    for arm in results["arms"].values():
+        for kind, count in arm["provider_errors"]["by_kind"].items():
+            by_kind[kind] = by_kind.get(kind, 0) + count
+    audit = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
+    outcomes = [a["outcome"] for a in audit if a.get("phase") != "started"]
+    assert outcomes
+    assert set(outcomes) == {"connection_refused"}
+    assert all(a["attempt"] == 1 for a in audit)  # never retried
+    assert by_kind == {"connection_refused": len(outcomes)}
+    report = (out / "report.md").read_text()  # markdown: the underscore escaped
+    assert f"connection\\_refused {len(outcomes)}" in report
