@@ -19,13 +19,15 @@ from gate.providers.testing import EchoBackend, FakeTime
 from gate.simulate.server import FAULT_ERROR_KIND, MockServer, ServerOptions
 
 ALL_BUT_402 = ["429", "500", "502", "503", "error_in_body", "malformed_json", "stall"]
-FAST = ServerOptions(stall_s=1.0, retry_after_s=2.0)
+# a stall outlasts the client's timeout by far; the timeout (which bounds the whole attempt) is
+# far above what an answered call takes even on a loaded machine
+FAST = ServerOptions(stall_s=60.0, retry_after_s=2.0)
 
 
 async def _drive(srv: MockServer, calls: int, concurrency: int, attempts: list[Attempt],
                  notices: list[str]) -> Counter[str]:
     """Make ``calls`` calls, ``concurrency`` at a time; count how each ended."""
-    cfg = config(srv.base_url, pricing="live", timeout_s=0.25, concurrency=concurrency)
+    cfg = config(srv.base_url, pricing="live", timeout_s=5.0, concurrency=concurrency)
     ends: Counter[str] = Counter()
     async with build_client(cfg) as client:
         prov = provider(cfg, client, time=FakeTime(), notices=notices)
