@@ -47,7 +47,7 @@ def _comment(args: argparse.Namespace) -> int:
 def _guard(args: argparse.Namespace) -> int:
     from gate.github.guard import run_guard
 
-    return run_guard(args.config, args.pr)
+    return run_guard(args.config, args.pr, args.protected_branch)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -90,10 +90,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "guard",
         help="adoption guard: a model becoming adopted needs a code owner's approval",
-        description="Publish commit status gate/adoption-guard on the PR head. "
+        description="Publish commit status gate/adoption-guard on the PR head: pending first, "
+        "then the verdict, if nothing changed meanwhile. Only open PRs into the default branch "
+        "(or a --protected-branch) are judged; for others nothing is published (exit 0). "
         "Exit 0 allowed, 1 blocked.",
     )
     p.add_argument("--config", default="gate.yaml", metavar="PATH", help="default: gate.yaml")
     p.add_argument("--pr", type=_positive, metavar="N",
                    help="PR number (default: from GITHUB_EVENT_PATH)")
+    p.add_argument("--protected-branch", action="append", default=[], metavar="NAME",
+                   help="a branch besides the default branch whose PRs are judged; repeat")
     p.set_defaults(func=_guard)

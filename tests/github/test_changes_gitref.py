@@ -281,7 +281,10 @@ def test_changes_reports_a_deleted_registry(
     monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
     commit(repo, "rename", {"models.yaml": None, "models.yml": MODELS})
     result = changes(repo, monkeypatch, capsys, "--base", "base", "--head", "HEAD")
-    assert result["needs_code_owner"] == ["models.yaml is missing at HEAD (renamed or deleted)"]
+    assert result["needs_code_owner"] == [
+        "vendor/prod is adopted and is removed",  # removal of an adopted entry needs an owner
+        "models.yaml is missing at HEAD (renamed or deleted)",
+    ]
 
 
 def test_sweep_reason_is_neutralised_for_the_job_summary(
