@@ -167,8 +167,7 @@ class Access:
         level = data.get("permission")
         if level in WRITE:
             return True, ""
-        return False, (f"{login} has {level or 'no'} permission, not write (GitHub does not "
-                       "count such a code owner)")
+        return False, f"{login} has only {level or 'no'} permission"
 
     def team_can_write(self, org: str, slug: str) -> tuple[bool | None, str]:
         key = ("team", org, slug)
@@ -188,7 +187,7 @@ class Access:
         perms = data.get("permissions")
         if isinstance(perms, dict) and any(perms.get(p) is True for p in TEAM_WRITE):
             return True, ""
-        return False, f"@{org}/{slug} has no write permission on the repository"
+        return False, f"@{org}/{slug} lacks write permission"
 
     def member(self, org: str, slug: str, login: str) -> tuple[bool | None, str]:
         """(True: an active member, False: not, None: cannot tell; why not)."""
