@@ -38,10 +38,12 @@ def _sha(text: str) -> str:
 def _comment(args: argparse.Namespace) -> int:
     from gate.github.comment import run_comment
 
-    if args.runs_in is not None and (args.pr is None or args.head_sha is None):
-        args.parser.error("--runs-in needs --pr and --head-sha (an artifact's reports are "
-                          "posted only on the PR whose head is the run's commit)")
-    return run_comment(args.run, args.pr, args.author, args.runs_in, args.head_sha)
+    if args.runs_in is not None and None in (args.pr, args.head_sha, args.head_repo,
+                                             args.head_branch):
+        args.parser.error("--runs-in needs --pr, --head-sha, --head-repo and --head-branch (an "
+                          "artifact's reports are posted only on the PR whose head is the run's)")
+    return run_comment(args.run, args.pr, args.author, args.runs_in, args.head_sha,
+                       args.head_repo, args.head_branch)
 
 
 def _guard(args: argparse.Namespace) -> int:
@@ -82,6 +84,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--head-sha", type=_sha, metavar="SHA",
                    help="post only if PR N's head commit (from the API) is SHA, the commit "
                    "the reports were made for (workflow_run: the run's head_sha); else exit 1")
+    p.add_argument("--head-repo", metavar="OWNER/NAME",
+                   help="post only if PR N's head repository is this (workflow_run: the run's "
+                   "head_repository.full_name)")
+    p.add_argument("--head-branch", metavar="BRANCH",
+                   help="post only if PR N's head branch is this (workflow_run: the run's "
+                   "head_branch)")
     p.add_argument("--author", metavar="LOGIN", default=os.environ.get("GATE_COMMENT_AUTHOR"),
                    help="login the token posts as, when GET /user cannot tell (GitHub App: "
                    "'<app-slug>[bot]'; default: GET /user, else github-actions[bot])")
