@@ -235,6 +235,7 @@ def load_project(
     envs = _environment_registry(col, root, config, cfg_doc)
     _check_agent(col, cfg_doc, config, root, envs)
     pt_source = prompt_tool_source(root) if prompt_tool_source else work
+    _check_protected_paths(col, root, cfg_file.name, config.suite.registry, cfg_doc)
     registry_doc = col.yaml(config.suite.registry, work)
     registry = col.model(Registry, registry_doc)
     if registry is not None and registry_doc is not None:
@@ -259,6 +260,33 @@ def load_project(
         prompt_tool_source=pt_source.label,
         environments=envs,
     )
+
+
+def _check_protected_paths(col: _Collector, root: Path, config_name: str, registry: str,
+                           cfg_doc: YamlDoc) -> None:
+    """gate.yaml and the registry are read as the adoption guard judged them: the registry path
+    has no ``..`` and no symbolic link on the way (the guard, reading through the API, could not
+    follow either), and neither file's checkout differs from its committed bytes."""
+    name = col.name(config_name)
+    line = cfg_doc.line_of(("suite", "registry"))
+    parts = registry.replace("\\", "/").split("/")
+    if ".." in parts:
+        col.add(name, line, f"suite.registry {registry!r} refused: a `..` component (a "
+                "symbolic link before it would take it elsewhere)")
+    current = root
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            shown = current.relative_to(root).as_posix()
+            col.add(name, line, f"suite.registry {registry!r} refused: {shown} is a symbolic "
+                    "link (the adoption guard cannot follow it)")
+            break
+    from gate.gitref import checkout_differs
+
+    inside = [p for p in (config_name, registry)
+              if ".." not in p.replace("\\", "/").split("/") and not p.startswith("/")]
+    for path, why in checkout_differs(root, inside):
+        col.add(col.name(path), None, why)
 
 
 def _check_registry(

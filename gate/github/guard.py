@@ -225,6 +225,12 @@ def config_at(repo: Any, config_path: str, sha: str, label: str) -> ConfigAt | N
         raise Blocked(f"{config_path} at {label} is invalid ({_first(exc)})") from None
 
 
+def registry_path_at(repo: Any, config_path: str, sha: str, label: str) -> str | None:
+    """The registry path gate.yaml names at a sha; None when gate.yaml is absent there."""
+    found = config_at(repo, config_path, sha, label)
+    return found.registry if found else None
+
+
 @dataclass(frozen=True)
 class Protected:
     """What a PR changes that needs a code owner's approval, and where the registry is."""
