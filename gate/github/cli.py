@@ -52,6 +52,23 @@ def _guard(args: argparse.Namespace) -> int:
     return run_guard(args.config, args.pr, args.protected_branch)
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from gate.github.stages import run_plan
+
+    return run_plan(args.sweeps, args.shards, args.pr_budget_usd, args.go_on == "true",
+                    args.runs)
+
+
+def _budget(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number >= 0")
+    return value
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "changes",
@@ -94,6 +111,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="login the token posts as, when GET /user cannot tell (GitHub App: "
                    "'<app-slug>[bot]'; default: GET /user, else github-actions[bot])")
     p.set_defaults(func=_comment, parser=p)
+
+    p = sub.add_parser(
+        "plan",
+        help="the next stage of a PR's sweeps as an Actions matrix (matrix=..., any=...)",
+        description="Plan one stage of the sweeps `gate changes` asked for: stage 1 at once, a "
+        "later stage only with --continue true; one PR budget split over the sweeps. Prints "
+        "matrix=<json> and any=<bool> for $GITHUB_OUTPUT. Exit 0, 4 invalid input.",
+    )
+    p.add_argument("--sweeps", required=True, metavar="JSON",
+                   help="gate changes' matrix: {\"include\": [...]}")
+    p.add_argument("--shards", type=_positive, required=True, metavar="N")
+    p.add_argument("--pr-budget-usd", type=_budget, required=True, metavar="X")
+    p.add_argument("--continue", dest="go_on", choices=("true", "false"), default="false",
+                   help="the PR has the gate:continue label (default: false)")
+    p.add_argument("--runs", default="runs", metavar="DIR",
+                   help="restored run directories, DIR/<id>/stages.json (default: runs)")
+    p.set_defaults(func=_plan)
 
     p = sub.add_parser(
         "guard",

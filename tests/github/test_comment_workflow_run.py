@@ -106,7 +106,7 @@ def artifact(tmp_path: Path, number: str | bytes,
 
 def which_pr(tmp_path: Path, root: Path) -> tuple[int, str, str | None]:
     """gate-comment.yml's "Which PR" step: (exit code, log, the number it outputs)."""
-    code, log, out = run_step("gate-comment.yml", "comment", "Which PR", tmp_path,
+    code, log, out = run_step("reusable-gate-comment.yml", "comment", "Which PR", tmp_path,
                               {"ARTIFACT": str(root / "pr-number")})
     return code, log, out.get("number")
 
@@ -117,7 +117,7 @@ def post(tmp_path: Path, root: Path) -> int:
     if code != 0:
         return 10 + code
     assert number is not None
-    found = step("gate-comment.yml", "comment", "gate comment")
+    found = step("reusable-gate-comment.yml", "comment", "gate comment")
     assert found["run"] == ('gate comment --pr "$PR_NUMBER" --head-sha "$HEAD_SHA" --head-repo '
                             '"$HEAD_REPO" --head-branch "$HEAD_BRANCH" --runs-in "$RUNS"')
     assert found["env"]["HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"
@@ -146,7 +146,7 @@ def test_fork_pr_gets_its_comment_through_the_artifact(gh: FakeGitHub, tmp_path:
         (work / "runs" / name).mkdir(parents=True)
         (work / "runs" / name / "report.md").write_text(text)
     (work / "run-dirs.txt").write_text("runs/model-x\nruns/none\n")
-    code, log, _out = run_step("gate.yml", "report", "Hand the reports to gate-comment.yml",
+    code, log, _out = run_step("reusable-gate.yml", "report", "Hand the reports to gate-comment.yml",
                                work, {"PR_NUMBER": str(PR)})
     assert code == 0, log
     handed = work / "gate-comment"
@@ -168,7 +168,7 @@ def test_fork_pr_gets_its_comment_through_the_artifact(gh: FakeGitHub, tmp_path:
 ])
 def test_fork_and_draft_prs_get_a_report_to_post(tmp_path: Path, fork: str, draft: str,
                                                  has_sweeps: str, expected: str) -> None:
-    code, log, _out = run_step("gate.yml", "report", "gate report", tmp_path, {
+    code, log, _out = run_step("reusable-gate.yml", "report", "gate report", tmp_path, {
         "SMOKE_RESULT": "success", "FORK": fork, "DRAFT": draft, "HAS_SWEEPS": has_sweeps})
     assert code == 0, log
     text = (tmp_path / "runs" / "none" / "report.md").read_text()
