@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import posixpath
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -602,21 +603,71 @@ def _crashed(gh: Github, repo_name: str, known: list[str], exc: BaseException) -
     return 1
 
 
+_QUEUE_REF = re.compile(r"refs/heads/gh-readonly-queue/.+/pr-([1-9][0-9]{0,9})-[0-9a-f]{40}")
+
+
+def _group_decision(gh: Github, repo_name: str, group: dict[str, Any], config_path: str,
+                    protected: list[str]) -> Decision:
+    """A merge-group commit is what merges: judge its changes against the group's base. With
+    protected changes, they must be exactly those of the queued PR the group is for (the last
+    ``pr-N`` of its ref), judged as for that PR: anything more came from other PRs ahead of it
+    in the queue, combined in a way no owner reviewed (queue adoption PRs alone)."""
+    repo = gh.get_repo(repo_name)
+    base_sha, head_sha = str(group.get("base_sha")), str(group.get("head_sha"))
+    found = protected_changes(repo, config_path, base_sha, head_sha)
+    if not found.changes and not found.moves:
+        return Decision(True, "no model becomes adopted")
+    ref = _QUEUE_REF.fullmatch(str(group.get("head_ref", "")))
+    if ref is None:
+        return Decision(False, f"blocked: {found.what}; not a merge-queue ref")
+    pull = repo.get_pull(int(ref[1]))
+    if out_of_scope(pull, protected) is not None:
+        return Decision(False, f"blocked: {found.what}; {out_of_scope(pull, protected)}")
+    alone = protected_changes(repo, config_path, base_sha, pull.head.sha)
+    if (alone.changes, alone.moves) != (found.changes, found.moves):
+        return Decision(False, f"blocked: the merge group changes more than PR #{pull.number} "
+                        f"({found.what}): queue adoption PRs alone")
+    decision = decide(gh, repo_name, pull, config_path, Access(gh, repo_name))
+    return Decision(decision.allowed, f"PR #{pull.number} {decision.reason}", decision.details)
+
+
+def _guard_group(gh: Github, repo_name: str, group: dict[str, Any], config_path: str,
+                 branches: list[str], known: list[str]) -> int:
+    repo = gh.get_repo(repo_name)
+    protected = list(dict.fromkeys([repo.default_branch, *branches]))
+    head_sha = str(group.get("head_sha", ""))
+    if not re.fullmatch(r"[0-9a-f]{40}", head_sha):
+        raise GitHubContextError("merge_group event without a head sha")
+    known.append(head_sha)
+    publish(gh, repo_name, head_sha, "pending", f"judging the merge group {short_sha(head_sha)}")
+    decision = _group_decision(gh, repo_name, group, config_path, protected)
+    print(f"gate guard: {decision.reason}")
+    step_summary(summary_markdown(decision, head_sha))
+    publish(gh, repo_name, head_sha, decision.state, decision.reason)
+    print(f"gate guard: status {CONTEXT}={decision.state} on {short_sha(head_sha)}")
+    return 0 if decision.allowed else 1
+
+
 def run_guard(config: str, pr: int | None, branches: list[str] | None = None) -> int:
     config_path = config_repo_path(config)
     try:
         repo_name = repository()
-        payload = event_payload()
-        ref = pull_from_payload(payload) if payload else None
+        payload = event_payload() or {}
+        ref = pull_from_payload(payload)
+        group = payload.get("merge_group") if pr is None else None
         number = pr if pr is not None else (ref.number if ref else None)
-        if number is None:
-            raise GitHubContextError("no pull request: not a pull_request event and no --pr")
+        if number is None and not isinstance(group, dict):
+            raise GitHubContextError("no pull request: not a pull_request or merge_group event, "
+                                     "and no --pr")
         gh = client()
     except GitHubContextError as exc:
         print(f"gate guard: blocked: {exc}")
         return 1
     known: list[str] = []  # the head sha, once read
     try:
+        if isinstance(group, dict):
+            return _guard_group(gh, repo_name, group, config_path, branches or [], known)
+        assert number is not None
         return _guard(gh, repo_name, number, config_path, branches or [], known)
     except Exception as exc:  # any crash publishes `failure` with its cause
         return _crashed(gh, repo_name, known, exc)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_github import FakeGitHub, pull_event, run_gate, use_fake_github
+from fake_github import FakeGitHub, load_event, pull_event, run_gate, use_fake_github
 
 import gate.github.guard as guard
 from gate.github.guard import CONTEXT
@@ -329,3 +329,64 @@ def test_class8_removal_needs_an_owner(gh: FakeGitHub) -> None:
     assert description(gh) == (
         "blocked: vendor/old-model is adopted and is removed; no approval by a code owner "
         "(@alice)")
+
+
+# --- class 3 under a merge queue: the merge-group commit is judged ------------------------------
+
+GROUP = "f" * 40
+
+
+def merge_group_event(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake: FakeGitHub,
+                      number: int) -> None:
+    event = load_event("merge_group.checks_requested")
+    event["merge_group"].update(
+        head_sha=GROUP, base_sha=BASE, base_ref="refs/heads/main",
+        head_ref=f"refs/heads/gh-readonly-queue/main/pr-{number}-{BASE}")
+    event["repository"]["full_name"] = REPO
+    use_fake_github(monkeypatch, fake, tmp_path, token=TOKEN, repo=REPO, event=event)
+
+
+def group_status(fake: FakeGitHub) -> tuple[int, str]:
+    code = run_gate("guard")
+    states = [s["state"] for s in fake.statuses(REPO, GROUP)]
+    assert states == ["pending", "success" if code == 0 else "failure"]
+    return code, str(fake.statuses(REPO, GROUP)[-1]["description"])
+
+
+def test_class3_merge_group_of_the_approved_pr_alone_is_allowed(
+    gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    setup(gh, files(models_dot_yaml=ADOPTED))
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    gh.add_commit(REPO, GROUP, files(models_dot_yaml=ADOPTED), parents=[BASE, HEAD])
+    merge_group_event(monkeypatch, tmp_path, gh, PR)
+    code, text = group_status(gh)
+    assert code == 0
+    assert text == ("PR #7 allowed: vendor/new-model becomes adopted; approved by code owner "
+                    "alice at ccccccc")
+
+
+def test_class3_merge_group_holding_more_than_the_pr_is_refused(
+    gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # PR 7 flips vendor/new-model (approved); a PR queued ahead of it renamed that entry's id.
+    # Each alone is fine; the group commit, git's clean merge of both, adopts `evil/model`.
+    setup(gh, files(models_dot_yaml=ADOPTED))
+    gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
+    merged = ADOPTED.replace("vendor/new-model", "evil/model")
+    gh.add_commit(REPO, GROUP, files(models_dot_yaml=merged), parents=[BASE, HEAD])
+    merge_group_event(monkeypatch, tmp_path, gh, PR)
+    code, text = group_status(gh)
+    assert code == 1
+    assert text.startswith("blocked: the merge group changes more than PR #7 (evil/model "
+                           "becomes adopted")
+
+
+def test_class3_merge_group_without_protected_changes_passes(
+    gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    setup(gh, files(models_dot_yaml=PENDING + "# a comment\n"))
+    gh.add_commit(REPO, GROUP, files(models_dot_yaml=PENDING + "# a comment\n"),
+                  parents=[BASE, HEAD])
+    merge_group_event(monkeypatch, tmp_path, gh, PR)
+    assert group_status(gh) == (0, "no model becomes adopted")

@@ -142,6 +142,7 @@ def test_adoption_guard_never_checks_out_the_pr() -> None:
     assert caller["on"] == {
         "pull_request_target": {"branches": ["main"],
                                 "types": ["opened", "synchronize", "reopened", "edited"]},
+        "merge_group": {"types": ["checks_requested"]},
         "workflow_run": {"workflows": ["adoption-guard-review"], "types": ["completed"]},
     }
     (call,) = caller["jobs"].values()
@@ -215,7 +216,8 @@ def test_only_the_guard_workflow_may_publish_statuses() -> None:
             if perms.get("statuses") == "write":
                 assert (path.name, name) in {("adoption-guard.yml", "guard"),
                                              ("reusable-adoption-guard.yml", "guard")}
-                assert set(wf["on"]) <= {"pull_request_target", "workflow_run", "workflow_call"}
+                assert set(wf["on"]) <= {"pull_request_target", "workflow_run", "workflow_call",
+                                         "merge_group"}
 
 
 def test_app_token_step_is_optional_and_pinned() -> None:
