@@ -146,8 +146,9 @@ def test_fork_pr_gets_its_comment_through_the_artifact(gh: FakeGitHub, tmp_path:
         (work / "runs" / name).mkdir(parents=True)
         (work / "runs" / name / "report.md").write_text(text)
     (work / "run-dirs.txt").write_text("runs/model-x\nruns/none\n")
-    code, log, _out = run_step("reusable-gate.yml", "report", "Hand the reports to gate-comment.yml",
-                               work, {"PR_NUMBER": str(PR)})
+    code, log, _out = run_step("reusable-gate.yml", "report",
+                               "Hand the reports to gate-comment.yml", work,
+                               {"PR_NUMBER": str(PR)})
     assert code == 0, log
     handed = work / "gate-comment"
     assert sorted(p.relative_to(handed).as_posix() for p in handed.rglob("*")) == [
