@@ -188,7 +188,7 @@ def test_guard_job_names_the_environment_holding_the_app_key() -> None:
     assert job["environment"] == "${{ inputs.environment }}"
     assert wf["on"]["workflow_call"]["inputs"]["environment"]["default"] == "gate-guard"
     assert "secrets" not in wf["on"]["workflow_call"]  # never passed in from the caller
-    docs = (ROOT / "docs" / "github.md").read_text(encoding="utf-8")
+    docs = " ".join((ROOT / "docs" / "github.md").read_text(encoding="utf-8").split())
     assert "Deployment branches and tags" in docs
     assert "gate-guard" in docs
 
