@@ -292,6 +292,10 @@ def compute_changes(config: str, base_ref: str, head_ref: str = "HEAD") -> dict[
     head_reg = load_registry_at(head_ref, head_sha, registry_path, root)
     models = compare_registries(base_reg, head_reg)
     protected = [f"{ident} {what}" for ident, what in adoption_changes(base_reg, head_reg)]
+    config_name = Path(config).name
+    protected += [f"{ident} {what}" for ident, what in provider_changes(
+        _providers_at(base_ref, base_sha, config_name, root),
+        _providers_at(head_ref, head_sha, config_name, root), base_reg, head_reg)]
     if base_path != registry_path:
         protected.append(f"suite.registry moves from {base_path} to {registry_path}")
     if read_text_at(head_sha, registry_path, root) is None and base_reg.models:
@@ -330,6 +334,13 @@ def _registry_path_at(ref: str, sha: str, config_name: str, root: Path) -> str |
     if text is None:
         return None
     return registry_path_of(parse_yaml(text, f"{config_name} (at {ref})"), config_name)
+
+
+def _providers_at(ref: str, sha: str, config_name: str, root: Path) -> dict[str, Any]:
+    text = read_text_at(sha, config_name, root)
+    if text is None:
+        return {}
+    return providers_of(parse_yaml(text, f"{config_name} (at {ref})"))
 
 
 def run_changes(config: str, base: str, head: str) -> int:
