@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from gate.config.load import Project
+from gate.connect import ProviderOptions
 from gate.engine.jsonl import read_jsonl
 from gate.engine.run import execute_run
 from gate.engine.rundir import PARTIAL
-from gate.engine.session import Notices, ProviderOptions
+from gate.engine.session import Notices
+from gate.project.load import Project
 from gate.records import Heartbeat, Smoke, SmokeCheck, SmokeScore, SmokeTask, Trial, write_record
 
 

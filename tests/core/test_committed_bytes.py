@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gate.config.load import load_project
 from gate.errors import ConfigError
+from gate.project.load import load_project
 
 GATE_YAML = "version: 1\nproviders:\n  mock:\n    type: mock\nsuite:\n  registry: {path}\n"
 MODELS = "models:\n  - id: mock/expert\n    provider: mock\n    evaluation_status: {status}\n"

@@ -49,8 +49,8 @@ def _faults(config_path: str, rate: float | None) -> FaultConfig | None:
 
 def run_mock_server(args: argparse.Namespace) -> int:
     """Serve until interrupted (Ctrl-C or SIGTERM)."""
-    from gate.providers.mock import MOCK_PRICES, MockProvider
-    from gate.providers.mockserver import MockServer, ServerOptions
+    from gate.simulate.models import MOCK_PRICES, MockProvider
+    from gate.simulate.server import MockServer, ServerOptions
 
     faults = _faults(args.config, args.fault_rate)
     backend = MockProvider.from_config(args.config)
