@@ -121,8 +121,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--sweeps", required=True, metavar="JSON",
                    help="gate changes' matrix: {\"include\": [...]}")
-    p.add_argument("--shards", type=_positive, required=True, metavar="N")
-    p.add_argument("--pr-budget-usd", type=_budget, required=True, metavar="X")
+    p.add_argument("--shards", type=_positive, required=True, metavar="N",
+                   help="shard jobs per stage (each sweep's stage is dealt to N jobs)")
+    p.add_argument("--pr-budget-usd", type=_budget, required=True, metavar="X",
+                   help="one budget for the whole PR, split evenly over its sweeps")
     p.add_argument("--continue", dest="go_on", choices=("true", "false"), default="false",
                    help="the PR has the gate:continue label (default: false)")
     p.add_argument("--runs", default="runs", metavar="DIR",
