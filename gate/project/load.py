@@ -270,6 +270,9 @@ def load_project(
     col = _Collector(root)
     if not cfg_file.is_file():
         raise ConfigError.one(display_path(cfg_file), None, "configuration file not found")
+    if Path(config_path).is_symlink():  # the adoption guard never follows one (docs/github.md)
+        raise ConfigError.one(str(config_path), None, "refused: a symbolic link (gate reads "
+                              "its configuration only as a file of the repository)")
     cfg_doc = col.yaml(cfg_file.name, work)
     config = col.model(GateConfig, cfg_doc)
     if config is None or cfg_doc is None:

@@ -80,3 +80,12 @@ def test_class4_symlinked_directory_in_the_registry_path_is_refused(tmp_path: Pa
     (root / "reg").symlink_to("real")
     found = problems(root)
     assert any("refused: reg is a symbolic link" in p for p in found), found
+
+
+def test_class4_symlinked_gate_yaml_is_refused(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    (root / "models.yaml").write_text(MODELS.format(status="adopted"))
+    (root / "real.yaml").write_text((root / "gate.yaml").read_text())
+    (root / "gate.yaml").unlink()
+    (root / "gate.yaml").symlink_to("real.yaml")
+    assert any("refused: a symbolic link" in p for p in problems(root))
