@@ -1,35 +1,42 @@
 """``gate guard``: no model becomes ``adopted`` without a code owner's approval of the head commit.
 
 Branch protection's "require review from Code Owners" is per file; this is the field-level
-check for ``evaluation_status: adopted``. It runs under ``pull_request_target`` (and
-``pull_request_review``) and never checks out or runs the PR's code: every file at the PR's
-refs is read through the API (``GET /repos/{o}/{r}/contents/{path}?ref=sha``).
+check for ``evaluation_status: adopted``. It runs under ``pull_request_target``,
+``merge_group`` and ``workflow_run`` (after a review) and never checks out or runs the PR's
+code: every file at the PR's commits is read through the API (``contents/{path}?ref=sha``).
 
-1. gate.yaml at base *and* head (through the API, as data): the registry path each names. A
-   changed ``suite.registry``, or a registry missing at head (renamed, deleted), needs a code
-   owner's approval like an adoption: otherwise a PR could point the gate at a new file.
-2. The registry at base (base path) and at head (head path): entries adopted at head that were
-   not at base (new entries included), and adopted entries whose fields other than ``notes``
-   and ``last_run`` changed (a provider swap is a new adoption). None of 1 or 2: success,
-   "no model becomes adopted".
-3. CODEOWNERS at the *base* sha (``.github/CODEOWNERS``, ``CODEOWNERS``, ``docs/CODEOWNERS``,
-   first found; a PR can edit its own copy, so the head's never counts); the owners of the
-   base registry path, last matching rule wins. No CODEOWNERS, no rule, or no owner: fail
-   closed.
-4. Each reviewer's latest opinionated review (APPROVED, CHANGES_REQUESTED, DISMISSED;
+0. Scope: only an open PR into the default branch or a ``--protected-branch``; nothing is
+   published for another. Every open PR into a protected branch with the same head commit is
+   judged, and the status (keyed by commit) is ``success`` only when each passes.
+   ``pending`` is published first.
+1. The base is the base branch's current tip, and the head must contain it (else blocked: the
+   PR is behind): merging then gives the head's tree, which is what is judged. A merge-group
+   commit is judged against the group's base (``_group_decision``).
+2. gate.yaml at base *and* head: the registry path each names (no ``..``). A changed
+   ``suite.registry``, or a registry or gate.yaml missing at head, needs a code owner.
+3. The registry at base and head (``adoption_changes``): adoptions, changes of adopted entries
+   other than ``notes``/``last_run``, de-adoptions and removals; and providers redefined under
+   adopted entries (``provider_changes``). ``.gitattributes`` that change how gate.yaml, the
+   registry or CODEOWNERS check out (``gate.github.attributes``). A symbolic link in any path
+   read fails closed. None of these: success, "no model becomes adopted".
+4. CODEOWNERS at the *base* (``.github/CODEOWNERS``, ``CODEOWNERS``, ``docs/CODEOWNERS``,
+   first found), read as GitHub reads it (``gate.github.owners``); owners count only with
+   write access.
+5. Each reviewer's latest opinionated review (APPROVED, CHANGES_REQUESTED, DISMISSED;
    COMMENTED does not override). An outstanding CHANGES_REQUESTED by any code owner (or by a
-   reviewer whose ownership cannot be read) blocks, whatever other owners approved. Otherwise
-   allowed when one is APPROVED, by someone other than the PR author, who is an owner (a user
-   by login, case-insensitively; a team ``@org/team`` through an active team membership, which
-   needs a token with org members:read: a GitHub App token), for the head sha.
-5. Any API failure (404, 403, ...) or unreadable file: fail closed, saying why.
+   reviewer whose ownership cannot be read) blocks. Otherwise allowed when one is APPROVED, by
+   someone other than the PR author, who is an owner, for the head sha.
+6. Right before publishing, the PRs sharing the head, their heads and their reviews are read
+   again: if anything changed, nothing is published (the run the change started publishes).
+   Any API failure or unreadable file: blocked, saying why; any other exception: ``failure``
+   with its cause.
 
 Text from the PR's files (model ids, paths, parse errors) is neutralised before it reaches the
 status description, the console or the job summary (gate.report.neutralize).
 
 The decision is published as a commit status on the head sha, context ``gate/adoption-guard``,
 with a description of at most 140 characters saying exactly why; printed; and written to the
-job summary. Exit 0 allowed, 1 blocked.
+job summary. Exit 0 allowed (or not judged), 1 blocked or not published.
 """
 
 from __future__ import annotations

@@ -216,9 +216,11 @@ def is_owner(access: Access, owners: Owners, login: str) -> tuple[bool | None, s
         unknown = ok is None
         reasons.append(why)
     for org, slug in owners.teams:
-        ok, why = access.team_can_write(org, slug)
+        # membership first: a token that cannot read it (GITHUB_TOKEN) says so (403), where
+        # the team's repository permission would answer an ambiguous 404
+        ok, why = access.member(org, slug, login)
         if ok:
-            ok, why = access.member(org, slug, login)
+            ok, why = access.team_can_write(org, slug)
             if ok:
                 return True, ""
         unknown = unknown or ok is None
