@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from fake_github import FakeGitHub, load_event, pull_event, run_gate, use_fake_github
+from github import Auth, Github
 
 import gate.github.guard as guard
 from gate.github.guard import CONTEXT
@@ -95,6 +96,11 @@ def test_class1_pr_into_an_unprotected_branch_publishes_nothing(gh: FakeGitHub) 
     assert run_gate("guard", "--pr", str(DECOY_PR)) == 0
     assert len(gh.statuses(REPO, HEAD)) == before  # nothing published for PR 8
     assert gh.latest_status(REPO, HEAD, CONTEXT) == status
+    # what branch protection reads for PR 7: the combined status of the shared commit
+    client = Github(base_url=gh.url, auth=Auth.Token(TOKEN))
+    combined = client.get_repo(REPO).get_commit(HEAD).get_combined_status()
+    assert combined.state == "failure"
+    assert [(s.context, s.state) for s in combined.statuses] == [(CONTEXT, "failure")]
 
 
 def test_class1_closed_pr_publishes_nothing(gh: FakeGitHub) -> None:
