@@ -22,6 +22,7 @@ fallback text, an older gate) is one ``verdict`` block.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 KINDS = ("verdict", "top", "fold")
@@ -52,6 +53,11 @@ class ParsedReport:
 
     def of(self, kind: str) -> list[Block]:
         return [b for b in self.blocks if b.kind == kind]
+
+    def map(self, fn: Callable[[str], str]) -> ParsedReport:
+        """The same report with ``fn`` applied to every text (e.g. neutralising)."""
+        return ParsedReport([Block(b.kind, fn(b.text)) for b in self.blocks], self.alert,
+                            [fn(c) for c in self.row])
 
 
 def parse_report(text: str) -> ParsedReport:

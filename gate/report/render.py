@@ -136,7 +136,8 @@ def render_markdown(run_dir: Path, changes: Path | None = None) -> str:
                          for a in results_record.arms.values()),
         pct=facts.trusted(facts.pct), usd=facts.trusted(facts.usd),
         num=facts.trusted(facts.num), usd_short=facts.trusted(facts.usd_short),
-        slo_rows=facts.slo_rows(results_record), sci=facts.trusted(facts.sci), pp=facts.trusted(facts.pp),
+        slo_rows=facts.slo_rows(results_record), sci=facts.trusted(facts.sci),
+        pp=facts.trusted(facts.pp),
     )
     return text
 
