@@ -32,6 +32,7 @@ from gate.report import facts
 from gate.report.blocks import marker
 from gate.report.excerpts import MAX_EXCERPTS, excerpt, failed_traces, failed_trials
 from gate.report.neutralize import neutral, neutralize
+from gate.report.summary import value_text
 from gate.report.verdict import verdict_of
 
 COMMENT_LIMIT = 65_536
@@ -167,6 +168,6 @@ def print_decision(results: Results, out: TextIO | None = None) -> None:
     slos = results.slos
     if slos:
         for c in slos.checks:
-            print(f"  SLO {c.slo}: {c.value} {c.direction} {c.limit} -> "
+            print(f"  SLO {c.slo}: {value_text(c.value)} {c.direction} {c.limit} -> "
                   f"{'ok' if c.ok else 'BREACH'}", file=out)
 
