@@ -1,0 +1,148 @@
+"""The PR comment, rendered as GitHub renders it (cmark-gfm): the verdict first, within
+GitHub's 65,536 characters at any suite size and with several sweeps, every verdict kept,
+no header-only table, no Python repr, and every "not shown" pointing to the full report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from comment_cases import REPR, alerts, comment, demo_regression, grown, parsed
+
+from gate.cli import main
+from gate.github.comment import COMMENT_LIMIT, utf16_len
+from gate.report.blocks import parse_report, strip_markers
+from gate.report.plan import Where, plan_comment
+from gate.report.render import render_markdown
+
+RUN_URL = "https://github.example/acme/agents/actions/runs/99"
+
+
+@pytest.fixture(scope="module")
+def regression(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return demo_regression(tmp_path_factory.mktemp("demo"))
+
+
+def _check(body: str, sweeps: int) -> None:
+    assert utf16_len(body) < COMMENT_LIMIT
+    blocks = parsed(body)
+    tags = [tag for tag, _ in blocks.top]
+    assert tags[0] == "blockquote", tags[:3]  # after the hidden marker: an alert
+    found = alerts(blocks)
+    assert found and blocks.top[0][1].strip() == found[0]
+    assert len(found) == sweeps + (1 if sweeps > 1 else 0)
+    assert all(rows > 0 for rows in blocks.tables), blocks.tables  # no header-only table
+    text = "".join(blocks.text)
+    assert not REPR.search(text), REPR.search(text)
+
+
+def test_the_demo_regression_comment_leads_with_verdict_consequence_and_difference(
+        regression: Path) -> None:
+    body = comment([regression])
+    _check(body, 1)
+    first = alerts(parsed(body))[0]
+    assert first.startswith("[!CAUTION]")
+    assert "Regression: do not merge" in first
+    assert "required check gate failed" in first
+    results = json.loads((regression / "results.json").read_text())
+    cand, base = results["arms"]["candidate"], results["arms"]["baseline"]
+    diff = round(100 * (cand["success_rate"] - base["success_rate"]))
+    assert f"\u2212{abs(diff)} pp" in first
+    assert f"({cand['successes']}/{cand['trials']})" in first
+    assert f"({base['successes']}/{base['trials']})" in first
+    worse = len(results["regressed_tasks"])
+    assert f"{worse} tasks worse, 0 better" in first
+    d = results["decision"]
+    assert f"Decided after {d['pairs']} paired trials" in first
+    # the top regressed tasks come before any folded section, each with its first wrong step
+    tags = [tag for tag, _ in parsed(body).top]
+    assert tags.index("table") < tags.index("details")
+    assert "step " in body[:body.index("<details>")]
+
+
+@pytest.mark.parametrize("tasks", [40, 400, 1000])
+def test_within_the_limit_at_any_suite_size(regression: Path, tmp_path: Path,
+                                            tasks: int) -> None:
+    run = grown(regression, tmp_path / f"s{tasks}", tasks)
+    body = comment([run], run_url=RUN_URL)
+    _check(body, 1)
+    full = (run / "report.md").read_text()
+    if utf16_len(full) >= COMMENT_LIMIT:
+        assert "not shown here" in body.lower()
+    # every "not shown" points to where the full report is
+    for line in body.splitlines():
+        if "not shown" in line.lower():
+            assert "job summary" in line and f"]({RUN_URL})" in line, line
+    # the report itself (job summary, artifact) has every task
+    assert full.count(f"| {run.name}-task-") >= tasks
+
+
+def test_three_sweeps_keep_every_verdict_and_lead_with_a_summary(regression: Path,
+                                                                 tmp_path: Path) -> None:
+    runs = [grown(regression, tmp_path / f"sweep{i}", 1000) for i in range(3)]
+    body = comment(runs, run_url=RUN_URL)
+    _check(body, 3)
+    blocks = parsed(body)
+    summary, *verdicts = alerts(blocks)
+    assert "3 of 3 sweeps block the merge" in summary
+    assert [tag for tag, _ in blocks.top][1] == "table"  # the summary table of all sweeps
+    assert all("Regression: do not merge" in v for v in verdicts)
+    assert body.count("| `mock/expert@0.8` vs `mock/expert` | **Regression** |") == 3
+
+
+def test_a_cut_table_keeps_rows_and_a_pointer_or_goes_whole(regression: Path,
+                                                            tmp_path: Path) -> None:
+    run = grown(regression, tmp_path / "s", 1000)
+    report = parse_report((run / "report.md").read_text())
+    verdict = sum(len(b.text) for b in report.of("verdict"))
+    for limit in (verdict + 2_000, verdict + 6_000, 20_000, 40_000):
+        body = plan_comment([report], limit, Where(RUN_URL), head="")
+        assert utf16_len(body) < limit
+        blocks = parsed(body)
+        assert all(rows > 0 for rows in blocks.tables), (limit, blocks.tables)
+        assert alerts(blocks)[0].startswith("[!CAUTION]")
+
+
+def test_the_job_summary_gets_the_whole_reports_without_markers(regression: Path) -> None:
+    text = (regression / "report.md").read_text()
+    whole = strip_markers(text)
+    assert "gate:" not in "".join(line for line in whole.splitlines() if "<!--" in line)
+    assert whole.count("<details>") == text.count("<details>")
+
+
+def test_a_screening_run_has_no_none_verdict(project_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["run", "--config", str(project_dir / "gate.yaml"), "--model",
+                 "mock/expert@0.8", "--rounds", "1", "--out", str(out)]) == 0
+    body = comment([out])
+    _check(body, 1)
+    first = alerts(parsed(body))[0]
+    assert first.startswith("[!NOTE]")
+    assert "Screening run" in first
+    results = json.loads((out / "results.json").read_text())
+    arm = results["arms"]["run"]
+    assert f"({arm['successes']}/{arm['trials']})" in first
+
+
+def test_pass_k_is_given_with_the_tasks_it_is_over(regression: Path) -> None:
+    text = render_markdown(regression)
+    results = json.loads((regression / "results.json").read_text())
+    for name, arm in results["arms"].items():
+        for k in arm["pass_k"]:
+            over = sum(1 for t in results["tasks"] if t["arms"][name]["trials"] >= int(k))
+            assert f"pass^{k} " in text
+            assert f"over {over} task" in text
+
+
+def test_no_full_width_at_sign_and_no_empty_task_rows(regression: Path) -> None:
+    text = render_markdown(regression)
+    assert "\uff20" not in text
+    results = json.loads((regression / "results.json").read_text())
+    empty = [t["task"] for t in results["tasks"] if not t["pairs"]
+             and not any(a["trials"] for a in t["arms"].values())]
+    assert empty  # the iid demo leaves tasks undrawn
+    for task in empty:
+        assert f"| {task} |" not in text
+    assert "| 0/0 |" not in text
+    assert "mermaid" not in text
