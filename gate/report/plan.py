@@ -56,19 +56,29 @@ class Where:
 def summary(reports: list[ParsedReport]) -> str:
     """The overall alert and one row per sweep (for two reports or more)."""
     alerts = [r.alert for r in reports if r.alert in ALERT_ORDER]
-    worst = min(alerts, key=ALERT_ORDER.index) if alerts else "NOTE"
-    words = [row[1].strip("*") for r in reports if len(r.row) > 1 for row in [r.row]]
-    counts = ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words)) or "no verdict"
-    failing = sum(1 for r in reports if r.alert in ("CAUTION", "WARNING"))
-    outcome = (f"**{failing} of {len(reports)} sweeps block the merge** (required check "
-               "`gate` failed)" if failing else f"**All {len(reports)} sweeps pass**")
+    failing = sum(1 for a in alerts if a in ("CAUTION", "WARNING"))
+    unknown = len(reports) - len(alerts)
+    words = [r.row[1].strip("*") for r in reports if len(r.row) > 1]
+    counts = ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words))
+    if failing:
+        worst = min(alerts, key=ALERT_ORDER.index)
+        outcome = (f"**{failing} of {len(reports)} sweeps block the merge** (required check "
+                   "`gate` failed)")
+    elif unknown:
+        worst, outcome = "WARNING", f"**{unknown} of {len(reports)} reports have no verdict**"
+    else:
+        worst, outcome = min(alerts, key=ALERT_ORDER.index), f"**All {len(reports)} pass**"
     rows = []
     for i, r in enumerate(reports, start=1):
-        cells = (r.row + [""] * 6)[:6] if r.row else [f"report {i}", "see below", "", "", "",
-                                                         ""]
+        cells = (r.row + [""] * 6)[:6] if r.row else [f"report {i}", "no verdict (below)", "",
+                                                         "", "", ""]
         rows.append("| " + " | ".join(cells) + " |")
-    return (f"> [!{worst}]\n> {outcome}: {counts}.\n\n{SUMMARY_HEADER}\n" + "\n".join(rows)
-            + "\n")
+    return (f"> [!{worst}]\n> {outcome}{': ' + counts if counts else ''}.\n\n"
+            f"{SUMMARY_HEADER}\n" + "\n".join(rows) + "\n")
+
+
+def _with_summary(reports: list[ParsedReport]) -> bool:
+    return len(reports) > 1 and any(r.row for r in reports)
 
 
 def _table_spans(lines: list[str]) -> list[tuple[int, int]]:
@@ -139,7 +149,7 @@ def plan_comment(reports: list[ParsedReport], limit: int, where: Where,
                  head: str = "") -> str:
     """The comment body (``head`` first, e.g. the hidden marker), shorter than ``limit``."""
     parts: list[list[str]] = [[b.text for b in r.of("verdict")] for r in reports]
-    top = summary(reports) if len(reports) > 1 else ""
+    top = summary(reports) if _with_summary(reports) else ""
     used = (utf16_len(head) + utf16_len(top) + utf16_len(SEPARATOR) * len(reports)
             + sum(utf16_len(t) + 2 for p in parts for t in p) + POINTER_RESERVE * len(reports))
     room = limit - 1 - used
@@ -169,7 +179,7 @@ def plan_comment(reports: list[ParsedReport], limit: int, where: Where,
 def full_document(reports: list[ParsedReport]) -> str:
     """Every report whole (the job summary), with the summary table first for several."""
     body = SEPARATOR.join("\n\n".join(b.text for b in r.blocks) for r in reports)
-    top = summary(reports) + SEPARATOR if len(reports) > 1 else ""
+    top = summary(reports) + SEPARATOR if _with_summary(reports) else ""
     return top + body + "\n"
 
 
