@@ -26,9 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "report"))
 
-from comment_cases import comment, demo_regression, grown, html as gfm_html  # noqa: E402
+from comment_cases import comment, demo_regression, grown
+from comment_cases import html as gfm_html
 
-from gate.github.comment import utf16_len  # noqa: E402
+from gate.github.comment import utf16_len
 
 CSS = """
 body { margin: 0; background: #fff; color: #1f2328; font-family: -apple-system,
@@ -47,7 +48,8 @@ table { border-collapse: collapse; display: block; max-width: 100%; overflow: au
 td, th { border: 1px solid #d1d9e0; padding: 6px 13px; }
 tr:nth-child(2n) { background: #f6f8fa; }
 .markdown-alert { padding: 8px 16px; border-left: .25em solid; margin-bottom: 16px; }
-.markdown-alert-caution { border-color: #cf222e; } .markdown-alert-warning { border-color: #9a6700; }
+.markdown-alert-caution { border-color: #cf222e; }
+.markdown-alert-warning { border-color: #9a6700; }
 .markdown-alert-tip { border-color: #1a7f37; } .markdown-alert-note { border-color: #0969da; }
 .markdown-alert-title { font-weight: 500; margin-bottom: 4px; }
 .markdown-alert-caution .markdown-alert-title { color: #d1242f; }
@@ -59,7 +61,8 @@ a { color: #0969da; text-decoration: none; }
 SCRIPT = """
 <script>
 function bottom(re) {
-  const walker = document.createTreeWalker(document.querySelector('.comment'), NodeFilter.SHOW_TEXT);
+  const box = document.querySelector('.comment');
+  const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
   const top = document.querySelector('.comment').getBoundingClientRect().top;
   let node;
   while ((node = walker.nextNode())) {

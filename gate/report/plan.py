@@ -105,14 +105,15 @@ def _capped(block: Block, room: int, where: Where) -> str | None:
         return None
     start, end = max(spans, key=lambda s: sum(len(x) + 1 for x in lines[s[0]:s[1]]))
     total = end - start
-    fixed = utf16_len("\n".join(lines[:start] + lines[end:])) + 1
-    keep, used = 0, fixed + 200  # the pointer line
+    note = f"\n…{total} more row(s) not shown here: every row is in {where.full}.\n"
+    fixed = utf16_len("\n".join(lines[:start] + lines[end:])) + utf16_len(note) + 2
+    keep, used = 0, fixed
     while keep < total - 1 and used + utf16_len(lines[start + keep]) + 1 <= room:
         used += utf16_len(lines[start + keep]) + 1
         keep += 1
     if keep == 0:
         return None  # never a header-only table
-    note = (f"\n…{total - keep} more row(s) not shown here: every row is in {where.full}.\n")
+    note = f"\n…{total - keep} more row(s) not shown here: every row is in {where.full}.\n"
     text = "\n".join(lines[:start + keep]) + "\n" + note + "\n".join(lines[end:])
     return text if utf16_len(text) <= room else None
 

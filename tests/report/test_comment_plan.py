@@ -30,7 +30,8 @@ def _check(body: str, sweeps: int) -> None:
     tags = [tag for tag, _ in blocks.top]
     assert tags[0] == "blockquote", tags[:3]  # after the hidden marker: an alert
     found = alerts(blocks)
-    assert found and blocks.top[0][1].strip() == found[0]
+    assert found
+    assert blocks.top[0][1].strip() == found[0]
     assert len(found) == sweeps + (1 if sweeps > 1 else 0)
     assert all(rows > 0 for rows in blocks.tables), blocks.tables  # no header-only table
     text = "".join(blocks.text)
@@ -73,7 +74,8 @@ def test_within_the_limit_at_any_suite_size(regression: Path, tmp_path: Path,
     # every "not shown" points to where the full report is
     for line in body.splitlines():
         if "not shown" in line.lower():
-            assert "job summary" in line and f"]({RUN_URL})" in line, line
+            assert "job summary" in line, line
+            assert f"]({RUN_URL})" in line, line
     # the report itself (job summary, artifact) has every task
     assert full.count(f"| {run.name}-task-") >= tasks
 
