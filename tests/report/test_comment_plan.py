@@ -148,3 +148,18 @@ def test_no_full_width_at_sign_and_no_empty_task_rows(regression: Path) -> None:
         assert f"| {task} |" not in text
     assert "| 0/0 |" not in text
     assert "mermaid" not in text
+
+
+def test_a_table_whose_first_row_does_not_fit_is_left_out_not_shown_empty() -> None:
+    rows = "".join(f"| t{i} | {'x' * 3000} |\n" for i in range(5))
+    text = ("<!-- gate:row CAUTION | a | **Regression** | | | | -->\n<!-- gate:verdict -->\n"
+            "> [!CAUTION]\n> **Regression: do not merge**\n<!-- gate:fold -->\n"
+            f"<details><summary>All tasks</summary>\n\n| task | figure |\n|---|---|\n{rows}"
+            "\n</details>\n")
+    report = parse_report(text)
+    body = plan_comment([report], 3_000, Where(RUN_URL), head="")
+    assert utf16_len(body) < 3_000
+    blocks = parsed(body)
+    assert blocks.tables == []  # not a header alone
+    assert "Not shown here" in body
+    assert "All tasks" in body  # the pointer names what is left out
