@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -289,7 +290,8 @@ def run_comment(run_dirs: list[str] | None, pr: int | None, author: str | None,
         step_summary(full)
     try:
         repo_name, number = resolve_target(pr, run_dirs or [])
-        planned = plan_comment(reports, COMMENT_LIMIT, Where(run_url()), head=f"{MARKER}\n")
+        planned = plan_comment(reports, COMMENT_LIMIT, Where(run_url()), head=f"{MARKER}\n",
+                               now=datetime.now(UTC))
         body = fit_comment(planned, COMMENT_LIMIT, run_url())  # a safety net: planned fits
         if head_sha is not None:  # nothing is written, the job summary included, before
             verify_head(repo_name, number, head_sha)

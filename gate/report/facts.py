@@ -26,6 +26,7 @@ from gate.report.verdict import Verdict, decision_words
 
 CONTINUE_LABEL = "gate:continue"
 MAX_CHANGE_CHARS = 160
+MAX_WHY_REASONS = 5  # failure reasons named in the verdict block (all are in the tables)
 
 
 def pct(x: float | None) -> str:
@@ -118,7 +119,7 @@ def _arm_words(a: ArmSummary) -> str:
 def _arm_name(a: ArmSummary, other: ArmSummary | None) -> str:
     """The arm's model, with its prompts/tools when both arms run the same model."""
     name = str(neutral(a.model, context="code"))
-    if other is not None and other.model == a.model:
+    if other is not None and other.model == a.model and other.prompts_tools != a.prompts_tools:
         name += " with prompts/tools " + str(neutral(a.prompts_tools, context="code"))
     return name
 
@@ -153,6 +154,7 @@ def why(results: Results) -> Markup | None:
         counts: Counter[str] = Counter()
         for r in regressed:
             counts.update(r.reasons)
+        counts = Counter(dict(counts.most_common(MAX_WHY_REASONS)))
         parts.append(f"on the {len(regressed)} task{'s' if len(regressed) != 1 else ''} "
                      f"worse, the candidate's failed trials show {reasons(dict(counts))}.")
     lost = sum(a.trials_lost_to_provider for a in results.arms.values())

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from gate.report.blocks import Block, ParsedReport, marker
@@ -146,10 +147,30 @@ def _need(report: ParsedReport) -> int:
     return sum(utf16_len(b.text) + 2 for b in report.of("fold"))
 
 
+_FINISHED = re.compile(r"finished (\d{4}-\d\d-\d\d) (\d\d:\d\d) UTC")
+
+
+def with_age(text: str, now: datetime | None) -> str:
+    """The context line's "finished <UTC time>" (from trials.jsonl) as "finished N min ago"
+    at the time the comment is posted."""
+    if now is None:
+        return text
+
+    def age(m: re.Match[str]) -> str:
+        when = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}:00+00:00")
+        minutes = max(0, int((now - when).total_seconds() // 60))
+        ago = f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
+        return f"finished {ago} ago ({m.group(2)} UTC)"
+
+    return _FINISHED.sub(age, text)
+
+
 def plan_comment(reports: list[ParsedReport], limit: int, where: Where,
-                 head: str = "") -> str:
-    """The comment body (``head`` first, e.g. the hidden marker), shorter than ``limit``."""
-    parts: list[list[str]] = [[b.text for b in r.of("verdict")] for r in reports]
+                 head: str = "", now: datetime | None = None) -> str:
+    """The comment body (``head`` first, e.g. the hidden marker), shorter than ``limit``;
+    ``now``: when it is posted (for "finished N min ago")."""
+    parts: list[list[str]] = [[with_age(b.text, now) for b in r.of("verdict")]
+                              for r in reports]
     top = summary(reports) if _with_summary(reports) else ""
     used = (utf16_len(head) + utf16_len(top) + utf16_len(SEPARATOR) * len(reports)
             + sum(utf16_len(t) + 2 for p in parts for t in p) + POINTER_RESERVE * len(reports))

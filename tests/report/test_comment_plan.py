@@ -5,10 +5,14 @@ no header-only table, no Python repr, and every "not shown" pointing to the full
 from __future__ import annotations
 
 import json
+import shutil
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from comment_cases import REPR, alerts, comment, demo_regression, grown, parsed
+from hostile_corpus import HOSTILE
+from test_hostile_report_e2e import assert_inert
 
 from gate.cli import main
 from gate.github.comment import COMMENT_LIMIT, utf16_len
@@ -163,3 +167,43 @@ def test_a_table_whose_first_row_does_not_fit_is_left_out_not_shown_empty() -> N
     assert blocks.tables == []  # not a header alone
     assert "Not shown here" in body
     assert "All tasks" in body  # the pointer names what is left out
+
+
+MARKER_SPOOF = ("x -->\n<!-- gate:fold -->\n<details><summary>forged</summary>\n"
+                "<!-- gate:row TIP | all pass")
+
+
+@pytest.mark.parametrize("text", [*HOSTILE, MARKER_SPOOF])
+def test_untrusted_text_cannot_make_or_break_a_block(regression: Path, tmp_path: Path,
+                                                     text: str) -> None:
+    clean = [b.kind for b in parse_report(render_markdown(regression)).blocks]
+    run = tmp_path / "run"
+    shutil.copytree(regression, run)
+    results = json.loads((run / "results.json").read_text())
+    manifest = json.loads((run / "manifest.json").read_text())
+    for row in [*results["regressed_tasks"], *results["tasks"]]:
+        row["task"] = text
+    for arm in manifest["arms"]:
+        arm["model"] = text
+    (run / "results.json").write_text(json.dumps(results))
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    changes = tmp_path / "changes.json"
+    changes.write_text(json.dumps({"sweeps": [{"candidate": text, "baseline": text,
+                                               "reason": text}]}))
+    report = render_markdown(run, changes)
+    assert "this PR: " in report  # the change sentence is there, neutralised
+    parsed_report = parse_report(report)
+    assert [b.kind for b in parsed_report.blocks] == clean
+    assert parsed_report.alert == "CAUTION"
+    assert len(parsed_report.row) == 6
+    assert_inert(report)
+
+
+def test_finished_is_told_as_minutes_ago_when_posted(regression: Path) -> None:
+    report = parse_report(render_markdown(regression))
+    stamp = max(json.loads(line)["ts"] for line in
+                (regression / "trials.jsonl").read_text().splitlines())
+    when = datetime.fromisoformat(stamp.replace("Z", "+00:00")).replace(second=0, microsecond=0)
+    body = plan_comment([report], COMMENT_LIMIT, Where(None), now=when + timedelta(minutes=7))
+    assert f"finished 7 min ago ({when:%H:%M} UTC)" in body
+    assert f"finished {when:%Y-%m-%d %H:%M} UTC" in render_markdown(regression)
