@@ -30,7 +30,8 @@ SEPARATOR = "\n\n---\n\n"
 SUMMARY_HEADER = ("| sweep | verdict | candidate | baseline | difference | tasks worse / better |\n"
                   "|---|---|---:|---:|---:|---:|")
 ALERT_ORDER = ("CAUTION", "WARNING", "NOTE", "TIP")
-POINTER_RESERVE = 1000  # per report: the "not shown here" line
+POINTER_RESERVE = 600  # per report: the "not shown here" line (names capped below)
+MAX_POINTER_NAMES = 240  # characters naming what is left out
 MAX_EVALUATING = 20  # sweeps listed in the evaluating state
 
 
@@ -138,9 +139,18 @@ def _folds(report: ParsedReport, room: int, where: Where) -> tuple[list[str], li
 
 
 def _pointer(left_out: list[str], where: Where) -> str:
-    names = "; ".join(re.sub(r"<[^>]*>", "", t)[:120] for t in left_out[:6])
+    names = "; ".join(re.sub(r"<[^>]*>", "", t) for t in left_out)
+    if len(names) > MAX_POINTER_NAMES:
+        names = names[:MAX_POINTER_NAMES].rsplit(";", 1)[0] + "; …"
     return (f"*Not shown here, to fit GitHub's 65,536-character limit: {names}. The full "
             f"report is in {where.full}.*")
+
+
+def _alert_only(text: str) -> str:
+    """The leading blockquote (the GitHub alert) of a verdict block."""
+    lines = text.split("\n")
+    n = next((i for i, line in enumerate(lines) if not line.startswith(">")), len(lines))
+    return "\n".join(lines[:n]) if n else text[:2000]
 
 
 def _need(report: ParsedReport) -> int:
@@ -176,6 +186,13 @@ def plan_comment(reports: list[ParsedReport], limit: int, where: Where,
             + sum(utf16_len(t) + 2 for p in parts for t in p) + POINTER_RESERVE * len(reports))
     room = limit - 1 - used
     left_out: list[list[str]] = [[] for _ in reports]
+    if room < 0:  # many sweeps with long verdict blocks: keep each one's alert
+        alerts = [[_alert_only(t) for t in p] for p in parts]
+        room += sum(utf16_len(t) for p in parts for t in p) - sum(
+            utf16_len(t) for p in alerts for t in p)
+        parts = alerts
+        for i in range(len(reports)):
+            left_out[i].append("the rest of the verdict block")
     for i, r in enumerate(reports):
         for block in r.of("top"):
             size = utf16_len(block.text) + 2

@@ -207,3 +207,19 @@ def test_finished_is_told_as_minutes_ago_when_posted(regression: Path) -> None:
     body = plan_comment([report], COMMENT_LIMIT, Where(None), now=when + timedelta(minutes=7))
     assert f"finished 7 min ago ({when:%H:%M} UTC)" in body
     assert f"finished {when:%Y-%m-%d %H:%M} UTC" in render_markdown(regression)
+
+
+def test_thirty_two_sweeps_keep_every_verdict(regression: Path) -> None:
+    # the most reports an artifact may hold (gate.github.artifact.MAX_REPORTS)
+    from gate.github.artifact import MAX_REPORTS
+
+    text = (regression / "report.md").read_text()
+    long_reasons = "\n".join(f"- {'reason ' * 120}{i}" for i in range(3))
+    heavy = text.replace("<!-- gate:top -->", long_reasons + "\n<!-- gate:top -->", 1)
+    for report_text in (text, heavy):
+        reports = [parse_report(report_text) for _ in range(MAX_REPORTS)]
+        body = plan_comment(reports, COMMENT_LIMIT, Where(RUN_URL))
+        assert utf16_len(body) < COMMENT_LIMIT
+        found = alerts(parsed(body))
+        assert len(found) == MAX_REPORTS + 1
+        assert sum("Regression: do not merge" in a for a in found) == MAX_REPORTS
