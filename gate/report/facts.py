@@ -146,6 +146,18 @@ def decision(results: Results, manifest: Manifest) -> Markup:
     return Markup(decision_words(results, manifest))
 
 
+def subset_words(results: Results) -> Markup | None:
+    """A run over part of the suite says so in its verdict block (never read as the whole)."""
+    subset = results.subset
+    if subset is None:
+        return None
+    flags = ", ".join([f"--task {p}" for p in subset.task_patterns]
+                      + [f"--env {e}" for e in subset.environments])
+    return Markup(f"This run covered part of the suite only (subset: {len(subset.tasks)} of "
+                  f"{subset.suite_tasks} tasks; {neutralize(flags, limit=200)}): not a result "
+                  "on the whole suite.")
+
+
 def why(results: Results) -> Markup | None:
     """What the candidate's failed trials on the tasks it did worse on showed, and losses."""
     parts = []
@@ -315,6 +327,8 @@ def summary_row(verdict: Verdict, results: Results, manifest: Manifest) -> Marku
                  f"{pct_short(cand.success_rate)} ({cand.successes}/{cand.trials})",
                  f"{pct_short(base.success_rate)} ({base.successes}/{base.trials})",
                  diff, f"{worse} / {better}"]
+    if results.subset is not None:
+        cells[0] += f" (subset: {len(results.subset.tasks)} of {results.subset.suite_tasks} tasks)"
     return Markup(" | ".join([verdict.alert, *cells]))
 
 

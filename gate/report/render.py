@@ -88,7 +88,10 @@ def load_run(run_dir: Path) -> tuple[Manifest, Results]:
 
 def headline(results: Results) -> str:
     """The console's first line: the same word as the report's verdict block."""
-    return f"gate: {verdict_of(results).word}"
+    text = f"gate: {verdict_of(results).word}"
+    if results.subset is not None:  # never read as a result on the whole suite
+        text += f" (subset: {len(results.subset.tasks)} of {results.subset.suite_tasks} tasks)"
+    return text
 
 
 def _stages(run_dir: Path) -> Any:
@@ -123,6 +126,7 @@ def render_markdown(run_dir: Path, changes: Path | None = None) -> str:
     text = _ENV.get_template("report.md.j2").render(
         results=results, manifest=manifest, v=verdict, comparison=comparison,
         decision=facts.decision(results_record, manifest_record),
+        subset=facts.subset_words(results_record),
         why=facts.why(results_record), slo_breaches=facts.slo_breaches(results_record),
         next_steps=facts.next_steps(results_record, manifest_record),
         context=facts.context(run_dir, manifest_record, results_record, links, changes),
