@@ -111,7 +111,7 @@ def page(body: str) -> str:
 def chromium(url: Path, profile: Path, *extra: str) -> str:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
-        raise SystemExit("chromium not found: apt-get install chromium")
+        return ""
     cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run",
            f"--user-data-dir={profile}", "--window-size=960,1400", *extra, url.as_uri()]
@@ -128,7 +128,9 @@ def measure(body: str, out: Path, screenshot: bool) -> str:
     if screenshot:
         with tempfile.TemporaryDirectory() as profile:
             chromium(path, Path(profile), f"--screenshot={out / 'comment.png'}")
-    return html.unescape(found.group(1)) if found else "no measurement (chromium output empty)"
+    if found is None:
+        return "not measured (no chromium on PATH, or no output: apt-get install chromium)"
+    return html.unescape(found.group(1))
 
 
 def main() -> int:
