@@ -147,10 +147,13 @@ def _pointer(left_out: list[str], where: Where) -> str:
 
 
 def _alert_only(text: str) -> str:
-    """The leading blockquote (the GitHub alert) of a verdict block."""
+    """The leading GitHub alert of a verdict block; a block that opens with none (a report
+    without blocks) is kept whole, for the last resort of cutting the body."""
     lines = text.split("\n")
+    if not re.match(r"> \[!(CAUTION|WARNING|TIP|NOTE)\]", lines[0]):
+        return text
     n = next((i for i, line in enumerate(lines) if not line.startswith(">")), len(lines))
-    return "\n".join(lines[:n]) if n else text[:2000]
+    return "\n".join(lines[:n])
 
 
 def _need(report: ParsedReport) -> int:
@@ -187,12 +190,12 @@ def plan_comment(reports: list[ParsedReport], limit: int, where: Where,
     room = limit - 1 - used
     left_out: list[list[str]] = [[] for _ in reports]
     if room < 0:  # many sweeps with long verdict blocks: keep each one's alert
-        alerts = [[_alert_only(t) for t in p] for p in parts]
-        room += sum(utf16_len(t) for p in parts for t in p) - sum(
-            utf16_len(t) for p in alerts for t in p)
-        parts = alerts
-        for i in range(len(reports)):
-            left_out[i].append("the rest of the verdict block")
+        for i, p in enumerate(parts):
+            short = [_alert_only(t) for t in p]
+            if short != p:
+                room += sum(utf16_len(t) for t in p) - sum(utf16_len(t) for t in short)
+                parts[i] = short
+                left_out[i].append("the rest of the verdict block")
     for i, r in enumerate(reports):
         for block in r.of("top"):
             size = utf16_len(block.text) + 2
