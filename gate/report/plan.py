@@ -121,21 +121,25 @@ def _capped(block: Block, room: int, where: Where) -> str | None:
 
 
 def _folds(report: ParsedReport, room: int, where: Where) -> tuple[list[str], list[str]]:
-    """The fold blocks that fit ``room`` (some cut), and the titles left out."""
-    shown, left_out = [], []
-    for block in report.of("fold"):
+    """The fold blocks within ``room``, in their order: first every one that fits whole
+    (the small ones are not crowded out by a long table), then the others cut to the room
+    left, or left out (their titles are returned)."""
+    folds = report.of("fold")
+    chosen: dict[int, str] = {}
+    for i, block in enumerate(folds):
         size = utf16_len(block.text) + 2
         if size <= room:
-            shown.append(block.text)
+            chosen[i] = block.text
             room -= size
+    for i, block in enumerate(folds):
+        if i in chosen:
             continue
         cut = _capped(block, room - 2, where)
-        if cut is None:
-            left_out.append(block.title)
-        else:
-            shown.append(cut)
+        if cut is not None:
+            chosen[i] = cut
             room -= utf16_len(cut) + 2
-    return shown, left_out
+    shown = [chosen[i] for i in sorted(chosen)]
+    return shown, [b.title for i, b in enumerate(folds) if i not in chosen]
 
 
 def _pointer(left_out: list[str], where: Where) -> str:
