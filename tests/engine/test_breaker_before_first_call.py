@@ -61,7 +61,7 @@ def _assert_halted_before_any_task(out: Path, err: str) -> None:
     assert partial.scope.counts.not_run == partial.scope.planned > 0
     assert partial.evidence.attempts == 0  # nothing reached the provider
     assert not (out / "results.json").exists()
-    assert "HALTED" in (out / "report.md").read_text()
+    assert "> **Halted: not decided, the sweep stopped**" in (out / "report.md").read_text()
 
 
 def test_run_with_an_unreadable_balance_halts_with_exit_2(
