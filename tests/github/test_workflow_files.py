@@ -91,8 +91,10 @@ def test_gate_workflow_always_runs_and_decides_inside() -> None:
         setup = steps(job)[1]
         assert setup["uses"].startswith("actions/setup-python@")
         assert setup["with"]["python-version"] == "3.11"
-        assert 'pip install "gate @ git+$SERVER/$GATE_REPOSITORY@$GATE_SHA"' in (
-            install_step(job)["run"])
+        install = install_step(job)["run"]
+        assert 'fetch -q --depth 1 "$SERVER/$GATE_REPOSITORY" "$GATE_SHA"' in install
+        assert "pip install --require-hashes -r gate-src/requirements/gate.lock" in install
+        assert "pip install --no-deps gate-src" in install  # nothing resolved unpinned
     for name in ("changes", "smoke", "sweep"):
         assert steps(jobs[name])[0]["with"]["fetch-depth"] == 0
 
