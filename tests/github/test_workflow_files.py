@@ -128,8 +128,10 @@ def test_sweep_matrix_secrets_and_fork_guard() -> None:
 
     report = jobs["report"]
     assert report["if"] == "always()"
-    (download,) = [s for s in steps(report)
-                   if str(s.get("uses", "")).startswith("actions/download-artifact@")]
+    download, changes = [s for s in steps(report)
+                         if str(s.get("uses", "")).startswith("actions/download-artifact@")]
+    assert changes["with"]["name"] == "changes"  # the context line says what the PR changed
+    assert "--changes changes.json" in run_text(report)
     assert download["with"]["pattern"] == "results-*"
     assert download["with"]["merge-multiple"] is True
     assert "gate report --run" in run_text(report)
