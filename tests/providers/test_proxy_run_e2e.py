@@ -74,7 +74,9 @@ def test_gate_run_behind_a_proxy_answering_407_halts_before_any_call(
     assert partial.halt.kind == "circuit_breaker"
     assert "proxy_refused" in partial.halt.reason
     assert partial.evidence.attempts == 0
-    assert "HALTED" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()  # markdown: the underscore escaped
+    assert "> **Halted: " in report
+    assert "(HTTP 407 from the proxy: proxy\\_refused)" in report
 
 
 
