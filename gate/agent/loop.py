@@ -177,7 +177,6 @@ def _execute(
         trace.invalid["schema"] += 1
         record["invalid"] = "schema"
         return reply({"error": "invalid arguments: " + "; ".join(problems)})
-    trace.valid_calls += 1
     fixture = spec.task.fixture
     for i, ev in enumerate(fixture.required_evidence):
         if _matches(ev, name, args):
@@ -187,6 +186,11 @@ def _execute(
     if distractor:
         trace.distractor_actions += 1
         record["distractor"] = True
+    if result.invalid:  # the environment's own kind of invalid action (replay: unrecorded)
+        trace.invalid[result.invalid] += 1
+        record["invalid"] = result.invalid
+        return reply({"error": result.error or f"invalid action: {result.invalid}"})
+    trace.valid_calls += 1
     if result.wrong_fix:
         trace.wrong_fixes += 1
         record["wrong_fix"] = True

@@ -30,6 +30,7 @@ from gate.environments.registry import (
 from gate.errors import ConfigError, Problem
 
 M = TypeVar("M", bound=BaseModel)
+NEEDS_LABEL = "needs_label"  # a task tag: listed by validate, never run until a person labels it
 
 
 class FileSource(Protocol):
@@ -96,6 +97,9 @@ class Project:
     config_sha256: str = ""
     prompt_tool_source: str = "worktree"
     environments: EnvironmentRegistry | None = None  # resolves every environment name
+    # tasks tagged ``needs_label`` (imported traffic nobody has judged yet): (file, id); they
+    # are listed by ``gate validate`` and never loaded into ``tasks``, so never run
+    needs_label: list[tuple[str, str]] = field(default_factory=list)
 
     def environment(self, name: str) -> LoadedEnvironment:
         """The loaded environment ``name`` (already imported and checked by load_project)."""
@@ -141,6 +145,7 @@ class _Collector:
         self.hashes: dict[str, str] = {}
         # (environment, tool) implemented but declared by no tool file -> (where, consequences)
         self.undeclared: dict[tuple[str, str], tuple[str, int]] = {}
+        self.needs_label: list[tuple[str, str]] = []  # (task file, task id): never run
 
     def name(self, relpath: str, source: FileSource | None = None) -> str:
         shown = display_path(self.root / relpath)
@@ -258,6 +263,7 @@ def load_project(
         config_sha256=col.hashes[cfg_file.name],
         prompt_tool_source=pt_source.label,
         environments=envs,
+        needs_label=sorted(col.needs_label),
     )
 
 
@@ -349,6 +355,8 @@ def _load_env_tools(
 ) -> list[ToolDef]:
     env_name, implemented = env.name, env.cls.tool_names
     defs: list[ToolDef] = []
+    if env.cls.tools_from_files:  # a generic world (replay): its tools are the files'
+        implemented = frozenset(_tool_names(col, source, directory))
     for relpath in source.list(directory):
         if not relpath.endswith((".yaml", ".yml")):
             continue
@@ -368,6 +376,24 @@ def _load_env_tools(
     for missing in sorted(implemented - declared):
         col.undeclared[(env_name, missing)] = (col.name(directory, source), 0)
     return sorted(defs, key=lambda t: t.name)
+
+
+def _tool_names(col: _Collector, source: FileSource, directory: str) -> list[str]:
+    names = []
+    for relpath in source.list(directory):
+        if relpath.endswith((".yaml", ".yml")):
+            got = col.read(relpath, source)
+            doc = None if got is None else _quiet_yaml(got)
+            if isinstance(doc, dict) and isinstance(doc.get("name"), str):
+                names.append(doc["name"])
+    return names
+
+
+def _quiet_yaml(got: tuple[str, str]) -> Any:
+    try:
+        return parse_yaml(got[1], got[0]).data
+    except ConfigError:
+        return None  # reported when the file is loaded as a tool
 
 
 def _load_prompts(
@@ -406,6 +432,9 @@ def _load_tasks(
             col.add(doc.path, id_line, f"duplicate task id {task.id!r} (also in {seen[task.id]})")
             continue
         seen[task.id] = doc.path
+        if NEEDS_LABEL in task.tags:
+            col.needs_label.append((doc.path, task.id))
+            continue
         if task.environment not in envs:
             col.add(doc.path, doc.line_of(("environment",)),
                     f"unknown environment {task.environment!r}; known: {envs.names()} "

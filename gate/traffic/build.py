@@ -1,0 +1,236 @@
+"""Imported sessions -> a replay suite: redaction, episodes, dedup, tools, tasks, fixtures and
+the coverage summary. Pure: returns the files to write (``gate.traffic.write`` writes them)."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from gate.config.load import NEEDS_LABEL
+from gate.environments._common import canonical_json, stable_int
+from gate.environments.replay.model import ExpectedWrite, Rule, canonical_args, write_matches
+from gate.errors import Problem
+from gate.traffic.redact import Redactor
+from gate.traffic.session import Call, Episode, Session, episode
+from gate.traffic.summary import coverage
+from gate.traffic.tools import call_problems, recorded_definitions, tool_files
+
+DEFAULT_WRITES = (
+    "create_*", "update_*", "delete_*", "set_*", "cancel_*", "refund_*", "send_*", "issue_*",
+    "close_*", "assign_*", "add_*", "remove_*", "submit_*", "approve_*", "reject_*", "write_*",
+    "restart_*", "rollback_*", "route_*", "escalate_*", "scale_*", "post_*", "merge_*",
+)
+MAX_DISTRACTORS = 4
+DEFAULT_PROMPT = ("You are the agent whose production sessions these tasks replay. Use the tools "
+                  "to do what the user asks, then answer briefly.")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    env: str
+    writes: tuple[str, ...] = DEFAULT_WRITES  # tool name patterns (fnmatch)
+    match: dict[tuple[str, str], Rule] = field(default_factory=dict)  # (tool, arg) -> rule
+    redact: tuple[re.Pattern[str], ...] = ()
+    limit: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    good_score: float = 0.5  # a score at or above this labels a session good
+    assume_good: bool = False  # the team vouches for every session
+
+
+@dataclass
+class Suite:
+    files: dict[str, Any]  # relative path -> content (written as YAML by gate.traffic.write)
+    summary: dict[str, Any]
+    problems: list[Problem]
+    system_prompt: str = DEFAULT_PROMPT
+
+
+@dataclass
+class _Task:
+    ep: Episode
+    good: bool
+    merged: int = 0
+
+
+def select(sessions: list[Session], opts: ImportOptions) -> tuple[list[Session], Counter[str]]:
+    """``--since/--until`` (sessions without a start time are left out when either is given),
+    ordered by start time, then ``--limit``."""
+    dropped: Counter[str] = Counter()
+    kept = []
+    for s in sessions:
+        if opts.since is not None or opts.until is not None:
+            if s.started_at is None:
+                dropped["no start time"] += 1
+                continue
+            if (opts.since and s.started_at < opts.since) or (
+                    opts.until and s.started_at >= opts.until):
+                dropped["outside --since/--until"] += 1
+                continue
+        kept.append(s)
+    kept.sort(key=lambda s: (s.started_at is None, s.started_at or datetime.min))
+    if opts.limit is not None and len(kept) > opts.limit:
+        dropped["beyond --limit"] += len(kept) - opts.limit
+        kept = kept[: opts.limit]
+    return kept, dropped
+
+
+def redact_session(session: Session, patterns: tuple[re.Pattern[str], ...]) -> tuple[
+        Session, Counter[str]]:
+    r = Redactor(patterns)
+    out = replace(session, messages=r.value(session.messages),
+                  tools=r.value(session.tools) if session.tools is not None else None)
+    return out, r.counts
+
+
+def normal_form(text: str) -> str:
+    """Near-identical instructions share this: case, spacing and punctuation ignored."""
+    return " ".join(re.sub(r"[^\w<>]+", " ", text.lower()).split())
+
+
+def is_good(s: Session, opts: ImportOptions) -> bool:
+    if opts.assume_good or s.label == "good":
+        return True
+    return s.label is None and s.score is not None and s.score >= opts.good_score
+
+
+def build_suite(sessions: list[Session], opts: ImportOptions) -> Suite:
+    problems: list[Problem] = []
+    chosen, dropped = select(sessions, opts)
+    redactions: Counter[str] = Counter()
+    tasks: dict[str, _Task] = {}
+    for raw in chosen:
+        s, counts = redact_session(raw, opts.redact)
+        redactions.update(counts)
+        ep, problem = episode(s)
+        if ep is None:
+            if problem is not None:
+                problems.append(problem)
+            continue
+        key = normal_form(ep.instruction)
+        if key in tasks:  # near-identical: merged, the first (labelled good first) kept
+            kept = tasks[key]
+            kept.merged += 1
+            if not kept.good and is_good(s, opts):
+                tasks[key] = _Task(ep, True, kept.merged)
+            continue
+        tasks[key] = _Task(ep, is_good(s, opts))
+    writes = _write_tools([c for t in tasks.values() for c in t.ep.calls], opts.writes)
+    defs = recorded_definitions(d for t in tasks.values() for d in (t.ep.session.tools or []))
+    tools = tool_files([c for t in tasks.values() for c in t.ep.calls], defs, writes)
+    fitting = []
+    for t in tasks.values():
+        bad = [p for c in t.ep.calls for p in call_problems(c, tools)]
+        if bad:
+            path, line = t.ep.session.where
+            problems.append(Problem(path, line, f"session {t.ep.session.id}: {bad[0]} "
+                                    "(the tool's recorded definition); skipped"))
+            continue
+        fitting.append(t)
+    files = _files(fitting, tools, writes, opts)
+    summary = coverage(sessions, chosen, dropped, [(t.ep, t.good, t.merged) for t in fitting],
+                       problems, redactions, writes)
+    prompts = Counter(t.ep.system for t in fitting if t.ep.system and t.ep.system.strip())
+    prompt = prompts.most_common(1)[0][0] if prompts else DEFAULT_PROMPT
+    return Suite(files, summary, problems, prompt)
+
+
+def _write_tools(calls: list[Call], patterns: tuple[str, ...]) -> set[str]:
+    return {c.tool for c in calls if any(fnmatch.fnmatchcase(c.tool, p) for p in patterns)}
+
+
+def _clean(args: dict[str, Any]) -> dict[str, Any]:
+    return canonical_args(args)
+
+
+def difficulty(calls: int) -> str:
+    return "easy" if calls <= 3 else "medium" if calls <= 6 else "hard"
+
+
+def step_limit(ep: Episode) -> int:
+    """Observed steps with a margin (half again, plus two), above the reference's length."""
+    return min(100, max(len(ep.calls) + 2, math.ceil(max(ep.steps, 1) * 1.5) + 2))
+
+
+def _slug(text: str) -> str:
+    words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return words[:40].strip("-") or "session"
+
+
+def _files(tasks: list[_Task], tools: dict[str, dict[str, Any]], writes: set[str],
+           opts: ImportOptions) -> dict[str, Any]:
+    env = opts.env
+    out: dict[str, Any] = {f"tools/{env}/{name}.yaml": tool for name, tool in tools.items()}
+    all_calls = [(i, c) for i, t in enumerate(tasks) for c in t.ep.calls]
+    for i, t in enumerate(tasks):
+        if len(t.ep.calls) >= 99:
+            continue
+        task_id = f"{env}-{i + 1:03d}-{_slug(t.ep.instruction)}"
+        fixture = _fixture(t, i, all_calls, writes, opts)
+        tags = ["imported"] + ([] if t.good else [NEEDS_LABEL])
+        out[f"tasks/{env}/{task_id}.yaml"] = {
+            "id": task_id, "environment": env, "difficulty": difficulty(len(t.ep.calls)),
+            "title": " ".join(t.ep.instruction.split())[:70], "instruction": t.ep.instruction,
+            "fixture": f"{env}/{task_id}.yaml", "step_limit": step_limit(t.ep), "tags": tags,
+        }
+        out[f"fixtures/{env}/{task_id}.yaml"] = fixture
+    return out
+
+
+def _fixture(t: _Task, index: int, all_calls: list[tuple[int, Call]], writes: set[str],
+             opts: ImportOptions) -> dict[str, Any]:
+    calls = t.ep.calls
+    recorded = [{"tool": c.tool, "args": _clean(c.args), "result": c.result,
+                 **({"error": c.error} if c.error is not None else {})} for c in calls]
+    expected = [_expected(c, opts) for c in calls if c.tool in writes and c.error is None]
+    reads = _distinct([{"tool": c.tool, "args": _clean(c.args)} for c in calls
+                       if c.tool not in writes])
+    evidence = reads or [{"tool": calls[0].tool, "args": _clean(calls[0].args)}]
+    return {
+        "initial_state": {"writes": sorted(writes), "recorded": recorded},
+        "required_evidence": evidence,
+        "expected": {"writes": expected},
+        "distractors": _distractors(index, t, all_calls, writes, expected),
+        "reference_trajectory": [{"tool": c.tool, "args": _clean(c.args)} for c in calls],
+        "reference_output": t.ep.final or "(the session ended without a final message)",
+    }
+
+
+def _expected(c: Call, opts: ImportOptions) -> dict[str, Any]:
+    out: dict[str, Any] = {"tool": c.tool, "args": _clean(c.args)}
+    rules = {arg: rule for (tool, arg), rule in opts.match.items() if tool == c.tool}
+    if rules:
+        out["match"] = {a: (r if isinstance(r, str) else r.model_dump())
+                        for a, r in sorted(rules.items())}
+    return out
+
+
+def _distinct(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for c in calls:
+        seen.setdefault(canonical_json(c), c)
+    return list(seen.values())
+
+
+def _distractors(index: int, t: _Task, all_calls: list[tuple[int, Call]], writes: set[str],
+                 expected: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Calls recorded in other sessions that this one never made: other writes first (a wrong
+    write fails the trial), then reads (answered as unrecorded)."""
+    own = {canonical_json([c.tool, _clean(c.args)]) for c in t.ep.calls}
+    wanted = [ExpectedWrite.model_validate(e) for e in expected]
+    pool: dict[str, dict[str, Any]] = {}
+    for i, c in all_calls:
+        key = canonical_json([c.tool, _clean(c.args)])
+        if i == index or key in own or key in pool:
+            continue
+        if c.tool in writes and any(write_matches(w, c.tool, c.args) for w in wanted):
+            continue
+        pool[key] = {"tool": c.tool, "args": _clean(c.args)}
+    ranked = sorted(pool.items(), key=lambda kv: (
+        kv[1]["tool"] not in writes, stable_int(index, kv[0])))
+    return [call for _, call in ranked[:MAX_DISTRACTORS]]
