@@ -3,9 +3,9 @@ models and the smoke test all resolve an environment's name here.
 
 Three sources, one door:
 
-- gate's own ``incident``, ``orders`` and ``replay``: entry points of gate's distribution in the group
-  ``gate.environments`` (``pyproject.toml``); listed in ``BUILTIN`` too, so a source checkout
-  whose installed metadata is stale still finds them;
+- gate's own ``incident``, ``orders`` and ``replay``: entry points of gate's distribution in
+  the group ``gate.environments`` (``pyproject.toml``); listed in ``BUILTIN`` too, so a
+  source checkout whose installed metadata is stale still finds them;
 - entry points of any other installed distribution in the same group (entry name =
   environment name);
 - ``gate.yaml``: ``environments: {NAME: "package.module:ClassName"}``, imported with the

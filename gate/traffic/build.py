@@ -129,7 +129,7 @@ def build_suite(sessions: list[Session], opts: ImportOptions) -> Suite:
         if bad:
             path, line = t.ep.session.where
             problems.append(Problem(path, line, f"session {t.ep.session.id}: {bad[0]} "
-                                    "(the tool's recorded definition); skipped"))
+                                    "(against the tool's schema); skipped"))
             continue
         fitting.append(t)
     files = _files(fitting, tools, writes, opts)

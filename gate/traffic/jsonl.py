@@ -54,7 +54,7 @@ def read_jsonl_sessions(path: Path, shown: str) -> tuple[list[Session], list[Pro
 def _parse(raw: str, shown: str, number: int) -> Session | Problem:
     try:
         data = json.loads(raw)
-    except ValueError as exc:  # a truncated or garbled line; never echo its text
+    except json.JSONDecodeError as exc:  # a truncated or garbled line; never echo its text
         return Problem(shown, number, f"not JSON ({exc.msg} at column {exc.colno}); skipped")
     try:
         line = _Line.model_validate(data)

@@ -30,29 +30,28 @@ def _merged(types: set[str]) -> str | None:
 
 def infer_schema(calls: list[Call]) -> dict[str, Any]:
     """An object schema every one of ``calls`` satisfies (``null`` arguments count as absent)."""
-    seen: dict[str, set[str]] = defaultdict(set)
-    items: dict[str, set[str]] = defaultdict(set)
-    present: dict[str, int] = defaultdict(int)
-    for call in calls:
-        for key, value in call.args.items():
-            if value is None:
-                continue
-            present[key] += 1
-            seen[key].add(json_type(value) or "string")
-            if isinstance(value, list):
-                items[key].update(json_type(v) or "string" for v in value)
-    props: dict[str, Any] = {}
-    for key in sorted(seen):
-        kind = _merged(seen[key])
-        if kind is None:
-            continue  # mixed types: the calls using it are reported by check_calls
-        prop: dict[str, Any] = {"type": kind}
-        item = _merged(items[key]) if kind == "array" else None
+    return infer([c.args for c in calls]) or {"type": "object", "properties": {}}
+
+
+def infer(values: list[Any]) -> dict[str, Any] | None:
+    """A schema all ``values`` satisfy: objects by property (``required`` when present in
+    every one), arrays by item; None when their JSON types disagree."""
+    values = [v for v in values if v is not None]
+    kind = _merged({json_type(v) or "string" for v in values})
+    if kind is None:
+        return None
+    schema: dict[str, Any] = {"type": kind}
+    if kind == "array":
+        item = infer([x for v in values for x in v])
         if item is not None:
-            prop["items"] = {"type": item}
-        props[key] = prop
-    required = sorted(k for k in props if present[k] == len(calls))
-    return {"type": "object", "properties": props, "required": required}
+            schema["items"] = item
+    if kind == "object":
+        keys = sorted({k for v in values for k, x in v.items() if x is not None})
+        props = {k: infer([v.get(k) for v in values]) for k in keys}
+        schema["properties"] = {k: p for k, p in props.items() if p is not None}
+        schema["required"] = [k for k in schema["properties"]
+                              if all(v.get(k) is not None for v in values)]
+    return schema
 
 
 def sanitize(schema: Any) -> dict[str, Any]:

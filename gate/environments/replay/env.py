@@ -25,8 +25,9 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
+from gate.config.schema import Fixture, ToolCall
 from gate.environments._common import evidence_found, validation_messages
-from gate.environments.base import Environment, EnvOutcome, Fixture, ToolResult
+from gate.environments.base import Environment, EnvOutcome, ToolResult
 from gate.environments.replay.model import (
     Recorded,
     ReplayExpected,
@@ -34,7 +35,6 @@ from gate.environments.replay.model import (
     call_key,
     write_matches,
 )
-from gate.config.schema import ToolCall
 
 UNRECORDED = "unrecorded"
 
