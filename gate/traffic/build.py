@@ -104,6 +104,7 @@ def build_suite(sessions: list[Session], opts: ImportOptions) -> Suite:
     chosen, dropped = select(sessions, opts)
     redactions: Counter[str] = Counter()
     tasks: dict[str, _Task] = {}
+    episodes: list[Episode] = []
     for raw in chosen:
         s, counts = redact_session(raw, opts.redact)
         redactions.update(counts)
@@ -112,6 +113,7 @@ def build_suite(sessions: list[Session], opts: ImportOptions) -> Suite:
             if problem is not None:
                 problems.append(problem)
             continue
+        episodes.append(ep)
         key = normal_form(ep.instruction)
         if key in tasks:  # near-identical: merged, the first (labelled good first) kept
             kept = tasks[key]
@@ -133,11 +135,22 @@ def build_suite(sessions: list[Session], opts: ImportOptions) -> Suite:
             continue
         fitting.append(t)
     files = _files(fitting, tools, writes, opts)
-    summary = coverage(sessions, chosen, dropped, [(t.ep, t.good, t.merged) for t in fitting],
-                       problems, redactions, writes)
+    fit = {id(t.ep.session) for t in fitting}
+    imported = [ep for ep in episodes if not _skipped(ep, tasks, fit)]
+    labels = Counter("good" if is_good(ep.session, opts) else ep.session.label or "unlabelled"
+                     for ep in imported)
+    summary = coverage(sessions, chosen, dropped, imported,
+                       [(t.ep, t.good, t.merged) for t in fitting], problems, redactions, writes,
+                       labels)
     prompts = Counter(t.ep.system for t in fitting if t.ep.system and t.ep.system.strip())
     prompt = prompts.most_common(1)[0][0] if prompts else DEFAULT_PROMPT
     return Suite(files, summary, problems, prompt)
+
+
+def _skipped(ep: Episode, tasks: dict[str, _Task], fit: set[int]) -> bool:
+    """True when the task ``ep`` was merged into was skipped (its calls did not fit)."""
+    kept = tasks[normal_form(ep.instruction)]
+    return id(kept.ep.session) not in fit
 
 
 def _write_tools(calls: list[Call], patterns: tuple[str, ...]) -> set[str]:

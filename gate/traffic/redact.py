@@ -10,6 +10,7 @@ recorded answer) and counted by kind. The values themselves are never kept, prin
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -97,6 +98,9 @@ class Redactor:
         if isinstance(value, str):
             if key and _SECRET_KEY.search(key) and value:
                 return self.placeholder("CREDENTIAL_FIELD", value)
+            inner = _json_inside(value)
+            if inner is not None:  # tool arguments and results are JSON in a string
+                return json.dumps(self.value(inner))
             return self.text(value)
         if isinstance(value, dict):
             return {k: self.value(v, str(k)) for k, v in value.items()}
@@ -107,6 +111,16 @@ class Redactor:
             if 13 <= len(digits) <= 19 and luhn_ok(digits):
                 return self.placeholder("CARD", digits)
         return value
+
+
+def _json_inside(text: str) -> dict[str, Any] | list[Any] | None:
+    if not text.lstrip().startswith(("{", "[")):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict | list) else None
 
 
 def compile_patterns(raw: Sequence[str]) -> list[re.Pattern[str]]:

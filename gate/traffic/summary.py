@@ -28,18 +28,18 @@ def intent(ep: Episode) -> str:
 
 
 def coverage(
-    read: list[Session], chosen: list[Session], dropped: Counter[str],
+    read: list[Session], chosen: list[Session], dropped: Counter[str], eps: list[Episode],
     tasks: list[tuple[Episode, bool, int]], problems: list[Problem], redactions: Counter[str],
-    writes: set[str],
+    writes: set[str], labels: Counter[str],
 ) -> dict[str, Any]:
-    eps = [ep for ep, _, _ in tasks]
-    labels = Counter(("good" if good else ep.session.label or "unlabelled")
-                     for ep, good, _ in tasks)
+    """Counts over the traffic imported (every session read into calls, near-duplicates
+    included; ``labels`` too); ``tasks`` and ``needs_label`` over the tasks written."""
     return {
         "sessions_read": len(read),
         "sessions_selected": len(chosen),
         "left_out": dict(sorted(dropped.items())),
         "sessions_skipped": len(problems),
+        "sessions_imported": len(eps),
         "tasks": len(tasks),
         "needs_label": sum(1 for _, good, _ in tasks if not good),
         "merged_duplicates": sum(m for _, _, m in tasks),
@@ -68,7 +68,8 @@ def render(summary: dict[str, Any]) -> list[str]:
     reds = ", ".join(f"{n} {k.lower()}" for k, n in summary["redactions"].items()) or "none"
     lines = [
         f"sessions: {summary['sessions_read']} read, {summary['sessions_selected']} selected "
-        f"(left out: {left}), {summary['sessions_skipped']} skipped",
+        f"(left out: {left}), {summary['sessions_skipped']} skipped, "
+        f"{summary['sessions_imported']} imported",
         f"tasks: {summary['tasks']} ({summary['merged_duplicates']} near-duplicate sessions "
         f"merged), {summary['needs_label']} need a label",
         "labels: " + (", ".join(f"{n} {k}" for k, n in summary["labels"].items()) or "none"),

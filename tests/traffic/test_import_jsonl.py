@@ -1,0 +1,121 @@
+"""Plain JSONL sessions -> a replay suite that validates, smokes, and in which a sweep of
+``mock/expert@0.8`` against ``mock/expert`` finds the regression; labels, dedup, coverage and
+the selection flags."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from traffic_sessions import session, write_jsonl
+
+from gate.cli import main
+from gate.config.load import load_project
+
+
+def imported(tmp_path: Path, sessions: list[dict[str, object]], *flags: str,
+             out: str = "suite") -> Path:
+    src = write_jsonl(tmp_path / "sessions.jsonl", sessions)
+    assert main(["import-traces", "--from", str(src), "--env", "support",
+                 "--out", str(tmp_path / out), *flags]) == 0
+    return tmp_path / out
+
+
+def test_imported_suite_validates_smokes_and_the_sweep_finds_the_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = imported(tmp_path, [session(i) for i in range(8)])
+    config = str(suite / "gate.yaml")
+    capsys.readouterr()
+    assert main(["validate", "--config", config]) == 0
+    assert "ok: 8 tasks, 4 tools" in capsys.readouterr().out
+    assert main(["smoke", "--config", config, "--out", str(tmp_path / "smoke")]) == 0
+    code = main(["sweep", "--config", config, "--candidate", "mock/expert@0.8",
+                 "--baseline", "mock/expert", "--out", str(tmp_path / "run")])
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert (code, results["verdict"]) == (1, "regression")
+    assert results["arms"]["baseline"]["success_rate"] == 1.0
+
+
+def test_tasks_come_from_the_sessions(tmp_path: Path) -> None:
+    suite = imported(tmp_path, [session(0), session(1)])
+    project = load_project(suite / "gate.yaml")
+    refund = next(lt for lt in project.tasks if "refund" in lt.task.instruction)
+    assert refund.task.instruction == "Please refund order A-100, it arrived broken."
+    assert refund.task.environment == "support"
+    assert [c.tool for c in refund.fixture.reference_trajectory] == [
+        "get_order", "get_customer", "refund_order"]
+    assert refund.task.step_limit == 8  # 4 observed steps, half again, plus two
+    assert refund.fixture.expected == {"writes": [{"tool": "refund_order", "args": {
+        "order_id": "A-100", "amount": 20.0, "reason": "damaged"}}]}
+    tool = yaml.safe_load((suite / "tools/support/refund_order.yaml").read_text())
+    assert tool["parameters"]["properties"] == {
+        "amount": {"type": "number"}, "order_id": {"type": "string"},
+        "reason": {"type": "string"}}
+    assert tool["parameters"]["required"] == ["amount", "order_id", "reason"]
+
+
+def test_unlabelled_sessions_need_a_label_are_listed_and_never_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sessions = [session(0), session(2, label=None), session(4, label="bad"),
+                {**session(6, label=None), "score": 0.9}, {**session(8, label=None),
+                                                            "score": 0.2}]
+    suite = imported(tmp_path, sessions)
+    project = load_project(suite / "gate.yaml")
+    assert sorted(lt.task.instruction for lt in project.tasks) == [
+        "Please refund order A-100, it arrived broken.",
+        "Please refund order A-106, it arrived broken."]  # label good, and score >= 0.5
+    unlabelled = [task_id for _, task_id in project.needs_label]
+    assert len(unlabelled) == 3
+    capsys.readouterr()
+    assert main(["validate", "--config", str(suite / "gate.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "3 task(s) need a label" in out
+    assert all(task_id in out for task_id in unlabelled)
+
+
+def test_assume_good_labels_every_session(tmp_path: Path) -> None:
+    suite = imported(tmp_path, [session(0, label=None), session(2, label=None)],
+                     "--assume-good")
+    assert len(load_project(suite / "gate.yaml").tasks) == 2
+
+
+def test_near_identical_instructions_are_merged_and_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    twins = [session(0), session(0, extra_user="  "), session(0, extra_user="!"),
+             {**session(0), "messages": [
+                 {**m, "content": m["content"].upper()} if m["role"] == "user" else m
+                 for m in session(0)["messages"]]}, session(2)]
+    suite = imported(tmp_path, twins)
+    summary = json.loads((suite / "traffic-summary.json").read_text())
+    assert (summary["tasks"], summary["merged_duplicates"]) == (2, 3)
+    assert "3 near-duplicate sessions merged" in capsys.readouterr().out
+
+
+def test_coverage_summary_gives_percentiles_not_means(tmp_path: Path) -> None:
+    sessions = [session(i) for i in range(20)]  # latency 1..20 s, cost 0.001..0.020
+    suite = imported(tmp_path, sessions)
+    summary = json.loads((suite / "traffic-summary.json").read_text())
+    assert summary["latency_s"] == {"n": 20, "p50": 10.0, "p95": 19.0}
+    assert summary["cost_usd"] == {"n": 20, "p50": 0.01, "p95": 0.019}
+    assert summary["steps"] == {"n": 20, "p50": 4.0, "p95": 4.0}
+    assert summary["tools"] == {"cancel_order": 3, "get_customer": 20, "get_order": 20,
+                                "refund_order": 10}
+    assert summary["intents"]["get_order > get_customer > refund_order"] == 10
+    assert summary["labels"] == {"good": 20}
+
+
+def test_limit_since_and_until_select_sessions(tmp_path: Path) -> None:
+    sessions = [session(i) for i in range(10)]  # started 2026-11-01 .. 2026-11-10
+    suite = imported(tmp_path, sessions, "--since", "2026-11-03T00:00:00Z",
+                     "--until", "2026-11-09T00:00:00Z", "--limit", "4")
+    summary = json.loads((suite / "traffic-summary.json").read_text())
+    assert summary["left_out"] == {"beyond --limit": 2, "outside --since/--until": 4}
+    project = load_project(suite / "gate.yaml")
+    orders = sorted(lt.fixture.reference_trajectory[0].args["order_id"]
+                    for lt in project.tasks)
+    assert orders == ["A-102", "A-103", "A-104", "A-105"]  # the earliest four in the window
