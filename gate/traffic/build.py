@@ -99,8 +99,10 @@ def is_good(s: Session, opts: ImportOptions) -> bool:
     return s.label is None and s.score is not None and s.score >= opts.good_score
 
 
-def build_suite(sessions: list[Session], opts: ImportOptions) -> Suite:
-    problems: list[Problem] = []
+def build_suite(sessions: list[Session], opts: ImportOptions,
+                unreadable: list[Problem] | None = None) -> Suite:
+    """``unreadable``: what the reader skipped (counted in the summary, returned first)."""
+    problems: list[Problem] = list(unreadable or [])
     chosen, dropped = select(sessions, opts)
     redactions: Counter[str] = Counter()
     tasks: dict[str, _Task] = {}

@@ -126,9 +126,9 @@ def cmd_import_traces(args: argparse.Namespace) -> int:
         env=args.env, writes=tuple(args.writes) if args.writes else DEFAULT_WRITES,
         match=parse_match(args.match), redact=patterns, limit=args.limit, since=args.since,
         until=args.until, good_score=args.good_score, assume_good=args.assume_good)
-    sessions, problems = read_sessions(args.source)
-    suite = build_suite(sessions, opts)
-    problems += suite.problems
+    sessions, unreadable = read_sessions(args.source)
+    suite = build_suite(sessions, opts, unreadable)
+    problems = suite.problems
     for problem in problems:
         print(problem, file=sys.stderr)
     if not suite.summary["tasks"]:

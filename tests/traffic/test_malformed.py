@@ -1,0 +1,115 @@
+"""Malformed input is reported with file:line and skipped, never a traceback; when nothing can
+be imported, or writing fails half-way, nothing is left behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from traffic_sessions import session, write_jsonl
+
+from gate.cli import main
+from gate.traffic import write as writer
+
+
+def run(src: Path, out: Path, *flags: str) -> int:
+    return main(["import-traces", "--from", str(src), "--env", "support", "--out", str(out),
+                 *flags])
+
+
+def test_bad_jsonl_lines_are_reported_by_line_and_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = [session(0), session(1)]
+    no_result = session(2)
+    no_result["messages"] = [m for m in no_result["messages"] if m.get("tool_call_id") != "c2"]
+    bad_lines = (
+        json.dumps(session(3))[:-25],  # line 3: truncated
+        json.dumps({**session(4), "surprise": True}),  # line 4: unknown key
+        "[1, 2, 3]",  # line 5: not an object
+        json.dumps(no_result),  # line 6: a call without its result
+        json.dumps({"messages": [{"role": "user", "content": "hello"}]}),  # line 7: no calls
+    )
+    src = write_jsonl(tmp_path / "in.jsonl", good, extra_lines=bad_lines)
+    assert run(src, tmp_path / "out") == 0
+    err = capsys.readouterr().err
+    for line in (3, 4, 5, 6, 7):
+        assert f"{src}:{line}: " in err
+    assert "surprise" in err
+    assert "Traceback" not in err
+    summary = json.loads((tmp_path / "out" / "traffic-summary.json").read_text())
+    assert (summary["tasks"], summary["sessions_skipped"]) == (2, 5)
+
+
+def test_nothing_importable_is_exit_4_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"messages": [\n\nnot json at all\n')
+    assert run(src, tmp_path / "out") == 4
+    err = capsys.readouterr().err
+    assert f"{src}:1: " in err
+    assert f"{src}:3: " in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_a_failure_while_writing_leaves_no_partial_suite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", [session(i) for i in range(4)])
+    real = writer.dump
+    written: list[str] = []
+
+    def failing(relpath: str, content: Any) -> str:
+        written.append(relpath)
+        if len(written) == 5:
+            raise OSError("disk full")
+        return real(relpath, content)
+
+    monkeypatch.setattr(writer, "dump", failing)
+    with pytest.raises(OSError, match="disk full"):
+        run(src, tmp_path / "out")
+    assert len(written) == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_an_existing_directory_is_never_overwritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", [session(0)])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    assert run(src, out) == 4
+    assert "never overwrites" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+
+
+@pytest.mark.parametrize(("flags", "word"), [
+    (["--limit", "0"], "--limit"), (["--since", "yesterday"], "--since"),
+    (["--until", "2026-11-01"], "--until"), (["--env", "Bad Name"], "--env"),
+])
+def test_bad_flags_are_exit_4_naming_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], word: str
+) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", [session(0)])
+    argv = ["import-traces", "--from", str(src), "--env", "support", "--out",
+            str(tmp_path / "out"), *flags]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 4
+    assert word in capsys.readouterr().err
+
+
+def test_a_bad_match_rule_or_pattern_is_exit_4(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", [session(0)])
+    assert run(src, tmp_path / "a", "--match", "refund_order.amount=fuzzy") == 4
+    assert run(src, tmp_path / "b", "--redact", "(unclosed") == 4
+    err = capsys.readouterr().err
+    assert "--match" in err
+    assert "--redact" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
