@@ -51,6 +51,10 @@ class _Bad(ValueError):
     pass
 
 
+class _Unknown(_Bad):
+    """An attribute value of a kind this reader does not know: the attribute is dropped."""
+
+
 def _value(v: Any) -> Any:
     if not isinstance(v, dict) or len(v) != 1:
         raise _Bad("an attribute value is not an AnyValue")
@@ -64,16 +68,19 @@ def _value(v: Any) -> Any:
     if kind == "arrayValue":
         return [_value(x) for x in (raw or {}).get("values", [])]
     if kind == "kvlistValue":
-        return _attrs((raw or {}).get("values", []))
-    raise _Bad(f"unknown attribute value kind {kind!r}")
+        return _attrs((raw or {}).get("values", []), [])
+    raise _Unknown(f"unknown attribute value kind {kind!r}")
 
 
-def _attrs(items: Any) -> dict[str, Any]:
+def _attrs(items: Any, dropped: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items or []:
         if not isinstance(item, dict) or "key" not in item:
             raise _Bad("an attribute without a key")
-        out[str(item["key"])] = _value(item.get("value", {"stringValue": ""}))
+        try:
+            out[str(item["key"])] = _value(item.get("value", {"stringValue": ""}))
+        except _Unknown as exc:
+            dropped.append(f"attribute {str(item['key'])[:80]!r}: {exc}")
     return out
 
 
@@ -90,11 +97,12 @@ def _spans_of(record: Any) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def _span(span: dict[str, Any], line: int) -> _Span:
-    events = [(str(e.get("name", "")), _attrs(e.get("attributes")))
+def _span(span: dict[str, Any], line: int, dropped: list[str]) -> _Span:
+    events = [(str(e.get("name", "")), _attrs(e.get("attributes"), dropped))
               for e in span.get("events") or [] if isinstance(e, dict)]
     return _Span(line, str(span.get("name", "")), int(span.get("startTimeUnixNano") or 0),
-                 int(span.get("endTimeUnixNano") or 0), _attrs(span.get("attributes")), events)
+                 int(span.get("endTimeUnixNano") or 0), _attrs(span.get("attributes"), dropped),
+                 events)
 
 
 def read_otlp_sessions(path: Path, shown: str) -> tuple[list[Session], list[Problem]]:
@@ -104,8 +112,10 @@ def read_otlp_sessions(path: Path, shown: str) -> tuple[list[Session], list[Prob
         for number, raw in enumerate(fh, 1):
             if not raw.strip():
                 continue
+            dropped: list[str] = []
             try:
-                spans = [(tid, _span(s, number)) for tid, s in _spans_of(json.loads(raw))]
+                spans = [(tid, _span(s, number, dropped))
+                         for tid, s in _spans_of(json.loads(raw))]
             except json.JSONDecodeError as exc:
                 problems.append(Problem(shown, number, f"not JSON ({exc.msg} at column "
                                         f"{exc.colno}); line skipped"))
@@ -113,6 +123,7 @@ def read_otlp_sessions(path: Path, shown: str) -> tuple[list[Session], list[Prob
             except (_Bad, ValueError, TypeError, AttributeError) as exc:
                 problems.append(Problem(shown, number, f"{_short(exc)}; line skipped"))
                 continue
+            problems.extend(Problem(shown, number, f"{d}; attribute skipped") for d in dropped)
             for tid, span in spans:
                 traces.setdefault(tid, _Trace(number)).spans.append(span)
     sessions = []
@@ -139,7 +150,10 @@ def _json_list(span: _Span, key: str) -> list[Any] | None:
     raw = span.attrs.get(key)
     if raw is None:
         return None
-    value = json.loads(raw) if isinstance(raw, str) else raw
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError:
+        raise _Bad(f"{key} is not JSON") from None
     if not isinstance(value, list):
         raise _Bad(f"{key} is not a JSON list")
     return value
@@ -158,8 +172,8 @@ def _session(trace_id: str, trace: _Trace, shown: str) -> Session | Problem:
         messages = _conversation(last)
         tools = _json_list(last, "gen_ai.tool.definitions")
     except (_Bad, ValueError, TypeError, AttributeError, KeyError) as exc:
-        return Problem(shown, last.line, f"trace {short}: {_short(exc)} in the messages of "
-                       f"span {last.name!r}; skipped")
+        return Problem(shown, last.line, f"trace {short}: {_short(exc)} (span "
+                       f"{last.name[:80]!r}); skipped")
     _fill_tool_results(messages, trace.spans)
     label, score = _label(trace.spans)
     start = min(s.start for s in trace.spans)

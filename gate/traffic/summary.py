@@ -38,7 +38,7 @@ def coverage(
         "sessions_read": len(read),
         "sessions_selected": len(chosen),
         "left_out": dict(sorted(dropped.items())),
-        "sessions_skipped": len(problems),
+        "problems": len(problems),  # lines, sessions or attributes skipped
         "sessions_imported": len(eps),
         "tasks": len(tasks),
         "needs_label": sum(1 for _, good, _ in tasks if not good),
@@ -68,8 +68,8 @@ def render(summary: dict[str, Any]) -> list[str]:
     reds = ", ".join(f"{n} {k.lower()}" for k, n in summary["redactions"].items()) or "none"
     lines = [
         f"sessions: {summary['sessions_read']} read, {summary['sessions_selected']} selected "
-        f"(left out: {left}), {summary['sessions_skipped']} skipped, "
-        f"{summary['sessions_imported']} imported",
+        f"(left out: {left}), {summary['sessions_imported']} imported; "
+        f"{summary['problems']} problem(s) reported above",
         f"tasks: {summary['tasks']} ({summary['merged_duplicates']} near-duplicate sessions "
         f"merged), {summary['needs_label']} need a label",
         "labels: " + (", ".join(f"{n} {k}" for k, n in summary["labels"].items()) or "none"),

@@ -40,7 +40,7 @@ def test_bad_jsonl_lines_are_reported_by_line_and_skipped(
     assert "surprise" in err
     assert "Traceback" not in err
     summary = json.loads((tmp_path / "out" / "traffic-summary.json").read_text())
-    assert (summary["tasks"], summary["sessions_skipped"]) == (2, 5)
+    assert (summary["tasks"], summary["problems"]) == (2, 5)
 
 
 def test_nothing_importable_is_exit_4_and_writes_nothing(
