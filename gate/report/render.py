@@ -28,6 +28,7 @@ from gate.engine.rundir import PARTIAL, RESULTS, read_manifest, read_results
 from gate.errors import ConfigError
 from gate.records import Manifest, Results, Trial
 from gate.report.neutralize import neutral, neutralize
+from gate.report.summary import value_text
 
 COMMENT_LIMIT = 65_536
 
@@ -369,5 +370,5 @@ def print_decision(results: Results, out: TextIO | None = None) -> None:
     slos = results.slos
     if slos:
         for c in slos.checks:
-            print(f"  SLO {c.slo}: {c.value} {c.direction} {c.limit} -> "
+            print(f"  SLO {c.slo}: {value_text(c.value)} {c.direction} {c.limit} -> "
                   f"{'ok' if c.ok else 'BREACH'}", file=out)
