@@ -83,7 +83,7 @@ def select(sessions: list[Session], opts: ImportOptions) -> tuple[list[Session],
 def redact_session(session: Session, patterns: tuple[re.Pattern[str], ...]) -> tuple[
         Session, Counter[str]]:
     r = Redactor(patterns)
-    out = replace(session, messages=r.value(session.messages),
+    out = replace(session, id=r.text(session.id), messages=r.value(session.messages),
                   tools=r.value(session.tools) if session.tools is not None else None)
     return out, r.counts
 
