@@ -41,6 +41,7 @@ class ImportOptions:
     until: datetime | None = None
     good_score: float = 0.5  # a score at or above this labels a session good
     assume_good: bool = False  # the team vouches for every session
+    tool_files: dict[str, dict[str, Any]] = field(default_factory=dict)  # --tools: name -> def
 
 
 @dataclass
@@ -125,7 +126,8 @@ def build_suite(sessions: list[Session], opts: ImportOptions,
             continue
         tasks[key] = _Task(ep, is_good(s, opts))
     writes = _write_tools([c for t in tasks.values() for c in t.ep.calls], opts.writes)
-    defs = recorded_definitions(d for t in tasks.values() for d in (t.ep.session.tools or []))
+    defs = {**recorded_definitions(d for t in tasks.values() for d in (t.ep.session.tools or [])),
+            **opts.tool_files}  # the team's own tool files win over what traces carry
     tools = tool_files([c for t in tasks.values() for c in t.ep.calls], defs, writes)
     fitting = []
     for t in tasks.values():

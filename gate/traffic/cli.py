@@ -10,6 +10,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from gate.config.schema import ToolDef
+from gate.config.yamlio import parse_yaml, validation_problems
 from gate.environments.replay.model import Rule, Tolerance
 from gate.errors import EXIT_OK, ConfigError, Problem
 from gate.traffic.build import DEFAULT_WRITES, ImportOptions, build_suite
@@ -44,6 +48,9 @@ def register(sub: Any) -> None:
     p.add_argument("--until", type=_when, metavar="ISO", help="sessions starting before")
     p.add_argument("--good-score", type=float, default=0.5, metavar="X",
                    help="an evaluation score at or above X labels a session good (default 0.5)")
+    p.add_argument("--tools", type=Path, metavar="DIR",
+                   help="tool files you already have (*.yaml, gate's tool format): used "
+                        "instead of inferring those tools from the calls")
     p.add_argument("--assume-good", action="store_true",
                    help="label every session good (you vouch for this traffic)")
     p.set_defaults(func=cmd_import_traces)
@@ -93,6 +100,28 @@ def parse_match(raw: list[str]) -> dict[tuple[str, str], Rule]:
     return rules
 
 
+def read_tool_files(directory: Path) -> dict[str, dict[str, Any]]:
+    """``--tools DIR``: every ``*.yaml`` under it, validated as a gate tool file."""
+    if not directory.is_dir():
+        raise ConfigError.one(str(directory), None, "--tools: not a directory")
+    problems: list[Problem] = []
+    tools: dict[str, dict[str, Any]] = {}
+    for path in sorted([*directory.rglob("*.yaml"), *directory.rglob("*.yml")]):
+        try:
+            doc = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+            tool = ToolDef.model_validate(doc.data)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        except ValidationError as exc:
+            problems.extend(validation_problems(doc, exc))
+            continue
+        tools[tool.name] = tool.model_dump()
+    if problems:
+        raise ConfigError(problems)
+    return tools
+
+
 def read_sessions(path: Path) -> tuple[list[Session], list[Problem]]:
     """Sessions from either format (OTLP/JSON when the first record has resourceSpans)."""
     shown = str(path)
@@ -125,7 +154,8 @@ def cmd_import_traces(args: argparse.Namespace) -> int:
     opts = ImportOptions(
         env=args.env, writes=tuple(args.writes) if args.writes else DEFAULT_WRITES,
         match=parse_match(args.match), redact=patterns, limit=args.limit, since=args.since,
-        until=args.until, good_score=args.good_score, assume_good=args.assume_good)
+        until=args.until, good_score=args.good_score, assume_good=args.assume_good,
+        tool_files=read_tool_files(args.tools) if args.tools else {})
     sessions, unreadable = read_sessions(args.source)
     suite = build_suite(sessions, opts, unreadable)
     problems = suite.problems

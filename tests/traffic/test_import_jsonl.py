@@ -119,3 +119,39 @@ def test_limit_since_and_until_select_sessions(tmp_path: Path) -> None:
     orders = sorted(lt.fixture.reference_trajectory[0].args["order_id"]
                     for lt in project.tasks)
     assert orders == ["A-102", "A-103", "A-104", "A-105"]  # the earliest four in the window
+
+
+def test_the_teams_own_tool_files_are_used_instead_of_inferred_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tools = tmp_path / "my-tools"
+    tools.mkdir()
+    (tools / "get_order.yaml").write_text(
+        "name: get_order\ndescription: Look up one order by id (team file).\n"
+        "parameters:\n  type: object\n  properties:\n    order_id: {type: string, minLength: 5}\n"
+        "  required: [order_id]\n  additionalProperties: false\n")
+    (tools / "refund_order.yaml").write_text(  # amounts in whole units: 20.0 does not fit
+        "name: refund_order\ndescription: Refund (team file).\n"
+        "parameters:\n  type: object\n  properties:\n    order_id: {type: string}\n"
+        "    amount: {type: integer}\n    reason: {type: string}\n")
+    suite = imported(tmp_path, [session(0), session(1), session(3)], "--tools", str(tools))
+    written = yaml.safe_load((suite / "tools/support/get_order.yaml").read_text())
+    assert written["description"] == "Look up one order by id (team file)."
+    assert written["parameters"]["properties"]["order_id"] == {"type": "string",
+                                                               "minLength": 5}
+    err = capsys.readouterr().err
+    assert "refund_order arguments.amount: expected integer" in err  # session 0 skipped
+    assert len(load_project(suite / "gate.yaml").tasks) == 2
+
+
+def test_a_broken_tool_file_is_exit_4_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tools = tmp_path / "my-tools"
+    tools.mkdir()
+    (tools / "bad.yaml").write_text("name: bad\nparameters: {type: object}\nsurprise: 1\n")
+    src = write_jsonl(tmp_path / "s.jsonl", [session(0)])
+    assert main(["import-traces", "--from", str(src), "--env", "support", "--out",
+                 str(tmp_path / "out"), "--tools", str(tools)]) == 4
+    assert f"{tools / 'bad.yaml'}:" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
