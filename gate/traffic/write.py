@@ -55,6 +55,9 @@ def write_suite(out: Path, files: dict[str, Any]) -> None:
     try:
         for relpath, content in sorted(files.items()):
             target = tmp / relpath
+            if not target.resolve().is_relative_to(tmp.resolve()):
+                raise ConfigError.one(str(out), None, f"refused to write {relpath[:80]!r}: "
+                                      "outside the output directory")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(dump(relpath, content), encoding="utf-8")
         if out.exists():

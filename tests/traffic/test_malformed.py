@@ -11,7 +11,15 @@ import pytest
 from traffic_sessions import session, write_jsonl
 
 from gate.cli import main
+from gate.errors import ConfigError
 from gate.traffic import write as writer
+
+
+def _renamed(s: dict[str, Any], name: str) -> dict[str, Any]:
+    for m in s["messages"]:
+        for tc in m.get("tool_calls") or []:
+            tc["function"]["name"] = name
+    return s
 
 
 def run(src: Path, out: Path, *flags: str) -> int:
@@ -31,16 +39,18 @@ def test_bad_jsonl_lines_are_reported_by_line_and_skipped(
         "[1, 2, 3]",  # line 5: not an object
         json.dumps(no_result),  # line 6: a call without its result
         json.dumps({"messages": [{"role": "user", "content": "hello"}]}),  # line 7: no calls
+        json.dumps(_renamed(session(5), "../../escape")),  # line 8: a name that is a path
     )
     src = write_jsonl(tmp_path / "in.jsonl", good, extra_lines=bad_lines)
     assert run(src, tmp_path / "out") == 0
     err = capsys.readouterr().err
-    for line in (3, 4, 5, 6, 7):
+    for line in (3, 4, 5, 6, 7, 8):
         assert f"{src}:{line}: " in err
     assert "surprise" in err
     assert "Traceback" not in err
     summary = json.loads((tmp_path / "out" / "traffic-summary.json").read_text())
-    assert (summary["tasks"], summary["problems"]) == (2, 5)
+    assert (summary["tasks"], summary["problems"]) == (2, 6)
+    assert not list(tmp_path.rglob("escape*"))
 
 
 def test_nothing_importable_is_exit_4_and_writes_nothing(
@@ -113,3 +123,9 @@ def test_a_bad_match_rule_or_pattern_is_exit_4(
     assert "--match" in err
     assert "--redact" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_the_writer_refuses_a_path_outside_the_output(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="outside the output directory"):
+        writer.write_suite(tmp_path / "out", {"a.yaml": {}, "tools/x/../../../evil.yaml": {}})
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
