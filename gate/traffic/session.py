@@ -5,11 +5,14 @@ about it (label, score, latency, cost, start time). ``episode`` reads the calls 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from gate.errors import Problem
+
+TOOL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")  # gate's tool-name rule (ToolDef)
 
 
 @dataclass
@@ -104,6 +107,10 @@ def episode(session: Session) -> tuple[Episode | None, Problem | None]:
                 if args is None or not name:
                     return None, Problem(path, line, f"session {session.id}: a tool call "
                                          "without a name or with unparseable arguments; skipped")
+                if not TOOL_NAME.match(name):
+                    return None, Problem(path, line, f"session {session.id}: tool name "
+                                         f"{name[:64]!r} is not a valid tool name "
+                                         f"({TOOL_NAME.pattern}); skipped")
                 call_id = str(tc.get("id") or f"{ep.steps}.{i}")
                 pending[call_id] = (name, args)
                 order.append(call_id)
