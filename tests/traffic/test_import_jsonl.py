@@ -155,3 +155,13 @@ def test_a_broken_tool_file_is_exit_4_naming_it(
                  str(tmp_path / "out"), "--tools", str(tools)]) == 4
     assert f"{tools / 'bad.yaml'}:" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_env_replay_uses_the_builtin_with_no_declaration(tmp_path: Path) -> None:
+    src = write_jsonl(tmp_path / "s.jsonl", [session(0), session(1)])
+    assert main(["import-traces", "--from", str(src), "--env", "replay", "--out",
+                 str(tmp_path / "suite")]) == 0
+    assert "environments:" not in (tmp_path / "suite" / "gate.yaml").read_text()
+    project = load_project(tmp_path / "suite" / "gate.yaml")
+    assert {lt.task.environment for lt in project.tasks} == {"replay"}
+    assert project.environment("replay").declaration.where == "gate (built-in)"
