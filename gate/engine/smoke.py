@@ -128,6 +128,7 @@ def run_smoke(project: Project, out: Path, *, seed: int,
         config_sha256=project.config_sha256,
         files_sha256=project.hashes,
         seconds=round(time.monotonic() - started, 3),
+        subset=project.subset,
     )
     write_record(out / "smoke.json", report)
     return report

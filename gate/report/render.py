@@ -80,6 +80,13 @@ def load_run(run_dir: Path) -> tuple[Manifest, Results]:
 
 
 def headline(results: Results) -> str:
+    text = _headline(results)
+    if results.subset is not None:  # never read as a result on the whole suite
+        text += f" (subset: {len(results.subset.tasks)} of {results.subset.suite_tasks} tasks)"
+    return text
+
+
+def _headline(results: Results) -> str:
     status, verdict = results.status, results.verdict
     if status in ("halted", "paused"):
         return f"gate: HALTED ({status})"
@@ -98,7 +105,9 @@ def _summary_line(results: Results, manifest: Manifest) -> Markup:
     breaches = ", ".join(neutralize(b) for b in (slos.breaches if slos else []))
     breach = f"; SLO breaches: {breaches}" if breaches else ""
     status, verdict = (neutralize(str(v)) for v in (results.status, results.verdict))
-    return Markup(f"Status **{status}**, verdict **{verdict}** ({arms}){breach}.")
+    subset = (f" This run covered {neutralize(results.subset.describe())}, not the whole "
+              "suite." if results.subset is not None else "")
+    return Markup(f"Status **{status}**, verdict **{verdict}** ({arms}){breach}.{subset}")
 
 
 def _pct(x: float | None) -> str:

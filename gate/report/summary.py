@@ -43,3 +43,6 @@ def print_arm_summary(results: Results, out: TextIO | None = None) -> None:
           f"{scope.planned} cells; response ids: {results.evidence.response_ids}", file=out)
     for reason in results.status_reasons:
         print(f"  - {reason}", file=out)
+    if results.subset is not None:
+        print(f"note: this run covered {results.subset.describe()}, not the whole suite",
+              file=out)
