@@ -13,10 +13,8 @@ whatever ``--base-url`` serves (``gate mock-server`` in the tests).
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,38 +22,12 @@ os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experiment
 os.environ.setdefault("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "span_only")
 
 import openai
-from google.protobuf.json_format import MessageToDict
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    SimpleSpanProcessor,
-    SpanExporter,
-    SpanExportResult,
-)
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from otlp_file import OtlpJsonFileExporter
 
 from gate.config.load import load_project
-
-
-class OtlpJsonFileExporter(SpanExporter):
-    """What the Collector's ``file`` exporter writes: one ExportTraceServiceRequest per line."""
-
-    def __init__(self, path: Path) -> None:
-        self.fh = path.open("a", encoding="utf-8")
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        record = MessageToDict(encode_spans(spans))
-        for rs in record.get("resourceSpans", []):
-            for ss in rs.get("scopeSpans", []):
-                for span in ss.get("spans", []):
-                    for key in ("traceId", "spanId", "parentSpanId"):
-                        if span.get(key):  # protobuf JSON gives base64; OTLP/JSON wants hex
-                            span[key] = base64.b64decode(span[key]).hex()
-        self.fh.write(json.dumps(record) + "\n")
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        self.fh.close()
 
 
 def run_session(client: openai.OpenAI, model: str, world: Any, system: str, instruction: str,
