@@ -165,8 +165,9 @@ def _clean(args: dict[str, Any]) -> dict[str, Any]:
     return canonical_args(args)
 
 
-def difficulty(calls: int) -> str:
-    return "easy" if calls <= 3 else "medium" if calls <= 6 else "hard"
+def difficulty(steps: int) -> str:
+    """From the observed steps (assistant turns, the final answer included)."""
+    return "easy" if steps <= 4 else "medium" if steps <= 7 else "hard"
 
 
 def step_limit(ep: Episode) -> int:
@@ -191,7 +192,7 @@ def _files(tasks: list[_Task], tools: dict[str, dict[str, Any]], writes: set[str
         fixture = _fixture(t, i, all_calls, writes, opts)
         tags = ["imported"] + ([] if t.good else [NEEDS_LABEL])
         out[f"tasks/{env}/{task_id}.yaml"] = {
-            "id": task_id, "environment": env, "difficulty": difficulty(len(t.ep.calls)),
+            "id": task_id, "environment": env, "difficulty": difficulty(t.ep.steps),
             "title": " ".join(t.ep.instruction.split())[:70], "instruction": t.ep.instruction,
             "fixture": f"{env}/{task_id}.yaml", "step_limit": step_limit(t.ep), "tags": tags,
         }

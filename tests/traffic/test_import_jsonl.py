@@ -48,6 +48,7 @@ def test_tasks_come_from_the_sessions(tmp_path: Path) -> None:
     assert [c.tool for c in refund.fixture.reference_trajectory] == [
         "get_order", "get_customer", "refund_order"]
     assert refund.task.step_limit == 8  # 4 observed steps, half again, plus two
+    assert refund.task.difficulty == "easy"
     assert refund.fixture.expected == {"writes": [{"tool": "refund_order", "args": {
         "order_id": "A-100", "amount": 20.0, "reason": "damaged"}}]}
     tool = yaml.safe_load((suite / "tools/support/refund_order.yaml").read_text())
@@ -75,6 +76,12 @@ def test_unlabelled_sessions_need_a_label_are_listed_and_never_run(
     out = capsys.readouterr().out
     assert "3 task(s) need a label" in out
     assert all(task_id in out for task_id in unlabelled)
+
+
+def test_a_good_twin_wins_over_an_unlabelled_one(tmp_path: Path) -> None:
+    suite = imported(tmp_path, [session(0, label=None), session(0, extra_user="!")])
+    project = load_project(suite / "gate.yaml")
+    assert (len(project.tasks), project.needs_label) == (1, [])
 
 
 def test_assume_good_labels_every_session(tmp_path: Path) -> None:
