@@ -39,6 +39,16 @@ def test_imported_suite_validates_smokes_and_the_sweep_finds_the_regression(
     assert results["arms"]["baseline"]["success_rate"] == 1.0
 
 
+def test_unrecorded_calls_are_counted_apart_in_a_run(tmp_path: Path) -> None:
+    suite = imported(tmp_path, [session(i) for i in range(4)])
+    assert main(["run", "--config", str(suite / "gate.yaml"), "--model", "mock/random",
+                 "--out", str(tmp_path / "run")]) == 0
+    trials = [json.loads(ln) for ln in (tmp_path / "run" / "trials.jsonl").open()]
+    unrecorded = sum(t["invalid_by_kind"].get("unrecorded", 0) for t in trials)
+    assert unrecorded > 0
+    assert sum(t["invalid_actions"] for t in trials) >= unrecorded
+
+
 def test_tasks_come_from_the_sessions(tmp_path: Path) -> None:
     suite = imported(tmp_path, [session(0), session(1)])
     project = load_project(suite / "gate.yaml")
