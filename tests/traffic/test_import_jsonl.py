@@ -43,7 +43,8 @@ def test_unrecorded_calls_are_counted_apart_in_a_run(tmp_path: Path) -> None:
     suite = imported(tmp_path, [session(i) for i in range(4)])
     assert main(["run", "--config", str(suite / "gate.yaml"), "--model", "mock/random",
                  "--out", str(tmp_path / "run")]) == 0
-    trials = [json.loads(ln) for ln in (tmp_path / "run" / "trials.jsonl").open()]
+    trials = [json.loads(ln) for ln in
+              (tmp_path / "run" / "trials.jsonl").read_text().splitlines()]
     unrecorded = sum(t["invalid_by_kind"].get("unrecorded", 0) for t in trials)
     assert unrecorded > 0
     assert sum(t["invalid_actions"] for t in trials) >= unrecorded
