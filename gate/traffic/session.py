@@ -81,7 +81,17 @@ def _arguments(raw: Any) -> dict[str, Any] | None:
 
 
 def episode(session: Session) -> tuple[Episode | None, Problem | None]:
-    """The session's calls paired with their results (by ``tool_call_id``)."""
+    """The session's calls paired with their results (by ``tool_call_id``); a problem naming
+    the session's file and line instead when it cannot be replayed."""
+    try:
+        return _episode(session)
+    except (AttributeError, TypeError, KeyError, ValueError) as exc:  # messages of odd shapes
+        path, line = session.where
+        return None, Problem(path, line, f"session {session.id}: malformed messages "
+                             f"({type(exc).__name__}); skipped")
+
+
+def _episode(session: Session) -> tuple[Episode | None, Problem | None]:
     path, line = session.where
     msgs = session.messages
     first_user = next((m for m in msgs if m.get("role") == "user"), None)

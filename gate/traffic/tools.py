@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from gate.agent.schema_check import SUPPORTED, unsupported_keywords, validate
+from gate.environments.replay.model import canonical_args
 from gate.traffic.session import Call
 
 _JSON_TYPES = (("boolean", bool), ("integer", int), ("number", float), ("string", str),
@@ -30,7 +31,8 @@ def _merged(types: set[str]) -> str | None:
 
 def infer_schema(calls: list[Call]) -> dict[str, Any]:
     """An object schema every one of ``calls`` satisfies (``null`` arguments count as absent)."""
-    return infer([c.args for c in calls]) or {"type": "object", "properties": {}}
+    return infer([canonical_args(c.args) for c in calls]) or {"type": "object",
+                                                               "properties": {}}
 
 
 def infer(values: list[Any]) -> dict[str, Any] | None:
@@ -100,8 +102,8 @@ def tool_files(
 
 def call_problems(call: Call, tools: dict[str, dict[str, Any]]) -> list[str]:
     """Why a recorded call does not fit its tool's schema (empty when it does)."""
-    args = {k: v for k, v in call.args.items() if v is not None}
-    return validate(args, tools[call.tool]["parameters"], f"{call.tool} arguments")
+    return validate(canonical_args(call.args), tools[call.tool]["parameters"],
+                    f"{call.tool} arguments")
 
 
 def recorded_definitions(defs: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -8,11 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from traffic_sessions import session, write_jsonl
 
 from gate.cli import main
 from gate.errors import ConfigError
 from gate.traffic import write as writer
+from gate.traffic.build import ImportOptions, build_suite
+from gate.traffic.session import Session
 
 
 def _renamed(s: dict[str, Any], name: str) -> dict[str, Any]:
@@ -129,3 +133,48 @@ def test_the_writer_refuses_a_path_outside_the_output(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="outside the output directory"):
         writer.write_suite(tmp_path / "out", {"a.yaml": {}, "tools/x/../../../evil.yaml": {}})
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["role", "content", "tool_calls", "function", "name", "arguments",
+                         "id", "tool_call_id", "type", "parts", "x"]), inner, max_size=4),
+    max_leaves=12)
+_message = st.fixed_dictionaries(
+    {"role": st.sampled_from(["user", "assistant", "tool", "system", 3])},
+    optional={"content": _json, "tool_calls": _json, "tool_call_id": _json})
+
+
+@given(messages=st.lists(_message | st.dictionaries(st.text(max_size=3), _json, max_size=3),
+                         min_size=1, max_size=6),
+       tools=st.none() | st.lists(st.dictionaries(st.sampled_from(
+           ["function", "name", "parameters", "type"]), _json, max_size=3), max_size=2))
+def test_any_shape_of_session_is_imported_or_reported_never_raised(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+) -> None:
+    sessions = [Session("s", ("f.jsonl", 1), messages, tools, "good")]
+    suite = build_suite(sessions, ImportOptions(env="fuzz"))
+    assert suite.summary["tasks"] + len(suite.problems) == 1
+
+
+_args = st.dictionaries(st.sampled_from(["id", "n", "tags", "opts", "note"]), _json, max_size=4)
+
+
+@settings(max_examples=25)
+@given(calls=st.lists(st.tuples(st.sampled_from(["get_a", "get_b", "update_a"]), _args, _json),
+                      min_size=1, max_size=4))
+def test_whatever_the_arguments_and_results_an_imported_suite_validates(
+    tmp_path_factory: pytest.TempPathFactory, calls: list[tuple[str, Any, Any]]
+) -> None:
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "do it"}]
+    for i, (name, args, result) in enumerate(calls):
+        messages.append({"role": "assistant", "tool_calls": [{"id": f"c{i}", "function": {
+            "name": name, "arguments": json.dumps(args)}}]})
+        messages.append({"role": "tool", "tool_call_id": f"c{i}", "content": json.dumps(result)})
+    src = write_jsonl(tmp_path_factory.mktemp("in") / "s.jsonl",
+                      [{"messages": messages, "label": "good"}])
+    out = tmp_path_factory.mktemp("out") / "suite"
+    code = run(src, out)  # 4: skipped, e.g. an argument seen with two JSON types
+    assert code in (0, 4)
+    assert code == 4 or main(["validate", "--config", str(out / "gate.yaml")]) == 0

@@ -52,8 +52,16 @@ class ReplayExpected(StateModel):
 
 
 def canonical_args(args: dict[str, Any]) -> dict[str, Any]:
-    """Arguments as compared and looked up: absent and ``null`` are the same."""
-    return {k: v for k, v in args.items() if v is not None}
+    """Arguments as compared and looked up: absent and ``null`` are the same, at any depth."""
+    return {k: _without_nulls(v) for k, v in args.items() if v is not None}
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return canonical_args(value)
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value if v is not None]
+    return value
 
 
 def call_key(tool: str, args: dict[str, Any]) -> str:
