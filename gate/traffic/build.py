@@ -26,6 +26,7 @@ DEFAULT_WRITES = (
     "restart_*", "rollback_*", "route_*", "escalate_*", "scale_*", "post_*", "merge_*",
 )
 MAX_DISTRACTORS = 4
+MAX_CALLS = 97  # a task's step_limit is at most 100 and must exceed the reference's length
 DEFAULT_PROMPT = ("You are the agent whose production sessions these tasks replay. Use the tools "
                   "to do what the user asks, then answer briefly.")
 
@@ -132,10 +133,12 @@ def build_suite(sessions: list[Session], opts: ImportOptions,
     fitting = []
     for t in tasks.values():
         bad = [p for c in t.ep.calls for p in call_problems(c, tools)]
+        if len(t.ep.calls) > MAX_CALLS:
+            bad.insert(0, f"{len(t.ep.calls)} calls, more than a task's step limit allows")
         if bad:
             path, line = t.ep.session.where
-            problems.append(Problem(path, line, f"session {t.ep.session.id}: {bad[0]} "
-                                    "(against the tool's schema); skipped"))
+            problems.append(Problem(path, line, f"session {t.ep.session.id}: {bad[0]}; "
+                                    "skipped"))
             continue
         fitting.append(t)
     files = _files(fitting, tools, writes, opts)
@@ -184,12 +187,10 @@ def _files(tasks: list[_Task], tools: dict[str, dict[str, Any]], writes: set[str
            opts: ImportOptions) -> dict[str, Any]:
     env = opts.env
     out: dict[str, Any] = {f"tools/{env}/{name}.yaml": tool for name, tool in tools.items()}
-    all_calls = [(i, c) for i, t in enumerate(tasks) for c in t.ep.calls]
+    pool = _Pool.of(tasks, writes)
     for i, t in enumerate(tasks):
-        if len(t.ep.calls) >= 99:
-            continue
         task_id = f"{env}-{i + 1:03d}-{_slug(t.ep.instruction)}"
-        fixture = _fixture(t, i, all_calls, writes, opts)
+        fixture = _fixture(t, i, pool, writes, opts)
         tags = ["imported"] + ([] if t.good else [NEEDS_LABEL])
         out[f"tasks/{env}/{task_id}.yaml"] = {
             "id": task_id, "environment": env, "difficulty": difficulty(t.ep.steps),
@@ -200,7 +201,7 @@ def _files(tasks: list[_Task], tools: dict[str, dict[str, Any]], writes: set[str
     return out
 
 
-def _fixture(t: _Task, index: int, all_calls: list[tuple[int, Call]], writes: set[str],
+def _fixture(t: _Task, index: int, pool: _Pool, writes: set[str],
              opts: ImportOptions) -> dict[str, Any]:
     calls = t.ep.calls
     recorded = [{"tool": c.tool, "args": _clean(c.args), "result": c.result,
@@ -213,7 +214,7 @@ def _fixture(t: _Task, index: int, all_calls: list[tuple[int, Call]], writes: se
         "initial_state": {"writes": sorted(writes), "recorded": recorded},
         "required_evidence": evidence,
         "expected": {"writes": expected},
-        "distractors": _distractors(index, t, all_calls, writes, expected),
+        "distractors": _distractors(index, t, pool, expected),
         "reference_trajectory": [{"tool": c.tool, "args": _clean(c.args)} for c in calls],
         "reference_output": t.ep.final or "(the session ended without a final message)",
     }
@@ -235,20 +236,41 @@ def _distinct(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def _distractors(index: int, t: _Task, all_calls: list[tuple[int, Call]], writes: set[str],
-                 expected: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Calls recorded in other sessions that this one never made: other writes first (a wrong
-    write fails the trial), then reads (answered as unrecorded)."""
+@dataclass(frozen=True)
+class _Pool:
+    """Every distinct call of the traffic, writes and reads apart, each list in a fixed
+    pseudo-random order (so picking is O(distractors) per task, not O(traffic))."""
+
+    writes: list[tuple[str, dict[str, Any]]]
+    reads: list[tuple[str, dict[str, Any]]]
+
+    @classmethod
+    def of(cls, tasks: list[_Task], writes: set[str]) -> _Pool:
+        seen: dict[str, dict[str, Any]] = {}
+        for t in tasks:
+            for c in t.ep.calls:
+                seen.setdefault(canonical_json([c.tool, _clean(c.args)]),
+                                {"tool": c.tool, "args": _clean(c.args)})
+        ordered = sorted(seen.items(), key=lambda kv: stable_int(kv[0]))
+        return cls([kv for kv in ordered if kv[1]["tool"] in writes],
+                   [kv for kv in ordered if kv[1]["tool"] not in writes])
+
+
+def _distractors(index: int, t: _Task, pool: _Pool, expected: list[dict[str, Any]]
+                 ) -> list[dict[str, Any]]:
+    """Calls recorded in other sessions that this one never made: writes first (a wrong
+    write fails the trial), then reads (answered as unrecorded); from a place in each list
+    that depends on the task."""
     own = {canonical_json([c.tool, _clean(c.args)]) for c in t.ep.calls}
     wanted = [ExpectedWrite.model_validate(e) for e in expected]
-    pool: dict[str, dict[str, Any]] = {}
-    for i, c in all_calls:
-        key = canonical_json([c.tool, _clean(c.args)])
-        if i == index or key in own or key in pool:
-            continue
-        if c.tool in writes and any(write_matches(w, c.tool, c.args) for w in wanted):
-            continue
-        pool[key] = {"tool": c.tool, "args": _clean(c.args)}
-    ranked = sorted(pool.items(), key=lambda kv: (
-        kv[1]["tool"] not in writes, stable_int(index, kv[0])))
-    return [call for _, call in ranked[:MAX_DISTRACTORS]]
+    picked: list[dict[str, Any]] = []
+    for candidates in (pool.writes, pool.reads):
+        start = stable_int(index)
+        for j in range(len(candidates)):
+            if len(picked) == MAX_DISTRACTORS:
+                return picked
+            key, call = candidates[(start + j) % len(candidates)]
+            if key in own or any(write_matches(w, call["tool"], call["args"]) for w in wanted):
+                continue
+            picked.append(call)
+    return picked

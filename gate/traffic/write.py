@@ -15,6 +15,7 @@ import yaml
 from gate.errors import ConfigError
 
 SUMMARY_FILE = "traffic-summary.json"
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when built with it: 10x faster
 _HEADER = "# written by `gate import-traces` (docs/traffic.md); edit freely\n"
 
 
@@ -42,7 +43,8 @@ def dump(relpath: str, content: Any) -> str:
         return content
     if relpath.endswith(".json"):
         return json.dumps(content, indent=2, sort_keys=True) + "\n"
-    return _HEADER + yaml.safe_dump(content, sort_keys=False, allow_unicode=True, width=100)
+    return _HEADER + yaml.dump(content, Dumper=_DUMPER, sort_keys=False, allow_unicode=True,
+                               width=100)
 
 
 def write_suite(out: Path, files: dict[str, Any]) -> None:

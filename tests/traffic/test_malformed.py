@@ -178,3 +178,14 @@ def test_whatever_the_arguments_and_results_an_imported_suite_validates(
     code = run(src, out)  # 4: skipped, e.g. an argument seen with two JSON types
     assert code in (0, 4)
     assert code == 4 or main(["validate", "--config", str(out / "gate.yaml")]) == 0
+
+
+def test_a_session_too_long_for_a_task_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    long = session(1)
+    reads = long["messages"][2:4]  # get_order and its result
+    long["messages"] = long["messages"][:2] + reads * 98 + long["messages"][-1:]
+    src = write_jsonl(tmp_path / "in.jsonl", [session(0), long])
+    assert run(src, tmp_path / "out") == 0
+    assert f"{src}:2: session s-1: 98 calls" in capsys.readouterr().err
