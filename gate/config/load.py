@@ -397,7 +397,7 @@ def _load_env_tools(
     env_name, implemented = env.name, env.cls.tool_names
     defs: list[ToolDef] = []
     if env.cls.tools_from_files:  # a generic world (replay): its tools are the files'
-        implemented = frozenset(_tool_names(col, source, directory))
+        implemented = frozenset(_tool_names(source, directory))
     for relpath in source.list(directory):
         if not relpath.endswith((".yaml", ".yml")):
             continue
@@ -419,22 +419,18 @@ def _load_env_tools(
     return sorted(defs, key=lambda t: t.name)
 
 
-def _tool_names(col: _Collector, source: FileSource, directory: str) -> list[str]:
+def _tool_names(source: FileSource, directory: str) -> list[str]:
+    """The ``name:`` of every tool file (problems are reported when each is loaded)."""
     names = []
     for relpath in source.list(directory):
-        if relpath.endswith((".yaml", ".yml")):
-            got = col.read(relpath, source)
-            doc = None if got is None else _quiet_yaml(got)
-            if isinstance(doc, dict) and isinstance(doc.get("name"), str):
-                names.append(doc["name"])
+        raw = source.read(relpath) if relpath.endswith((".yaml", ".yml")) else None
+        try:
+            data = parse_yaml(raw.decode("utf-8"), relpath).data if raw is not None else None
+        except (ConfigError, UnicodeDecodeError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            names.append(data["name"])
     return names
-
-
-def _quiet_yaml(got: tuple[str, str]) -> Any:
-    try:
-        return parse_yaml(got[1], got[0]).data
-    except ConfigError:
-        return None  # reported when the file is loaded as a tool
 
 
 def _load_prompts(

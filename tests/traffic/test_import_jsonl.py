@@ -183,3 +183,15 @@ def test_env_replay_uses_the_builtin_with_no_declaration(tmp_path: Path) -> None
     project = load_project(tmp_path / "suite" / "gate.yaml")
     assert {lt.task.environment for lt in project.tasks} == {"replay"}
     assert project.environment("replay").declaration.where == "gate (built-in)"
+
+
+def test_the_replay_tools_are_the_tool_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = imported(tmp_path, [session(0), session(1)])
+    (suite / "tools/support/get_customer.yaml").unlink()
+    capsys.readouterr()
+    assert main(["validate", "--config", str(suite / "gate.yaml")]) == 4
+    err = capsys.readouterr().err
+    assert "unknown tool 'get_customer'" in err
+    assert "fixtures/support/support-001" in err
