@@ -11,10 +11,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from gate.config.load import NEEDS_LABEL
 from gate.environments._common import canonical_json, stable_int
 from gate.environments.replay.model import ExpectedWrite, Rule, canonical_args, write_matches
 from gate.errors import Problem
+from gate.project.load import NEEDS_LABEL
 from gate.traffic.redact import Redactor
 from gate.traffic.session import Call, Episode, Session, episode
 from gate.traffic.summary import coverage

@@ -8,8 +8,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from gate.agent.schema_check import SUPPORTED, unsupported_keywords, validate
 from gate.environments.replay.model import canonical_args
+from gate.project.schema_check import SUPPORTED, unsupported_keywords, validate
 from gate.traffic.session import Call
 
 _JSON_TYPES = (("boolean", bool), ("integer", int), ("number", float), ("string", str),

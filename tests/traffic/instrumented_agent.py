@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from otlp_file import OtlpJsonFileExporter
 
-from gate.config.load import load_project
+from gate.project.load import load_project
 
 
 def run_session(client: openai.OpenAI, model: str, world: Any, system: str, instruction: str,

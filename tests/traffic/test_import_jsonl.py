@@ -12,7 +12,7 @@ import yaml
 from traffic_sessions import session, write_jsonl
 
 from gate.cli import main
-from gate.config.load import load_project
+from gate.project.load import load_project
 
 
 def imported(tmp_path: Path, sessions: list[dict[str, object]], *flags: str,

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from gate.cli import main
-from gate.config.load import load_project
-from gate.providers.mock import MOCK_PRICES, MockProvider
-from gate.providers.mockserver import MockServer
+from gate.project.load import load_project
+from gate.simulate.models import MOCK_PRICES, MockProvider
+from gate.simulate.server import MockServer
 
 HERE = Path(__file__).parent
 WRITES = ["--writes", "cancel_*", "--writes", "refund_*", "--writes", "exchange_*",

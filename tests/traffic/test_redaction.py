@@ -11,7 +11,7 @@ import pytest
 from traffic_sessions import write_jsonl
 
 from gate.cli import main
-from gate.config.load import load_project
+from gate.project.load import load_project
 from gate.traffic.redact import Redactor
 
 EMAIL = "jane.doe+vip@corp-mail.example.org"

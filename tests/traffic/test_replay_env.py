@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from gate.agent.loop import TrialSpec, TrialTrace, execute_call
-from gate.config.load import LoadedTask
 from gate.config.schema import Task
 from gate.environments import Fixture
 from gate.environments.registry import BUILTIN
 from gate.environments.replay import ReplayEnvironment
+from gate.project.load import LoadedTask
 
 READ = {"tool": "get_order", "args": {"order_id": "A-1"}}
 
