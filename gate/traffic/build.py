@@ -106,6 +106,28 @@ def build_suite(sessions: list[Session], opts: ImportOptions,
     """``unreadable``: what the reader skipped (counted in the summary, returned first)."""
     problems: list[Problem] = list(unreadable or [])
     chosen, dropped = select(sessions, opts)
+    tasks, episodes, redactions = _merged_episodes(chosen, opts, problems)
+    writes = _write_tools([c for t in tasks.values() for c in t.ep.calls], opts.writes)
+    defs = {**recorded_definitions(d for t in tasks.values() for d in (t.ep.session.tools or [])),
+            **opts.tool_files}  # the team's own tool files win over what traces carry
+    tools = tool_files([c for t in tasks.values() for c in t.ep.calls], defs, writes)
+    fitting = _fitting(list(tasks.values()), tools, problems)
+    fit = {id(t.ep.session) for t in fitting}
+    imported = [ep for ep in episodes if not _skipped(ep, tasks, fit)]
+    labels = Counter("good" if is_good(ep.session, opts) else ep.session.label or "unlabelled"
+                     for ep in imported)
+    summary = coverage(sessions, chosen, dropped, imported,
+                       [(t.ep, t.good, t.merged) for t in fitting], problems, redactions, writes,
+                       labels)
+    prompts = Counter(t.ep.system for t in fitting if t.ep.system and t.ep.system.strip())
+    prompt = prompts.most_common(1)[0][0] if prompts else DEFAULT_PROMPT
+    return Suite(_files(fitting, tools, writes, opts), summary, problems, prompt)
+
+
+def _merged_episodes(chosen: list[Session], opts: ImportOptions, problems: list[Problem]
+                     ) -> tuple[dict[str, _Task], list[Episode], Counter[str]]:
+    """Each session redacted and read into calls; near-identical instructions merged into one
+    task (a session labelled good replaces one that is not)."""
     redactions: Counter[str] = Counter()
     tasks: dict[str, _Task] = {}
     episodes: list[Episode] = []
@@ -119,19 +141,21 @@ def build_suite(sessions: list[Session], opts: ImportOptions,
             continue
         episodes.append(ep)
         key = normal_form(ep.instruction)
-        if key in tasks:  # near-identical: merged, the first (labelled good first) kept
-            kept = tasks[key]
-            kept.merged += 1
-            if not kept.good and is_good(s, opts):
-                tasks[key] = _Task(ep, True, kept.merged)
+        kept = tasks.get(key)
+        if kept is None:
+            tasks[key] = _Task(ep, is_good(s, opts))
             continue
-        tasks[key] = _Task(ep, is_good(s, opts))
-    writes = _write_tools([c for t in tasks.values() for c in t.ep.calls], opts.writes)
-    defs = {**recorded_definitions(d for t in tasks.values() for d in (t.ep.session.tools or [])),
-            **opts.tool_files}  # the team's own tool files win over what traces carry
-    tools = tool_files([c for t in tasks.values() for c in t.ep.calls], defs, writes)
+        kept.merged += 1
+        if not kept.good and is_good(s, opts):
+            tasks[key] = _Task(ep, True, kept.merged)
+    return tasks, episodes, redactions
+
+
+def _fitting(tasks: list[_Task], tools: dict[str, dict[str, Any]], problems: list[Problem]
+             ) -> list[_Task]:
+    """The tasks whose every call fits its tool's schema and a task's step limit."""
     fitting = []
-    for t in tasks.values():
+    for t in tasks:
         bad = [p for c in t.ep.calls for p in call_problems(c, tools)]
         if len(t.ep.calls) > MAX_CALLS:
             bad.insert(0, f"{len(t.ep.calls)} calls, more than a task's step limit allows")
@@ -141,17 +165,7 @@ def build_suite(sessions: list[Session], opts: ImportOptions,
                                     "skipped"))
             continue
         fitting.append(t)
-    files = _files(fitting, tools, writes, opts)
-    fit = {id(t.ep.session) for t in fitting}
-    imported = [ep for ep in episodes if not _skipped(ep, tasks, fit)]
-    labels = Counter("good" if is_good(ep.session, opts) else ep.session.label or "unlabelled"
-                     for ep in imported)
-    summary = coverage(sessions, chosen, dropped, imported,
-                       [(t.ep, t.good, t.merged) for t in fitting], problems, redactions, writes,
-                       labels)
-    prompts = Counter(t.ep.system for t in fitting if t.ep.system and t.ep.system.strip())
-    prompt = prompts.most_common(1)[0][0] if prompts else DEFAULT_PROMPT
-    return Suite(files, summary, problems, prompt)
+    return fitting
 
 
 def _skipped(ep: Episode, tasks: dict[str, _Task], fit: set[int]) -> bool:
