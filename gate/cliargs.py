@@ -33,6 +33,18 @@ class GateArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_INVALID, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+def config_parent() -> argparse.ArgumentParser:
+    """The parent parser of every subcommand that reads a project: ``--config PATH``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--config", default="gate.yaml", metavar="PATH",
+                        help="gate configuration (default: gate.yaml)")
+    return parent
+
+
+CONFIG = config_parent()
+"""``sub.add_parser(NAME, parents=[CONFIG], ...)`` gives a subcommand ``--config``."""
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1 (rounds, round limits)."""
     value = _int(text)

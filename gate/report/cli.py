@@ -8,28 +8,26 @@ import os
 import sys
 from typing import Any
 
-from gate.cliargs import run_dir
+from gate.cliargs import CONFIG, run_dir
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("report",
+    p = sub.add_parser("report", parents=[CONFIG],
                        help="render the report of a run directory (also writes DIR/report.md)")
-    p.add_argument("--config", default="gate.yaml", help="gate configuration (default gate.yaml)")
     p.add_argument("--run", required=True, type=run_dir, metavar="DIR", help="run directory")
     p.add_argument("--format", choices=("md", "json"), default="md",
                    help="md (default; also writes DIR/report.md) or json (the results)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("verify", help="re-derive results from trials, audit and manifest")
-    p.add_argument("--config", default="gate.yaml", help="gate configuration (default gate.yaml)")
+    p = sub.add_parser("verify", parents=[CONFIG],
+                       help="re-derive results from trials, audit and manifest")
     p.add_argument("--run", required=True, type=run_dir, metavar="DIR",
                    help="run directory to check (exit 4 when there is no run)")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("export-otel",
+    p = sub.add_parser("export-otel", parents=[CONFIG],
                        help="send a run as OpenTelemetry GenAI spans over OTLP/HTTP "
                             "(needs the extra gate[otel])")
-    p.add_argument("--config", default="gate.yaml", help="gate configuration (unused)")
     p.add_argument("--run", required=True, type=run_dir, metavar="DIR",
                    help="the run directory")
     p.add_argument("--endpoint", default=None,
