@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from gate.errors import EXIT_INVALID
+from gate.rundir import RunDir
 
 EXIT_CODES_HELP = """\
 exit codes:
@@ -93,8 +94,9 @@ def run_dir(text: str) -> Path:
     path = Path(text)
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"no run at {text}")
-    if not (path / "manifest.json").is_file():
-        raise argparse.ArgumentTypeError(f"no run at {text} (no manifest.json)")
+    run = RunDir(path)
+    if not run.has_manifest():
+        raise argparse.ArgumentTypeError(f"no run at {text} (no {run.manifest_path.name})")
     return path
 
 

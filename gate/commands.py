@@ -175,7 +175,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         info = run_shard(project, opts, parse_shard(args.shard, args.stage, args.stages),
                          config_path=args.config)
-        return EXIT_HALTED if info["halt"] else EXIT_OK
+        return EXIT_HALTED if info.halt else EXIT_OK
     if args.stage is not None:
         raise ConfigError.one("--stage", None, "--stage needs --shard I/N")
     results = run_sweep(project, opts, config_path=args.config)

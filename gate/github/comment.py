@@ -55,6 +55,7 @@ from gate.github.context import (
     step_summary,
 )
 from gate.report.neutralize import neutralize
+from gate.rundir import RunDir
 
 MARKER = "<!-- gate-report -->"
 COMMENT_LIMIT = 65_536
@@ -103,7 +104,7 @@ def fit_comment(body: str, limit: int = COMMENT_LIMIT, link: str | None = None) 
 def read_reports(run_dirs: list[str]) -> list[str]:
     reports = []
     for run_dir in run_dirs:
-        path = Path(run_dir) / "report.md"
+        path = RunDir(run_dir).report_path
         try:
             reports.append(path.read_text(encoding="utf-8"))
         except FileNotFoundError:

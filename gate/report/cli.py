@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from gate.cliargs import CONFIG, run_dir
+from gate.rundir import RunDir
 
 
 def register(sub: Any) -> None:
@@ -45,7 +46,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(json.dumps(results.to_json(), indent=2, sort_keys=True))
         return 0
     text = render_markdown(args.run)
-    (args.run / "report.md").write_text(text, encoding="utf-8")
+    RunDir(args.run).write_report(text)
     sys.stdout.write(text)
     return 0
 

@@ -24,11 +24,11 @@ from typing import Any, TextIO
 import jinja2
 from markupsafe import Markup
 
-from gate.engine.rundir import PARTIAL, RESULTS, read_manifest, read_results
 from gate.errors import ConfigError
 from gate.records import Manifest, Results, Trial
 from gate.report.neutralize import neutral, neutralize
 from gate.report.summary import value_text
+from gate.rundir import PARTIAL, RESULTS, RunDir, read_results
 
 COMMENT_LIMIT = 65_536
 
@@ -70,13 +70,15 @@ _ENV.filters["summary"] = _summary
 
 
 def load_run(run_dir: Path) -> tuple[Manifest, Results]:
-    manifest_path = run_dir / "manifest.json"
-    if not manifest_path.exists():
-        raise ConfigError.one(str(manifest_path), None, "not a run directory (no manifest.json)")
-    for name in (RESULTS, PARTIAL):
-        if (run_dir / name).exists():
-            return read_manifest(run_dir), read_results(run_dir / name)
-    raise ConfigError.one(str(run_dir), None, f"no {RESULTS} or {PARTIAL} in the run directory")
+    run = RunDir(run_dir)
+    if not run.has_manifest():
+        raise ConfigError.one(str(run.manifest_path), None,
+                              f"not a run directory (no {run.manifest_path.name})")
+    stored = run.stored_results_path()
+    if stored is None:
+        raise ConfigError.one(str(run_dir), None,
+                              f"no {RESULTS} or {PARTIAL} in the run directory")
+    return run.manifest(), read_results(stored)
 
 
 def headline(results: Results) -> str:
@@ -153,8 +155,8 @@ def _trusted(fmt: Callable[..., str]) -> Callable[..., Markup]:
 
 def _stages(run_dir: Path) -> Any:
     """stages.json of a merged sharded sweep (gate merge), or None."""
-    path = run_dir / "stages.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    stages = RunDir(run_dir).stages()
+    return None if stages is None else stages.to_json()
 
 
 def render_markdown(run_dir: Path, limit: int = COMMENT_LIMIT) -> str:
@@ -247,13 +249,12 @@ ARGS_CHARS = 80
 def _excerpts(run_dir: Path, regressed: list[dict[str, Any]]) -> dict[str, Markup]:
     """The calls of one failed candidate trial per regressed task, from trials.jsonl: tool
     names and arguments are the model's (untrusted), so each is a neutralised code span."""
-    from gate.engine.jsonl import read_jsonl
 
     wanted = {r["example_trial"] for r in regressed if r.get("example_trial")}
     if not wanted:
         return {}
     out: dict[str, Markup] = {}
-    for t in read_jsonl(run_dir / "trials.jsonl", Trial):
+    for t in RunDir(run_dir).trials():
         if t.trial_id in wanted and t.trial_id not in out:
             out[t.trial_id] = _excerpt(t)
     return out
@@ -272,7 +273,6 @@ def _excerpt(trial: Trial) -> Markup:
 
 
 def _call_line(call: dict[str, Any]) -> str:
-    import json
 
     tool = neutralize(call.get("tool") or "?", context="code", limit=40)
     args = call.get("args")
@@ -328,11 +328,10 @@ MAX_TRACE_LINKS = 10
 def _failed_traces(run_dir: Path) -> list[dict[str, str]]:
     """The OpenTelemetry trace ids of the first failed trials (from trials.jsonl), with a link
     when ``GATE_TRACE_URL`` gives the backend's address pattern."""
-    from gate.engine.jsonl import read_jsonl
 
     template = os.environ.get(TRACE_URL_VAR, "")
     out: list[dict[str, str]] = []
-    for t in read_jsonl(run_dir / "trials.jsonl", Trial):
+    for t in RunDir(run_dir).trials():
         if t.status != "scored" or t.success or not t.trace_id:
             continue
         trace_id = t.trace_id
@@ -356,7 +355,7 @@ def _summary_url() -> str | None:
 
 def write_report(run_dir: Path) -> Path:
     """Render the run's report and write it to ``run_dir/report.md``."""
-    path = run_dir / "report.md"
+    path = RunDir(run_dir).report_path
     path.write_text(render_markdown(run_dir), encoding="utf-8")
     return path
 

@@ -13,8 +13,8 @@ import yaml
 from agent_support import PROGRAMS, agent_log, alive, make_project, program
 
 from gate.cli import main
-from gate.engine.audit import attempts
-from gate.engine.jsonl import read_jsonl
+from gate.rundir.audit import attempts
+from gate.rundir.jsonl import read_jsonl
 
 
 def _requests(log: Path) -> list[dict]:  # type: ignore[type-arg]

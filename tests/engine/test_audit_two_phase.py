@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gate.engine.audit import INTERRUPTED_MESSAGE, attempts, read_audit
 from gate.engine.results import arm_summary
 from gate.records import ArmSpec, Trial
+from gate.rundir.audit import INTERRUPTED_MESSAGE, attempts, read_audit
 
 REPO = Path(__file__).resolve().parents[2]
 

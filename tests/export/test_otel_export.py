@@ -15,7 +15,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gate.cli import main
-from gate.engine.audit import attempts
+from gate.rundir.audit import attempts
 
 
 class Collector:
