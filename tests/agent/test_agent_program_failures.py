@@ -14,6 +14,8 @@ from gate.cli import main
 from gate.rundir.audit import attempts
 from gate.rundir.jsonl import read_jsonl
 
+pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
+
 EASY = ("incident/incident-easy-01-cache-crashed.yaml",)
 TASK = "incident-easy-01-cache-crashed"
 

@@ -24,6 +24,8 @@ from gate.rundir import RunDir
 from gate.rundir.audit import attempts, read_audit
 from gate.rundir.jsonl import read_jsonl
 
+pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
+
 REPO = Path(__file__).resolve().parents[2]
 PAID = "anthropic/claude-sonnet-4.5"  # an openrouter model of the repository's models.yaml
 

@@ -19,7 +19,7 @@ from gate.engine.session import Notices
 from gate.engine.verify import verify_run
 from gate.errors import RecordError
 from gate.project.load import load_project, select_tasks
-from gate.records import HaltRecord, ShardInfo, ShardSpecRecord, Stages, StageRun
+from gate.records import HaltRecord, ShardInfo, ShardSpecRecord, StageRun, Stages
 from gate.rundir import RunDir, as_written, read_results
 
 PACKAGE = Path(__file__).resolve().parents[2] / "gate"
@@ -40,7 +40,8 @@ def test_only_gate_rundir_names_the_run_directory_files() -> None:
 
 def test_shard_and_stages_records_round_trip_and_refuse_unknown_fields(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
-    assert run.shard() is None and run.stages() is None
+    assert run.shard() is None
+    assert run.stages() is None
     info = ShardInfo(spec=ShardSpecRecord(index=2, count=3, stage=1, stages=2), units=4,
                      trials=8, spent_usd=0.5, budget_usd=1.0,
                      halt=HaltRecord(kind="paused", reason="pause file", task="t", round=1))
@@ -72,7 +73,8 @@ def halted(project_dir: Path, tmp_path: Path) -> Path:
 def test_the_halt_is_on_disk_and_the_results_derive_from_the_directory(halted: Path) -> None:
     run = RunDir(halted)
     stop = run.stop()
-    assert stop.halt is not None and stop.halt.kind == "circuit_breaker"
+    assert stop.halt is not None
+    assert stop.halt.kind == "circuit_breaker"
     stored = read_results(run.file(rundir.PARTIAL))
     assert stored.halt == stop.halt
     assert as_written(derive_results(run)) == stored
@@ -92,4 +94,5 @@ def test_verify_does_not_take_the_halt_from_the_results_it_checks(halted: Path) 
 
 def test_a_run_without_stop_json_ran_to_its_end(tmp_path: Path) -> None:
     stop = RunDir(tmp_path).stop()
-    assert stop.halt is None and stop.stopped is None
+    assert stop.halt is None
+    assert stop.stopped is None

@@ -17,6 +17,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from gate.cli import main
 from gate.rundir.audit import attempts
 
+pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
+
 
 class Collector:
     """An OTLP/HTTP traces endpoint: keeps every span it receives, with its headers."""

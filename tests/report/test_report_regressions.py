@@ -23,6 +23,8 @@ from gate.report.render import print_decision, render_markdown
 from gate.rundir import read_results
 from gate.rundir.jsonl import read_jsonl
 
+pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
+
 BUCKETS = ("used_by_decision", "lost_to_provider", "environment_errors", "not_scored",
            "unpaired", "after_decision", "outside_plan")
 
