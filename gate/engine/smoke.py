@@ -147,5 +147,7 @@ def _breaker_check(project: Project, out: Path, seed: int, notices: Notices) -> 
     partial = (out / PARTIAL).exists()
     ok = res.status == "halted" and printed and partial
     return SmokeCheck(name="402 trips the circuit breaker", ok=ok,
-                      detail=f"status {res.status}, [CIRCUIT BREAKER] printed: {printed}, "
-                             f"{PARTIAL} written: {partial}, 402 injected after {after} calls")
+                      detail=f"status {res.status}, [CIRCUIT BREAKER] "
+                             f"{'printed' if printed else 'NOT printed'}, {PARTIAL} "
+                             f"{'written' if partial else 'NOT written'}, 402 injected after "
+                             f"{after} calls")

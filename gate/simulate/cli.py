@@ -61,7 +61,7 @@ def run_mock_server(args: argparse.Namespace) -> int:
         print(f"gate mock-server: serving {server.base_url} (Ctrl-C to stop)", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        counts = dict(server.fault_counts())
-        print(f"gate mock-server: {len(server.requests)} completion requests, faults {counts}",
-              file=sys.stderr)
+        faults_text = ", ".join(f"{kind} {n}" for kind, n in server.fault_counts().items())
+        print(f"gate mock-server: {len(server.requests)} completion requests, faults: "
+              f"{faults_text or 'none'}", file=sys.stderr)
     return 0
