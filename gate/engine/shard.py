@@ -23,6 +23,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,10 @@ from gate.connect import check_api_keys, open_providers
 from gate.engine.decision import replay
 from gate.engine.plan import Unit, batches, units_of
 from gate.engine.rundir import build_manifest, finish_results
-from gate.engine.runner import Cell
+from gate.engine.runner import Arm, Cell, halt_before_any_task
 from gate.engine.session import Notices
-from gate.engine.sweep import sweep_engine
-from gate.errors import ConfigError
+from gate.engine.sweep import SweepOptions, build_arms, check_smoke, previous_run, sweep_engine
+from gate.errors import CircuitBreakerError, ConfigError
 from gate.project.load import Project, load_project
 from gate.providers.budget import Budget
 from gate.records import (
@@ -136,11 +137,9 @@ def shard_project(project: Project, count: int) -> Project:
     return dataclasses.replace(project, config=config)
 
 
-def run_shard(project: Project, opts: Any, spec: ShardSpec, *,
+def run_shard(project: Project, opts: SweepOptions, spec: ShardSpec, *,
               config_path: str, notices: Notices | None = None) -> ShardInfo:
     """Run shard ``spec`` of ``opts`` (a SweepOptions) into ``opts.out``; returns shard.json."""
-    from gate.engine.sweep import _previous_run, build_arms, check_smoke
-
     notices = notices or Notices()
     cfg = project.config
     max_rounds = opts.max_rounds or cfg.statistics.max_rounds
@@ -148,7 +147,7 @@ def run_shard(project: Project, opts: Any, spec: ShardSpec, *,
     arms = build_arms(project, opts, config_path)
     check_api_keys(project, [a.provider for a in arms])
     check_smoke(project, arms, opts.smoke_dir)
-    previous = _previous_run(project, arms, opts, max_rounds)
+    previous = previous_run(project, arms, opts, max_rounds)
     run = RunDir(opts.out)
     held = run.shard()
     if previous is not None and (held is None or held.spec != spec.record()):
@@ -178,23 +177,28 @@ def run_shard(project: Project, opts: Any, spec: ShardSpec, *,
     return info
 
 
-async def _run_units(project: Project, arms: list[Any], opts: Any, budget: Budget,
+async def _run_units(project: Project, arms: list[Arm], opts: SweepOptions, budget: Budget,
                      units: list[Unit], spec: ShardSpec, notices: Notices) -> HaltRecord | None:
+    """Open the providers and run the shard's cells: the halt, if any (a circuit breaker while
+    the providers open is a halt before any task, recorded like any other)."""
     models: dict[str, set[str]] = {}
     for a in arms:
         models.setdefault(a.provider, set()).add(a.model)
     done = {t.trial_id for t in RunDir(opts.out).trials()}
     cells = [Cell(u.index, u.task, arm) for u in units
              for arm in ("candidate", "baseline") if u.trial_id(arm) not in done]
-    async with open_providers(project, models, budget=budget, notices=notices,
-                              seed=opts.seed) as providers:
-        engine = sweep_engine(project, opts, arms, providers, notices)
-        try:
-            await engine.run_cells(
-                cells, label=f"stage {spec.stage} shard {spec.index}/{spec.count}")
-        finally:
-            engine.close()
-        return engine.halt
+    try:
+        async with open_providers(project, models, budget=budget, notices=notices,
+                                  seed=opts.seed) as providers:
+            engine = sweep_engine(project, opts, arms, providers, notices)
+            try:
+                await engine.run_cells(
+                    cells, label=f"stage {spec.stage} shard {spec.index}/{spec.count}")
+            finally:
+                engine.close()
+            return engine.halt
+    except CircuitBreakerError as exc:  # while opening the providers: before any task
+        return halt_before_any_task(exc, notices)
 
 
 # --- the decision job ----------------------------------------------------------------------
@@ -345,7 +349,8 @@ def _decide(out: Path, manifest: Manifest, stages: Stages, units: list[Unit],
     return Merged(results, stages)
 
 
-def _union(sources: list[list[dict[str, Any]]], key: Any) -> list[dict[str, Any]]:
+def _union(sources: list[list[dict[str, Any]]],
+           key: Callable[[dict[str, Any]], str]) -> list[dict[str, Any]]:
     seen: set[str] = set()
     rows: list[dict[str, Any]] = []
     for source in sources:

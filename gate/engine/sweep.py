@@ -135,7 +135,7 @@ def _reuse(opts: SweepOptions, key: str, notices: Notices) -> Reuse | None:
     return reuse
 
 
-def _previous_run(project: Project, arms: list[Arm], opts: SweepOptions,
+def previous_run(project: Project, arms: list[Arm], opts: SweepOptions,
                   max_rounds: int) -> Manifest | None:
     """The manifest to resume (checked against the files as they are now), or None if fresh.
 
@@ -224,7 +224,7 @@ def run_sweep(
     check_api_keys(project, [a.provider for a in arms])
     check_smoke(project, arms, opts.smoke_dir)
     reuse = _reuse(opts, baseline_key(arms[1], project.config_sha256, opts.seed), notices)
-    previous = _previous_run(project, arms, opts, max_rounds)
+    previous = previous_run(project, arms, opts, max_rounds)
     spent_before = RunDir(opts.out).spent_usd() if previous else 0.0
     budget = Budget(max(0.0, ceiling - spent_before))
     manifests: list[Manifest] = [] if previous is None else [previous]
