@@ -31,7 +31,7 @@ from gate.environments.registry import (
 )
 from gate.errors import ConfigError, Problem
 from gate.gitref import checkout_differs
-from gate.project.schema_check import unsupported_keywords, validate
+from gate.project.schema_check import schema_problems, validate
 
 M = TypeVar("M", bound=BaseModel)
 NEEDS_LABEL = "needs_label"  # a task tag: listed by validate, never run until a person labels it
@@ -435,7 +435,7 @@ def _load_env_tools(
         tool = col.model(ToolDef, doc)
         if tool is None or doc is None:
             continue
-        for msg in unsupported_keywords(tool.parameters):
+        for msg in schema_problems(tool.parameters):
             col.add(doc.path, doc.line_of(("parameters",)), msg)
         if tool.parameters.get("type") != "object":
             col.add(doc.path, doc.line_of(("parameters",)), "parameters: type must be object")
