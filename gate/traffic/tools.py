@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from gate.environments.replay.model import canonical_args
-from gate.project.schema_check import SUPPORTED, unsupported_keywords, validate
+from gate.project.schema_check import SUPPORTED, TYPES, schema_problems, validate
 from gate.traffic.session import Call
 
 _JSON_TYPES = (("boolean", bool), ("integer", int), ("number", float), ("string", str),
@@ -31,8 +31,8 @@ def _merged(types: set[str]) -> str | None:
 
 def infer_schema(calls: list[Call]) -> dict[str, Any]:
     """An object schema every one of ``calls`` satisfies (``null`` arguments count as absent)."""
-    return infer([canonical_args(c.args) for c in calls]) or {"type": "object",
-                                                               "properties": {}}
+    return infer([canonical_args(c.args) for c in calls]) or {
+        "type": "object", "properties": {}, "additionalProperties": False}
 
 
 def infer(values: list[Any]) -> dict[str, Any] | None:
@@ -53,6 +53,7 @@ def infer(values: list[Any]) -> dict[str, Any] | None:
         schema["properties"] = {k: p for k, p in props.items() if p is not None}
         schema["required"] = [k for k in schema["properties"]
                               if all(v.get(k) is not None for v in values)]
+        schema["additionalProperties"] = False  # gate's tool files close every object
     return schema
 
 
@@ -60,21 +61,25 @@ def sanitize(schema: Any) -> dict[str, Any]:
     """A recorded definition's schema cut to the supported subset (``type`` lists resolved to
     their first non-null type, unsupported keywords dropped)."""
     if not isinstance(schema, dict):
-        return {"type": "object", "properties": {}}
+        return {"type": "object", "properties": {}, "additionalProperties": False}
     out: dict[str, Any] = {k: v for k, v in schema.items() if k in SUPPORTED}
     kind = out.get("type")
     if isinstance(kind, list):
         kind = next((t for t in kind if t != "null"), "string")
-    out["type"] = kind if isinstance(kind, str) else ("object" if "properties" in out else
-                                                       "string")
-    if out.get("additionalProperties", False) is not False:
-        del out["additionalProperties"]
+    out["type"] = kind if kind in TYPES else ("object" if "properties" in out else "string")
+    if out["type"] == "object":  # gate's tool files close every object
+        out["additionalProperties"] = False
+    else:
+        out.pop("additionalProperties", None)
     if "properties" in out:
         out["properties"] = {str(k): sanitize(v) for k, v in dict(out["properties"]).items()}
         out["required"] = [r for r in out.get("required", []) if r in out["properties"]]
     if "items" in out:
         out["items"] = sanitize(out["items"])
-    return out if not unsupported_keywords(out) else {"type": out["type"]}
+    if not schema_problems(out):
+        return out
+    return {"type": "object", "properties": {}, "additionalProperties": False} if (
+        out["type"] == "object") else {"type": out["type"]}
 
 
 def tool_files(

@@ -148,17 +148,21 @@ def test_the_teams_own_tool_files_are_used_instead_of_inferred_ones(
         "name: get_order\ndescription: Look up one order by id (team file).\n"
         "parameters:\n  type: object\n  properties:\n    order_id: {type: string, minLength: 5}\n"
         "  required: [order_id]\n  additionalProperties: false\n")
-    (tools / "refund_order.yaml").write_text(  # amounts in whole units: 20.0 does not fit
+    (tools / "refund_order.yaml").write_text(  # amounts as text: 20.0 does not fit
         "name: refund_order\ndescription: Refund (team file).\n"
         "parameters:\n  type: object\n  properties:\n    order_id: {type: string}\n"
-        "    amount: {type: integer}\n    reason: {type: string}\n")
+        "    amount: {type: string}\n    reason: {type: string}\n"
+        "  additionalProperties: false\n")
     suite = imported(tmp_path, [session(0), session(1), session(3)], "--tools", str(tools))
     written = yaml.safe_load((suite / "tools/support/get_order.yaml").read_text())
     assert written["description"] == "Look up one order by id (team file)."
     assert written["parameters"]["properties"]["order_id"] == {"type": "string",
                                                                "minLength": 5}
     err = capsys.readouterr().err
-    assert "refund_order arguments.amount: expected integer" in err  # session 0 skipped
+    skipped = [ln for ln in err.splitlines() if ln.startswith(f"{tmp_path / 'sessions.jsonl'}:1:")]
+    assert len(skipped) == 1  # session 0's refund does not fit the team's schema
+    assert "s-0" in skipped[0]
+    assert "amount" in skipped[0]
     assert len(load_project(suite / "gate.yaml").tasks) == 2
 
 
