@@ -28,7 +28,6 @@ _ENV = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 def register(sub: Any) -> None:
     p = sub.add_parser("import-traces", help="production traces (OTLP/JSON or JSONL sessions) "
                        "to tasks of a replay environment; redacts by default")
-    p.add_argument("--config", default="gate.yaml", help="unused (the suite is stand-alone)")
     p.add_argument("--from", dest="source", required=True, type=Path, metavar="FILE",
                    help="OTLP/JSON (collector file exporter) or JSONL sessions")
     p.add_argument("--env", required=True, type=_env_name, metavar="NAME",
