@@ -24,11 +24,40 @@ def agent_problems(config: GateConfig, root: Path, environments: Iterable[str]
     choices: list[tuple[Loc, object]] = [(("agent",), config.agent)]
     choices += [(("agent_overrides", k), v) for k, v in config.agent_overrides.items()]
     for loc, choice in choices:
-        if isinstance(choice, AgentProgram) and not _findable(choice.command[0], root):
-            problems.append(((*loc, "command"), f"{'.'.join(map(str, loc))}.command: "
-                             f"{choice.command[0]!r} not found (relative paths are taken from "
-                             "the repository root, bare names from PATH)"))
+        if isinstance(choice, AgentProgram):
+            problems += _command_problems(loc, choice, root)
     return problems
+
+
+SCRIPT_SUFFIXES = frozenset({".py", ".pyz", ".sh", ".bash", ".js", ".mjs", ".cjs", ".ts",
+                             ".rb", ".pl", ".php", ".jar", ".lua", ".r", ".R"})
+"""An argument ending so names a file even without a ``/`` (``python agent.py``)."""
+
+
+CODE_FLAGS = frozenset({"-c", "-m", "-e", "--eval"})
+
+
+def _command_problems(loc: Loc, program: AgentProgram, root: Path) -> list[tuple[Loc, str]]:
+    """The executable, then every argument that names a file of the repository."""
+    where = f"{'.'.join(map(str, loc))}.command"
+    out: list[tuple[Loc, str]] = []
+    if not _findable(program.command[0], root):
+        out.append(((*loc, "command"), f"{where}: {program.command[0]!r} not found (relative "
+                    "paths are taken from the repository root, bare names from PATH)"))
+    argv = program.command
+    for i, arg in enumerate(argv[1:], start=1):
+        if argv[i - 1] in CODE_FLAGS:
+            continue  # the code or module after -c/-m/-e, not a file
+        if _names_file(arg) and not (root / arg).is_file():
+            out.append(((*loc, "command", i), f"{where}[{i}]: {arg!r} is not a file of the "
+                        "repository (the program runs in the repository root)"))
+    return out
+
+
+def _names_file(arg: str) -> bool:
+    if arg.startswith("-") or Path(arg).is_absolute() or "=" in arg or "://" in arg:
+        return False
+    return "/" in arg or Path(arg).suffix in SCRIPT_SUFFIXES
 
 
 def program_files(config: GateConfig, root: Path) -> list[str]:
