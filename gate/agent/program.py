@@ -6,6 +6,7 @@ then the program, started in the repository root with
     OPENAI_BASE_URL          http://127.0.0.1:PORT/v1 (gate's recording endpoint)
     OPENAI_API_KEY           a random token valid for this trial only
     GATE_MODEL               the arm's model id (the endpoint refuses any other)
+    GATE_MODEL_ALIAS         the same model for SDKs that split ``prefix/model`` (no ``/``)
     GATE_MCP_URL             the trial's tools, MCP over streamable HTTP
     GATE_TASK_ID, GATE_INSTRUCTION, GATE_SYSTEM_PROMPT_FILE
 
@@ -91,7 +92,7 @@ async def run_program_trial(
     stop: asyncio.Event | None = None,
 ) -> ProgramTrace:
     """Run the program for one trial; see the module docstring for how it ends."""
-    from gate.agent.endpoint import TrialSession
+    from gate.agent.endpoint import TrialSession, model_alias
     from gate.agent.serve import serve_trial
 
     session = TrialSession(spec, env, provider, audit, token=secrets.token_urlsafe(32),
@@ -103,7 +104,8 @@ async def run_program_trial(
         async with serve_trial(session) as served:
             extra = {
                 "OPENAI_BASE_URL": served.base_url, "OPENAI_API_KEY": session.token,
-                "GATE_MODEL": spec.model, "GATE_MCP_URL": served.mcp_url,
+                "GATE_MODEL": spec.model, "GATE_MODEL_ALIAS": model_alias(spec.model),
+                "GATE_MCP_URL": served.mcp_url,
                 "GATE_TASK_ID": spec.task.task.id, "GATE_INSTRUCTION": spec.task.task.instruction,
                 "GATE_SYSTEM_PROMPT_FILE": str(prompt_file),
             }
@@ -173,5 +175,6 @@ def _agent_record(session: TrialSession, child: Child, exit_code: int | None,
         "mcp_calls": session.mcp_calls,
         "rejected_requests": dict(sorted(session.rejected.items())),
         "ignored_fields": sorted(session.ignored_fields),
+        "replaced_fields": sorted(session.replaced_fields),
         "final_answer_chars": len(child.stdout.text().strip()),
     }
