@@ -1,6 +1,7 @@
 """The recording OpenAI-compatible endpoint an agent program talks to during one trial.
 
-Each ``POST /v1/chat/completions`` is checked (the trial's bearer token, the arm's model, the
+Each ``POST /v1/chat/completions`` (and ``POST /v1/responses``, translated by
+gate.agent.responses_api) is checked (the trial's bearer token, the arm's model, the
 step limit) and then answered by calling the *same* ``Provider`` object the built-in loop uses,
 so it gets what the loop's calls get: exact-id pricing, the budget projection, the rate limit,
 retries, and one audit line per attempt with the provider's response id.
@@ -43,6 +44,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from gate.agent.loop import TrialSpec, TrialTrace
+from gate.agent.responses_api import (
+    IGNORED,
+    Refused,
+    assistant_turn,
+    response_body,
+    stream_events,
+    to_chat_body,
+)
+from gate.agent.responses_api import sse as responses_sse
 from gate.environments.base import Environment
 from gate.errors import HaltError
 from gate.providers.base import (
@@ -104,6 +114,8 @@ class TrialSession:
     rejected: Counter[str] = field(default_factory=Counter)
     ignored_fields: set[str] = field(default_factory=set)
     replaced_fields: set[str] = field(default_factory=set)
+    conversations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Responses API: each response id's conversation, for ``previous_response_id``."""
 
     def end(self, reason: BaseException | str) -> None:
         """The trial must end now (the first reason wins)."""
@@ -122,7 +134,11 @@ def endpoint_routes(session: TrialSession) -> list[Route]:
         return JSONResponse({"object": "list", "data": [
             _model_entry(name) for name in (session.spec.model, model_alias(session.spec.model))]})
 
+    async def responses(request: Request) -> Response:
+        return await _responses(session, request)
+
     return [Route("/v1/chat/completions", completions, methods=["POST"]),
+            Route("/v1/responses", responses, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"])]
 
 
@@ -158,18 +174,19 @@ def _authorized(session: TrialSession, request: Request) -> bool:
     return hmac.compare_digest(given.encode(), f"Bearer {session.token}".encode())
 
 
-async def _completions(session: TrialSession, request: Request) -> Response:
+async def _admit(session: TrialSession, request: Request) -> Any:
+    """The request's JSON body, or the error ``Response`` that refuses it."""
     if not _authorized(session, request):
         session.rejected["auth"] += 1
         return _error(401, "invalid token for this trial", "invalid_api_key")
     if session.end_reason is not None:
         session.rejected["after_end"] += 1
         return _error(409, "this trial has ended", "trial_ended")
-    body = await _read_body(request)
-    problem = _check_body(session, body)
-    if problem is not None:
-        return problem
-    assert isinstance(body, dict)
+    return await _read_body(request)
+
+
+def _next_step(session: TrialSession, body: dict[str, Any]) -> int | Response:
+    """The step this model call is, or the answer that ends the trial at the step limit."""
     step = session.model_calls + 1
     if step > session.spec.task.task.step_limit:
         session.trace.ended = "step_limit"
@@ -178,11 +195,56 @@ async def _completions(session: TrialSession, request: Request) -> Response:
             "step_limit"))
     session.model_calls = step
     session.trace.steps = step
-    session.ignored_fields.update(k for k in body if k in IGNORED_FIELDS)
+    session.ignored_fields.update(k for k in body if k in IGNORED_FIELDS | IGNORED)
     session.replaced_fields.update(k for k in body if k == "seed")
+    return step
+
+
+async def _completions(session: TrialSession, request: Request) -> Response:
+    body = await _admit(session, request)
+    if isinstance(body, Response):
+        return body
+    problem = _check_body(session, body)
+    if problem is not None:
+        return problem
+    assert isinstance(body, dict)
+    step = _next_step(session, body)
+    if isinstance(step, Response):
+        return step
     chat = chat_request(session.spec, body)
     return await answer_chat(session, chat, step, lambda response: (
         _stream_or_json(body, str(body.get("model")), response)))
+
+
+async def _responses(session: TrialSession, request: Request) -> Response:
+    body = await _admit(session, request)
+    if isinstance(body, Response):
+        return body
+    if not isinstance(body, dict):
+        session.rejected["bad_request"] += 1
+        return _error(400, "the body must be a JSON object", "invalid_request_error")
+    try:
+        chat_body = to_chat_body(body, session.conversations)
+    except Refused as exc:
+        session.rejected["unsupported"] += 1
+        return _error(400, str(exc), "invalid_request_error")
+    problem = _check_body(session, chat_body)
+    if problem is not None:
+        return problem
+    step = _next_step(session, body)
+    if isinstance(step, Response):
+        return step
+    chat = chat_request(session.spec, chat_body)
+
+    def answer(response: ChatResponse) -> Response:
+        kept = chat.messages[1:] if body.get("instructions") else chat.messages
+        session.conversations[response.response_id] = [*kept, assistant_turn(response)]
+        if body.get("stream"):
+            return StreamingResponse(responses_sse(stream_events(body, response)),
+                                     media_type="text/event-stream")
+        return JSONResponse(response_body(body, response))
+
+    return await answer_chat(session, chat, step, answer)
 
 
 def chat_request(spec: TrialSpec, body: dict[str, Any]) -> ChatRequest:
