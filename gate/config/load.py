@@ -391,6 +391,7 @@ def _load_tasks(
 ) -> list[LoadedTask]:
     loaded: list[LoadedTask] = []
     seen: dict[str, str] = {}
+    instructions: dict[tuple[str, str], str] = {}
     used_fixtures: set[str] = set()
     if col.outside(config.suite.tasks_dir, work, col.name(config.suite.tasks_dir)):
         return loaded
@@ -406,6 +407,14 @@ def _load_tasks(
             col.add(doc.path, id_line, f"duplicate task id {task.id!r} (also in {seen[task.id]})")
             continue
         seen[task.id] = doc.path
+        said = (task.environment, task.instruction.strip())
+        if said in instructions:
+            col.add(doc.path, doc.line_of(("instruction",)),
+                    f"task {task.id!r} has the same instruction as {instructions[said]} in "
+                    f"environment {task.environment!r}: the simulated models tell tasks apart "
+                    "by their instruction")
+            continue
+        instructions[said] = doc.path
         if task.environment not in envs:
             col.add(doc.path, doc.line_of(("environment",)),
                     f"unknown environment {task.environment!r}; known: {envs.names()} "

@@ -106,3 +106,17 @@ def test_timeouts_and_exits_are_counted_apart_over_the_programs_trials() -> None
 @pytest.mark.parametrize("ended", ["agent_exit", "agent_timeout"])
 def test_agent_exit_and_timeout_are_failure_reasons(ended: str) -> None:
     assert failure_reasons(TrialScores(ended=ended, success=False))[0] == ended
+
+
+def test_validate_refuses_two_tasks_with_one_instruction_in_one_environment(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = make_project(tmp_path / "p", tasks=EASY[:1])
+    src = tmp_path / "p" / "tasks" / EASY[0]
+    text = src.read_text().replace("id: incident-easy-01-cache-crashed",
+                                   "id: incident-easy-01-copy")
+    assert text != src.read_text()
+    (src.parent / "copy.yaml").write_text(text)
+    assert main(["validate", "--config", str(cfg)]) == 4
+    err = capsys.readouterr().err
+    assert "copy.yaml" in err
+    assert "has the same instruction as" in err
