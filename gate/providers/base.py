@@ -180,7 +180,7 @@ class Provider(Protocol):
 
 
 __all__ = [
-    "BEHAVIOUR_FIELDS", "RETRYABLE", "Attempt", "AttemptSink", "AttemptStart", "ChatRequest", "ChatResponse",
-    "ErrorKind", "Provider", "ProviderError", "TwoPhaseSink", "Usage", "response_format_problem",
-    "tool_choice_problem",
+    "BEHAVIOUR_FIELDS", "RETRYABLE", "Attempt", "AttemptSink", "AttemptStart", "ChatRequest",
+    "ChatResponse", "ErrorKind", "Provider", "ProviderError", "TwoPhaseSink", "Usage",
+    "response_format_problem", "tool_choice_problem",
 ]

@@ -100,7 +100,8 @@ def test_the_program_gets_its_trial_and_no_provider_key(
     assert not Path(env["GATE_SYSTEM_PROMPT_FILE"]).exists()  # removed with the trial
     assert set(env) - {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
                        "PYTHONPATH", "VIRTUAL_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR",
-                       "OPENAI_BASE_URL", "OPENAI_API_KEY", "GATE_MODEL", "GATE_MODEL_ALIAS", "GATE_MCP_URL",
+                       "OPENAI_BASE_URL", "OPENAI_API_KEY", "GATE_MODEL", "GATE_MODEL_ALIAS",
+                       "GATE_MCP_URL",
                        "GATE_TASK_ID", "GATE_INSTRUCTION", "GATE_SYSTEM_PROMPT_FILE",
                        } == set()
 

@@ -6,6 +6,7 @@ output, an output tool under ``tool_choice: required``, seeded parallel reads.""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from typing import Any
 
@@ -122,7 +123,8 @@ def test_templated_instruction_and_prefixed_tools_still_solve_the_task() -> None
                              template="Customer request (via web form):\n{}\n-- sent from web")
     assert s.env.outcome().success
     names = {tc.function.name for m in said for tc in m.tool_calls or []}
-    assert names and all(n.startswith("gate_") for n in names)
+    assert names
+    assert all(n.startswith("gate_") for n in names)
     assert s.trace.invalid == {}
     assert len(audit) == len(said)
 
@@ -169,7 +171,7 @@ def _parallel_task() -> str:
         ref, ev = lt.fixture.reference_trajectory, lt.fixture.required_evidence
         reads = [any(e.tool == c.tool and all(c.args.get(k) == v for k, v in e.args.items())
                      for e in ev) for c in ref]
-        if any(a and b for a, b in zip(reads, reads[1:], strict=False)):
+        if any(a and b for a, b in itertools.pairwise(reads)):
             return lt.task.id
     raise AssertionError("no task with consecutive reads")
 

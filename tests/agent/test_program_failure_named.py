@@ -13,7 +13,6 @@ from agent_support import make_project, scripted
 
 from gate.agent.failures import program_failures
 from gate.cli import main
-from gate.engine.jsonl import read_jsonl
 from gate.engine.results import failure_reasons
 from gate.records import Trial, TrialScores
 
