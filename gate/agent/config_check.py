@@ -21,12 +21,27 @@ def agent_problems(config: GateConfig, root: Path, environments: Iterable[str]
         if name not in known:
             problems.append((("agent_overrides", name),
                              f"agent_overrides: unknown environment {name!r}; known: {known}"))
-    choices: list[tuple[Loc, object]] = [(("agent",), config.agent)]
-    choices += [(("agent_overrides", k), v) for k, v in config.agent_overrides.items()]
-    for loc, choice in choices:
-        if isinstance(choice, AgentProgram):
-            problems += _command_problems(loc, choice, root)
+    keys = {p.api_key_env for p in config.providers.values() if p.api_key_env}
+    for where, program in programs(config):
+        loc: Loc = tuple(where.split(".", 1)) if "." in where else (where,)
+        problems += _command_problems(loc, program, root)
+        for i, name in enumerate(program.files):
+            if not (root / name).is_file() or Path(name).is_absolute():
+                problems.append(((*loc, "files", i), f"{where}.files[{i}]: {name!r} is not a "
+                                 "file of the repository"))
+        for i, name in enumerate(program.pass_env):
+            if name in keys:
+                problems.append(((*loc, "pass_env", i), f"{where}.pass_env[{i}]: {name!r} is a "
+                                 "provider's api_key_env: the program gets a per-trial token"))
     return problems
+
+
+def programs(config: GateConfig) -> list[tuple[str, AgentProgram]]:
+    """Every agent program of the configuration with where it is declared (``agent``,
+    ``agent_overrides.ENV``)."""
+    found = [("agent", config.agent)]
+    found += [(f"agent_overrides.{k}", v) for k, v in config.agent_overrides.items()]
+    return [(where, p) for where, p in found if isinstance(p, AgentProgram)]
 
 
 SCRIPT_SUFFIXES = frozenset({".py", ".pyz", ".sh", ".bash", ".js", ".mjs", ".cjs", ".ts",
@@ -64,11 +79,8 @@ def program_files(config: GateConfig, root: Path) -> list[str]:
     """Files of the repository named in an agent command (hashed into the run's manifest, so
     ``--resume`` and the smoke-before-spend check see a changed program)."""
     found: set[str] = set()
-    choices = [config.agent, *config.agent_overrides.values()]
-    for choice in choices:
-        if not isinstance(choice, AgentProgram):
-            continue
-        for arg in choice.command:
+    for _, choice in programs(config):
+        for arg in [*choice.command, *choice.files]:
             if Path(arg).is_absolute() or arg.startswith("-"):
                 continue
             path = (root / arg).resolve()

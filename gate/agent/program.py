@@ -10,7 +10,8 @@ then the program, started in the repository root with
     GATE_MCP_URL             the trial's tools, MCP over streamable HTTP
     GATE_TASK_ID, GATE_INSTRUCTION, GATE_SYSTEM_PROMPT_FILE
 
-and only an allowlist of gate's own variables (gate.agent.childproc): never a provider key.
+and only an allowlist of gate's own variables (gate.agent.childproc), the names in
+``agent.pass_env`` and the constants of ``agent.env``: never a provider key.
 
 How a trial ends:
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import tempfile
 import time
@@ -46,6 +48,14 @@ from gate.providers.base import Provider
 if TYPE_CHECKING:  # the server side (uvicorn, starlette, mcp) is imported only when used
     from gate.agent.endpoint import AuditSink, TrialSession
 
+
+
+def program_environment(program: AgentProgram, trial: dict[str, str],
+                        parent: dict[str, str] | None = None) -> dict[str, str]:
+    """The allowlist, ``pass_env`` from gate's environment, ``env``, then the trial's own."""
+    source = dict(os.environ) if parent is None else parent
+    passed = {k: source[k] for k in program.pass_env if k in source}
+    return child_environment({**passed, **program.env, **trial}, source)
 
 
 def agent_for(config: GateConfig, environment: str) -> AgentProgram | None:
@@ -109,7 +119,7 @@ async def run_program_trial(
                 "GATE_TASK_ID": spec.task.task.id, "GATE_INSTRUCTION": spec.task.task.instruction,
                 "GATE_SYSTEM_PROMPT_FILE": str(prompt_file),
             }
-            child = await Child.start(program.command, root, child_environment(extra))
+            child = await Child.start(program.command, root, program_environment(program, extra))
             try:
                 outcome = await _wait(child, session, program.timeout_s, stop)
             finally:

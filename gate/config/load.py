@@ -96,6 +96,7 @@ class Project:
     prompts: dict[str, str]
     tasks: list[LoadedTask]
     hashes: dict[str, str] = field(default_factory=dict)
+    agent_distributions: dict[str, list[str]] = field(default_factory=dict)
     config_sha256: str = ""
     prompt_tool_source: str = "worktree"
     environments: EnvironmentRegistry | None = None  # resolves every environment name
@@ -180,6 +181,7 @@ class _Collector:
         self.root = root
         self.problems: list[Problem] = []
         self.hashes: dict[str, str] = {}
+        self.distributions: dict[str, list[str]] = {}  # a Python agent program's, by where
         # (environment, tool) implemented but declared by no tool file -> (where, consequences)
         self.undeclared: dict[tuple[str, str], tuple[str, int]] = {}
 
@@ -296,6 +298,7 @@ def load_project(
         prompts=prompts,
         tasks=tasks,
         hashes=dict(sorted(col.hashes.items())),
+        agent_distributions=col.distributions,
         config_sha256=col.hashes[cfg_file.name],
         prompt_tool_source=pt_source.label,
         environments=envs,
@@ -326,12 +329,21 @@ def _environment_registry(
 def _check_agent(
     col: _Collector, doc: YamlDoc, config: GateConfig, root: Path, envs: EnvironmentRegistry
 ) -> None:
-    from gate.agent.config_check import agent_problems, program_files
+    from gate.agent.config_check import agent_problems, program_files, programs
+    from gate.agent.distributions import python_distributions
 
     for loc, message in agent_problems(config, root, envs.names()):
         col.add(doc.path, doc.line_of(loc), message)
     for relpath in program_files(config, root):
         col.read(relpath, WorkTree(root))  # hashed for the manifest
+    if col.problems:
+        return
+    for where, program in programs(config):
+        listed = python_distributions(program, root)
+        if listed is not None:  # hashed like a file: an upgrade invalidates a smoke test
+            col.distributions[where] = listed
+            col.hashes[f"{where}:python-distributions"] = sha256_bytes(
+                "\n".join(listed).encode())
 
 
 def _hash_environment_code(col: _Collector, envs: EnvironmentRegistry, work: WorkTree) -> None:
