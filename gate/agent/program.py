@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import tempfile
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from gate.agent.childproc import Child, child_environment
 from gate.agent.loop import TrialSpec, TrialTrace
+from gate.agent.persistent import Key, ProgramPool
 from gate.config.load import LoadedTask
 from gate.config.schema import AgentProgram, GateConfig
 from gate.environments.base import Environment, EnvOutcome
@@ -100,13 +102,26 @@ async def run_program_trial(
     *,
     root: Path,
     stop: asyncio.Event | None = None,
+    pool: ProgramPool | None = None,
+    arm: str = "",
 ) -> ProgramTrace:
     """Run the program for one trial; see the module docstring for how it ends."""
-    from gate.agent.endpoint import TrialSession, model_alias
-    from gate.agent.serve import serve_trial
+    from gate.agent.endpoint import TrialSession
 
     session = TrialSession(spec, env, provider, audit, token=secrets.token_urlsafe(32),
                            trace=ProgramTrace())
+    if program.mode == "persistent" and pool is not None:
+        return await _persistent_trial(program, session, pool, ProgramPool.key(arm, program),
+                                       root, stop)
+    return await _per_trial(program, session, root, stop)
+
+
+async def _per_trial(program: AgentProgram, session: TrialSession, root: Path,
+                     stop: asyncio.Event | None) -> ProgramTrace:
+    from gate.agent.endpoint import model_alias
+    from gate.agent.serve import serve_trial
+
+    spec = session.spec
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="gate-trial-") as tmp:
         prompt_file = Path(tmp) / "system_prompt.md"
@@ -127,11 +142,48 @@ async def run_program_trial(
     return _finish(session, child, outcome, time.monotonic() - started)
 
 
+async def _persistent_trial(program: AgentProgram, session: TrialSession, pool: ProgramPool,
+                            key: Key, root: Path, stop: asyncio.Event | None) -> ProgramTrace:
+    from gate.agent.endpoint import model_alias
+    from gate.agent.serve import serve_trial
+
+    spec = session.spec
+    alias = model_alias(spec.model)
+    async with pool.lock(key):
+        started = time.monotonic()
+        async with serve_trial(session) as served:
+            child = await pool.child(key, program, root, program_environment(program, {
+                "GATE_MODEL": spec.model, "GATE_MODEL_ALIAS": alias, "GATE_MODE": "persistent"}))
+            line = json.dumps({
+                "task_id": spec.task.task.id, "instruction": spec.task.task.instruction,
+                "system_prompt": spec.system_prompt, "base_url": served.base_url,
+                "api_key": session.token, "model": spec.model, "model_alias": alias,
+                "mcp_url": served.mcp_url})
+            while child.lines is not None and not child.lines.empty():
+                child.lines.get_nowait()  # extra lines of an earlier trial are not this answer
+            answer: list[str] = []
+            outcome = "exit"
+            try:
+                if await child.send(line):
+                    outcome = await _wait(child, session, program.timeout_s, stop, answer)
+            finally:
+                if outcome != "answered":
+                    await pool.discard(key)  # ended mid-trial: the next trial starts afresh
+        if outcome == "exit":
+            await child.end()  # collect its exit code and the rest of its stderr
+        return _finish(session, child, outcome, time.monotonic() - started,
+                       answer[0] if answer else None)
+
+
 async def _wait(child: Child, session: TrialSession, timeout_s: float,
-                stop: asyncio.Event | None) -> str:
-    """Until the program exits ("exit"), times out, the trial ends, or the run halts."""
-    waits = {asyncio.create_task(child.proc.wait()): "exit",
-             asyncio.create_task(session.ended.wait()): "ended"}
+                stop: asyncio.Event | None, answer: list[str] | None = None) -> str:
+    """Until the program exits ("exit"), answers ("answered", persistent programs), times out,
+    the trial ends, or the run halts."""
+    waits: dict[asyncio.Task[Any], str] = {
+        asyncio.create_task(child.proc.wait()): "exit",
+        asyncio.create_task(session.ended.wait()): "ended"}
+    if child.lines is not None:
+        waits[asyncio.create_task(child.lines.get())] = "answered"
     if stop is not None:
         waits[asyncio.create_task(stop.wait())] = "halt"
     try:
@@ -147,10 +199,15 @@ async def _wait(child: Child, session: TrialSession, timeout_s: float,
         return "timeout"
     if session.ended.is_set():
         return "ended"
+    for task in done:
+        if waits[task] == "answered" and answer is not None and not task.cancelled():
+            answer.append(str(task.result()))
+            return "answered"
     return "exit" if child.returncode is not None else "halt"
 
 
-def _finish(session: TrialSession, child: Child, how: str, wall_s: float) -> ProgramTrace:
+def _finish(session: TrialSession, child: Child, how: str, wall_s: float,
+            answer: str | None = None) -> ProgramTrace:
     trace = session.trace
     assert isinstance(trace, ProgramTrace)
     trace.latency_s = wall_s
@@ -158,7 +215,9 @@ def _finish(session: TrialSession, child: Child, how: str, wall_s: float) -> Pro
     if isinstance(reason, BaseException):
         raise reason  # ProviderError, HaltError, an environment's or gate's own exception
     exit_code = child.returncode if how == "exit" else None
-    trace.agent = _agent_record(session, child, exit_code, how)
+    if how == "answered":
+        how, exit_code = "exit", 0  # a persistent program's answer: a clean end of the trial
+    trace.agent = _agent_record(session, child, exit_code, how, answer)
     if how == "halt":
         raise HaltError("the run halted while the agent program was running")
     if session.model_calls == 0:
@@ -176,7 +235,7 @@ def _finish(session: TrialSession, child: Child, how: str, wall_s: float) -> Pro
 
 
 def _agent_record(session: TrialSession, child: Child, exit_code: int | None,
-                  how: str) -> dict[str, Any]:
+                  how: str, answer: str | None) -> dict[str, Any]:
     return {
         "kind": "program",
         "exit_code": exit_code,
@@ -186,5 +245,5 @@ def _agent_record(session: TrialSession, child: Child, exit_code: int | None,
         "rejected_requests": dict(sorted(session.rejected.items())),
         "ignored_fields": sorted(session.ignored_fields),
         "replaced_fields": sorted(session.replaced_fields),
-        "final_answer_chars": len(child.stdout.text().strip()),
+        "final_answer_chars": len((child.stdout.text() if answer is None else answer).strip()),
     }

@@ -169,6 +169,9 @@ class AgentProgram(Strict):
 
     command: list[str] = Field(min_length=1, description="argv, run in the repository root")
     timeout_s: float = Field(600.0, gt=0, le=86400, description="wall time of one trial")
+    mode: Literal["per_trial", "persistent"] = Field(
+        "per_trial", description="per_trial: started for each trial; persistent: started once "
+        "per arm, trials as JSON lines on stdin (see gate.agent.persistent)")
     env: dict[str, str] = Field(
         default_factory=dict, description="constant variables for the program "
         "(e.g. OPENAI_AGENTS_DISABLE_TRACING: '1'); never the trial's own variables")

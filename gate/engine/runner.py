@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.agent.loop import TrialSpec, TrialTrace, run_trial
+from gate.agent.persistent import ProgramPool
 from gate.agent.program import ProgramTrace, agent_for, program_fields, run_program_trial
 from gate.config.load import Project
 from gate.engine.audit import STARTED
@@ -135,6 +136,7 @@ class Engine:
         self.notices = notices or Notices()
         self.halt: HaltRecord | None = None
         self.stop = asyncio.Event()  # set by the circuit breaker: agent programs are ended
+        self.programs = ProgramPool()  # persistent agent programs, ended after the cells
         self.run_id = _manifest_run_id(out_dir)  # written before the engine starts
         self.counters = Counters()
         self.audit = JsonlWriter(out_dir / "audit.jsonl", AuditLine)
@@ -171,6 +173,7 @@ class Engine:
         try:
             await asyncio.gather(*(worker(c) for c in queue))
         finally:
+            await self.programs.aclose()
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
@@ -222,7 +225,7 @@ class Engine:
                 trace = await run_program_trial(
                     program, spec, env, self.providers[arm.provider],
                     _ProgramAudit(self, cell, arm),
-                    root=arm.project.root, stop=self.stop)
+                    root=arm.project.root, stop=self.stop, pool=self.programs, arm=cell.arm)
             outcome = env.outcome()
         except HaltError as exc:
             self._set_halt(exc, cell)
