@@ -83,3 +83,35 @@ def test_framework_solves_every_task_and_each_model_call_is_audited(
     if "--parallel" in flags:  # some model call asked for more than one tool at once
         per_step = Counter((t["task"], c["step"]) for t in trials for c in t["calls"])
         assert max(per_step.values()) >= 2
+
+
+def _doc_programs() -> dict[str, str]:
+    """The Python programs of docs/agents.md's "Frameworks" section, by their heading."""
+    text = (REPO / "docs" / "agents.md").read_text()
+    section = text.split("## Frameworks", 1)[1].split("\n## ", 1)[0]
+    programs = {}
+    for part in section.split("\n### ")[1:]:
+        heading, _, body = part.partition("\n")
+        programs[heading.strip()] = body.split("```python\n", 1)[1].split("```", 1)[0]
+    return programs
+
+
+def test_the_docs_have_a_program_per_framework() -> None:
+    assert sorted(_doc_programs()) == ["LangGraph", "OpenAI Agents SDK", "Pydantic AI"]
+
+
+@pytest.mark.parametrize("framework", ["LangGraph", "OpenAI Agents SDK", "Pydantic AI"])
+def test_each_documented_program_solves_every_task(
+        tmp_path: Path, framework_python: Path, framework: str) -> None:
+    script = tmp_path / "agent.py"
+    script.write_text(_doc_programs()[framework])
+    agent = {"command": [str(framework_python), str(script)], "timeout_s": 240,
+             "env": {"OPENAI_AGENTS_DISABLE_TRACING": "1"}}
+    cfg = make_project(tmp_path / "p", agent=agent)
+    out = tmp_path / "r"
+    assert main(["run", "--config", str(cfg), "--model", "mock/expert", "--out", str(out)]) == 0
+    trials = read_jsonl(out / "trials.jsonl")
+    assert len(trials) == 3
+    assert all(t["success"] for t in trials), [t["agent"] for t in trials]
+    assert len(attempts(read_jsonl(out / "audit.jsonl"))) == sum(
+        t["agent"]["model_calls"] for t in trials)
