@@ -145,34 +145,40 @@ async def _per_trial(program: AgentProgram, session: TrialSession, root: Path,
 async def _persistent_trial(program: AgentProgram, session: TrialSession, pool: ProgramPool,
                             key: Key, root: Path, stop: asyncio.Event | None) -> ProgramTrace:
     from gate.agent.endpoint import model_alias
-    from gate.agent.serve import serve_trial
 
     spec = session.spec
     alias = model_alias(spec.model)
-    async with pool.lock(key):
+    env = program_environment(program, {"GATE_MODEL": spec.model, "GATE_MODEL_ALIAS": alias,
+                                        "GATE_MODE": "persistent"})
+    async with pool.lease(key, program, root, env) as lease:
         started = time.monotonic()
-        async with serve_trial(session) as served:
-            child = await pool.child(key, program, root, program_environment(program, {
-                "GATE_MODEL": spec.model, "GATE_MODEL_ALIAS": alias, "GATE_MODE": "persistent"}))
-            line = json.dumps({
-                "task_id": spec.task.task.id, "instruction": spec.task.task.instruction,
-                "system_prompt": spec.system_prompt, "base_url": served.base_url,
-                "api_key": session.token, "model": spec.model, "model_alias": alias,
-                "mcp_url": served.mcp_url})
-            while child.lines is not None and not child.lines.empty():
-                child.lines.get_nowait()  # extra lines of an earlier trial are not this answer
-            answer: list[str] = []
-            outcome = "exit"
-            try:
-                if await child.send(line):
-                    outcome = await _wait(child, session, program.timeout_s, stop, answer)
-            finally:
-                if outcome != "answered":
-                    await pool.discard(key)  # ended mid-trial: the next trial starts afresh
-        if outcome == "exit":
-            await child.end()  # collect its exit code and the rest of its stderr
-        return _finish(session, child, outcome, time.monotonic() - started,
-                       answer[0] if answer else None)
+        outcome, answer = await _give_trial(lease.child, session, program.timeout_s, stop)
+        lease.keep = outcome == "answered"  # else ended: the next trial starts afresh
+    return _finish(session, lease.child, outcome, time.monotonic() - started, answer)
+
+
+async def _give_trial(child: Child, session: TrialSession, timeout_s: float,
+                      stop: asyncio.Event | None) -> tuple[str, str | None]:
+    """Serve the trial, write its line, wait for the answer (or the end)."""
+    from gate.agent.endpoint import model_alias
+    from gate.agent.serve import serve_trial
+
+    spec = session.spec
+    async with serve_trial(session) as served:
+        while child.lines is not None and not child.lines.empty():
+            child.lines.get_nowait()  # extra lines of an earlier trial are not this answer
+        line = json.dumps({
+            "task_id": spec.task.task.id, "instruction": spec.task.task.instruction,
+            "system_prompt": spec.system_prompt, "base_url": served.base_url,
+            "api_key": session.token, "model": spec.model,
+            "model_alias": model_alias(spec.model), "mcp_url": served.mcp_url})
+        answer: list[str] = []
+        outcome = "exit"
+        if await child.send(line):
+            outcome = await _wait(child, session, timeout_s, stop, answer)
+    if outcome == "exit":
+        await child.end()  # collect its exit code and the rest of its stderr
+    return outcome, (answer[0] if answer else None)
 
 
 async def _wait(child: Child, session: TrialSession, timeout_s: float,

@@ -136,7 +136,7 @@ class Engine:
         self.notices = notices or Notices()
         self.halt: HaltRecord | None = None
         self.stop = asyncio.Event()  # set by the circuit breaker: agent programs are ended
-        self.programs = ProgramPool()  # persistent agent programs, ended after the cells
+        self.programs = ProgramPool(concurrency)  # persistent agent programs, ended after cells
         self.run_id = _manifest_run_id(out_dir)  # written before the engine starts
         self.counters = Counters()
         self.audit = JsonlWriter(out_dir / "audit.jsonl", AuditLine)

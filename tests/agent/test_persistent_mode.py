@@ -34,9 +34,9 @@ def test_example_agent_in_persistent_mode_solves_every_task(tmp_path: Path) -> N
     assert all(t["agent"]["final_answer_chars"] > 0 for t in trials)
 
 
-def test_one_process_per_arm_and_a_crash_fails_only_its_trial(tmp_path: Path) -> None:
+def test_one_process_per_slot_and_a_crash_fails_only_its_trial(tmp_path: Path) -> None:
     program = PROGRAMS / "persistent_probe.py"
-    cfg = make_project(tmp_path / "p", agent=_persistent(program))
+    cfg = make_project(tmp_path / "p", agent=_persistent(program), run={"concurrency": 1})
     out = tmp_path / "r"
     main(["run", "--config", str(cfg), "--model", "mock/expert", "--out", str(out)])
     trials = {t["task"]: t for t in read_jsonl(out / "trials.jsonl")}
@@ -46,7 +46,7 @@ def test_one_process_per_arm_and_a_crash_fails_only_its_trial(tmp_path: Path) ->
     assert trials[crashed]["agent"]["exit_code"] == 4
     others = [t for name, t in trials.items() if name != crashed]
     assert all(t["ended"] == "final_answer" for t in others)
-    # three trials, one at a time: the process that crashed was replaced once, no more
+    # three trials, one at a time (concurrency 1): the process that crashed was replaced once
     assert len(set(pids.values())) == 2
     tokens = [t for t in json.loads((tmp_path / "p" / "agent-log" / "tokens.json").read_text())]
     assert len(set(tokens)) == 3  # a fresh token per trial
