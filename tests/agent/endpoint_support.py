@@ -11,9 +11,9 @@ from mcp import Client
 
 from gate.agent.endpoint import TrialSession
 from gate.agent.loop import TrialSpec
-from gate.config.load import Project, load_project
+from gate.project.load import Project, load_project
 from gate.providers.base import Attempt, Provider
-from gate.providers.mock import MockProvider
+from gate.simulate.models import MockProvider
 
 _PROJECT: list[Project] = []
 

@@ -11,7 +11,7 @@ import pytest
 from agent_support import agent_log, make_project, scripted
 
 from gate.cli import main
-from gate.config.load import load_project
+from gate.project.load import load_project
 
 EASY = ("incident/incident-easy-01-cache-crashed.yaml",)
 TASK = "incident-easy-01-cache-crashed"
