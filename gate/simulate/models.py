@@ -54,6 +54,15 @@ from gate.providers.base import (
     ProviderError,
     Usage,
 )
+from gate.simulate.habits import (
+    OUTPUT_TOOL,
+    Naming,
+    is_read,
+    naming,
+    schema_value,
+    tool_name,
+    tool_parameters,
+)
 
 _BASE_PRICE = Price(prompt=0.0000001, completion=0.0000002)
 EXPERT_P_VALUES = ("0.5", "0.6", "0.7", "0.8", "0.9", "0.95", "0.99")
@@ -108,7 +117,7 @@ class _Turn:
     reference_done: int  # reference calls already made, in order
     last_call: ToolCall | None
     schemas: dict[str, dict[str, Any]]  # the environment's tools, by their own names
-    naming: _Naming  # how the request names them
+    naming: Naming  # how the request names them
     output_tools: dict[str, dict[str, Any]]  # offered tools that are not the environment's
 
 
@@ -223,10 +232,10 @@ class MockProvider:
         reference = turn.task.fixture.reference_trajectory
         evidence = turn.task.fixture.required_evidence
         first = turn.reference_done
-        if first >= len(reference) or not _is_read(reference[first], evidence):
+        if first >= len(reference) or not is_read(reference[first], evidence):
             return []
         run = 0
-        while first + 1 + run < len(reference) and _is_read(reference[first + 1 + run], evidence):
+        while first + 1 + run < len(reference) and is_read(reference[first + 1 + run], evidence):
             run += 1
         rng = _rng(request.seed, turn.task.task.id, request.model, turn.step, "parallel")
         return list(reference[first + 1: first + 1 + rng.randint(0, run)]) if run else []
@@ -243,14 +252,14 @@ class MockProvider:
     def _task_of(self, request: ChatRequest) -> LoadedTask | None:
         """The task whose instruction appears in a user message (the longest such instruction;
         among tasks sharing it, the one whose environment's tools are offered)."""
-        offered = [_tool_name(t) for t in request.tools]
+        offered = [tool_name(t) for t in request.tools]
         for m in request.messages:
             if m.get("role") != "user":
                 continue
             text = text_of(m.get("content"))
             for instruction, tasks in self._instructions:
                 if instruction in text:
-                    return max(tasks, key=lambda lt: _naming(
+                    return max(tasks, key=lambda lt: naming(
                         offered, self._schemas[lt.task.environment]).matched)
         return None
 
@@ -259,10 +268,10 @@ class MockProvider:
         if task is None:
             return None
         schemas = self._schemas[task.task.environment]
-        offered = [_tool_name(t) for t in request.tools]
-        naming = _naming(offered, schemas)
-        output_tools = {_tool_name(t): _tool_parameters(t) for t in request.tools
-                        if naming.inner(_tool_name(t)) not in schemas}
+        offered = [tool_name(t) for t in request.tools]
+        names = naming(offered, schemas)
+        output_tools = {tool_name(t): tool_parameters(t) for t in request.tools
+                        if names.inner(tool_name(t)) not in schemas}
         reference = task.fixture.reference_trajectory
         done, step, last = 0, 0, None
         for m in request.messages:
@@ -270,56 +279,13 @@ class MockProvider:
                 continue
             step += 1
             for tc in m.get("tool_calls") or []:
-                call = _parse_call(tc, naming)
+                call = _parse_call(tc, names)
                 if call is None:
                     continue
                 last = call
                 if done < len(reference) and call == reference[done]:
                     done += 1
-        return _Turn(task, step, done, last, schemas, naming, output_tools)
-
-
-@dataclass(frozen=True)
-class _Naming:
-    """The prefix and suffix a program added to every tool name (``gate_check_status``)."""
-
-    prefix: str = ""
-    suffix: str = ""
-    matched: int = 0  # offered tools that are the environment's, so named
-
-    def outer(self, name: str) -> str:
-        return f"{self.prefix}{name}{self.suffix}"
-
-    def inner(self, name: str) -> str:
-        if name.startswith(self.prefix) and name.endswith(self.suffix) \
-                and len(name) > len(self.prefix) + len(self.suffix):
-            return name[len(self.prefix): len(name) - len(self.suffix)]
-        return name
-
-
-def _naming(offered: list[str], schemas: dict[str, Any]) -> _Naming:
-    """The consistent prefix/suffix that maps the most offered names to the environment's
-    tools (none when the bare names match as many)."""
-    counts: dict[tuple[str, str], int] = {}
-    for name in offered:
-        for tool in schemas:
-            at = name.find(tool)
-            while at >= 0:
-                key = (name[:at], name[at + len(tool):])
-                counts[key] = counts.get(key, 0) + 1
-                at = name.find(tool, at + 1)
-    if not counts:
-        return _Naming()
-    best = max(counts.values())
-    if counts.get(("", "")) == best:
-        return _Naming(matched=best)
-    prefix, suffix = min(k for k, v in counts.items() if v == best)
-    return _Naming(prefix, suffix, best)
-
-
-OUTPUT_TOOL = re.compile(r"final|result|output|answer|respond|submit", re.IGNORECASE)
-"""How a framework's output tool is recognised among the offered tools that are not the
-environment's (Pydantic AI's ``final_result``, a ``submit_answer`` tool...)."""
+        return _Turn(task, step, done, last, schemas, names, output_tools)
 
 
 def _output_call(turn: _Turn) -> dict[str, Any] | None:
@@ -350,67 +316,6 @@ def _answer(request: ChatRequest, turn: _Turn) -> dict[str, Any]:
     return {"role": "assistant", "content": text}
 
 
-def schema_value(schema: dict[str, Any], text: str, root: dict[str, Any] | None = None,
-                 depth: int = 0) -> Any:
-    """A value valid against a JSON schema (``$ref``/``$defs``, ``anyOf``, objects, arrays,
-    scalars), with ``text`` for its strings: the answer a simulated model gives."""
-    root = root or schema
-    if depth > 20:
-        return None
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/"):
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target.get(part, {}) if isinstance(target, dict) else {}
-        return schema_value(target, text, root, depth + 1)
-    if "const" in schema:
-        return schema["const"]
-    if schema.get("enum"):
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf", "allOf"):
-        options = [o for o in schema.get(key) or [] if o.get("type") != "null"]
-        if options:
-            return schema_value(options[0], text, root, depth + 1)
-    kind = schema.get("type", "object" if "properties" in schema else "string")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    return _typed_value(schema, str(kind), text, root, depth)
-
-
-def _typed_value(schema: dict[str, Any], kind: str, text: str, root: dict[str, Any],
-                 depth: int) -> Any:
-    if kind == "object":
-        props: dict[str, Any] = schema.get("properties") or {}
-        return {k: schema_value(v, text, root, depth + 1) for k, v in props.items()}
-    if kind == "array":
-        item = schema_value(schema.get("items") or {}, text, root, depth + 1)
-        return [item] * max(1, int(schema.get("minItems", 1)))
-    if kind in ("integer", "number"):
-        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
-        value = low + 1 if "exclusiveMinimum" in schema and "minimum" not in schema else low
-        return int(value) if kind == "integer" else float(value)
-    if kind == "boolean":
-        return True
-    if kind == "null":
-        return None
-    limit = schema.get("maxLength")
-    return text[:limit] if isinstance(limit, int) else text
-
-
-def _is_read(call: ToolCall, evidence: list[ToolCall]) -> bool:
-    return any(ev.tool == call.tool and all(call.args.get(k) == v for k, v in ev.args.items())
-               for ev in evidence)
-
-
-def _tool_name(tool: dict[str, Any]) -> str:
-    return str((tool.get("function") or {}).get("name") or tool.get("name") or "")
-
-
-def _tool_parameters(tool: dict[str, Any]) -> dict[str, Any]:
-    params = (tool.get("function") or {}).get("parameters") or tool.get("parameters") or {}
-    return params if isinstance(params, dict) else {}
-
-
 def text_of(content: Any) -> str:
     """A message's text: the string, or its text parts joined (``[{"type": "text", ...}]``)."""
     if isinstance(content, list):
@@ -419,7 +324,7 @@ def text_of(content: Any) -> str:
     return "" if content is None else str(content)
 
 
-def _parse_call(tool_call: dict[str, Any], naming: _Naming) -> ToolCall | None:
+def _parse_call(tool_call: dict[str, Any], naming: Naming) -> ToolCall | None:
     fn = tool_call.get("function") or {}
     try:
         args = json.loads(fn.get("arguments") or "{}")
