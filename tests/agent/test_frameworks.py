@@ -71,7 +71,7 @@ def test_framework_solves_every_task_and_each_model_call_is_audited(
     assert len(trials) == 3
     assert all(t["success"] and t["agent"]["exit_code"] == 0 for t in trials), [
         (t["task"], t["ended"], t["agent"].get("stderr_tail", "")[-500:]) for t in trials]
-    assert all(t["agent"]["rejected_requests"] == {} for t in trials)
+    assert [t["agent"]["rejected_requests"] for t in trials] == [{}, {}, {}]
     logs = {t["task"]: json.loads((tmp_path / "p" / "agent-log" / f"{t['task']}.json")
                                   .read_text()) for t in trials}
     audit = attempts(read_jsonl(out / "audit.jsonl"))
