@@ -283,6 +283,9 @@ class Manifest(Record):
     continuations: list[Continuation] = Field(default_factory=list)
     baseline_key: Sha256 | None = None  # what a reused baseline trial must match (sweeps)
     subset: Subset | None = None  # --task/--env: the run covers only these tasks
+    # a Python agent program's interpreter: name==version of each distribution, by where the
+    # program is declared ("agent", "agent_overrides.ENV"); hashed into files_sha256 too
+    agent_distributions: dict[str, list[str]] = Field(default_factory=dict)
 
 
 # --- results.json / PARTIAL-RESULTS.json ------------------------------------------------

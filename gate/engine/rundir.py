@@ -68,6 +68,7 @@ def build_manifest(
         "run": project.config.run,
         "budget": budget,
         "subset": project.subset,
+        "agent_distributions": project.agent_distributions,
     })
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.agent.loop import TrialSpec, TrialTrace, run_trial
+from gate.agent.persistent import ProgramPool
 from gate.agent.program import ProgramTrace, agent_for, program_fields, run_program_trial
 from gate.engine.session import Notices
 from gate.environments.base import EnvOutcome
@@ -132,6 +133,7 @@ class Engine:
         self.notices = notices or Notices()
         self.halt: HaltRecord | None = None
         self.stop = asyncio.Event()  # set by the circuit breaker: agent programs are ended
+        self.programs = ProgramPool(concurrency)  # persistent agent programs, ended after cells
         self.run_id = _manifest_run_id(out_dir)  # written before the engine starts
         self.counters = Counters()
         run = RunDir(out_dir)
@@ -169,6 +171,7 @@ class Engine:
         try:
             await asyncio.gather(*(worker(c) for c in queue))
         finally:
+            await self.programs.aclose()
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
@@ -220,7 +223,7 @@ class Engine:
                 trace = await run_program_trial(
                     program, spec, env, self.providers[arm.provider],
                     _ProgramAudit(self, cell, arm),
-                    root=arm.project.root, stop=self.stop)
+                    root=arm.project.root, stop=self.stop, pool=self.programs, arm=cell.arm)
             outcome = env.outcome()
         except HaltError as exc:
             self._set_halt(exc, cell)

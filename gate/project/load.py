@@ -97,6 +97,7 @@ class Project:
     prompts: dict[str, str]
     tasks: list[LoadedTask]
     hashes: dict[str, str] = field(default_factory=dict)
+    agent_distributions: dict[str, list[str]] = field(default_factory=dict)
     config_sha256: str = ""
     prompt_tool_source: str = "worktree"
     environments: EnvironmentRegistry | None = None  # resolves every environment name
@@ -181,6 +182,7 @@ class _Collector:
         self.root = root
         self.problems: list[Problem] = []
         self.hashes: dict[str, str] = {}
+        self.distributions: dict[str, list[str]] = {}  # a Python agent program's, by where
         # (environment, tool) implemented but declared by no tool file -> (where, consequences)
         self.undeclared: dict[tuple[str, str], tuple[str, int]] = {}
 
@@ -301,6 +303,7 @@ def load_project(
         prompts=prompts,
         tasks=tasks,
         hashes=dict(sorted(col.hashes.items())),
+        agent_distributions=col.distributions,
         config_sha256=col.hashes[cfg_file.name],
         prompt_tool_source=pt_source.label,
         environments=envs,
@@ -356,12 +359,21 @@ def _environment_registry(
 def _check_agent(
     col: _Collector, doc: YamlDoc, config: GateConfig, root: Path, envs: EnvironmentRegistry
 ) -> None:
-    from gate.project.agent_check import agent_problems, program_files
+    from gate.project.agent_check import agent_problems, program_files, programs
+    from gate.project.distributions import python_distributions
 
     for loc, message in agent_problems(config, root, envs.names()):
         col.add(doc.path, doc.line_of(loc), message)
     for relpath in program_files(config, root):
         col.read(relpath, WorkTree(root))  # hashed for the manifest
+    if col.problems:
+        return
+    for where, program in programs(config):
+        listed = python_distributions(program, root)
+        if listed is not None:  # hashed like a file: an upgrade invalidates a smoke test
+            col.distributions[where] = listed
+            col.hashes[f"{where}:python-distributions"] = sha256_bytes(
+                "\n".join(listed).encode())
 
 
 def _hash_environment_code(col: _Collector, envs: EnvironmentRegistry, work: WorkTree) -> None:
@@ -462,6 +474,7 @@ def _load_tasks(
 ) -> list[LoadedTask]:
     loaded: list[LoadedTask] = []
     seen: dict[str, str] = {}
+    instructions: dict[tuple[str, str], str] = {}
     used_fixtures: set[str] = set()
     if col.outside(config.suite.tasks_dir, work, col.name(config.suite.tasks_dir)):
         return loaded
@@ -477,6 +490,14 @@ def _load_tasks(
             col.add(doc.path, id_line, f"duplicate task id {task.id!r} (also in {seen[task.id]})")
             continue
         seen[task.id] = doc.path
+        said = (task.environment, task.instruction.strip())
+        if said in instructions:
+            col.add(doc.path, doc.line_of(("instruction",)),
+                    f"task {task.id!r} has the same instruction as {instructions[said]} in "
+                    f"environment {task.environment!r}: the simulated models tell tasks apart "
+                    "by their instruction")
+            continue
+        instructions[said] = doc.path
         if task.environment not in envs:
             col.add(doc.path, doc.line_of(("environment",)),
                     f"unknown environment {task.environment!r}; known: {envs.names()} "
