@@ -5,11 +5,12 @@ prefixed tools and a templated instruction. Each solves every task, and the audi
 line per model call the framework made (counted by the program's own HTTP client).
 
 The frameworks live in their own virtual environment, built here once from pinned versions
-(``FRAMEWORKS``) at ``.venv-frameworks`` (or ``$GATE_FRAMEWORKS_VENV``); building it needs the
+(``requirements/frameworks.lock``, with hashes) at ``.venv-frameworks`` (or ``$GATE_FRAMEWORKS_VENV``); building it needs the
 package index. The programs are in tests/agent/frameworks/ and in docs/agents.md."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -24,8 +25,8 @@ from gate.cli import main
 from gate.rundir.audit import attempts
 from gate.rundir.jsonl import read_jsonl
 
-FRAMEWORKS = ("openai-agents==0.24.0", "pydantic-ai-slim[openai,mcp]==2.78.0",
-              "langgraph==1.2.24", "langchain-openai==1.8.1", "langchain-mcp-adapters==0.3.2")
+# The frameworks and everything they need, pinned with hashes (`make lock` refreshes it).
+FRAMEWORKS_LOCK = REPO / "requirements" / "frameworks.lock"
 PROGRAMS = Path(__file__).resolve().parent / "frameworks"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -33,12 +34,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 @pytest.fixture(scope="module")
 def framework_python() -> Path:
     venv = Path(os.environ.get("GATE_FRAMEWORKS_VENV", REPO / ".venv-frameworks"))
-    python, stamp = venv / "bin" / "python", venv / "gate-pins.json"
-    if python.exists() and stamp.exists() and json.loads(stamp.read_text()) == list(FRAMEWORKS):
+    python, stamp = venv / "bin" / "python", venv / "gate-lock.sha256"
+    lock = hashlib.sha256(FRAMEWORKS_LOCK.read_bytes()).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text() == lock:
         return python
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *FRAMEWORKS], check=True)
-    stamp.write_text(json.dumps(list(FRAMEWORKS)))
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    "--require-hashes", "-r", str(FRAMEWORKS_LOCK)], check=True)
+    stamp.write_text(lock)
     return python
 
 
