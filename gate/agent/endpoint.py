@@ -158,6 +158,7 @@ async def _completions(session: TrialSession, request: Request) -> Response:
         seed=session.spec.seed, max_tokens=_max_tokens(session.spec, body),
         temperature=_temperature(session.spec, body),
     )
+    session.trace.transcript.request(step, chat.messages)  # the trial's transcript
     try:
         response = await session.provider.complete(chat, _StepSink(session.audit, step))
     except HaltError as exc:
@@ -168,6 +169,8 @@ async def _completions(session: TrialSession, request: Request) -> Response:
     except Exception as exc:  # a bug: end the trial, the adapter re-raises it
         return _ending(session, exc, _error(500, "internal error in gate's endpoint",
                                             "internal_error"))
+    session.trace.transcript.answer(response.message, response.response_id,
+                                    response.finish_reason)
     _record(session, response)
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from gate.agent.childproc import Child, child_environment
 from gate.agent.loop import TrialSpec, TrialTrace
+from gate.agent.transcript import TranscriptRecorder
 from gate.config.load import LoadedTask
 from gate.config.schema import AgentProgram, GateConfig
 from gate.environments.base import Environment, EnvOutcome
@@ -89,13 +90,16 @@ async def run_program_trial(
     *,
     root: Path,
     stop: asyncio.Event | None = None,
+    transcript: TranscriptRecorder | None = None,
 ) -> ProgramTrace:
-    """Run the program for one trial; see the module docstring for how it ends."""
+    """Run the program for one trial; see the module docstring for how it ends.
+    ``transcript`` records what went through the endpoint, and the program's stdout as the
+    final answer."""
     from gate.agent.endpoint import TrialSession
     from gate.agent.serve import serve_trial
 
     session = TrialSession(spec, env, provider, audit, token=secrets.token_urlsafe(32),
-                           trace=ProgramTrace())
+                           trace=ProgramTrace(transcript=transcript or TranscriptRecorder()))
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="gate-trial-") as tmp:
         prompt_file = Path(tmp) / "system_prompt.md"
@@ -146,6 +150,7 @@ def _finish(session: TrialSession, child: Child, how: str, wall_s: float) -> Pro
     if isinstance(reason, BaseException):
         raise reason  # ProviderError, HaltError, an environment's or gate's own exception
     exit_code = child.returncode if how == "exit" else None
+    trace.transcript.final_answer = child.stdout.text().strip() or None
     trace.agent = _agent_record(session, child, exit_code, how)
     if how == "halt":
         raise HaltError("the run halted while the agent program was running")

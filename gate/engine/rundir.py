@@ -17,6 +17,7 @@ from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import plan_units
 from gate.engine.results import compute_results, evidence_of
 from gate.engine.runner import Arm
+from gate.providers.names import genai_provider_name
 from gate.records import (
     BudgetSnapshot,
     Decision,
@@ -76,6 +77,8 @@ def build_manifest(
         "slos": project.config.slos,
         "run": project.config.run,
         "budget": budget,
+        "provider_names": {key: genai_provider_name(cfg)
+                           for key, cfg in sorted(project.config.providers.items())},
     })
 
 

@@ -1,7 +1,8 @@
 """``gate verify``: re-derive results from the raw artifacts and compare.
 
 Fails when any figure differs, when an artifact's hash differs from the one the results cite,
-or when a scored trial cites a response id the audit log does not hold (a fabricated trial).
+when a scored trial cites a response id the audit log does not hold (a fabricated trial), or
+when a trial's transcript is not the one it cites by hash (changed or missing).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from gate.engine.audit import read_audit
 from gate.engine.jsonl import read_jsonl
 from gate.engine.results import compute_results, evidence_of
 from gate.engine.rundir import PARTIAL, RESULTS, as_written, read_manifest, read_results
+from gate.engine.transcripts import check_transcripts
 from gate.records import AuditAttempt, Record, Trial
 
 
@@ -30,7 +32,7 @@ def verify_run(run_dir: Path) -> list[str]:
     stored = read_results(results_file)
     trials = read_jsonl(run_dir / "trials.jsonl", Trial)
     audit = read_audit(run_dir / "audit.jsonl")
-    problems = _fabrication(trials, audit)
+    problems = _fabrication(trials, audit) + check_transcripts(trials, run_dir)
     decision, verdict, slo_config = None, None, None
     if manifest.kind == "sweep":
         from gate.engine.sweep import sweep_decision
