@@ -52,6 +52,7 @@ CAPTURE_ON = ("true", "span_only", "span_and_event")
 BATCH = 256
 REFUSAL_CHARS = 300  # of the collector's answer, in the warning
 _NS = 1_000_000_000
+ROUNDING_NS = 1_000_000  # audit timestamps are to the millisecond
 
 
 @dataclass(frozen=True)
@@ -249,8 +250,10 @@ class _Builder:
         root = _context(trace_hex, "agent")
         base = self._run_attrs(trial)
         chat = _Chat({}, {})
+        floor = start
         for a in attempts:
-            t0, t1 = self._chat(a, trace_hex, root, base, transcript)
+            t0, t1 = self._chat(a, trace_hex, root, base, transcript, floor)
+            floor = max(floor, t1)
             step = int(a.get("step", 0))
             chat.starts[step] = min(chat.starts.get(step, t0), t0)
             chat.ends[step] = max(chat.ends.get(step, t1), t1)
@@ -265,11 +268,17 @@ class _Builder:
             self.counts["evaluation"] += 1
 
     def _chat(self, a: Mapping[str, Any], trace_hex: str, root: Any,
-              base: Mapping[str, Any], transcript: Transcript | None) -> tuple[int, int]:
+              base: Mapping[str, Any], transcript: Transcript | None,
+              floor: int) -> tuple[int, int]:
+        """One attempt's span; it starts no earlier than the previous one ended when they
+        seem to overlap only by the audit timestamps' millisecond rounding."""
         from opentelemetry.trace import SpanKind
 
         end = _ns(str(a["ts"]))
         start = end - int(float(a.get("latency_s", 0.0)) * _NS)
+        if 0 < floor - start <= ROUNDING_NS:
+            start = floor
+        end = max(start, end)
         key = f"chat|{a.get('step')}|{a.get('attempt')}|{a.get('request_sha256')}"
         attrs: dict[str, Any] = {
             **base, "gen_ai.operation.name": "chat",
