@@ -179,8 +179,9 @@ class Transcript(Record):
     """What one trial's model saw and said (transcripts.jsonl.gz): every message once, in
     order (OpenAI chat format, redacted), which of them each model call saw, each tool call's
     timing, and the final answer. Capped at ``cap_bytes``: long strings are cut first, then
-    messages in the middle become ``{"role": ..., "omitted": true}`` (``omitted_messages``);
-    ``capped`` says it happened."""
+    messages in the middle become ``{"role": ..., "omitted": true}`` (``omitted_messages``),
+    and as a last resort only the head stays (no messages, steps or tool calls); ``capped``
+    says it happened."""
 
     trial_id: str
     arm: str

@@ -9,7 +9,9 @@ run again on ``--resume`` and cites its new one.
 
 Every string passes ``gate.providers.redact.redact`` (the provider keys gate holds never reach
 the file). A transcript larger than ``CAP_BYTES`` is cut: long strings first, then messages in
-the middle replaced by a placeholder; the record says so.
+the middle replaced by a placeholder, and if that is not enough (thousands of steps) only the
+record's head is kept; the record says so (``capped``, ``original_bytes``,
+``omitted_messages``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from gate.providers.redact import redact
 from gate.records import Transcript, Trial
 
 TRANSCRIPTS = "transcripts.jsonl.gz"
-CAP_BYTES = 256 * 1024
+CAP_BYTES = 256 * 1024  # per trial; recorded in each transcript as cap_bytes
 CUTS = (8192, 2048, 512, 128)  # string lengths tried, longest first, when over the cap
 KEEP_ENDS = 2  # messages kept whole at each end when the middle must go
 
@@ -92,11 +94,11 @@ def _capped(record: Transcript, cap_bytes: int) -> Transcript:
         messages[i] = {"role": messages[i].get("role"), "omitted": True}
         omitted += 1
         out = out.model_copy(update={"messages": messages, "omitted_messages": omitted})
-    if _size(out) > cap_bytes:  # still over: only the placeholders are left
-        messages = [{"role": m.get("role"), "omitted": True} for m in messages]
-        out = out.model_copy(update={"messages": messages, "omitted_messages": len(messages),
-                                     "final_answer": _cut(out.final_answer, 64),
-                                     "instruction": _cut(out.instruction, 64)})
+    if _size(out) > cap_bytes:  # still over (very many steps): only the header stays
+        out = out.model_copy(update={
+            "messages": [], "steps": [], "tool_calls": [], "omitted_messages": len(messages),
+            "final_answer": _cut(out.final_answer, 64), "instruction": _cut(out.instruction,
+                                                                            64)})
     return out
 
 
