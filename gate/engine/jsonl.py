@@ -172,13 +172,21 @@ class CompressedJsonlWriter(JsonlWriter[R]):
                 fh.truncate(keep)
 
     def _encode(self, record: R) -> bytes:
-        return gzip.compress(super()._encode(record), mtime=0)
+        if not isinstance(record, self.model):
+            raise TypeError(f"{self.path.name} holds {self.model.__name__} records, "
+                            f"not {type(record).__name__}")
+        return compressed_line(record)
 
 
 def encode_line(record: Any) -> bytes:
     """A record's line as every writer writes it (sorted keys, no spaces, newline)."""
     line = json.dumps(record.to_json(), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return (line + "\n").encode()
+
+
+def compressed_line(record: Any) -> bytes:
+    """A record's line as its own gzip member (a ``.jsonl.gz`` line)."""
+    return gzip.compress(encode_line(record), mtime=0)
 
 
 def line_sha256(record: Any) -> str:

@@ -17,12 +17,13 @@ record's head is kept; the record says so (``capped``, ``original_bytes``,
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from gate.agent.transcript import TranscriptRecorder
-from gate.engine.jsonl import line_sha256, read_compressed_jsonl
+from gate.engine.jsonl import compressed_line, line_sha256, read_compressed_jsonl
 from gate.providers.redact import redact
 from gate.records import Transcript, Trial
 
@@ -105,6 +106,14 @@ def _capped(record: Transcript, cap_bytes: int) -> Transcript:
 def read_transcripts(run_dir: Path) -> dict[str, Transcript]:
     """Every transcript of a run directory by the SHA-256 of its line."""
     return {line_sha256(t): t for t in read_compressed_jsonl(run_dir / TRANSCRIPTS, Transcript)}
+
+
+def write_transcripts(run_dir: Path, records: Iterable[Transcript]) -> None:
+    """Replace the run's transcripts with ``records`` at once (a merge of shards)."""
+    path = run_dir / TRANSCRIPTS
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(b"".join(compressed_line(r) for r in records))
+    os.replace(tmp, path)
 
 
 def transcript_of(trial: Trial, transcripts: dict[str, Transcript]) -> Transcript | None:

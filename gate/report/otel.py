@@ -261,6 +261,7 @@ class _Builder:
         self.spans.append(self._span(
             "invoke_agent gate", root, None, SpanKind.INTERNAL, start, end,
             {**base, "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "gate",
+             "session.id": self.manifest.run_id,
              **_trial_attrs(trial, transcript, self.capture)},
             _evaluation(trial, end), error=_trial_error(trial), links=_links(trial)))
         self.counts["traces"] += 1
