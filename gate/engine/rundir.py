@@ -79,6 +79,7 @@ def build_manifest(
         "budget": budget,
         "provider_names": {key: genai_provider_name(cfg)
                            for key, cfg in sorted(project.config.providers.items())},
+        "subset": project.subset,
     })
 
 
