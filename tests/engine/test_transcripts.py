@@ -26,9 +26,9 @@ from gate.engine.jsonl import (
 )
 from gate.engine.transcripts import TRANSCRIPTS, build_transcript, read_transcripts
 from gate.errors import RecordError
-from gate.providers.mock import MOCK_PRICES, MockProvider
-from gate.providers.mockserver import MockServer, ServerOptions
 from gate.records import Record, Transcript, Trial
+from gate.simulate.models import MOCK_PRICES, MockProvider
+from gate.simulate.server import MockServer, ServerOptions
 
 KEY = "sk-or-v1-PLANTED-KEY-0123456789abcdef"
 
@@ -49,7 +49,7 @@ def _transcript_texts(run: Path) -> str:
 def test_every_trial_has_its_transcript_and_the_key_never_appears(
     project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from gate.config.load import load_project
+    from gate.project.load import load_project
 
     task = _plant_key_in_an_instruction(project_dir)
     monkeypatch.setenv("GATE_TEST_KEY", KEY)
