@@ -38,16 +38,36 @@ def _sha(text: str) -> str:
 def _comment(args: argparse.Namespace) -> int:
     from gate.github.comment import run_comment
 
-    if args.runs_in is not None and (args.pr is None or args.head_sha is None):
-        args.parser.error("--runs-in needs --pr and --head-sha (an artifact's reports are "
-                          "posted only on the PR whose head is the run's commit)")
-    return run_comment(args.run, args.pr, args.author, args.runs_in, args.head_sha)
+    if args.runs_in is not None and None in (args.pr, args.head_sha, args.head_repo,
+                                             args.head_branch):
+        args.parser.error("--runs-in needs --pr, --head-sha, --head-repo and --head-branch (an "
+                          "artifact's reports are posted only on the PR whose head is the run's)")
+    return run_comment(args.run, args.pr, args.author, args.runs_in, args.head_sha,
+                       args.head_repo, args.head_branch, evaluating=args.evaluating,
+                       changes=args.changes)
 
 
 def _guard(args: argparse.Namespace) -> int:
     from gate.github.guard import run_guard
 
-    return run_guard(args.config, args.pr)
+    return run_guard(args.config, args.pr, args.protected_branch)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from gate.github.stages import run_plan
+
+    return run_plan(args.sweeps, args.shards, args.pr_budget_usd, args.go_on == "true",
+                    args.runs)
+
+
+def _budget(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number >= 0")
+    return value
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -77,23 +97,57 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="post DIR/*/report.md from another run's artifact, read as "
                         "untrusted data (exact layout, no links, size caps; anything else "
                         "refuses); needs --pr and --head-sha")
+    source.add_argument("--evaluating", action="store_true",
+                        help="post the 'evaluating' state (which sweeps run, on which head), "
+                        "replaced by the result when the sweeps end")
+    p.add_argument("--changes", metavar="FILE",
+                   help="with --evaluating: the `gate changes` JSON naming the sweeps")
     p.add_argument("--pr", type=_positive, metavar="N",
                    help="PR number (default: from GITHUB_EVENT_PATH, else DIR/pr.json)")
     p.add_argument("--head-sha", type=_sha, metavar="SHA",
                    help="post only if PR N's head commit (from the API) is SHA, the commit "
                    "the reports were made for (workflow_run: the run's head_sha); else exit 1")
+    p.add_argument("--head-repo", metavar="OWNER/NAME",
+                   help="post only if PR N's head repository is this (workflow_run: the run's "
+                   "head_repository.full_name)")
+    p.add_argument("--head-branch", metavar="BRANCH",
+                   help="post only if PR N's head branch is this (workflow_run: the run's "
+                   "head_branch)")
     p.add_argument("--author", metavar="LOGIN", default=os.environ.get("GATE_COMMENT_AUTHOR"),
                    help="login the token posts as, when GET /user cannot tell (GitHub App: "
                    "'<app-slug>[bot]'; default: GET /user, else github-actions[bot])")
     p.set_defaults(func=_comment, parser=p)
 
     p = sub.add_parser(
+        "plan",
+        help="the next stage of a PR's sweeps as an Actions matrix (matrix=..., any=...)",
+        description="Plan one stage of the sweeps `gate changes` asked for: stage 1 at once, a "
+        "later stage only with --continue true; one PR budget split over the sweeps. Prints "
+        "matrix=<json> and any=<bool> for $GITHUB_OUTPUT. Exit 0, 4 invalid input.",
+    )
+    p.add_argument("--sweeps", required=True, metavar="JSON",
+                   help="gate changes' matrix: {\"include\": [...]}")
+    p.add_argument("--shards", type=_positive, required=True, metavar="N",
+                   help="shard jobs per stage (each sweep's stage is dealt to N jobs)")
+    p.add_argument("--pr-budget-usd", type=_budget, required=True, metavar="X",
+                   help="one budget for the whole PR, split evenly over its sweeps")
+    p.add_argument("--continue", dest="go_on", choices=("true", "false"), default="false",
+                   help="the PR has the gate:continue label (default: false)")
+    p.add_argument("--runs", default="runs", metavar="DIR",
+                   help="restored run directories, DIR/<id>/stages.json (default: runs)")
+    p.set_defaults(func=_plan)
+
+    p = sub.add_parser(
         "guard",
         help="adoption guard: a model becoming adopted needs a code owner's approval",
-        description="Publish commit status gate/adoption-guard on the PR head. "
+        description="Publish commit status gate/adoption-guard on the PR head: pending first, "
+        "then the verdict, if nothing changed meanwhile. Only open PRs into the default branch "
+        "(or a --protected-branch) are judged; for others nothing is published (exit 0). "
         "Exit 0 allowed, 1 blocked.",
     )
     p.add_argument("--config", default="gate.yaml", metavar="PATH", help="default: gate.yaml")
     p.add_argument("--pr", type=_positive, metavar="N",
                    help="PR number (default: from GITHUB_EVENT_PATH)")
+    p.add_argument("--protected-branch", action="append", default=[], metavar="NAME",
+                   help="a branch besides the default branch whose PRs are judged; repeat")
     p.set_defaults(func=_guard)

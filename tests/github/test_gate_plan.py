@@ -1,23 +1,22 @@
-"""The workflow's stage planner (.github/gate_plan.py): one budget per PR, stage 1 by default,
-a later stage only with the `gate:continue` label, decided sweeps not run again."""
+"""``gate plan`` (was .github/gate_plan.py): one budget per PR, stage 1 by default, a later
+stage only with the `gate:continue` label, decided sweeps not run again."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-PLAN = Path(__file__).resolve().parents[2] / ".github" / "gate_plan.py"
+import pytest
+from fake_github import run_gate
 
 
-def plan(tmp: Path, sweeps: list[dict[str, str]], *, go_on: bool = False) -> dict[str, str]:
-    env = {**os.environ, "SWEEPS": json.dumps({"include": sweeps}), "GATE_SHARDS": "3",
-           "GATE_MAX_STAGES": "3", "GATE_PR_BUDGET_USD": "6",
-           "CONTINUE": "true" if go_on else "false"}
-    out = subprocess.run([sys.executable, str(PLAN)], cwd=tmp, env=env, check=True,
-                         capture_output=True, text=True).stdout
+def plan(capsys: pytest.CaptureFixture[str], tmp: Path, sweeps: list[dict[str, str]], *,
+         go_on: bool = False) -> dict[str, str]:
+    code = run_gate("plan", "--sweeps", json.dumps({"include": sweeps}), "--shards", "3",
+                    "--pr-budget-usd", "6", "--continue", "true" if go_on else "false",
+                    "--runs", str(tmp / "runs"))
+    assert code == 0
+    out = capsys.readouterr().out
     return dict(line.split("=", 1) for line in out.splitlines())
 
 
@@ -26,8 +25,9 @@ def stages(tmp: Path, sweep: str, data: dict[str, object]) -> None:
     (tmp / "runs" / sweep / "stages.json").write_text(json.dumps(data))
 
 
-def test_first_stage_splits_the_pr_budget(tmp_path: Path) -> None:
-    out = plan(tmp_path, [{"id": "a"}, {"id": "b"}])
+def test_first_stage_splits_the_pr_budget(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = plan(capsys, tmp_path, [{"id": "a"}, {"id": "b"}])
     include = json.loads(out["matrix"])["include"]
     assert out["any"] == "true"
     assert [(e["id"], e["stage"], e["shard"]) for e in include] == [
@@ -35,11 +35,20 @@ def test_first_stage_splits_the_pr_budget(tmp_path: Path) -> None:
     assert {e["stage_budget_usd"] for e in include} == {"3.000000"}
 
 
-def test_next_stage_needs_the_label_and_gets_what_is_left(tmp_path: Path) -> None:
+def test_next_stage_needs_the_label_and_gets_what_is_left(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     stages(tmp_path, "a", {"next_stage": 2, "spent_usd": 1.25})
     stages(tmp_path, "b", {"next_stage": None, "spent_usd": 0.5})  # decided
-    assert plan(tmp_path, [{"id": "a"}, {"id": "b"}])["any"] == "false"
-    include = json.loads(plan(tmp_path, [{"id": "a"}, {"id": "b"}], go_on=True)["matrix"])[
-        "include"]
+    assert plan(capsys, tmp_path, [{"id": "a"}, {"id": "b"}])["any"] == "false"
+    include = json.loads(plan(capsys, tmp_path, [{"id": "a"}, {"id": "b"}],
+                              go_on=True)["matrix"])["include"]
     assert {(e["id"], e["stage"]) for e in include} == {("a", 2)}
     assert {e["stage_budget_usd"] for e in include} == {"1.750000"}
+
+
+def test_input_that_is_not_gate_changes_output_exits_4(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run_gate("plan", "--sweeps", "[1, 2]", "--shards", "2", "--pr-budget-usd", "5",
+                    "--runs", str(tmp_path))
+    assert code == 4
+    assert "--sweeps" in capsys.readouterr().err

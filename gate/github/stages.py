@@ -1,0 +1,70 @@
+"""``gate plan``: the next stage of a PR's sweeps, as a GitHub Actions matrix.
+
+Inputs: the sweeps (``gate changes``' ``matrix`` JSON), the shard count, the PR budget, and
+whether the PR has the ``gate:continue`` label. The run directories restored from the cache
+(``RUNS/<id>/stages.json``, written by ``gate merge``) say which stage comes next and what was
+spent. Stage 1 runs without the label; a later stage only with it. One budget per PR, split
+evenly over the sweeps; a stage gets what is left of its sweep's share. Prints
+``matrix=<json>`` and ``any=<true|false>`` (lines for ``$GITHUB_OUTPUT``). Exit 0, or 4 on
+input that is not what ``gate changes`` writes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from gate.errors import ConfigError
+
+
+def _sweeps(text: str) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError.one("--sweeps", None, f"not JSON: {exc.msg}") from None
+    include = data.get("include", []) if isinstance(data, dict) else None
+    if not isinstance(include, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("id"), str) for s in include):
+        raise ConfigError.one("--sweeps", None, 'expected {"include": [{"id": ...}, ...]}')
+    return include
+
+
+def _stages(runs: Path, sweep_id: str) -> dict[str, Any] | None:
+    path = runs / sweep_id / "stages.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError.one(path.as_posix(), None, f"unreadable: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError.one(path.as_posix(), None, "not a JSON object")
+    return data
+
+
+def plan_stage(sweeps: list[dict[str, Any]], shards: int, pr_budget_usd: float,
+               go_on: bool, runs: Path) -> list[dict[str, Any]]:
+    per_sweep = pr_budget_usd / max(len(sweeps), 1)
+    include: list[dict[str, Any]] = []
+    for sweep in sweeps:
+        stages = _stages(runs, str(sweep["id"]))
+        if stages is None:
+            stage, spent = 1, 0.0
+        elif stages.get("next_stage") and go_on:
+            stage, spent = int(stages["next_stage"]), float(stages.get("spent_usd", 0.0))
+        else:
+            continue  # decided, or waiting for `gate:continue`: the report shows the run as is
+        left = max(0.0, per_sweep - spent)
+        for shard in range(1, shards + 1):
+            include.append({**sweep, "stage": stage, "shard": shard,
+                            "stage_budget_usd": f"{left:.6f}",
+                            "sweep_budget_usd": f"{per_sweep:.6f}"})
+    return include
+
+
+def run_plan(sweeps: str, shards: int, pr_budget_usd: float, go_on: bool, runs: str) -> int:
+    include = plan_stage(_sweeps(sweeps), shards, pr_budget_usd, go_on, Path(runs))
+    print(f"matrix={json.dumps({'include': include}, separators=(',', ':'))}")
+    print(f"any={'true' if include else 'false'}")
+    return 0
