@@ -268,6 +268,7 @@ def _stream_or_json(body: dict[str, Any], model: str, response: ChatResponse) ->
 async def answer_chat(session: TrialSession, chat: ChatRequest, step: int,
                       answer: Callable[[ChatResponse], Response]) -> Response:
     """Call the provider for one step of the trial; ``answer`` shapes its response."""
+    session.trace.transcript.request(step, chat.messages)  # the trial's transcript
     try:
         response = await session.provider.complete(chat, _StepSink(session.audit, step))
     except HaltError as exc:
@@ -278,6 +279,8 @@ async def answer_chat(session: TrialSession, chat: ChatRequest, step: int,
     except Exception as exc:  # a bug: end the trial, the adapter re-raises it
         return _ending(session, exc, _error(500, "internal error in gate's endpoint",
                                             "internal_error"))
+    session.trace.transcript.answer(response.message, response.response_id,
+                                    response.finish_reason)
     _record(session, response)
     return answer(response)
 

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from gate.agent.childproc import Child, child_environment
 from gate.agent.loop import TrialSpec, TrialTrace
 from gate.agent.persistent import Key, ProgramPool
+from gate.agent.transcript import TranscriptRecorder
 from gate.config.schema import AgentProgram, GateConfig
 from gate.environments.base import Environment, EnvOutcome
 from gate.errors import HaltError
@@ -104,12 +105,15 @@ async def run_program_trial(
     stop: asyncio.Event | None = None,
     pool: ProgramPool | None = None,
     arm: str = "",
+    transcript: TranscriptRecorder | None = None,
 ) -> ProgramTrace:
-    """Run the program for one trial; see the module docstring for how it ends."""
+    """Run the program for one trial; see the module docstring for how it ends.
+    ``transcript`` records what went through the endpoint, and the program's stdout as the
+    final answer."""
     from gate.agent.endpoint import TrialSession
 
     session = TrialSession(spec, env, provider, audit, token=secrets.token_urlsafe(32),
-                           trace=ProgramTrace())
+                           trace=ProgramTrace(transcript=transcript or TranscriptRecorder()))
     if program.mode == "persistent" and pool is not None:
         return await _persistent_trial(program, session, pool, ProgramPool.key(arm, program),
                                        root, stop)
@@ -212,6 +216,12 @@ async def _wait(child: Child, session: TrialSession, timeout_s: float,
     return "exit" if child.returncode is not None else "halt"
 
 
+def _final_answer(answer: str | None, child: Child) -> str | None:
+    """The trial's final answer: a persistent program's answer line, else its stdout."""
+    text = answer if answer is not None else child.stdout.text()
+    return text.strip() or None
+
+
 def _finish(session: TrialSession, child: Child, how: str, wall_s: float,
             answer: str | None = None) -> ProgramTrace:
     trace = session.trace
@@ -223,6 +233,7 @@ def _finish(session: TrialSession, child: Child, how: str, wall_s: float,
     exit_code = child.returncode if how == "exit" else None
     if how == "answered":
         how, exit_code = "exit", 0  # a persistent program's answer: a clean end of the trial
+    trace.transcript.final_answer = _final_answer(answer, child)
     trace.agent = _agent_record(session, child, exit_code, how, answer)
     if how == "halt":
         raise HaltError("the run halted while the agent program was running")

@@ -4,9 +4,10 @@ and the Responses API, with structured output, parallel tool calls, a required t
 prefixed tools and a templated instruction. Each solves every task, and the audit has exactly one
 line per model call the framework made (counted by the program's own HTTP client).
 
-The frameworks live in their own virtual environment, built here once from pinned versions
-(``requirements/frameworks.lock``, with hashes) at ``.venv-frameworks`` (or ``$GATE_FRAMEWORKS_VENV``); building it needs the
-package index. The programs are in tests/agent/frameworks/ and in docs/agents.md."""
+The frameworks live in their own virtual environment, built here once from
+``requirements/frameworks.lock`` (pinned, with hashes) at ``.venv-frameworks`` (or
+``$GATE_FRAMEWORKS_VENV``); building it needs the package index. The programs are in
+tests/agent/frameworks/ and in docs/agents.md."""
 
 from __future__ import annotations
 
