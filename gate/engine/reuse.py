@@ -8,7 +8,8 @@ all of it but the trial. Trials older than the maximum age are paid again: provi
 
 The trial keeps its original timestamp and response ids and gains ``reused_from`` (the run
 that paid for it and when); its audit lines are copied with ``reused_from`` set to that run
-id, so ``gate verify`` finds every response id it cites.
+id, so ``gate verify`` finds every response id it cites, and its transcript is copied as it is
+(the trial cites the same hash). Its trace id is the new run's (each run's traces are its own).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gate.engine.transcripts import read_transcripts, transcript_of
 from gate.records import (
     AuditAttempt,
     Manifest,
@@ -27,6 +29,7 @@ from gate.records import (
     ReusedTrial,
     ReuseFacts,
     ReuseRun,
+    Transcript,
     Trial,
 )
 from gate.rundir import RunDir
@@ -51,6 +54,7 @@ def baseline_key(arm: Arm, config_sha256: str, seed: int) -> str:
 class Cached:
     trial: Trial
     audit: list[AuditAttempt]
+    transcript: Transcript | None = None
 
 
 @dataclass
@@ -68,7 +72,7 @@ class Reuse:
             if hit is None or hit.trial.reused_from is None:
                 left.append(cell)
                 continue
-            await engine.adopt(hit.trial, hit.audit)
+            await engine.adopt(hit.trial, hit.audit, hit.transcript)
             source = hit.trial.reused_from.run_id
             self.taken[source] = self.taken.get(source, 0) + 1
         return left
@@ -121,6 +125,7 @@ def _trials_of(run_dir: Path, run_id: str) -> list[Cached]:
         if line.arm == "baseline":
             audit.setdefault((line.task, line.round), []).append(line)
     out = []
+    transcripts = read_transcripts(run_dir)
     for trial in RunDir(run_dir).trials():
         if trial.arm != "baseline" or trial.status != "scored":
             continue
@@ -130,7 +135,8 @@ def _trials_of(run_dir: Path, run_id: str) -> list[Cached]:
             continue  # never carry a trial its own run cannot vouch for
         origin = trial.reused_from or ReusedFrom(run_id=run_id, ts=trial.ts)
         out.append(Cached(trial.model_copy(update={"reused_from": origin}),
-                          [a.model_copy(update={"reused_from": origin.run_id}) for a in lines]))
+                          [a.model_copy(update={"reused_from": origin.run_id}) for a in lines],
+                          transcript_of(trial, transcripts)))
     return out
 
 

@@ -1,7 +1,8 @@
 """``gate verify``: re-derive results from the raw artifacts and compare.
 
 Fails when any figure differs, when an artifact's hash differs from the one the results cite,
-or when a scored trial cites a response id the audit log does not hold (a fabricated trial).
+when a scored trial cites a response id the audit log does not hold (a fabricated trial), or
+when a trial's transcript is not the one it cites by hash (changed or missing).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.engine.rundir import derive_results
+from gate.engine.transcripts import check_transcripts
 from gate.records import AuditAttempt, Record, Trial
 from gate.rundir import PARTIAL, RESULTS, RunDir, as_written, read_results
 
@@ -26,7 +28,8 @@ def verify_run(run_dir: Path) -> list[str]:
     if results_file is None:
         return [f"{run_dir}: no {RESULTS} or {PARTIAL}"]
     stored = read_results(results_file)
-    problems = _fabrication(run.trials(), run.audit())
+    trials = run.trials()
+    problems = _fabrication(trials, run.audit()) + check_transcripts(trials, run_dir)
     problems += _diff(_normal(stored), _normal(as_written(derive_results(run))), "")
     return problems
 

@@ -98,6 +98,7 @@ class Project:
     prompts: dict[str, str]
     tasks: list[LoadedTask]
     hashes: dict[str, str] = field(default_factory=dict)
+    agent_distributions: dict[str, list[str]] = field(default_factory=dict)
     config_sha256: str = ""
     prompt_tool_source: str = "worktree"
     environments: EnvironmentRegistry | None = None  # resolves every environment name
@@ -185,6 +186,7 @@ class _Collector:
         self.root = root
         self.problems: list[Problem] = []
         self.hashes: dict[str, str] = {}
+        self.distributions: dict[str, list[str]] = {}  # a Python agent program's, by where
         # (environment, tool) implemented but declared by no tool file -> (where, consequences)
         self.undeclared: dict[tuple[str, str], tuple[str, int]] = {}
         self.needs_label: list[tuple[str, str]] = []  # (task file, task id): never run
@@ -306,6 +308,7 @@ def load_project(
         prompts=prompts,
         tasks=tasks,
         hashes=dict(sorted(col.hashes.items())),
+        agent_distributions=col.distributions,
         config_sha256=col.hashes[cfg_file.name],
         prompt_tool_source=pt_source.label,
         environments=envs,
@@ -362,12 +365,21 @@ def _environment_registry(
 def _check_agent(
     col: _Collector, doc: YamlDoc, config: GateConfig, root: Path, envs: EnvironmentRegistry
 ) -> None:
-    from gate.project.agent_check import agent_problems, program_files
+    from gate.project.agent_check import agent_problems, program_files, programs
+    from gate.project.distributions import python_distributions
 
     for loc, message in agent_problems(config, root, envs.names()):
         col.add(doc.path, doc.line_of(loc), message)
     for relpath in program_files(config, root):
         col.read(relpath, WorkTree(root))  # hashed for the manifest
+    if col.problems:
+        return
+    for where, program in programs(config):
+        listed = python_distributions(program, root)
+        if listed is not None:  # hashed like a file: an upgrade invalidates a smoke test
+            col.distributions[where] = listed
+            col.hashes[f"{where}:python-distributions"] = sha256_bytes(
+                "\n".join(listed).encode())
 
 
 def _hash_environment_code(col: _Collector, envs: EnvironmentRegistry, work: WorkTree) -> None:
@@ -484,6 +496,7 @@ def _load_tasks(
 ) -> list[LoadedTask]:
     loaded: list[LoadedTask] = []
     seen: dict[str, str] = {}
+    instructions: dict[tuple[str, str], str] = {}
     used_fixtures: set[str] = set()
     if col.outside(config.suite.tasks_dir, work, col.name(config.suite.tasks_dir)):
         return loaded
@@ -502,6 +515,14 @@ def _load_tasks(
         if NEEDS_LABEL in task.tags:
             col.needs_label.append((doc.path, task.id))
             continue
+        said = (task.environment, task.instruction.strip())
+        if said in instructions:
+            col.add(doc.path, doc.line_of(("instruction",)),
+                    f"task {task.id!r} has the same instruction as {instructions[said]} in "
+                    f"environment {task.environment!r}: the simulated models tell tasks apart "
+                    "by their instruction")
+            continue
+        instructions[said] = doc.path
         if task.environment not in envs:
             col.add(doc.path, doc.line_of(("environment",)),
                     f"unknown environment {task.environment!r}; known: {envs.names()} "
