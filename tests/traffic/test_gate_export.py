@@ -1,10 +1,7 @@
-"""A gate run's own OpenTelemetry export (the spans ``gate export-otel`` sends, written in the
-Collector file exporter's format) imported back: the same GenAI conventions as any agent's.
-
-The export carries message contents only once a run records its conversations (a transcript
-per trial, issue 26); until then its chat spans hold no ``gen_ai.input.messages`` and the
-import rightly finds nothing to import. The strict xfail turns red the day the export carries
-them, so this marker is removed then, not forgotten."""
+"""A gate run's own OpenTelemetry export (the spans ``gate export-otel`` sends, with message
+content, written in the Collector file exporter's format) imported back: the same GenAI
+conventions as any agent's, and the imported suite validates, smokes and finds the
+regression."""
 
 from __future__ import annotations
 
@@ -22,8 +19,6 @@ WRITES = ["--writes", "cancel_*", "--writes", "refund_*", "--writes", "exchange_
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="gate's export carries no message contents before issue 26")
 def test_a_gate_runs_export_becomes_a_suite_that_finds_the_regression(
     tmp_path: Path, project_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
