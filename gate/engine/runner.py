@@ -23,7 +23,7 @@ from gate.agent.persistent import ProgramPool
 from gate.agent.program import ProgramTrace, agent_for, program_fields, run_program_trial
 from gate.agent.transcript import TranscriptRecorder
 from gate.engine.session import Notices
-from gate.engine.transcripts import TRANSCRIPTS, build_transcript
+from gate.engine.transcripts import build_transcript
 from gate.environments.base import EnvOutcome
 from gate.environments.registry import EnvironmentCodeError, GuardedEnvironment
 from gate.errors import CircuitBreakerError, HaltError, PausedError
@@ -40,7 +40,7 @@ from gate.records import (
     TrialEnvironmentError,
     TrialProviderError,
 )
-from gate.rundir import RunDir
+from gate.rundir import TRANSCRIPTS, RunDir
 from gate.rundir.audit import STARTED
 from gate.rundir.jsonl import CompressedJsonlWriter, line_sha256
 

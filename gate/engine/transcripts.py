@@ -25,9 +25,9 @@ from typing import Any
 from gate.agent.transcript import TranscriptRecorder
 from gate.providers.redact import redact
 from gate.records import Transcript, Trial
+from gate.rundir import TRANSCRIPTS
 from gate.rundir.jsonl import compressed_line, line_sha256, read_compressed_jsonl
 
-TRANSCRIPTS = "transcripts.jsonl.gz"
 CAP_BYTES = 256 * 1024  # per trial; recorded in each transcript as cap_bytes
 CUTS = (8192, 2048, 512, 128)  # string lengths tried, longest first, when over the cap
 KEEP_ENDS = 2  # messages kept whole at each end when the middle must go

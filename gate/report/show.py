@@ -17,11 +17,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from gate.engine.transcripts import TRANSCRIPTS, read_transcripts, transcript_of
+from gate.engine.transcripts import read_transcripts, transcript_of
 from gate.errors import ConfigError
 from gate.records import Transcript, Trial
 from gate.report.neutralize import neutralize
-from gate.rundir.jsonl import read_jsonl
+from gate.rundir import TRANSCRIPTS, RunDir
 
 SYSTEM_CHARS = 400  # the system prompt is the same in every trial: its start is enough
 INDENT = "    "
@@ -29,9 +29,11 @@ INDENT = "    "
 
 def select_trials(run_dir: Path, trial_id: str | None, failed: bool) -> list[Trial]:
     """The trials to show; ``ConfigError`` when there is no run or no such trial."""
-    if not (run_dir / "trials.jsonl").exists():
-        raise ConfigError.one(str(run_dir), None, "no trials.jsonl: not a run directory")
-    trials = read_jsonl(run_dir / "trials.jsonl", Trial)
+    run = RunDir(run_dir)
+    if not run.trials_path.exists():
+        raise ConfigError.one(str(run_dir), None,
+                              f"no {run.trials_path.name}: not a run directory")
+    trials = run.trials()
     if trial_id is not None:
         chosen = [t for t in trials if t.trial_id == trial_id]
         if not chosen:
