@@ -4,7 +4,7 @@ A `gate mock-server` runs in its own process (it outlives every kill) and logs e
 request it receives to a file before it answers. A `gate sweep` against it (an `openai`-type
 provider pointed at the server) is killed with SIGKILL after a random number of requests plus a
 random 0-5 ms, then resumed with --resume, `--kills` times; a last --resume runs it to the end.
-Then, with `audited` the attempts in audit.jsonl (gate.engine.audit.attempts: one per request
+Then, with `audited` the attempts in audit.jsonl (gate.rundir.audit.attempts: one per request
 started, a start without outcome counted as `interrupted`), `received` the requests in the
 server's log and `interrupted` the audited attempts with no outcome:
 
@@ -113,13 +113,13 @@ def wait_for_requests(log: Path, proc: subprocess.Popen[str], n: int,
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
-    from gate.engine.jsonl import read_jsonl
+    from gate.rundir.jsonl import read_jsonl
 
     return read_jsonl(path)
 
 
 def run(project_src: Path, kills: int, rounds: int, seed: int) -> int:
-    from gate.engine.audit import attempts
+    from gate.rundir.audit import attempts
 
     rng = random.Random(seed)
     env = {**os.environ, KEY_ENV: "sk-kill-audit"}

@@ -49,7 +49,6 @@ from typing import Any
 import httpx
 
 from gate.config.schema import Price, ProviderConfig
-from gate.engine.jsonl import JsonlWriter
 from gate.engine.runner import now_iso
 from gate.providers.base import Attempt, ChatRequest
 from gate.providers.budget import Budget
@@ -57,6 +56,7 @@ from gate.providers.factory import build_client, build_provider, prepare_pricing
 from gate.providers.testing import EchoBackend
 from gate.providers.transport import ssl_context
 from gate.records import AuditAttempt, Trial
+from gate.rundir.jsonl import JsonlWriter
 from gate.simulate.server import MockServer, ServerOptions
 
 MODEL = "mock/expert"

@@ -3,12 +3,16 @@
 | file                           | model            |
 |--------------------------------|------------------|
 | ``trials.jsonl`` (one a line)  | ``Trial``        |
+| ``transcripts.jsonl.gz``       | ``Transcript`` (one gzip member a trial) |
 | ``audit.jsonl`` (one a line)   | ``AuditAttempt`` |
 | ``heartbeat.jsonl``            | ``Heartbeat``    |
 | ``manifest.json``              | ``Manifest``     |
 | ``results.json``               | ``Results``      |
 | ``PARTIAL-RESULTS.json``       | ``PartialResults`` (``Results`` + ``missing``) |
 | ``smoke.json``                 | ``Smoke``        |
+| ``stop.json``                  | ``Stop``         |
+| ``shard.json``                 | ``ShardInfo``    |
+| ``stages.json``                | ``Stages``       |
 
 Every writer builds one of these and every reader validates through one of them: an unknown
 field, a missing field or a wrong type is a ``RecordError`` naming the file (and line), exit 4.
@@ -146,6 +150,55 @@ class Trial(TrialScores):
     environment_error: TrialEnvironmentError | None = None  # set when environment_error
     trace_id: str  # the trial's OpenTelemetry trace id (32 hex digits, from run and trial id)
     reused_from: ReusedFrom | None = None  # set when an earlier run paid for this trial
+    transcript_sha256: Sha256 | None = None  # its Transcript's line in transcripts.jsonl.gz
+
+
+# --- transcripts.jsonl.gz ----------------------------------------------------------------
+
+
+class TranscriptStep(Record):
+    """One model call: the messages it was sent (``messages[seen_from:seen_to]``) and the
+    index of its answer in ``messages`` (None when no answer came back)."""
+
+    step: int
+    seen_from: int = Field(ge=0)
+    seen_to: int = Field(ge=0)
+    answer: int | None
+    response_id: str | None
+    finish_reason: str | None
+
+
+class TranscriptTool(Record):
+    """One tool call as executed: when it started and how long it took."""
+
+    call_id: str
+    tool: str
+    step: int
+    started: str  # ISO 8601 UTC
+    duration_s: float = Field(ge=0)
+
+
+class Transcript(Record):
+    """What one trial's model saw and said (transcripts.jsonl.gz): every message once, in
+    order (OpenAI chat format, redacted), which of them each model call saw, each tool call's
+    timing, and the final answer. Capped at ``cap_bytes``: long strings are cut first, then
+    messages in the middle become ``{"role": ..., "omitted": true}`` (``omitted_messages``),
+    and as a last resort only the head stays (no messages, steps or tool calls); ``capped``
+    says it happened."""
+
+    trial_id: str
+    arm: str
+    task: str
+    round: int
+    instruction: str
+    messages: list[dict[str, Any]]
+    steps: list[TranscriptStep]
+    tool_calls: list[TranscriptTool]
+    final_answer: str | None
+    cap_bytes: int = Field(ge=1)
+    original_bytes: int = Field(ge=0)  # the transcript's size before the cap
+    capped: bool
+    omitted_messages: int = Field(ge=0)
 
 
 # --- audit.jsonl -------------------------------------------------------------------------
@@ -153,7 +206,7 @@ class Trial(TrialScores):
 
 class AuditLine(Record):
     """Either line of audit.jsonl: ``AuditStarted`` before a request leaves, ``AuditAttempt``
-    when it ends. ``gate.engine.audit.read_audit`` folds them into one attempt each."""
+    when it ends. ``gate.rundir.audit.read_audit`` folds them into one attempt each."""
 
 
 class AuditStarted(AuditLine):
@@ -279,7 +332,12 @@ class Manifest(Record):
     budget: BudgetSnapshot
     continuations: list[Continuation] = Field(default_factory=list)
     baseline_key: Sha256 | None = None  # what a reused baseline trial must match (sweeps)
+    # provider config key -> its OpenTelemetry GenAI name, from its type and host ("openai")
+    provider_names: dict[str, str] = Field(default_factory=dict)
     subset: Subset | None = None  # --task/--env: the run covers only these tasks
+    # a Python agent program's interpreter: name==version of each distribution, by where the
+    # program is declared ("agent", "agent_overrides.ENV"); hashed into files_sha256 too
+    agent_distributions: dict[str, list[str]] = Field(default_factory=dict)
 
 
 # --- results.json / PARTIAL-RESULTS.json ------------------------------------------------
@@ -574,6 +632,52 @@ class Smoke(Record):
     files_sha256: dict[str, Sha256]
     seconds: float
     subset: Subset | None = None  # a smoke of part of the suite vouches for that part only
+
+
+# --- stop.json, shard.json, stages.json --------------------------------------------------
+
+
+class Stop(Record):
+    """stop.json: why the run stopped, written before its results, so that the results are
+    derived from the run directory alone (``gate verify`` never takes them from results.json)."""
+
+    halt: HaltRecord | None  # the circuit breaker or the pause file
+    stopped: str | None  # why a sweep ended undecided (budget, last stage), else None
+
+
+class ShardSpecRecord(Record):
+    index: int = Field(ge=1)
+    count: int = Field(ge=1)
+    stage: int = Field(ge=1)
+    stages: int = Field(ge=1)
+
+
+class ShardInfo(Record):
+    """shard.json: the shard's spec, and its outcome once it has run (``trials`` set)."""
+
+    spec: ShardSpecRecord
+    units: int | None = None
+    trials: int | None = None
+    spent_usd: float | None = None
+    budget_usd: float | None = None
+    halt: HaltRecord | None = None
+
+
+class StageRun(Record):
+    stage: int = Field(ge=1)
+    shards: int = Field(ge=1)
+    trials: int = Field(ge=0)
+    spent_usd: float
+
+
+class Stages(Record):
+    """stages.json of a merged sharded sweep: the stages merged so far and the next one."""
+
+    max: int = Field(ge=1)
+    run: list[StageRun]
+    next_stage: int | None
+    ceiling_usd: float
+    spent_usd: float
 
 
 # --- reading and writing -----------------------------------------------------------------

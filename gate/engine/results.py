@@ -10,6 +10,7 @@ import hashlib
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from gate.agent.failures import program_failures
 from gate.config.schema import SloConfig
 from gate.engine.plan import batches, units_of
 from gate.engine.reuse import reuse_facts
@@ -42,6 +43,7 @@ from gate.records import (
     TrialScores,
     Verdict,
 )
+from gate.rundir import RunDir
 from gate.statistics import pass_hat_k, percentile, wilson_interval
 
 __all__ = ["SCHEMA_VERSION", "compute_results", "evidence_of", "file_sha256"]
@@ -57,12 +59,12 @@ def file_sha256(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def evidence_of(run_dir: Path, audit: list[AuditAttempt]) -> Evidence:
+def evidence_of(run: RunDir, audit: list[AuditAttempt]) -> Evidence:
     """The hashes of the artifacts the results are derived from (rule 1)."""
     return Evidence(
-        audit_sha256=file_sha256(run_dir / "audit.jsonl"),
-        trials_sha256=file_sha256(run_dir / "trials.jsonl"),
-        manifest_sha256=file_sha256(run_dir / "manifest.json"),
+        audit_sha256=file_sha256(run.audit_path),
+        trials_sha256=file_sha256(run.trials_path),
+        manifest_sha256=file_sha256(run.manifest_path),
         response_ids=sum(1 for a in audit if a.response_id),
         attempts=len(audit),
     )
@@ -308,6 +310,14 @@ def _status(
     arms: dict[str, ArmSummary], trials: list[Trial], halt: HaltRecord | None,
     lost_share_max: float,
 ) -> tuple[Status, list[str]]:
+    status, reasons = _status_of_trials(arms, trials, halt, lost_share_max)
+    return status, [*program_failures(trials), *reasons]  # the program named before any task
+
+
+def _status_of_trials(
+    arms: dict[str, ArmSummary], trials: list[Trial], halt: HaltRecord | None,
+    lost_share_max: float,
+) -> tuple[Status, list[str]]:
     reasons: list[str] = []
     if halt is not None:
         reasons.append(f"{halt.kind}: {halt.reason} at task {halt.task}, round {halt.round}")
@@ -470,6 +480,8 @@ def failure_reasons(trial: TrialScores) -> list[str]:
         reasons.append("refusal")
     if trial.distractor_actions:
         reasons.append("distractor_action")
+    if trial.ended in ("agent_exit", "agent_timeout"):  # the program failed, not the model
+        reasons.insert(0, trial.ended)
     return reasons or ["wrong_end_state"]
 
 

@@ -8,7 +8,8 @@ all of it but the trial. Trials older than the maximum age are paid again: provi
 
 The trial keeps its original timestamp and response ids and gains ``reused_from`` (the run
 that paid for it and when); its audit lines are copied with ``reused_from`` set to that run
-id, so ``gate verify`` finds every response id it cites.
+id, so ``gate verify`` finds every response id it cites, and its transcript is copied as it is
+(the trial cites the same hash). Its trace id is the new run's (each run's traces are its own).
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gate.engine.audit import read_audit
-from gate.engine.jsonl import read_jsonl
+from gate.engine.transcripts import read_transcripts, transcript_of
 from gate.records import (
     AuditAttempt,
     Manifest,
@@ -29,9 +29,10 @@ from gate.records import (
     ReusedTrial,
     ReuseFacts,
     ReuseRun,
+    Transcript,
     Trial,
-    read_record,
 )
+from gate.rundir import RunDir
 
 if TYPE_CHECKING:
     from gate.engine.runner import Arm, Cell, Engine
@@ -53,6 +54,7 @@ def baseline_key(arm: Arm, config_sha256: str, seed: int) -> str:
 class Cached:
     trial: Trial
     audit: list[AuditAttempt]
+    transcript: Transcript | None = None
 
 
 @dataclass
@@ -70,7 +72,7 @@ class Reuse:
             if hit is None or hit.trial.reused_from is None:
                 left.append(cell)
                 continue
-            await engine.adopt(hit.trial, hit.audit)
+            await engine.adopt(hit.trial, hit.audit, hit.transcript)
             source = hit.trial.reused_from.run_id
             self.taken[source] = self.taken.get(source, 0) + 1
         return left
@@ -105,25 +107,26 @@ def load_cache(
 
 
 def read_manifest(run_dir: Path) -> Manifest:
-    return read_record(run_dir / "manifest.json", Manifest)
+    return RunDir(run_dir).manifest()
 
 
 def _run_dirs(cache_dir: Path) -> list[Path]:
     if not cache_dir.is_dir():
         return []
-    if (cache_dir / "manifest.json").is_file():
+    if RunDir(cache_dir).has_manifest():
         return [cache_dir]
-    return sorted(p for p in cache_dir.iterdir() if (p / "manifest.json").is_file())
+    return sorted(p for p in cache_dir.iterdir() if RunDir(p).has_manifest())
 
 
 def _trials_of(run_dir: Path, run_id: str) -> list[Cached]:
     """Scored baseline trials of one run, with their audit lines, marked with their origin."""
     audit: dict[tuple[str, int], list[AuditAttempt]] = {}
-    for line in read_audit(run_dir / "audit.jsonl"):
+    for line in RunDir(run_dir).audit():
         if line.arm == "baseline":
             audit.setdefault((line.task, line.round), []).append(line)
     out = []
-    for trial in read_jsonl(run_dir / "trials.jsonl", Trial):
+    transcripts = read_transcripts(run_dir)
+    for trial in RunDir(run_dir).trials():
         if trial.arm != "baseline" or trial.status != "scored":
             continue
         lines = audit.get((trial.task, trial.round), [])
@@ -132,7 +135,8 @@ def _trials_of(run_dir: Path, run_id: str) -> list[Cached]:
             continue  # never carry a trial its own run cannot vouch for
         origin = trial.reused_from or ReusedFrom(run_id=run_id, ts=trial.ts)
         out.append(Cached(trial.model_copy(update={"reused_from": origin}),
-                          [a.model_copy(update={"reused_from": origin.run_id}) for a in lines]))
+                          [a.model_copy(update={"reused_from": origin.run_id}) for a in lines],
+                          transcript_of(trial, transcripts)))
     return out
 
 

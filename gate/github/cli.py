@@ -10,6 +10,8 @@ import argparse
 import os
 import re
 
+from gate.cliargs import CONFIG
+
 _SHA = re.compile(r"[0-9a-fA-F]{40}")
 
 
@@ -73,23 +75,23 @@ def _budget(text: str) -> float:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "changes",
+        parents=[CONFIG],
         help="JSON: changed prompts, tools, model entries, tasks, and the sweeps they require",
         description="Compare two git refs; print what changed and the sweeps required "
         "(`matrix` is ready for a GitHub Actions matrix). Exit 0.",
     )
-    p.add_argument("--config", default="gate.yaml", metavar="PATH", help="default: gate.yaml")
     p.add_argument("--base", required=True, metavar="REF", help="base ref (branch, tag, sha)")
     p.add_argument("--head", default="HEAD", metavar="REF", help="head ref (default: HEAD)")
     p.set_defaults(func=_changes)
 
     p = sub.add_parser(
         "comment",
+        parents=[CONFIG],
         help="create or update the single PR comment with DIR/report.md",
         description="Post DIR/report.md as the PR's single gate comment (found by a hidden "
         "marker and the token's own login; updated in place) and append it to the job "
         "summary. Needs GITHUB_TOKEN and GITHUB_REPOSITORY. Exit 0 posted, 1 failed or refused.",
     )
-    p.add_argument("--config", default="gate.yaml", metavar="PATH", help="default: gate.yaml")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", action="append", metavar="DIR",
                         help="run directory holding report.md; repeat to post several reports")
@@ -139,13 +141,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser(
         "guard",
+        parents=[CONFIG],
         help="adoption guard: a model becoming adopted needs a code owner's approval",
         description="Publish commit status gate/adoption-guard on the PR head: pending first, "
         "then the verdict, if nothing changed meanwhile. Only open PRs into the default branch "
         "(or a --protected-branch) are judged; for others nothing is published (exit 0). "
         "Exit 0 allowed, 1 blocked.",
     )
-    p.add_argument("--config", default="gate.yaml", metavar="PATH", help="default: gate.yaml")
     p.add_argument("--pr", type=_positive, metavar="N",
                    help="PR number (default: from GITHUB_EVENT_PATH)")
     p.add_argument("--protected-branch", action="append", default=[], metavar="NAME",

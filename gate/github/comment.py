@@ -61,6 +61,7 @@ from gate.github.context import (
 from gate.report.blocks import parse_report
 from gate.report.neutralize import neutralize
 from gate.report.plan import Where, evaluating_report, full_document, plan_comment
+from gate.rundir import RunDir
 
 MARKER = "<!-- gate-report -->"
 COMMENT_LIMIT = 65_536
@@ -109,7 +110,7 @@ def fit_comment(body: str, limit: int = COMMENT_LIMIT, link: str | None = None) 
 def read_reports(run_dirs: list[str]) -> list[str]:
     reports = []
     for run_dir in run_dirs:
-        path = Path(run_dir) / "report.md"
+        path = RunDir(run_dir).report_path
         try:
             reports.append(path.read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import ConfigError
+from gate.records import Stages
+from gate.rundir import RunDir
 
 
 def _sweeps(text: str) -> list[dict[str, Any]]:
@@ -30,17 +32,10 @@ def _sweeps(text: str) -> list[dict[str, Any]]:
     return include
 
 
-def _stages(runs: Path, sweep_id: str) -> dict[str, Any] | None:
-    path = runs / sweep_id / "stages.json"
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError.one(path.as_posix(), None, f"unreadable: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError.one(path.as_posix(), None, "not a JSON object")
-    return data
+def _stages(runs: Path, sweep_id: str) -> Stages | None:
+    """stages.json of the sweep's run directory under ``runs`` (a ``Stages`` record: anything
+    else is exit 4 naming the file), or None when that sweep has not run yet."""
+    return RunDir(runs / sweep_id).stages()
 
 
 def plan_stage(sweeps: list[dict[str, Any]], shards: int, pr_budget_usd: float,
@@ -51,8 +46,8 @@ def plan_stage(sweeps: list[dict[str, Any]], shards: int, pr_budget_usd: float,
         stages = _stages(runs, str(sweep["id"]))
         if stages is None:
             stage, spent = 1, 0.0
-        elif stages.get("next_stage") and go_on:
-            stage, spent = int(stages["next_stage"]), float(stages.get("spent_usd", 0.0))
+        elif stages.next_stage and go_on:
+            stage, spent = stages.next_stage, stages.spent_usd
         else:
             continue  # decided, or waiting for `gate:continue`: the report shows the run as is
         left = max(0.0, per_sweep - spent)

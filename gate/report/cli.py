@@ -1,4 +1,4 @@
-"""``gate report`` and ``gate verify``."""
+"""``gate report``, ``gate verify``, ``gate show`` and ``gate export-otel``."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gate.cliargs import run_dir
+from gate.cliargs import CONFIG, run_dir
+from gate.rundir import RunDir
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("report",
+    p = sub.add_parser("report", parents=[CONFIG],
                        help="render the report of a run directory (also writes DIR/report.md)")
-    p.add_argument("--config", default="gate.yaml", help="gate configuration (default gate.yaml)")
     p.add_argument("--run", required=True, type=run_dir, metavar="DIR", help="run directory")
     p.add_argument("--format", choices=("md", "json"), default="md",
                    help="md (default; also writes DIR/report.md) or json (the results)")
@@ -23,16 +23,25 @@ def register(sub: Any) -> None:
                    help="the `gate changes` JSON of the PR: the report says what the PR changed")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("verify", help="re-derive results from trials, audit and manifest")
-    p.add_argument("--config", default="gate.yaml", help="gate configuration (default gate.yaml)")
+    p = sub.add_parser("verify", parents=[CONFIG],
+                       help="re-derive results from trials, audit and manifest")
     p.add_argument("--run", required=True, type=run_dir, metavar="DIR",
                    help="run directory to check (exit 4 when there is no run)")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("export-otel",
+    p = sub.add_parser("show", parents=[CONFIG],
+                       help="print trial transcripts: what the model saw and said")
+    p.add_argument("--run", required=True, type=run_dir, metavar="DIR", help="run directory")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--trial", metavar="ID", default=None,
+                       help="one trial, by id (<arm>/<task>/r<round>)")
+    which.add_argument("--failed", action="store_true",
+                       help="only the trials that failed or were not scored")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("export-otel", parents=[CONFIG],
                        help="send a run as OpenTelemetry GenAI spans over OTLP/HTTP "
                             "(needs the extra gate[otel])")
-    p.add_argument("--config", default="gate.yaml", help="gate configuration (unused)")
     p.add_argument("--run", required=True, type=run_dir, metavar="DIR",
                    help="the run directory")
     p.add_argument("--endpoint", default=None,
@@ -50,7 +59,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(json.dumps(results.to_json(), indent=2, sort_keys=True))
         return 0
     text = render_markdown(args.run, args.changes)
-    (args.run / "report.md").write_text(text, encoding="utf-8")
+    RunDir(args.run).write_report(text)
     sys.stdout.write(text)
     return 0
 
@@ -69,8 +78,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from gate.report.show import show
+
+    shown = show(args.run, args.trial, args.failed)
+    if shown == 0:
+        print("show: no trial matches", file=sys.stderr)
+    return 0
+
+
 def cmd_export_otel(args: argparse.Namespace) -> int:
-    from gate.report.otel import ENDPOINT_VARS, export_run
+    from gate.report.otel import ENDPOINT_VARS, export_run, refusal_text
 
     if args.endpoint is None and not any(os.environ.get(v) for v in ENDPOINT_VARS):
         print("gate: export-otel needs --endpoint or OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -79,5 +97,5 @@ def cmd_export_otel(args: argparse.Namespace) -> int:
     summary = export_run(args.run, endpoint=args.endpoint, timeout_s=args.timeout_s)
     print(f"export-otel: {summary.traces} trial traces, {summary.chat_spans} chat spans, "
           f"{summary.tool_spans} tool spans, {summary.evaluation_events} evaluation events"
-          f"{'' if summary.ok else '; the collector did not accept them'}")
+          f"{'' if summary.ok else '; ' + refusal_text(summary)}")
     return 0 if summary.ok else 1

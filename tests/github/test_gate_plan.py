@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from fake_github import run_gate
 
+from gate.records import StageRun, Stages
+from gate.rundir import RunDir
+
 
 def plan(capsys: pytest.CaptureFixture[str], tmp: Path, sweeps: list[dict[str, str]], *,
          go_on: bool = False) -> dict[str, str]:
@@ -20,9 +23,12 @@ def plan(capsys: pytest.CaptureFixture[str], tmp: Path, sweeps: list[dict[str, s
     return dict(line.split("=", 1) for line in out.splitlines())
 
 
-def stages(tmp: Path, sweep: str, data: dict[str, object]) -> None:
+def stages(tmp: Path, sweep: str, next_stage: int | None, spent_usd: float) -> None:
+    """stages.json as `gate merge` writes it, after stage 1."""
     (tmp / "runs" / sweep).mkdir(parents=True)
-    (tmp / "runs" / sweep / "stages.json").write_text(json.dumps(data))
+    RunDir(tmp / "runs" / sweep).write_stages(Stages(
+        max=3, run=[StageRun(stage=1, shards=3, trials=12, spent_usd=spent_usd)],
+        next_stage=next_stage, ceiling_usd=3.0, spent_usd=spent_usd))
 
 
 def test_first_stage_splits_the_pr_budget(tmp_path: Path,
@@ -37,8 +43,8 @@ def test_first_stage_splits_the_pr_budget(tmp_path: Path,
 
 def test_next_stage_needs_the_label_and_gets_what_is_left(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    stages(tmp_path, "a", {"next_stage": 2, "spent_usd": 1.25})
-    stages(tmp_path, "b", {"next_stage": None, "spent_usd": 0.5})  # decided
+    stages(tmp_path, "a", 2, 1.25)
+    stages(tmp_path, "b", None, 0.5)  # decided
     assert plan(capsys, tmp_path, [{"id": "a"}, {"id": "b"}])["any"] == "false"
     include = json.loads(plan(capsys, tmp_path, [{"id": "a"}, {"id": "b"}],
                               go_on=True)["matrix"])["include"]
@@ -52,3 +58,13 @@ def test_input_that_is_not_gate_changes_output_exits_4(
                     "--runs", str(tmp_path))
     assert code == 4
     assert "--sweeps" in capsys.readouterr().err
+
+
+def test_a_stages_file_that_is_not_gate_merges_record_exits_4(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "runs" / "a" / "stages.json").write_text('{"next_stage": 2}')
+    code = run_gate("plan", "--sweeps", json.dumps({"include": [{"id": "a"}]}), "--shards", "2",
+                    "--pr-budget-usd", "5", "--continue", "true", "--runs", str(tmp_path / "runs"))
+    assert code == 4
+    assert "stages.json" in capsys.readouterr().err

@@ -99,7 +99,7 @@ def test_table_covers_every_kind() -> None:
                 ErrorKind.MALFORMED_RESPONSE, ErrorKind.CONNECTION_ERROR, ErrorKind.FINISH_ERROR,
                 ErrorKind.RESPONSE_TOO_LARGE, ErrorKind.TLS_ERROR, ErrorKind.DNS_ERROR,
                 ErrorKind.PROXY_REFUSED, ErrorKind.CONNECTION_REFUSED}
-    # interrupted is no HTTP outcome: gate.engine.audit gives it to an attempt with no outcome
+    # interrupted is no HTTP outcome: gate.rundir.audit gives it to an attempt with no outcome
     assert produced | {ErrorKind.INTERRUPTED} == set(ErrorKind)
 
 
