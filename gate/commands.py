@@ -84,6 +84,9 @@ def register(sub: Any) -> None:
     p.add_argument("--stage", type=positive_int, help="with --shard: the stage (1-based)")
     p.add_argument("--stages", type=positive_int, default=1,
                    help="with --shard: the declared maximum number of stages (default 1)")
+    p.add_argument("--plan-salt", metavar="HEX",
+                   help="salt of the plan (default: drawn at random for each new run; every "
+                        "shard of a sweep needs the same one)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("merge", help="merge the shards of a stage and decide (the decision job)")
@@ -155,7 +158,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         resume=args.resume, pause_file=args.pause_file, budget_usd=args.budget_usd,
         max_rounds=args.max_rounds, smoke_dir=args.smoke, provider=args.provider,
         write_status=args.write_status, reuse_from=args.reuse_from,
-        reuse_max_age_days=args.reuse_max_age_days,
+        reuse_max_age_days=args.reuse_max_age_days, plan_salt=args.plan_salt,
     )
     if args.shard is not None:
         from gate.engine.shard import parse_shard, run_shard

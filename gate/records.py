@@ -279,6 +279,8 @@ class Manifest(Record):
     budget: BudgetSnapshot
     continuations: list[Continuation] = Field(default_factory=list)
     baseline_key: Sha256 | None = None  # what a reused baseline trial must match (sweeps)
+    # the random salt the iid plan was drawn from (sweeps); absent: drawn from str(seed)
+    plan_salt: str | None = Field(default=None, pattern=r"^[0-9a-f]{1,64}$")
 
 
 # --- results.json / PARTIAL-RESULTS.json ------------------------------------------------

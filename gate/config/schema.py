@@ -5,8 +5,17 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
+
+from gate.statistics.eprocess import lam_cap
 
 EvaluationStatus = Literal[
     "pending-evaluation",
@@ -134,6 +143,16 @@ class StatisticsConfig(Strict):
         False, description="rounds: after a no-regression decision taken before round k, run "
         "rounds until every task has k trials so the pass^k SLO can be measured (paid spend "
         "after the decision; off: an unmeasurable pass^k SLO is a breach)")
+
+    @field_validator("lam")
+    @classmethod
+    def _lam_within_cap(cls, lam: float, info: ValidationInfo) -> float:
+        """The first bet may not pass the cap every bet is clipped to (docs/statistics.md)."""
+        delta = info.data.get("delta")
+        if isinstance(delta, float) and lam > lam_cap(delta):
+            raise ValueError(f"lam {lam:g} is above the bet cap min(0.75, 0.9 / (1 + delta)) = "
+                             f"{lam_cap(delta):.4g} for delta {delta:g}")
+        return lam
 
 
 class BudgetConfig(Strict):

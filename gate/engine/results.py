@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from gate.config.schema import SloConfig
+from gate.engine.decision import loss_imbalance, trial_value
 from gate.engine.plan import batches, units_of
 from gate.engine.reuse import reuse_facts
 from gate.engine.slos import evaluate_slos
@@ -281,6 +282,10 @@ def compute_results(
     status, reasons = _status(arms, trials, halt, lost_share_inconclusive)
     if stopped is not None and status == "complete":
         status, reasons = "inconclusive", [*reasons, stopped]
+    imbalance = None if decision is None else loss_imbalance(
+        trials, units_of(manifest.scope), manifest.statistics.score)
+    if imbalance is not None and status in ("complete", "inconclusive"):
+        status, reasons = "inconclusive", [*reasons, imbalance]
     if status != "complete" and verdict in ("pass", "regression"):
         verdict = "inconclusive" if status == "inconclusive" else None
     return Results(
@@ -352,7 +357,8 @@ def _decision_span(
            for unit in group]
 
     def complete(ids: list[str]) -> bool:
-        return all(i in by_id and by_id[i].status == "scored" for i in ids)
+        return all(i in by_id and trial_value(by_id[i], manifest.statistics.score) is not None
+                   for i in ids)
 
     pairs_left = decision.pairs
     whole_batches = sum(1 for u in fed if complete([u.trial_id(a) for a in arms])) == pairs_left

@@ -31,7 +31,8 @@ from gate.engine.audit import read_audit
 from gate.engine.decision import replay
 from gate.engine.jsonl import read_jsonl, read_lines
 from gate.engine.plan import Unit, batches, units_of
-from gate.engine.rundir import build_manifest, read_manifest
+from gate.engine.reuse import Reuse
+from gate.engine.rundir import read_manifest
 from gate.engine.runner import Cell
 from gate.engine.session import Notices, check_api_keys, open_providers
 from gate.engine.sweep import sweep_engine
@@ -50,8 +51,8 @@ from gate.records import (
 SHARD_FILE = "shard.json"  # the shard's spec and outcome, beside its manifest
 STAGES_FILE = "stages.json"  # the merged run's stages so far and the next one needed
 # manifest keys every shard and the merged run must agree on
-SAME = ("kind", "config_sha256", "files_sha256", "arms", "scope", "seed", "statistics", "slos",
-        "run")
+SAME = ("kind", "config_sha256", "files_sha256", "arms", "scope", "seed", "plan_salt",
+        "statistics", "slos", "run")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,15 +138,28 @@ def shard_project(project: Project, count: int) -> Project:
 def run_shard(project: Project, opts: Any, spec: ShardSpec, *,
               config_path: str, notices: Notices | None = None) -> dict[str, Any]:
     """Run shard ``spec`` of ``opts`` (a SweepOptions) into ``opts.out``; returns shard.json."""
-    from gate.engine.sweep import _previous_run, build_arms, check_smoke
+    from gate.engine.reuse import baseline_key
+    from gate.engine.sweep import (
+        _new_manifest,
+        _previous_run,
+        _reuse,
+        build_arms,
+        check_smoke,
+        with_plan_salt,
+    )
 
     notices = notices or Notices()
     cfg = project.config
+    if opts.plan_salt is None and not (opts.resume and (opts.out / "manifest.json").exists()):
+        raise ConfigError.one("--plan-salt", None, "--shard needs --plan-salt: every shard of a "
+                              "sweep must draw the same plan (the workflow's plan job draws it)")
+    opts = with_plan_salt(opts)
     max_rounds = opts.max_rounds or cfg.statistics.max_rounds
     stage_budget = cfg.budget.ceiling_usd if opts.budget_usd is None else opts.budget_usd
     arms = build_arms(project, opts, config_path)
     check_api_keys(project, [a.provider for a in arms])
     check_smoke(project, arms, opts.smoke_dir)
+    reuse = _reuse(opts, baseline_key(arms[1], project.config_sha256, opts.seed), notices)
     previous = _previous_run(project, arms, opts, max_rounds)
     if previous is not None and _read(opts.out / SHARD_FILE, {}).get("spec") != spec.describe():
         raise ConfigError.one(str(opts.out), None, "--resume: this directory holds another shard")
@@ -156,14 +170,12 @@ def run_shard(project: Project, opts: Any, spec: ShardSpec, *,
     if manifest is None:
         snapshot = BudgetSnapshot.model_validate(
             {**budget.snapshot(), "configured_by": "stage budget / shards"})
-        manifest = build_manifest(project, kind="sweep", arms=arms, max_rounds=max_rounds,
-                                  seed=opts.seed, budget=snapshot, command=sys.argv[1:],
-                                  schedule=cfg.statistics.schedule)
+        manifest = _new_manifest(project, arms, opts, max_rounds, snapshot)
         write_record(opts.out / "manifest.json", manifest)
     _write(opts.out / SHARD_FILE, {"spec": spec.describe()})
     units = shard_units(stage_units(units_of(manifest.scope), spec.stage, spec.stages),
                         spec.index, spec.count)
-    halt = asyncio.run(_run_units(sharded, arms, opts, budget, units, spec, notices))
+    halt = asyncio.run(_run_units(sharded, arms, opts, budget, units, spec, notices, reuse))
     info: dict[str, Any] = {
         "spec": spec.describe(), "units": len(units),
         "trials": len(read_jsonl(opts.out / "trials.jsonl", Trial)),
@@ -177,17 +189,21 @@ def run_shard(project: Project, opts: Any, spec: ShardSpec, *,
 
 
 async def _run_units(project: Project, arms: list[Any], opts: Any, budget: Budget,
-                     units: list[Unit], spec: ShardSpec, notices: Notices) -> HaltRecord | None:
+                     units: list[Unit], spec: ShardSpec, notices: Notices,
+                     reuse: Reuse | None = None) -> HaltRecord | None:
     models: dict[str, set[str]] = {}
     for a in arms:
         models.setdefault(a.provider, set()).add(a.model)
     done = {t.trial_id for t in read_jsonl(opts.out / "trials.jsonl", Trial)}
-    cells = [Cell(u.index, u.task, arm) for u in units
+    cells = [Cell(u.index, u.task, arm, u.occurrence) for u in units
              for arm in ("candidate", "baseline") if u.trial_id(arm) not in done]
     async with open_providers(project, models, budget=budget, notices=notices,
                               seed=opts.seed) as providers:
         engine = sweep_engine(project, opts, arms, providers, notices)
         try:
+            if reuse is not None:  # like a single process: cached baseline trials not paid
+                cells = await reuse.take(engine, cells)
+                notices(reuse.summary())
             await engine.run_cells(
                 cells, label=f"stage {spec.stage} shard {spec.index}/{spec.count}")
         finally:
@@ -196,7 +212,9 @@ async def _run_units(project: Project, arms: list[Any], opts: Any, budget: Budge
 
 
 def _spent(out: Path) -> float:
-    return sum(a.cost_computed_usd for a in read_audit(out / "audit.jsonl"))
+    """What the run paid itself (reused baseline trials were paid by an earlier run)."""
+    return sum(a.cost_computed_usd for a in read_audit(out / "audit.jsonl")
+               if a.reused_from is None)
 
 
 def _read(path: Path, default: Any) -> Any:

@@ -10,7 +10,9 @@ fixture hash changed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from gate.config.schema import StatisticsConfig
 from gate.engine.audit import read_audit
 from gate.engine.decision import replay
 from gate.engine.jsonl import read_jsonl
-from gate.engine.plan import Unit, batches, units_of
+from gate.engine.plan import Unit, batches, new_salt, units_of
 from gate.engine.reuse import DEFAULT_MAX_AGE_DAYS, Reuse, baseline_key, load_cache
 from gate.engine.rundir import build_manifest, finish_results, read_manifest
 from gate.engine.runner import Arm, Cell, Engine, halt_before_any_task, now_iso
@@ -60,6 +62,7 @@ class SweepOptions:
     write_status: bool = False
     reuse_from: Path | None = None
     reuse_max_age_days: float = DEFAULT_MAX_AGE_DAYS
+    plan_salt: str | None = None  # the iid plan's salt: drawn at random unless given
 
 
 def adopted_model(project: Project) -> str:
@@ -111,7 +114,8 @@ def _new_manifest(project: Project, arms: list[Arm], opts: SweepOptions, max_rou
                   budget: BudgetSnapshot) -> Manifest:
     manifest = build_manifest(project, kind="sweep", arms=arms, max_rounds=max_rounds,
                               seed=opts.seed, budget=budget, command=sys.argv[1:],
-                              schedule=project.config.statistics.schedule)
+                              schedule=project.config.statistics.schedule,
+                              plan_salt=opts.plan_salt)
     key = baseline_key(arms[1], project.config_sha256, opts.seed)
     return manifest.model_copy(update={"baseline_key": key})
 
@@ -151,6 +155,22 @@ def _previous_run(project: Project, arms: list[Arm], opts: SweepOptions,
                               "run directory already holds a run; pass --resume or a new --out")
     opts.out.mkdir(parents=True, exist_ok=True)
     return None
+
+
+def with_plan_salt(opts: SweepOptions) -> SweepOptions:
+    """``opts`` with the plan salt of the run: ``--plan-salt`` if given, else the one recorded
+    in the manifest being resumed (None for a run from before plan salts: its plan was drawn
+    from the seed), else a fresh random one: every new run meets a new plan."""
+    if opts.plan_salt is not None:
+        if not _SALT.fullmatch(opts.plan_salt):
+            raise ConfigError.one("--plan-salt", None, "expected 1 to 64 hex digits (0-9a-f)")
+        return opts
+    if opts.resume and (opts.out / "manifest.json").exists():
+        return dataclasses.replace(opts, plan_salt=read_manifest(opts.out).plan_salt)
+    return dataclasses.replace(opts, plan_salt=new_salt())
+
+
+_SALT = re.compile(r"[0-9a-f]{1,64}")
 
 
 def _resume_rounds(opts: SweepOptions, default: int) -> int:
@@ -193,7 +213,7 @@ def _check_resume(old: Manifest, fresh: Manifest) -> None:
     for path in sorted(set(files_old) | set(files_new)):
         if files_old.get(path) != files_new.get(path):
             changed.append(path)
-    for key in ("arms", "scope", "seed", "statistics"):
+    for key in ("arms", "scope", "seed", "plan_salt", "statistics"):
         if getattr(old, key) != getattr(fresh, key):
             changed.append(key)
     if changed:
@@ -208,6 +228,7 @@ def run_sweep(
     """Run (or resume) the sweep in ``opts.out``; returns the results written there."""
     notices = notices or Notices()
     cfg = project.config
+    opts = with_plan_salt(opts)
     max_rounds = _resume_rounds(opts, cfg.statistics.max_rounds)
     if max_rounds < 1:
         raise ConfigError.one(project.config_path, None, "--max-rounds must be at least 1")
@@ -318,8 +339,8 @@ async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
                                            or test.verdict != "no_regression"):
             return None
         done = {t.trial_id for t in trials}
-        cells = [Cell(u.index, u.task, arm) for u in group for arm in ("candidate", "baseline")
-                 if u.trial_id(arm) not in done]
+        cells = [Cell(u.index, u.task, arm, u.occurrence) for u in group
+                 for arm in ("candidate", "baseline") if u.trial_id(arm) not in done]
         if reuse is not None:
             cells = await reuse.take(engine, cells)
         paid = sum(1 for t in trials if t.reused_from is None)

@@ -251,7 +251,8 @@ class PairedSequentialTest:
     def _next_lams(self) -> tuple[float, float]:
         """Bets for the next round (pair), from earlier rounds (pairs) only: predictable."""
         if not self.plug_in:
-            return self.lam, self.lam
+            fixed = min(self.lam, lam_cap(self.delta))
+            return fixed, fixed
         d, w0, n = self.delta, self.prior_weight, self.pairs
         v0 = d / self.lam - d * d
         mean = self.sum_d / n if n else 0.0

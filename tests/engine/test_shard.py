@@ -28,7 +28,8 @@ def run_sharded(project_dir: Path, tmp: Path, arms: list[str], *, shards: int, s
         for i in range(1, shards + 1):
             d = tmp / f"stage{stage}-shard{i}"
             code = main(["sweep", "--config", str(project_dir / "gate.yaml"), *arms,
-                         "--seed", seed, "--shard", f"{i}/{shards}", "--stage", str(stage),
+                         "--seed", seed, "--plan-salt", SALT, "--shard", f"{i}/{shards}",
+                         "--stage", str(stage),
                          "--stages", str(stages), "--out", str(d)])
             assert code == 0
             dirs.append(str(d))
@@ -39,6 +40,7 @@ def run_sharded(project_dir: Path, tmp: Path, arms: list[str], *, shards: int, s
     return code, run_dir, codes
 
 
+SALT = "5a17"  # every shard of a sweep draws the same plan (the workflow's plan job draws it)
 DECISION_KEYS = ("verdict", "pairs", "e_reject", "e_accept", "decided_round", "rounds_log")
 
 
@@ -52,7 +54,7 @@ def test_sharded_sweep_decides_as_one_process(project_dir: Path, tmp_path: Path,
     arms = ["--candidate", candidate, "--baseline", "mock/expert"]
     single = tmp_path / "single"
     one_code = main(["sweep", "--config", str(project_dir / "gate.yaml"), *arms, "--seed", seed,
-                     "--out", str(single)])
+                     "--plan-salt", SALT, "--out", str(single)])
     code, run_dir, codes = run_sharded(project_dir, tmp_path, arms, shards=shards,
                                        stages=stages, seed=seed)
     want, got = results_of(single), results_of(run_dir)
@@ -71,7 +73,7 @@ def test_undecided_stage_names_the_next_one(project_dir: Path, tmp_path: Path,
     d = tmp_path / "shard"
     assert main(["sweep", "--config", str(project_dir / "gate.yaml"), "--candidate",
                  "mock/expert", "--baseline", "mock/expert", "--shard", "1/1", "--stage", "1",
-                 "--stages", "16", "--out", str(d)]) == 0
+                 "--stages", "16", "--plan-salt", SALT, "--out", str(d)]) == 0
     code = main(["merge", "--out", str(tmp_path / "run"), str(d)])
     r = results_of(tmp_path / "run")
     assert code == 3
@@ -95,14 +97,14 @@ def test_a_shard_runs_its_share_and_never_decides(project_dir: Path, tmp_path: P
     # a regression found in the first pairs: a shard still runs every unit it was dealt
     assert main(["sweep", "--config", str(project_dir / "gate.yaml"), "--candidate",
                  "mock/expert@0.5", "--baseline", "mock/expert", "--shard", "2/3",
-                 "--stage", "1", "--stages", "2", "--out", str(d)]) == 0
+                 "--stage", "1", "--stages", "2", "--plan-salt", SALT, "--out", str(d)]) == 0
     info = json.loads((d / "shard.json").read_text())
     assert len(read_jsonl(d / "trials.jsonl")) == 2 * info["units"] > 0
     assert not (d / "results.json").exists()
 
 
 def test_the_plan_is_split_without_overlap_or_gap() -> None:
-    units = plan_units("iid", ["a", "b", "c"], 8, 7, 4)
+    units = plan_units("iid", ["a", "b", "c"], 8, "7", 4)
     stages = [stage_units(units, s, 3) for s in (1, 2, 3)]
     assert [u for s in stages for u in s] == units
     assert [len(s) // 4 for s in stages] == [1, 2, 3]  # 6 batches: doubling, at least one
@@ -118,7 +120,7 @@ def test_missing_shard_is_refused(project_dir: Path, tmp_path: Path,
     d = tmp_path / "shard1"
     assert main(["sweep", "--config", str(project_dir / "gate.yaml"), "--candidate",
                  "mock/expert", "--baseline", "mock/expert", "--shard", "1/2", "--stage", "1",
-                 "--stages", "2", "--out", str(d)]) == 0
+                 "--stages", "2", "--plan-salt", SALT, "--out", str(d)]) == 0
     assert main(["merge", "--out", str(tmp_path / "run"), str(d)]) == 4
     assert "missing [2]" in capsys.readouterr().err
 
