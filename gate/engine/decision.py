@@ -14,7 +14,6 @@ from gate.engine.plan import Unit, batches
 from gate.records import RoundLog, Trial
 from gate.statistics import PairedSequentialTest
 
-
 # Losses that are the arm's own doing: the request it sent was refused (400, e.g. a context
 # overflow), its answer passed the size cap, or its agent program never called the model.
 # Scored as that arm's failure: they can only hurt the arm that caused them.
@@ -130,4 +129,5 @@ def binomial_two_sided(x: int, n: int) -> float:
         return 1.0
     k = min(x, n - x)
     tail = sum(math.comb(n, i) for i in range(k + 1))
-    return min(1.0, 2 * tail / 2**n)
+    return min(1.0, 2 * tail / float(2**n)) if n < 1000 else min(1.0, math.exp(
+        math.log(2 * tail) - n * math.log(2)))

@@ -5,8 +5,9 @@ A unit is one (index, task): every arm runs it with the same trial seed. Two sch
 - ``iid`` (default): unit k runs a task drawn uniformly, with replacement, from the suite,
   drawn from the run's plan salt: a random value drawn when the run starts and recorded in
   the manifest (``plan_salt``), so every run meets a fresh plan, and the plan and the order
-  in which the decision consumes the pairs are fixed before any call. The decision is checked after every pair
-  (docs/statistics.md: each i.i.d. draw is a valid stopping point for the suite-average null);
+  in which the decision consumes the pairs are fixed before any call. The decision is
+  checked after every pair (docs/statistics.md: each i.i.d. draw is a valid stopping point
+  for the suite-average null);
   ``batch`` units run at once between two reads of the decision, so up to ``batch - 1`` pairs
   may run after the one that decided. ``max_rounds`` x tasks units are planned.
 - ``rounds``: round r runs every task once; the decision is checked after each round. The
@@ -49,8 +50,9 @@ def plan_units(
     """The planned units. ``salt`` draws the iid plan (a run recorded before plan salts
     existed drew it from ``str(run seed)``); the rounds plan does not depend on it."""
     if schedule == "iid":
-        drawn = [(k, tasks[_draw(salt, k, len(tasks))]) for k in range(1, max_rounds * len(tasks) + 1)]
-        return _numbered([(k, t, (k - 1) // batch + 1) for k, t in drawn])
+        n = max_rounds * len(tasks)
+        return _numbered([(k, tasks[_draw(salt, k, len(tasks))], (k - 1) // batch + 1)
+                          for k in range(1, n + 1)])
     return _numbered([(r, task, r) for r in range(1, max_rounds + 1) for task in tasks])
 
 

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from gate.config.schema import SloConfig
-from gate.engine.decision import loss_imbalance, trial_value
+from gate.engine.decision import arm_fault, loss_imbalance, trial_value
 from gate.engine.plan import batches, units_of
 from gate.engine.reuse import reuse_facts
 from gate.engine.slos import evaluate_slos
@@ -316,7 +316,9 @@ def _status(
     if halt is not None:
         reasons.append(f"{halt.kind}: {halt.reason} at task {halt.task}, round {halt.round}")
         return ("paused" if halt.kind == "paused" else "halted"), reasons
-    lost = sum(1 for t in trials if t.status == "provider_error")
+    # a loss the arm caused is scored as its failure (gate.engine.decision.arm_fault): it is
+    # a measurement of the arm, not a lost one
+    lost = sum(1 for t in trials if t.status == "provider_error" and not arm_fault(t))
     if trials and lost / len(trials) > lost_share_max:
         reasons.append(f"{lost} of {len(trials)} trials lost to provider errors "
                        f"(> {lost_share_max:.0%}): provider artifact, not a ranking")
@@ -325,7 +327,7 @@ def _status(
         reasons.append(f"{broken} of {len(trials)} trials lost to environment errors "
                        f"(> {lost_share_max:.0%}): the harness failed, not the model")
     not_scored = sum(1 for t in trials if t.status not in (
-        "scored", "provider_error", "environment_error"))
+        "scored", "provider_error", "environment_error") and not arm_fault(t))
     if trials and not_scored / len(trials) > lost_share_max:
         reasons.append(f"{not_scored} of {len(trials)} trials not scored (e.g. the agent program "
                        f"made no model call; > {lost_share_max:.0%})")

@@ -90,9 +90,9 @@ class Reuse:
                 left.append(cell)
                 continue
             del self.cache[key]
+            source = hit.trial.reused_from.run_id
             hit = hit.as_cell(cell)
             await engine.adopt(hit.trial, hit.audit)
-            source = hit.trial.reused_from.run_id
             self.taken[source] = self.taken.get(source, 0) + 1
         return left
 

@@ -13,9 +13,10 @@ from typing import Any
 
 from gate.engine.audit import read_audit
 from gate.engine.jsonl import read_jsonl
+from gate.engine.plan import plan_units
 from gate.engine.results import compute_results, evidence_of
 from gate.engine.rundir import PARTIAL, RESULTS, as_written, read_manifest, read_results
-from gate.records import AuditAttempt, Record, Trial
+from gate.records import AuditAttempt, Manifest, Record, Trial
 
 
 def verify_run(run_dir: Path) -> list[str]:
@@ -30,7 +31,7 @@ def verify_run(run_dir: Path) -> list[str]:
     stored = read_results(results_file)
     trials = read_jsonl(run_dir / "trials.jsonl", Trial)
     audit = read_audit(run_dir / "audit.jsonl")
-    problems = _fabrication(trials, audit)
+    problems = _fabrication(trials, audit) + _plan(manifest)
     decision, verdict, slo_config = None, None, None
     if manifest.kind == "sweep":
         from gate.engine.sweep import sweep_decision
@@ -44,6 +45,19 @@ def verify_run(run_dir: Path) -> list[str]:
                               verdict=verdict, slo_config=slo_config)
     problems += _diff(_normal(stored), _normal(as_written(derived)), "")
     return problems
+
+
+def _plan(manifest: Manifest) -> list[str]:
+    """The planned units are the ones the recorded salt draws (a sweep's plan is not chosen)."""
+    if manifest.kind != "sweep":
+        return []
+    scope = manifest.scope
+    drawn = plan_units(scope.schedule, scope.tasks, scope.max_rounds,
+                       manifest.plan_salt or str(manifest.seed), manifest.statistics.batch)
+    if [(u.index, u.task, u.batch) for u in drawn] != [tuple(u) for u in scope.units]:
+        return ["manifest.json: the planned units are not the ones plan_salt "
+                f"{manifest.plan_salt!r} draws"]
+    return []
 
 
 def _fabrication(trials: list[Trial], audit: list[AuditAttempt]) -> list[str]:

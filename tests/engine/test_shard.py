@@ -136,3 +136,27 @@ def test_bad_shard_flags_exit_4(project_dir: Path, tmp_path: Path, flags: list[s
                  "mock/expert", "--out", str(tmp_path / "o"), *flags])
     assert code == 4
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_shard_reuses_cached_baseline_trials_like_one_process(project_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    cfg = str(project_dir / "gate.yaml")
+    cache = tmp_path / "cache" / "run1"
+    arms = ["--candidate", "mock/expert@0.99", "--baseline", "mock/expert"]
+    assert main(["sweep", "--config", cfg, *arms, "--max-rounds", "1", "--plan-salt", SALT,
+                 "--out", str(cache)]) == 3
+    d = tmp_path / "shard"
+    assert main(["sweep", "--config", cfg, "--candidate", "mock/expert@0.9", "--baseline",
+                 "mock/expert", "--max-rounds", "1", "--plan-salt", "77", "--shard", "1/1",
+                 "--stage", "1", "--stages", "1", "--reuse-from", str(tmp_path / "cache"),
+                 "--out", str(d)]) == 0
+    key = json.loads((cache / "manifest.json").read_text())["baseline_key"]
+    assert json.loads((d / "manifest.json").read_text())["baseline_key"] == key
+    baseline = [t for t in read_jsonl(d / "trials.jsonl") if t["arm"] == "baseline"]
+    reused = [t for t in baseline if t["reused_from"] is not None]
+    assert len(reused) > len(baseline) // 4  # every (task, occurrence) the cache holds
+    code = main(["merge", "--out", str(tmp_path / "run"), str(d)])
+    assert code in (0, 1, 3)
+    r = results_of(tmp_path / "run")
+    assert r["reuse"]["trials"] == len(reused)
+    assert main(["verify", "--run", str(tmp_path / "run")]) == 0
