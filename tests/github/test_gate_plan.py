@@ -43,3 +43,17 @@ def test_next_stage_needs_the_label_and_gets_what_is_left(tmp_path: Path) -> Non
         "include"]
     assert {(e["id"], e["stage"]) for e in include} == {("a", 2)}
     assert {e["stage_budget_usd"] for e in include} == {"1.750000"}
+
+
+def test_every_shard_of_a_sweep_gets_one_plan_salt(tmp_path: Path) -> None:
+    include = json.loads(plan(tmp_path, [{"id": "a"}, {"id": "b"}])["matrix"])["include"]
+    salts = {e["id"]: {x["plan_salt"] for x in include if x["id"] == e["id"]} for e in include}
+    assert all(len(s) == 1 for s in salts.values())  # one plan for all the sweep's shards
+    assert salts["a"] != salts["b"]  # drawn fresh, per sweep
+    again = json.loads(plan(tmp_path, [{"id": "a"}])["matrix"])["include"]
+    assert {e["plan_salt"] for e in again} != salts["a"]  # and per run of stage 1
+    # a later stage continues the merged run's plan: the salt its manifest recorded
+    stages(tmp_path, "c", {"next_stage": 2, "spent_usd": 0.0})
+    (tmp_path / "runs" / "c" / "manifest.json").write_text(json.dumps({"plan_salt": "5eed"}))
+    later = json.loads(plan(tmp_path, [{"id": "c"}], go_on=True)["matrix"])["include"]
+    assert {e["plan_salt"] for e in later} == {"5eed"}
