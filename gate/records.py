@@ -410,16 +410,22 @@ class Decision(Record):
 
 class SloCheck(Record):
     slo: str
-    value: float | None  # None (a missing figure) is a breach
+    value: float | None  # the point figure on the decision's pairs (None: no data)
     limit: float
-    ok: bool
+    ok: bool  # false only when breached
     direction: Literal[">=", "<="]
+    # breached / met: the anytime bound clears the limit on that side; unmeasured: it does not
+    status: Literal["met", "breached", "unmeasured"]
+    # anytime-valid (lower, upper) bounds, each one-sided at the SLO's level (docs/statistics.md);
+    # for p95_latency_s on the share of trials within the limit; None: no bound
+    bounds: tuple[float, float] | None = None
 
 
 class SloReport(Record):
-    met: bool
+    met: bool  # no SLO breached
     checks: list[SloCheck]
     breaches: list[str]
+    unmeasured: list[str] = Field(default_factory=list)  # the data could not tell
 
 
 class TaskArm(Record):

@@ -142,7 +142,7 @@ class StatisticsConfig(Strict):
     pass_k_top_up: bool = Field(
         False, description="rounds: after a no-regression decision taken before round k, run "
         "rounds until every task has k trials so the pass^k SLO can be measured (paid spend "
-        "after the decision; off: an unmeasurable pass^k SLO is a breach)")
+        "after the decision; off: an unmeasurable pass^k SLO is reported as unmeasured)")
 
     @field_validator("lam")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from gate.config.schema import StatisticsConfig
+from gate.config.schema import SloConfig, StatisticsConfig
 from gate.engine.plan import Unit, batches
 from gate.records import RoundLog, Trial
 from gate.statistics import PairedSequentialTest
@@ -70,12 +70,32 @@ def _score(trial: Trial, score: str) -> float:
     return (trial.reward or 0.0) if score == "reward" else (1.0 if trial.success else 0.0)
 
 
+SLO_BETA_SHARE = 0.2  # of statistics.beta, for the SLOs' bounds together (gate.engine.slos)
+
+
+def bounded_slos(slos: SloConfig) -> int:
+    """How many configured SLOs carry an anytime bound (and share SLO_BETA_SHARE of beta)."""
+    return sum(x is not None for x in (slos.success_rate_min, slos.pass_k,
+                                       slos.p95_latency_s_max, slos.provider_error_share_max))
+
+
+def decision_beta(stats: StatisticsConfig, slos: SloConfig | None) -> float:
+    """The regression test's share of beta: all of it unless bounded SLOs are configured,
+    else 1 - SLO_BETA_SHARE of it (the SLOs' bounds take the rest)."""
+    if slos is None or bounded_slos(slos) == 0:
+        return stats.beta
+    return stats.beta * (1.0 - SLO_BETA_SHARE)
+
+
 def replay(
     stats: StatisticsConfig, trials: list[Trial], units: list[Unit],
+    slos: SloConfig | None = None,
 ) -> tuple[PairedSequentialTest, list[RoundLog]]:
-    """Feed every finished batch, in order, to a fresh test. Returns it and the per-check log."""
+    """Feed every finished batch, in order, to a fresh test. Returns it and the per-check log.
+    With ``slos`` the test runs at ``decision_beta`` (the SLOs' bounds take the rest)."""
     groups = batches(units)
-    test = PairedSequentialTest(stats.delta, stats.alpha, stats.beta, stats.lam, len(groups),
+    beta = decision_beta(stats, slos)
+    test = PairedSequentialTest(stats.delta, stats.alpha, beta, stats.lam, len(groups),
                                 stats.plug_in, per_pair=stats.schedule == "iid")
     by_id = {t.trial_id: t for t in trials}
     log: list[RoundLog] = []

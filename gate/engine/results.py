@@ -275,7 +275,9 @@ def compute_results(
         )
         for a in manifest.arms
     }
-    slos = None if slo_config is None else evaluate_slos(slo_config, arms["candidate"])
+    slos = None if slo_config is None else evaluate_slos(
+        slo_config, arms["candidate"], used=_used_candidate(manifest, trials, decision),
+        audit=[a for a in audit if a.arm == "candidate"], stats=manifest.statistics)
     decided = decision.decided_round if decision else None
     stopped = decision.stopped if decision else None
     scope = scope_accounting(manifest, trials, decided_round=decided, halt=halt, stopped=stopped)
@@ -306,6 +308,17 @@ def compute_results(
         continuations=manifest.continuations,
         reuse=reuse_facts(trials, audit),
     )
+
+
+def _used_candidate(manifest: Manifest, trials: list[Trial],
+                    decision: Decision | None) -> list[Trial] | None:
+    """The candidate's trials in the pairs the decision used, in the decision's order."""
+    if decision is None:
+        return None
+    by_id = {t.trial_id: t for t in trials}
+    used, _span = _decision_span(manifest, by_id, decision)
+    return [by_id[tid] for u in units_of(manifest.scope)
+            if (tid := u.trial_id("candidate")) in used]
 
 
 def _status(

@@ -357,7 +357,7 @@ def _decide(out: Path, manifest: Manifest, stages: dict[str, Any], units: list[U
     from gate.engine.sweep import finish_sweep
 
     trials = read_jsonl(out / "trials.jsonl", Trial)
-    test, _log = replay(manifest.statistics, trials, units)
+    test, _log = replay(manifest.statistics, trials, units, manifest.slos)
     spent = _spent(out)
     more = last_batch_of_stage(units, spec.stage, spec.stages) < (units[-1].batch if units
                                                                   else 0)

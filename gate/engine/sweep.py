@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gate.config.load import Project, load_project
-from gate.config.schema import StatisticsConfig
+from gate.config.schema import SloConfig, StatisticsConfig
 from gate.engine.audit import read_audit
 from gate.engine.decision import replay
 from gate.engine.jsonl import read_jsonl
@@ -280,7 +280,7 @@ async def _run(
             try:
                 stopped = await _rounds(engine, opts.out, units_of(manifest.scope),
                                         _min_checks(project), cfg.statistics, notices, budget,
-                                        reuse)
+                                        reuse, cfg.slos)
             finally:
                 engine.close()
             if reuse is not None:
@@ -325,7 +325,7 @@ def _min_checks(project: Project) -> int:
 
 async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
                   stats: StatisticsConfig, notices: Notices, budget: Budget,
-                  reuse: Reuse | None = None) -> str | None:
+                  reuse: Reuse | None = None, slos: SloConfig | None = None) -> str | None:
     """Run batches (rounds) until the test decides, and at least ``min_checks`` of them.
 
     Returns why the sweep stopped before a decision, when the budget cannot cover another
@@ -334,7 +334,7 @@ async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
     groups = batches(units)
     for number, group in enumerate(groups, start=1):
         trials = read_jsonl(out / "trials.jsonl", Trial)
-        test, _log = replay(stats, trials, units)
+        test, _log = replay(stats, trials, units, slos)
         if test.verdict != "continue" and (number > min_checks
                                            or test.verdict != "no_regression"):
             return None
@@ -353,7 +353,7 @@ async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
         if engine.halt is not None:
             return None
         trials = read_jsonl(out / "trials.jsonl", Trial)
-        test, log = replay(stats, trials, units)
+        test, log = replay(stats, trials, units, slos)
         if log and log[-1].round == number:
             last = log[-1]
             notices(f"check {last.round}: {last.pairs} pairs, mean diff "
@@ -412,7 +412,7 @@ def sweep_decision(
 
     cfg = manifest.statistics
     tasks = manifest.scope.tasks
-    test, log = replay(cfg, trials, units_of(manifest.scope))
+    test, log = replay(cfg, trials, units_of(manifest.scope), manifest.slos)
     d = test.decision
     verdict = _VERDICTS.get(d.verdict)
     if verdict is None and stopped is not None:

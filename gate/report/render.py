@@ -369,5 +369,5 @@ def print_decision(results: Results, out: TextIO | None = None) -> None:
     slos = results.slos
     if slos:
         for c in slos.checks:
-            print(f"  SLO {c.slo}: {c.value} {c.direction} {c.limit} -> "
-                  f"{'ok' if c.ok else 'BREACH'}", file=out)
+            verdict = {"breached": "BREACH", "unmeasured": "unmeasured"}.get(c.status, "ok")
+            print(f"  SLO {c.slo}: {c.value} {c.direction} {c.limit} -> {verdict}", file=out)
