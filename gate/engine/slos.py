@@ -31,21 +31,38 @@ def slo_level(stats: StatisticsConfig, slos: SloConfig) -> float:
     return stats.beta * SLO_BETA_SHARE / max(bounded_slos(slos), 1)
 
 
+class HoeffdingBound:
+    """Anytime-valid lower and upper bounds on the mean of [0, 1] figures seen one at a time,
+    each one-sided at ``level``: the predictable-mixture Hoeffding confidence sequence
+    (docs/statistics.md, "SLOs")."""
+
+    def __init__(self, level: float) -> None:
+        self.log_inv = math.log(1.0 / level)
+        self.n = 0
+        self.s_lam = self.s_lam_x = self.s_lam2 = 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        lam = min(math.sqrt(8.0 * self.log_inv / (self.n * math.log(self.n + 1.0))), 1.0)
+        self.s_lam += lam
+        self.s_lam_x += lam * x
+        self.s_lam2 += lam * lam
+
+    @property
+    def bounds(self) -> tuple[float, float] | None:
+        if self.n == 0:
+            return None
+        centre = self.s_lam_x / self.s_lam
+        radius = (self.log_inv + self.s_lam2 / 8.0) / self.s_lam
+        return max(0.0, centre - radius), min(1.0, centre + radius)
+
+
 def hoeffding_bounds(xs: Sequence[float], level: float) -> tuple[float, float] | None:
-    """Anytime-valid lower and upper bounds on the mean of [0, 1] figures, each one-sided at
-    ``level`` (predictable-mixture Hoeffding; docs/statistics.md). None without data."""
-    if not xs:
-        return None
-    log_inv = math.log(1.0 / level)
-    s_lam = s_lam_x = s_lam2 = 0.0
-    for i, x in enumerate(xs, start=1):
-        lam = min(math.sqrt(8.0 * log_inv / (i * math.log(i + 1.0))), 1.0)
-        s_lam += lam
-        s_lam_x += lam * x
-        s_lam2 += lam * lam
-    centre = s_lam_x / s_lam
-    radius = (log_inv + s_lam2 / 8.0) / s_lam
-    return max(0.0, centre - radius), min(1.0, centre + radius)
+    """``HoeffdingBound`` after ``xs``, in order. None without data."""
+    bound = HoeffdingBound(level)
+    for x in xs:
+        bound.add(x)
+    return bound.bounds
 
 
 def evaluate_slos(slos: SloConfig, arm: ArmSummary, *, used: list[Trial] | None = None,

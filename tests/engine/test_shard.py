@@ -62,6 +62,7 @@ def test_sharded_sweep_decides_as_one_process(project_dir: Path, tmp_path: Path,
     assert got["verdict"] == want["verdict"]
     for key in DECISION_KEYS:
         assert got["decision"][key] == want["decision"][key], key
+    assert got["slos"] == want["slos"]  # judged on the decision's pairs: the same figures
     assert json.loads((run_dir / "stages.json").read_text())["run"][-1]["stage"] == len(codes)
     assert main(["verify", "--run", str(run_dir)]) == 0
 

@@ -200,7 +200,8 @@ def test_pass_k_top_up_is_a_setting_and_its_trials_are_accounted(project_dir: Pa
     plain = tmp_path / "plain"
     assert _sweep(project_dir, plain, "mock/expert") == 0  # pass^3 unmeasured: not a breach
     slos = json.loads((plain / "results.json").read_text())["slos"]
-    assert "pass^3" in slos["unmeasured"] and slos["met"] is True
+    assert "pass^3" in slos["unmeasured"]
+    assert slos["met"] is True
     acc = _assert_adds_up(plain)
     assert acc["after_decision_trials"] == 0
     assert "pass^3 was not measured" in render_markdown(plain)
