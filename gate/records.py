@@ -36,7 +36,7 @@ from pydantic import (
     model_validator,
 )
 
-from gate.config.schema import RunConfig, SloConfig, StatisticsConfig
+from gate.config.schema import RunConfig, SloConfig, StatisticsConfig, Subset
 from gate.errors import ErrorKind, Problem, RecordError
 
 SCHEMA_VERSION = 1
@@ -281,6 +281,7 @@ class Manifest(Record):
     baseline_key: Sha256 | None = None  # what a reused baseline trial must match (sweeps)
     # the random salt the iid plan was drawn from (sweeps); absent: drawn from str(seed)
     plan_salt: str | None = Field(default=None, pattern=r"^[0-9a-f]{1,64}$")
+    subset: Subset | None = None  # --task/--env: the run covers only these tasks
 
 
 # --- results.json / PARTIAL-RESULTS.json ------------------------------------------------
@@ -542,6 +543,7 @@ class Results(Record):
     regressed_tasks: list[RegressedTask] = Field(default_factory=list)  # worst first
     continuations: list[Continuation] = Field(default_factory=list)
     reuse: ReuseFacts | None = None
+    subset: Subset | None = None  # the manifest's: a result on part of the suite only
 
 
 class PartialResults(Results):
@@ -579,6 +581,7 @@ class Smoke(Record):
     config_sha256: Sha256
     files_sha256: dict[str, Sha256]
     seconds: float
+    subset: Subset | None = None  # a smoke of part of the suite vouches for that part only
 
 
 # --- reading and writing -----------------------------------------------------------------

@@ -8,6 +8,9 @@ changed prompt can be compared against the base branch's version.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import fnmatch
 import hashlib
 import os
 from collections.abc import Callable
@@ -18,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from gate.agent.schema_check import unsupported_keywords, validate
-from gate.config.schema import Fixture, GateConfig, Registry, Task, ToolCall, ToolDef
+from gate.config.schema import Fixture, GateConfig, Registry, Subset, Task, ToolCall, ToolDef
 from gate.config.yamlio import YamlDoc, parse_yaml, validation_problems
 from gate.environments.registry import (
     EnvironmentCodeError,
@@ -96,6 +99,7 @@ class Project:
     config_sha256: str = ""
     prompt_tool_source: str = "worktree"
     environments: EnvironmentRegistry | None = None  # resolves every environment name
+    subset: Subset | None = None  # set by select_tasks: a run over part of the suite
 
     def environment(self, name: str) -> LoadedEnvironment:
         """The loaded environment ``name`` (already imported and checked by load_project)."""
@@ -121,6 +125,43 @@ class Project:
             if lt.task.id == task_id:
                 return lt
         raise KeyError(task_id)
+
+
+def select_tasks(project: Project, patterns: list[str] | None,
+                 environments: list[str] | None) -> Project:
+    """The project with only the tasks ``--task`` (ids, shell-style globs) and ``--env`` select;
+    the project itself when neither is given. A pattern or environment that selects nothing is
+    refused naming its flag and the closest names (exit 4), never silently an empty run."""
+    patterns, environments = patterns or [], environments or []
+    if not patterns and not environments:
+        return project
+    ids = [lt.task.id for lt in project.tasks]
+    envs = sorted({lt.task.environment for lt in project.tasks})
+    problems = [_nothing_selected("--env", e, envs) for e in environments if e not in envs]
+    problems += [_nothing_selected("--task", p, ids) for p in patterns
+                 if not fnmatch.filter(ids, p)]
+    if problems:
+        raise ConfigError(problems)
+    chosen = [lt for lt in project.tasks
+              if (not environments or lt.task.environment in environments)
+              and (not patterns or any(fnmatch.fnmatchcase(lt.task.id, p) for p in patterns))]
+    if not chosen:
+        raise ConfigError.one("--task", None, "--task and --env together select no task")
+    subset = Subset(task_patterns=patterns, environments=environments,
+                    tasks=[lt.task.id for lt in chosen], suite_tasks=len(ids))
+    return dataclasses.replace(project, tasks=chosen, subset=subset)
+
+
+def _nothing_selected(flag: str, value: str, names: list[str]) -> Problem:
+    stem = value
+    for i, char in enumerate(value):
+        if char in "*?[":  # a glob: suggest globs on the names' prefixes of the same length
+            stem = value[:i]
+            names = sorted({n[:i] + value[i:] for n in names})
+            break
+    close = difflib.get_close_matches(value, names, n=3, cutoff=0.5) if stem else []
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    return Problem(flag, None, f"{value!r} selects no task{hint}")
 
 
 def display_path(path: Path) -> str:

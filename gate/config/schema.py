@@ -297,3 +297,19 @@ class Task(Strict):
     fixture: str = Field(description="path relative to the fixtures directory")
     step_limit: int = Field(ge=1, le=100)
     tags: list[str] = Field(default_factory=list)
+
+
+class Subset(Strict):
+    """A run over part of the suite (``--task``/``--env``), recorded so that it is never read as
+    a result on the whole suite."""
+
+    task_patterns: list[str]  # --task values, shell-style globs
+    environments: list[str]  # --env values
+    tasks: list[str]  # the task ids selected, in suite order
+    suite_tasks: int  # tasks in the whole suite
+
+    def describe(self) -> str:
+        flags = [f"--task {p}" for p in self.task_patterns]
+        flags += [f"--env {e}" for e in self.environments]
+        return (f"a subset: {len(self.tasks)} of {self.suite_tasks} tasks "
+                f"({', '.join(flags)})")

@@ -12,6 +12,7 @@ its expanded size is counted (each distinct node once) before ``_walk`` copies a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -240,6 +241,19 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDoc:
     return parse_yaml(text, name)
 
 
+# The refusals every gate file can meet, in gate's words (pydantic's wording may change with
+# its releases; these do not). Other kinds keep the validator's own message.
+_GATE_WORDS = {
+    "extra_forbidden": "unknown field: not part of gate's schema (a typo?)",
+    "missing": "required field is missing",
+}
+
+
+def error_message(err: Mapping[str, Any]) -> str:
+    """One pydantic error's message: gate's words for the common kinds, else pydantic's."""
+    return _GATE_WORDS.get(str(err.get("type")), str(err.get("msg")))
+
+
 def validation_problems(doc: YamlDoc, exc: ValidationError, prefix: Loc = ()) -> list[Problem]:
     """Turn a pydantic ValidationError into ``path:line: message`` problems."""
     problems = []
@@ -247,7 +261,7 @@ def validation_problems(doc: YamlDoc, exc: ValidationError, prefix: Loc = ()) ->
         at: Loc = (err.get("ctx") or {}).get("at", ())  # a model validator's own location
         loc: Loc = (*prefix, *err["loc"], *at)
         where = ".".join(str(p) for p in loc) or "(document)"
-        problems.append(Problem(doc.path, doc.line_of(loc), f"{where}: {err['msg']}"))
+        problems.append(Problem(doc.path, doc.line_of(loc), f"{where}: {error_message(err)}"))
     return problems
 
 

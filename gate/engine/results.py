@@ -307,6 +307,7 @@ def compute_results(
         regressed_tasks=regressed_tasks(manifest, trials),
         continuations=manifest.continuations,
         reuse=reuse_facts(trials, audit),
+        subset=manifest.subset,
     )
 
 

@@ -78,6 +78,7 @@ def build_manifest(
         "slos": project.config.slos,
         "run": project.config.run,
         "budget": budget,
+        "subset": project.subset,
     })
 
 

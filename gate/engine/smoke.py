@@ -55,6 +55,10 @@ class _Tee(io.StringIO):
         return False
 
 
+def _rate(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.1%}"
+
+
 def _score(t: Trial) -> SmokeScore:
     return SmokeScore(success=t.success, reward=t.reward)
 
@@ -105,7 +109,8 @@ def run_smoke(project: Project, out: Path, *, seed: int,
         name="random scores every task",
         ok=len(rtrials) == len(tasks) and not null_scores,
         detail=f"{len(rtrials)} scored, success rate "
-               f"{run_random.arms['random'].success_rate}; null: {null_scores}",
+               f"{_rate(run_random.arms['random'].success_rate)}; not scored: "
+               f"{', '.join(null_scores) or 'none'}",
     ))
     beats = read_jsonl(out / "random" / "heartbeat.jsonl", Heartbeat)
     checks.append(SmokeCheck(
@@ -123,6 +128,7 @@ def run_smoke(project: Project, out: Path, *, seed: int,
         config_sha256=project.config_sha256,
         files_sha256=project.hashes,
         seconds=round(time.monotonic() - started, 3),
+        subset=project.subset,
     )
     write_record(out / "smoke.json", report)
     return report

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gate.config.load import Project, load_project
+from gate.config.load import Project, load_project, select_tasks
 from gate.config.schema import SloConfig, StatisticsConfig
 from gate.engine.audit import read_audit
 from gate.engine.decision import replay
@@ -81,6 +81,9 @@ def build_arms(project: Project, opts: SweepOptions, config_path: str) -> list[A
         from gate.gitref import git_source
 
         base_project = load_project(config_path, prompt_tool_source=git_source(opts.baseline_ref))
+        if project.subset is not None:  # the same tasks on both arms
+            base_project = select_tasks(base_project, project.subset.task_patterns,
+                                        project.subset.environments)
     baseline = opts.baseline or (opts.candidate if opts.baseline_ref else adopted_model(project))
     return [
         Arm("candidate", opts.candidate,
@@ -93,9 +96,13 @@ def build_arms(project: Project, opts: SweepOptions, config_path: str) -> list[A
 
 
 def check_smoke(project: Project, arms: list[Arm], smoke_dir: Path | None) -> None:
-    """Rule 2: no paid call until the smoke test passed for the same config and files."""
+    """Rule 2: no paid call until the smoke test passed for the same config, files and tasks.
+
+    A ``--smoke DIR`` that is given is checked whatever the provider (a missing, failed, stale
+    or partial smoke is refused on simulated arms too); without one, a paid arm reads
+    runs/smoke, and a sweep of simulated arms only, which spends nothing, needs none."""
     paid = [a for a in arms if project.config.providers[a.provider].type != "mock"]
-    if not paid:
+    if smoke_dir is None and not paid:
         return
     path = (smoke_dir or Path("runs/smoke")) / "smoke.json"
     if not path.exists():
@@ -108,6 +115,13 @@ def check_smoke(project: Project, arms: list[Arm], smoke_dir: Path | None) -> No
     if smoke.config_sha256 != project.config_sha256 or smoke.files_sha256 != project.hashes:
         raise ConfigError.one(str(path), None,
                               "the smoke test ran on different config or files; run it again")
+    covered = {t.task for t in smoke.tasks}
+    missing = [lt.task.id for lt in project.tasks if lt.task.id not in covered]
+    if missing:
+        raise ConfigError.one(str(path), None,
+                              f"the smoke test did not cover {len(missing)} task(s) this sweep "
+                              f"runs ({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})"
+                              "; run it on those tasks")
 
 
 def _new_manifest(project: Project, arms: list[Arm], opts: SweepOptions, max_rounds: int,

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gate.config.schema import Fixture, ToolCall
+from gate.config.yamlio import error_message
 
 
 class StateModel(BaseModel):
@@ -49,7 +50,7 @@ def validation_messages(prefix: str, exc: ValidationError) -> list[str]:
     out = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in (prefix, *err["loc"]))
-        out.append(f"{loc}: {err['msg']}")
+        out.append(f"{loc}: {error_message(err)}")
     return out
 
 

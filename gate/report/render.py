@@ -28,6 +28,7 @@ from gate.engine.rundir import PARTIAL, RESULTS, read_manifest, read_results
 from gate.errors import ConfigError
 from gate.records import Manifest, Results, Trial
 from gate.report.neutralize import neutral, neutralize
+from gate.report.summary import value_text
 
 COMMENT_LIMIT = 65_536
 
@@ -79,6 +80,13 @@ def load_run(run_dir: Path) -> tuple[Manifest, Results]:
 
 
 def headline(results: Results) -> str:
+    text = _headline(results)
+    if results.subset is not None:  # never read as a result on the whole suite
+        text += f" (subset: {len(results.subset.tasks)} of {results.subset.suite_tasks} tasks)"
+    return text
+
+
+def _headline(results: Results) -> str:
     status, verdict = results.status, results.verdict
     if status in ("halted", "paused"):
         return f"gate: HALTED ({status})"
@@ -97,7 +105,9 @@ def _summary_line(results: Results, manifest: Manifest) -> Markup:
     breaches = ", ".join(neutralize(b) for b in (slos.breaches if slos else []))
     breach = f"; SLO breaches: {breaches}" if breaches else ""
     status, verdict = (neutralize(str(v)) for v in (results.status, results.verdict))
-    return Markup(f"Status **{status}**, verdict **{verdict}** ({arms}){breach}.")
+    subset = (f" This run covered {neutralize(results.subset.describe())}, not the whole "
+              "suite." if results.subset is not None else "")
+    return Markup(f"Status **{status}**, verdict **{verdict}** ({arms}){breach}.{subset}")
 
 
 def _pct(x: float | None) -> str:
@@ -370,4 +380,5 @@ def print_decision(results: Results, out: TextIO | None = None) -> None:
     if slos:
         for c in slos.checks:
             verdict = {"breached": "BREACH", "unmeasured": "unmeasured"}.get(c.status, "ok")
-            print(f"  SLO {c.slo}: {c.value} {c.direction} {c.limit} -> {verdict}", file=out)
+            print(f"  SLO {c.slo}: {value_text(c.value)} {c.direction} {c.limit} -> {verdict}",
+                  file=out)

@@ -9,6 +9,9 @@ Nothing is ever overwritten: when any target file exists, nothing is written at 
 from __future__ import annotations
 
 import argparse
+import shlex
+import shutil
+import sys
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -109,11 +112,29 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_init)
 
 
+def gate_command() -> str:
+    """How to run this very gate from any directory, as a shell word: ``gate`` when that name on
+    PATH is this program, else its absolute path (a venv's ``bin/gate`` that is not activated),
+    else ``python -m gate`` with this interpreter."""
+    me = Path(sys.argv[0])
+    if me.name == "gate" and me.is_file():
+        found = shutil.which("gate")
+        if found and Path(found).resolve() == me.resolve():
+            return "gate"
+        return shlex.quote(str(me.resolve()))
+    return f"{shlex.quote(sys.executable)} -m gate"
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     target: Path = args.dir
     written = scaffold(target)
+    gate = gate_command()
     print(f"gate init: wrote {len(written)} files into {target.as_posix()}")
-    print(f"next: cd {target.as_posix()} && gate validate && gate smoke --out runs/smoke")
+    print(f"next: cd {shlex.quote(target.as_posix())} && {gate} validate && "
+          f"{gate} smoke --out runs/smoke")
+    if gate != "gate":
+        print(f"(`gate` is not on PATH: run it as above, or activate its venv: "
+              f"source {shlex.quote(str(Path(sys.executable).parent / 'activate'))})")
     print("then: replace the placeholder owner in .github/CODEOWNERS, and check where the "
           f"workflows install gate from ({REQUIREMENTS})")
     return 0

@@ -89,7 +89,8 @@ def test_a_writer_takes_only_its_model(tmp_path: Path) -> None:
 def test_json_record_files_are_validated(tmp_path: Path) -> None:
     path = tmp_path / "smoke.json"
     path.write_text(json.dumps({"ok": True, "checks": [], "tasks": [], "config_sha256": "x",
-                                "files_sha256": {}, "seconds": 1.0, "extra": 1}))
+                                "files_sha256": {}, "seconds": 1.0, "subset": None,
+                                    "extra": 1}))
     with pytest.raises(RecordError, match=r"smoke.json: unknown field 'extra'"):
         read_record(path, Smoke)
     path.write_text("{\n  \"ok\": tru\n}")

@@ -40,7 +40,9 @@ def _smoke_for(project_dir: Path, smoke_dir: Path) -> list[Arm]:
     project = load_project(project_dir / "gate.yaml")
     smoke_dir.mkdir()
     (smoke_dir / "smoke.json").write_text(json.dumps(
-        {"ok": True, "checks": [], "tasks": [], "seconds": 1.0,
+        {"ok": True, "checks": [], "seconds": 1.0, "subset": None,
+         "tasks": [{"task": lt.task.id, "expert": None, "random": None}
+                   for lt in project.tasks],
          "config_sha256": project.config_sha256, "files_sha256": project.hashes}))
     return [Arm("candidate", PAID, "openrouter", project),
             Arm("baseline", "mock/expert", "mock", project)]

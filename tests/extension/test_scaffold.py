@@ -99,3 +99,28 @@ def test_scaffold_environment_uses_only_the_public_api() -> None:
     imports = [line for line in source.splitlines() if "gate" in line and "import" in line]
     assert imports == [
         "from gate.environments import Environment, EnvOutcome, Fixture, ToolCall, ToolResult"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("on_path", [False, True])
+def test_the_printed_next_commands_run_as_printed(tmp_path: Path, on_path: bool) -> None:
+    """A new user copies `next:` into a shell: it runs whether or not gate's venv is on PATH."""
+    import os
+    import subprocess
+    import sys
+
+    gate = Path(sys.executable).parent / "gate"
+    path = os.environ.get("PATH", "")
+    path = f"{gate.parent}{os.pathsep}{path}" if on_path else os.pathsep.join(
+        p for p in path.split(os.pathsep) if Path(p).resolve() != gate.parent.resolve())
+    env = {**os.environ, "PATH": path}
+    init = subprocess.run([str(gate), "init", "new-repo"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert init.returncode == 0, init.stderr
+    (next_line,) = [x for x in init.stdout.splitlines() if x.startswith("next: ")]
+    assert next_line.startswith("next: cd new-repo && ")
+    assert (" gate validate" in next_line) == on_path
+    run = subprocess.run(["bash", "-c", next_line.removeprefix("next: ")], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert json.loads((tmp_path / "new-repo/runs/smoke/smoke.json").read_text())["ok"] is True

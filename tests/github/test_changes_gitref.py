@@ -212,7 +212,7 @@ def test_invalid_registry_at_base_names_file_and_line(
     commit(root, "fix", {"models.yaml": MODELS})
     monkeypatch.chdir(root)
     assert run_gate("changes", "--base", "bad") == 4
-    assert "models.yaml (at bad):5: models.0.colour: Extra inputs" in capsys.readouterr().err
+    assert "models.yaml (at bad):5: models.0.colour: unknown field" in capsys.readouterr().err
 
 
 def test_gitref_reads_and_lists(repo: Path) -> None:

@@ -37,7 +37,7 @@ def run_text(job: dict[str, Any]) -> str:
 @pytest.mark.skipif(not CHECK.exists(), reason="check-jsonschema is not installed in the venv")
 def test_schemas_validate() -> None:
     workflows = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
-    assert len(workflows) == 5
+    assert len(workflows) == 6
     for schema, files in (("vendor.github-workflows", workflows),
                           ("vendor.github-actions", [str(ROOT / "action.yml")])):
         proc = subprocess.run([str(CHECK), "--builtin-schema", schema, *files],
@@ -336,3 +336,41 @@ def test_no_expression_is_spliced_into_any_shell_script() -> None:
         for name, job in load(path)["jobs"].items():
             for s in steps(job):
                 assert "${{" not in str(s.get("run", "")), f"{path.name}:{name}: {s.get('name')}"
+
+
+def test_drift_check_installs_the_newest_releases_and_never_gates_a_pr() -> None:
+    """The weekly drift check runs the suite on the newest releases, not the lock, and has no
+    pull_request trigger: a new release that breaks gate is seen without blocking anyone."""
+    wf = load(WORKFLOWS / "drift.yml")
+    assert set(wf["on"]) == {"schedule", "workflow_dispatch"}
+    assert wf["on"]["schedule"][0]["cron"]
+    (job,) = wf["jobs"].values()
+    assert "make test-newest" in run_text(job)
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\ntest-newest:", 1)[1].split("\n\n", 1)[0]
+    assert "--upgrade" in recipe
+    assert "-r " not in recipe
+    assert ".lock" not in recipe
+    assert "checks BIN=" in recipe  # the same checks as make test
+
+
+def test_make_installs_only_from_the_hash_lock() -> None:
+    """make demo/test and .ci/run install every package from requirements/dev.lock with hashes
+    (and the installer from a hash-pinned requirement), never a bare range."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    stamp = makefile.split("\n$(STAMP):", 1)[1].split("\n\n", 1)[0]
+    installs = [line for line in stamp.splitlines() if " install " in line]
+    assert installs
+    assert all("--require-hashes" in x or "--no-deps" in x for x in installs)
+    uv = makefile.split("\n$(UV):", 1)[1].split("\n\n", 1)[0]
+    assert "--require-hashes" in uv
+    assert "requirements/uv.txt" in uv
+    for name in ("dev.lock", "gate.lock", "uv.txt"):
+        text = (ROOT / "requirements" / name).read_text(encoding="utf-8")
+        pins = [x for x in text.splitlines() if x and not x.startswith((" ", "#"))]
+        assert pins, name
+        assert all("==" in x for x in pins), name
+        assert text.count("--hash=sha256:") >= len(pins), name
+    lock = (ROOT / "requirements" / "dev.lock").read_text(encoding="utf-8")
+    for needed in ("pyyaml==", "setuptools==", "opentelemetry-sdk==", "pytest=="):
+        assert needed in lock
