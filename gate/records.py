@@ -258,6 +258,15 @@ class Continuation(Record):
     command: list[str]
 
 
+class Comparison(Record):
+    """Which run of its comparison this is (gate.engine.ledger, ``gate sweep --ledger``)."""
+
+    key: Sha256  # arms, configuration and file hashes
+    number: int = Field(ge=1)  # 3: the 3rd run of this comparison
+    previous: list[str]  # run ids of the earlier runs, oldest first
+    forced: bool  # started with --force-restart over earlier runs
+
+
 class Manifest(Record):
     """manifest.json: what the run is, what it hashed, and what it may run."""
 
@@ -281,6 +290,7 @@ class Manifest(Record):
     baseline_key: Sha256 | None = None  # what a reused baseline trial must match (sweeps)
     # the random salt the iid plan was drawn from (sweeps); absent: drawn from str(seed)
     plan_salt: str | None = Field(default=None, pattern=r"^[0-9a-f]{1,64}$")
+    comparison: Comparison | None = None  # with --ledger: the run's place in its comparison
     subset: Subset | None = None  # --task/--env: the run covers only these tasks
 
 

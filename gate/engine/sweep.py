@@ -63,6 +63,8 @@ class SweepOptions:
     reuse_from: Path | None = None
     reuse_max_age_days: float = DEFAULT_MAX_AGE_DAYS
     plan_salt: str | None = None  # the iid plan's salt: drawn at random unless given
+    ledger: Path | None = None  # the comparison ledger (gate.engine.ledger)
+    force_restart: bool = False  # run a comparison the ledger already holds (recorded)
 
 
 def adopted_model(project: Project) -> str:
@@ -187,6 +189,13 @@ def with_plan_salt(opts: SweepOptions) -> SweepOptions:
 _SALT = re.compile(r"[0-9a-f]{1,64}")
 
 
+def _ledger_line(opts: SweepOptions, manifest: Manifest, verdict: str | None) -> None:
+    if opts.ledger is not None:
+        from gate.engine import ledger
+
+        ledger.record(opts.ledger, manifest, opts.out, verdict)
+
+
 def _resume_rounds(opts: SweepOptions, default: int) -> int:
     """``--max-rounds``, else the limit of the run being resumed, else the configured one."""
     if opts.max_rounds is not None:
@@ -262,14 +271,24 @@ def run_sweep(
             snapshot = BudgetSnapshot.model_validate({
                 **budget.snapshot(),
                 "configured_by": "--budget-usd" if opts.budget_usd else "gate.yaml"})
-            manifests.append(_new_manifest(project, arms, opts, max_rounds, snapshot))
+            manifest = _new_manifest(project, arms, opts, max_rounds, snapshot)
+            manifests.append(manifest.model_copy(update={"comparison": comparison}))
             write_record(opts.out / "manifest.json", manifests[0])
+            _ledger_line(opts, manifests[0], None)
         return manifests[0]
 
+    comparison = None  # --ledger: checked before any call
+    if previous is None and opts.ledger is not None:
+        from gate.engine import ledger
+
+        probe = _new_manifest(project, arms, opts, max_rounds, BudgetSnapshot.model_validate(
+            {**budget.snapshot(), "configured_by": "gate.yaml"}))
+        comparison = ledger.check(opts.ledger, probe, opts.force_restart)
     halt, stopped = asyncio.run(_run(project, arms, opts, budget, declare, notices, reuse))
     manifest = declare()
     results = finish_sweep(opts.out, manifest, halt=halt, stopped=stopped,
                            lost_share=cfg.run.lost_share_inconclusive)
+    _ledger_line(opts, manifest, results.verdict)
     if opts.write_status and results.status not in ("halted", "paused"):
         _write_status(project, opts.candidate, "pending-human-review", manifest.run_id, notices)
     return results

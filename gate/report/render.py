@@ -107,7 +107,21 @@ def _summary_line(results: Results, manifest: Manifest) -> Markup:
     status, verdict = (neutralize(str(v)) for v in (results.status, results.verdict))
     subset = (f" This run covered {neutralize(results.subset.describe())}, not the whole "
               "suite." if results.subset is not None else "")
-    return Markup(f"Status **{status}**, verdict **{verdict}** ({arms}){breach}.{subset}")
+    return Markup(f"Status **{status}**, verdict **{verdict}** ({arms}){breach}.{subset}"
+                  + _comparison_text(manifest))
+
+
+def _comparison_text(manifest: Manifest) -> str:
+    """" **3rd run of this comparison** (...)" when the ledger held earlier runs."""
+    from gate.engine.ledger import ordinal
+
+    c = manifest.comparison
+    if c is None or c.number == 1:
+        return ""
+    earlier = ", ".join(_code(r) for r in c.previous)
+    return (f" **{ordinal(c.number)} run of this comparison** (restarted with "
+            f"--force-restart; earlier: {earlier}): each restart is another chance for an "
+            "error (docs/statistics.md).")
 
 
 def _pct(x: float | None) -> str:
