@@ -24,8 +24,8 @@ Cases:
   ``slos.success_rate_min``; the error is P(block) = P(regression or an SLO breach) against
   beta. Old = point estimate of all trials run; new = anytime bound on the decision's pairs,
   0.2 of beta for the SLO, 0.8 for the test.
-- sharded vs single: the share of passing sweeps whose exit code differs between one process
-  and 2 stages of shards (SLO on every trial on disk: the whole stage) -- old -- and with the
+- sharded vs single: the share of sweeps (among all; only passing ones can differ) whose exit
+  code differs between one process and 2 stages of shards (SLO on every trial on disk: the whole stage) -- old -- and with the
   SLO on the decision's pairs -- new.
 
     .venv/bin/python bench/guarantees.py --n 2000      # the acceptance run

@@ -57,8 +57,10 @@ def test_resume_keeps_the_salt_and_refuses_another(project_dir: Path, tmp_path: 
     out = tmp_path / "s"
     assert sweep(project_dir, out, "--max-rounds", "1") == 3
     first = manifest(out)
-    sweep(project_dir, out, "--resume", "--max-rounds", "2")  # continued: the same plan, longer
+    # continued: the same plan, longer (a new salt would not extend the plan: refused)
+    assert sweep(project_dir, out, "--resume", "--max-rounds", "2") != 4
     second = manifest(out)
+    assert len(second["continuations"]) == 1
     assert second["plan_salt"] == first["plan_salt"]
     assert second["scope"]["units"][: len(first["scope"]["units"])] == first["scope"]["units"]
     assert second["scope"]["units"] == drawn(second, first["plan_salt"])
