@@ -75,6 +75,7 @@ test: $(STAMP) $(ACTIONLINT)
 checks:
 	$(BIN)/ruff check gate tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 # The drift check (.github/workflows/drift.yml, weekly): the newest releases pyproject.toml

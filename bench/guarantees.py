@@ -25,8 +25,8 @@ Cases:
   beta. Old = point estimate of all trials run; new = anytime bound on the decision's pairs,
   0.2 of beta for the SLO, 0.8 for the test.
 - sharded vs single: the share of sweeps (among all; only passing ones can differ) whose exit
-  code differs between one process and 2 stages of shards (SLO on every trial on disk: the whole stage) -- old -- and with the
-  SLO on the decision's pairs -- new.
+  code differs between one process and 2 stages of shards: old = the SLO on every trial on
+  disk (a sharded run holds the whole stage), new = on the decision's pairs.
 
     .venv/bin/python bench/guarantees.py --n 2000      # the acceptance run
     .venv/bin/python bench/guarantees.py --n 300       # while developing

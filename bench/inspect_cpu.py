@@ -30,8 +30,8 @@ import venv
 from pathlib import Path
 
 from gate.config.schema import Price
-from gate.providers.mockserver import MockServer
 from gate.providers.testing import EchoBackend
+from gate.simulate.server import MockServer
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv-inspect"

@@ -50,10 +50,10 @@ from gate.providers.base import Attempt, ChatRequest
 from gate.providers.budget import Budget
 from gate.providers.factory import build_provider, prepare_pricing
 from gate.providers.http1 import Pool, Response
-from gate.providers.mockserver import MockServer, ServerOptions
 from gate.providers.testing import EchoBackend
 from gate.providers.transport import GateClient, GateTransport
 from gate.records import AuditAttempt, Trial
+from gate.simulate.server import MockServer, ServerOptions
 
 MODEL = "mock/expert"
 PRICES = {MODEL: Price(prompt=0.000001, completion=0.000002)}

@@ -28,8 +28,8 @@ from gate.config.schema import Price, ProviderConfig, RateLimit, RetryPolicy
 from gate.providers.base import Attempt, ChatRequest
 from gate.providers.budget import Budget
 from gate.providers.factory import build_client, build_provider, prepare_pricing
-from gate.providers.mockserver import MockServer, ServerOptions
 from gate.providers.testing import EchoBackend
+from gate.simulate.server import MockServer, ServerOptions
 
 MODEL = "mock/expert"
 PRICES = {MODEL: Price(prompt=0.000001, completion=0.000002)}

@@ -24,7 +24,7 @@ _HANDLER_NAME = "gate-cli"
 COMMAND_MODULES = (
     "gate.commands",
     "gate.report.cli",
-    "gate.providers.cli",
+    "gate.simulate.cli",
     "gate.github.cli",
     "gate.scaffold",
 )

@@ -18,8 +18,8 @@ from gate.cliargs import (
     positive_int,
     positive_usd,
 )
-from gate.config.load import Project, load_project, select_tasks
 from gate.errors import EXIT_FAIL, EXIT_HALTED, EXIT_INCONCLUSIVE, EXIT_OK, ConfigError
+from gate.project.load import Project, load_project, select_tasks
 from gate.records import Results
 from gate.report.render import print_decision, write_report
 from gate.report.summary import print_arm_summary

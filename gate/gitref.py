@@ -8,7 +8,7 @@ the git work tree) and use forward slashes. ``ref`` is anything ``git rev-parse`
     read_text_at(ref, path, repo)   -> str | None
     list_files_at(ref, directory, repo) -> list[str]  (files under directory, recursive, sorted)
     resolve(ref, repo)              -> full sha of the commit
-    GitRefSource(root, ref)         -> a ``FileSource`` (gate.config.load) reading at that ref
+    GitRefSource(root, ref)         -> a ``FileSource`` (gate.project.load) reading at that ref
 
 An unknown ref, or a directory that is not in a git repository, raises ``GitRefError`` (a
 ``ConfigError``: the CLI prints it and exits 4).
@@ -145,7 +145,7 @@ def changed_files(base: str, head: str, directories: list[str],
 
 @dataclass(frozen=True)
 class GitRefSource:
-    """A ``gate.config.load.FileSource`` that reads files at a git ref instead of the work tree.
+    """A ``gate.project.load.FileSource`` that reads files at a git ref instead of the work tree.
 
     The ref is resolved once, at construction, so every read sees the same commit."""
 

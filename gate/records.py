@@ -89,7 +89,7 @@ class TrialEnvironmentError(Record):
 
 
 class TrialScores(Record):
-    """The scored fields of a trial (gate.engine.scoring), from its trace and the environment's
+    """The scored fields of a trial (gate.agent.scoring), from its trace and the environment's
     end state. ``None`` when the trial was lost to the provider."""
 
     environment: str | None = None

@@ -19,10 +19,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from gate.agent.schema_check import validate
-from gate.config.load import LoadedTask
 from gate.config.schema import ToolCall
 from gate.environments.base import Environment
+from gate.project.load import LoadedTask
+from gate.project.schema_check import validate
 from gate.providers.base import AttemptSink, ChatRequest, Provider
 
 

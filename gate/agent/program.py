@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 
 from gate.agent.childproc import Child, child_environment
 from gate.agent.loop import TrialSpec, TrialTrace
-from gate.config.load import LoadedTask
 from gate.config.schema import AgentProgram, GateConfig
 from gate.environments.base import Environment, EnvOutcome
 from gate.errors import HaltError
+from gate.project.load import LoadedTask
 from gate.providers.base import Provider
 
 if TYPE_CHECKING:  # the server side (uvicorn, starlette, mcp) is imported only when used
@@ -70,7 +70,7 @@ class ProgramTrace(TrialTrace):
 
 def program_fields(trace: ProgramTrace, outcome: EnvOutcome, lt: LoadedTask) -> dict[str, Any]:
     """The trial record's fields for a program's trial (scored or not)."""
-    from gate.engine.scoring import score_trial
+    from gate.agent.scoring import score_trial
 
     if trace.status != "scored":
         return {"environment": lt.task.environment, "difficulty": lt.task.difficulty,

@@ -6,18 +6,13 @@ import asyncio
 import sys
 from pathlib import Path
 
-from gate.config.load import Project
+from gate.connect import ProviderOptions, check_api_keys, open_providers, resolve_provider
 from gate.engine.plan import plan_units
 from gate.engine.rundir import build_manifest, finish_results
 from gate.engine.runner import Arm, Cell, Engine, halt_before_any_task
-from gate.engine.session import (
-    Notices,
-    ProviderOptions,
-    check_api_keys,
-    open_providers,
-    resolve_provider,
-)
+from gate.engine.session import Notices
 from gate.errors import CircuitBreakerError, ConfigError
+from gate.project.load import Project
 from gate.providers.budget import Budget
 from gate.records import BudgetSnapshot, HaltRecord, Manifest, Results, write_record
 

@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gate import __version__
-from gate.config.load import Project
 from gate.config.schema import SloConfig
 from gate.engine.audit import read_audit
 from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import plan_units
 from gate.engine.results import compute_results, evidence_of
 from gate.engine.runner import Arm
+from gate.project.load import Project
 from gate.records import (
     BudgetSnapshot,
     Decision,

@@ -19,13 +19,13 @@ from typing import Any
 
 from gate.agent.loop import TrialSpec, TrialTrace, run_trial
 from gate.agent.program import ProgramTrace, agent_for, program_fields, run_program_trial
-from gate.config.load import Project
 from gate.engine.audit import STARTED
 from gate.engine.jsonl import JsonlWriter
 from gate.engine.session import Notices
 from gate.environments.base import EnvOutcome
 from gate.environments.registry import EnvironmentCodeError, GuardedEnvironment
 from gate.errors import CircuitBreakerError, HaltError, PausedError
+from gate.project.load import Project
 from gate.providers.base import Attempt, AttemptStart, Provider, ProviderError
 from gate.records import (
     ArmSpec,
@@ -287,7 +287,7 @@ class Engine:
         lost: TrialProviderError | None = None,
         env_error: TrialEnvironmentError | None = None,
     ) -> Trial:
-        from gate.engine.scoring import score_trial
+        from gate.agent.scoring import score_trial
 
         head = {
             "trial_id": cell.trial_id, "arm": cell.arm, "model": arm.model,

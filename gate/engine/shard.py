@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gate.config.load import Project, load_project
+from gate.connect import check_api_keys, open_providers
 from gate.engine.audit import read_audit
 from gate.engine.decision import replay
 from gate.engine.jsonl import read_jsonl, read_lines
@@ -34,9 +34,10 @@ from gate.engine.plan import Unit, batches, units_of
 from gate.engine.reuse import Reuse
 from gate.engine.rundir import read_manifest
 from gate.engine.runner import Cell
-from gate.engine.session import Notices, check_api_keys, open_providers
+from gate.engine.session import Notices
 from gate.engine.sweep import sweep_engine
 from gate.errors import ConfigError
+from gate.project.load import Project, load_project
 from gate.providers.budget import Budget
 from gate.records import (
     BudgetSnapshot,

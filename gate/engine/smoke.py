@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from gate.config.load import Project
+from gate.connect import ProviderOptions
 from gate.engine.jsonl import read_jsonl
 from gate.engine.run import execute_run
 from gate.engine.rundir import PARTIAL
-from gate.engine.session import Notices, ProviderOptions
+from gate.engine.session import Notices
+from gate.project.load import Project
 from gate.records import Heartbeat, Smoke, SmokeCheck, SmokeScore, SmokeTask, Trial, write_record
 
 
@@ -147,5 +148,7 @@ def _breaker_check(project: Project, out: Path, seed: int, notices: Notices) -> 
     partial = (out / PARTIAL).exists()
     ok = res.status == "halted" and printed and partial
     return SmokeCheck(name="402 trips the circuit breaker", ok=ok,
-                      detail=f"status {res.status}, [CIRCUIT BREAKER] printed: {printed}, "
-                             f"{PARTIAL} written: {partial}, 402 injected after {after} calls")
+                      detail=f"status {res.status}, [CIRCUIT BREAKER] "
+                             f"{'printed' if printed else 'NOT printed'}, {PARTIAL} "
+                             f"{'written' if partial else 'NOT written'}, 402 injected after "
+                             f"{after} calls")

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gate.config.load import Project, load_project, select_tasks
 from gate.config.schema import SloConfig, StatisticsConfig
+from gate.connect import check_api_keys, open_providers, resolve_provider
 from gate.engine.audit import read_audit
 from gate.engine.decision import replay
 from gate.engine.jsonl import read_jsonl
@@ -27,8 +27,9 @@ from gate.engine.plan import Unit, batches, new_salt, units_of
 from gate.engine.reuse import DEFAULT_MAX_AGE_DAYS, Reuse, baseline_key, load_cache
 from gate.engine.rundir import build_manifest, finish_results, read_manifest
 from gate.engine.runner import Arm, Cell, Engine, halt_before_any_task, now_iso
-from gate.engine.session import Notices, check_api_keys, open_providers, resolve_provider
+from gate.engine.session import Notices
 from gate.errors import CircuitBreakerError, ConfigError, ResumeError
+from gate.project.load import Project, load_project, select_tasks
 from gate.providers.base import Provider
 from gate.providers.budget import Budget
 from gate.records import (
@@ -415,7 +416,7 @@ def _fmt(x: float | None) -> str:
 
 def _write_status(project: Project, model: str, status: str, run_id: str,
                   notices: Notices) -> None:
-    from gate.config.registry import write_status
+    from gate.project.registry import write_status
 
     if not any(m.id == model for m in project.registry.models):
         notices(f"--write-status: {model} is not in the registry; nothing written")

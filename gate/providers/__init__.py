@@ -1,8 +1,7 @@
 """Providers: everything between the agent loop and a chat-completions endpoint.
 
     base           the contract: Provider, ChatRequest/ChatResponse, Attempt, ErrorKind
-    mock           the simulated models, in-process
-    factory        build_client, build_provider, prepare_pricing, fetch_balance (engine entry)
+    factory        build_client, build_provider, prepare_pricing, fetch_balance
     openai_compat  OpenAICompatProvider: retries, rate limit, cooldown, 402 halt, accounting
     classify       pure: (status, body, exception) -> ErrorKind | None; Retry-After parsing
     retry          pure backoff and retry predicate (tenacity), provider-wide cooldown
@@ -12,7 +11,7 @@
     redact         Secret and the log filter that keeps API keys out of logs and messages
     transport      GateTransport, GateClient: the run's HTTP client over gate's own pool
     http1          the HTTP/1.1 keep-alive pool (one write per request, audit-before-send)
-    mockserver     MockServer: OpenAI-compatible loopback server with fault injection
-    cli            ``gate mock-server``
     testing        EchoBackend and FakeTime, for tests
+
+The simulated models are in ``gate.simulate``; ``gate.connect`` opens a run's providers.
 """

@@ -185,7 +185,7 @@ def test_a_halt_in_one_trial_ends_the_programs_of_the_others(tmp_path: Path) -> 
 
 
 def test_the_programs_files_are_hashed_with_the_project(tmp_path: Path) -> None:
-    from gate.config.load import load_project
+    from gate.project.load import load_project
 
     project_dir = tmp_path / "p"
     (project_dir / "agents").mkdir(parents=True)

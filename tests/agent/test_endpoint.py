@@ -19,7 +19,7 @@ from mcp import Client
 from gate.agent.endpoint import TrialSession
 from gate.agent.loop import TrialSpec
 from gate.agent.serve import serve_trial
-from gate.config.load import load_project
+from gate.project.load import load_project
 from gate.providers.base import Attempt, AttemptSink, ChatRequest, ChatResponse, Usage
 
 TASK = "incident-easy-01-cache-crashed"

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from gate.config.registry import write_status
 from gate.config.schema import Registry
 from gate.config.yamlio import load_yaml, model_from_doc
 from gate.errors import RegistryWriteError
+from gate.project.registry import write_status
 
 TEXT = """\
 # registry comment kept
@@ -65,7 +65,7 @@ def test_refuses_anything_but_the_three_statuses(registry: Path, status: str) ->
 
 def test_postcondition_refuses_adopted_text_whatever_produced_it(registry: Path) -> None:
     """The file-level check alone refuses: even a caller that built the text itself."""
-    from gate.config.registry import _check_postcondition
+    from gate.project.registry import _check_postcondition
 
     old = model_from_doc(Registry, load_yaml(registry))
     forged = registry.read_text().replace("pending-evaluation  # trailing", "adopted")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from gate.agent.schema_check import unsupported_keywords, validate
+from gate.project.schema_check import unsupported_keywords, validate
 
 SCHEMA = {
     "type": "object",

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from gate.cli import main
-from gate.config.load import load_project
 from gate.errors import (
     EXIT_CODES,
     EXIT_HALTED,
@@ -24,6 +23,7 @@ from gate.errors import (
     ResumeError,
     exit_code_for,
 )
+from gate.project.load import load_project
 from gate.records import PartialResults, Smoke, read_record, write_record
 
 LINE = re.compile(r"^\[CIRCUIT BREAKER\] local: cannot read the remaining balance \(\w+\) "

@@ -12,8 +12,8 @@ import pytest
 
 from gate.cli import main
 from gate.config.schema import FaultConfig
-from gate.providers.mock import MOCK_PRICES, MockProvider
-from gate.providers.mockserver import MockServer, ServerOptions
+from gate.simulate.models import MOCK_PRICES, MockProvider
+from gate.simulate.server import MockServer, ServerOptions
 
 
 def _set_faults(project_dir: Path, faults: str) -> None:
@@ -85,7 +85,7 @@ def test_the_api_key_appears_in_no_artifact_and_no_output(
     project_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from gate.config.load import load_project
+    from gate.project.load import load_project
 
     key = "sk-or-v1-THIS-IS-THE-SECRET-0123456789"
     monkeypatch.setenv("GATE_TEST_KEY", key)
@@ -117,7 +117,7 @@ def test_provider_balance_lowers_the_ceiling_and_the_breaker_halts(
     project_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from gate.config.load import load_project
+    from gate.project.load import load_project
 
     monkeypatch.setenv("GATE_TEST_KEY", "sk-test-balance")
     backend = MockProvider(load_project(project_dir / "gate.yaml"))

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from gate.cli import main
-from gate.config.load import load_project
 from gate.engine import sweep as sweep_module
 from gate.engine.audit import attempts, read_audit
 from gate.engine.jsonl import read_jsonl
@@ -21,6 +20,7 @@ from gate.engine.runner import Arm
 from gate.engine.sweep import check_smoke
 from gate.engine.verify import verify_run
 from gate.errors import ConfigError
+from gate.project.load import load_project
 from gate.providers.budget import Budget
 from gate.records import Results, Trial, TrialProviderError
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from envsuite_helpers import ENV_NAMES, ENVIRONMENTS, ROOT, tasks, tools
 
-from gate.agent.schema_check import unsupported_keywords, validate
+from gate.project.schema_check import unsupported_keywords, validate
 
 
 def test_counts_per_environment_and_difficulty() -> None:

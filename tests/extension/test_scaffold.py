@@ -38,7 +38,7 @@ def test_init_then_validate_smoke_and_sweep_find_the_regression(
 
 
 def test_every_task_has_evidence_distractors_and_a_reference(tmp_path: Path) -> None:
-    from gate.config.load import load_project
+    from gate.project.load import load_project
 
     assert main(["init", str(tmp_path / "r")]) == 0
     project = load_project(tmp_path / "r" / "gate.yaml")

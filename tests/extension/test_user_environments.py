@@ -13,9 +13,9 @@ from userrepo import GATE_YAML, LAMPS_ENV, build
 
 import gate.environments
 from gate.cli import main
-from gate.config.load import load_project
 from gate.environments.registry import BUILTIN, EnvironmentRegistry
 from gate.errors import ConfigError
+from gate.project.load import load_project
 
 DECL_LINE = 3  # the line of `lamps:` under `environments:` in GATE_YAML
 
@@ -53,7 +53,7 @@ def test_builtins_are_not_imported_by_a_repository_that_does_not_use_them(
     tmp_path: Path,
 ) -> None:
     build(tmp_path / "repo")
-    code = ("import sys; from gate.config.load import load_project; "
+    code = ("import sys; from gate.project.load import load_project; "
             "load_project('gate.yaml'); "
             "print(sorted(m for m in sys.modules if m.startswith('gate.environments.')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "repo", check=True,

@@ -15,12 +15,12 @@ from provider_support import KEY, MODEL, config, provider, request
 
 from gate.agent.loop import TrialSpec, TrialTrace, run_trial
 from gate.cli import main
-from gate.config.load import LoadedTask, load_project
 from gate.config.schema import Price
 from gate.engine.audit import attempts
 from gate.engine.results import arm_summary
 from gate.environments.base import ToolResult
 from gate.errors import ConfigError
+from gate.project.load import LoadedTask, load_project
 from gate.providers.base import Attempt, ErrorKind, ProviderError
 from gate.providers.factory import build_client
 from gate.records import ArmSpec, Trial

@@ -11,13 +11,13 @@ from provider_support import config, provider, request
 
 from gate.errors import ConfigError
 from gate.providers.base import Attempt
-from gate.providers.cli import _faults, register
 from gate.providers.factory import build_client, prepare_pricing
-from gate.providers.mockserver import MockServer
+from gate.simulate.cli import _faults, register
+from gate.simulate.server import MockServer
 
 
 def test_mock_models_served_over_http(project_dir: Path) -> None:
-    from gate.providers.mock import MOCK_PRICES, MockProvider
+    from gate.simulate.models import MOCK_PRICES, MockProvider
 
     backend = MockProvider.from_config(project_dir / "gate.yaml")
     attempts: list[Attempt] = []

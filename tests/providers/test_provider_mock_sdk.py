@@ -17,13 +17,13 @@ import httpx
 import openai
 import pytest
 
-from gate.config.load import Project, load_project
 from gate.config.schema import FaultConfig
+from gate.project.load import Project, load_project
 from gate.providers import sse
 from gate.providers.base import ErrorKind
 from gate.providers.classify import classify
-from gate.providers.mock import MOCK_PRICES, MockProvider
-from gate.providers.mockserver import MockServer
+from gate.simulate.models import MOCK_PRICES, MockProvider
+from gate.simulate.server import MockServer
 
 MODEL = "mock/expert"
 

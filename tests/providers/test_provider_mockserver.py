@@ -15,8 +15,8 @@ from gate.config.schema import FaultConfig
 from gate.errors import CircuitBreakerError
 from gate.providers.base import Attempt, ProviderError
 from gate.providers.factory import build_client, build_provider, prepare_pricing
-from gate.providers.mockserver import FAULT_ERROR_KIND, MockServer, ServerOptions
 from gate.providers.testing import EchoBackend, FakeTime
+from gate.simulate.server import FAULT_ERROR_KIND, MockServer, ServerOptions
 
 ALL_BUT_402 = ["429", "500", "502", "503", "error_in_body", "malformed_json", "stall"]
 FAST = ServerOptions(stall_s=1.0, retry_after_s=2.0)

@@ -13,8 +13,8 @@ from gate.config.schema import Price, ProviderConfig
 from gate.errors import CircuitBreakerError, ConfigError
 from gate.providers.budget import Budget, estimate_prompt_tokens, project_cost
 from gate.providers.factory import build_client, build_provider, fetch_balance, prepare_pricing
-from gate.providers.mockserver import MockServer, ServerOptions
 from gate.providers.testing import EchoBackend
+from gate.simulate.server import MockServer, ServerOptions
 
 OPUS = {"anthropic/claude-opus-4": Price(prompt=0.000015, completion=0.000075)}
 

@@ -12,9 +12,9 @@ from provider_support import KEY, KEY_ENV, PRICES, config, provider, request
 from gate.config.schema import RateLimit
 from gate.providers.base import Attempt
 from gate.providers.factory import build_client, build_provider
-from gate.providers.mockserver import MockServer, ServerOptions
 from gate.providers.ratelimit import RateLimiter
 from gate.providers.testing import EchoBackend, FakeTime
+from gate.simulate.server import MockServer, ServerOptions
 
 
 def _grants(limiter: RateLimiter, fake: FakeTime, n: int, tasks: int) -> list[float]:

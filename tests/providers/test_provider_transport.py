@@ -8,9 +8,9 @@ import warnings
 
 import httpx
 
-from gate.providers.mockserver import MockServer
 from gate.providers.testing import EchoBackend
 from gate.providers.transport import GateTransport
+from gate.simulate.server import MockServer
 
 
 def test_the_pool_verifies_tls_with_one_context() -> None:

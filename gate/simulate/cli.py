@@ -49,8 +49,8 @@ def _faults(config_path: str, rate: float | None) -> FaultConfig | None:
 
 def run_mock_server(args: argparse.Namespace) -> int:
     """Serve until interrupted (Ctrl-C or SIGTERM)."""
-    from gate.providers.mock import MOCK_PRICES, MockProvider
-    from gate.providers.mockserver import MockServer, ServerOptions
+    from gate.simulate.models import MOCK_PRICES, MockProvider
+    from gate.simulate.server import MockServer, ServerOptions
 
     faults = _faults(args.config, args.fault_rate)
     backend = MockProvider.from_config(args.config)
@@ -62,7 +62,7 @@ def run_mock_server(args: argparse.Namespace) -> int:
         print(f"gate mock-server: serving {server.base_url} (Ctrl-C to stop)", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        counts = dict(server.fault_counts())
-        print(f"gate mock-server: {len(server.requests)} completion requests, faults {counts}",
-              file=sys.stderr)
+        faults_text = ", ".join(f"{kind} {n}" for kind, n in server.fault_counts().items())
+        print(f"gate mock-server: {len(server.requests)} completion requests, faults: "
+              f"{faults_text or 'none'}", file=sys.stderr)
     return 0

@@ -20,7 +20,6 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from gate.agent.schema_check import unsupported_keywords, validate
 from gate.config.schema import Fixture, GateConfig, Registry, Subset, Task, ToolCall, ToolDef
 from gate.config.yamlio import YamlDoc, parse_yaml, validation_problems
 from gate.environments.registry import (
@@ -31,6 +30,7 @@ from gate.environments.registry import (
     guarded,
 )
 from gate.errors import ConfigError, Problem
+from gate.project.schema_check import unsupported_keywords, validate
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -326,7 +326,7 @@ def _environment_registry(
 def _check_agent(
     col: _Collector, doc: YamlDoc, config: GateConfig, root: Path, envs: EnvironmentRegistry
 ) -> None:
-    from gate.agent.config_check import agent_problems, program_files
+    from gate.project.agent_check import agent_problems, program_files
 
     for loc, message in agent_problems(config, root, envs.names()):
         col.add(doc.path, doc.line_of(loc), message)

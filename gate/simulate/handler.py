@@ -17,7 +17,7 @@ from gate.providers.base import ChatRequest, ProviderError
 from gate.providers.pricing import compute_cost
 
 if TYPE_CHECKING:
-    from gate.providers.mockserver import MockServer, RequestRecord
+    from gate.simulate.server import MockServer, RequestRecord
 
 logger = logging.getLogger(__name__)
 

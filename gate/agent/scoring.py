@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from gate.agent.loop import TrialTrace
-from gate.config.load import LoadedTask
 from gate.environments.base import EnvOutcome
+from gate.project.load import LoadedTask
 from gate.records import TrialScores
 
 

@@ -1,6 +1,6 @@
 """``MockServer``: an OpenAI-compatible HTTP server on loopback, with fault injection.
 
-It serves any in-process ``Provider`` (the simulated models of ``gate.providers.mock``) over real
+It serves any in-process ``Provider`` (the simulated models of ``gate.simulate.models``) over real
 HTTP, so the smoke test and the demo exercise the same client path as a paid provider::
 
     with MockServer(backend, prices, faults=FaultConfig(rate=0.2), seed=7) as srv:
@@ -43,7 +43,7 @@ from typing import IO, Any
 
 from gate.config.schema import FaultConfig, Price
 from gate.providers.base import ChatRequest, ChatResponse, ErrorKind, Provider
-from gate.providers.mockhttp import Handler
+from gate.simulate.handler import Handler
 
 logger = logging.getLogger(__name__)
 

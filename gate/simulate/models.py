@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gate.config.load import LoadedTask, Project, load_project
 from gate.config.schema import Price, ToolCall
 from gate.errors import CircuitBreakerError
+from gate.project.load import LoadedTask, Project, load_project
 from gate.providers.base import (
     Attempt,
     AttemptSink,
@@ -64,7 +64,7 @@ def _rng(*parts: object) -> random.Random:
 
 
 def random_value(schema: dict[str, Any], rng: random.Random) -> Any:
-    """A random value valid against a tool-schema subset (see gate.agent.schema_check)."""
+    """A random value valid against a tool-schema subset (see gate.project.schema_check)."""
     if "enum" in schema:
         return rng.choice(schema["enum"])
     kind = schema.get("type", "object")
