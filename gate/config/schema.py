@@ -15,8 +15,6 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from gate.statistics.eprocess import lam_cap
-
 EvaluationStatus = Literal[
     "pending-evaluation",
     "in-progress",
@@ -149,9 +147,10 @@ class StatisticsConfig(Strict):
     def _lam_within_cap(cls, lam: float, info: ValidationInfo) -> float:
         """The first bet may not pass the cap every bet is clipped to (docs/statistics.md)."""
         delta = info.data.get("delta")
-        if isinstance(delta, float) and lam > lam_cap(delta):
+        cap = None if not isinstance(delta, float) else min(0.75, 0.9 / (1.0 + delta))
+        if cap is not None and lam > cap:  # gate.statistics.lam_cap (a sibling layer)
             raise ValueError(f"lam {lam:g} is above the bet cap min(0.75, 0.9 / (1 + delta)) = "
-                             f"{lam_cap(delta):.4g} for delta {delta:g}")
+                             f"{cap:.4g} for delta {delta:g}")
         return lam
 
 
