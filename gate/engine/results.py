@@ -281,7 +281,8 @@ def compute_results(
     decided = decision.decided_round if decision else None
     stopped = decision.stopped if decision else None
     scope = scope_accounting(manifest, trials, decided_round=decided, halt=halt, stopped=stopped)
-    status, reasons = _status(arms, trials, halt, lost_share_inconclusive)
+    status, reasons = _status(arms, trials, halt, lost_share_inconclusive,
+                              paired=decision is not None)
     if stopped is not None and status == "complete":
         status, reasons = "inconclusive", [*reasons, stopped]
     imbalance = None if decision is None else loss_imbalance(
@@ -324,15 +325,18 @@ def _used_candidate(manifest: Manifest, trials: list[Trial],
 
 def _status(
     arms: dict[str, ArmSummary], trials: list[Trial], halt: HaltRecord | None,
-    lost_share_max: float,
+    lost_share_max: float, *, paired: bool = False,
 ) -> tuple[Status, list[str]]:
     reasons: list[str] = []
     if halt is not None:
         reasons.append(f"{halt.kind}: {halt.reason} at task {halt.task}, round {halt.round}")
         return ("paused" if halt.kind == "paused" else "halted"), reasons
-    # a loss the arm caused is scored as its failure (gate.engine.decision.arm_fault): it is
-    # a measurement of the arm, not a lost one
-    lost = sum(1 for t in trials if t.status == "provider_error" and not arm_fault(t))
+    # in a sweep's decision a loss the arm caused is scored as its failure
+    # (gate.engine.decision.arm_fault): a measurement of the arm, not a lost one
+    def scored_as_failure(t: Trial) -> bool:
+        return paired and arm_fault(t)
+
+    lost = sum(1 for t in trials if t.status == "provider_error" and not scored_as_failure(t))
     if trials and lost / len(trials) > lost_share_max:
         reasons.append(f"{lost} of {len(trials)} trials lost to provider errors "
                        f"(> {lost_share_max:.0%}): provider artifact, not a ranking")
@@ -341,7 +345,7 @@ def _status(
         reasons.append(f"{broken} of {len(trials)} trials lost to environment errors "
                        f"(> {lost_share_max:.0%}): the harness failed, not the model")
     not_scored = sum(1 for t in trials if t.status not in (
-        "scored", "provider_error", "environment_error") and not arm_fault(t))
+        "scored", "provider_error", "environment_error") and not scored_as_failure(t))
     if trials and not_scored / len(trials) > lost_share_max:
         reasons.append(f"{not_scored} of {len(trials)} trials not scored (e.g. the agent program "
                        f"made no model call; > {lost_share_max:.0%})")
