@@ -80,7 +80,7 @@ def evaluate_slos(slos: SloConfig, arm: ArmSummary, *, used: list[Trial] | None 
     successes = [trial_value(t, "success") or 0.0 for t in used]
     if slos.success_rate_min is not None:
         value = sum(successes) / len(successes) if successes else None
-        checks.append(_higher(SloCheck, "success_rate", value, slos.success_rate_min,
+        checks.append(_higher("success_rate", value, slos.success_rate_min,
                               hoeffding_bounds(successes, level)))
     if slos.pass_k is not None:
         k, limit = slos.pass_k.k, slos.pass_k.min
@@ -97,12 +97,12 @@ def evaluate_slos(slos: SloConfig, arm: ArmSummary, *, used: list[Trial] | None 
     if slos.provider_error_share_max is not None:
         failed = [0.0 if a.outcome == "ok" else 1.0 for a in attempts]
         value = sum(failed) / len(failed) if failed else None
-        checks.append(_lower(SloCheck, "provider_error_share", value,
+        checks.append(_lower("provider_error_share", value,
                              slos.provider_error_share_max, hoeffding_bounds(failed, level)))
     return _report(checks)
 
 
-def _higher(cls: type[SloCheck], name: str, value: float | None, limit: float,
+def _higher(name: str, value: float | None, limit: float,
             bounds: tuple[float, float] | None) -> SloCheck:
     """A ``>=`` SLO: breached when the upper bound is below the limit."""
     status = "unmeasured"
@@ -110,11 +110,11 @@ def _higher(cls: type[SloCheck], name: str, value: float | None, limit: float,
         status = "breached"
     elif bounds is not None and bounds[0] >= limit:
         status = "met"
-    return cls(slo=name, value=value, limit=limit, ok=status != "breached", direction=">=",
+    return SloCheck(slo=name, value=value, limit=limit, ok=status != "breached", direction=">=",
                status=status, bounds=bounds)
 
 
-def _lower(cls: type[SloCheck], name: str, value: float | None, limit: float,
+def _lower(name: str, value: float | None, limit: float,
            bounds: tuple[float, float] | None) -> SloCheck:
     """A ``<=`` SLO: breached when the lower bound is above the limit."""
     status = "unmeasured"
@@ -122,7 +122,7 @@ def _lower(cls: type[SloCheck], name: str, value: float | None, limit: float,
         status = "breached"
     elif bounds is not None and bounds[1] <= limit:
         status = "met"
-    return cls(slo=name, value=value, limit=limit, ok=status != "breached", direction="<=",
+    return SloCheck(slo=name, value=value, limit=limit, ok=status != "breached", direction="<=",
                status=status, bounds=bounds)
 
 
@@ -139,7 +139,7 @@ def _pass_k(used: list[Trial], successes: list[float], k: int, limit: float,
     value = None if estimate is None else round(estimate, 4)
     rate = hoeffding_bounds(successes, level)
     bounds = None if rate is None else (rate[0] ** k, rate[1])
-    return _higher(SloCheck, f"pass^{k}", value, limit, bounds)
+    return _higher(f"pass^{k}", value, limit, bounds)
 
 
 def _p95(used: list[Trial], limit: float, level: float) -> SloCheck:
@@ -149,7 +149,7 @@ def _p95(used: list[Trial], limit: float, level: float) -> SloCheck:
     latencies = [t.latency_s for t in used if t.status == "scored" and t.latency_s is not None]
     within = [1.0 if x <= limit else 0.0 for x in latencies]
     bounds = hoeffding_bounds(within, level)
-    check = _higher(SloCheck, "p95_latency_s", None, P95, bounds)
+    check = _higher("p95_latency_s", None, P95, bounds)
     value = percentile(sorted(latencies), P95) if latencies else None
     return check.model_copy(update={"value": value, "limit": limit, "direction": "<="})
 
