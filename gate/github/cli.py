@@ -41,7 +41,8 @@ def _comment(args: argparse.Namespace) -> int:
     if args.runs_in is not None and (args.pr is None or args.head_sha is None):
         args.parser.error("--runs-in needs --pr and --head-sha (an artifact's reports are "
                           "posted only on the PR whose head is the run's commit)")
-    return run_comment(args.run, args.pr, args.author, args.runs_in, args.head_sha)
+    return run_comment(args.run, args.pr, args.author, args.runs_in, args.head_sha,
+                       evaluating=args.evaluating, changes=args.changes)
 
 
 def _guard(args: argparse.Namespace) -> int:
@@ -77,6 +78,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="post DIR/*/report.md from another run's artifact, read as "
                         "untrusted data (exact layout, no links, size caps; anything else "
                         "refuses); needs --pr and --head-sha")
+    source.add_argument("--evaluating", action="store_true",
+                        help="post the 'evaluating' state (which sweeps run, on which head), "
+                        "replaced by the result when the sweeps end")
+    p.add_argument("--changes", metavar="FILE",
+                   help="with --evaluating: the `gate changes` JSON naming the sweeps")
     p.add_argument("--pr", type=_positive, metavar="N",
                    help="PR number (default: from GITHUB_EVENT_PATH, else DIR/pr.json)")
     p.add_argument("--head-sha", type=_sha, metavar="SHA",

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,9 @@ from gate.github.context import (
     run_url,
     step_summary,
 )
+from gate.report.blocks import parse_report
 from gate.report.neutralize import neutralize
+from gate.report.plan import Where, evaluating_report, full_document, plan_comment
 
 MARKER = "<!-- gate-report -->"
 COMMENT_LIMIT = 65_536
@@ -249,11 +252,31 @@ def post_comment(repo_name: str, number: int, body: str, author: str | None) -> 
         gh.close()
 
 
+def _evaluating(changes: str | None) -> str:
+    """The "evaluating" state: the sweeps of ``gate changes`` JSON, the PR's head."""
+    data = None
+    if changes is not None:
+        try:
+            data = json.loads(Path(changes).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError.one(changes, None, f"cannot read: {exc}") from None
+    payload = event_payload()
+    ref = pull_from_payload(payload) if payload else None
+    return evaluating_report(data, ref.head_sha if ref else None, run_url())
+
+
+def _inert(text: str) -> str:
+    return neutralize(text, context="document")
+
+
 def run_comment(run_dirs: list[str] | None, pr: int | None, author: str | None,
-                runs_in: str | None = None, head_sha: str | None = None) -> int:
+                runs_in: str | None = None, head_sha: str | None = None,
+                evaluating: bool = False, changes: str | None = None) -> int:
     """Post ``DIR/report.md`` of each of ``run_dirs``, or (``runs_in``, an artifact from
     another run) the reports under that directory, read as untrusted data."""
-    if runs_in is not None:
+    if evaluating:
+        texts = [_evaluating(changes)]
+    elif runs_in is not None:
         try:
             texts = read_untrusted_reports(Path(runs_in))
         except UntrustedArtifactError as exc:
@@ -261,13 +284,15 @@ def run_comment(run_dirs: list[str] | None, pr: int | None, author: str | None,
             return 1
     else:
         texts = read_reports(run_dirs or [])
-    reports = [neutralize(r, context="document") for r in texts]
-    full = SEPARATOR.join(r.rstrip("\n") for r in reports) + "\n"
+    reports = [parse_report(t).map(_inert) for t in texts]
+    full = full_document(reports)
     if head_sha is None:
         step_summary(full)
     try:
         repo_name, number = resolve_target(pr, run_dirs or [])
-        body = fit_comment(f"{MARKER}\n{full}", COMMENT_LIMIT, run_url())
+        planned = plan_comment(reports, COMMENT_LIMIT, Where(run_url()), head=f"{MARKER}\n",
+                               now=datetime.now(UTC))
+        body = fit_comment(planned, COMMENT_LIMIT, run_url())  # a safety net: planned fits
         if head_sha is not None:  # nothing is written, the job summary included, before
             verify_head(repo_name, number, head_sha)
             step_summary(full)

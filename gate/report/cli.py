@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from gate.cliargs import run_dir
@@ -18,6 +19,8 @@ def register(sub: Any) -> None:
     p.add_argument("--run", required=True, type=run_dir, metavar="DIR", help="run directory")
     p.add_argument("--format", choices=("md", "json"), default="md",
                    help="md (default; also writes DIR/report.md) or json (the results)")
+    p.add_argument("--changes", type=Path, metavar="FILE",
+                   help="the `gate changes` JSON of the PR: the report says what the PR changed")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("verify", help="re-derive results from trials, audit and manifest")
@@ -46,7 +49,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         _manifest, results = load_run(args.run)
         print(json.dumps(results.to_json(), indent=2, sort_keys=True))
         return 0
-    text = render_markdown(args.run)
+    text = render_markdown(args.run, args.changes)
     (args.run / "report.md").write_text(text, encoding="utf-8")
     sys.stdout.write(text)
     return 0

@@ -24,7 +24,7 @@ from gate.errors import (
     exit_code_for,
 )
 from gate.project.load import load_project
-from gate.records import PartialResults, Smoke, read_record, write_record
+from gate.records import PartialResults, Smoke, SmokeTask, read_record, write_record
 
 LINE = re.compile(r"^\[CIRCUIT BREAKER\] local: cannot read the remaining balance \(\w+\) "
                   r"at task -, round 0$", re.M)
@@ -61,7 +61,7 @@ def _assert_halted_before_any_task(out: Path, err: str) -> None:
     assert partial.scope.counts.not_run == partial.scope.planned > 0
     assert partial.evidence.attempts == 0  # nothing reached the provider
     assert not (out / "results.json").exists()
-    assert "HALTED" in (out / "report.md").read_text()
+    assert "> **Halted: not decided, the sweep stopped**" in (out / "report.md").read_text()
 
 
 def test_run_with_an_unreadable_balance_halts_with_exit_2(
@@ -85,7 +85,8 @@ def test_sweep_with_an_unreadable_balance_halts_with_exit_2(
     project = load_project(str(cfg))
     smoke = tmp_path / "smoke"  # a passing smoke for exactly this config (rule 2)
     smoke.mkdir()
-    write_record(smoke / "smoke.json", Smoke(ok=True, checks=[], tasks=[],
+    tasks = [SmokeTask(task=lt.task.id) for lt in project.tasks]  # it covered every task
+    write_record(smoke / "smoke.json", Smoke(ok=True, checks=[], tasks=tasks,
                                              config_sha256=project.config_sha256,
                                              files_sha256=project.hashes, seconds=0.0))
     out = tmp_path / "sweep"

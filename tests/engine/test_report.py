@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 from gate.cli import main
+from gate.report.blocks import parse_report
+from gate.report.plan import Where, plan_comment
 from gate.report.render import COMMENT_LIMIT, render_markdown
 
 
@@ -19,9 +21,10 @@ def test_sections_in_order_with_figures_from_the_artifacts(project_dir: Path,
     out = tmp_path / "s"
     _sweep(project_dir, out)
     text = (out / "report.md").read_text()
-    order = ["gate: REGRESSION", "### Arms", "### Statistical decision", "### Trials and cost",
-             "### SLOs", "### Tasks", "<details><summary>Per-task", "### Scope", "```mermaid",
-             "### Evidence"]
+    order = ["> [!CAUTION]", "> **Regression: do not merge**", "| task the candidate did worse on",
+             "<details><summary>Arms and statistics", "statistical decision",
+             "<details><summary>Trials and cost", "<details><summary>SLOs",
+             "<details><summary>All tasks", "<details><summary>Evidence"]
     positions = [text.index(heading) for heading in order]
     assert positions == sorted(positions)
     results = json.loads((out / "results.json").read_text())
@@ -31,20 +34,23 @@ def test_sections_in_order_with_figures_from_the_artifacts(project_dir: Path,
     assert text == render_markdown(out)
 
 
-def test_report_stays_under_the_comment_limit_for_a_huge_suite(project_dir: Path,
-                                                               tmp_path: Path) -> None:
+def test_report_of_a_huge_suite_is_whole_and_its_comment_fits(project_dir: Path,
+                                                                tmp_path: Path) -> None:
     out = tmp_path / "s"
     _sweep(project_dir, out)
     path = out / "results.json"
     results = json.loads(path.read_text())
     row = results["tasks"][0]
-    results["tasks"] = [{**row, "task": f"task-{i:05d}-{'x' * 40}"} for i in range(5000)]
+    results["tasks"] = [{**row, "task": f"task-{i:05d}-{'x' * 40}", "pairs": 1}
+                        for i in range(5000)]
     regressed = results["regressed_tasks"][0]
     results["regressed_tasks"] = [{**regressed, "task": f"task-{i:05d}-{'y' * 40}"}
                                   for i in range(5000)]
     path.write_text(json.dumps(results))
-    text = render_markdown(out)
-    assert len(text) < COMMENT_LIMIT
-    assert "more tasks not shown here" in text
-    assert "more regressed tasks not shown here" in text
-    assert "### Evidence" in text
+    text = render_markdown(out)  # the job summary and the artifact: every row
+    assert "task-04999-" + "y" * 40 in text
+    reports = [parse_report(text)]
+    body = plan_comment(reports, COMMENT_LIMIT, Where(None))
+    assert len(body) < COMMENT_LIMIT
+    assert "more row(s) not shown here" in body
+    assert "> **Regression: do not merge**" in body

@@ -92,7 +92,7 @@ def test_undecided_stage_names_the_next_one(project_dir: Path, tmp_path: Path,
                for line in lines)
     assert main(["verify", "--run", str(tmp_path / "run")]) == 0
     report = (tmp_path / "run" / "report.md").read_text()
-    assert "### Stages (sharded sweep)" in report
+    assert "**Stages (sharded sweep)**" in report
     assert "stage 1 of 16: 1 shards" in report
     assert "stage 2 is needed" in report
     # the same shards merged again: refused, the checkpoint is not counted twice

@@ -206,7 +206,9 @@ def test_iid_schedule_decides_on_drawn_units_and_verifies(project_dir: Path,
     assert sum(counts) == run_pairs
     assert min(counts) < max(counts)
     report = (out / "report.md").read_text()
-    assert f"from {min(counts)} to {max(counts)} paired trials per task" in report
+    drawn = [n for n in counts if n]  # a task never drawn has no row, its count is given
+    assert f"from {min(drawn)} to {max(drawn)} paired trials per task" in report
+    assert f"{counts.count(0)} task(s) were not drawn before the decision" in report
     assert gate("verify", "--run", str(out)) == 0
 
 

@@ -216,3 +216,51 @@ def test_report_text_cannot_spoof_the_marker_or_ping(gh: FakeGitHub, tmp_path: P
     assert body.startswith(MARKER)
     assert "@acme" not in body
     assert "@octocat" not in body
+
+
+def _structured(verdict: str, rows: int, name: str) -> str:
+    """A report.md in blocks (gate.report.blocks) with a long folded table."""
+    table = "| task | result |\n|---|---|\n" + "".join(
+        f"| {name}-t{i:05d} | fail |\n" for i in range(rows))
+    return (f"<!-- gate:row CAUTION | `{name}` vs `base` | **{verdict}** | 0% (0/9) | "
+            f"100% (9/9) | −100 pp | {rows} / 0 -->\n<!-- gate:verdict -->\n> [!CAUTION]\n"
+            f"> **{verdict}: do not merge** ({name})\n<!-- gate:fold -->\n"
+            f"<details><summary>All tasks</summary>\n\n{table}\n</details>\n")
+
+
+def test_three_long_sweeps_are_planned_into_one_comment(gh: FakeGitHub, tmp_path: Path) -> None:
+    runs = [report(tmp_path, _structured("Regression", 3000, f"model-{i}"), f"s{i}")
+            for i in range(3)]
+    assert run_gate("comment", *[x for r in runs for x in ("--run", r)]) == 0
+    (body,) = ours(gh)
+    assert utf16_len(body) < COMMENT_LIMIT
+    assert body.startswith(f"{MARKER}\n> [!CAUTION]\n> **3 of 3 sweeps block the merge**")
+    for i in range(3):
+        assert f"> **Regression: do not merge** (model-{i})" in body
+        assert f"| `model-{i}` vs `base` | **Regression** |" in body
+        assert f"| model-{i}-t00000 | fail |" in body  # each keeps rows of its table
+    assert "truncated" not in body  # planned, not cut
+    assert "not shown here: every row is in the [job summary](" in body
+    summary = (tmp_path / "summary.md").read_text()
+    assert all(f"| model-{i}-t02999 | fail |" in summary for i in range(3))
+    assert "gate:fold" not in summary
+
+
+def test_evaluating_state_is_replaced_by_the_result(gh: FakeGitHub, tmp_path: Path) -> None:
+    changes = tmp_path / "changes.json"
+    changes.write_text(json.dumps({"sweeps": [
+        {"id": "a", "candidate": "mock/expert@0.8", "baseline": "mock/expert",
+         "baseline_ref": None, "reason": "new model entry"},
+        {"id": "b", "candidate": "@octocat/x`y", "baseline": None, "baseline_ref": None,
+         "reason": "x"}]}))
+    assert run_gate("comment", "--evaluating", "--changes", str(changes)) == 0
+    (body,) = ours(gh)
+    assert "> [!NOTE]\n> **Evaluating: wait for the result**" in body
+    assert "running 2 sweeps on head `ccccccc`" in body
+    assert "- `mock/expert@0.8` against `mock/expert`" in body
+    assert "@octocat" not in body  # a model id from the PR's files cannot ping
+    run = report(tmp_path, _structured("Regression", 3, "model-0"))
+    assert run_gate("comment", "--run", run) == 0
+    (body,) = ours(gh)
+    assert "Evaluating" not in body
+    assert "> **Regression: do not merge** (model-0)" in body

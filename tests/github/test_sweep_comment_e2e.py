@@ -43,8 +43,8 @@ def test_two_sweeps_one_comment_updated(gh: FakeGitHub, project_dir: Path,
     assert len(comments) == 1
     body = comments[0].body
     assert comments[0].updated == 1
-    assert "gate: no regression" in body
-    assert "REGRESSION" not in body
+    assert "> **Pass: no regression found** (required check `gate` passed)" in body
+    assert "Regression" not in body
     audit_sha = json.loads((second / "results.json").read_text())["evidence"]["audit_sha256"]
     assert audit_sha in body
     assert len(body) < 65_536

@@ -58,10 +58,24 @@ def regression(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def _table(text: str, start: str) -> list[list[str]]:
+    section = text[text.index(start):]
+    lines = section.splitlines()
+    rows = []
+    for line in lines[2:]:
+        if not line.startswith("| "):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+    return rows
+
+
 def _regressed_rows(text: str) -> list[list[str]]:
-    section = text[text.index("### Tasks"):text.index("<details><summary>Per-task")]
-    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
-    return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows]
+    """(task, candidate, baseline, reasons or first step) of every regressed task, in order:
+    the top ones under the verdict, then the folded rest."""
+    top = _table(text, "| task the candidate did worse on |")
+    more = _table(text, "| task | cand. | base. | difference |") if "more task(s) worse" in text \
+        else []
+    return [[t, c, b, step] for t, c, b, step in top] + [[t, c, b, r] for t, c, b, _d, r in more]
 
 
 def _rate(cell: str) -> float:
@@ -69,31 +83,40 @@ def _rate(cell: str) -> float:
     return int(ok) / int(n)
 
 
-def test_regressed_tasks_lead_the_task_section_worst_first_with_reasons(
+def test_regressed_tasks_lead_worst_first_each_with_its_first_wrong_step(
         regression: Path) -> None:
     text = render_markdown(regression)
     trials = read_jsonl(regression / "trials.jsonl")
+    results = json.loads((regression / "results.json").read_text())
     rows = _regressed_rows(text)
-    assert rows, "the regression sweep has regressed tasks"
-    assert text.index("### Tasks") < text.index("<details><summary>Per-task results")
-    differences = [_rate(c) - _rate(b) for _task, c, b, _d, _r in rows]
+    assert len(rows) == len(results["regressed_tasks"]) > 5
+    assert text.index("| task the candidate did worse on |") < text.index("<details>")
+    differences = [_rate(c) - _rate(b) for _task, c, b, _r in rows]
     assert all(d < 0 for d in differences)
     assert differences == sorted(differences)
-    for task, cand, base, _diff, reasons in rows:
+    by_id = {t["trial_id"]: t for t in trials}
+    for i, (task, cand, base, cell) in enumerate(rows):
         task = task.replace("\\", "")
         mine = [t for t in trials if t["task"] == task and t["status"] == "scored"]
         c = [t for t in mine if t["arm"] == "candidate"]
         b = [t for t in mine if t["arm"] == "baseline"]
         assert cand == f"{sum(t['success'] for t in c)}/{len(c)}"
         assert base == f"{sum(t['success'] for t in b)}/{len(b)}"
+        if i < 5:  # the first wrong step of the example trial, recomputed from its calls
+            example = by_id[results["regressed_tasks"][i]["example_trial"]]
+            wrong = next(x for x in example["calls"]
+                         if x.get("wrong_fix") or x.get("distractor")
+                         or x.get("policy_violation") or x.get("invalid"))
+            assert cell.startswith(f"step {wrong['step']} `{wrong['tool']}"), cell
+            continue
         failed = [t for t in c if not t["success"]]
         # the counts, recomputed from the trial records' fields
-        wrong = sum(1 for t in failed if t["wrong_fixes"])
+        wrong_n = sum(1 for t in failed if t["wrong_fixes"])
         policy = sum(1 for t in failed if t["policy_violations"])
         steps = sum(1 for t in failed if t["ended"] == "step_limit")
-        for label, n in (("wrong fix", wrong), ("policy violation", policy),
+        for label, n in (("wrong fix", wrong_n), ("policy violation", policy),
                          ("step limit", steps)):
-            assert (f"{label} {n}" in reasons) == (n > 0), (task, label, reasons)
+            assert (f"{label} {n}" in cell) == (n > 0), (task, label, cell)
 
 
 def test_each_regressed_task_shows_a_failing_trace_excerpt_folded(regression: Path) -> None:
@@ -106,7 +129,7 @@ def test_each_regressed_task_shows_a_failing_trace_excerpt_folded(regression: Pa
     assert trial["arm"] == "candidate"
     start = text.index("calls of failed trial")
     block = text[start:text.index("</details>", start)]
-    assert text.rfind("<details><summary>", 0, start) > text.index("### Tasks")
+    assert text.rfind("<details><summary>", 0, start) > text.index("| task the candidate")
     call = trial["calls"][0]
     args = json.dumps(call["args"], sort_keys=True, separators=(",", ":"))
     assert f"- step {call['step']}: `{call['tool']}` `{args[:60]}" in block
@@ -247,7 +270,7 @@ def test_accounting_of_lost_unpaired_and_unplanned_trials() -> None:
 
 def test_every_comment_links_the_workflow_run_and_its_artifacts(
         regression: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert "Workflow run:" not in render_markdown(regression)  # not in Actions: no link
+    assert "[workflow run]" not in render_markdown(regression)  # not in Actions: no link
     monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
     monkeypatch.setenv("GITHUB_REPOSITORY", "acme/agent")
     monkeypatch.setenv("GITHUB_RUN_ID", "4242")
@@ -256,15 +279,17 @@ def test_every_comment_links_the_workflow_run_and_its_artifacts(
     assert f"]({run})" in text
     assert f"]({run}#artifacts)" in text
     monkeypatch.setenv("GITHUB_REPOSITORY", "acme/agent) [x](javascript:alert(1)")
-    assert "Workflow run:" not in render_markdown(regression)
+    assert "[workflow run]" not in render_markdown(regression)
 
 
-def test_the_headline_arms_table_is_narrow(regression: Path) -> None:
+def test_the_default_tables_are_narrow(regression: Path) -> None:
     text = render_markdown(regression)
-    arms = text[text.index("### Arms"):]
-    header = next(line for line in arms.splitlines() if line.startswith("| "))
-    assert header.count(" | ") + 1 <= 5, header
-    assert arms.index("<details><summary>All arm figures") < arms.index("### Statistical")
+    headers = [line for line in text.splitlines() if line.startswith("| ")
+               and text.splitlines()[text.splitlines().index(line) + 1].startswith("|-")]
+    assert headers
+    assert all(h.count(" | ") + 1 <= 5 for h in headers), headers
+    arms = text[text.index("<details><summary>Arms and statistics"):]
+    assert arms.index("| arm | model |") < arms.index("| statistical decision |")
 
 
 def test_an_inconclusive_verdict_says_how_to_continue(project_dir: Path,

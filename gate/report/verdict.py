@@ -1,0 +1,81 @@
+"""The verdict a reviewer reads first: one word per verdict, its GitHub alert, its consequence
+for the merge, and the decision in plain words with its error bound.
+
+Every place that names a verdict (the report's alert, the summary table of a multi-sweep
+comment, the console line of ``gate sweep``) takes the word from :func:`verdict_of`, so the
+product says one thing for one outcome:
+
+=============  ===========  ==========================================================
+word           alert        when
+=============  ===========  ==========================================================
+Regression     CAUTION      the sequential test found the candidate worse
+SLO breach     CAUTION      no regression found, but an SLO of the candidate is not met
+Pass           TIP          no regression and every SLO met
+Inconclusive   WARNING      neither error bound reached (round limit, budget, losses)
+Halted         WARNING      the circuit breaker stopped the sweep
+Paused         WARNING      the pause file stopped the sweep
+Screening run  NOTE         ``gate run``: one model, no comparison, no verdict
+=============  ===========  ==========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from markupsafe import Markup
+
+from gate.records import Manifest, Results
+
+CHECK = "gate"  # the required status check the workflow publishes (docs/github.md)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    word: str
+    alert: str  # GitHub alert type: CAUTION, WARNING, TIP, NOTE
+    action: str  # what to do with the PR, in a few words
+    check: Markup  # what happened to the required check ("" outside a sweep)
+
+
+def _check(outcome: str) -> Markup:
+    return Markup(f"required check `{CHECK}` {outcome}")
+
+
+def verdict_of(results: Results) -> Verdict:
+    if results.status in ("halted", "paused"):
+        return Verdict(results.status.capitalize(), "WARNING", "not decided, the sweep stopped",
+                       _check("failed"))
+    if results.kind != "sweep":
+        return Verdict("Screening run", "NOTE", "one model, no comparison, no verdict",
+                       Markup(""))
+    if results.verdict == "regression":
+        return Verdict("Regression", "CAUTION", "do not merge", _check("failed"))
+    if results.verdict == "pass":
+        if results.slos is not None and not results.slos.met:
+            return Verdict("SLO breach", "CAUTION", "do not merge", _check("failed"))
+        return Verdict("Pass", "TIP", "no regression found", _check("passed"))
+    return Verdict("Inconclusive", "WARNING", "not decided yet", _check("failed"))
+
+
+def decision_words(results: Results, manifest: Manifest) -> str:
+    """The decision in plain words with the error bound that holds for it (gate's own text)."""
+    d = results.decision
+    if d is None:
+        return ""
+    stats = manifest.statistics
+    pairs = f"{d.pairs} paired trial{'s' if d.pairs != 1 else ''}"
+    if results.verdict == "regression":
+        return (f"Decided after {pairs} (e-value {d.e_reject:.3g} ≥ {d.threshold_reject:.3g}: "
+                f"blocking a candidate that is not worse has at most a {_share(stats.beta)} "
+                "chance).")
+    if results.verdict == "pass":
+        return (f"Decided after {pairs} (e-value {d.e_accept:.3g} ≥ {d.threshold_accept:.3g}: "
+                f"passing a candidate {100 * stats.delta:.0f} pp or more worse has at most a "
+                f"{_share(stats.alpha)} chance).")
+    return (f"Neither bound reached after {pairs}: regression e-value {d.e_reject:.3g} "
+            f"(needs {d.threshold_reject:.3g}), no-regression e-value {d.e_accept:.3g} "
+            f"(needs {d.threshold_accept:.3g}).")
+
+
+def _share(p: float) -> str:
+    return f"{100 * p:.3g}%"
