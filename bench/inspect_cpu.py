@@ -87,7 +87,7 @@ GATE_SIDE = textwrap.dedent("""
     import asyncio, json, sys, tempfile, time
     from pathlib import Path
     from gate.config.schema import ProviderConfig
-    from gate.engine.jsonl import JsonlWriter
+    from gate.rundir.jsonl import JsonlWriter
     from gate.providers.base import ChatRequest
     from gate.providers.budget import Budget
     from gate.providers.factory import build_client, build_provider, prepare_pricing

@@ -6,7 +6,7 @@ provider pointed at the server) is killed with SIGKILL after a random number of 
 random 0-5 ms, then resumed with --resume, `--kills` times; a last --resume runs it to the end.
 Then:
 
-    attempts in audit.jsonl (gate.engine.audit.attempts: one per request started, a start
+    attempts in audit.jsonl (gate.rundir.audit.attempts: one per request started, a start
     without outcome counted as `interrupted`)  ==  requests in the server's log
 
 and `gate verify` re-derives results.json. Prints the figures. Exits 0 when equal, 2 when the
@@ -110,13 +110,13 @@ def wait_for_requests(log: Path, proc: subprocess.Popen[str], n: int,
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
-    from gate.engine.jsonl import read_jsonl
+    from gate.rundir.jsonl import read_jsonl
 
     return read_jsonl(path)
 
 
 def run(project_src: Path, kills: int, rounds: int, seed: int) -> int:
-    from gate.engine.audit import attempts
+    from gate.rundir.audit import attempts
 
     rng = random.Random(seed)
     env = {**os.environ, KEY_ENV: "sk-kill-audit"}

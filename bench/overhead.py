@@ -44,7 +44,6 @@ from typing import Any
 import httpx
 
 from gate.config.schema import Price, ProviderConfig
-from gate.engine.jsonl import JsonlWriter
 from gate.engine.runner import now_iso
 from gate.providers.base import Attempt, ChatRequest
 from gate.providers.budget import Budget
@@ -53,6 +52,7 @@ from gate.providers.http1 import Pool, Response
 from gate.providers.testing import EchoBackend
 from gate.providers.transport import GateClient, GateTransport
 from gate.records import AuditAttempt, Trial
+from gate.rundir.jsonl import JsonlWriter
 from gate.simulate.server import MockServer, ServerOptions
 
 MODEL = "mock/expert"

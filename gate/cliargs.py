@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from gate.errors import EXIT_INVALID
+from gate.rundir import RunDir
 
 EXIT_CODES_HELP = """\
 exit codes:
@@ -31,6 +32,18 @@ class GateArgumentParser(argparse.ArgumentParser):
         if message.startswith("argument "):  # "argument --out: ..." -> "--out: ..."
             message = message.removeprefix("argument ")
         self.exit(EXIT_INVALID, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def config_parent() -> argparse.ArgumentParser:
+    """The parent parser of every subcommand that reads a project: ``--config PATH``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--config", default="gate.yaml", metavar="PATH",
+                        help="gate configuration (default: gate.yaml)")
+    return parent
+
+
+CONFIG = config_parent()
+"""``sub.add_parser(NAME, parents=[CONFIG], ...)`` gives a subcommand ``--config``."""
 
 
 def positive_int(text: str) -> int:
@@ -81,8 +94,9 @@ def run_dir(text: str) -> Path:
     path = Path(text)
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"no run at {text}")
-    if not (path / "manifest.json").is_file():
-        raise argparse.ArgumentTypeError(f"no run at {text} (no manifest.json)")
+    run = RunDir(path)
+    if not run.has_manifest():
+        raise argparse.ArgumentTypeError(f"no run at {text} (no {run.manifest_path.name})")
     return path
 
 

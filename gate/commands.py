@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.cliargs import (
+    CONFIG,
     non_negative_days,
     non_negative_int,
     out_dir,
@@ -23,10 +24,6 @@ from gate.project.load import Project, load_project, select_tasks
 from gate.records import Results
 from gate.report.render import print_decision, write_report
 from gate.report.summary import print_arm_summary
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="gate.yaml", help="gate configuration (default gate.yaml)")
 
 
 def _subset(p: argparse.ArgumentParser) -> None:
@@ -43,12 +40,11 @@ def _project(args: argparse.Namespace) -> Project:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("validate", help="load and check everything; exit 4 when invalid")
-    _common(p)
+    p = sub.add_parser("validate", parents=[CONFIG],
+                       help="load and check everything; exit 4 when invalid")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("run", help="screening run of one arm over the suite")
-    _common(p)
+    p = sub.add_parser("run", parents=[CONFIG], help="screening run of one arm over the suite")
     p.add_argument("--model", required=True, help="model id (as in models.yaml)")
     p.add_argument("--provider", help="provider name (default: the model's registry entry)")
     p.add_argument("--rounds", type=positive_int, default=1,
@@ -60,8 +56,8 @@ def register(sub: Any) -> None:
     _subset(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("smoke", help="preflight drill on the simulated provider")
-    _common(p)
+    p = sub.add_parser("smoke", parents=[CONFIG],
+                       help="preflight drill on the simulated provider")
     p.add_argument("--out", required=True, type=out_dir, metavar="DIR",
                    help="directory to write smoke.json into")
     p.add_argument("--seed", type=non_negative_int, default=None,
@@ -69,8 +65,8 @@ def register(sub: Any) -> None:
     _subset(p)
     p.set_defaults(func=cmd_smoke)
 
-    p = sub.add_parser("sweep", help="sequential paired comparison of a candidate and a baseline")
-    p.add_argument("--config", default="gate.yaml", help="gate configuration (default gate.yaml)")
+    p = sub.add_parser("sweep", parents=[CONFIG],
+                       help="sequential paired comparison of a candidate and a baseline")
     p.add_argument("--candidate", required=True, help="candidate model id")
     p.add_argument("--baseline", help="baseline model id (default: the registry's adopted model)")
     p.add_argument("--baseline-ref", help="git ref whose prompts/tools the baseline arm uses")
@@ -188,7 +184,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         info = run_shard(project, opts, parse_shard(args.shard, args.stage, args.stages),
                          config_path=args.config)
-        return EXIT_HALTED if info["halt"] else EXIT_OK
+        return EXIT_HALTED if info.halt else EXIT_OK
     if args.stage is not None:
         raise ConfigError.one("--stage", None, "--stage needs --shard I/N")
     from gate.engine.ledger import EarlierRun

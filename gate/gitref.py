@@ -9,6 +9,8 @@ the git work tree) and use forward slashes. ``ref`` is anything ``git rev-parse`
     list_files_at(ref, directory, repo) -> list[str]  (files under directory, recursive, sorted)
     resolve(ref, repo)              -> full sha of the commit
     GitRefSource(root, ref)         -> a ``FileSource`` (gate.project.load) reading at that ref
+    checkout_differs(repo, paths)   -> [(path, why)] for files whose checkout git may have
+                                       changed (.gitattributes) and that differ from HEAD
 
 An unknown ref, or a directory that is not in a git repository, raises ``GitRefError`` (a
 ``ConfigError``: the CLI prints it and exits 4).
@@ -28,6 +30,7 @@ __all__ = [
     "GitRefError",
     "GitRefSource",
     "changed_files",
+    "checkout_differs",
     "git_source",
     "list_files_at",
     "read_bytes_at",
@@ -179,3 +182,40 @@ def git_source(ref: str) -> Callable[[Path], GitRefSource]:
         return GitRefSource(root, ref)
 
     return make
+
+
+BYTE_CHANGING = ("working-tree-encoding", "filter", "ident", "eol", "crlf")
+
+
+def _applied(repo: Path, paths: list[str]) -> dict[str, list[str]]:
+    """path -> the byte-changing attributes git applies to it on checkout (``git check-attr``,
+    git's own reading of every .gitattributes); empty outside a git work tree."""
+    proc = _git(repo, "check-attr", "-z", *BYTE_CHANGING, "--", *paths, check=False)
+    if proc.returncode != 0:
+        return {}
+    fields = proc.stdout.split(b"\0")
+    out: dict[str, list[str]] = {}
+    for path, attr, value in zip(fields[0::3], fields[1::3], fields[2::3], strict=False):
+        if value not in (b"unspecified", b"unset"):
+            out.setdefault(path.decode("utf-8", "replace"), []).append(
+                f"{attr.decode()}={value.decode('utf-8', 'replace')}")
+    return out
+
+
+def checkout_differs(repo: Path, paths: list[str]) -> list[tuple[str, str]]:
+    """``(path, why)`` for each of ``paths`` (relative to ``repo``) that a .gitattributes
+    attribute lets git rewrite on checkout (``working-tree-encoding``, ``filter``, ``ident``,
+    ``eol``, ``crlf``) and whose bytes on disk are not its committed bytes at HEAD. The adoption
+    guard judged the committed bytes; gate must not run on anything else."""
+    out: list[tuple[str, str]] = []
+    for path, attrs in _applied(repo, paths).items():
+        try:
+            committed = read_bytes_at("HEAD", path, repo)
+        except GitRefError:
+            committed = None
+        on_disk = (repo / path).read_bytes() if (repo / path).is_file() else None
+        if committed is None or committed != on_disk:
+            out.append((path, f"refused: .gitattributes sets {', '.join(attrs)} for it and the "
+                        "checkout is not its committed bytes (gate reads gate.yaml and the "
+                        "registry only as committed)"))
+    return out

@@ -9,6 +9,9 @@
 | ``results.json``               | ``Results``      |
 | ``PARTIAL-RESULTS.json``       | ``PartialResults`` (``Results`` + ``missing``) |
 | ``smoke.json``                 | ``Smoke``        |
+| ``stop.json``                  | ``Stop``         |
+| ``shard.json``                 | ``ShardInfo``    |
+| ``stages.json``                | ``Stages``       |
 
 Every writer builds one of these and every reader validates through one of them: an unknown
 field, a missing field or a wrong type is a ``RecordError`` naming the file (and line), exit 4.
@@ -153,7 +156,7 @@ class Trial(TrialScores):
 
 class AuditLine(Record):
     """Either line of audit.jsonl: ``AuditStarted`` before a request leaves, ``AuditAttempt``
-    when it ends. ``gate.engine.audit.read_audit`` folds them into one attempt each."""
+    when it ends. ``gate.rundir.audit.read_audit`` folds them into one attempt each."""
 
 
 class AuditStarted(AuditLine):
@@ -592,6 +595,52 @@ class Smoke(Record):
     files_sha256: dict[str, Sha256]
     seconds: float
     subset: Subset | None = None  # a smoke of part of the suite vouches for that part only
+
+
+# --- stop.json, shard.json, stages.json --------------------------------------------------
+
+
+class Stop(Record):
+    """stop.json: why the run stopped, written before its results, so that the results are
+    derived from the run directory alone (``gate verify`` never takes them from results.json)."""
+
+    halt: HaltRecord | None  # the circuit breaker or the pause file
+    stopped: str | None  # why a sweep ended undecided (budget, last stage), else None
+
+
+class ShardSpecRecord(Record):
+    index: int = Field(ge=1)
+    count: int = Field(ge=1)
+    stage: int = Field(ge=1)
+    stages: int = Field(ge=1)
+
+
+class ShardInfo(Record):
+    """shard.json: the shard's spec, and its outcome once it has run (``trials`` set)."""
+
+    spec: ShardSpecRecord
+    units: int | None = None
+    trials: int | None = None
+    spent_usd: float | None = None
+    budget_usd: float | None = None
+    halt: HaltRecord | None = None
+
+
+class StageRun(Record):
+    stage: int = Field(ge=1)
+    shards: int = Field(ge=1)
+    trials: int = Field(ge=0)
+    spent_usd: float
+
+
+class Stages(Record):
+    """stages.json of a merged sharded sweep: the stages merged so far and the next one."""
+
+    max: int = Field(ge=1)
+    run: list[StageRun]
+    next_stage: int | None
+    ceiling_usd: float
+    spent_usd: float
 
 
 # --- reading and writing -----------------------------------------------------------------

@@ -28,3 +28,11 @@ def project_dir(tmp_path: Path) -> Path:
         else:
             shutil.copy2(src, dest / name)
     return dest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test on a copy of the whole project (``project_dir``) runs gate end to end: it is
+    ``slow``, which the development loop (``pytest -m "not slow"``) leaves out."""
+    for item in items:
+        if "project_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -43,6 +43,7 @@ from gate.records import (
     TrialScores,
     Verdict,
 )
+from gate.rundir import RunDir
 from gate.statistics import pass_hat_k, percentile, wilson_interval
 
 __all__ = ["SCHEMA_VERSION", "compute_results", "evidence_of", "file_sha256"]
@@ -58,12 +59,12 @@ def file_sha256(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def evidence_of(run_dir: Path, audit: list[AuditAttempt]) -> Evidence:
+def evidence_of(run: RunDir, audit: list[AuditAttempt]) -> Evidence:
     """The hashes of the artifacts the results are derived from (rule 1)."""
     return Evidence(
-        audit_sha256=file_sha256(run_dir / "audit.jsonl"),
-        trials_sha256=file_sha256(run_dir / "trials.jsonl"),
-        manifest_sha256=file_sha256(run_dir / "manifest.json"),
+        audit_sha256=file_sha256(run.audit_path),
+        trials_sha256=file_sha256(run.trials_path),
+        manifest_sha256=file_sha256(run.manifest_path),
         response_ids=sum(1 for a in audit if a.response_id),
         attempts=len(audit),
     )

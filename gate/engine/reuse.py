@@ -25,8 +25,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gate.engine.audit import read_audit
-from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import units_of
 from gate.records import (
     AuditAttempt,
@@ -36,8 +34,8 @@ from gate.records import (
     ReuseFacts,
     ReuseRun,
     Trial,
-    read_record,
 )
+from gate.rundir import RunDir
 
 if TYPE_CHECKING:
     from gate.engine.runner import Arm, Cell, Engine
@@ -128,25 +126,25 @@ def load_cache(
 
 
 def read_manifest(run_dir: Path) -> Manifest:
-    return read_record(run_dir / "manifest.json", Manifest)
+    return RunDir(run_dir).manifest()
 
 
 def _run_dirs(cache_dir: Path) -> list[Path]:
     if not cache_dir.is_dir():
         return []
-    if (cache_dir / "manifest.json").is_file():
+    if RunDir(cache_dir).has_manifest():
         return [cache_dir]
-    return sorted(p for p in cache_dir.iterdir() if (p / "manifest.json").is_file())
+    return sorted(p for p in cache_dir.iterdir() if RunDir(p).has_manifest())
 
 
 def _trials_of(run_dir: Path, run_id: str) -> list[Cached]:
     """Scored baseline trials of one run, with their audit lines, marked with their origin."""
     audit: dict[tuple[str, int], list[AuditAttempt]] = {}
-    for line in read_audit(run_dir / "audit.jsonl"):
+    for line in RunDir(run_dir).audit():
         if line.arm == "baseline":
             audit.setdefault((line.task, line.round), []).append(line)
     out = []
-    for trial in read_jsonl(run_dir / "trials.jsonl", Trial):
+    for trial in RunDir(run_dir).trials():
         if trial.arm != "baseline" or trial.status != "scored":
             continue
         lines = audit.get((trial.task, trial.round), [])

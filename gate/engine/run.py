@@ -14,12 +14,13 @@ from gate.engine.session import Notices
 from gate.errors import CircuitBreakerError, ConfigError
 from gate.project.load import Project
 from gate.providers.budget import Budget
-from gate.records import BudgetSnapshot, HaltRecord, Manifest, Results, write_record
+from gate.records import BudgetSnapshot, HaltRecord, Manifest, Results
+from gate.rundir import RunDir
 
 
 def prepare_out(out: Path) -> None:
     """A new run directory: refuse one that already holds a run."""
-    if (out / "trials.jsonl").exists() or (out / "manifest.json").exists():
+    if RunDir(out).holds_run():
         raise ConfigError.one(str(out), None,
                               "run directory already holds a run; choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -56,7 +57,7 @@ def execute_run(
             manifests.append(build_manifest(
                 project, kind="run", arms=[arm], max_rounds=rounds, seed=seed,
                 budget=BudgetSnapshot.model_validate(budget.snapshot()), command=sys.argv[1:]))
-            write_record(out / "manifest.json", manifests[0])
+            RunDir(out).write_manifest(manifests[0])
         return manifests[0]
 
     async def go() -> HaltRecord | None:
@@ -82,4 +83,5 @@ def execute_run(
             return halt_before_any_task(exc, notices)
 
     halt = asyncio.run(go())
-    return finish_results(out, declare(), halt=halt, lost_share=cfg.run.lost_share_inconclusive)
+    declare()
+    return finish_results(RunDir(out), halt=halt)

@@ -1,5 +1,6 @@
-"""The run directory: manifest.json, audit.jsonl, heartbeat.jsonl, trials.jsonl,
-results.json or PARTIAL-RESULTS.json, report.md (the README's "Run directory" section)."""
+"""A run's manifest, built before any call, and its results, derived from the run directory
+alone (``derive_results``): finishing a run, merging shards and ``gate verify`` all derive them
+the same way. The files themselves belong to ``gate.rundir``."""
 
 from __future__ import annotations
 
@@ -10,29 +11,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gate import __version__
-from gate.config.schema import SloConfig
-from gate.engine.audit import read_audit
-from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import plan_units
 from gate.engine.results import compute_results, evidence_of
 from gate.engine.runner import Arm
+from gate.engine.verdict import sweep_decision
 from gate.project.load import Project
 from gate.records import (
     BudgetSnapshot,
-    Decision,
     HaltRecord,
     Manifest,
-    PartialResults,
     PlannedScope,
     Results,
-    Trial,
-    Verdict,
-    read_record,
-    write_record,
 )
-
-RESULTS = "results.json"
-PARTIAL = "PARTIAL-RESULTS.json"
+from gate.rundir import RunDir
 
 
 def git_sha(root: Path) -> str | None:
@@ -97,57 +88,25 @@ def _scope(project: Project, arms: list[Arm], max_rounds: int, salt: str,
     })
 
 
-def results_path(out_dir: Path, status: str) -> Path:
-    return out_dir / (RESULTS if status in ("complete", "inconclusive") else PARTIAL)
+def derive_results(run: RunDir) -> Results:
+    """The results of the run in ``run``, from its manifest, trials, audit and stop.json only
+    (a sweep's decision is replayed from its trials)."""
+    manifest, trials, audit, stop = run.manifest(), run.trials(), run.audit(), run.stop()
+    decision = verdict = None
+    if manifest.kind == "sweep":
+        decision, verdict = sweep_decision(manifest, trials, stop.stopped)
+    return compute_results(manifest, trials, audit, halt=stop.halt,
+                           lost_share_inconclusive=manifest.run.lost_share_inconclusive,
+                           evidence=evidence_of(run, audit), decision=decision,
+                           verdict=verdict,
+                           slo_config=manifest.slos if manifest.kind == "sweep" else None)
 
 
-def as_written(results: Results) -> Results:
-    """The record as it is written: a ``PartialResults`` saying what is missing when the run
-    did not finish, the ``Results`` themselves otherwise."""
-    if results_path(Path("."), results.status).name == RESULTS:
-        return results
-    counts = results.scope.counts
-    missing = (f"{counts.not_run} of {results.scope.planned} planned cells were not run "
-               f"({results.status}); resume with --resume to complete them")
-    return PartialResults(**dict(results), missing=missing)
-
-
-def write_results(out_dir: Path, results: Results) -> Path:
-    """results.json for finished runs; PARTIAL-RESULTS.json (saying what is missing) else."""
-    path = results_path(out_dir, results.status)
-    other = out_dir / (PARTIAL if path.name == RESULTS else RESULTS)
-    write_record(path, as_written(results))
-    if other.exists():
-        other.unlink()
-    return path
-
-
-def read_manifest(run_dir: Path) -> Manifest:
-    return read_record(run_dir / "manifest.json", Manifest)
-
-
-def read_results(path: Path) -> Results:
-    """results.json or PARTIAL-RESULTS.json, each validated against its own model."""
-    return read_record(path, PartialResults if path.name == PARTIAL else Results)
-
-
-def finish_results(
-    out: Path,
-    manifest: Manifest,
-    *,
-    halt: HaltRecord | None,
-    lost_share: float,
-    decision: Decision | None = None,
-    verdict: Verdict | None = None,
-    slo_config: SloConfig | None = None,
-) -> Results:
-    """Derive the results from the files in ``out`` and write results.json (or
+def finish_results(run: RunDir, *, halt: HaltRecord | None, stopped: str | None = None
+                   ) -> Results:
+    """Record why the run stopped, derive its results and write results.json (or
     PARTIAL-RESULTS.json). Rendering report.md is the command layer's job."""
-    trials = read_jsonl(out / "trials.jsonl", Trial)
-    audit = read_audit(out / "audit.jsonl")
-    results = compute_results(manifest, trials, audit, halt=halt,
-                              lost_share_inconclusive=lost_share,
-                              evidence=evidence_of(out, audit), decision=decision,
-                              verdict=verdict, slo_config=slo_config)
-    write_results(out, results)
+    run.write_stop(halt, stopped)
+    results = derive_results(run)
+    run.write_results(results)
     return results

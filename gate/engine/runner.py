@@ -19,8 +19,6 @@ from typing import Any
 
 from gate.agent.loop import TrialSpec, TrialTrace, run_trial
 from gate.agent.program import ProgramTrace, agent_for, program_fields, run_program_trial
-from gate.engine.audit import STARTED
-from gate.engine.jsonl import JsonlWriter
 from gate.engine.session import Notices
 from gate.environments.base import EnvOutcome
 from gate.environments.registry import EnvironmentCodeError, GuardedEnvironment
@@ -30,16 +28,15 @@ from gate.providers.base import Attempt, AttemptStart, Provider, ProviderError
 from gate.records import (
     ArmSpec,
     AuditAttempt,
-    AuditLine,
     AuditStarted,
     HaltRecord,
     Heartbeat,
-    Manifest,
     Trial,
     TrialEnvironmentError,
     TrialProviderError,
-    read_record,
 )
+from gate.rundir import RunDir
+from gate.rundir.audit import STARTED
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +52,8 @@ def trial_trace_id(run_id: str, trial_id: str) -> str:
 
 
 def _manifest_run_id(out_dir: Path) -> str:
-    path = out_dir / "manifest.json"
-    return read_record(path, Manifest).run_id if path.exists() else ""
+    run = RunDir(out_dir)
+    return run.manifest().run_id if run.has_manifest() else ""
 
 
 def trial_seed(run_seed: int, task_id: str, occurrence: int) -> int:
@@ -144,9 +141,10 @@ class Engine:
         self.stop = asyncio.Event()  # set by the circuit breaker: agent programs are ended
         self.run_id = _manifest_run_id(out_dir)  # written before the engine starts
         self.counters = Counters()
-        self.audit = JsonlWriter(out_dir / "audit.jsonl", AuditLine)
-        self.trials = JsonlWriter(out_dir / "trials.jsonl", Trial)
-        self.heartbeat = JsonlWriter(out_dir / "heartbeat.jsonl", Heartbeat, fsync=False)
+        run = RunDir(out_dir)
+        self.audit = run.audit_writer()
+        self.trials = run.trials_writer()
+        self.heartbeat = run.heartbeat_writer()
         self._progress: Callable[[int, int], None] | None = None
         self._sleep = sleep  # injectable: tests drive the heartbeat without waiting
 

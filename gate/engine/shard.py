@@ -23,34 +23,33 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gate.connect import check_api_keys, open_providers
-from gate.engine.audit import read_audit
 from gate.engine.decision import replay
-from gate.engine.jsonl import read_jsonl, read_lines
 from gate.engine.plan import Unit, batches, units_of
 from gate.engine.reuse import Reuse
-from gate.engine.rundir import read_manifest
-from gate.engine.runner import Cell
+from gate.engine.rundir import finish_results
+from gate.engine.runner import Arm, Cell, halt_before_any_task
 from gate.engine.session import Notices
-from gate.engine.sweep import sweep_engine
-from gate.errors import ConfigError
+from gate.engine.sweep import SweepOptions, build_arms, check_smoke, previous_run, sweep_engine
+from gate.errors import CircuitBreakerError, ConfigError
 from gate.project.load import Project, load_project
 from gate.providers.budget import Budget
 from gate.records import (
     BudgetSnapshot,
     HaltRecord,
-    Heartbeat,
     Manifest,
     Results,
-    Trial,
-    write_record,
+    ShardInfo,
+    ShardSpecRecord,
+    StageRun,
+    Stages,
 )
+from gate.rundir import JSONL_FILES, SHARD, STAGES, RunDir
 
-SHARD_FILE = "shard.json"  # the shard's spec and outcome, beside its manifest
-STAGES_FILE = "stages.json"  # the merged run's stages so far and the next one needed
 # manifest keys every shard and the merged run must agree on
 SAME = ("kind", "config_sha256", "files_sha256", "arms", "scope", "seed", "plan_salt",
         "statistics", "slos", "run")
@@ -65,6 +64,9 @@ class ShardSpec:
 
     def describe(self) -> dict[str, int]:
         return dataclasses.asdict(self)
+
+    def record(self) -> ShardSpecRecord:
+        return ShardSpecRecord.model_validate(self.describe())
 
 
 def parse_shard(text: str, stage: int | None, stages: int) -> ShardSpec:
@@ -136,18 +138,11 @@ def shard_project(project: Project, count: int) -> Project:
     return dataclasses.replace(project, config=config)
 
 
-def run_shard(project: Project, opts: Any, spec: ShardSpec, *,
-              config_path: str, notices: Notices | None = None) -> dict[str, Any]:
+def run_shard(project: Project, opts: SweepOptions, spec: ShardSpec, *,
+              config_path: str, notices: Notices | None = None) -> ShardInfo:
     """Run shard ``spec`` of ``opts`` (a SweepOptions) into ``opts.out``; returns shard.json."""
     from gate.engine.reuse import baseline_key
-    from gate.engine.sweep import (
-        _new_manifest,
-        _previous_run,
-        _reuse,
-        build_arms,
-        check_smoke,
-        with_plan_salt,
-    )
+    from gate.engine.sweep import _new_manifest, _reuse, with_plan_salt
 
     notices = notices or Notices()
     cfg = project.config
@@ -161,10 +156,12 @@ def run_shard(project: Project, opts: Any, spec: ShardSpec, *,
     check_api_keys(project, [a.provider for a in arms])
     check_smoke(project, arms, opts.smoke_dir)
     reuse = _reuse(opts, baseline_key(arms[1], project.config_sha256, opts.seed), notices)
-    previous = _previous_run(project, arms, opts, max_rounds)
-    if previous is not None and _read(opts.out / SHARD_FILE, {}).get("spec") != spec.describe():
+    previous = previous_run(project, arms, opts, max_rounds)
+    run = RunDir(opts.out)
+    held = run.shard()
+    if previous is not None and (held is None or held.spec != spec.record()):
         raise ConfigError.one(str(opts.out), None, "--resume: this directory holds another shard")
-    spent_before = _spent(opts.out) if previous else 0.0
+    spent_before = run.spent_usd() if previous else 0.0
     budget = Budget(max(0.0, stage_budget / spec.count - spent_before))
     sharded = shard_project(project, spec.count)  # providers' limits; arms keep their files
     manifest = previous
@@ -172,60 +169,47 @@ def run_shard(project: Project, opts: Any, spec: ShardSpec, *,
         snapshot = BudgetSnapshot.model_validate(
             {**budget.snapshot(), "configured_by": "stage budget / shards"})
         manifest = _new_manifest(project, arms, opts, max_rounds, snapshot)
-        write_record(opts.out / "manifest.json", manifest)
-    _write(opts.out / SHARD_FILE, {"spec": spec.describe()})
+        run.write_manifest(manifest)
+    run.write_shard(ShardInfo(spec=spec.record()))
     units = shard_units(stage_units(units_of(manifest.scope), spec.stage, spec.stages),
                         spec.index, spec.count)
     halt = asyncio.run(_run_units(sharded, arms, opts, budget, units, spec, notices, reuse))
-    info: dict[str, Any] = {
-        "spec": spec.describe(), "units": len(units),
-        "trials": len(read_jsonl(opts.out / "trials.jsonl", Trial)),
-        "spent_usd": round(_spent(opts.out), 6), "budget_usd": stage_budget / spec.count,
-        "halt": None if halt is None else halt.to_json()}
-    _write(opts.out / SHARD_FILE, info)
-    notices.line(f"[gate] stage {spec.stage} shard {spec.index}/{spec.count}: {info['trials']} "
-                 f"trials, ${info['spent_usd']:.4f} of ${info['budget_usd']:.4f}"
+    info = ShardInfo(spec=spec.record(), units=len(units), trials=len(run.trials()),
+                     spent_usd=round(run.spent_usd(), 6), budget_usd=stage_budget / spec.count,
+                     halt=halt)
+    run.write_shard(info)
+    notices.line(f"[gate] stage {spec.stage} shard {spec.index}/{spec.count}: {info.trials} "
+                 f"trials, ${info.spent_usd:.4f} of ${info.budget_usd:.4f}"
                  + ("" if halt is None else f"; halted: {halt.reason}"))
     return info
 
 
-async def _run_units(project: Project, arms: list[Any], opts: Any, budget: Budget,
+async def _run_units(project: Project, arms: list[Arm], opts: SweepOptions, budget: Budget,
                      units: list[Unit], spec: ShardSpec, notices: Notices,
                      reuse: Reuse | None = None) -> HaltRecord | None:
+    """Open the providers and run the shard's cells: the halt, if any (a circuit breaker while
+    the providers open is a halt before any task, recorded like any other)."""
     models: dict[str, set[str]] = {}
     for a in arms:
         models.setdefault(a.provider, set()).add(a.model)
-    done = {t.trial_id for t in read_jsonl(opts.out / "trials.jsonl", Trial)}
+    done = {t.trial_id for t in RunDir(opts.out).trials()}
     cells = [Cell(u.index, u.task, arm, u.occurrence) for u in units
              for arm in ("candidate", "baseline") if u.trial_id(arm) not in done]
-    async with open_providers(project, models, budget=budget, notices=notices,
-                              seed=opts.seed) as providers:
-        engine = sweep_engine(project, opts, arms, providers, notices)
-        try:
-            if reuse is not None:  # like a single process: cached baseline trials not paid
-                cells = await reuse.take(engine, cells)
-                notices(reuse.summary())
-            await engine.run_cells(
-                cells, label=f"stage {spec.stage} shard {spec.index}/{spec.count}")
-        finally:
-            engine.close()
-        return engine.halt
-
-
-def _spent(out: Path) -> float:
-    """What the run paid itself (reused baseline trials were paid by an earlier run)."""
-    return sum(a.cost_computed_usd for a in read_audit(out / "audit.jsonl")
-               if a.reused_from is None)
-
-
-def _read(path: Path, default: Any) -> Any:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
-
-
-def _write(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        async with open_providers(project, models, budget=budget, notices=notices,
+                                  seed=opts.seed) as providers:
+            engine = sweep_engine(project, opts, arms, providers, notices)
+            try:
+                if reuse is not None:  # like a single process: cached baseline trials not paid
+                    cells = await reuse.take(engine, cells)
+                    notices(reuse.summary())
+                await engine.run_cells(
+                    cells, label=f"stage {spec.stage} shard {spec.index}/{spec.count}")
+            finally:
+                engine.close()
+            return engine.halt
+    except CircuitBreakerError as exc:  # while opening the providers: before any task
+        return halt_before_any_task(exc, notices)
 
 
 # --- the decision job ----------------------------------------------------------------------
@@ -234,37 +218,35 @@ def _write(path: Path, data: Any) -> None:
 @dataclasses.dataclass
 class Merged:
     results: Results
-    stages: dict[str, Any]  # stages.json: max, run, next_stage, spent_usd, ceiling_usd
+    stages: Stages
 
     @property
     def next_stage(self) -> int | None:
-        n = self.stages.get("next_stage")
-        return None if n is None else int(n)
+        return self.stages.next_stage
 
 
 def github_output_lines(merged: Merged) -> list[str]:
     """What the decision job writes to GITHUB_OUTPUT (the next stage and its budget)."""
-    left = max(0.0, float(merged.stages["ceiling_usd"]) - float(merged.stages["spent_usd"]))
+    left = max(0.0, merged.stages.ceiling_usd - merged.stages.spent_usd)
     nxt = merged.next_stage
     return [f"next_stage={'' if nxt is None else nxt}",
             f"verdict={merged.results.verdict or ''}",
             f"stage_budget_usd={'' if nxt is None else f'{left:.6f}'}"]
 
 
-Loaded = tuple[Path, Manifest, dict[str, Any]]
+Loaded = tuple[Path, Manifest, ShardInfo]
 
 
 def _load_shard(path: Path) -> Loaded:
-    manifest_path, info_path = path / "manifest.json", path / SHARD_FILE
-    for p in (manifest_path, info_path):
+    run = RunDir(path)
+    info_path = run.file(SHARD)
+    for p in (run.manifest_path, info_path):
         if not p.exists():
             raise ConfigError.one(str(p), None, "not a shard directory (missing)")
-    info = _read(info_path, {})
-    if not isinstance(info, dict) or not isinstance(info.get("spec"), dict):
-        raise ConfigError.one(str(info_path), None, "not a shard's record (no spec)")
-    if "trials" not in info:
+    info = run.shard()
+    if info is None or info.trials is None:
         raise ConfigError.one(str(info_path), None, "the shard did not finish (no outcome)")
-    return path, read_manifest(path), info
+    return path, run.manifest(), info
 
 
 def _check_same(ref: Manifest, other: Manifest, where: str) -> None:
@@ -275,20 +257,19 @@ def _check_same(ref: Manifest, other: Manifest, where: str) -> None:
 
 
 def _check_shards(loaded: list[Loaded]) -> ShardSpec:
-    first = loaded[0][2]["spec"]
+    first = loaded[0][2].spec
     for path, manifest, info in loaded:
         _check_same(loaded[0][1], manifest, str(path))
-        s = info["spec"]
-        if (s["count"], s["stage"], s["stages"]) != (first["count"], first["stage"],
-                                                     first["stages"]):
+        s = info.spec
+        if (s.count, s.stage, s.stages) != (first.count, first.stage, first.stages):
             raise ConfigError.one(str(path), None, "shard of another stage or shard count")
-    indices = sorted(int(i["spec"]["index"]) for _p, _m, i in loaded)
-    if indices != list(range(1, first["count"] + 1)):
-        missing = sorted(set(range(1, first["count"] + 1)) - set(indices))
+    indices = sorted(i.spec.index for _p, _m, i in loaded)
+    if indices != list(range(1, first.count + 1)):
+        missing = sorted(set(range(1, first.count + 1)) - set(indices))
         raise ConfigError.one(str(loaded[0][0]), None,
-                              f"stage {first['stage']}: shards {indices} given; missing "
+                              f"stage {first.stage}: shards {indices} given; missing "
                               f"{missing or 'none'} (or given twice)")
-    return ShardSpec(1, first["count"], first["stage"], first["stages"])
+    return ShardSpec(1, first.count, first.stage, first.stages)
 
 
 def merge(out: Path, shard_dirs: list[Path], *, budget_usd: float | None = None,
@@ -300,35 +281,34 @@ def merge(out: Path, shard_dirs: list[Path], *, budget_usd: float | None = None,
     units = units_of(manifest.scope)
     order = {u.trial_id(arm): (k, j) for k, u in enumerate(units)
              for j, arm in enumerate(manifest.scope.arms)}
-    sources = [out] + [p for p, _m, _i in loaded]
-    trials = _union([[t.to_json() for t in read_jsonl(src / "trials.jsonl", Trial)]
-                     for src in sources],
+    sources = [RunDir(out)] + [RunDir(p) for p, _m, _i in loaded]
+    trials = _union([[t.to_json() for t in src.trials()] for src in sources],
                     key=lambda t: str(t["trial_id"]))
     trials.sort(key=lambda t: order.get(t["trial_id"], (len(units), 0)))
-    for src in sources:
-        read_audit(src / "audit.jsonl")  # every line validated before any is copied
-    audit = _union([[obj for _n, obj in read_lines(src / "audit.jsonl")] for src in sources],
+    audit_lines = [src.audit_lines() for src in sources]  # all validated before any is copied
+    audit = _union([[obj for _n, obj in lines] for lines in audit_lines],
                    key=lambda a: json.dumps(a, sort_keys=True))
-    beats = [b.to_json() for src in sources
-             for b in read_jsonl(src / "heartbeat.jsonl", Heartbeat)]
-    for name, rows in (("trials.jsonl", trials), ("audit.jsonl", audit),
-                       ("heartbeat.jsonl", beats)):
-        _write_jsonl(out / name, rows)
-    halt = next((HaltRecord.model_validate(i["halt"]) for _p, _m, i in loaded if i.get("halt")),
-                None)
+    beats = [b.to_json() for src in sources for b in src.heartbeats()]
+    for name, rows in zip(JSONL_FILES, (trials, audit, beats), strict=True):
+        _write_jsonl(RunDir(out).file(name), rows)
+    halt = next((i.halt for _p, _m, i in loaded if i.halt is not None), None)
     return _decide(out, manifest, stages, units, spec, halt, loaded, notices)
 
 
 def _merged_manifest(out: Path, loaded: list[Loaded], spec: ShardSpec,
-                     budget_usd: float | None) -> tuple[Manifest, dict[str, Any]]:
+                     budget_usd: float | None) -> tuple[Manifest, Stages]:
     ref = loaded[0][1]
-    if (out / "manifest.json").exists():
-        manifest = read_manifest(out)
+    run = RunDir(out)
+    if run.has_manifest():
+        manifest = run.manifest()
         _check_same(manifest, ref, str(loaded[0][0]))
-        stages: dict[str, Any] = _read(out / STAGES_FILE, {})
-        if spec.stage in [s["stage"] for s in stages.get("run", [])]:
+        stages = run.stages()
+        if stages is None:
+            raise ConfigError.one(str(run.file(STAGES)), None,
+                                  "missing: this directory holds no merged sharded sweep")
+        if spec.stage in [s.stage for s in stages.run]:
             raise ConfigError.one(str(out), None, f"stage {spec.stage} is already merged here")
-        if stages.get("max") != spec.stages:
+        if stages.max != spec.stages:
             raise ConfigError.one(str(out), None, "the shards declare another maximum number "
                                   "of stages than this run")
         return manifest, stages
@@ -341,9 +321,9 @@ def _merged_manifest(out: Path, loaded: list[Loaded], spec: ShardSpec,
         **Budget(ceiling).snapshot(),
         "configured_by": "--budget-usd" if budget_usd is not None else "gate.yaml"})
     manifest = ref.model_copy(update={"command": sys.argv[1:], "budget": budget})
-    write_record(out / "manifest.json", manifest)
-    return manifest, {"max": spec.stages, "run": [], "next_stage": None,
-                      "ceiling_usd": ceiling, "spent_usd": 0.0}
+    run.write_manifest(manifest)
+    return manifest, Stages(max=spec.stages, run=[], next_stage=None, ceiling_usd=ceiling,
+                            spent_usd=0.0)
 
 
 def _config_ceiling(ref: Manifest) -> float:
@@ -352,14 +332,13 @@ def _config_ceiling(ref: Manifest) -> float:
     return load_project(ref.config_path).config.budget.ceiling_usd
 
 
-def _decide(out: Path, manifest: Manifest, stages: dict[str, Any], units: list[Unit],
+def _decide(out: Path, manifest: Manifest, stages: Stages, units: list[Unit],
             spec: ShardSpec, halt: HaltRecord | None, loaded: list[Loaded],
             notices: Notices) -> Merged:
-    from gate.engine.sweep import finish_sweep
-
-    trials = read_jsonl(out / "trials.jsonl", Trial)
+    run = RunDir(out)
+    trials = run.trials()
     test, _log = replay(manifest.statistics, trials, units, manifest.slos)
-    spent = _spent(out)
+    spent = run.spent_usd()
     more = last_batch_of_stage(units, spec.stage, spec.stages) < (units[-1].batch if units
                                                                   else 0)
     undecided = test.verdict == "continue" and halt is None
@@ -368,21 +347,21 @@ def _decide(out: Path, manifest: Manifest, stages: dict[str, Any], units: list[U
     if undecided:
         stopped = (f"stage {spec.stage} of {spec.stages} undecided: stage {next_stage} needed"
                    if next_stage else f"undecided after the last stage ({spec.stages})")
-    stages["run"] = [*stages["run"], {
-        "stage": spec.stage, "shards": spec.count,
-        "trials": sum(int(i["trials"]) for _p, _m, i in loaded),
-        "spent_usd": round(sum(float(i.get("spent_usd") or 0.0) for _p, _m, i in loaded), 6)}]
-    stages.update(next_stage=next_stage, spent_usd=round(spent, 6))
-    _write(out / STAGES_FILE, stages)
+    merged = StageRun(stage=spec.stage, shards=spec.count,
+                      trials=sum(i.trials or 0 for _p, _m, i in loaded),
+                      spent_usd=round(sum(i.spent_usd or 0.0 for _p, _m, i in loaded), 6))
+    stages = stages.model_copy(update={"run": [*stages.run, merged], "next_stage": next_stage,
+                                       "spent_usd": round(spent, 6)})
+    run.write_stages(stages)
     notices.line(f"[gate] merged stage {spec.stage} of {spec.stages} ({spec.count} shards): "
-                 f"{len(trials)} trials, ${spent:.4f} of ${stages['ceiling_usd']:.4f}"
+                 f"{len(trials)} trials, ${spent:.4f} of ${stages.ceiling_usd:.4f}"
                  + (f"; next stage {next_stage}" if next_stage else ""))
-    results = finish_sweep(out, manifest, halt=halt, stopped=stopped,
-                           lost_share=manifest.run.lost_share_inconclusive)
+    results = finish_results(run, halt=halt, stopped=stopped)
     return Merged(results, stages)
 
 
-def _union(sources: list[list[dict[str, Any]]], key: Any) -> list[dict[str, Any]]:
+def _union(sources: list[list[dict[str, Any]]],
+           key: Callable[[dict[str, Any]], str]) -> list[dict[str, Any]]:
     seen: set[str] = set()
     rows: list[dict[str, Any]] = []
     for source in sources:

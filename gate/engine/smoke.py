@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import TextIO
 
 from gate.connect import ProviderOptions
-from gate.engine.jsonl import read_jsonl
 from gate.engine.run import execute_run
-from gate.engine.rundir import PARTIAL
 from gate.engine.session import Notices
 from gate.project.load import Project
-from gate.records import Heartbeat, Smoke, SmokeCheck, SmokeScore, SmokeTask, Trial, write_record
+from gate.records import Smoke, SmokeCheck, SmokeScore, SmokeTask, Trial
+from gate.rundir import PARTIAL, RunDir
 
 
 class _HeartbeatCounter(io.StringIO):
@@ -72,13 +71,13 @@ def run_smoke(project: Project, out: Path, *, seed: int,
     out.mkdir(parents=True, exist_ok=True)
     for sub in ("expert", "random", "breaker"):  # the smoke's own runs, redone each time
         shutil.rmtree(out / sub, ignore_errors=True)
-    (out / "smoke.json").unlink(missing_ok=True)
+    RunDir(out).drop_smoke()
     checks = [SmokeCheck(name="validate", ok=True, detail=f"{len(project.tasks)} tasks valid")]
     tasks = {lt.task.id: SmokeTask(task=lt.task.id) for lt in project.tasks}
 
     expert = execute_run(project, model="mock/expert", provider=None, rounds=1,
                          out=out / "expert", seed=seed, notices=notices, arm_name="expert")
-    trials = read_jsonl(out / "expert" / "trials.jsonl", Trial)
+    trials = RunDir(out / "expert").trials()
     failed = []
     for t in trials:
         tasks[t.task].expert = _score(t)
@@ -102,7 +101,7 @@ def run_smoke(project: Project, out: Path, *, seed: int,
     run_random = execute_run(project, model="mock/random", provider=None, rounds=1,
                              out=out / "random", seed=seed, notices=Notices(quiet),
                              arm_name="random", heartbeat_interval_s=interval)
-    rtrials = read_jsonl(out / "random" / "trials.jsonl", Trial)
+    rtrials = RunDir(out / "random").trials()
     null_scores = [t.task for t in rtrials if t.reward is None]
     for t in rtrials:
         tasks[t.task].random = _score(t)
@@ -113,7 +112,7 @@ def run_smoke(project: Project, out: Path, *, seed: int,
                f"{_rate(run_random.arms['random'].success_rate)}; not scored: "
                f"{', '.join(null_scores) or 'none'}",
     ))
-    beats = read_jsonl(out / "random" / "heartbeat.jsonl", Heartbeat)
+    beats = RunDir(out / "random").heartbeats()
     checks.append(SmokeCheck(
         name="heartbeat fires",
         ok=len(beats) >= 2 and quiet.beats >= 1,  # read_jsonl validated every line's fields
@@ -131,7 +130,7 @@ def run_smoke(project: Project, out: Path, *, seed: int,
         seconds=round(time.monotonic() - started, 3),
         subset=project.subset,
     )
-    write_record(out / "smoke.json", report)
+    RunDir(out).write_smoke(report)
     return report
 
 

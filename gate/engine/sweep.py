@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import math
 import re
 import sys
 from collections.abc import Callable
@@ -20,12 +19,10 @@ from pathlib import Path
 
 from gate.config.schema import SloConfig, StatisticsConfig
 from gate.connect import check_api_keys, open_providers, resolve_provider
-from gate.engine.audit import read_audit
 from gate.engine.decision import replay
-from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import Unit, batches, new_salt, units_of
 from gate.engine.reuse import DEFAULT_MAX_AGE_DAYS, Reuse, baseline_key, load_cache
-from gate.engine.rundir import build_manifest, finish_results, read_manifest
+from gate.engine.rundir import build_manifest, finish_results
 from gate.engine.runner import Arm, Cell, Engine, halt_before_any_task, now_iso
 from gate.engine.session import Notices
 from gate.errors import CircuitBreakerError, ConfigError, ResumeError
@@ -35,16 +32,11 @@ from gate.providers.budget import Budget
 from gate.records import (
     BudgetSnapshot,
     Continuation,
-    Decision,
     HaltRecord,
     Manifest,
     Results,
-    Smoke,
-    Trial,
-    Verdict,
-    read_record,
-    write_record,
 )
+from gate.rundir import RESULTS, RunDir, read_results
 
 
 @dataclass
@@ -107,12 +99,13 @@ def check_smoke(project: Project, arms: list[Arm], smoke_dir: Path | None) -> No
     paid = [a for a in arms if project.config.providers[a.provider].type != "mock"]
     if smoke_dir is None and not paid:
         return
-    path = (smoke_dir or Path("runs/smoke")) / "smoke.json"
+    smoke_run = RunDir(smoke_dir or Path("runs/smoke"))
+    path = smoke_run.smoke_path
     if not path.exists():
         raise ConfigError.one(str(path), None,
                               "no smoke result: run `gate smoke --out DIR` first (smoke before "
                               "spend) and pass --smoke DIR")
-    smoke = read_record(path, Smoke)
+    smoke = smoke_run.smoke()
     if not smoke.ok:
         raise ConfigError.one(str(path), None, "the smoke test failed; fix it before spending")
     if smoke.config_sha256 != project.config_sha256 or smoke.files_sha256 != project.hashes:
@@ -148,26 +141,26 @@ def _reuse(opts: SweepOptions, key: str, notices: Notices) -> Reuse | None:
     return reuse
 
 
-def _previous_run(project: Project, arms: list[Arm], opts: SweepOptions,
+def previous_run(project: Project, arms: list[Arm], opts: SweepOptions,
                   max_rounds: int) -> Manifest | None:
     """The manifest to resume (checked against the files as they are now), or None if fresh.
 
     A resume with a larger ``--max-rounds`` continues the run: the declared scope is extended
     (the planned order is a prefix of the longer plan) and the continuation recorded.
     """
-    manifest_path = opts.out / "manifest.json"
+    run = RunDir(opts.out)
     if opts.resume:
-        if not manifest_path.exists():
-            raise ResumeError(f"--resume: no run in {opts.out} (no manifest.json)")
-        old = read_manifest(opts.out)
+        if not run.has_manifest():
+            raise ResumeError(f"--resume: no run in {opts.out} (no {run.manifest_path.name})")
+        old = run.manifest()
         fresh = _new_manifest(project, arms, opts, max_rounds, old.budget)
         if fresh.scope.max_rounds != old.scope.max_rounds:
             continued = _continued(old, fresh, opts)
-            write_record(manifest_path, continued)
+            run.write_manifest(continued)
             return continued
         _check_resume(old, fresh)
         return old
-    if manifest_path.exists() or (opts.out / "trials.jsonl").exists():
+    if run.holds_run():
         raise ConfigError.one(str(opts.out), None,
                               "run directory already holds a run; pass --resume or a new --out")
     opts.out.mkdir(parents=True, exist_ok=True)
@@ -183,7 +176,7 @@ def with_plan_salt(opts: SweepOptions) -> SweepOptions:
             raise ConfigError.one("--plan-salt", None, "expected 1 to 64 hex digits (0-9a-f)")
         return opts
     if opts.resume and (opts.out / "manifest.json").exists():
-        return dataclasses.replace(opts, plan_salt=read_manifest(opts.out).plan_salt)
+        return dataclasses.replace(opts, plan_salt=RunDir(opts.out).manifest().plan_salt)
     return dataclasses.replace(opts, plan_salt=new_salt())
 
 
@@ -201,8 +194,8 @@ def _resume_rounds(opts: SweepOptions, default: int) -> int:
     """``--max-rounds``, else the limit of the run being resumed, else the configured one."""
     if opts.max_rounds is not None:
         return opts.max_rounds
-    if opts.resume and (opts.out / "manifest.json").exists():
-        return read_manifest(opts.out).scope.max_rounds
+    if opts.resume and RunDir(opts.out).has_manifest():
+        return RunDir(opts.out).manifest().scope.max_rounds
     return default
 
 
@@ -217,9 +210,9 @@ def _continued(old: Manifest, fresh: Manifest, opts: SweepOptions) -> Manifest:
     if fresh.scope.units[: len(units)] != units:
         raise ResumeError("--max-rounds: the longer plan does not extend the run's planned "
                           "order (a different plan version?); start a new run")
-    stored = opts.out / "results.json"
-    if stored.exists():
-        verdict = read_record(stored, Results).verdict
+    stored = RunDir(opts.out).stored_results_path()
+    if stored is not None and stored.name == RESULTS:
+        verdict = read_results(stored).verdict
         if verdict in ("pass", "regression"):
             raise ResumeError(f"--max-rounds: the run in {opts.out} already decided "
                               f"({verdict}); there is nothing to continue")
@@ -261,8 +254,8 @@ def run_sweep(
     check_api_keys(project, [a.provider for a in arms])
     check_smoke(project, arms, opts.smoke_dir)
     reuse = _reuse(opts, baseline_key(arms[1], project.config_sha256, opts.seed), notices)
-    previous = _previous_run(project, arms, opts, max_rounds)
-    spent_before = _spent(opts.out) if previous else 0.0
+    previous = previous_run(project, arms, opts, max_rounds)
+    spent_before = RunDir(opts.out).spent_usd() if previous else 0.0
     budget = Budget(max(0.0, ceiling - spent_before))
     manifests: list[Manifest] = [] if previous is None else [previous]
 
@@ -274,7 +267,7 @@ def run_sweep(
                 "configured_by": "--budget-usd" if opts.budget_usd else "gate.yaml"})
             manifest = _new_manifest(project, arms, opts, max_rounds, snapshot)
             manifests.append(manifest.model_copy(update={"comparison": comparison}))
-            write_record(opts.out / "manifest.json", manifests[0])
+            RunDir(opts.out).write_manifest(manifests[0])
             _ledger_line(opts, manifests[0], None)
         return manifests[0]
 
@@ -287,8 +280,7 @@ def run_sweep(
         comparison = ledger.check(opts.ledger, probe, opts.force_restart)
     halt, stopped = asyncio.run(_run(project, arms, opts, budget, declare, notices, reuse))
     manifest = declare()
-    results = finish_sweep(opts.out, manifest, halt=halt, stopped=stopped,
-                           lost_share=cfg.run.lost_share_inconclusive)
+    results = finish_results(RunDir(opts.out), halt=halt, stopped=stopped)
     _ledger_line(opts, manifest, results.verdict)
     if opts.write_status and results.status not in ("halted", "paused"):
         _write_status(project, opts.candidate, "pending-human-review", manifest.run_id, notices)
@@ -341,12 +333,6 @@ def sweep_engine(
     )
 
 
-def _spent(out: Path) -> float:
-    """What the run in ``out`` has spent so far, from its audit log."""
-    return sum(a.cost_computed_usd for a in read_audit(out / "audit.jsonl")
-               if a.reused_from is None)
-
-
 def _min_checks(project: Project) -> int:
     """Checks to run after a no-regression decision so that pass^k has k trials per task:
     only with ``statistics.pass_k_top_up`` (rounds schedule, a pass^k SLO). A regression is
@@ -367,7 +353,7 @@ async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
     """
     groups = batches(units)
     for number, group in enumerate(groups, start=1):
-        trials = read_jsonl(out / "trials.jsonl", Trial)
+        trials = RunDir(out).trials()
         test, _log = replay(stats, trials, units, slos)
         if test.verdict != "continue" and (number > min_checks
                                            or test.verdict != "no_regression"):
@@ -386,7 +372,7 @@ async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
             await engine.run_cells(cells, label=f"check {number}/{len(groups)}")
         if engine.halt is not None:
             return None
-        trials = read_jsonl(out / "trials.jsonl", Trial)
+        trials = RunDir(out).trials()
         test, log = replay(stats, trials, units, slos)
         if log and log[-1].round == number:
             last = log[-1]
@@ -401,7 +387,7 @@ def _budget_stop(out: Path, budget: Budget, number: int, cells: int,
     """Stop before a batch the budget cannot cover, projected from the cost per cell so far."""
     if cells_done == 0 or cells == 0:
         return None
-    projected = _spent(out) / cells_done * cells
+    projected = RunDir(out).spent_usd() / cells_done * cells
     snap = budget.snapshot()
     if snap["spent_usd"] + projected > snap["ceiling_usd"]:
         return (f"budget: check {number} would cost about ${projected:.4f}, "
@@ -422,67 +408,3 @@ def _write_status(project: Project, model: str, status: str, run_id: str,
         notices(f"--write-status: {model} is not in the registry; nothing written")
         return
     write_status(project.root / project.config.suite.registry, model, status, run_id)
-
-
-def finish_sweep(
-    out: Path, manifest: Manifest, *, halt: HaltRecord | None, stopped: str | None,
-    lost_share: float,
-) -> Results:
-    trials = read_jsonl(out / "trials.jsonl", Trial)
-    decision, verdict = sweep_decision(manifest, trials, stopped)
-    return finish_results(out, manifest, halt=halt, lost_share=lost_share,
-                          decision=decision, verdict=verdict, slo_config=manifest.slos)
-
-
-_VERDICTS: dict[str, Verdict] = {"regression": "regression", "no_regression": "pass",
-                                 "inconclusive": "inconclusive"}
-
-
-def sweep_decision(
-    manifest: Manifest, trials: list[Trial], stopped: str | None
-) -> tuple[Decision, Verdict | None]:
-    """The decision replayed from the trials; ``stopped`` is why a sweep ended undecided."""
-    from gate.statistics import fixed_sample_size
-
-    cfg = manifest.statistics
-    tasks = manifest.scope.tasks
-    test, log = replay(cfg, trials, units_of(manifest.scope), manifest.slos)
-    d = test.decision
-    verdict = _VERDICTS.get(d.verdict)
-    if verdict is None and stopped is not None:
-        verdict = "inconclusive"
-    sigma2, sigma2_source = _variance_of_d(test.sum_d, test.sum_d2, test.pairs)
-    n_fixed = math.ceil(fixed_sample_size(cfg.delta, sigma2, cfg.alpha, cfg.beta))
-    decision = Decision.model_validate({
-        "verdict": d.verdict,
-        "decided_round": d.rounds if d.decided and d.verdict != "inconclusive" else None,
-        "rounds": d.rounds,
-        "pairs": d.pairs,
-        "e_reject": d.e_reject,
-        "e_accept": d.e_accept,
-        "threshold_reject": d.thresholds.reject,
-        "threshold_accept": d.thresholds.accept,
-        "score": cfg.score,
-        "fixed_sample_pairs": n_fixed,
-        "fixed_sample_sigma2": round(sigma2, 6),
-        "fixed_sample_sigma2_source": sigma2_source,
-        "fixed_sample_rounds": round(n_fixed / max(len(tasks), 1), 2),
-        "rounds_log": log,
-        "stopped": stopped,
-    })
-    return decision, verdict
-
-
-# Planning variance of a paired 0/1 difference: about the share of discordant pairs, ~0.3 for
-# arms ~0.1 apart (docs/statistics.md); used only until the sweep has observed its own.
-PLANNING_SIGMA2 = 0.3
-
-
-def _variance_of_d(sum_d: float, sum_d2: float, n: int) -> tuple[float, str]:
-    """Variance of the paired differences as observed; the planning value when unobserved."""
-    if n >= 2:
-        mean = sum_d / n
-        var = max(sum_d2 / n - mean * mean, 0.0) * n / (n - 1)
-        if var > 0:
-            return var, "observed"
-    return PLANNING_SIGMA2, "planning value"

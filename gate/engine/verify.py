@@ -11,39 +11,24 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from gate.engine.audit import read_audit
-from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import plan_units
-from gate.engine.results import compute_results, evidence_of
-from gate.engine.rundir import PARTIAL, RESULTS, as_written, read_manifest, read_results
+from gate.engine.rundir import derive_results
 from gate.records import AuditAttempt, Manifest, Record, Trial
+from gate.rundir import PARTIAL, RESULTS, RunDir, as_written, read_results
 
 
 def verify_run(run_dir: Path) -> list[str]:
-    """Differences found (empty when the results are exactly re-derived)."""
-    manifest_path = run_dir / "manifest.json"
-    if not manifest_path.exists():
-        return [f"{manifest_path}: missing"]
-    results_file = next((run_dir / n for n in (RESULTS, PARTIAL) if (run_dir / n).exists()), None)
+    """Differences found (empty when the results are exactly re-derived). The results are
+    derived from the run directory alone and compared with the stored ones, whole."""
+    run = RunDir(run_dir)
+    if not run.has_manifest():
+        return [f"{run.manifest_path}: missing"]
+    results_file = run.stored_results_path()
     if results_file is None:
         return [f"{run_dir}: no {RESULTS} or {PARTIAL}"]
-    manifest = read_manifest(run_dir)
     stored = read_results(results_file)
-    trials = read_jsonl(run_dir / "trials.jsonl", Trial)
-    audit = read_audit(run_dir / "audit.jsonl")
-    problems = _fabrication(trials, audit) + _plan(manifest)
-    decision, verdict, slo_config = None, None, None
-    if manifest.kind == "sweep":
-        from gate.engine.sweep import sweep_decision
-
-        stopped = stored.decision.stopped if stored.decision else None
-        decision, verdict = sweep_decision(manifest, trials, stopped)
-        slo_config = manifest.slos
-    derived = compute_results(manifest, trials, audit, halt=stored.halt,
-                              lost_share_inconclusive=manifest.run.lost_share_inconclusive,
-                              evidence=evidence_of(run_dir, audit), decision=decision,
-                              verdict=verdict, slo_config=slo_config)
-    problems += _diff(_normal(stored), _normal(as_written(derived)), "")
+    problems = _fabrication(run.trials(), run.audit()) + _plan(run.manifest())
+    problems += _diff(_normal(stored), _normal(as_written(derive_results(run))), "")
     return problems
 
 

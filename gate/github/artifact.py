@@ -25,8 +25,9 @@ import stat
 from pathlib import Path
 
 from gate.errors import UntrustedArtifactError
+from gate.rundir import REPORT
 
-REPORT_NAME = "report.md"
+REPORT_NAME = REPORT
 REPORT_MAX_BYTES = 512 * 1024  # GitHub keeps 65,536 characters of a comment; the rest is cut
 MAX_REPORTS = 32
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gate.config.schema import ModelEntry, Registry, SuiteConfig
+from gate.config.schema import ModelEntry, ProviderConfig, Registry, SuiteConfig
 from gate.config.yamlio import YamlDoc, model_from_doc, parse_yaml
 from gate.errors import ConfigError
 from gate.github.context import load_suite, set_output
@@ -126,12 +126,15 @@ UNPROTECTED_FIELDS = ("notes", "last_run")
 
 
 def adoption_changes(base: Registry, head: Registry) -> list[tuple[str, str]]:
-    """``(model id, what happens)`` for each head entry that needs a code owner's approval.
+    """``(model id, what happens)`` for each entry change that needs a code owner's approval.
 
     An entry adopted at head needs it when it was not adopted at base (a new entry, a renamed
     id, or a status flip), and when it was adopted but any field other than ``notes`` and
-    ``last_run`` changed (swapping the provider of an adopted model is a new adoption)."""
+    ``last_run`` changed (swapping the provider of an adopted model is a new adoption). An
+    entry adopted at base needs it when it is no longer adopted at head, or is removed: both
+    change what production runs."""
     before = {m.id: m for m in base.models}
+    after = {m.id: m for m in head.models}
     out: list[tuple[str, str]] = []
     for entry in head.models:
         if entry.evaluation_status != "adopted":
@@ -146,6 +149,56 @@ def adoption_changes(base: Registry, head: Registry) -> list[tuple[str, str]]:
         ]
         if changed:
             out.append((entry.id, f"is adopted and changes {', '.join(changed)}"))
+    for entry in base.models:
+        if entry.evaluation_status != "adopted":
+            continue
+        new = after.get(entry.id)
+        if new is None:
+            out.append((entry.id, "is adopted and is removed"))
+        elif new.evaluation_status != "adopted":
+            out.append((entry.id, f"is no longer adopted ({new.evaluation_status})"))
+    return out
+
+
+ROUTE_FIELDS = ("type", "base_url", "api_key_env")
+
+
+def providers_of(doc: YamlDoc) -> dict[str, Any]:
+    """``providers`` of a parsed gate.yaml, read leniently (a mapping, or empty)."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    found = data.get("providers")
+    return found if isinstance(found, dict) else {}
+
+
+def _route(providers: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """Where a provider's calls go and with what key; None when gate.yaml does not define it."""
+    spec = providers.get(name)
+    if not isinstance(spec, dict):
+        return None
+    defaults = {"type": ProviderConfig.model_fields["type"].default}
+    return {key: spec.get(key, defaults.get(key)) for key in ROUTE_FIELDS}
+
+
+def provider_changes(base_providers: dict[str, Any], head_providers: dict[str, Any],
+                     base: Registry, head: Registry) -> list[tuple[str, str]]:
+    """``(model id, what happens)`` for each entry adopted at base and at head, with the same
+    provider name, whose provider in gate.yaml now sends its calls elsewhere or with another
+    key (``type``, ``base_url``, ``api_key_env``): by the rule above, a new adoption."""
+    before = {m.id: m for m in base.models if m.evaluation_status == "adopted"}
+    out: list[tuple[str, str]] = []
+    for entry in head.models:
+        old = before.get(entry.id)
+        if entry.evaluation_status != "adopted" or old is None or old.provider != entry.provider:
+            continue
+        was, now = _route(base_providers, entry.provider), _route(head_providers, entry.provider)
+        if was == now:
+            continue
+        if was is None or now is None:
+            fields = ["definition"]
+        else:
+            fields = [key for key in ROUTE_FIELDS if was[key] != now[key]]
+        name = neutralize(entry.provider, context="plain", limit=40)
+        out.append((entry.id, f"is adopted and its provider {name} changes {', '.join(fields)}"))
     return out
 
 
@@ -161,6 +214,9 @@ def registry_path_of(doc: YamlDoc, config_path: str) -> str:
     line = doc.line_of(("suite", "registry"))
     if not isinstance(raw, str) or not raw.strip():
         raise ConfigError.one(doc.path, line, "suite.registry must be a non-empty string")
+    if ".." in raw.replace("\\", "/").split("/"):
+        raise ConfigError.one(doc.path, line, f"suite.registry {raw!r} has a `..` component "
+                              "(a symbolic link before it would take it elsewhere)")
     parent = posixpath.dirname(config_path)
     joined = posixpath.normpath(posixpath.join(parent, raw))
     if joined == ".." or joined.startswith("../") or raw.startswith("/"):
@@ -236,6 +292,10 @@ def compute_changes(config: str, base_ref: str, head_ref: str = "HEAD") -> dict[
     head_reg = load_registry_at(head_ref, head_sha, registry_path, root)
     models = compare_registries(base_reg, head_reg)
     protected = [f"{ident} {what}" for ident, what in adoption_changes(base_reg, head_reg)]
+    config_name = Path(config).name
+    protected += [f"{ident} {what}" for ident, what in provider_changes(
+        _providers_at(base_ref, base_sha, config_name, root),
+        _providers_at(head_ref, head_sha, config_name, root), base_reg, head_reg)]
     if base_path != registry_path:
         protected.append(f"suite.registry moves from {base_path} to {registry_path}")
     if read_text_at(head_sha, registry_path, root) is None and base_reg.models:
@@ -248,7 +308,9 @@ def compute_changes(config: str, base_ref: str, head_ref: str = "HEAD") -> dict[
             for change, path in changed_files(base_sha, head_sha, [directory], root)
         ]
     sweeps = plan_sweeps(models, files["prompts"] + files["tools"], base_reg, head_reg, base_sha)
-    adoptions = [ident for ident, _what in adoption_changes(base_reg, head_reg)]
+    adopted_at_head = set(_adopted(head_reg))
+    adoptions = [ident for ident, _what in adoption_changes(base_reg, head_reg)
+                 if ident in adopted_at_head]
     sweep_json = [s.as_json() for s in sweeps]
     return {
         "base": {"ref": base_ref, "sha": base_sha},
@@ -272,6 +334,13 @@ def _registry_path_at(ref: str, sha: str, config_name: str, root: Path) -> str |
     if text is None:
         return None
     return registry_path_of(parse_yaml(text, f"{config_name} (at {ref})"), config_name)
+
+
+def _providers_at(ref: str, sha: str, config_name: str, root: Path) -> dict[str, Any]:
+    text = read_text_at(sha, config_name, root)
+    if text is None:
+        return {}
+    return providers_of(parse_yaml(text, f"{config_name} (at {ref})"))
 
 
 def run_changes(config: str, base: str, head: str) -> int:

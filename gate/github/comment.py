@@ -24,14 +24,17 @@ and no mention can come through, whatever produced report.md).
 Posted from a ``workflow_run`` workflow (``gate-comment.yml``), the reports come from the PR's
 own run as an artifact: ``--runs-in DIR`` reads them as untrusted data (``gate.github.artifact``)
 and ``--head-sha SHA`` (the triggering run's head commit, from the event) must be the head of
-PR ``--pr N`` as the API reports it, else nothing is posted: a forged PR number cannot put one
-PR's report on another PR, nor on an issue.
+PR ``--pr N`` as the API reports it, with ``--head-repo`` and ``--head-branch`` (the run's head
+repository and branch, from the event) its head repository and branch, else nothing is posted:
+a forged PR number cannot put one PR's report on another PR (even one sharing its head commit),
+nor on an issue.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +61,7 @@ from gate.github.context import (
 from gate.report.blocks import parse_report
 from gate.report.neutralize import neutralize
 from gate.report.plan import Where, evaluating_report, full_document, plan_comment
+from gate.rundir import RunDir
 
 MARKER = "<!-- gate-report -->"
 COMMENT_LIMIT = 65_536
@@ -106,7 +110,7 @@ def fit_comment(body: str, limit: int = COMMENT_LIMIT, link: str | None = None) 
 def read_reports(run_dirs: list[str]) -> list[str]:
     reports = []
     for run_dir in run_dirs:
-        path = Path(run_dir) / "report.md"
+        path = RunDir(run_dir).report_path
         try:
             reports.append(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -214,9 +218,21 @@ def settle(issue: Any, login: str, body: str) -> tuple[str, str]:
     raise CommentRaceError(f"could not settle on one comment in {SETTLE_ROUNDS} rounds")
 
 
-def check_head(repo: Any, number: int, head_sha: str) -> None:
-    """Refuse unless ``number`` is a pull request of ``repo`` whose head commit is
-    ``head_sha`` (read from the API: the artifact and the payload's PR list are not trusted)."""
+@dataclass(frozen=True)
+class RunHead:
+    """What GitHub says the triggering run was for (from the event, never the artifact)."""
+
+    sha: str
+    repo: str | None = None  # workflow_run.head_repository.full_name
+    branch: str | None = None  # workflow_run.head_branch
+
+
+def check_head(repo: Any, number: int, run: RunHead) -> None:
+    """Refuse unless ``number`` is a pull request of ``repo`` whose head is the run's: the same
+    commit, and (when given) the same head repository and branch. Read from the API: the
+    artifact and the payload's PR list are not trusted. Two PRs can share a head commit (one
+    into main, one into another branch, or from a fork): the repository and branch tell them
+    apart, so one PR's report never lands on the other."""
     try:
         pull = repo.get_pull(number)
     except GithubException as exc:
@@ -225,18 +241,25 @@ def check_head(repo: Any, number: int, head_sha: str) -> None:
                 f"#{number} is not a pull request of {repo.full_name}") from None
         raise
     actual = (pull.head.sha or "").lower()
-    if actual != head_sha.lower():
+    if actual != run.sha.lower():
         raise UntrustedArtifactError(
-            f"PR #{number}'s head is {actual[:12] or '?'}, the run was for {head_sha[:12]}: "
+            f"PR #{number}'s head is {actual[:12] or '?'}, the run was for {run.sha[:12]}: "
             "not that PR's run (a forged PR number, or the PR has moved on and its newer run "
             "posts)")
+    head_repo = pull.head.repo.full_name if pull.head.repo is not None else None
+    for what, expected, found in (("repository", run.repo, head_repo),
+                                  ("branch", run.branch, pull.head.ref)):
+        if expected is not None and expected != found:
+            raise UntrustedArtifactError(
+                f"PR #{number}'s head {what} is {neutralize(str(found), context='plain')}, "
+                f"the run was for {neutralize(expected, context='plain')}: not that PR's run")
 
 
-def verify_head(repo_name: str, number: int, head_sha: str) -> None:
+def verify_head(repo_name: str, number: int, run: RunHead) -> None:
     """``check_head`` with a client of its own."""
     gh = client()
     try:
-        check_head(gh.get_repo(repo_name), number, head_sha)
+        check_head(gh.get_repo(repo_name), number, run)
     finally:
         gh.close()
 
@@ -271,6 +294,7 @@ def _inert(text: str) -> str:
 
 def run_comment(run_dirs: list[str] | None, pr: int | None, author: str | None,
                 runs_in: str | None = None, head_sha: str | None = None,
+                head_repo: str | None = None, head_branch: str | None = None,
                 evaluating: bool = False, changes: str | None = None) -> int:
     """Post ``DIR/report.md`` of each of ``run_dirs``, or (``runs_in``, an artifact from
     another run) the reports under that directory, read as untrusted data."""
@@ -294,7 +318,7 @@ def run_comment(run_dirs: list[str] | None, pr: int | None, author: str | None,
                                now=datetime.now(UTC))
         body = fit_comment(planned, COMMENT_LIMIT, run_url())  # a safety net: planned fits
         if head_sha is not None:  # nothing is written, the job summary included, before
-            verify_head(repo_name, number, head_sha)
+            verify_head(repo_name, number, RunHead(head_sha, head_repo, head_branch))
             step_summary(full)
         action, url = post_comment(repo_name, number, body, author)
     except UntrustedArtifactError as exc:

@@ -1,55 +1,68 @@
 """``gate guard``: no model becomes ``adopted`` without a code owner's approval of the head commit.
 
 Branch protection's "require review from Code Owners" is per file; this is the field-level
-check for ``evaluation_status: adopted``. It runs under ``pull_request_target`` (and
-``pull_request_review``) and never checks out or runs the PR's code: every file at the PR's
-refs is read through the API (``GET /repos/{o}/{r}/contents/{path}?ref=sha``).
+check for ``evaluation_status: adopted``. It runs under ``pull_request_target``,
+``merge_group`` and ``workflow_run`` (after a review) and never checks out or runs the PR's
+code: every file at the PR's commits is read through the API (``contents/{path}?ref=sha``).
 
-1. gate.yaml at base *and* head (through the API, as data): the registry path each names. A
-   changed ``suite.registry``, or a registry missing at head (renamed, deleted), needs a code
-   owner's approval like an adoption: otherwise a PR could point the gate at a new file.
-2. The registry at base (base path) and at head (head path): entries adopted at head that were
-   not at base (new entries included), and adopted entries whose fields other than ``notes``
-   and ``last_run`` changed (a provider swap is a new adoption). None of 1 or 2: success,
-   "no model becomes adopted".
-3. CODEOWNERS at the *base* sha (``.github/CODEOWNERS``, ``CODEOWNERS``, ``docs/CODEOWNERS``,
-   first found; a PR can edit its own copy, so the head's never counts); the owners of the
-   base registry path, last matching rule wins. No CODEOWNERS, no rule, or no owner: fail
-   closed.
-4. Each reviewer's latest opinionated review (APPROVED, CHANGES_REQUESTED, DISMISSED;
+0. Scope: only an open PR into the default branch or a ``--protected-branch``; nothing is
+   published for another. Every open PR into a protected branch with the same head commit is
+   judged, and the status (keyed by commit) is ``success`` only when each passes.
+   ``pending`` is published first.
+1. The base is the base branch's current tip, and the head must contain it (else blocked: the
+   PR is behind): merging then gives the head's tree, which is what is judged. A merge-group
+   commit is judged against the group's base (``_group_decision``).
+2. gate.yaml at base *and* head: the registry path each names (no ``..``). A changed
+   ``suite.registry``, or a registry or gate.yaml missing at head, needs a code owner.
+3. The registry at base and head (``adoption_changes``): adoptions, changes of adopted entries
+   other than ``notes``/``last_run``, de-adoptions and removals; and providers redefined under
+   adopted entries (``provider_changes``). ``.gitattributes`` that change how gate.yaml, the
+   registry or CODEOWNERS check out (``gate.github.attributes``). A symbolic link in any path
+   read fails closed. None of these: success, "no model becomes adopted".
+4. CODEOWNERS at the *base* (``.github/CODEOWNERS``, ``CODEOWNERS``, ``docs/CODEOWNERS``,
+   first found), read as GitHub reads it (``gate.github.owners``); owners count only with
+   write access.
+5. Each reviewer's latest opinionated review (APPROVED, CHANGES_REQUESTED, DISMISSED;
    COMMENTED does not override). An outstanding CHANGES_REQUESTED by any code owner (or by a
-   reviewer whose ownership cannot be read) blocks, whatever other owners approved. Otherwise
-   allowed when one is APPROVED, by someone other than the PR author, who is an owner (a user
-   by login, case-insensitively; a team ``@org/team`` through an active team membership, which
-   needs a token with org members:read: a GitHub App token), for the head sha.
-5. Any API failure (404, 403, ...) or unreadable file: fail closed, saying why.
+   reviewer whose ownership cannot be read) blocks. Otherwise allowed when one is APPROVED, by
+   someone other than the PR author, who is an owner, for the head sha.
+6. Right before publishing, the PRs sharing the head, their heads and their reviews are read
+   again: if anything changed, nothing is published (the run the change started publishes).
+   Any API failure or unreadable file: blocked, saying why; any other exception: ``failure``
+   with its cause.
 
 Text from the PR's files (model ids, paths, parse errors) is neutralised before it reaches the
 status description, the console or the job summary (gate.report.neutralize).
 
 The decision is published as a commit status on the head sha, context ``gate/adoption-guard``,
 with a description of at most 140 characters saying exactly why; printed; and written to the
-job summary. Exit 0 allowed, 1 blocked.
+job summary. Exit 0 allowed (or not judged), 1 blocked or not published.
 """
 
 from __future__ import annotations
 
 import base64
 import posixpath
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from codeowners import CodeOwners
 from github import Github, GithubException
 from requests import RequestException
 
 from gate.config.schema import Registry
 from gate.config.yamlio import model_from_doc, parse_yaml
 from gate.errors import Blocked, ConfigError, GitHubContextError
-from gate.github.changes import adoption_changes, registry_path_of
+from gate.github.attributes import applying, attribute_files
+from gate.github.changes import (
+    adoption_changes,
+    provider_changes,
+    providers_of,
+    registry_path_of,
+)
 from gate.github.context import (
-    PullRef,
     client,
     describe_api_error,
     event_payload,
@@ -58,6 +71,7 @@ from gate.github.context import (
     run_url,
     step_summary,
 )
+from gate.github.owners import Access, Owners, is_owner, owners_of
 from gate.report.neutralize import neutralize
 
 CONTEXT = "gate/adoption-guard"
@@ -121,17 +135,47 @@ def describe_changes(changes: list[tuple[str, str]], moves: list[str]) -> str:
 # --- reading files at a ref through the API -----------------------------------------------
 
 
+def _symlinked_component(repo: Any, path: str, sha: str) -> str | None:
+    """The first ancestor directory of ``path`` that is a symbolic link at ``sha``, if any.
+
+    The contents API answers 404 through a symlinked directory, which would read as "absent"."""
+    parts = path.split("/")
+    for i in range(1, len(parts)):
+        parent, name = "/".join(parts[: i - 1]), "/".join(parts[:i])
+        try:
+            listing = repo.get_contents(parent, ref=sha)
+        except GithubException as exc:
+            if exc.status == 404:
+                return None
+            raise Blocked(describe_api_error(exc, f"listing {untrusted(parent or '/')}")) from None
+        entries = listing if isinstance(listing, list) else [listing]
+        kinds = {getattr(e, "path", None): getattr(e, "type", None) for e in entries}
+        if kinds.get(name) == "symlink":
+            return name
+        if kinds.get(name) != "dir":
+            return None
+    return None
+
+
 def read_at(repo: Any, path: str, sha: str) -> str | None:
-    """A file's text at a sha through the contents API; None on 404. Other errors: Blocked."""
+    """A file's text at a sha through the contents API; None when absent. Blocked when any
+    component of the path is a symbolic link (git checks it out as a link, gate would follow
+    it) and on any other error."""
     shown = untrusted(path)  # a head path comes from the PR's gate.yaml
     try:
         item = repo.get_contents(path, ref=sha)
     except GithubException as exc:
-        if exc.status == 404:
-            return None
-        raise Blocked(describe_api_error(exc, f"reading {shown} at {short_sha(sha)}")) from None
-    if isinstance(item, list) or getattr(item, "type", "file") != "file":
+        if exc.status != 404:
+            raise Blocked(describe_api_error(exc, f"reading {shown} at {short_sha(sha)}")) from None
+        link = _symlinked_component(repo, path, sha)
+        if link is not None:
+            raise Blocked(f"{shown} at {short_sha(sha)} goes through the symbolic link "
+                          f"{untrusted(link)}") from None
+        return None
+    if isinstance(item, list) or getattr(item, "type", "file") == "dir":
         raise Blocked(f"{shown} at {short_sha(sha)} is a directory, not a file")
+    if getattr(item, "type", "file") != "file" or getattr(item, "path", path) != path:
+        raise Blocked(f"{shown} at {short_sha(sha)} is a symbolic link")
     raw = item.content
     if item.encoding != "base64" or raw is None:
         raise Blocked(f"{shown} at {short_sha(sha)}: unexpected encoding {item.encoding!r}")
@@ -169,15 +213,30 @@ def registry_at(repo: Any, path: str, sha: str, label: str) -> Registry | None:
         raise Blocked(f"{untrusted(path)} at {label} is invalid ({_first(exc)})") from None
 
 
-def registry_path_at(repo: Any, config_path: str, sha: str, label: str) -> str | None:
-    """The registry path gate.yaml names at a sha; None when gate.yaml is absent there."""
+@dataclass(frozen=True)
+class ConfigAt:
+    """gate.yaml at a sha as the guard needs it: the registry path and the providers."""
+
+    registry: str
+    providers: dict[str, Any]
+
+
+def config_at(repo: Any, config_path: str, sha: str, label: str) -> ConfigAt | None:
+    """gate.yaml at a sha (read leniently); None when absent there."""
     text = read_at(repo, config_path, sha)
     if text is None:
         return None
     try:
-        return registry_path_of(parse_yaml(text, f"{config_path}@{label}"), config_path)
+        doc = parse_yaml(text, f"{config_path}@{label}")
+        return ConfigAt(registry_path_of(doc, config_path), providers_of(doc))
     except ConfigError as exc:
         raise Blocked(f"{config_path} at {label} is invalid ({_first(exc)})") from None
+
+
+def registry_path_at(repo: Any, config_path: str, sha: str, label: str) -> str | None:
+    """The registry path gate.yaml names at a sha; None when gate.yaml is absent there."""
+    found = config_at(repo, config_path, sha, label)
+    return found.registry if found else None
 
 
 @dataclass(frozen=True)
@@ -185,7 +244,7 @@ class Protected:
     """What a PR changes that needs a code owner's approval, and where the registry is."""
 
     changes: list[tuple[str, str]]  # (model id, what happens)
-    moves: list[str]  # the registry moved or went missing
+    moves: list[str]  # the registry moved or went missing; attributes; providers
     base_path: str
 
     @property
@@ -193,35 +252,51 @@ class Protected:
         return describe_changes(self.changes, self.moves)
 
 
+def _attribute_moves(repo: Any, paths: list[str], base_sha: str, head_sha: str) -> list[str]:
+    """Byte-changing .gitattributes applying to ``paths`` differently at base and head."""
+    files = attribute_files(paths)
+    texts = {}
+    for sha in (base_sha, head_sha):
+        texts[sha] = {f: t for f in files if (t := read_at(repo, f, sha)) is not None}
+    moves: list[str] = []
+    for path in paths:
+        before, after = applying(texts[base_sha], path), applying(texts[head_sha], path)
+        changed = sorted(n for n in set(before) | set(after) if before.get(n) != after.get(n))
+        if changed:
+            moves.append(f".gitattributes changes {', '.join(changed)} of {untrusted(path)}")
+    return moves
+
+
 def protected_changes(repo: Any, config_path: str, base_sha: str, head_sha: str) -> Protected:
     base_label, head_label = f"base {short_sha(base_sha)}", f"head {short_sha(head_sha)}"
     default = registry_path_of(parse_yaml("{}", config_path), config_path)
-    base_path = registry_path_at(repo, config_path, base_sha, base_label) or default
-    head_path = registry_path_at(repo, config_path, head_sha, head_label)
+    base_cfg = config_at(repo, config_path, base_sha, base_label)
+    head_cfg = config_at(repo, config_path, head_sha, head_label)
+    base_path = base_cfg.registry if base_cfg else default
     moves: list[str] = []
-    if head_path is None:
+    if head_cfg is None:
         moves.append(f"{config_path} is missing at head")
         head_path = base_path
-    elif head_path != base_path:
-        moves.append(f"suite.registry moves from {base_path} to {untrusted(head_path)}")
+    else:
+        head_path = head_cfg.registry
+        if head_path != base_path:
+            moves.append(f"suite.registry moves from {base_path} to {untrusted(head_path)}")
     base = registry_at(repo, base_path, base_sha, base_label) or Registry(models=[])
     head = registry_at(repo, head_path, head_sha, head_label)
     if head is None:
         if base.models:
             moves.append(f"{untrusted(head_path)} is missing at head (renamed or deleted)")
         head = Registry(models=[])
-    return Protected(adoption_changes(base, head), moves, base_path)
+    changes = adoption_changes(base, head)
+    if head_cfg is not None:  # a missing gate.yaml is a move of its own (above)
+        changes += provider_changes(base_cfg.providers if base_cfg else {},
+                                    head_cfg.providers, base, head)
+    watched = list(dict.fromkeys([config_path, base_path, head_path, *CODEOWNERS_PATHS]))
+    moves += _attribute_moves(repo, watched, base_sha, head_sha)
+    return Protected(changes, moves, base_path)
 
 
 # --- owners and reviews -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Owners:
-    users: frozenset[str]  # lower-cased logins
-    teams: tuple[tuple[str, str], ...]  # (org, team_slug)
-    shown: str  # as written in CODEOWNERS
-    source: str  # which CODEOWNERS file, at which line
 
 
 def owners_at_base(repo: Any, base_sha: str, registry_path: str) -> Owners:
@@ -233,27 +308,7 @@ def owners_at_base(repo: Any, base_sha: str, registry_path: str) -> Owners:
         raise Blocked(
             f"no CODEOWNERS at base {short_sha(base_sha)} (.github/, root, docs/): fail closed"
         )
-    owners, line, _pattern, _section = CodeOwners(text).matching_line(registry_path)
-    users: set[str] = set()
-    teams: list[tuple[str, str]] = []
-    for kind, name in owners:
-        if kind == "USERNAME":
-            users.add(name.lstrip("@").lower())
-        elif kind == "TEAM":
-            org, _, slug = name.lstrip("@").partition("/")
-            teams.append((org, slug))
-    if line is None:
-        raise Blocked(f"no CODEOWNERS rule at base matches {registry_path}: fail closed")
-    if not users and not teams:
-        raise Blocked(
-            f"{candidate}:{line} at base gives {registry_path} no user or team owner: fail closed"
-        )
-    return Owners(
-        users=frozenset(users),
-        teams=tuple(teams),
-        shown=" ".join(name for _kind, name in owners),
-        source=f"{candidate}:{line}",
-    )
+    return owners_of(text, registry_path, candidate, "base", registry_path)
 
 
 def latest_opinions(reviews: list[Any]) -> dict[str, Any]:
@@ -271,49 +326,16 @@ def latest_opinions(reviews: list[Any]) -> dict[str, Any]:
     return latest
 
 
-def team_member(gh: Github, org: str, slug: str, login: str) -> tuple[bool | None, str]:
-    """(True: an active member, False: not, None: cannot tell; why not)."""
-    try:
-        _headers, data = gh.requester.requestJsonAndCheck(
-            "GET", f"/orgs/{org}/teams/{slug}/memberships/{login}"
-        )
-    except GithubException as exc:
-        if exc.status == 404:
-            return False, f"not a member of @{org}/{slug}"
-        if exc.status in (401, 403):
-            return None, f"cannot read @{org}/{slug} membership (HTTP {exc.status})"
-        return None, describe_api_error(exc, f"checking @{org}/{slug} membership")
-    state = data.get("state") if isinstance(data, dict) else None
-    if state == "active":
-        return True, ""
-    return False, f"membership of @{org}/{slug} is {state or 'unknown'}, not active"
-
-
-def is_owner(gh: Github, owners: Owners, login: str) -> tuple[bool | None, str]:
-    """(True, False, or None when a team's membership cannot be read; why not)."""
-    if login.lower() in owners.users:
-        return True, ""
-    reasons: list[str] = []
-    unknown = False
-    for org, slug in owners.teams:
-        member, why = team_member(gh, org, slug, login)
-        if member:
-            return True, ""
-        unknown = unknown or member is None
-        reasons.append(why)
-    return (None if unknown else False), ("; ".join(reasons) or owners.shown)
-
-
 @dataclass
 class Verdict:
     approver: str | None = None
     blockers: list[str] = field(default_factory=list)  # outstanding changes requested
     notes: list[str] = field(default_factory=list)  # why other reviews do not count
-    unreadable: bool = False  # a team membership could not be read (token permission)
+    unreadable: bool = False  # a permission or membership could not be read
 
 
-def _changes_requested(gh: Github, owners: Owners, name: str, verdict: Verdict) -> None:
-    owner, why = is_owner(gh, owners, name)
+def _changes_requested(access: Access, owners: Owners, name: str, verdict: Verdict) -> None:
+    owner, why = is_owner(access, owners, name)
     if owner is False:
         verdict.notes.append(f"{name} requested changes (not a code owner)")
     elif owner is None:
@@ -323,7 +345,7 @@ def _changes_requested(gh: Github, owners: Owners, name: str, verdict: Verdict) 
         verdict.blockers.append(f"code owner {name} requested changes")
 
 
-def _approved(gh: Github, owners: Owners, review: Any, author: str, head_sha: str,
+def _approved(access: Access, owners: Owners, review: Any, author: str, head_sha: str,
               verdict: Verdict) -> None:
     name = review.user.login
     if name.lower() == author.lower():
@@ -333,7 +355,7 @@ def _approved(gh: Github, owners: Owners, review: Any, author: str, head_sha: st
         verdict.notes.append(f"approval by {name} is for an older commit "
                              f"({short_sha(review.commit_id)}, head is {short_sha(head_sha)})")
         return
-    owner, why = is_owner(gh, owners, name)
+    owner, why = is_owner(access, owners, name)
     if owner:
         verdict.approver = verdict.approver or name
         return
@@ -342,7 +364,7 @@ def _approved(gh: Github, owners: Owners, review: Any, author: str, head_sha: st
 
 
 def judge_reviews(
-    gh: Github, reviews: list[Any], owners: Owners, author: str, head_sha: str
+    access: Access, reviews: list[Any], owners: Owners, author: str, head_sha: str
 ) -> Verdict:
     """Every reviewer's latest opinion, judged: an owner's change request blocks in any case."""
     verdict = Verdict()
@@ -350,9 +372,9 @@ def judge_reviews(
         if review.state == "DISMISSED":
             verdict.notes.append(f"review by {review.user.login} was dismissed")
         elif review.state == "CHANGES_REQUESTED":
-            _changes_requested(gh, owners, review.user.login, verdict)
+            _changes_requested(access, owners, review.user.login, verdict)
         else:
-            _approved(gh, owners, review, author, head_sha, verdict)
+            _approved(access, owners, review, author, head_sha, verdict)
     return verdict
 
 
@@ -376,19 +398,45 @@ def _judged(what: str, verdict: Verdict, owners: Owners, head_sha: str,
     return Decision(False, f"blocked: {what}; {why}", details)
 
 
-def _decide(gh: Github, repo_name: str, ref: PullRef, config_path: str) -> tuple[Decision, str]:
+def branch_tip(gh: Github, repo_name: str, branch: str) -> str:
+    try:
+        _h, data = gh.requester.requestJsonAndCheck(
+            "GET", f"/repos/{repo_name}/branches/{quote(branch, safe='')}")
+    except GithubException as exc:
+        raise Blocked(describe_api_error(exc, f"reading the tip of {untrusted(branch)}")) from None
+    sha = data.get("commit", {}).get("sha") if isinstance(data, dict) else None
+    if not isinstance(sha, str) or not sha:
+        raise Blocked(f"no tip for the base branch {untrusted(branch)}")
+    return sha
+
+
+def require_up_to_date(gh: Github, repo_name: str, branch: str, tip: str, head_sha: str) -> None:
+    """The head must contain the base branch's current tip: then merging the PR gives exactly
+    the head's tree, which is what is judged (a stale base could merge into something else)."""
+    try:
+        _h, data = gh.requester.requestJsonAndCheck(
+            "GET", f"/repos/{repo_name}/compare/{tip}...{head_sha}")
+    except GithubException as exc:
+        raise Blocked(describe_api_error(exc, "comparing the head with its base")) from None
+    status = data.get("status") if isinstance(data, dict) else None
+    if status not in ("ahead", "identical"):
+        raise Blocked(f"the PR is behind {untrusted(branch)} ({short_sha(tip)}): update the "
+                      "branch; the guard judges the merge with the current base")
+
+
+def _decide(gh: Github, repo_name: str, pull: Any, config_path: str,
+            access: Access) -> Decision:
     repo = gh.get_repo(repo_name)
-    pull = repo.get_pull(ref.number)
-    head_sha = ref.head_sha or pull.head.sha
-    base_sha = ref.base_sha or pull.base.sha
-    author = ref.author or pull.user.login
+    head_sha, author = pull.head.sha, pull.user.login
+    base_sha = branch_tip(gh, repo_name, pull.base.ref)
     # Both commits must be readable, so that a 404 on a file below means "absent there",
     # never "cannot see that commit" (which would read as "no model becomes adopted").
     for label, sha in (("base", base_sha), ("head", head_sha)):
         require_commit(gh, repo_name, sha, label)
+    require_up_to_date(gh, repo_name, pull.base.ref, base_sha, head_sha)
     found = protected_changes(repo, config_path, base_sha, head_sha)
     if not found.changes and not found.moves:
-        return Decision(True, "no model becomes adopted"), head_sha
+        return Decision(True, "no model becomes adopted")
     what = found.what
     try:
         owners = owners_at_base(repo, base_sha, found.base_path)
@@ -398,32 +446,70 @@ def _decide(gh: Github, repo_name: str, ref: PullRef, config_path: str) -> tuple
         reviews = list(pull.get_reviews())
     except GithubException as exc:
         raise Blocked(f"{what}; {describe_api_error(exc, 'listing reviews')}") from None
-    verdict = judge_reviews(gh, reviews, owners, author, head_sha)
+    verdict = judge_reviews(access, reviews, owners, author, head_sha)
     details = [f"owners of {found.base_path}: {owners.shown} ({owners.source} at base)",
                *verdict.blockers, *verdict.notes]
-    return _judged(what, verdict, owners, head_sha, details), head_sha
+    return _judged(what, verdict, owners, head_sha, details)
 
 
-def decide(gh: Github, repo_name: str, ref: PullRef, config_path: str) -> tuple[Decision, str]:
-    """(decision, head sha to publish on). Every failure is a blocked decision."""
-    head_sha = ref.head_sha or ""
+def decide(gh: Github, repo_name: str, pull: Any, config_path: str,
+           access: Access) -> Decision:
+    """The decision for one PR. Every failure is a blocked decision."""
     try:
-        return _decide(gh, repo_name, ref, config_path)
+        return _decide(gh, repo_name, pull, config_path, access)
     except Blocked as exc:
-        return Decision(False, f"blocked: {exc}"), head_sha
+        return Decision(False, f"blocked: {exc}")
     except GithubException as exc:
-        return Decision(False, f"blocked: {describe_api_error(exc, 'reading the PR')}"), head_sha
+        return Decision(False, f"blocked: {describe_api_error(exc, 'reading the PR')}")
     except RequestException as exc:
-        return Decision(False, f"blocked: cannot reach the GitHub API ({type(exc).__name__})"), (
-            head_sha
-        )
+        return Decision(False, f"blocked: cannot reach the GitHub API ({type(exc).__name__})")
 
 
-def publish(gh: Github, repo_name: str, head_sha: str, decision: Decision) -> None:
+def out_of_scope(pull: Any, protected: list[str]) -> str | None:
+    """Why the guard does not judge this PR (None: it does)."""
+    if pull.state != "open":
+        return f"PR #{pull.number} is {untrusted(str(pull.state))}, not open"
+    if pull.base.ref not in protected:
+        return (f"PR #{pull.number} is into {untrusted(pull.base.ref)}, not a protected branch "
+                f"({', '.join(untrusted(b) for b in protected)})")
+    return None
+
+
+def peers_of(repo: Any, pull: Any, protected: list[str]) -> list[Any]:
+    """Every open PR into a protected branch with the same head commit (the commit status is
+    keyed by sha, so its verdict must hold for each of them), this one first."""
+    others = [p for p in repo.get_pulls(state="open")
+              if p.head.sha == pull.head.sha and p.number != pull.number
+              and out_of_scope(p, protected) is None]
+    return [pull, *sorted(others, key=lambda p: p.number)]
+
+
+def combine(decisions: list[tuple[int, Decision]]) -> Decision:
+    if len(decisions) == 1:
+        return decisions[0][1]
+    blocked = [(n, d) for n, d in decisions if not d.allowed]
+    details = [f"PR #{n}: {d.reason}" for n, d in decisions]
+    if blocked:
+        number, first = blocked[0]
+        return Decision(False, f"PR #{number} {first.reason}", details + first.details)
+    return Decision(True, "; ".join(f"PR #{n} {d.reason}" for n, d in decisions), details)
+
+
+def snapshot(repo: Any, numbers: list[int]) -> list[tuple[Any, ...]]:
+    """What a decision depends on that can change while it is made: head shas and reviews."""
+    out: list[tuple[Any, ...]] = []
+    for number in numbers:
+        pull = repo.get_pull(number)
+        reviews = sorted((r.id, r.state, r.commit_id) for r in pull.get_reviews())
+        out.append((number, pull.state, pull.base.ref, pull.head.sha, tuple(reviews)))
+    return out
+
+
+def publish(gh: Github, repo_name: str, head_sha: str, state: str, description: str) -> None:
     """``POST /repos/{o}/{r}/statuses/{sha}`` (directly: no commit lookup that could fail)."""
     body: dict[str, str] = {
-        "state": decision.state,
-        "description": decision.description,
+        "state": state,
+        "description": shorten(description, DESCRIPTION_LIMIT),
         "context": CONTEXT,
     }
     url = run_url()
@@ -443,46 +529,154 @@ def summary_markdown(decision: Decision, head_sha: str) -> str:
 
 def config_repo_path(config: str) -> str:
     """gate.yaml's path in the repository (the guard reads it at base and head by the API)."""
-    path = posixpath.normpath(Path(config).as_posix())
-    if path == ".." or path.startswith("../") or path.startswith("/"):
-        raise ConfigError.one(config, None, "--config must be a path inside the repository; "
-                              "the adoption guard reads it at the PR's shas through the API")
+    raw = Path(config).as_posix()
+    path = posixpath.normpath(raw)
+    if ".." in raw.split("/") or path.startswith("/"):
+        raise ConfigError.one(config, None, "--config must be a path inside the repository "
+                              "without `..`; the adoption guard reads it at the PR's shas "
+                              "through the API")
     return path
 
 
-def run_guard(config: str, pr: int | None) -> int:
+def state_of(repo: Any, number: int, protected: list[str]) -> tuple[list[Any], tuple[Any, ...]]:
+    """(the PRs to judge, what their decision depends on that can change while it is made:
+    which PRs share the head, their head shas, bases and reviews)."""
+    pull = repo.get_pull(number)
+    if out_of_scope(pull, protected) is not None:
+        return [pull], ("out of scope", pull.state, pull.base.ref)
+    peers = peers_of(repo, pull, protected)
+    return peers, tuple((p.number, p.head.sha, p.base.ref, _reviews_key(p)) for p in peers)
+
+
+def _reviews_key(pull: Any) -> tuple[Any, ...]:
+    try:
+        return tuple(sorted((r.id, r.state, r.commit_id) for r in pull.get_reviews()))
+    except GithubException as exc:  # the decision says so (listing reviews fails there too)
+        return ("unreadable", exc.status)
+
+
+def _guard(gh: Github, repo_name: str, number: int, config_path: str, branches: list[str],
+           known: list[str]) -> int:
+    repo = gh.get_repo(repo_name)
+    protected = list(dict.fromkeys([repo.default_branch, *branches]))
+    pull = repo.get_pull(number)
+    why_not = out_of_scope(pull, protected)
+    if why_not is not None:
+        print(f"gate guard: not judged, nothing published: {why_not}")
+        step_summary(f"### {CONTEXT}: not judged\n\n{neutralize(why_not, limit=2000)}\n")
+        return 0
+    head_sha = pull.head.sha
+    known.append(head_sha)
+    publish(gh, repo_name, head_sha, "pending",
+            f"judging PR #{number} at {short_sha(head_sha)}")
+    peers, before = state_of(repo, number, protected)
+    access = Access(gh, repo_name)
+    decision = combine([(p.number, decide(gh, repo_name, p, config_path, access))
+                        for p in peers])
+    print(f"gate guard: {decision.reason}")
+    for line in decision.details:
+        print(f"  {line}")
+    _peers, after = state_of(repo, number, protected)
+    if after != before:
+        print("gate guard: the PR changed while it was judged (its head, its reviews, or the "
+              "PRs sharing its head): nothing published; the run that the change started "
+              "publishes")
+        step_summary(f"### {CONTEXT}: not published\n\nThe PR changed while it was judged.\n")
+        return 1
+    step_summary(summary_markdown(decision, head_sha))
+    publish(gh, repo_name, head_sha, decision.state, decision.reason)
+    print(f"gate guard: status {CONTEXT}={decision.state} on {short_sha(head_sha)}: "
+          f"{decision.description}")
+    return 0 if decision.allowed else 1
+
+
+def _crashed(gh: Github, repo_name: str, known: list[str], exc: BaseException) -> int:
+    """Any failure while judging: publish ``failure`` with the cause (an earlier ``success``
+    must not stay standing), or say why nothing could be published."""
+    if isinstance(exc, GithubException):
+        cause = describe_api_error(exc, "judging the PR")
+    else:
+        cause = f"{type(exc).__name__}: {untrusted(str(exc), 80)}"
+    reason = f"blocked: the guard failed ({cause})"
+    print(f"gate guard: {reason}")
+    step_summary(f"### {CONTEXT}: blocked\n\n{neutralize(reason, limit=2000)}\n")
+    if not known:
+        print("gate guard: no head sha known; cannot publish a commit status")
+        return 1
+    try:
+        publish(gh, repo_name, known[-1], "failure", reason)
+    except (GithubException, RequestException) as again:
+        print(f"gate guard: cannot publish the failure either ({type(again).__name__})")
+    return 1
+
+
+_QUEUE_REF = re.compile(r"refs/heads/gh-readonly-queue/.+/pr-([1-9][0-9]{0,9})-[0-9a-f]{40}")
+
+
+def _group_decision(gh: Github, repo_name: str, group: dict[str, Any], config_path: str,
+                    protected: list[str]) -> Decision:
+    """A merge-group commit is what merges: judge its changes against the group's base. With
+    protected changes, they must be exactly those of the queued PR the group is for (the last
+    ``pr-N`` of its ref), judged as for that PR: anything more came from other PRs ahead of it
+    in the queue, combined in a way no owner reviewed (queue adoption PRs alone)."""
+    repo = gh.get_repo(repo_name)
+    base_sha, head_sha = str(group.get("base_sha")), str(group.get("head_sha"))
+    found = protected_changes(repo, config_path, base_sha, head_sha)
+    if not found.changes and not found.moves:
+        return Decision(True, "no model becomes adopted")
+    ref = _QUEUE_REF.fullmatch(str(group.get("head_ref", "")))
+    if ref is None:
+        return Decision(False, f"blocked: {found.what}; not a merge-queue ref")
+    pull = repo.get_pull(int(ref[1]))
+    if out_of_scope(pull, protected) is not None:
+        return Decision(False, f"blocked: {found.what}; {out_of_scope(pull, protected)}")
+    alone = protected_changes(repo, config_path, base_sha, pull.head.sha)
+    if (alone.changes, alone.moves) != (found.changes, found.moves):
+        return Decision(False, f"blocked: the merge group changes more than PR #{pull.number} "
+                        f"({found.what}): queue adoption PRs alone")
+    decision = decide(gh, repo_name, pull, config_path, Access(gh, repo_name))
+    return Decision(decision.allowed, f"PR #{pull.number} {decision.reason}", decision.details)
+
+
+def _guard_group(gh: Github, repo_name: str, group: dict[str, Any], config_path: str,
+                 branches: list[str], known: list[str]) -> int:
+    repo = gh.get_repo(repo_name)
+    protected = list(dict.fromkeys([repo.default_branch, *branches]))
+    head_sha = str(group.get("head_sha", ""))
+    if not re.fullmatch(r"[0-9a-f]{40}", head_sha):
+        raise GitHubContextError("merge_group event without a head sha")
+    known.append(head_sha)
+    publish(gh, repo_name, head_sha, "pending", f"judging the merge group {short_sha(head_sha)}")
+    decision = _group_decision(gh, repo_name, group, config_path, protected)
+    print(f"gate guard: {decision.reason}")
+    step_summary(summary_markdown(decision, head_sha))
+    publish(gh, repo_name, head_sha, decision.state, decision.reason)
+    print(f"gate guard: status {CONTEXT}={decision.state} on {short_sha(head_sha)}")
+    return 0 if decision.allowed else 1
+
+
+def run_guard(config: str, pr: int | None, branches: list[str] | None = None) -> int:
     config_path = config_repo_path(config)
     try:
         repo_name = repository()
-        payload = event_payload()
-        ref = pull_from_payload(payload) if payload else None
-        if pr is not None and (ref is None or ref.number != pr):
-            ref = PullRef(number=pr)
-        if ref is None:
-            raise GitHubContextError("no pull request: not a pull_request event and no --pr")
+        payload = event_payload() or {}
+        ref = pull_from_payload(payload)
+        group = payload.get("merge_group") if pr is None else None
+        number = pr if pr is not None else (ref.number if ref else None)
+        if number is None and not isinstance(group, dict):
+            raise GitHubContextError("no pull request: not a pull_request or merge_group event, "
+                                     "and no --pr")
         gh = client()
     except GitHubContextError as exc:
         print(f"gate guard: blocked: {exc}")
         return 1
+    known: list[str] = []  # the head sha, once read
     try:
-        decision, head_sha = decide(gh, repo_name, ref, config_path)
-        print(f"gate guard: {decision.reason}")
-        for line in decision.details:
-            print(f"  {line}")
-        step_summary(summary_markdown(decision, head_sha))
-        if not head_sha:
-            print("gate guard: no head sha known; cannot publish a commit status")
-            return 1
-        try:
-            publish(gh, repo_name, head_sha, decision)
-        except GithubException as exc:
-            print(f"gate guard: {describe_api_error(exc, 'publishing the commit status')}")
-            return 1
-        except RequestException as exc:
-            print(f"gate guard: cannot reach the GitHub API: {type(exc).__name__}")
-            return 1
-        print(f"gate guard: status {CONTEXT}={decision.state} on {short_sha(head_sha)}: "
-              f"{decision.description}")
-        return 0 if decision.allowed else 1
+        if isinstance(group, dict):
+            return _guard_group(gh, repo_name, group, config_path, branches or [], known)
+        assert number is not None
+        return _guard(gh, repo_name, number, config_path, branches or [], known)
+    except Exception as exc:  # any crash publishes `failure` with its cause
+        return _crashed(gh, repo_name, known, exc)
     finally:
         gh.close()

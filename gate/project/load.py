@@ -30,7 +30,8 @@ from gate.environments.registry import (
     guarded,
 )
 from gate.errors import ConfigError, Problem
-from gate.project.schema_check import unsupported_keywords, validate
+from gate.gitref import checkout_differs
+from gate.project.schema_check import schema_problems, validate
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -269,6 +270,9 @@ def load_project(
     col = _Collector(root)
     if not cfg_file.is_file():
         raise ConfigError.one(display_path(cfg_file), None, "configuration file not found")
+    if Path(config_path).is_symlink():  # the adoption guard never follows one (docs/github.md)
+        raise ConfigError.one(str(config_path), None, "refused: a symbolic link (gate reads "
+                              "its configuration only as a file of the repository)")
     cfg_doc = col.yaml(cfg_file.name, work)
     config = col.model(GateConfig, cfg_doc)
     if config is None or cfg_doc is None:
@@ -276,6 +280,7 @@ def load_project(
     envs = _environment_registry(col, root, config, cfg_doc)
     _check_agent(col, cfg_doc, config, root, envs)
     pt_source = prompt_tool_source(root) if prompt_tool_source else work
+    _check_protected_paths(col, root, cfg_file.name, config.suite.registry, cfg_doc)
     registry_doc = col.yaml(config.suite.registry, work)
     registry = col.model(Registry, registry_doc)
     if registry is not None and registry_doc is not None:
@@ -300,6 +305,31 @@ def load_project(
         prompt_tool_source=pt_source.label,
         environments=envs,
     )
+
+
+def _check_protected_paths(col: _Collector, root: Path, config_name: str, registry: str,
+                           cfg_doc: YamlDoc) -> None:
+    """gate.yaml and the registry are read as the adoption guard judged them: the registry path
+    has no ``..`` and no symbolic link on the way (the guard, reading through the API, could not
+    follow either), and neither file's checkout differs from its committed bytes."""
+    name = col.name(config_name)
+    line = cfg_doc.line_of(("suite", "registry"))
+    parts = registry.replace("\\", "/").split("/")
+    if ".." in parts:
+        col.add(name, line, f"suite.registry {registry!r} refused: a `..` component (a "
+                "symbolic link before it would take it elsewhere)")
+    current = root
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            shown = current.relative_to(root).as_posix()
+            col.add(name, line, f"suite.registry {registry!r} refused: {shown} is a symbolic "
+                    "link (the adoption guard cannot follow it)")
+            break
+    inside = [p for p in (config_name, registry)
+              if ".." not in p.replace("\\", "/").split("/") and not p.startswith("/")]
+    for path, why in checkout_differs(root, inside):
+        col.add(col.name(path), None, why)
 
 
 def _check_registry(
@@ -397,7 +427,7 @@ def _load_env_tools(
         tool = col.model(ToolDef, doc)
         if tool is None or doc is None:
             continue
-        for msg in unsupported_keywords(tool.parameters):
+        for msg in schema_problems(tool.parameters):
             col.add(doc.path, doc.line_of(("parameters",)), msg)
         if tool.parameters.get("type") != "object":
             col.add(doc.path, doc.line_of(("parameters",)), "parameters: type must be object")

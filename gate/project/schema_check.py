@@ -1,14 +1,26 @@
-"""A small validator for the JSON-Schema subset tool definitions may use.
+"""Tool arguments checked against the tool's JSON Schema, by the ``jsonschema`` library
+(Draft 2020-12).
 
-Supported keywords: type (object, string, integer, number, boolean, array), properties,
-required, enum, items, additionalProperties (false only), description, minimum, maximum,
-minLength. ``unsupported_keywords`` lets ``gate validate`` reject a tool file that uses
-anything else, so a schema is never silently half-checked.
+What a tool file may declare is narrower than JSON Schema, on purpose (``schema_problems``,
+run by ``gate validate``):
+
+- the keywords are those the simulated models can draw valid arguments from and a provider's
+  function calling understands: type (object, string, integer, number, boolean, array),
+  properties, required, enum, items, additionalProperties, description, minimum, maximum,
+  minLength. Anything else is refused rather than silently half-used;
+- every object is closed, and says so: ``additionalProperties: false`` is required on each
+  object schema. An argument the tool does not declare is an invalid action, and the file shows
+  it (JSON Schema alone would accept any extra property where the keyword is absent).
 """
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 
 SUPPORTED = frozenset(
     {
@@ -24,30 +36,31 @@ SUPPORTED = frozenset(
         "minLength",
     }
 )
-_TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,),
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-}
+TYPES = frozenset({"object", "string", "integer", "number", "boolean", "array"})
 
 
-def unsupported_keywords(schema: Any, where: str = "parameters") -> list[str]:
-    """Problems with the schema itself (unsupported keywords, unknown types)."""
+def schema_problems(schema: Any, where: str = "parameters") -> list[str]:
+    """Problems with a tool's schema itself: not a JSON Schema, a keyword outside the supported
+    set, an unknown type, an object that is not closed, a required name that is no property."""
     if not isinstance(schema, dict):
         return [f"{where}: a schema must be a mapping"]
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return [f"{where}{_path(exc.absolute_path)}: not a valid JSON Schema: {exc.message}"]
+    return _subset_problems(schema, where)
+
+
+def _subset_problems(schema: dict[str, Any], where: str) -> list[str]:
     problems = [f"{where}: unsupported keyword {k!r}" for k in schema if k not in SUPPORTED]
-    kind = schema.get("type")
-    if kind not in _TYPES:
-        problems.append(f"{where}: type must be one of {sorted(_TYPES)}")
-    if schema.get("additionalProperties", False) is not False:
-        problems.append(f"{where}: additionalProperties may only be false")
+    if schema.get("type") not in TYPES:
+        problems.append(f"{where}: type must be one of {sorted(TYPES)}")
+    if schema.get("type") == "object" and schema.get("additionalProperties") is not False:
+        problems.append(f"{where}: an object must say additionalProperties: false")
     for name, sub in (schema.get("properties") or {}).items():
-        problems += unsupported_keywords(sub, f"{where}.properties.{name}")
+        problems += schema_problems(sub, f"{where}.properties.{name}")
     if "items" in schema:
-        problems += unsupported_keywords(schema["items"], f"{where}.items")
+        problems += schema_problems(schema["items"], f"{where}.items")
     for req in schema.get("required", []):
         if req not in (schema.get("properties") or {}):
             problems.append(f"{where}: required {req!r} is not a property")
@@ -55,41 +68,17 @@ def unsupported_keywords(schema: Any, where: str = "parameters") -> list[str]:
 
 
 def validate(value: Any, schema: dict[str, Any], where: str = "arguments") -> list[str]:
-    """Return the ways ``value`` breaks ``schema`` (empty when valid)."""
-    kind = schema.get("type", "object")
-    if not _is_type(value, kind):
-        return [f"{where}: expected {kind}, got {type(value).__name__}"]
-    errors: list[str] = []
-    if "enum" in schema and value not in schema["enum"]:
-        errors.append(f"{where}: {value!r} is not one of {schema['enum']}")
-    if kind in ("integer", "number"):
-        if "minimum" in schema and value < schema["minimum"]:
-            errors.append(f"{where}: {value} < minimum {schema['minimum']}")
-        if "maximum" in schema and value > schema["maximum"]:
-            errors.append(f"{where}: {value} > maximum {schema['maximum']}")
-    if kind == "string" and len(value) < schema.get("minLength", 0):
-        errors.append(f"{where}: shorter than {schema['minLength']}")
-    if kind == "array" and "items" in schema:
-        for i, item in enumerate(value):
-            errors += validate(item, schema["items"], f"{where}[{i}]")
-    if kind == "object":
-        errors += _validate_object(value, schema, where)
-    return errors
+    """The ways ``value`` breaks ``schema`` (empty when valid), each as ``where.path: message``."""
+    errors = _validator(json.dumps(schema, sort_keys=True)).iter_errors(value)
+    return [f"{where}{_path(e.absolute_path)}: {e.message}"
+            for e in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path])]
 
 
-def _validate_object(value: dict[str, Any], schema: dict[str, Any], where: str) -> list[str]:
-    props: dict[str, Any] = schema.get("properties") or {}
-    errors = [f"{where}: missing required {k!r}"
-              for k in schema.get("required", []) if k not in value]
-    for key, item in value.items():
-        if key not in props:
-            errors.append(f"{where}: unexpected property {key!r}")
-        else:
-            errors += validate(item, props[key], f"{where}.{key}")
-    return errors
+@lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Draft202012Validator:
+    """One validator per distinct schema (tool calls repeat the same few schemas)."""
+    return Draft202012Validator(json.loads(schema_json))
 
 
-def _is_type(value: Any, kind: str) -> bool:
-    if isinstance(value, bool) and kind in ("integer", "number"):
-        return False
-    return isinstance(value, _TYPES.get(kind, ()))
+def _path(parts: Any) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)

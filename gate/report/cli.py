@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gate.cliargs import run_dir
+from gate.cliargs import CONFIG, run_dir
+from gate.rundir import RunDir
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("report",
+    p = sub.add_parser("report", parents=[CONFIG],
                        help="render the report of a run directory (also writes DIR/report.md)")
-    p.add_argument("--config", default="gate.yaml", help="gate configuration (default gate.yaml)")
     p.add_argument("--run", required=True, type=run_dir, metavar="DIR", help="run directory")
     p.add_argument("--format", choices=("md", "json"), default="md",
                    help="md (default; also writes DIR/report.md) or json (the results)")
@@ -23,16 +23,15 @@ def register(sub: Any) -> None:
                    help="the `gate changes` JSON of the PR: the report says what the PR changed")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("verify", help="re-derive results from trials, audit and manifest")
-    p.add_argument("--config", default="gate.yaml", help="gate configuration (default gate.yaml)")
+    p = sub.add_parser("verify", parents=[CONFIG],
+                       help="re-derive results from trials, audit and manifest")
     p.add_argument("--run", required=True, type=run_dir, metavar="DIR",
                    help="run directory to check (exit 4 when there is no run)")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("export-otel",
+    p = sub.add_parser("export-otel", parents=[CONFIG],
                        help="send a run as OpenTelemetry GenAI spans over OTLP/HTTP "
                             "(needs the extra gate[otel])")
-    p.add_argument("--config", default="gate.yaml", help="gate configuration (unused)")
     p.add_argument("--run", required=True, type=run_dir, metavar="DIR",
                    help="the run directory")
     p.add_argument("--endpoint", default=None,
@@ -50,7 +49,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(json.dumps(results.to_json(), indent=2, sort_keys=True))
         return 0
     text = render_markdown(args.run, args.changes)
-    (args.run / "report.md").write_text(text, encoding="utf-8")
+    RunDir(args.run).write_report(text)
     sys.stdout.write(text)
     return 0
 

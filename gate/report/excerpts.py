@@ -14,9 +14,9 @@ from typing import Any
 
 from markupsafe import Markup
 
-from gate.engine.jsonl import read_jsonl
 from gate.records import Trial
 from gate.report.neutralize import neutralize
+from gate.rundir import RunDir
 
 MAX_EXCERPTS = 10  # regressed tasks with a trace excerpt
 MAX_CALLS = 8  # calls shown per excerpt
@@ -32,7 +32,7 @@ def failed_trials(run_dir: Path, wanted: set[str]) -> dict[str, Trial]:
     if not wanted:
         return {}
     out: dict[str, Trial] = {}
-    for t in read_jsonl(run_dir / "trials.jsonl", Trial):
+    for t in RunDir(run_dir).trials():
         if t.trial_id in wanted and t.trial_id not in out:
             out[t.trial_id] = t
     return out
@@ -107,7 +107,7 @@ def failed_traces(run_dir: Path) -> list[dict[str, str]]:
     when ``GATE_TRACE_URL`` gives the backend's address pattern."""
     template = os.environ.get(TRACE_URL_VAR, "")
     out: list[dict[str, str]] = []
-    for t in read_jsonl(run_dir / "trials.jsonl", Trial):
+    for t in RunDir(run_dir).trials():
         if t.status != "scored" or t.success or not t.trace_id:
             continue
         trace_id = t.trace_id

@@ -23,6 +23,7 @@ from gate.records import ArmSummary, Manifest, Results, Trial
 from gate.report.excerpts import SAFE_URL, first_wrong_step
 from gate.report.neutralize import neutral, neutralize
 from gate.report.verdict import Verdict, decision_words
+from gate.rundir import RunDir
 
 CONTINUE_LABEL = "gate:continue"
 MAX_CHANGE_CHARS = 160
@@ -270,11 +271,9 @@ def run_links(run_url: str | None, traces: list[dict[str, str]]) -> dict[str, st
 def _finished(run_dir: Path, manifest: Manifest) -> str:
     """When the last trial finished (trials.jsonl), else when the run started."""
     last = manifest.created
-    path = run_dir / "trials.jsonl"
-    if path.exists():
-        from gate.engine.jsonl import read_jsonl
-
-        stamps = [t.ts for t in read_jsonl(path, Trial)]
+    run = RunDir(run_dir)
+    if run.trials_path.exists():
+        stamps = [t.ts for t in run.trials()]
         last = max(stamps, default=last)
     try:
         when = datetime.fromisoformat(last.replace("Z", "+00:00"))

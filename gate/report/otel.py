@@ -26,11 +26,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gate.engine.audit import read_audit
-from gate.engine.jsonl import read_jsonl
 from gate.engine.runner import trial_trace_id
 from gate.errors import ConfigError
-from gate.records import Manifest, Trial, read_record
+from gate.rundir import RunDir
 
 if TYPE_CHECKING:  # the extra is optional: imported where used
     from opentelemetry.sdk.trace import ReadableSpan
@@ -119,13 +117,14 @@ def build_spans(run_dir: Path, *, capture: bool) -> tuple[list[ReadableSpan], Ex
     """Every span of the run, children before their parent (the order exporters expect)."""
     from opentelemetry.sdk.resources import Resource
 
-    manifest_path = run_dir / "manifest.json"
-    if not manifest_path.exists():
-        raise ConfigError.one(str(manifest_path), None, "no run here (no manifest.json)")
-    manifest = read_record(manifest_path, Manifest).to_json()
-    trials = [t.to_json() for t in read_jsonl(run_dir / "trials.jsonl", Trial)]
+    run = RunDir(run_dir)
+    if not run.has_manifest():
+        raise ConfigError.one(str(run.manifest_path), None,
+                              f"no run here (no {run.manifest_path.name})")
+    manifest = run.manifest().to_json()
+    trials = [t.to_json() for t in run.trials()]
     attempts: dict[tuple[str, str, int], list[dict[str, Any]]] = defaultdict(list)
-    for line in (a.to_json() for a in read_audit(run_dir / "audit.jsonl")):
+    for line in (a.to_json() for a in run.audit()):
         attempts[(str(line["arm"]), str(line["task"]), int(line["round"]))].append(line)
     attrs = {"service.version": str(manifest.get("gate_version", ""))}
     if not os.environ.get("OTEL_SERVICE_NAME"):  # the standard variable wins when set

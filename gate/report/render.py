@@ -17,7 +17,6 @@ template is edited.
 from __future__ import annotations
 
 import html
-import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,7 +24,6 @@ from typing import Any, TextIO
 import jinja2
 from markupsafe import Markup
 
-from gate.engine.rundir import PARTIAL, RESULTS, read_manifest, read_results
 from gate.errors import ConfigError
 from gate.records import Manifest, Results
 from gate.report import facts
@@ -34,6 +32,7 @@ from gate.report.excerpts import MAX_EXCERPTS, excerpt, failed_traces, failed_tr
 from gate.report.neutralize import neutral, neutralize
 from gate.report.summary import value_text
 from gate.report.verdict import verdict_of
+from gate.rundir import PARTIAL, RESULTS, RunDir, read_results
 
 COMMENT_LIMIT = 65_536
 TOP_TASKS = 5  # regressed tasks in the table under the verdict
@@ -77,13 +76,15 @@ _ENV.filters["summary"] = _summary
 
 
 def load_run(run_dir: Path) -> tuple[Manifest, Results]:
-    manifest_path = run_dir / "manifest.json"
-    if not manifest_path.exists():
-        raise ConfigError.one(str(manifest_path), None, "not a run directory (no manifest.json)")
-    for name in (RESULTS, PARTIAL):
-        if (run_dir / name).exists():
-            return read_manifest(run_dir), read_results(run_dir / name)
-    raise ConfigError.one(str(run_dir), None, f"no {RESULTS} or {PARTIAL} in the run directory")
+    run = RunDir(run_dir)
+    if not run.has_manifest():
+        raise ConfigError.one(str(run.manifest_path), None,
+                              f"not a run directory (no {run.manifest_path.name})")
+    stored = run.stored_results_path()
+    if stored is None:
+        raise ConfigError.one(str(run_dir), None,
+                              f"no {RESULTS} or {PARTIAL} in the run directory")
+    return run.manifest(), read_results(stored)
 
 
 def headline(results: Results) -> str:
@@ -96,8 +97,8 @@ def headline(results: Results) -> str:
 
 def _stages(run_dir: Path) -> Any:
     """stages.json of a merged sharded sweep (gate merge), or None."""
-    path = run_dir / "stages.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    stages = RunDir(run_dir).stages()
+    return None if stages is None else stages.to_json()
 
 
 def _markers(row: Markup) -> dict[str, Markup]:
@@ -162,9 +163,7 @@ def _comparison_text(manifest: Manifest) -> Markup | None:
 
 def write_report(run_dir: Path, changes: Path | None = None) -> Path:
     """Render the run's report and write it to ``run_dir/report.md``."""
-    path = run_dir / "report.md"
-    path.write_text(render_markdown(run_dir, changes), encoding="utf-8")
-    return path
+    return RunDir(run_dir).write_report(render_markdown(run_dir, changes))
 
 
 def print_decision(results: Results, out: TextIO | None = None) -> None:

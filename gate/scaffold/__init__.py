@@ -3,6 +3,8 @@
 The template (``gate/scaffold/template/``, shipped as package data) holds gate.yaml, models.yaml,
 the workflows, CODEOWNERS, and one small example environment (helpdesk ticket triage) with its
 tools, tasks, fixtures and prompt. ``dot-github`` in the template is written as ``.github``.
+The workflows are thin callers (copies of gate's own, test-enforced) of the reusable workflows
+in gate's repository, pinned by commit sha: a fix reaches a team when it moves that one pin.
 Nothing is ever overwritten: when any target file exists, nothing is written at all (exit 4).
 """
 
@@ -40,36 +42,39 @@ def template_files() -> dict[str, bytes]:
                 out[rel] = child.read_bytes()
 
     walk(files(__name__).joinpath(TEMPLATE), "")
+    where = pin()
     for rel in [r for r in out if r.startswith(".github/workflows/")]:
-        out[rel] = for_user_repository(out[rel])
-    out[REQUIREMENTS] = install_requirements().encode()
+        out[rel] = for_user_repository(out[rel], where)
     return out
 
 
-REQUIREMENTS = ".github/gate-requirements.txt"
-_OWN_INSTALL = b"run: pip install .\n"  # gate's own workflows install the checkout itself
+PLACEHOLDER = ("your-org/gate", "0" * 40)  # the workflow fails to start until it is set
+_LOCAL = b"uses: ./.github/workflows/"
+_OWN_REPO = b"gate-repository: ${{ github.repository }}"
+_OWN_SHA = b"gate-sha: ${{ github.sha }}"
 
 
-def for_user_repository(workflow: bytes) -> bytes:
-    """gate's own workflows as a user's repository runs them: gate is installed from the pinned
-    spec in .github/gate-requirements.txt, not from the repository's checkout."""
-    return workflow.replace(_OWN_INSTALL, f"run: pip install -r {REQUIREMENTS}\n".encode())
+def for_user_repository(workflow: bytes, where: tuple[str, str] | None = None) -> bytes:
+    """gate's own thin callers as a team's repository runs them: the reusable workflows are
+    called from gate's repository pinned by commit sha, and gate is installed from that same
+    commit. In gate's own repository they call the local files at the caller's own commit."""
+    repo, sha = where or PLACEHOLDER
+    out = workflow
+    while _LOCAL in out:
+        head, rest = out.split(_LOCAL, 1)
+        name, tail = rest.split(b"\n", 1)
+        out = head + f"uses: {repo}/.github/workflows/{name.decode()}@{sha}  # gate\n".encode() \
+            + tail
+    out = out.replace(_OWN_REPO, f"gate-repository: {repo}".encode())
+    return out.replace(_OWN_SHA, f"gate-sha: {sha}".encode())
 
 
-def install_requirements() -> str:
-    """The pip requirement the scaffold's workflows install gate with: the exact source this
-    gate came from when pip recorded one (a VCS commit or an archive), else a placeholder that
-    installs nothing, so the workflow fails with "gate: command not found" until it is set."""
-    head = ("# Where the gate workflows install gate from (pip requirement syntax). Pin it: a\n"
-            "# commit, a tag, or a wheel with its hash; never an unpinned name.\n")
-    spec = _direct_spec()
-    if spec is None:
-        return head + "# gate @ git+https://github.com/OWNER/gate@<commit sha>\n"
-    return head + spec + "\n"
-
-
-def _direct_spec() -> str | None:
+def pin() -> tuple[str, str] | None:
+    """(owner/name, commit) of the gate this is, when pip recorded that it was installed from a
+    GitHub repository at a commit; None otherwise (a local directory, an editable install, a
+    wheel), and the scaffold then writes a placeholder pin."""
     import json
+    import re
     from importlib.metadata import PackageNotFoundError, distribution
 
     try:
@@ -79,12 +84,12 @@ def _direct_spec() -> str | None:
     if not raw:
         return None
     info = json.loads(raw)
-    url, vcs = info.get("url", ""), info.get("vcs_info") or {}
-    if vcs.get("vcs") == "git" and vcs.get("commit_id"):
-        return f"gate @ git+{url}@{vcs['commit_id']}"
-    if (info.get("archive_info") or {}).get("hash") and url.startswith("https://"):
-        return f"gate @ {url}"
-    return None  # a local directory or an editable install: nothing another machine can use
+    url, vcs = str(info.get("url", "")), info.get("vcs_info") or {}
+    found = re.fullmatch(r"https://github\.com/([\w.-]+/[\w.-]+?)(?:\.git)?/?", url)
+    commit = str(vcs.get("commit_id", ""))
+    if vcs.get("vcs") == "git" and found and re.fullmatch(r"[0-9a-f]{40}", commit):
+        return found[1], commit
+    return None
 
 
 def scaffold(target: Path) -> list[str]:
@@ -135,6 +140,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     if gate != "gate":
         print(f"(`gate` is not on PATH: run it as above, or activate its venv: "
               f"source {shlex.quote(str(Path(sys.executable).parent / 'activate'))})")
-    print("then: replace the placeholder owner in .github/CODEOWNERS, and check where the "
-          f"workflows install gate from ({REQUIREMENTS})")
+    where = pin()
+    shown = f"{where[0]}@{where[1][:12]}" if where else "a placeholder: set it"
+    print("then: replace the placeholder owner in .github/CODEOWNERS; the workflows call gate's "
+          f"reusable workflows pinned by commit ({shown}); see gate's docs/github.md")
     return 0

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from gate.cliargs import non_negative_int
+from gate.cliargs import CONFIG, non_negative_int
 from gate.config.schema import FaultConfig, GateConfig
 from gate.config.yamlio import load_yaml, model_from_doc
 from gate.errors import ConfigError
@@ -19,10 +19,9 @@ from gate.errors import ConfigError
 def register(sub: Any) -> None:
     """Add the ``mock-server`` command to the gate's subparsers."""
     parser = sub.add_parser(
-        "mock-server",
+        "mock-server", parents=[CONFIG],
         help="serve the simulated models as an OpenAI-compatible HTTP server on 127.0.0.1",
     )
-    parser.add_argument("--config", default="gate.yaml", help="gate configuration (gate.yaml)")
     parser.add_argument("--port", type=int, default=0, help="port (default: any free port)")
     parser.add_argument("--seed", type=non_negative_int, default=1234,
                         help="seed of the fault draws")

@@ -9,12 +9,15 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import yaml
 from agent_support import PROGRAMS, agent_log, alive, make_project, program
 
 from gate.cli import main
-from gate.engine.audit import attempts
-from gate.engine.jsonl import read_jsonl
+from gate.rundir.audit import attempts
+from gate.rundir.jsonl import read_jsonl
+
+pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
 
 
 def _requests(log: Path) -> list[dict]:  # type: ignore[type-arg]

@@ -11,8 +11,10 @@ import pytest
 from agent_support import agent_log, alive, make_project, port_of, port_open, scripted
 
 from gate.cli import main
-from gate.engine.audit import attempts
-from gate.engine.jsonl import read_jsonl
+from gate.rundir.audit import attempts
+from gate.rundir.jsonl import read_jsonl
+
+pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
 
 EASY = ("incident/incident-easy-01-cache-crashed.yaml",)
 TASK = "incident-easy-01-cache-crashed"

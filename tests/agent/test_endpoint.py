@@ -22,6 +22,8 @@ from gate.agent.serve import serve_trial
 from gate.project.load import load_project
 from gate.providers.base import Attempt, AttemptSink, ChatRequest, ChatResponse, Usage
 
+pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
+
 TASK = "incident-easy-01-cache-crashed"
 
 

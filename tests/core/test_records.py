@@ -11,7 +11,6 @@ import jsonschema
 import pytest
 
 from gate.cli import main
-from gate.engine.jsonl import JsonlWriter, read_jsonl
 from gate.errors import RecordError
 from gate.records import (
     AuditAttempt,
@@ -25,6 +24,7 @@ from gate.records import (
     results_json_schema,
     schema_text,
 )
+from gate.rundir.jsonl import JsonlWriter, read_jsonl
 
 
 def _trial(n: int) -> Trial:

@@ -9,9 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gate.engine.audit import INTERRUPTED_MESSAGE, attempts, read_audit
+import pytest
+
 from gate.engine.results import arm_summary
 from gate.records import ArmSpec, Trial
+from gate.rundir.audit import INTERRUPTED_MESSAGE, attempts, read_audit
+
+pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -25,6 +25,7 @@ from gate.errors import (
 )
 from gate.project.load import load_project
 from gate.records import PartialResults, Smoke, SmokeTask, read_record, write_record
+from gate.rundir import RunDir
 
 LINE = re.compile(r"^\[CIRCUIT BREAKER\] local: cannot read the remaining balance \(\w+\) "
                   r"at task -, round 0$", re.M)
@@ -123,3 +124,36 @@ def test_a_breaker_escaping_to_the_cli_is_still_exit_2(
     assert main(["validate"]) == EXIT_HALTED
     assert "[CIRCUIT BREAKER] HTTP 402 from the provider at task -, round 0" in (
         capsys.readouterr().err)
+
+
+def test_a_shard_with_an_unreadable_balance_records_its_halt_and_merges_as_halted(
+    project_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The breaker raised while a shard opens its providers: the shard ends with its halt in
+    shard.json (not an unfinished shard), and the merge reports the sweep halted."""
+    cfg = _unreachable_provider(project_dir, monkeypatch)
+    project = load_project(str(cfg))
+    smoke = tmp_path / "smoke"  # a passing smoke for exactly this config and its tasks (rule 2)
+    smoke.mkdir()
+    RunDir(smoke).write_smoke(Smoke(
+        ok=True, checks=[], tasks=[SmokeTask(task=lt.task.id) for lt in project.tasks],
+        config_sha256=project.config_sha256, files_sha256=project.hashes, seconds=0.0))
+    shard = tmp_path / "shard"
+    code = main(["sweep", "--config", str(cfg), "--candidate", "mock/expert@0.8",
+                 "--baseline", "mock/expert", "--provider", "local", "--smoke", str(smoke),
+                 "--out", str(shard), "--shard", "1/1", "--stage", "1", "--stages", "1"])
+    err = capsys.readouterr().err
+    assert LINE.search(err), err
+    assert "Traceback" not in err
+    assert code == EXIT_HALTED
+    info = RunDir(shard).shard()
+    assert info is not None
+    assert info.trials == 0
+    assert info.halt is not None
+    assert (info.halt.kind, info.halt.task, info.halt.round) == ("circuit_breaker", "-", 0)
+    out = tmp_path / "merged"
+    assert main(["merge", "--out", str(out), str(shard)]) == EXIT_HALTED
+    partial = read_record(out / "PARTIAL-RESULTS.json", PartialResults)
+    assert partial.status == "halted"
+    assert main(["verify", "--run", str(out)]) == 0

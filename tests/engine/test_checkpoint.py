@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gate.engine.jsonl import JsonlWriter, read_jsonl
 from gate.errors import ConfigError
 from gate.records import Heartbeat
+from gate.rundir.jsonl import JsonlWriter, read_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
 

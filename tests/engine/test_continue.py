@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from gate.cli import main
-from gate.engine.audit import read_audit
-from gate.engine.jsonl import read_jsonl
+from gate.rundir.audit import read_audit
+from gate.rundir.jsonl import read_jsonl
 
 
 def sweep(project_dir: Path, out: Path, *extra: str) -> int:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gate.engine.jsonl import read_jsonl
 from gate.engine.runner import Cell, Engine
 from gate.engine.session import Notices
+from gate.rundir.jsonl import read_jsonl
 
 
 def test_every_interval_prints_a_console_line(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gate.engine.jsonl import JsonlWriter, read_jsonl
 from gate.records import Record
+from gate.rundir.jsonl import JsonlWriter, read_jsonl
 
 
 class I(Record):  # noqa: E742  (a one-field test record)

@@ -11,6 +11,8 @@ import pytest
 
 from gate.cli import main
 
+pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
+
 
 @pytest.fixture(scope="module")
 def schema() -> dict:  # type: ignore[type-arg]

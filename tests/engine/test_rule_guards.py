@@ -12,10 +12,7 @@ import pytest
 
 from gate.cli import main
 from gate.engine import sweep as sweep_module
-from gate.engine.audit import attempts, read_audit
-from gate.engine.jsonl import read_jsonl
 from gate.engine.results import compute_results, evidence_of, scope_accounting
-from gate.engine.rundir import read_manifest
 from gate.engine.runner import Arm
 from gate.engine.sweep import check_smoke
 from gate.engine.verify import verify_run
@@ -23,6 +20,11 @@ from gate.errors import ConfigError
 from gate.project.load import load_project
 from gate.providers.budget import Budget
 from gate.records import Results, Trial, TrialProviderError
+from gate.rundir import RunDir
+from gate.rundir.audit import attempts, read_audit
+from gate.rundir.jsonl import read_jsonl
+
+pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
 
 REPO = Path(__file__).resolve().parents[2]
 PAID = "anthropic/claude-sonnet-4.5"  # an openrouter model of the repository's models.yaml
@@ -113,7 +115,7 @@ def _lose(trial: Trial) -> Trial:
 
 
 def test_cells_lost_to_the_provider_are_not_counted_done(finished: Path) -> None:
-    manifest = read_manifest(finished)
+    manifest = RunDir(finished).manifest()
     trials = read_jsonl(finished / "trials.jsonl", Trial)
     trials = [_lose(t) if i < 3 else t for i, t in enumerate(trials)]
     scope = scope_accounting(manifest, trials, decided_round=None, halt=None)
@@ -127,8 +129,9 @@ def test_cells_lost_to_the_provider_are_not_counted_done(finished: Path) -> None
 
 def _results(finished: Path, trials: list[Trial], share: float) -> Results:
     audit = read_audit(finished / "audit.jsonl")
-    return compute_results(read_manifest(finished), trials, audit, halt=None,
-                           lost_share_inconclusive=share, evidence=evidence_of(finished, audit))
+    run = RunDir(finished)
+    return compute_results(run.manifest(), trials, audit, halt=None,
+                           lost_share_inconclusive=share, evidence=evidence_of(run, audit))
 
 
 def _status_with_lost(finished: Path, n: int, lost: int, share: float) -> Results:

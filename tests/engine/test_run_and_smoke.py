@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gate.cli import main
-from gate.engine.audit import read_audit
-from gate.engine.jsonl import read_jsonl
 from gate.records import Trial
+from gate.rundir.audit import read_audit
+from gate.rundir.jsonl import read_jsonl
 
 ARM_FIELDS = {"trials", "successes", "success_rate", "pass_k", "provider_errors",
               "trials_lost_to_provider", "cost_usd", "cost_per_success_usd", "p50_s", "p95_s"}

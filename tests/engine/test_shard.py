@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from gate.cli import main
-from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import plan_units
 from gate.engine.shard import shard_units, stage_units
+from gate.rundir.jsonl import read_jsonl
 
 
 def results_of(out: Path) -> dict:  # type: ignore[type-arg]

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from gate.cli import main
-from gate.engine.audit import attempts
-from gate.engine.jsonl import read_jsonl
+from gate.rundir.audit import attempts
+from gate.rundir.jsonl import read_jsonl
 
 
 def silent_project(project: Path, log: Path, limit: int) -> None:

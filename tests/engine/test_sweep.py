@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from gate.cli import main
-from gate.engine.jsonl import read_jsonl
 from gate.records import Trial
+from gate.rundir.jsonl import read_jsonl
 
 
 def gate(*args: str) -> int:

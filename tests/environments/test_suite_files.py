@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from envsuite_helpers import ENV_NAMES, ENVIRONMENTS, ROOT, tasks, tools
 
-from gate.project.schema_check import unsupported_keywords, validate
+from gate.project.schema_check import schema_problems, validate
 
 
 def test_counts_per_environment_and_difficulty() -> None:
@@ -59,7 +59,7 @@ def test_tool_files_match_the_implementation(env: str) -> None:
     assert set(defs) == set(ENVIRONMENTS[env].tool_names)
     for stem, tool in defs.items():
         assert tool.name == stem
-        assert unsupported_keywords(tool.parameters) == []
+        assert schema_problems(tool.parameters) == []
         assert tool.parameters["type"] == "object"
 
 

@@ -15,7 +15,9 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gate.cli import main
-from gate.engine.audit import attempts
+from gate.rundir.audit import attempts
+
+pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
 
 
 class Collector:

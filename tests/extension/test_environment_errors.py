@@ -11,7 +11,7 @@ import pytest
 from userrepo import GATE_YAML, build
 
 from gate.cli import main
-from gate.engine.jsonl import read_jsonl
+from gate.rundir.jsonl import read_jsonl
 
 FLAKY = ('if self.seed % 3 == 1 and lamp == "a":\n'
          '            raise RuntimeError("lamp a blew a fuse")')

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gate.cli import main
-from gate.scaffold import REQUIREMENTS, for_user_repository, template_files
+from gate.scaffold import PLACEHOLDER, for_user_repository, pin, template_files
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,31 +67,31 @@ def test_init_refuses_to_overwrite_and_writes_nothing(
     assert (target / "prompts" / "tickets.md").read_text() == "mine\n"
 
 
-def test_scaffold_workflows_are_the_repositorys_own() -> None:
-    """The scaffold ships copies of .github/workflows: any drift is caught here."""
+def test_scaffold_workflows_are_thin_pinned_callers_of_gates_own() -> None:
+    """The scaffold ships gate's own thin callers, calling gate's reusable workflows pinned by
+    commit sha (one pin per file, the same sha as gate is installed from): any drift is caught
+    here, and a security fix reaches a team by moving that pin."""
     files = template_files()
     shipped = {rel.rsplit("/", 1)[1] for rel in files if rel.startswith(".github/workflows/")}
-    repo = {p.name for p in (REPO / ".github" / "workflows").glob("*.yml")}
-    assert shipped == repo - {"ci.yml", "drift.yml"}  # not this repository's own CI
-    assert {"gate.yml", "gate-comment.yml", "adoption-guard.yml",
-            "adoption-guard-review.yml"} <= shipped
+    assert shipped == {"gate.yml", "gate-comment.yml", "adoption-guard.yml",
+                       "adoption-guard-review.yml"}
+    repo, sha = pin() or PLACEHOLDER
     for name in sorted(shipped):
         ours = (REPO / ".github" / "workflows" / name).read_bytes()
-        user = for_user_repository(ours)
-        assert files[f".github/workflows/{name}"] == user, f"resync gate/scaffold/template: {name}"
-        assert b"pip install .\n" not in user  # a user's repository is not gate's checkout
-    for name in ("gate.yml", "gate-comment.yml", "adoption-guard.yml"):
-        assert "gate-requirements.txt" in files[f".github/workflows/{name}"].decode()
-    # the files the workflows run come along, unchanged
-    assert files[".github/gate_plan.py"] == (REPO / ".github" / "gate_plan.py").read_bytes()
-
-
-def test_scaffold_pins_where_the_workflows_install_gate_from() -> None:
-    text = template_files()[REQUIREMENTS].decode()
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-    # an editable install (this checkout) has no source another machine can use: nothing is
-    # installed until the user pins one; anything written is pinned to a commit or a hash
-    assert all("@" in ln for ln in lines), lines
+        user = files[f".github/workflows/{name}"]
+        assert user == for_user_repository(ours, pin()), f"resync gate/scaffold/template: {name}"
+        text = user.decode()
+        assert len(text.splitlines()) <= 35, name  # thin: the jobs live in gate's repository
+        if name == "adoption-guard-review.yml":
+            assert "uses: ./" not in text
+            assert "gate-sha" not in text
+            continue
+        (uses,) = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("uses:")]
+        assert uses == f"uses: {repo}/.github/workflows/reusable-{name}@{sha}  # gate"
+        assert f"gate-sha: {sha}" in text
+        assert f"gate-repository: {repo}" in text
+        assert "${{ github.sha }}" not in text
+    assert not any(rel.endswith("gate_plan.py") for rel in files)  # `gate plan` does it
 
 
 def test_scaffold_environment_uses_only_the_public_api() -> None:

@@ -8,7 +8,15 @@ GET /repos/{o}/{r}/pulls/{n}/reviews (paginated); GET /repos/{o}/{r}/issues/{n};
 GET|POST /repos/{o}/{r}/issues/{n}/comments (paginated with a Link header);
 PATCH|DELETE /repos/{o}/{r}/issues/comments/{id}; GET /repos/{o}/{r}/contents/{path}?ref=;
 GET /repos/{o}/{r}/commits/{sha}; POST /repos/{o}/{r}/statuses/{sha};
-GET /orgs/{org}/teams/{slug}/memberships/{user}.
+GET /orgs/{org}/teams/{slug}/memberships/{user}; GET /repos/{o}/{r}/pulls (open/closed/all);
+GET /repos/{o}/{r}/branches/{b}; GET /repos/{o}/{r}/compare/{base}...{head} (ancestry from the
+parents each commit was given); GET /repos/{o}/{r}/collaborators/{u}/permission (a login not
+listed has ``read``: a public repository); GET /orgs/{org}/teams/{slug}/repos/{o}/{r} (404
+unless the team was given a permission).
+
+Contents follow GitHub's symlink rules: a path through a symlinked directory is 404; a symlink
+to a regular file answers with that file (its own ``path``); any other symlink answers
+``type: symlink``; a directory answers its listing, where a symlink is ``type: symlink``.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import posixpath
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -54,6 +63,9 @@ class Pull:
     head_sha: str
     base_sha: str
     head_repo: str
+    base_ref: str = "main"
+    head_ref: str = "feature"
+    state: str = "open"
     reviews: list[Review] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
 
@@ -65,6 +77,22 @@ class Repo:
     files: dict[str, dict[str, bytes]] = field(default_factory=dict)  # sha -> path -> content
     pulls: dict[int, Pull] = field(default_factory=dict)
     statuses: list[dict[str, Any]] = field(default_factory=list)
+    branches: dict[str, str] = field(default_factory=dict)  # name -> tip sha
+    parents: dict[str, list[str]] = field(default_factory=dict)  # sha -> parent shas
+    symlinks: dict[str, dict[str, str]] = field(default_factory=dict)  # sha -> path -> target
+    permissions: dict[str, str] = field(default_factory=dict)  # lower login -> admin/write/...
+    team_permissions: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def is_ancestor(self, old: str, new: str) -> bool:
+        seen, todo = set(), [new]
+        while todo:
+            sha = todo.pop()
+            if sha == old:
+                return True
+            if sha not in seen:
+                seen.add(sha)
+                todo.extend(self.parents.get(sha, []))
+        return False
 
 
 @dataclass
@@ -133,14 +161,35 @@ class FakeGitHub:
         self.repos[full_name] = repo
         return repo
 
-    def add_commit(self, repo: str, sha: str, files: dict[str, str]) -> None:
-        self.repos[repo].files[sha] = {p: t.encode() for p, t in files.items()}
+    def add_commit(self, repo: str, sha: str, files: dict[str, str | bytes],
+                   parents: list[str] | None = None,
+                   symlinks: dict[str, str] | None = None) -> None:
+        self.repos[repo].files[sha] = {
+            p: t.encode() if isinstance(t, str) else t for p, t in files.items()}
+        self.repos[repo].symlinks[sha] = dict(symlinks or {})
+        if parents is not None:
+            self.repos[repo].parents[sha] = list(parents)
 
     def add_pull(self, repo: str, number: int, author: str, base_sha: str, head_sha: str,
-                 head_repo: str | None = None) -> Pull:
-        pull = Pull(number, author, head_sha, base_sha, head_repo or repo)
-        self.repos[repo].pulls[number] = pull
+                 head_repo: str | None = None, *, base_ref: str | None = None,
+                 head_ref: str = "feature", state: str = "open") -> Pull:
+        """A PR; its base branch's tip is ``base_sha`` unless already set, and the head's
+        parent is ``base_sha`` unless the head commit was given parents."""
+        target = self.repos[repo]
+        ref = base_ref or target.default_branch
+        pull = Pull(number, author, head_sha, base_sha, head_repo or repo, ref, head_ref, state)
+        target.pulls[number] = pull
+        target.branches.setdefault(ref, base_sha)
+        target.parents.setdefault(head_sha, [base_sha])
         return pull
+
+    def set_permission(self, repo: str, login: str, permission: str) -> None:
+        """admin, write (also what ``maintain`` reports), read (also ``triage``), none."""
+        self.repos[repo].permissions[login.lower()] = permission
+
+    def set_team_permission(self, repo: str, org: str, slug: str, permission: str) -> None:
+        """admin, maintain, push, triage or pull."""
+        self.repos[repo].team_permissions[(org, slug)] = permission
 
     def add_review(self, repo: str, number: int, user: str, state: str, commit_id: str) -> Review:
         review = Review(self.next_id(), user, state, commit_id,
@@ -195,16 +244,16 @@ class FakeGitHub:
         return {
             "id": pull.number * 10,
             "number": pull.number,
-            "state": "open",
+            "state": pull.state,
             "title": f"PR {pull.number}",
             "url": f"{base}/pulls/{pull.number}",
             "issue_url": f"{base}/issues/{pull.number}",
             "html_url": f"https://github.example/{repo.full_name}/pull/{pull.number}",
             "user": self.user_json(pull.author),
-            "head": {"sha": pull.head_sha, "ref": "feature", "label": "feature",
+            "head": {"sha": pull.head_sha, "ref": pull.head_ref, "label": pull.head_ref,
                      "repo": self.repo_json(head_repo)},
-            "base": {"sha": pull.base_sha, "ref": repo.default_branch,
-                     "label": repo.default_branch, "repo": self.repo_json(repo)},
+            "base": {"sha": pull.base_sha, "ref": pull.base_ref,
+                     "label": pull.base_ref, "repo": self.repo_json(repo)},
         }
 
     def issue_json(self, repo: Repo, pull: Pull) -> dict[str, Any]:
@@ -253,6 +302,11 @@ class FakeGitHub:
 
     def statuses(self, repo: str, sha: str | None = None) -> list[dict[str, Any]]:
         return [s for s in self.repos[repo].statuses if sha is None or s["sha"] == sha]
+
+    def latest_status(self, repo: str, sha: str, context: str) -> dict[str, Any] | None:
+        """The status a combined status shows for ``context`` on ``sha``: the latest posted."""
+        found = [s for s in self.statuses(repo, sha) if s["context"] == context]
+        return found[-1] if found else None
 
     def comments(self, repo: str, number: int) -> list[Comment]:
         return list(self.repos[repo].pulls[number].comments)
@@ -347,6 +401,52 @@ def _handler_for(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 except KeyError:
                     self._error(404, "Not Found")
 
+        # --- contents, with GitHub's symlink rules -------------------------------------------
+
+        def _file_json(self, path: str, ref: str, content: bytes) -> dict[str, Any]:
+            return {
+                "type": "file",
+                "encoding": "base64",
+                "content": base64.encodebytes(content).decode(),
+                "name": path.rsplit("/", 1)[-1],
+                "path": path,
+                "size": len(content),
+                "sha": hashlib.sha1(content).hexdigest(),
+                "url": f"{fake.url}/repos/contents/{path}?ref={ref}",
+            }
+
+        def _contents(self, repo: Repo, ref: str, file_path: str, url_path: str) -> None:
+            files = repo.files[ref]
+            links = repo.symlinks.get(ref, {})
+            parts = file_path.split("/") if file_path else []
+            for i in range(1, len(parts)):
+                if "/".join(parts[:i]) in links:
+                    raise KeyError(file_path)  # GitHub does not follow a symlinked directory
+            if file_path in links:
+                target = posixpath.normpath(
+                    posixpath.join(posixpath.dirname(file_path), links[file_path]))
+                if target in files:
+                    self._send(200, self._file_json(target, ref, files[target]))
+                else:
+                    self._send(200, {"type": "symlink", "target": links[file_path],
+                                     "path": file_path, "name": parts[-1], "size": 0})
+                return
+            if file_path in files:
+                self._send(200, self._file_json(file_path, ref, files[file_path]))
+                return
+            prefix = f"{file_path}/" if file_path else ""
+            entries: dict[str, str] = {}
+            for name in [*files, *links]:
+                if name.startswith(prefix):
+                    first, _sep, more = name[len(prefix):].partition("/")
+                    full = prefix + first
+                    kind = "dir" if more else ("symlink" if full in links else "file")
+                    entries[full] = kind
+            if not entries:
+                raise KeyError(file_path)
+            self._send(200, [{"type": kind, "path": full, "name": full.rsplit("/", 1)[-1]}
+                             for full, kind in sorted(entries.items())])
+
         # --- routes -----------------------------------------------------------------------
 
         def _route(self, method: str, path: str, query: dict[str, list[str]], login: str) -> None:
@@ -364,6 +464,15 @@ def _handler_for(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 self._send(200, {"state": state, "role": "member",
                                  "url": f"{fake.url}{path}"})
                 return
+            m = re.fullmatch(r"/orgs/([^/]+)/teams/([^/]+)/repos/([^/]+/[^/]+)", path)
+            if m and method == "GET":
+                target = fake.repos[m[3]]
+                level = target.team_permissions[(m[1], m[2])]
+                order = ["pull", "triage", "push", "maintain", "admin"]
+                perms = {name: order.index(level) >= order.index(name) for name in order}
+                self._send(200, fake.repo_json(target) | {"permissions": perms,
+                                                          "role_name": level})
+                return
             m = re.fullmatch(r"/repos/([^/]+/[^/]+)(/.*)?", path)
             if not m:
                 raise KeyError(path)
@@ -371,6 +480,38 @@ def _handler_for(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             rest = m[2] or ""
             if rest == "" and method == "GET":
                 self._send(200, fake.repo_json(repo))
+                return
+            if rest == "/pulls" and method == "GET":
+                state = query.get("state", ["open"])[0]
+                items = [fake.pull_json(repo, p) for _n, p in sorted(repo.pulls.items())
+                         if state == "all" or p.state == state]
+                self._paginate(items, path, query)
+                return
+            m = re.fullmatch(r"/branches/(.+)", rest)
+            if m and method == "GET":
+                name = unquote(m[1])
+                self._send(200, {"name": name, "commit": {"sha": repo.branches[name]},
+                                 "protected": True})
+                return
+            m = re.fullmatch(r"/compare/([0-9a-f]{40})\.\.\.([0-9a-f]{40})", rest)
+            if m and method == "GET":
+                old, new = m[1], m[2]
+                if old == new:
+                    status = "identical"
+                elif repo.is_ancestor(old, new):
+                    status = "ahead"
+                elif repo.is_ancestor(new, old):
+                    status = "behind"
+                else:
+                    status = "diverged"
+                self._send(200, {"status": status, "url": f"{fake.url}{path}"})
+                return
+            m = re.fullmatch(r"/collaborators/([^/]+)/permission", rest)
+            if m and method == "GET":
+                user = unquote(m[1])
+                level = repo.permissions.get(user.lower(), "read")
+                self._send(200, {"permission": level, "role_name": level,
+                                 "user": fake.user_json(user)})
                 return
             m = re.fullmatch(r"/pulls/(\d+)", rest)
             if m and method == "GET":
@@ -426,27 +567,28 @@ def _handler_for(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                             self._send(200, fake.comment_json(repo, pull, comment))
                             return
                 raise KeyError(rest)
-            m = re.fullmatch(r"/contents/(.+)", rest)
+            m = re.fullmatch(r"/contents/(.*)", rest)
             if m and method == "GET":
                 ref = query.get("ref", [repo.default_branch])[0]
-                file_path = unquote(m[1])
-                content = repo.files[ref][file_path]
-                self._send(200, {
-                    "type": "file",
-                    "encoding": "base64",
-                    "content": base64.encodebytes(content).decode(),
-                    "name": file_path.rsplit("/", 1)[-1],
-                    "path": file_path,
-                    "size": len(content),
-                    "sha": hashlib.sha1(content).hexdigest(),
-                    "url": f"{fake.url}{path}?ref={ref}",
-                })
+                self._contents(repo, ref, unquote(m[1]).strip("/"), path)
                 return
             m = re.fullmatch(r"/commits/([0-9a-f]{7,40})", rest)
             if m and method == "GET":
                 if m[1] not in repo.files:
                     raise KeyError(m[1])
                 self._send(200, {"sha": m[1], "url": f"{fake.url}{path}"})
+                return
+            m = re.fullmatch(r"/commits/([0-9a-f]{40})/status", rest)
+            if m and method == "GET":
+                latest: dict[str, dict[str, Any]] = {}
+                for status in repo.statuses:
+                    if status["sha"] == m[1]:
+                        latest[status["context"]] = status
+                states = [s["state"] for s in latest.values()]
+                combined = ("failure" if {"failure", "error"} & set(states) else
+                            "pending" if "pending" in states or not states else "success")
+                self._send(200, {"state": combined, "sha": m[1],
+                                 "statuses": list(latest.values())})
                 return
             m = re.fullmatch(r"/statuses/([0-9a-f]{40})", rest)
             if m and method == "POST":

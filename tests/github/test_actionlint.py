@@ -41,3 +41,18 @@ def test_actionlint_catches_script_injection(tmp_path: Path) -> None:
     proc = lint(bad)
     assert proc.returncode == 1
     assert "potentially untrusted" in proc.stdout
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed (CI always has it)")
+def test_the_callers_gate_init_writes_have_no_findings(tmp_path: Path) -> None:
+    from gate.scaffold import template_files
+
+    written = []
+    for rel, data in template_files().items():
+        if rel.startswith(".github/workflows/"):
+            path = tmp_path / rel.rsplit("/", 1)[1]
+            path.write_bytes(data)
+            written.append(path)
+    assert len(written) == 4
+    proc = lint(*written)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -48,6 +48,10 @@ def gh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGitHub]:
         fake.add_repo(REPO)
         fake.add_team("acme", "maintainers", {"zed": "active"})
         fake.add_pull(REPO, PR, AUTHOR, BASE, HEAD)
+        for login in ("alice", "carol", "dora", "dave", "erin", "zed"):
+            fake.set_permission(REPO, login, "write")
+        for team in ("maintainers", "model-owners"):
+            fake.set_team_permission(REPO, "acme", team, "push")
         monkeypatch.chdir(tmp_path)
         (tmp_path / "gate.yaml").write_text(GATE_YAML)
         monkeypatch.setenv("GITHUB_API_URL", fake.url)
@@ -90,8 +94,9 @@ def commits(fake: FakeGitHub, *, base: dict[str, str | None] | None = None,
 def run_guard(fake: FakeGitHub) -> tuple[int, dict[str, Any]]:
     code = run_gate("guard")
     statuses = fake.statuses(REPO, HEAD)
-    assert len(statuses) == 1, statuses
-    status = statuses[0]
+    assert [s["state"] for s in statuses[:1]] == ["pending"], statuses  # pending first
+    assert len(statuses) == 2, statuses
+    status = statuses[1]
     assert status["context"] == CONTEXT
     assert len(status["description"]) <= 140
     assert status["target_url"] == "https://github.example/acme/agents/actions/runs/4242"
@@ -258,7 +263,6 @@ def test_status_change_to_other_than_adopted_passes(gh: FakeGitHub) -> None:
     code, status = run_guard(gh)
     assert code == 0
     assert status["description"] == "no model becomes adopted"
-    assert not any("/reviews" in p for _m, p in gh.requests)
 
 
 def test_new_entry_already_adopted_counts(gh: FakeGitHub) -> None:
@@ -359,7 +363,7 @@ def test_pr_option_without_event(gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch
     gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
     monkeypatch.delenv("GITHUB_EVENT_PATH")
     assert run_gate("guard", "--pr", str(PR)) == 0
-    assert gh.statuses(REPO, HEAD)[0]["state"] == "success"
+    assert gh.statuses(REPO, HEAD)[-1]["state"] == "success"
 
 
 def test_missing_token_blocks_without_traceback(gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch,
@@ -428,8 +432,8 @@ def test_attack_registry_renamed_needs_owner(gh: FakeGitHub) -> None:
     code, status = run_guard(gh)
     assert code == 1
     assert status["description"] == (
-        "blocked: models.yaml is missing at head (renamed or deleted); no approval by a code "
-        "owner (@alice @carol)"
+        "blocked: vendor/old-model is adopted and is removed; models.yaml is missing at head "
+        "(renamed or deleted); no approval by a code owner (@ali…"
     )
 
 
@@ -539,7 +543,8 @@ def test_review_event_via_workflow_run_judges_the_pr_from_the_api(
     monkeypatch.setenv("GITHUB_EVENT_PATH", str(tmp_path / "event.json"))
     code = run_gate("guard", "--pr", str(PR))
     assert code == 0
-    (status,) = gh.statuses(REPO)
+    pending, status = gh.statuses(REPO)
+    assert pending["state"] == "pending"
     assert status["sha"] == HEAD
     assert status["description"] == (
         "allowed: vendor/new-model becomes adopted; approved by code owner alice at ccccccc"
@@ -553,5 +558,5 @@ def test_attack_registry_outside_the_repository_fails_closed(gh: FakeGitHub) -> 
     assert code == 1
     assert status["description"] == (
         "blocked: gate.yaml at head ccccccc is invalid (line 6: suite.registry "
-        "'../elsewhere/models.yaml' is outside the repository)"
+        "'../elsewhere/models.yaml' has a `..` component (a symbo…)"
     )

@@ -281,7 +281,10 @@ def test_changes_reports_a_deleted_registry(
     monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
     commit(repo, "rename", {"models.yaml": None, "models.yml": MODELS})
     result = changes(repo, monkeypatch, capsys, "--base", "base", "--head", "HEAD")
-    assert result["needs_code_owner"] == ["models.yaml is missing at HEAD (renamed or deleted)"]
+    assert result["needs_code_owner"] == [
+        "vendor/prod is adopted and is removed",  # removal of an adopted entry needs an owner
+        "models.yaml is missing at HEAD (renamed or deleted)",
+    ]
 
 
 def test_sweep_reason_is_neutralised_for_the_job_summary(
@@ -296,3 +299,16 @@ def test_sweep_reason_is_neutralised_for_the_job_summary(
     assert sweep["candidate"] == hostile  # exact: an argument, never rendered
     for raw in ("@acme", "<img", "http://", "[x]"):
         assert raw not in sweep["reason"]
+
+
+def test_changes_reports_a_redefined_provider_of_an_adopted_entry(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    moved = GATE_YAML.replace("type: mock", "type: openai\n    base_url: https://x.example/v1"
+                              "\n    api_key_env: X_KEY")
+    assert moved != GATE_YAML
+    commit(repo, "provider", {"gate.yaml": moved})
+    result = changes(repo, monkeypatch, capsys, "--base", "base", "--head", "HEAD")
+    assert result["needs_code_owner"] == [
+        "vendor/prod is adopted and its provider mock changes type, base_url, api_key_env"]

@@ -13,6 +13,8 @@ from fake_github import FakeGitHub, pull_event, use_fake_github
 
 from gate.github.comment import MARKER, post_comment
 
+pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
+
 REPO = "acme/agents"
 TOKEN = "ghp_race_token_0123456789"
 ME = "gate-bot"

@@ -33,6 +33,8 @@ HEAD = "c" * 40
 OTHER_HEAD = "e" * 40
 TOKEN = "ghs_workflow_run_comment_token_0123"
 BOT = "github-actions[bot]"
+HEAD_REPO = "mallory/agents"
+HEAD_BRANCH = "feature"
 
 pytestmark = pytest.mark.skipif(BASH is None, reason="bash is not installed")
 
@@ -68,7 +70,8 @@ def workflow_run_event(head_sha: str) -> dict[str, Any]:
     event = load_event("workflow_run.completed")
     run = event["workflow_run"]
     run.update(event="pull_request", conclusion="failure", status="completed", name="gate",
-               head_sha=head_sha, pull_requests=[])
+               head_sha=head_sha, pull_requests=[], head_branch=HEAD_BRANCH)
+    run["head_repository"]["full_name"] = HEAD_REPO
     event["repository"]["full_name"] = REPO
     return event
 
@@ -78,7 +81,8 @@ def gh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGitHub]:
     with FakeGitHub() as fake:
         fake.add_token(TOKEN, BOT, installation=True)
         fake.add_repo(REPO)
-        fake.add_pull(REPO, PR, "mallory", "b" * 40, HEAD, head_repo="mallory/agents")
+        fake.add_pull(REPO, PR, "mallory", "b" * 40, HEAD, head_repo=HEAD_REPO,
+                      head_ref=HEAD_BRANCH)
         fake.add_pull(REPO, OTHER, "carol", "b" * 40, OTHER_HEAD)
         monkeypatch.chdir(tmp_path)
         monkeypatch.delenv("GATE_COMMENT_AUTHOR", raising=False)
@@ -102,7 +106,7 @@ def artifact(tmp_path: Path, number: str | bytes,
 
 def which_pr(tmp_path: Path, root: Path) -> tuple[int, str, str | None]:
     """gate-comment.yml's "Which PR" step: (exit code, log, the number it outputs)."""
-    code, log, out = run_step("gate-comment.yml", "comment", "Which PR", tmp_path,
+    code, log, out = run_step("reusable-gate-comment.yml", "comment", "Which PR", tmp_path,
                               {"ARTIFACT": str(root / "pr-number")})
     return code, log, out.get("number")
 
@@ -113,12 +117,17 @@ def post(tmp_path: Path, root: Path) -> int:
     if code != 0:
         return 10 + code
     assert number is not None
-    command = step("gate-comment.yml", "comment", "gate comment")["run"]
-    assert command == 'gate comment --pr "$PR_NUMBER" --head-sha "$HEAD_SHA" --runs-in "$RUNS"'
-    head_sha = json.loads(Path(os.environ["GITHUB_EVENT_PATH"]).read_text())[
-        "workflow_run"]["head_sha"]  # env HEAD_SHA: ${{ github.event.workflow_run.head_sha }}
-    return run_gate("comment", "--pr", number, "--head-sha", head_sha,
-                    "--runs-in", str(root / "runs"))
+    found = step("reusable-gate-comment.yml", "comment", "gate comment")
+    assert found["run"] == ('gate comment --pr "$PR_NUMBER" --head-sha "$HEAD_SHA" --head-repo '
+                            '"$HEAD_REPO" --head-branch "$HEAD_BRANCH" --runs-in "$RUNS"')
+    assert found["env"]["HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"
+    assert found["env"]["HEAD_REPO"] == (
+        "${{ github.event.workflow_run.head_repository.full_name }}")
+    assert found["env"]["HEAD_BRANCH"] == "${{ github.event.workflow_run.head_branch }}"
+    run = json.loads(Path(os.environ["GITHUB_EVENT_PATH"]).read_text())["workflow_run"]
+    return run_gate("comment", "--pr", number, "--head-sha", run["head_sha"],
+                    "--head-repo", run["head_repository"]["full_name"],
+                    "--head-branch", run["head_branch"], "--runs-in", str(root / "runs"))
 
 
 def nothing_posted(fake: FakeGitHub, tmp_path: Path) -> bool:
@@ -137,8 +146,9 @@ def test_fork_pr_gets_its_comment_through_the_artifact(gh: FakeGitHub, tmp_path:
         (work / "runs" / name).mkdir(parents=True)
         (work / "runs" / name / "report.md").write_text(text)
     (work / "run-dirs.txt").write_text("runs/model-x\nruns/none\n")
-    code, log, _out = run_step("gate.yml", "report", "Hand the reports to gate-comment.yml",
-                               work, {"PR_NUMBER": str(PR)})
+    code, log, _out = run_step("reusable-gate.yml", "report",
+                               "Hand the reports to gate-comment.yml", work,
+                               {"PR_NUMBER": str(PR)})
     assert code == 0, log
     handed = work / "gate-comment"
     assert sorted(p.relative_to(handed).as_posix() for p in handed.rglob("*")) == [
@@ -159,7 +169,7 @@ def test_fork_pr_gets_its_comment_through_the_artifact(gh: FakeGitHub, tmp_path:
 ])
 def test_fork_and_draft_prs_get_a_report_to_post(tmp_path: Path, fork: str, draft: str,
                                                  has_sweeps: str, expected: str) -> None:
-    code, log, _out = run_step("gate.yml", "report", "gate report", tmp_path, {
+    code, log, _out = run_step("reusable-gate.yml", "report", "gate report", tmp_path, {
         "SMOKE_RESULT": "success", "FORK": fork, "DRAFT": draft, "HAS_SWEEPS": has_sweeps})
     assert code == 0, log
     text = (tmp_path / "runs" / "none" / "report.md").read_text()
@@ -179,6 +189,24 @@ def test_forged_number_of_another_pr_is_refused(gh: FakeGitHub, tmp_path: Path,
     out = capsys.readouterr().out
     assert "refused, nothing posted" in out
     assert f"PR #{OTHER}'s head is eeeeeeeeeeee, the run was for cccccccccccc" in out
+    assert nothing_posted(gh, tmp_path)
+
+
+@pytest.mark.parametrize(("base_ref", "head_repo", "head_ref", "why"), [
+    ("decoy", REPO, "evil", "head repository is acme/agents, the run was for mallory/agents"),
+    ("main", HEAD_REPO, "other", "head branch is other, the run was for feature"),
+])
+def test_another_pr_sharing_the_head_commit_is_refused(
+    gh: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str], base_ref: str,
+    head_repo: str, head_ref: str, why: str,
+) -> None:
+    # Class 11: PR 14 has the very head commit of PR 12's run, from another repository or
+    # branch; PR 12's report must not land on it.
+    gh.add_pull(REPO, 14, "mallory", "b" * 40, HEAD, head_repo=head_repo, base_ref=base_ref,
+                head_ref=head_ref)
+    assert post(tmp_path, artifact(tmp_path, "14\n")) == 1
+    assert f"PR #14's {why}: not that PR's run" in capsys.readouterr().out
+    assert gh.comments(REPO, 14) == []
     assert nothing_posted(gh, tmp_path)
 
 
@@ -345,7 +373,12 @@ def test_runs_in_needs_pr_and_head_sha(gh: FakeGitHub, tmp_path: Path,
     with pytest.raises(SystemExit) as exc:
         run_gate("comment", "--runs-in", str(root / "runs"), "--pr", str(PR))
     assert exc.value.code == 4
-    assert "--runs-in needs --pr and --head-sha" in capsys.readouterr().err
+    assert "--runs-in needs --pr, --head-sha, --head-repo and --head-branch" in (
+        capsys.readouterr().err)
+    with pytest.raises(SystemExit) as exc:  # class 11: the head repository and branch too
+        run_gate("comment", "--runs-in", str(root / "runs"), "--pr", str(PR),
+                 "--head-sha", HEAD)
+    assert exc.value.code == 4
     with pytest.raises(SystemExit) as exc:
         run_gate("comment", "--runs-in", str(root / "runs"), "--pr", str(PR),
                  "--head-sha", "HEAD")

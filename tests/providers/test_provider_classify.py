@@ -72,7 +72,7 @@ def test_table_covers_every_kind() -> None:
                 ErrorKind.PAYMENT_REQUIRED, ErrorKind.BAD_REQUEST, ErrorKind.ERROR_IN_BODY,
                 ErrorKind.MALFORMED_RESPONSE, ErrorKind.CONNECTION_ERROR, ErrorKind.FINISH_ERROR,
                 ErrorKind.RESPONSE_TOO_LARGE}
-    # interrupted is no HTTP outcome: gate.engine.audit gives it to an attempt with no outcome
+    # interrupted is no HTTP outcome: gate.rundir.audit gives it to an attempt with no outcome
     assert produced | {ErrorKind.INTERRUPTED} == set(ErrorKind)
 
 

@@ -16,7 +16,6 @@ from provider_support import KEY, MODEL, config, provider, request
 from gate.agent.loop import TrialSpec, TrialTrace, run_trial
 from gate.cli import main
 from gate.config.schema import Price
-from gate.engine.audit import attempts
 from gate.engine.results import arm_summary
 from gate.environments.base import ToolResult
 from gate.errors import ConfigError
@@ -24,6 +23,7 @@ from gate.project.load import LoadedTask, load_project
 from gate.providers.base import Attempt, ErrorKind, ProviderError
 from gate.providers.factory import build_client
 from gate.records import ArmSpec, Trial
+from gate.rundir.audit import attempts
 
 CHAT = "POST /v1/chat/completions"
 MODELS = "GET /v1/models"

@@ -20,6 +20,8 @@ from gate.cli import main
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "github"))
 from fake_github import FakeGitHub, pull_event, use_fake_github
 
+pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
+
 ANSWERS = 6  # completions answered (hostile final answers), then 402 with a hostile message
 MESSAGE_402 = " ".join(HOSTILE[:14])
 

@@ -17,11 +17,13 @@ from test_hostile_report_e2e import assert_inert
 
 from gate.cli import main
 from gate.config.schema import StatisticsConfig
-from gate.engine.jsonl import read_jsonl
 from gate.engine.results import TOP_UP_WHY, accounting, failure_reasons
-from gate.engine.rundir import read_results
 from gate.records import AuditAttempt, Decision, Manifest, PlannedScope, Trial, TrialScores
 from gate.report.render import print_decision, render_markdown
+from gate.rundir import read_results
+from gate.rundir.jsonl import read_jsonl
+
+pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
 
 BUCKETS = ("used_by_decision", "lost_to_provider", "environment_errors", "not_scored",
            "unpaired", "after_decision", "outside_plan")

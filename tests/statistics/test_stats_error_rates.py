@@ -17,6 +17,8 @@ import pytest
 from bench.simulate import SimOptions, make_suite, simulate_many, simulate_sweep
 from gate.statistics import PairedSequentialTest
 
+pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
+
 N = 2_000
 T = 50
 DELTA = 0.10

@@ -19,6 +19,8 @@ from bench.simulate import SimOptions, make_suite, simulate_many
 from gate.config.schema import StatisticsConfig
 from gate.statistics import PairedSequentialTest
 
+pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
+
 
 def per_pair(
     alpha: float = 0.05, beta: float = 0.05, max_checks: int = 1000

@@ -17,9 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gate.engine.jsonl import read_lines
 from gate.errors import ErrorKind
 from gate.records import AuditAttempt, AuditStarted, parse_record
+from gate.rundir.jsonl import read_lines
 
 STARTED = "started"
 INTERRUPTED_MESSAGE = ("interrupted: gate stopped between sending the request and recording its "
