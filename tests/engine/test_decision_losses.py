@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from gate.cli import main
-from gate.engine.audit import read_audit
 from gate.engine.decision import batch_pairs, binomial_two_sided, loss_imbalance
-from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import units_of
 from gate.engine.results import compute_results, evidence_of
-from gate.engine.rundir import read_manifest
-from gate.engine.sweep import sweep_decision
+from gate.engine.verdict import sweep_decision
 from gate.records import Manifest, Results, Trial, TrialProviderError
+from gate.rundir import RunDir
+from gate.rundir.audit import read_audit
+from gate.rundir.jsonl import read_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def head(trial: Trial) -> dict:  # type: ignore[type-arg]
 
 
 def with_losses(run: Path, arm: str, kind: str, units: int) -> tuple[Manifest, list[Trial]]:
-    manifest = read_manifest(run)
+    manifest = RunDir(run).manifest()
     trials = read_jsonl(run / "trials.jsonl", Trial)
     hit = {u.trial_id(arm) for u in units_of(manifest.scope)[:units]}
     return manifest, [lose(t, kind) if t.trial_id in hit else t for t in trials]
@@ -65,8 +65,8 @@ def results(run: Path, manifest: Manifest, trials: list[Trial]) -> Results:
     audit = read_audit(run / "audit.jsonl")
     return compute_results(manifest, trials, audit, halt=None,
                            lost_share_inconclusive=manifest.run.lost_share_inconclusive,
-                           evidence=evidence_of(run, audit), decision=decision, verdict=verdict,
-                           slo_config=manifest.slos)
+                           evidence=evidence_of(RunDir(run), audit), decision=decision,
+                           verdict=verdict, slo_config=manifest.slos)
 
 
 @pytest.mark.parametrize("kind", ["bad_request", "response_too_large", "no_model_call"])

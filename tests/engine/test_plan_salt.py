@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from gate.cli import main
-from gate.engine.jsonl import read_jsonl
 from gate.engine.plan import plan_units
 from gate.engine.runner import trial_seed
+from gate.rundir.jsonl import read_jsonl
 
 ARMS = ("--candidate", "mock/expert@0.99", "--baseline", "mock/expert")
 
