@@ -146,7 +146,7 @@ def run_shard(project: Project, opts: SweepOptions, spec: ShardSpec, *,
 
     notices = notices or Notices()
     cfg = project.config
-    if opts.plan_salt is None and not (opts.resume and (opts.out / "manifest.json").exists()):
+    if opts.plan_salt is None and not (opts.resume and RunDir(opts.out).has_manifest()):
         raise ConfigError.one("--plan-salt", None, "--shard needs --plan-salt: every shard of a "
                               "sweep must draw the same plan (the workflow's plan job draws it)")
     opts = with_plan_salt(opts)

@@ -175,7 +175,7 @@ def with_plan_salt(opts: SweepOptions) -> SweepOptions:
         if not _SALT.fullmatch(opts.plan_salt):
             raise ConfigError.one("--plan-salt", None, "expected 1 to 64 hex digits (0-9a-f)")
         return opts
-    if opts.resume and (opts.out / "manifest.json").exists():
+    if opts.resume and RunDir(opts.out).has_manifest():
         return dataclasses.replace(opts, plan_salt=RunDir(opts.out).manifest().plan_salt)
     return dataclasses.replace(opts, plan_salt=new_salt())
 
