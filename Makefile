@@ -38,6 +38,8 @@ lock: $(UV)
 	  $(if $(UPGRADE),--upgrade) -o $(LOCK)
 	$(UV) pip compile pyproject.toml requirements/build.in --extra otel $(LOCK_FLAGS) \
 	  $(if $(UPGRADE),--upgrade) -o requirements/gate.lock
+	$(UV) pip compile requirements/frameworks.in $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) \
+	  -o requirements/frameworks.lock
 
 # The whole gate on simulated models, no key: validate, smoke, two real sequential sweeps
 # (a regressed candidate, exit 1; an equal one, exit 0), and verify re-deriving the results.

@@ -29,7 +29,7 @@ from typing import Any
 
 SWEEP = ["--candidate", "mock/expert@0.95", "--baseline", "mock/expert", "--max-rounds", "4",
          "--seed", "11", "--plan-salt", "11"]  # the same plan in every run compared
-VOLATILE = {"ts", "wall_s", "latency_s", "response_ids", "trace_id"}
+VOLATILE = {"ts", "wall_s", "latency_s", "response_ids", "trace_id", "transcript_sha256"}
 
 
 def gate_cmd(config: str, out: Path, *extra: str) -> list[str]:

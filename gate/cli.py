@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "gate.simulate.cli",
     "gate.github.cli",
     "gate.scaffold",
+    "gate.traffic.cli",
 )
 
 

@@ -122,6 +122,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     n_tools = sum(len(v) for v in project.tools.values())
     print(f"ok: {len(project.tasks)} tasks, {n_tools} tools, {len(project.prompts)} prompts, "
           f"{len(project.registry.models)} models, {len(project.hashes)} files hashed")
+    if project.needs_label:
+        print(f"{len(project.needs_label)} task(s) need a label (never run until a person "
+              "removes the needs_label tag; docs/traffic.md):")
+        for path, task_id in project.needs_label:
+            print(f"  {path}: {task_id}")
     return EXIT_OK
 
 

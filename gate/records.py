@@ -3,6 +3,7 @@
 | file                           | model            |
 |--------------------------------|------------------|
 | ``trials.jsonl`` (one a line)  | ``Trial``        |
+| ``transcripts.jsonl.gz``       | ``Transcript`` (one gzip member a trial) |
 | ``audit.jsonl`` (one a line)   | ``AuditAttempt`` |
 | ``heartbeat.jsonl``            | ``Heartbeat``    |
 | ``manifest.json``              | ``Manifest``     |
@@ -149,6 +150,55 @@ class Trial(TrialScores):
     environment_error: TrialEnvironmentError | None = None  # set when environment_error
     trace_id: str  # the trial's OpenTelemetry trace id (32 hex digits, from run and trial id)
     reused_from: ReusedFrom | None = None  # set when an earlier run paid for this trial
+    transcript_sha256: Sha256 | None = None  # its Transcript's line in transcripts.jsonl.gz
+
+
+# --- transcripts.jsonl.gz ----------------------------------------------------------------
+
+
+class TranscriptStep(Record):
+    """One model call: the messages it was sent (``messages[seen_from:seen_to]``) and the
+    index of its answer in ``messages`` (None when no answer came back)."""
+
+    step: int
+    seen_from: int = Field(ge=0)
+    seen_to: int = Field(ge=0)
+    answer: int | None
+    response_id: str | None
+    finish_reason: str | None
+
+
+class TranscriptTool(Record):
+    """One tool call as executed: when it started and how long it took."""
+
+    call_id: str
+    tool: str
+    step: int
+    started: str  # ISO 8601 UTC
+    duration_s: float = Field(ge=0)
+
+
+class Transcript(Record):
+    """What one trial's model saw and said (transcripts.jsonl.gz): every message once, in
+    order (OpenAI chat format, redacted), which of them each model call saw, each tool call's
+    timing, and the final answer. Capped at ``cap_bytes``: long strings are cut first, then
+    messages in the middle become ``{"role": ..., "omitted": true}`` (``omitted_messages``),
+    and as a last resort only the head stays (no messages, steps or tool calls); ``capped``
+    says it happened."""
+
+    trial_id: str
+    arm: str
+    task: str
+    round: int
+    instruction: str
+    messages: list[dict[str, Any]]
+    steps: list[TranscriptStep]
+    tool_calls: list[TranscriptTool]
+    final_answer: str | None
+    cap_bytes: int = Field(ge=1)
+    original_bytes: int = Field(ge=0)  # the transcript's size before the cap
+    capped: bool
+    omitted_messages: int = Field(ge=0)
 
 
 # --- audit.jsonl -------------------------------------------------------------------------
@@ -294,7 +344,12 @@ class Manifest(Record):
     # the random salt the iid plan was drawn from (sweeps); absent: drawn from str(seed)
     plan_salt: str | None = Field(default=None, pattern=r"^[0-9a-f]{1,64}$")
     comparison: Comparison | None = None  # with --ledger: the run's place in its comparison
+    # provider config key -> its OpenTelemetry GenAI name, from its type and host ("openai")
+    provider_names: dict[str, str] = Field(default_factory=dict)
     subset: Subset | None = None  # --task/--env: the run covers only these tasks
+    # a Python agent program's interpreter: name==version of each distribution, by where the
+    # program is declared ("agent", "agent_overrides.ENV"); hashed into files_sha256 too
+    agent_distributions: dict[str, list[str]] = Field(default_factory=dict)
 
 
 # --- results.json / PARTIAL-RESULTS.json ------------------------------------------------

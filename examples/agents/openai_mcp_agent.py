@@ -5,6 +5,10 @@ gate starts it in the repository root with OPENAI_BASE_URL and OPENAI_API_KEY (g
 recording endpoint and a per-trial token), GATE_MODEL, GATE_MCP_URL, GATE_INSTRUCTION and
 GATE_SYSTEM_PROMPT_FILE. The loop: list the tools, ask the model, call the tools it asks for
 through MCP, repeat until it answers without a tool call; print that answer and exit 0.
+
+With ``agent.mode: persistent`` (GATE_MODE=persistent) it is started once and reads its trials
+as JSON lines on stdin (base_url, api_key, model, mcp_url, system_prompt, instruction), answering
+each with one JSON line: the imports and the interpreter's start are paid once per arm.
 """
 
 from __future__ import annotations
@@ -22,18 +26,38 @@ from openai import AsyncOpenAI
 MAX_TURNS = 60  # gate enforces the task's step limit itself
 
 
-def first_messages() -> list[dict[str, Any]]:
-    """The arm's system prompt and the task's instruction, as gate's own loop sends them."""
-    system = Path(os.environ["GATE_SYSTEM_PROMPT_FILE"]).read_text(encoding="utf-8")
-    return [{"role": "system", "content": system},
-            {"role": "user", "content": os.environ["GATE_INSTRUCTION"]}]
-
-
 async def main() -> int:
-    model = os.environ["GATE_MODEL"]
-    messages = first_messages()
+    if os.environ.get("GATE_MODE") == "persistent":
+        return await serve_trials()
+    system = Path(os.environ["GATE_SYSTEM_PROMPT_FILE"]).read_text(encoding="utf-8")
     llm = AsyncOpenAI(max_retries=0)  # OPENAI_BASE_URL / OPENAI_API_KEY; gate retries itself
-    async with Client(os.environ["GATE_MCP_URL"]) as tools_server:
+    answer = await solve(llm, os.environ["GATE_MODEL"], os.environ["GATE_MCP_URL"], system,
+                         os.environ["GATE_INSTRUCTION"])
+    if answer is None:
+        print("no final answer within the turn limit", file=sys.stderr)
+        return 1
+    print(answer)
+    return 0
+
+
+async def serve_trials() -> int:
+    """Persistent mode: one JSON line per trial on stdin, one JSON line per answer."""
+    while line := await asyncio.to_thread(sys.stdin.readline):
+        trial = json.loads(line)
+        llm = AsyncOpenAI(base_url=trial["base_url"], api_key=trial["api_key"], max_retries=0)
+        async with llm:
+            answer = await solve(llm, trial["model"], trial["mcp_url"], trial["system_prompt"],
+                                 trial["instruction"])
+        print(json.dumps({"task_id": trial["task_id"], "answer": answer}), flush=True)
+    return 0
+
+
+async def solve(llm: AsyncOpenAI, model: str, mcp_url: str, system: str,
+                instruction: str) -> str | None:
+    """The agent loop for one task: its final answer, or None at the turn limit."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system},
+                                      {"role": "user", "content": instruction}]
+    async with Client(mcp_url) as tools_server:
         listed = await tools_server.list_tools()
         tools = [{"type": "function", "function": {
             "name": t.name, "description": t.description or "", "parameters": t.input_schema}}
@@ -43,13 +67,11 @@ async def main() -> int:
             messages.append({"role": "assistant", "content": content or None,
                              **({"tool_calls": calls} if calls else {})})
             if not calls:
-                print(content)
-                return 0
+                return content
             for call in calls:
                 text = await run_tool(tools_server, call)
                 messages.append({"role": "tool", "tool_call_id": call["id"], "content": text})
-    print("no final answer within the turn limit", file=sys.stderr)
-    return 1
+    return None
 
 
 async def ask(llm: AsyncOpenAI, model: str, messages: list[dict[str, Any]],

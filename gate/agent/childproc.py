@@ -54,24 +54,40 @@ class _Capture:
 class Child:
     """A running agent program."""
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, *, lines: bool = False) -> None:
         self.proc = proc
         self.pid = proc.pid
-        self.stdout = _Capture(STDOUT_MAX, keep_tail=False)
+        self.stdout = _Capture(STDOUT_MAX, keep_tail=lines)
         self.stderr = _Capture(STDERR_TAIL * 4, keep_tail=True)
+        self.lines: asyncio.Queue[str] | None = asyncio.Queue() if lines else None
         assert proc.stdout is not None
         assert proc.stderr is not None
-        self._readers = [asyncio.create_task(_pump(proc.stdout, self.stdout)),
+        self._readers = [asyncio.create_task(_pump(proc.stdout, self.stdout, self.lines)),
                          asyncio.create_task(_pump(proc.stderr, self.stderr))]
 
     @classmethod
-    async def start(cls, argv: list[str], cwd: Path, env: dict[str, str]) -> Child:
+    async def start(cls, argv: list[str], cwd: Path, env: dict[str, str], *,
+                    persistent: bool = False) -> Child:
+        """Start the program; a persistent one reads trials on stdin and answers in lines."""
         proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+            *argv, cwd=cwd, env=env,
+            stdin=asyncio.subprocess.PIPE if persistent else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # its own process group: ended as a whole
         )
-        return cls(proc)
+        return cls(proc, lines=persistent)
+
+    async def send(self, line: str) -> bool:
+        """Write one line to a persistent program's stdin; False when it is gone."""
+        stdin = self.proc.stdin
+        if stdin is None or stdin.is_closing():
+            return False
+        try:
+            stdin.write(line.encode() + b"\n")
+            await stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+        return True
 
     @property
     def returncode(self) -> int | None:
@@ -103,6 +119,15 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-async def _pump(stream: asyncio.StreamReader, into: _Capture) -> None:
+async def _pump(stream: asyncio.StreamReader, into: _Capture,
+                lines: asyncio.Queue[str] | None = None) -> None:
+    pending = b""
     while chunk := await stream.read(65536):
         into.add(chunk)
+        if lines is None:
+            continue
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            lines.put_nowait(line.decode("utf-8", errors="replace"))
+        pending = pending[-STDOUT_MAX:]

@@ -1,14 +1,22 @@
 """The recording OpenAI-compatible endpoint an agent program talks to during one trial.
 
-Each ``POST /v1/chat/completions`` is checked (the trial's bearer token, the arm's model, the
+Each ``POST /v1/chat/completions`` (and ``POST /v1/responses``, translated by
+gate.agent.responses_api) is checked (the trial's bearer token, the arm's model, the
 step limit) and then answered by calling the *same* ``Provider`` object the built-in loop uses,
 so it gets what the loop's calls get: exact-id pricing, the budget projection, the rate limit,
 retries, and one audit line per attempt with the provider's response id.
 
-What is forwarded: ``messages``, ``tools``, ``temperature`` (default ``run.temperature``) and
-``max_tokens``/``max_completion_tokens`` (capped at ``run.max_tokens``, the figure the budget
-projection uses). The seed is the trial's (the pairing of the paired design). Other request
-fields are accepted and not forwarded; their names are recorded in the trial.
+What is forwarded: ``messages``, ``tools``, ``tool_choice`` (checked against the tools),
+``temperature`` (default ``run.temperature``), ``max_tokens``/``max_completion_tokens`` (capped at
+``run.max_tokens``, the figure the budget projection uses), and every field of
+``BEHAVIOUR_FIELDS`` as given (``response_format`` checked first): a provider that does not
+support one refuses the request itself. The seed is the trial's (the pairing of the paired
+design); a program's own ``seed`` is recorded as replaced. Fields that cannot change the answer
+(``IGNORED_FIELDS``) are accepted and recorded; any other field is refused with 400, as OpenAI
+refuses an unrecognised argument, never silently dropped.
+
+The model is the arm's id or its alias (``model_alias``: no ``/``, so an SDK that reads
+``prefix/model`` takes it unchanged).
 
 ``stream: true`` is answered as server-sent events (``chat.completion.chunk`` events, then
 ``[DONE]``; usage in a final chunk when ``stream_options.include_usage``), chunked here from the
@@ -36,20 +44,37 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from gate.agent.loop import TrialSpec, TrialTrace
+from gate.agent.responses_api import (
+    IGNORED,
+    Refused,
+    assistant_turn,
+    response_body,
+    stream_events,
+    to_chat_body,
+)
+from gate.agent.responses_api import sse as responses_sse
 from gate.environments.base import Environment
 from gate.errors import HaltError
 from gate.providers.base import (
+    BEHAVIOUR_FIELDS,
     Attempt,
     AttemptStart,
     ChatRequest,
     ChatResponse,
     Provider,
     ProviderError,
+    response_format_problem,
+    tool_choice_problem,
 )
 
 AuditSink = Callable[[int, Attempt], None]  # (step, attempt) -> the engine's audit writer
-FORWARDED = frozenset({"model", "messages", "tools", "temperature", "max_tokens",
-                       "max_completion_tokens", "stream", "stream_options"})
+FORWARDED = frozenset({"model", "messages", "tools", "tool_choice", "temperature", "max_tokens",
+                       "max_completion_tokens", "stream", "stream_options", *BEHAVIOUR_FIELDS})
+IGNORED_FIELDS = frozenset({"user", "metadata", "store", "service_tier", "prompt_cache_key",
+                            "prompt_cache_retention", "safety_identifier"})
+"""Accepted, not forwarded: they cannot change the answer (recorded in the trial)."""
+DEFAULTS_ONLY = {"n": (None, 1), "logprobs": (None, False), "top_logprobs": (None, 0)}
+"""Accepted only at their default value (gate answers one choice, without log probabilities)."""
 MAX_BODY = 8 * 1024 * 1024
 ENDING_S = 1.0  # an ending trial's program gets its answer; the trial ends after this at most
 
@@ -88,6 +113,9 @@ class TrialSession:
     mcp_calls: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     ignored_fields: set[str] = field(default_factory=set)
+    replaced_fields: set[str] = field(default_factory=set)
+    conversations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Responses API: each response id's conversation, for ``previous_response_id``."""
 
     def end(self, reason: BaseException | str) -> None:
         """The trial must end now (the first reason wins)."""
@@ -103,10 +131,24 @@ def endpoint_routes(session: TrialSession) -> list[Route]:
     async def models(request: Request) -> Response:
         if not _authorized(session, request):
             return _error(401, "invalid token for this trial", "invalid_api_key")
-        return JSONResponse({"object": "list", "data": [_model_entry(session.spec.model)]})
+        return JSONResponse({"object": "list", "data": [
+            _model_entry(name) for name in (session.spec.model, model_alias(session.spec.model))]})
+
+    async def responses(request: Request) -> Response:
+        return await _responses(session, request)
 
     return [Route("/v1/chat/completions", completions, methods=["POST"]),
+            Route("/v1/responses", responses, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"])]
+
+
+def model_alias(model: str) -> str:
+    """The arm's model id with no ``/`` (``mock/expert`` -> ``mock--expert``)."""
+    return model.replace("/", "--")
+
+
+def serves(session: TrialSession, model: Any) -> bool:
+    return model in (session.spec.model, model_alias(session.spec.model))
 
 
 def _model_entry(model: str) -> dict[str, Any]:
@@ -132,18 +174,19 @@ def _authorized(session: TrialSession, request: Request) -> bool:
     return hmac.compare_digest(given.encode(), f"Bearer {session.token}".encode())
 
 
-async def _completions(session: TrialSession, request: Request) -> Response:
+async def _admit(session: TrialSession, request: Request) -> Any:
+    """The request's JSON body, or the error ``Response`` that refuses it."""
     if not _authorized(session, request):
         session.rejected["auth"] += 1
         return _error(401, "invalid token for this trial", "invalid_api_key")
     if session.end_reason is not None:
         session.rejected["after_end"] += 1
         return _error(409, "this trial has ended", "trial_ended")
-    body = await _read_body(request)
-    problem = _check_body(session, body)
-    if problem is not None:
-        return problem
-    assert isinstance(body, dict)
+    return await _read_body(request)
+
+
+def _next_step(session: TrialSession, body: dict[str, Any]) -> int | Response:
+    """The step this model call is, or the answer that ends the trial at the step limit."""
     step = session.model_calls + 1
     if step > session.spec.task.task.step_limit:
         session.trace.ended = "step_limit"
@@ -152,12 +195,80 @@ async def _completions(session: TrialSession, request: Request) -> Response:
             "step_limit"))
     session.model_calls = step
     session.trace.steps = step
-    session.ignored_fields.update(k for k in body if k not in FORWARDED)
-    chat = ChatRequest(
-        model=session.spec.model, messages=body["messages"], tools=list(body.get("tools") or []),
-        seed=session.spec.seed, max_tokens=_max_tokens(session.spec, body),
-        temperature=_temperature(session.spec, body),
+    session.ignored_fields.update(k for k in body if k in IGNORED_FIELDS | IGNORED)
+    session.replaced_fields.update(k for k in body if k == "seed")
+    return step
+
+
+async def _completions(session: TrialSession, request: Request) -> Response:
+    body = await _admit(session, request)
+    if isinstance(body, Response):
+        return body
+    problem = _check_body(session, body)
+    if problem is not None:
+        return problem
+    assert isinstance(body, dict)
+    step = _next_step(session, body)
+    if isinstance(step, Response):
+        return step
+    chat = chat_request(session.spec, body)
+    return await answer_chat(session, chat, step, lambda response: (
+        _stream_or_json(body, str(body.get("model")), response)))
+
+
+async def _responses(session: TrialSession, request: Request) -> Response:
+    body = await _admit(session, request)
+    if isinstance(body, Response):
+        return body
+    if not isinstance(body, dict):
+        session.rejected["bad_request"] += 1
+        return _error(400, "the body must be a JSON object", "invalid_request_error")
+    try:
+        chat_body = to_chat_body(body, session.conversations)
+    except Refused as exc:
+        session.rejected["unsupported"] += 1
+        return _error(400, str(exc), "invalid_request_error")
+    problem = _check_body(session, chat_body)
+    if problem is not None:
+        return problem
+    step = _next_step(session, body)
+    if isinstance(step, Response):
+        return step
+    chat = chat_request(session.spec, chat_body)
+
+    def answer(response: ChatResponse) -> Response:
+        kept = chat.messages[1:] if body.get("instructions") else chat.messages
+        session.conversations[response.response_id] = [*kept, assistant_turn(response)]
+        if body.get("stream"):
+            return StreamingResponse(responses_sse(stream_events(body, response)),
+                                     media_type="text/event-stream")
+        return JSONResponse(response_body(body, response))
+
+    return await answer_chat(session, chat, step, answer)
+
+
+def chat_request(spec: TrialSpec, body: dict[str, Any]) -> ChatRequest:
+    """The provider request for a checked chat-completions body."""
+    return ChatRequest(
+        model=spec.model, messages=body["messages"], tools=list(body.get("tools") or []),
+        seed=spec.seed, max_tokens=_max_tokens(spec, body), temperature=_temperature(spec, body),
+        tool_choice=body.get("tool_choice") or "auto",
+        options={k: body[k] for k in sorted(BEHAVIOUR_FIELDS) if body.get(k) is not None},
     )
+
+
+def _stream_or_json(body: dict[str, Any], model: str, response: ChatResponse) -> Response:
+    if body.get("stream"):
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return StreamingResponse(_sse(model, response, include_usage),
+                                 media_type="text/event-stream")
+    return JSONResponse(completion_body(model, response))
+
+
+async def answer_chat(session: TrialSession, chat: ChatRequest, step: int,
+                      answer: Callable[[ChatResponse], Response]) -> Response:
+    """Call the provider for one step of the trial; ``answer`` shapes its response."""
+    session.trace.transcript.request(step, chat.messages)  # the trial's transcript
     try:
         response = await session.provider.complete(chat, _StepSink(session.audit, step))
     except HaltError as exc:
@@ -168,12 +279,10 @@ async def _completions(session: TrialSession, request: Request) -> Response:
     except Exception as exc:  # a bug: end the trial, the adapter re-raises it
         return _ending(session, exc, _error(500, "internal error in gate's endpoint",
                                             "internal_error"))
+    session.trace.transcript.answer(response.message, response.response_id,
+                                    response.finish_reason)
     _record(session, response)
-    if body.get("stream"):
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(_sse(chat.model, response, include_usage),
-                                 media_type="text/event-stream")
-    return JSONResponse(completion_body(chat.model, response))
+    return answer(response)
 
 
 async def _read_body(request: Request) -> Any:
@@ -192,10 +301,10 @@ def _check_body(session: TrialSession, body: Any) -> Response | None:
         session.rejected["bad_request"] += 1
         return _error(400, "the body must be a JSON object with a list of message objects",
                       "invalid_request_error")
-    if body.get("model") != session.spec.model:
+    if not serves(session, body.get("model")):
         session.rejected["model"] += 1
-        return _error(404, f"this trial serves only the model {session.spec.model!r}",
-                      "model_not_found")
+        return _error(404, f"this trial serves only the model {session.spec.model!r} (alias "
+                      f"{model_alias(session.spec.model)!r})", "model_not_found")
     tools, temperature = body.get("tools"), body.get("temperature")
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     if (tools is not None and not isinstance(tools, list)) or not _number(temperature, True) \
@@ -203,7 +312,25 @@ def _check_body(session: TrialSession, body: Any) -> Response | None:
         session.rejected["bad_request"] += 1
         return _error(400, "tools must be a list, temperature and max_tokens numbers",
                       "invalid_request_error")
+    problem = field_problem(body)
+    if problem is not None:
+        session.rejected["unsupported"] += 1
+        return _error(400, problem, "invalid_request_error")
     return None
+
+
+def field_problem(body: dict[str, Any]) -> str | None:
+    """Why a chat-completions body asks for what gate cannot pass on (None when it does not)."""
+    for key in body:
+        if key in FORWARDED or key in IGNORED_FIELDS or key == "seed":
+            continue
+        if key in DEFAULTS_ONLY:
+            if body[key] not in DEFAULTS_ONLY[key]:
+                return f"{key}={body[key]!r} is not supported (only {DEFAULTS_ONLY[key][1]!r})"
+            continue
+        return f"Unrecognized request argument supplied: {key}"
+    return tool_choice_problem(body.get("tool_choice"), list(body.get("tools") or [])) \
+        or response_format_problem(body.get("response_format"))
 
 
 def _number(value: Any, real: bool) -> bool:

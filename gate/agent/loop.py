@@ -6,7 +6,9 @@ the final answer. A response cut at ``max_tokens`` (``finish_reason: "length"``)
 invalid action). A refusal (the message's ``refusal``) is recorded in the trace. Reasoning
 (``reasoning``, ``reasoning_details``) stays on the assistant turn sent back, as providers ask
 for tool calling with reasoning models. Invalid calls (unknown tool, unparseable or
-schema-invalid arguments) go back to the model as tool errors and are counted. A
+schema-invalid arguments) go back to the model as tool errors and are counted. Every message
+sent and received, and the timing of every tool call, goes to the trace's transcript recorder
+(gate.agent.transcript). A
 ``ProviderError`` is not caught here: the engine records the trial as lost to the provider,
 never as a model failure.
 """
@@ -19,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from gate.agent.transcript import TranscriptRecorder
 from gate.config.schema import ToolCall
 from gate.environments.base import Environment
 from gate.project.load import LoadedTask
@@ -49,6 +52,7 @@ class TrialTrace:
     truncations: int = 0  # responses cut at max_tokens
     refusals: list[str] = field(default_factory=list)  # the model's refusal texts (untrusted)
     calls: list[dict[str, Any]] = field(default_factory=list)
+    transcript: TranscriptRecorder = field(default_factory=TranscriptRecorder)
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,12 @@ async def run_trial(
     provider: Provider,
     on_attempt: AttemptSink,
     on_step: Any = None,
+    transcript: TranscriptRecorder | None = None,
 ) -> TrialTrace:
-    """Run one trial to a final answer or the step limit. Raises ProviderError/HaltError."""
-    trace = TrialTrace()
+    """Run one trial to a final answer or the step limit. Raises ProviderError/HaltError;
+    ``transcript`` (the caller's, so that it outlives a raised error) records the messages."""
+    trace = TrialTrace(transcript=transcript or TranscriptRecorder())
+    recorder = trace.transcript
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": spec.system_prompt},
         {"role": "user", "content": spec.task.task.instruction},
@@ -89,6 +96,7 @@ async def run_trial(
             on_step(step)
         request = ChatRequest(spec.model, list(messages), spec.tools, spec.seed,
                               spec.max_tokens, spec.temperature)
+        recorder.request(step, messages)
         response = await provider.complete(request, on_attempt)
         trace.response_ids.append(response.response_id)
         trace.tokens_in += response.usage.prompt_tokens
@@ -96,6 +104,7 @@ async def run_trial(
         trace.cost_usd += response.cost_usd
         message = _clean_assistant(response.message)
         messages.append(message)
+        recorder.answer(message, response.response_id, response.finish_reason)
         refusal = message.get("refusal")
         if isinstance(refusal, str) and refusal:
             trace.refusals.append(refusal[:REFUSAL_CHARS])
@@ -106,9 +115,12 @@ async def run_trial(
         tool_calls = message.get("tool_calls") or []
         if not tool_calls:
             trace.ended = "final_answer"
+            content = message.get("content")
+            recorder.final_answer = content if isinstance(content, str) else None
             break
         for tc in tool_calls:
             messages.append(_execute(spec, env, tc, trace, seen))
+            recorder.tool_result(messages[-1])
     trace.latency_s = time.monotonic() - started
     return trace
 
@@ -138,6 +150,18 @@ def execute_call(
 
 
 def _execute(
+    spec: TrialSpec, env: Environment, tc: dict[str, Any], trace: TrialTrace, seen: set[str]
+) -> dict[str, Any]:
+    """Check and run one call, timed into the transcript (``_check_and_run``)."""
+    clock = trace.transcript.clock
+    started = clock()
+    reply = _check_and_run(spec, env, tc, trace, seen)
+    call = trace.calls[-1]
+    trace.transcript.tool(trace.steps, str(call["call_id"]), str(call["tool"]), started, clock())
+    return reply
+
+
+def _check_and_run(
     spec: TrialSpec, env: Environment, tc: dict[str, Any], trace: TrialTrace, seen: set[str]
 ) -> dict[str, Any]:
     trace.tool_calls += 1
@@ -177,7 +201,6 @@ def _execute(
         trace.invalid["schema"] += 1
         record["invalid"] = "schema"
         return reply({"error": "invalid arguments: " + "; ".join(problems)})
-    trace.valid_calls += 1
     fixture = spec.task.fixture
     for i, ev in enumerate(fixture.required_evidence):
         if _matches(ev, name, args):
@@ -187,6 +210,11 @@ def _execute(
     if distractor:
         trace.distractor_actions += 1
         record["distractor"] = True
+    if result.invalid:  # the environment's own kind of invalid action (replay: unrecorded)
+        trace.invalid[result.invalid] += 1
+        record["invalid"] = result.invalid
+        return reply({"error": result.error or f"invalid action: {result.invalid}"})
+    trace.valid_calls += 1
     if result.wrong_fix:
         trace.wrong_fixes += 1
         record["wrong_fix"] = True

@@ -6,10 +6,12 @@ then the program, started in the repository root with
     OPENAI_BASE_URL          http://127.0.0.1:PORT/v1 (gate's recording endpoint)
     OPENAI_API_KEY           a random token valid for this trial only
     GATE_MODEL               the arm's model id (the endpoint refuses any other)
+    GATE_MODEL_ALIAS         the same model for SDKs that split ``prefix/model`` (no ``/``)
     GATE_MCP_URL             the trial's tools, MCP over streamable HTTP
     GATE_TASK_ID, GATE_INSTRUCTION, GATE_SYSTEM_PROMPT_FILE
 
-and only an allowlist of gate's own variables (gate.agent.childproc): never a provider key.
+and only an allowlist of gate's own variables (gate.agent.childproc), the names in
+``agent.pass_env`` and the constants of ``agent.env``: never a provider key.
 
 How a trial ends:
 
@@ -27,6 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import secrets
 import tempfile
 import time
@@ -36,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 
 from gate.agent.childproc import Child, child_environment
 from gate.agent.loop import TrialSpec, TrialTrace
+from gate.agent.persistent import Key, ProgramPool
+from gate.agent.transcript import TranscriptRecorder
 from gate.config.schema import AgentProgram, GateConfig
 from gate.environments.base import Environment, EnvOutcome
 from gate.errors import HaltError
@@ -45,6 +51,14 @@ from gate.providers.base import Provider
 if TYPE_CHECKING:  # the server side (uvicorn, starlette, mcp) is imported only when used
     from gate.agent.endpoint import AuditSink, TrialSession
 
+
+
+def program_environment(program: AgentProgram, trial: dict[str, str],
+                        parent: dict[str, str] | None = None) -> dict[str, str]:
+    """The allowlist, ``pass_env`` from gate's environment, ``env``, then the trial's own."""
+    source = dict(os.environ) if parent is None else parent
+    passed = {k: source[k] for k in program.pass_env if k in source}
+    return child_environment({**passed, **program.env, **trial}, source)
 
 
 def agent_for(config: GateConfig, environment: str) -> AgentProgram | None:
@@ -89,13 +103,29 @@ async def run_program_trial(
     *,
     root: Path,
     stop: asyncio.Event | None = None,
+    pool: ProgramPool | None = None,
+    arm: str = "",
+    transcript: TranscriptRecorder | None = None,
 ) -> ProgramTrace:
-    """Run the program for one trial; see the module docstring for how it ends."""
+    """Run the program for one trial; see the module docstring for how it ends.
+    ``transcript`` records what went through the endpoint, and the program's stdout as the
+    final answer."""
     from gate.agent.endpoint import TrialSession
-    from gate.agent.serve import serve_trial
 
     session = TrialSession(spec, env, provider, audit, token=secrets.token_urlsafe(32),
-                           trace=ProgramTrace())
+                           trace=ProgramTrace(transcript=transcript or TranscriptRecorder()))
+    if program.mode == "persistent" and pool is not None:
+        return await _persistent_trial(program, session, pool, ProgramPool.key(arm, program),
+                                       root, stop)
+    return await _per_trial(program, session, root, stop)
+
+
+async def _per_trial(program: AgentProgram, session: TrialSession, root: Path,
+                     stop: asyncio.Event | None) -> ProgramTrace:
+    from gate.agent.endpoint import model_alias
+    from gate.agent.serve import serve_trial
+
+    spec = session.spec
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="gate-trial-") as tmp:
         prompt_file = Path(tmp) / "system_prompt.md"
@@ -103,11 +133,12 @@ async def run_program_trial(
         async with serve_trial(session) as served:
             extra = {
                 "OPENAI_BASE_URL": served.base_url, "OPENAI_API_KEY": session.token,
-                "GATE_MODEL": spec.model, "GATE_MCP_URL": served.mcp_url,
+                "GATE_MODEL": spec.model, "GATE_MODEL_ALIAS": model_alias(spec.model),
+                "GATE_MCP_URL": served.mcp_url,
                 "GATE_TASK_ID": spec.task.task.id, "GATE_INSTRUCTION": spec.task.task.instruction,
                 "GATE_SYSTEM_PROMPT_FILE": str(prompt_file),
             }
-            child = await Child.start(program.command, root, child_environment(extra))
+            child = await Child.start(program.command, root, program_environment(program, extra))
             try:
                 outcome = await _wait(child, session, program.timeout_s, stop)
             finally:
@@ -115,11 +146,54 @@ async def run_program_trial(
     return _finish(session, child, outcome, time.monotonic() - started)
 
 
+async def _persistent_trial(program: AgentProgram, session: TrialSession, pool: ProgramPool,
+                            key: Key, root: Path, stop: asyncio.Event | None) -> ProgramTrace:
+    from gate.agent.endpoint import model_alias
+
+    spec = session.spec
+    alias = model_alias(spec.model)
+    env = program_environment(program, {"GATE_MODEL": spec.model, "GATE_MODEL_ALIAS": alias,
+                                        "GATE_MODE": "persistent"})
+    async with pool.lease(key, program, root, env) as lease:
+        started = time.monotonic()
+        outcome, answer = await _give_trial(lease.child, session, program.timeout_s, stop)
+        lease.keep = outcome == "answered"  # else ended: the next trial starts afresh
+    return _finish(session, lease.child, outcome, time.monotonic() - started, answer)
+
+
+async def _give_trial(child: Child, session: TrialSession, timeout_s: float,
+                      stop: asyncio.Event | None) -> tuple[str, str | None]:
+    """Serve the trial, write its line, wait for the answer (or the end)."""
+    from gate.agent.endpoint import model_alias
+    from gate.agent.serve import serve_trial
+
+    spec = session.spec
+    async with serve_trial(session) as served:
+        while child.lines is not None and not child.lines.empty():
+            child.lines.get_nowait()  # extra lines of an earlier trial are not this answer
+        line = json.dumps({
+            "task_id": spec.task.task.id, "instruction": spec.task.task.instruction,
+            "system_prompt": spec.system_prompt, "base_url": served.base_url,
+            "api_key": session.token, "model": spec.model,
+            "model_alias": model_alias(spec.model), "mcp_url": served.mcp_url})
+        answer: list[str] = []
+        outcome = "exit"
+        if await child.send(line):
+            outcome = await _wait(child, session, timeout_s, stop, answer)
+    if outcome == "exit":
+        await child.end()  # collect its exit code and the rest of its stderr
+    return outcome, (answer[0] if answer else None)
+
+
 async def _wait(child: Child, session: TrialSession, timeout_s: float,
-                stop: asyncio.Event | None) -> str:
-    """Until the program exits ("exit"), times out, the trial ends, or the run halts."""
-    waits = {asyncio.create_task(child.proc.wait()): "exit",
-             asyncio.create_task(session.ended.wait()): "ended"}
+                stop: asyncio.Event | None, answer: list[str] | None = None) -> str:
+    """Until the program exits ("exit"), answers ("answered", persistent programs), times out,
+    the trial ends, or the run halts."""
+    waits: dict[asyncio.Task[Any], str] = {
+        asyncio.create_task(child.proc.wait()): "exit",
+        asyncio.create_task(session.ended.wait()): "ended"}
+    if child.lines is not None:
+        waits[asyncio.create_task(child.lines.get())] = "answered"
     if stop is not None:
         waits[asyncio.create_task(stop.wait())] = "halt"
     try:
@@ -135,10 +209,21 @@ async def _wait(child: Child, session: TrialSession, timeout_s: float,
         return "timeout"
     if session.ended.is_set():
         return "ended"
+    for task in done:
+        if waits[task] == "answered" and answer is not None and not task.cancelled():
+            answer.append(str(task.result()))
+            return "answered"
     return "exit" if child.returncode is not None else "halt"
 
 
-def _finish(session: TrialSession, child: Child, how: str, wall_s: float) -> ProgramTrace:
+def _final_answer(answer: str | None, child: Child) -> str | None:
+    """The trial's final answer: a persistent program's answer line, else its stdout."""
+    text = answer if answer is not None else child.stdout.text()
+    return text.strip() or None
+
+
+def _finish(session: TrialSession, child: Child, how: str, wall_s: float,
+            answer: str | None = None) -> ProgramTrace:
     trace = session.trace
     assert isinstance(trace, ProgramTrace)
     trace.latency_s = wall_s
@@ -146,7 +231,10 @@ def _finish(session: TrialSession, child: Child, how: str, wall_s: float) -> Pro
     if isinstance(reason, BaseException):
         raise reason  # ProviderError, HaltError, an environment's or gate's own exception
     exit_code = child.returncode if how == "exit" else None
-    trace.agent = _agent_record(session, child, exit_code, how)
+    if how == "answered":
+        how, exit_code = "exit", 0  # a persistent program's answer: a clean end of the trial
+    trace.transcript.final_answer = _final_answer(answer, child)
+    trace.agent = _agent_record(session, child, exit_code, how, answer)
     if how == "halt":
         raise HaltError("the run halted while the agent program was running")
     if session.model_calls == 0:
@@ -164,7 +252,7 @@ def _finish(session: TrialSession, child: Child, how: str, wall_s: float) -> Pro
 
 
 def _agent_record(session: TrialSession, child: Child, exit_code: int | None,
-                  how: str) -> dict[str, Any]:
+                  how: str, answer: str | None) -> dict[str, Any]:
     return {
         "kind": "program",
         "exit_code": exit_code,
@@ -173,5 +261,6 @@ def _agent_record(session: TrialSession, child: Child, exit_code: int | None,
         "mcp_calls": session.mcp_calls,
         "rejected_requests": dict(sorted(session.rejected.items())),
         "ignored_fields": sorted(session.ignored_fields),
-        "final_answer_chars": len(child.stdout.text().strip()),
+        "replaced_fields": sorted(session.replaced_fields),
+        "final_answer_chars": len((child.stdout.text() if answer is None else answer).strip()),
     }

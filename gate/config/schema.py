@@ -187,6 +187,18 @@ class AgentProgram(Strict):
 
     command: list[str] = Field(min_length=1, description="argv, run in the repository root")
     timeout_s: float = Field(600.0, gt=0, le=86400, description="wall time of one trial")
+    mode: Literal["per_trial", "persistent"] = Field(
+        "per_trial", description="per_trial: started for each trial; persistent: started once "
+        "per arm, trials as JSON lines on stdin (see gate.agent.persistent)")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="constant variables for the program "
+        "(e.g. OPENAI_AGENTS_DISABLE_TRACING: '1'); never the trial's own variables")
+    pass_env: list[str] = Field(
+        default_factory=list, description="names of variables of gate's own environment passed "
+        "to the program when set (never a provider's api_key_env)")
+    files: list[str] = Field(
+        default_factory=list, description="more repository files hashed with the command into "
+        "the manifest (the agent's lock file, its modules)")
 
     @field_validator("command")
     @classmethod
@@ -194,6 +206,22 @@ class AgentProgram(Strict):
         if any(not arg for arg in v):
             raise ValueError("command: every argument must be a non-empty string")
         return v
+
+    @field_validator("env", "pass_env")
+    @classmethod
+    def _not_the_trials(cls, v: Any) -> Any:
+        names = list(v)
+        taken = sorted(n for n in names if n in TRIAL_VARIABLES or n.startswith("GATE_"))
+        if taken:
+            raise ValueError(f"the trial sets these itself: {taken}")
+        bad = sorted(n for n in names if not _ENV_NAME.fullmatch(n))
+        if bad:
+            raise ValueError(f"not variable names: {bad}")
+        return v
+
+
+TRIAL_VARIABLES = frozenset({"OPENAI_BASE_URL", "OPENAI_API_KEY"})
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 AgentChoice = Literal["builtin"] | AgentProgram

@@ -10,6 +10,7 @@ import hashlib
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from gate.agent.failures import program_failures
 from gate.config.schema import SloConfig
 from gate.engine.decision import arm_fault, loss_imbalance, trial_value
 from gate.engine.plan import batches, units_of
@@ -328,6 +329,14 @@ def _status(
     arms: dict[str, ArmSummary], trials: list[Trial], halt: HaltRecord | None,
     lost_share_max: float, *, paired: bool = False,
 ) -> tuple[Status, list[str]]:
+    status, reasons = _status_of_trials(arms, trials, halt, lost_share_max)
+    return status, [*program_failures(trials), *reasons]  # the program named before any task
+
+
+def _status_of_trials(
+    arms: dict[str, ArmSummary], trials: list[Trial], halt: HaltRecord | None,
+    lost_share_max: float,
+) -> tuple[Status, list[str]]:
     reasons: list[str] = []
     if halt is not None:
         reasons.append(f"{halt.kind}: {halt.reason} at task {halt.task}, round {halt.round}")
@@ -496,6 +505,8 @@ def failure_reasons(trial: TrialScores) -> list[str]:
         reasons.append("refusal")
     if trial.distractor_actions:
         reasons.append("distractor_action")
+    if trial.ended in ("agent_exit", "agent_timeout"):  # the program failed, not the model
+        reasons.insert(0, trial.ended)
     return reasons or ["wrong_end_state"]
 
 

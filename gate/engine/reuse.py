@@ -13,7 +13,8 @@ T in this run takes the j-th unit of T from the earlier run, whose trial seed is
 (``runner.trial_seed``). The trial keeps its original timestamp and response ids, takes this
 run's trial id and round, and gains ``reused_from`` (the run that paid for it and when); its
 audit lines are copied with this run's round and ``reused_from`` set to that run id, so
-``gate verify`` finds every response id it cites.
+``gate verify`` finds every response id it cites. Its transcript is copied as it is (the
+trial cites the same hash). Its trace id is the new run's (each run's traces are its own).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gate.engine.plan import units_of
+from gate.engine.transcripts import read_transcripts, transcript_of
 from gate.records import (
     AuditAttempt,
     Manifest,
@@ -33,6 +35,7 @@ from gate.records import (
     ReusedTrial,
     ReuseFacts,
     ReuseRun,
+    Transcript,
     Trial,
 )
 from gate.rundir import RunDir
@@ -57,12 +60,14 @@ def baseline_key(arm: Arm, config_sha256: str, seed: int) -> str:
 class Cached:
     trial: Trial
     audit: list[AuditAttempt]
+    transcript: Transcript | None = None
 
     def as_cell(self, cell: Cell) -> Cached:
         """The trial and its audit lines under this run's trial id and round."""
         update = {"trial_id": cell.trial_id, "round": cell.round}
         return Cached(self.trial.model_copy(update=update),
-                      [a.model_copy(update={"round": cell.round}) for a in self.audit])
+                      [a.model_copy(update={"round": cell.round}) for a in self.audit],
+                      self.transcript)
 
 
 Key = tuple[str, int]  # (task, occurrence)
@@ -90,7 +95,7 @@ class Reuse:
             del self.cache[key]
             source = hit.trial.reused_from.run_id
             hit = hit.as_cell(cell)
-            await engine.adopt(hit.trial, hit.audit)
+            await engine.adopt(hit.trial, hit.audit, hit.transcript)
             self.taken[source] = self.taken.get(source, 0) + 1
         return left
 
@@ -144,6 +149,7 @@ def _trials_of(run_dir: Path, run_id: str) -> list[Cached]:
         if line.arm == "baseline":
             audit.setdefault((line.task, line.round), []).append(line)
     out = []
+    transcripts = read_transcripts(run_dir)
     for trial in RunDir(run_dir).trials():
         if trial.arm != "baseline" or trial.status != "scored":
             continue
@@ -153,7 +159,8 @@ def _trials_of(run_dir: Path, run_id: str) -> list[Cached]:
             continue  # never carry a trial its own run cannot vouch for
         origin = trial.reused_from or ReusedFrom(run_id=run_id, ts=trial.ts)
         out.append(Cached(trial.model_copy(update={"reused_from": origin}),
-                          [a.model_copy(update={"reused_from": origin.run_id}) for a in lines]))
+                          [a.model_copy(update={"reused_from": origin.run_id}) for a in lines],
+                          transcript_of(trial, transcripts)))
     return out
 
 

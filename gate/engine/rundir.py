@@ -16,6 +16,7 @@ from gate.engine.results import compute_results, evidence_of
 from gate.engine.runner import Arm
 from gate.engine.verdict import sweep_decision
 from gate.project.load import Project
+from gate.providers.names import genai_provider_name
 from gate.records import (
     BudgetSnapshot,
     HaltRecord,
@@ -69,7 +70,10 @@ def build_manifest(
         "slos": project.config.slos,
         "run": project.config.run,
         "budget": budget,
+        "provider_names": {key: genai_provider_name(cfg)
+                           for key, cfg in sorted(project.config.providers.items())},
         "subset": project.subset,
+        "agent_distributions": project.agent_distributions,
     })
 
 

@@ -1,5 +1,6 @@
 """Runs trials: bounded concurrency, audit of every provider attempt, checkpoint of every
-finished trial, heartbeat with cost, pause file, and the halt path of the circuit breaker.
+finished trial with its transcript, heartbeat with cost, pause file, and the halt path of the
+circuit breaker.
 
 The engine never decides verdicts; it turns cells (arm x task x round) into trial records.
 """
@@ -18,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from gate.agent.loop import TrialSpec, TrialTrace, run_trial
+from gate.agent.persistent import ProgramPool
 from gate.agent.program import ProgramTrace, agent_for, program_fields, run_program_trial
+from gate.agent.transcript import TranscriptRecorder
 from gate.engine.session import Notices
+from gate.engine.transcripts import build_transcript
 from gate.environments.base import EnvOutcome
 from gate.environments.registry import EnvironmentCodeError, GuardedEnvironment
 from gate.errors import CircuitBreakerError, HaltError, PausedError
@@ -31,12 +35,14 @@ from gate.records import (
     AuditStarted,
     HaltRecord,
     Heartbeat,
+    Transcript,
     Trial,
     TrialEnvironmentError,
     TrialProviderError,
 )
-from gate.rundir import RunDir
+from gate.rundir import TRANSCRIPTS, RunDir
 from gate.rundir.audit import STARTED
+from gate.rundir.jsonl import CompressedJsonlWriter, line_sha256
 
 log = logging.getLogger(__name__)
 
@@ -139,17 +145,19 @@ class Engine:
         self.notices = notices or Notices()
         self.halt: HaltRecord | None = None
         self.stop = asyncio.Event()  # set by the circuit breaker: agent programs are ended
+        self.programs = ProgramPool(concurrency)  # persistent agent programs, ended after cells
         self.run_id = _manifest_run_id(out_dir)  # written before the engine starts
         self.counters = Counters()
         run = RunDir(out_dir)
         self.audit = run.audit_writer()
         self.trials = run.trials_writer()
         self.heartbeat = run.heartbeat_writer()
+        self.transcripts = CompressedJsonlWriter(run.file(TRANSCRIPTS), Transcript)
         self._progress: Callable[[int, int], None] | None = None
         self._sleep = sleep  # injectable: tests drive the heartbeat without waiting
 
     def close(self) -> None:
-        for w in (self.audit, self.trials, self.heartbeat):
+        for w in (self.audit, self.transcripts, self.trials, self.heartbeat):
             w.close()
 
     # --- running ---------------------------------------------------------------------
@@ -176,6 +184,7 @@ class Engine:
         try:
             await asyncio.gather(*(worker(c) for c in queue))
         finally:
+            await self.programs.aclose()
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
@@ -218,16 +227,18 @@ class Engine:
 
         started = time.monotonic()
         program = agent_for(arm.project.config, env_name)
+        recorder = TranscriptRecorder()
         try:
             env = GuardedEnvironment(arm.project.environment(env_name), lt.fixture, seed)
             if program is None:
                 trace = await run_trial(spec, env, self.providers[arm.provider], on_attempt,
-                                        on_step)
+                                        on_step, transcript=recorder)
             else:
                 trace = await run_program_trial(
                     program, spec, env, self.providers[arm.provider],
                     _ProgramAudit(self, cell, arm),
-                    root=arm.project.root, stop=self.stop)
+                    root=arm.project.root, stop=self.stop, pool=self.programs, arm=cell.arm,
+                    transcript=recorder)
             outcome = env.outcome()
         except HaltError as exc:
             self._set_halt(exc, cell)
@@ -242,18 +253,33 @@ class Engine:
                               f"{exc.fault.describe()}")
         else:
             record = self._record(cell, arm, seed, trace, outcome, started)
-        return record
+        return self._with_transcript(record, recorder, lt.task.instruction)
+
+    def _with_transcript(self, record: Trial, recorder: TranscriptRecorder,
+                         instruction: str) -> Trial:
+        """Append the trial's transcript (durable with the trial) and cite its hash."""
+        transcript = build_transcript(recorder, trial_id=record.trial_id, arm=record.arm,
+                                      task=record.task, round_no=record.round,
+                                      instruction=instruction)
+        self.transcripts.append(transcript)
+        return record.model_copy(update={"transcript_sha256": line_sha256(transcript)})
 
     async def _commit(self, record: Trial) -> None:
-        """The trial's attempts on disk, then the trial, and only then does it count."""
-        await self.trials.commit_after(self.audit, record)
+        """The trial's attempts and transcript on disk, then the trial, and only then does it
+        count."""
+        await self.trials.commit_after((self.audit, self.transcripts), record)
         self.counters.trials_done += 1
 
-    async def adopt(self, trial: Trial, audit: list[AuditAttempt]) -> None:
-        """Record a trial paid by an earlier run (gate.engine.reuse), audit lines first."""
+    async def adopt(self, trial: Trial, audit: list[AuditAttempt],
+                    transcript: Transcript | None = None) -> None:
+        """Record a trial paid by an earlier run (gate.engine.reuse), audit lines and its
+        transcript first. It is traced under this run's trace id (a link names the original)."""
         for line in audit:
             self.audit.append(line)
-        await self._commit(trial)
+        if transcript is not None:
+            self.transcripts.append(transcript)
+        await self._commit(trial.model_copy(update={
+            "trace_id": trial_trace_id(self.run_id, trial.trial_id)}))
 
     def _audit_start(self, cell: Cell, arm: Arm, step: int, s: AttemptStart) -> None:
         """The ``started`` line: flushed to the OS before the request body is sent (no fsync

@@ -7,12 +7,12 @@ batches, each about twice the one before; a stage's units are dealt to N shards 
 never reads the decision and stops only on the circuit breaker (or the pause file). It gets
 1/N of each provider's declared rate limit and concurrency, and 1/N of the stage's budget.
 
-``gate merge`` is the only place a decision is made: it folds the shards' trials, audit and
-heartbeat into one run directory (the checkpoint, carried from stage to stage), replays the
-e-process over the planned units in their fixed order, and either decides or names the next
-stage. Because the replay reads only finished trials in the planned order, and a trial's
-outcome depends only on its seed, the verdict, the pairs used and the e-values are those of the
-same sweep run in one process.
+``gate merge`` is the only place a decision is made: it folds the shards' trials, audit,
+transcripts and heartbeat into one run directory (the checkpoint, carried from stage to stage),
+replays the e-process over the planned units in their fixed order, and either decides or
+names the next stage. Because the replay reads only finished trials in the planned order, and a
+trial's outcome depends only on its seed, the verdict, the pairs used and the e-values are those
+of the same sweep run in one process.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from gate.engine.rundir import finish_results
 from gate.engine.runner import Arm, Cell, halt_before_any_task
 from gate.engine.session import Notices
 from gate.engine.sweep import SweepOptions, build_arms, check_smoke, previous_run, sweep_engine
+from gate.engine.transcripts import read_transcripts, write_transcripts
 from gate.errors import CircuitBreakerError, ConfigError
 from gate.project.load import Project, load_project
 from gate.providers.budget import Budget
@@ -47,6 +48,7 @@ from gate.records import (
     ShardSpecRecord,
     StageRun,
     Stages,
+    Transcript,
 )
 from gate.rundir import JSONL_FILES, SHARD, STAGES, RunDir
 
@@ -291,8 +293,18 @@ def merge(out: Path, shard_dirs: list[Path], *, budget_usd: float | None = None,
     beats = [b.to_json() for src in sources for b in src.heartbeats()]
     for name, rows in zip(JSONL_FILES, (trials, audit, beats), strict=True):
         _write_jsonl(RunDir(out).file(name), rows)
+    _merge_transcripts(out, [src.path for src in sources], trials)
     halt = next((i.halt for _p, _m, i in loaded if i.halt is not None), None)
     return _decide(out, manifest, stages, units, spec, halt, loaded, notices)
+
+
+def _merge_transcripts(out: Path, sources: list[Path], trials: list[dict[str, Any]]) -> None:
+    """The transcripts the merged trials cite, from whichever directory holds them."""
+    found: dict[str, Transcript] = {}
+    for src in sources:
+        found.update(read_transcripts(src))
+    write_transcripts(out, [found[str(t["transcript_sha256"])] for t in trials
+                            if t.get("transcript_sha256") in found])
 
 
 def _merged_manifest(out: Path, loaded: list[Loaded], spec: ShardSpec,

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from gate.agent.failures import program_failure, program_failures
 from gate.connect import ProviderOptions
 from gate.engine.run import execute_run
 from gate.engine.session import Notices
@@ -78,10 +79,17 @@ def run_smoke(project: Project, out: Path, *, seed: int,
     expert = execute_run(project, model="mock/expert", provider=None, rounds=1,
                          out=out / "expert", seed=seed, notices=notices, arm_name="expert")
     trials = RunDir(out / "expert").trials()
-    failed = []
+    program = program_failures(trials)
+    if any(t.agent for t in trials):
+        checks.append(SmokeCheck(name="the agent program runs", ok=not program,
+                                 detail="; ".join(program) or f"{len(trials)} trials, no "
+                                 "non-zero exit, no timeout"))
+    failed, not_judged = [], []
     for t in trials:
         tasks[t.task].expert = _score(t)
-        if t.status == "environment_error" and t.environment_error is not None:
+        if program_failure(t.agent) is not None:
+            not_judged.append(t.task)  # the program failed: the task is not blamed
+        elif t.status == "environment_error" and t.environment_error is not None:
             err = t.environment_error  # the environment's code raised
             failed.append(f"{t.task} (environment error: {err.type} in {err.phase}"
                           f" at {err.file}:{err.line})")
@@ -90,8 +98,10 @@ def run_smoke(project: Project, out: Path, *, seed: int,
     missing = sorted(set(tasks) - {t.task for t in trials})
     checks.append(SmokeCheck(
         name="expert solves every task",
-        ok=not failed and not missing and expert.status == "complete",
-        detail=(f"{len(trials) - len(failed)}/{len(tasks)} solved"
+        ok=not failed and not not_judged and not missing and expert.status == "complete",
+        detail=(f"{len(trials) - len(failed) - len(not_judged)}/{len(tasks)} solved"
+                + (f"; not judged, the agent program failed: {', '.join(not_judged)}"
+                   if not_judged else "")
                 + (f"; broken task or fixture: {', '.join(failed)}" if failed else "")
                 + (f"; not run: {', '.join(missing)}" if missing else "")),
     ))

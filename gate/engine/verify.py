@@ -1,7 +1,8 @@
 """``gate verify``: re-derive results from the raw artifacts and compare.
 
 Fails when any figure differs, when an artifact's hash differs from the one the results cite,
-or when a scored trial cites a response id the audit log does not hold (a fabricated trial).
+when a scored trial cites a response id the audit log does not hold (a fabricated trial), or
+when a trial's transcript is not the one it cites by hash (changed or missing).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from gate.engine.plan import plan_units
 from gate.engine.rundir import derive_results
+from gate.engine.transcripts import check_transcripts
 from gate.records import AuditAttempt, Manifest, Record, Trial
 from gate.rundir import PARTIAL, RESULTS, RunDir, as_written, read_results
 
@@ -27,7 +29,9 @@ def verify_run(run_dir: Path) -> list[str]:
     if results_file is None:
         return [f"{run_dir}: no {RESULTS} or {PARTIAL}"]
     stored = read_results(results_file)
-    problems = _fabrication(run.trials(), run.audit()) + _plan(run.manifest())
+    trials = run.trials()
+    problems = _fabrication(trials, run.audit()) + check_transcripts(trials, run_dir)
+    problems += _plan(run.manifest())
     problems += _diff(_normal(stored), _normal(as_written(derive_results(run))), "")
     return problems
 

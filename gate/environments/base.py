@@ -39,13 +39,17 @@ class ToolResult:
     ``error`` is shown to the model as a tool error (e.g. "no such order"); it is a normal
     result of acting in the world, not an invalid action. ``wrong_fix`` marks a state-changing
     action that is the wrong remedy (restarting a healthy service, refunding the wrong order);
-    ``policy_violation`` names a rule the action broke (refund beyond policy).
+    ``policy_violation`` names a rule the action broke (refund beyond policy). ``invalid``
+    names a kind of invalid action the call was (the replay environment's ``unrecorded``):
+    ``error`` is shown to the model and the call is counted under that kind, like a
+    schema-invalid one, instead of as a valid call.
     """
 
     content: Any
     error: str | None = None
     wrong_fix: bool = False
     policy_violation: str | None = None
+    invalid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,9 @@ class Environment(ABC):
 
     name: ClassVar[str] = ""  # informational; the registered name is the one that counts
     tool_names: ClassVar[frozenset[str]]  # the tools this environment implements
+    # True: the environment implements whatever its tool files declare (``tool_names`` is
+    # then ignored); for generic worlds such as the built-in ``replay``.
+    tools_from_files: ClassVar[bool] = False
 
     def __init__(self, fixture: Fixture, seed: int) -> None:
         """Build the initial state from ``fixture.initial_state`` (call ``super().__init__``)."""

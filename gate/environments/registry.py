@@ -3,9 +3,9 @@ models and the smoke test all resolve an environment's name here.
 
 Three sources, one door:
 
-- gate's own ``incident`` and ``orders``: entry points of gate's distribution in the group
-  ``gate.environments`` (``pyproject.toml``); listed in ``BUILTIN`` too, so a source checkout
-  whose installed metadata is stale still finds them;
+- gate's own ``incident``, ``orders`` and ``replay``: entry points of gate's distribution in
+  the group ``gate.environments`` (``pyproject.toml``); listed in ``BUILTIN`` too, so a
+  source checkout whose installed metadata is stale still finds them;
 - entry points of any other installed distribution in the same group (entry name =
   environment name);
 - ``gate.yaml``: ``environments: {NAME: "package.module:ClassName"}``, imported with the
@@ -44,6 +44,7 @@ GATE_DIST = "gate"
 BUILTIN: dict[str, str] = {
     "incident": "gate.environments.incident.env:IncidentEnvironment",
     "orders": "gate.environments.orders.env:OrdersEnvironment",
+    "replay": "gate.environments.replay.env:ReplayEnvironment",
 }
 BUILTIN_WHERE = "gate (built-in)"
 _SPEC = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")

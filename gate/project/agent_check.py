@@ -21,25 +21,66 @@ def agent_problems(config: GateConfig, root: Path, environments: Iterable[str]
         if name not in known:
             problems.append((("agent_overrides", name),
                              f"agent_overrides: unknown environment {name!r}; known: {known}"))
-    choices: list[tuple[Loc, object]] = [(("agent",), config.agent)]
-    choices += [(("agent_overrides", k), v) for k, v in config.agent_overrides.items()]
-    for loc, choice in choices:
-        if isinstance(choice, AgentProgram) and not _findable(choice.command[0], root):
-            problems.append(((*loc, "command"), f"{'.'.join(map(str, loc))}.command: "
-                             f"{choice.command[0]!r} not found (relative paths are taken from "
-                             "the repository root, bare names from PATH)"))
+    keys = {p.api_key_env for p in config.providers.values() if p.api_key_env}
+    for where, program in programs(config):
+        loc: Loc = tuple(where.split(".", 1)) if "." in where else (where,)
+        problems += _command_problems(loc, program, root)
+        for i, name in enumerate(program.files):
+            if not (root / name).is_file() or Path(name).is_absolute():
+                problems.append(((*loc, "files", i), f"{where}.files[{i}]: {name!r} is not a "
+                                 "file of the repository"))
+        for i, name in enumerate(program.pass_env):
+            if name in keys:
+                problems.append(((*loc, "pass_env", i), f"{where}.pass_env[{i}]: {name!r} is a "
+                                 "provider's api_key_env: the program gets a per-trial token"))
     return problems
+
+
+def programs(config: GateConfig) -> list[tuple[str, AgentProgram]]:
+    """Every agent program of the configuration with where it is declared (``agent``,
+    ``agent_overrides.ENV``)."""
+    found = [("agent", config.agent)]
+    found += [(f"agent_overrides.{k}", v) for k, v in config.agent_overrides.items()]
+    return [(where, p) for where, p in found if isinstance(p, AgentProgram)]
+
+
+SCRIPT_SUFFIXES = frozenset({".py", ".pyz", ".sh", ".bash", ".js", ".mjs", ".cjs", ".ts",
+                             ".rb", ".pl", ".php", ".jar", ".lua", ".r", ".R"})
+"""An argument ending so names a file even without a ``/`` (``python agent.py``)."""
+
+
+CODE_FLAGS = frozenset({"-c", "-m", "-e", "--eval"})
+
+
+def _command_problems(loc: Loc, program: AgentProgram, root: Path) -> list[tuple[Loc, str]]:
+    """The executable, then every argument that names a file of the repository."""
+    where = f"{'.'.join(map(str, loc))}.command"
+    out: list[tuple[Loc, str]] = []
+    if not _findable(program.command[0], root):
+        out.append(((*loc, "command"), f"{where}: {program.command[0]!r} not found (relative "
+                    "paths are taken from the repository root, bare names from PATH)"))
+    argv = program.command
+    for i, arg in enumerate(argv[1:], start=1):
+        if argv[i - 1] in CODE_FLAGS:
+            continue  # the code or module after -c/-m/-e, not a file
+        if _names_file(arg) and not (root / arg).is_file():
+            out.append(((*loc, "command", i), f"{where}[{i}]: {arg!r} is not a file of the "
+                        "repository (the program runs in the repository root)"))
+    return out
+
+
+def _names_file(arg: str) -> bool:
+    if arg.startswith("-") or Path(arg).is_absolute() or "=" in arg or "://" in arg:
+        return False
+    return "/" in arg or Path(arg).suffix in SCRIPT_SUFFIXES
 
 
 def program_files(config: GateConfig, root: Path) -> list[str]:
     """Files of the repository named in an agent command (hashed into the run's manifest, so
     ``--resume`` and the smoke-before-spend check see a changed program)."""
     found: set[str] = set()
-    choices = [config.agent, *config.agent_overrides.values()]
-    for choice in choices:
-        if not isinstance(choice, AgentProgram):
-            continue
-        for arg in choice.command:
+    for _, choice in programs(config):
+        for arg in [*choice.command, *choice.files]:
             if Path(arg).is_absolute() or arg.startswith("-"):
                 continue
             path = (root / arg).resolve()

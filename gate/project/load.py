@@ -34,6 +34,7 @@ from gate.gitref import checkout_differs
 from gate.project.schema_check import schema_problems, validate
 
 M = TypeVar("M", bound=BaseModel)
+NEEDS_LABEL = "needs_label"  # a task tag: listed by validate, never run until a person labels it
 
 
 class FileSource(Protocol):
@@ -97,9 +98,13 @@ class Project:
     prompts: dict[str, str]
     tasks: list[LoadedTask]
     hashes: dict[str, str] = field(default_factory=dict)
+    agent_distributions: dict[str, list[str]] = field(default_factory=dict)
     config_sha256: str = ""
     prompt_tool_source: str = "worktree"
     environments: EnvironmentRegistry | None = None  # resolves every environment name
+    # tasks tagged ``needs_label`` (imported traffic nobody has judged yet): (file, id); they
+    # are listed by ``gate validate`` and never loaded into ``tasks``, so never run
+    needs_label: list[tuple[str, str]] = field(default_factory=list)
     subset: Subset | None = None  # set by select_tasks: a run over part of the suite
 
     def environment(self, name: str) -> LoadedEnvironment:
@@ -181,8 +186,10 @@ class _Collector:
         self.root = root
         self.problems: list[Problem] = []
         self.hashes: dict[str, str] = {}
+        self.distributions: dict[str, list[str]] = {}  # a Python agent program's, by where
         # (environment, tool) implemented but declared by no tool file -> (where, consequences)
         self.undeclared: dict[tuple[str, str], tuple[str, int]] = {}
+        self.needs_label: list[tuple[str, str]] = []  # (task file, task id): never run
 
     def name(self, relpath: str, source: FileSource | None = None) -> str:
         shown = display_path(self.root / relpath)
@@ -301,9 +308,11 @@ def load_project(
         prompts=prompts,
         tasks=tasks,
         hashes=dict(sorted(col.hashes.items())),
+        agent_distributions=col.distributions,
         config_sha256=col.hashes[cfg_file.name],
         prompt_tool_source=pt_source.label,
         environments=envs,
+        needs_label=sorted(col.needs_label),
     )
 
 
@@ -356,12 +365,21 @@ def _environment_registry(
 def _check_agent(
     col: _Collector, doc: YamlDoc, config: GateConfig, root: Path, envs: EnvironmentRegistry
 ) -> None:
-    from gate.project.agent_check import agent_problems, program_files
+    from gate.project.agent_check import agent_problems, program_files, programs
+    from gate.project.distributions import python_distributions
 
     for loc, message in agent_problems(config, root, envs.names()):
         col.add(doc.path, doc.line_of(loc), message)
     for relpath in program_files(config, root):
         col.read(relpath, WorkTree(root))  # hashed for the manifest
+    if col.problems:
+        return
+    for where, program in programs(config):
+        listed = python_distributions(program, root)
+        if listed is not None:  # hashed like a file: an upgrade invalidates a smoke test
+            col.distributions[where] = listed
+            col.hashes[f"{where}:python-distributions"] = sha256_bytes(
+                "\n".join(listed).encode())
 
 
 def _hash_environment_code(col: _Collector, envs: EnvironmentRegistry, work: WorkTree) -> None:
@@ -420,6 +438,8 @@ def _load_env_tools(
 ) -> list[ToolDef]:
     env_name, implemented = env.name, env.cls.tool_names
     defs: list[ToolDef] = []
+    if env.cls.tools_from_files:  # a generic world (replay): its tools are the files'
+        implemented = frozenset(_tool_names(source, directory))
     for relpath in source.list(directory):
         if not relpath.endswith((".yaml", ".yml")):
             continue
@@ -439,6 +459,20 @@ def _load_env_tools(
     for missing in sorted(implemented - declared):
         col.undeclared[(env_name, missing)] = (col.name(directory, source), 0)
     return sorted(defs, key=lambda t: t.name)
+
+
+def _tool_names(source: FileSource, directory: str) -> list[str]:
+    """The ``name:`` of every tool file (problems are reported when each is loaded)."""
+    names = []
+    for relpath in source.list(directory):
+        raw = source.read(relpath) if relpath.endswith((".yaml", ".yml")) else None
+        try:
+            data = parse_yaml(raw.decode("utf-8"), relpath).data if raw is not None else None
+        except (ConfigError, UnicodeDecodeError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            names.append(data["name"])
+    return names
 
 
 def _load_prompts(
@@ -462,6 +496,7 @@ def _load_tasks(
 ) -> list[LoadedTask]:
     loaded: list[LoadedTask] = []
     seen: dict[str, str] = {}
+    instructions: dict[tuple[str, str], str] = {}
     used_fixtures: set[str] = set()
     if col.outside(config.suite.tasks_dir, work, col.name(config.suite.tasks_dir)):
         return loaded
@@ -477,6 +512,17 @@ def _load_tasks(
             col.add(doc.path, id_line, f"duplicate task id {task.id!r} (also in {seen[task.id]})")
             continue
         seen[task.id] = doc.path
+        if NEEDS_LABEL in task.tags:
+            col.needs_label.append((doc.path, task.id))
+            continue
+        said = (task.environment, task.instruction.strip())
+        if said in instructions:
+            col.add(doc.path, doc.line_of(("instruction",)),
+                    f"task {task.id!r} has the same instruction as {instructions[said]} in "
+                    f"environment {task.environment!r}: the simulated models tell tasks apart "
+                    "by their instruction")
+            continue
+        instructions[said] = doc.path
         if task.environment not in envs:
             col.add(doc.path, doc.line_of(("environment",)),
                     f"unknown environment {task.environment!r}; known: {envs.names()} "

@@ -40,6 +40,8 @@ class ChatRequest:
     max_tokens: int
     temperature: float = 0.0
     tool_choice: str | dict[str, Any] = "auto"  # "auto", "none", "required" or a named function
+    options: dict[str, Any] = field(default_factory=dict)
+    """Fields of ``BEHAVIOUR_FIELDS`` an agent program set, sent as it set them."""
 
     def body(self) -> dict[str, Any]:
         """The JSON body of ``POST /chat/completions``."""
@@ -53,11 +55,49 @@ class ChatRequest:
         if self.tools:
             body["tools"] = self.tools
             body["tool_choice"] = self.tool_choice
+        body.update(self.options)
         return body
 
     def sha256(self) -> str:
         raw = json.dumps(self.body(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(raw.encode()).hexdigest()
+
+
+BEHAVIOUR_FIELDS = frozenset({
+    "response_format", "parallel_tool_calls", "stop", "top_p", "reasoning_effort",
+    "frequency_penalty", "presence_penalty", "logit_bias", "verbosity",
+})
+"""Chat-completions fields that change the answer and are sent to the provider as given (a
+provider that does not support one refuses the request itself)."""
+
+
+def tool_choice_problem(choice: Any, tools: list[dict[str, Any]]) -> str | None:
+    """Why ``tool_choice`` is invalid for these ``tools`` (None when it is valid)."""
+    if choice in (None, "auto", "none"):
+        return None
+    if choice == "required":
+        return None if tools else "tool_choice 'required' needs tools"
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        names = {(t.get("function") or {}).get("name") for t in tools}
+        return None if name in names else f"tool_choice names a function not in tools: {name!r}"
+    return "tool_choice must be 'auto', 'none', 'required' or {type: function, function: {name}}"
+
+
+def response_format_problem(value: Any) -> str | None:
+    """Why ``response_format`` is not one a chat-completions provider accepts (None when it is)."""
+    if value is None:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind in ("text", "json_object"):
+        return None
+    if kind != "json_schema":
+        return "response_format.type must be 'text', 'json_object' or 'json_schema'"
+    spec = value.get("json_schema")
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) \
+            or not isinstance(spec.get("schema", {}), dict):
+        return "response_format.json_schema needs a name and a schema object"
+    return None
 
 
 @dataclass(frozen=True)
@@ -140,6 +180,7 @@ class Provider(Protocol):
 
 
 __all__ = [
-    "RETRYABLE", "Attempt", "AttemptSink", "AttemptStart", "ChatRequest", "ChatResponse",
-    "ErrorKind", "Provider", "ProviderError", "TwoPhaseSink", "Usage",
+    "BEHAVIOUR_FIELDS", "RETRYABLE", "Attempt", "AttemptSink", "AttemptStart", "ChatRequest",
+    "ChatResponse", "ErrorKind", "Provider", "ProviderError", "TwoPhaseSink", "Usage",
+    "response_format_problem", "tool_choice_problem",
 ]

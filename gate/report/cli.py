@@ -1,4 +1,4 @@
-"""``gate report`` and ``gate verify``."""
+"""``gate report``, ``gate verify``, ``gate show`` and ``gate export-otel``."""
 
 from __future__ import annotations
 
@@ -28,6 +28,16 @@ def register(sub: Any) -> None:
     p.add_argument("--run", required=True, type=run_dir, metavar="DIR",
                    help="run directory to check (exit 4 when there is no run)")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("show", parents=[CONFIG],
+                       help="print trial transcripts: what the model saw and said")
+    p.add_argument("--run", required=True, type=run_dir, metavar="DIR", help="run directory")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--trial", metavar="ID", default=None,
+                       help="one trial, by id (<arm>/<task>/r<round>)")
+    which.add_argument("--failed", action="store_true",
+                       help="only the trials that failed or were not scored")
+    p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("export-otel", parents=[CONFIG],
                        help="send a run as OpenTelemetry GenAI spans over OTLP/HTTP "
@@ -68,8 +78,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from gate.report.show import show
+
+    shown = show(args.run, args.trial, args.failed)
+    if shown == 0:
+        print("show: no trial matches", file=sys.stderr)
+    return 0
+
+
 def cmd_export_otel(args: argparse.Namespace) -> int:
-    from gate.report.otel import ENDPOINT_VARS, export_run
+    from gate.report.otel import ENDPOINT_VARS, export_run, refusal_text
 
     if args.endpoint is None and not any(os.environ.get(v) for v in ENDPOINT_VARS):
         print("gate: export-otel needs --endpoint or OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -78,5 +97,5 @@ def cmd_export_otel(args: argparse.Namespace) -> int:
     summary = export_run(args.run, endpoint=args.endpoint, timeout_s=args.timeout_s)
     print(f"export-otel: {summary.traces} trial traces, {summary.chat_spans} chat spans, "
           f"{summary.tool_spans} tool spans, {summary.evaluation_events} evaluation events"
-          f"{'' if summary.ok else '; the collector did not accept them'}")
+          f"{'' if summary.ok else '; ' + refusal_text(summary)}")
     return 0 if summary.ok else 1

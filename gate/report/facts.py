@@ -100,6 +100,7 @@ REASON_LABELS = {
     "wrong_fix": "wrong fix", "policy_violation": "policy violation",
     "step_limit": "step limit", "truncation": "truncated at max_tokens", "refusal": "refusal",
     "distractor_action": "distractor action", "wrong_end_state": "wrong end state",
+    "agent_exit": "agent exit", "agent_timeout": "agent timeout",
 }
 
 

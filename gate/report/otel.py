@@ -1,16 +1,21 @@
 """A run directory as OpenTelemetry GenAI spans, sent over OTLP/HTTP.
 
 One trace per trial: an ``invoke_agent`` span, under it a ``chat {model}`` span per provider
-attempt (audit.jsonl) and an ``execute_tool {tool}`` span per tool call (the trial's ``calls``),
-and a ``gen_ai.evaluation.result`` event with the trial's score. Everything comes from the
-files on disk, so exporting during a run and exporting a finished run later with
-``gate export-otel`` send the same spans; the trace id of each trial is the ``trace_id`` the
-engine wrote into trials.jsonl.
+attempt (audit.jsonl) and an ``execute_tool {tool}`` span per tool call (the trial's ``calls``,
+timed by its transcript), and a ``gen_ai.evaluation.result`` event with the trial's score; the
+root span also carries the outcome as filterable attributes (``gate.trial.success``,
+``gate.trial.reward``, ``gate.trial.outcome``), the instruction as its input and every span the
+run id as ``gen_ai.conversation.id``. Everything comes from the files on disk, so exporting
+during a run and exporting a finished run later with ``gate export-otel`` send the same spans;
+the trace id of each trial is the ``trace_id`` the engine wrote into trials.jsonl (a reused
+trial is traced under this run's id, with a link to the run that paid for it).
 
 Export never changes a result and never fails a run: a missing extra or an unreachable
-collector is a warning. The OpenTelemetry packages are the optional extra ``gate[otel]``.
-Message contents (tool arguments, final answers) are sent only when
-``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``.
+collector is a warning; a refusal is reported with the collector's status and body. The
+OpenTelemetry packages are the optional extra ``gate[otel]``. Message contents (the chat
+spans' input and output messages from the transcripts, tool arguments and results, the final
+answer) are sent only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` is ``true``
+(or ``SPAN_ONLY`` / ``SPAN_AND_EVENT``, the official instrumentation's values).
 """
 
 from __future__ import annotations
@@ -27,7 +32,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gate.engine.runner import trial_trace_id
+from gate.engine.transcripts import read_transcripts, transcript_of
 from gate.errors import ConfigError
+from gate.records import Manifest, Transcript
+from gate.report.genai_messages import input_messages, output_messages, text_message
+from gate.report.neutralize import neutralize
 from gate.rundir import RunDir
 
 if TYPE_CHECKING:  # the extra is optional: imported where used
@@ -38,8 +47,11 @@ log = logging.getLogger(__name__)
 ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 CAPTURE_VAR = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 INSTALL_HINT = "pip install 'gate[otel]'"
+CAPTURE_ON = ("true", "span_only", "span_and_event")
 BATCH = 256
+REFUSAL_CHARS = 300  # of the collector's answer, in the warning
 _NS = 1_000_000_000
+ROUNDING_NS = 1_000_000  # audit timestamps are to the millisecond
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,7 @@ class ExportSummary:
     tool_spans: int
     evaluation_events: int
     ok: bool
+    refusal: str | None = None  # the collector's status and body when it refused
 
 
 def export_configured() -> bool:
@@ -59,7 +72,7 @@ def export_configured() -> bool:
 
 
 def capture_content() -> bool:
-    return os.environ.get(CAPTURE_VAR, "").strip().lower() == "true"
+    return os.environ.get(CAPTURE_VAR, "").strip().lower() in CAPTURE_ON
 
 
 def export_run(
@@ -74,7 +87,8 @@ def export_run(
         raise ConfigError.one(str(run_dir), None, "OpenTelemetry export needs the optional "
                               f"extra: {INSTALL_HINT}") from None
     spans, summary = build_spans(run_dir, capture=capture_content())
-    exporter = OTLPSpanExporter(endpoint=endpoint, timeout=timeout_s)
+    answers = _Answers()
+    exporter = OTLPSpanExporter(endpoint=endpoint, timeout=timeout_s, session=answers.session())
     ok = True
     try:
         for i in range(0, len(spans), BATCH):
@@ -84,7 +98,32 @@ def export_run(
     finally:
         exporter.shutdown()  # type: ignore[no-untyped-call]  # untyped in the SDK
     return ExportSummary(summary.traces, summary.chat_spans, summary.tool_spans,
-                         summary.evaluation_events, ok)
+                         summary.evaluation_events, ok, None if ok else answers.refusal)
+
+
+class _Answers:
+    """Keeps the collector's last refusal (status and body) from the exporter's session."""
+
+    def __init__(self) -> None:
+        self.refusal: str | None = None
+
+    def session(self) -> Any:
+        import requests  # the OTLP/HTTP exporter's own dependency
+
+        session = requests.Session()
+        session.hooks["response"].append(self._on_response)
+        return session
+
+    def _on_response(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        if response.status_code >= 400:
+            body = neutralize(response.text, context="plain", limit=REFUSAL_CHARS)
+            self.refusal = f"HTTP {response.status_code} {response.reason}: {body or '(empty)'}"
+
+
+def refusal_text(summary: ExportSummary) -> str:
+    """What to say when the collector did not accept every span."""
+    why = summary.refusal or "unreachable, or no answer in time"
+    return f"the collector did not accept every span ({why})"
 
 
 def export_if_configured(run_dir: Path, warn: Any) -> ExportSummary | None:
@@ -97,8 +136,7 @@ def export_if_configured(run_dir: Path, warn: Any) -> ExportSummary | None:
         warn(f"OpenTelemetry export skipped: {exc}")
         return None
     if not summary.ok:
-        warn("OpenTelemetry export: the collector did not accept every span "
-             "(unreachable or refused); the run's results are unaffected")
+        warn(f"OpenTelemetry export: {refusal_text(summary)}; the run's results are unaffected")
     return summary
 
 
@@ -121,21 +159,22 @@ def build_spans(run_dir: Path, *, capture: bool) -> tuple[list[ReadableSpan], Ex
     if not run.has_manifest():
         raise ConfigError.one(str(run.manifest_path), None,
                               f"no run here (no {run.manifest_path.name})")
-    manifest = run.manifest().to_json()
-    trials = [t.to_json() for t in run.trials()]
+    manifest = run.manifest()
+    trials = run.trials()
+    transcripts = read_transcripts(run_dir)
     attempts: dict[tuple[str, str, int], list[dict[str, Any]]] = defaultdict(list)
     for line in (a.to_json() for a in run.audit()):
         attempts[(str(line["arm"]), str(line["task"]), int(line["round"]))].append(line)
-    attrs = {"service.version": str(manifest.get("gate_version", ""))}
+    attrs = {"service.version": manifest.gate_version}
     if not os.environ.get("OTEL_SERVICE_NAME"):  # the standard variable wins when set
         attrs["service.name"] = "gate"
     resource = Resource.create(attrs)
-    providers = {str(a["name"]): str(a.get("provider", "")) for a in manifest.get("arms", [])}
-    builder = _Builder(manifest, providers, resource, capture)
+    builder = _Builder(manifest, resource, capture)
     for trial in trials:
-        key = (str(trial["arm"]), str(trial["task"]), int(trial["round"]))
-        builder.trial(trial, sorted(attempts.get(key, []),
-                                    key=lambda a: (a.get("step", 0), a.get("attempt", 0))))
+        key = (trial.arm, trial.task, trial.round)
+        builder.trial(trial.to_json(), sorted(
+            attempts.get(key, []), key=lambda a: (a.get("step", 0), a.get("attempt", 0))),
+            transcript_of(trial, transcripts))
     return builder.spans, builder.summary()
 
 
@@ -148,11 +187,29 @@ def _span_id(trace_id: str, key: str) -> int:
     return value or 1  # zero is the invalid span id
 
 
+def _context(trace_hex: str, key: str, *, remote: bool = False) -> Any:
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    return SpanContext(int(trace_hex, 16), _span_id(trace_hex, key), is_remote=remote,
+                       trace_flags=TraceFlags(TraceFlags.SAMPLED))
+
+
+@dataclass
+class _Chat:
+    """A trial's chat spans as the tool spans need them: when each step's calls began/ended."""
+
+    starts: dict[int, int]
+    ends: dict[int, int]
+
+    def next_start(self, step: int, default: int) -> int:
+        later = [t for s, t in self.starts.items() if s > step]
+        return min(later, default=default)
+
+
 class _Builder:
-    def __init__(self, manifest: Mapping[str, Any], providers: Mapping[str, str],
-                 resource: Any, capture: bool) -> None:
+    def __init__(self, manifest: Manifest, resource: Any, capture: bool) -> None:
         self.manifest = manifest
-        self.providers = providers
+        self.providers = {a.name: a.provider for a in manifest.arms}
         self.resource = resource
         self.capture = capture
         self.spans: list[ReadableSpan] = []
@@ -164,51 +221,66 @@ class _Builder:
 
     def _run_attrs(self, trial: Mapping[str, Any]) -> dict[str, Any]:
         m = self.manifest
-        attrs = {
-            "gate.run.id": str(m.get("run_id", "")), "gate.arm": str(trial["arm"]),
+        key = self.providers.get(str(trial["arm"]), "")
+        return {
+            "gen_ai.conversation.id": m.run_id,
+            "gen_ai.provider.name": m.provider_names.get(key, key),
+            "gen_ai.request.model": str(trial["model"]),
+            "gate.provider": key, "gate.run.id": m.run_id, "gate.arm": str(trial["arm"]),
             "gate.task": str(trial["task"]), "gate.round": int(trial["round"]),
             "gate.trial.id": str(trial["trial_id"]), "gate.trial.seed": int(trial["seed"]),
-            "gate.run.seed": int(m.get("seed", 0) or 0),
-            "gate.git.sha": str(m.get("git_sha") or "unknown"),
-            "gate.config.sha256": str(m.get("config_sha256", "")),
+            "gate.run.seed": m.seed, "gate.git.sha": m.git_sha or "unknown",
+            "gate.config.sha256": m.config_sha256,
         }
-        return attrs
 
-    def trial(self, trial: Mapping[str, Any], attempts: Sequence[Mapping[str, Any]]) -> None:
-        from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+    def _trace_hex(self, trial: Mapping[str, Any]) -> str:
+        """The trial's trace id; a reused trial's is this run's (its record may hold the
+        paying run's, from before gate re-traced reused trials)."""
+        if trial.get("reused_from") or not trial.get("trace_id"):
+            return trial_trace_id(self.manifest.run_id, str(trial["trial_id"]))
+        return str(trial["trace_id"])
 
-        trace_hex = str(trial.get("trace_id") or trial_trace_id(
-            str(self.manifest.get("run_id", "")), str(trial["trial_id"])))
-        trace_id = int(trace_hex, 16)
+    def trial(self, trial: Mapping[str, Any], attempts: Sequence[Mapping[str, Any]],
+              transcript: Transcript | None) -> None:
+        from opentelemetry.trace import SpanKind
+
+        trace_hex = self._trace_hex(trial)
         end = _ns(str(trial["ts"]))
         start = end - int(float(trial.get("wall_s", 0.0)) * _NS)
-        root = SpanContext(trace_id, _span_id(trace_hex, "agent"), is_remote=False,
-                           trace_flags=TraceFlags(TraceFlags.SAMPLED))
-        provider = self.providers.get(str(trial["arm"]), "")
-        base = {**self._run_attrs(trial), "gen_ai.provider.name": provider,
-                "gen_ai.request.model": str(trial["model"])}
-        chat_ends: dict[int, int] = {}
+        root = _context(trace_hex, "agent")
+        base = self._run_attrs(trial)
+        chat = _Chat({}, {})
+        floor = start
         for a in attempts:
-            chat_ends[int(a.get("step", 0))] = self._chat(a, trace_hex, root, base)
-        self._tools(trial, trace_hex, root, base, chat_ends, start, end)
+            t0, t1 = self._chat(a, trace_hex, root, base, transcript, floor)
+            floor = max(floor, t1)
+            step = int(a.get("step", 0))
+            chat.starts[step] = min(chat.starts.get(step, t0), t0)
+            chat.ends[step] = max(chat.ends.get(step, t1), t1)
+        self._tools(trial, trace_hex, root, base, chat, start, end, transcript)
         self.spans.append(self._span(
             "invoke_agent gate", root, None, SpanKind.INTERNAL, start, end,
             {**base, "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "gate",
-             **_trial_attrs(trial, self.capture)},
-            _evaluation(trial, end), error=_trial_error(trial)))
+             "session.id": self.manifest.run_id,
+             **_trial_attrs(trial, transcript, self.capture)},
+            _evaluation(trial, end), error=_trial_error(trial), links=_links(trial)))
         self.counts["traces"] += 1
         if trial.get("status") == "scored":
             self.counts["evaluation"] += 1
 
     def _chat(self, a: Mapping[str, Any], trace_hex: str, root: Any,
-              base: Mapping[str, Any]) -> int:
-        from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+              base: Mapping[str, Any], transcript: Transcript | None,
+              floor: int) -> tuple[int, int]:
+        """One attempt's span; it starts no earlier than the previous one ended when they
+        seem to overlap only by the audit timestamps' millisecond rounding."""
+        from opentelemetry.trace import SpanKind
 
         end = _ns(str(a["ts"]))
         start = end - int(float(a.get("latency_s", 0.0)) * _NS)
+        if 0 < floor - start <= ROUNDING_NS:
+            start = floor
+        end = max(start, end)
         key = f"chat|{a.get('step')}|{a.get('attempt')}|{a.get('request_sha256')}"
-        ctx = SpanContext(root.trace_id, _span_id(trace_hex, key), is_remote=False,
-                          trace_flags=TraceFlags(TraceFlags.SAMPLED))
         attrs: dict[str, Any] = {
             **base, "gen_ai.operation.name": "chat",
             "gen_ai.usage.input_tokens": int(a.get("tokens_in") or 0),
@@ -225,27 +297,28 @@ class _Builder:
         error = None if a.get("outcome") == "ok" else str(a.get("outcome"))
         if error:
             attrs["error.type"] = error
-        self.spans.append(self._span(f"chat {a.get('model')}", ctx, root, SpanKind.CLIENT,
-                                     start, end, attrs, (), error=error))
+        if self.capture and transcript is not None:
+            attrs.update(_chat_content(transcript, int(a.get("step", 0)), error is None))
+        self.spans.append(self._span(f"chat {a.get('model')}", _context(trace_hex, key), root,
+                                     SpanKind.CLIENT, start, end, attrs, (), error=error))
         self.counts["chat"] += 1
-        return end
+        return start, end
 
     def _tools(self, trial: Mapping[str, Any], trace_hex: str, root: Any,
-               base: Mapping[str, Any], chat_ends: Mapping[int, int], start: int,
-               end: int) -> None:
-        from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+               base: Mapping[str, Any], chat: _Chat, start: int, end: int,
+               transcript: Transcript | None) -> None:
+        from opentelemetry.trace import SpanKind
 
-        calls = list(trial.get("calls") or [])
-        for i, call in enumerate(calls):
+        timed = _tool_timings(transcript)
+        results = _tool_results(transcript) if self.capture else {}
+        for i, call in enumerate(list(trial.get("calls") or [])):
             step = int(call.get("step", 0))
-            t0 = chat_ends.get(step, start)
-            t1 = max(t0, min(chat_ends.get(step + 1, end), end))
-            ctx = SpanContext(root.trace_id, _span_id(trace_hex, f"tool|{i}"), is_remote=False,
-                              trace_flags=TraceFlags(TraceFlags.SAMPLED))
+            call_id = str(call.get("call_id", ""))
+            t0, t1 = _tool_window(timed.get((step, call_id), []), chat, step, start, end)
             attrs: dict[str, Any] = {
                 **base, "gen_ai.operation.name": "execute_tool",
                 "gen_ai.tool.name": str(call.get("tool", "")), "gen_ai.tool.type": "function",
-                "gen_ai.tool.call.id": str(call.get("call_id", "")), "gate.step": step,
+                "gen_ai.tool.call.id": call_id, "gate.step": step,
             }
             error = call.get("invalid")
             if error:
@@ -257,14 +330,17 @@ class _Builder:
                 attrs["gate.policy_violation"] = str(call["policy_violation"])
             if self.capture and "args" in call:
                 attrs["gen_ai.tool.call.arguments"] = json.dumps(call["args"], sort_keys=True)
-            self.spans.append(self._span(f"execute_tool {call.get('tool', '')}", ctx, root,
+            if call_id in results:
+                attrs["gen_ai.tool.call.result"] = results[call_id]
+            self.spans.append(self._span(f"execute_tool {call.get('tool', '')}",
+                                         _context(trace_hex, f"tool|{i}"), root,
                                          SpanKind.INTERNAL, t0, t1, attrs, (),
                                          error=f"invalid_{error}" if error else None))
             self.counts["tool"] += 1
 
     def _span(self, name: str, ctx: Any, parent: Any, kind: Any, start: int, end: int,
               attrs: Mapping[str, Any], events: Sequence[Any], *,
-              error: str | None) -> ReadableSpan:
+              error: str | None, links: Sequence[Any] = ()) -> ReadableSpan:
         from opentelemetry.sdk.trace import ReadableSpan
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
         from opentelemetry.trace import Status, StatusCode
@@ -272,22 +348,100 @@ class _Builder:
         status = Status(StatusCode.ERROR, error) if error else Status(StatusCode.UNSET)
         return ReadableSpan(
             name=name, context=ctx, parent=parent, resource=self.resource,
-            attributes=dict(attrs), events=tuple(events), kind=kind, status=status,
-            start_time=start, end_time=max(start, end),
+            attributes=dict(attrs), events=tuple(events), links=tuple(links), kind=kind,
+            status=status, start_time=start, end_time=max(start, end),
             instrumentation_scope=InstrumentationScope("gate", None),
         )
 
 
-def _trial_attrs(trial: Mapping[str, Any], capture: bool) -> dict[str, Any]:
-    attrs: dict[str, Any] = {"gate.trial.status": str(trial.get("status", ""))}
+def _tool_timings(transcript: Transcript | None) -> dict[tuple[int, str], list[tuple[int, int]]]:
+    """(step, call id) -> when each such call ran, from the transcript, in order."""
+    out: dict[tuple[int, str], list[tuple[int, int]]] = defaultdict(list)
+    for t in transcript.tool_calls if transcript is not None else []:
+        t0 = _ns(t.started)
+        out[(t.step, t.call_id)].append((t0, t0 + int(t.duration_s * _NS)))
+    return out
+
+
+def _tool_window(timed: list[tuple[int, int]], chat: _Chat, step: int, start: int,
+                 end: int) -> tuple[int, int]:
+    """A tool span's start and end: the call's own timing when recorded, else the gap
+    between its step's answer and the next model call. Either way it lies after its step's
+    chat span and ends before the next one starts (clock rounding never makes them overlap)."""
+    after = chat.ends.get(step, start)
+    before = min(chat.next_start(step, end), end)
+    t0, t1 = timed.pop(0) if timed else (after, before)
+    t0 = min(max(t0, after), before)
+    return t0, max(t0, min(t1, before))
+
+
+def _tool_results(transcript: Transcript | None) -> dict[str, str]:
+    """call id -> the tool's answer as the model got it."""
+    out: dict[str, str] = {}
+    for m in transcript.messages if transcript is not None else []:
+        if m.get("role") == "tool" and m.get("tool_call_id") is not None:
+            content = m.get("content")
+            out[str(m["tool_call_id"])] = content if isinstance(content, str) else json.dumps(
+                content, default=str)
+    return out
+
+
+def _chat_content(transcript: Transcript, step: int, answered: bool) -> dict[str, str]:
+    """The chat span's ``gen_ai.input.messages`` (and ``output.messages`` for the attempt
+    that was answered), from the transcript's record of the step."""
+    rec = next((s for s in transcript.steps if s.step == step), None)
+    if rec is None:
+        return {}
+    attrs = {"gen_ai.input.messages": input_messages(
+        transcript.messages[rec.seen_from:rec.seen_to])}
+    if answered and rec.answer is not None and rec.answer < len(transcript.messages):
+        attrs["gen_ai.output.messages"] = output_messages(transcript.messages[rec.answer],
+                                                          rec.finish_reason)
+    return attrs
+
+
+def _links(trial: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A reused trial's link to its trace in the run that paid for it."""
+    from opentelemetry.trace import Link
+
+    origin = trial.get("reused_from")
+    if not isinstance(origin, Mapping):
+        return ()
+    original = trial_trace_id(str(origin["run_id"]), str(trial["trial_id"]))
+    return (Link(_context(original, "agent", remote=True),
+                 {"gate.link": "reused_from", "gate.run.id": str(origin["run_id"])}),)
+
+
+def outcome(trial: Mapping[str, Any]) -> str:
+    """``success`` or ``failure`` for a scored trial, else its status (lost, not scored)."""
+    if trial.get("status") == "scored":
+        return "success" if trial.get("success") else "failure"
+    return str(trial.get("status", ""))
+
+
+def _trial_attrs(trial: Mapping[str, Any], transcript: Transcript | None,
+                 capture: bool) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"gate.trial.status": str(trial.get("status", "")),
+                             "gate.trial.outcome": outcome(trial)}
+    if trial.get("success") is not None:
+        attrs["gate.trial.success"] = bool(trial["success"])
+    if trial.get("reward") is not None:
+        attrs["gate.trial.reward"] = float(trial["reward"])
     for field in ("tokens_in", "tokens_out"):
         if trial.get(field) is not None:
             name = "input_tokens" if field == "tokens_in" else "output_tokens"
             attrs[f"gen_ai.usage.{name}"] = int(trial[field])
     if trial.get("cost_usd") is not None:
         attrs["gen_ai.usage.cost"] = float(trial["cost_usd"])
-    if capture and trial.get("final_answer"):
-        attrs["gate.final_answer"] = str(trial["final_answer"])
+    if transcript is None:
+        return attrs
+    attrs.update({"gen_ai.input.messages": text_message("user", transcript.instruction),
+                  "input.value": transcript.instruction, "input.mime_type": "text/plain"})
+    if capture and transcript.final_answer is not None:
+        attrs.update({
+            "gen_ai.output.messages": text_message("assistant", transcript.final_answer,
+                                                   "stop"),
+            "output.value": transcript.final_answer, "output.mime_type": "text/plain"})
     return attrs
 
 

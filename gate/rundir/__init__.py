@@ -55,6 +55,7 @@ SMOKE = "smoke.json"
 SHARD = "shard.json"
 STAGES = "stages.json"
 REPORT = "report.md"
+TRANSCRIPTS = "transcripts.jsonl.gz"  # one compressed line per trial (gate.engine.transcripts)
 JSONL_FILES = (TRIALS, AUDIT, HEARTBEAT)
 
 

@@ -10,13 +10,20 @@ batch is one call in a worker thread (the fsyncs never run on the loop's thread)
 A torn last line (no newline, or not JSON) is detected on reading and dropped, never misread;
 a bad line in the middle is an error. Every line is a record of gate.records, validated on
 reading (``path:line: message``, exit 4).
+
+``CompressedJsonlWriter`` writes the same lines, each as its own gzip member (a ``.jsonl.gz``
+that ``gzip -dc`` reads whole); a torn last member is dropped the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
+import hashlib
 import json
 import os
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, overload
@@ -41,7 +48,7 @@ class JsonlWriter(Generic[R]):
         self.path = path
         self.model = model
         self._fsync = fsync
-        _truncate_torn_tail(path)
+        self._repair_tail()
         self._fh = path.open("ab", buffering=0)  # each line is one write(2): nothing held back
         self._appended = 0  # lines appended (and flushed) so far
         self._synced = 0  # lines known to be on disk
@@ -60,13 +67,14 @@ class JsonlWriter(Generic[R]):
         self._write(self._encode(record))
         self._appended += 1
 
+    def _repair_tail(self) -> None:
+        _truncate_torn_tail(self.path)
+
     def _encode(self, record: R) -> bytes:
         if not isinstance(record, self.model):
             raise TypeError(f"{self.path.name} holds {self.model.__name__} records, "
                             f"not {type(record).__name__}")
-        line = json.dumps(record.to_json(), sort_keys=True, separators=(",", ":"),
-                          allow_nan=False)
-        return (line + "\n").encode()
+        return encode_line(record)
 
     def _write(self, data: bytes) -> None:
         if self._fh.write(data) != len(data):  # a regular file takes it whole, or raises
@@ -76,20 +84,26 @@ class JsonlWriter(Generic[R]):
         """Append ``record`` and return once it is on disk."""
         await self._commit(None, self._encode(record))
 
-    async def commit_after(self, before: JsonlWriter[Any], record: R) -> None:
-        """Append ``record`` only once every line appended to ``before`` so far is on disk, and
-        return once ``record`` is on disk too (a trial after its audit lines)."""
+    async def commit_after(
+        self, before: JsonlWriter[Any] | Sequence[JsonlWriter[Any]], record: R,
+    ) -> None:
+        """Append ``record`` only once every line appended to ``before`` (one writer or several)
+        so far is on disk, and return once ``record`` is on disk too (a trial after its audit
+        lines and its transcript)."""
         await self._commit(before, self._encode(record))
 
     async def sync(self) -> None:
         """Return once every line appended before this call is on disk (fsync off the loop)."""
         await self._commit(None, b"")
 
-    async def _commit(self, before: JsonlWriter[Any] | None, line: bytes) -> None:
+    async def _commit(
+        self, before: JsonlWriter[Any] | Sequence[JsonlWriter[Any]] | None, line: bytes,
+    ) -> None:
         """Group commit: the lines of concurrent calls wait for one batch, and each batch costs
         one worker-thread call (fsync the ``before`` files, write the batch here, fsync here).
         Without fsync (here or in ``before``), the line is appended at once."""
-        if not self._fsync or (before is not None and not before._fsync):
+        befores = [before] if isinstance(before, JsonlWriter) else list(before or ())
+        if not self._fsync or any(not w._fsync for w in befores):
             if line:
                 self._write(line)
                 self._appended += 1
@@ -97,8 +111,7 @@ class JsonlWriter(Generic[R]):
         if self._batch is None:
             self._batch = _Batch(asyncio.get_running_loop().create_future())
         batch = self._batch
-        if before is not None:
-            batch.before.add(before)
+        batch.before.update(befores)
         if line:
             batch.lines.append(line)
         if self._committer is None:
@@ -144,6 +157,76 @@ class JsonlWriter(Generic[R]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class CompressedJsonlWriter(JsonlWriter[R]):
+    """A ``.jsonl.gz``: each record is one line in its own gzip member (durable like any line)."""
+
+    def _repair_tail(self) -> None:
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        keep = sum(len(member) for member in _members(data, str(self.path))[0])
+        if keep < len(data):
+            with self.path.open("r+b") as fh:
+                fh.truncate(keep)
+
+    def _encode(self, record: R) -> bytes:
+        if not isinstance(record, self.model):
+            raise TypeError(f"{self.path.name} holds {self.model.__name__} records, "
+                            f"not {type(record).__name__}")
+        return compressed_line(record)
+
+
+def encode_line(record: Any) -> bytes:
+    """A record's line as every writer writes it (sorted keys, no spaces, newline)."""
+    line = json.dumps(record.to_json(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return (line + "\n").encode()
+
+
+def compressed_line(record: Any) -> bytes:
+    """A record's line as its own gzip member (a ``.jsonl.gz`` line)."""
+    return gzip.compress(encode_line(record), mtime=0)
+
+
+def line_sha256(record: Any) -> str:
+    """The SHA-256 of a record's line (what a trial cites of its transcript)."""
+    return hashlib.sha256(encode_line(record)).hexdigest()
+
+
+def _members(data: bytes, where: str) -> tuple[list[bytes], list[bytes]]:
+    """The complete gzip members of ``data`` (raw) and their decompressed text; a torn last
+    member is left out, a corrupt one before the end is an error."""
+    raw: list[bytes] = []
+    text: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            out = inflater.decompress(data[pos:])
+        except zlib.error:
+            raise RecordError.one(where, len(raw) + 1, "corrupt record (not gzip)") from None
+        if not inflater.eof:
+            break  # a member torn by a crash: dropped
+        end = len(data) - len(inflater.unused_data)
+        raw.append(data[pos:end])
+        text.append(out)
+        pos = end
+    return raw, text
+
+
+def read_compressed_jsonl(path: Path, model: type[R]) -> list[R]:
+    """Every complete record of a ``.jsonl.gz`` written by ``CompressedJsonlWriter``."""
+    if not path.exists():
+        return []
+    out = []
+    for number, text in enumerate(_members(path.read_bytes(), str(path))[1], start=1):
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            raise RecordError.one(str(path), number, "corrupt record (not JSON)") from None
+        out.append(parse_record(model, obj, str(path), number))
+    return out
 
 
 def _truncate_torn_tail(path: Path) -> None:

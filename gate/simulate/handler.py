@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from gate.providers import sse
-from gate.providers.base import ChatRequest, ProviderError
+from gate.providers.base import (
+    BEHAVIOUR_FIELDS,
+    ChatRequest,
+    ProviderError,
+    response_format_problem,
+    tool_choice_problem,
+)
 from gate.providers.pricing import compute_cost
 
 if TYPE_CHECKING:
@@ -38,19 +44,6 @@ def _error(code: int, message: str, **metadata: Any) -> dict[str, Any]:
 
 def _price_str(value: float) -> str:
     return format(Decimal(repr(value)), "f")
-
-
-def tool_choice_problem(choice: Any, tools: list[dict[str, Any]]) -> str | None:
-    """Why ``tool_choice`` is invalid for these ``tools`` (None when it is valid)."""
-    if choice in (None, "auto", "none"):
-        return None
-    if choice == "required":
-        return None if tools else "tool_choice 'required' needs tools"
-    if isinstance(choice, dict) and choice.get("type") == "function":
-        name = (choice.get("function") or {}).get("name")
-        names = {(t.get("function") or {}).get("name") for t in tools}
-        return None if name in names else f"tool_choice names a function not in tools: {name!r}"
-    return "tool_choice must be 'auto', 'none', 'required' or {type: function, function: {name}}"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -167,12 +160,14 @@ class Handler(BaseHTTPRequestHandler):
                 tools=tools, seed=int(body.get("seed", self.mock.seed)),
                 max_tokens=int(max_tokens), temperature=float(body.get("temperature", 0.0)),
                 tool_choice=body.get("tool_choice") or "auto",
+                options={k: v for k, v in body.items() if k in BEHAVIOUR_FIELDS},
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             self.mock.note("bad_request", error=type(exc).__name__)
             self._json(400, _error(400, f"invalid request body: {type(exc).__name__}"))
             return None
-        problem = tool_choice_problem(body.get("tool_choice"), tools)
+        problem = tool_choice_problem(body.get("tool_choice"), tools) \
+            or response_format_problem(body.get("response_format"))
         if problem is not None:
             self.mock.note("bad_request", error=problem)
             self._json(400, _error(400, problem))

@@ -1,7 +1,8 @@
 """Simulated models served by the built-in ``mock`` provider (in-process).
 
-The model recognises the task from the conversation's first user message (the task's
-instruction) and acts on the task's fixture:
+The model recognises the task by its instruction, found anywhere in the conversation's user
+messages (a program may wrap it in a template; the longest instruction found wins), and acts on
+the task's fixture:
 
 - ``mock/expert``: follows the reference trajectory, then answers with the reference output.
 - ``mock/expert@P``: at each step, with probability 1-P takes a distractor action instead
@@ -14,6 +15,18 @@ instruction) and acts on the task's fixture:
 The request's ``tool_choice`` is honoured: ``"none"`` answers without a tool call,
 ``"required"`` always calls a tool (the next reference call, else a random one), and a named
 function is the tool called. The instruction may come as plain text or as a list of text parts.
+
+The models accept what real models accept from agent frameworks:
+
+- tool names with a consistent prefix or suffix the program added (``gate_check_status``):
+  the model calls them by the names offered;
+- ``response_format`` (``json_schema``, ``json_object``): the final answer is JSON valid against
+  the schema, its strings the reference output;
+- a framework's output tool (an offered tool that is not the environment's, named like
+  ``final_result``): called, with arguments valid against its schema, once the work is done;
+- ``parallel_tool_calls: true``: the expert sends the run of independent reads (calls of the
+  task's required evidence) that follows its next call in one message, as many as the seed
+  draws.
 
 Every choice is drawn from a generator seeded by (request seed, task, model, step), so a
 model is deterministic given the run seed, and two arms given the same seed are paired.
@@ -40,6 +53,15 @@ from gate.providers.base import (
     ErrorKind,
     ProviderError,
     Usage,
+)
+from gate.simulate.habits import (
+    OUTPUT_TOOL,
+    Naming,
+    is_read,
+    naming,
+    schema_value,
+    tool_name,
+    tool_parameters,
 )
 
 _BASE_PRICE = Price(prompt=0.0000001, completion=0.0000002)
@@ -94,6 +116,9 @@ class _Turn:
     step: int  # assistant messages so far
     reference_done: int  # reference calls already made, in order
     last_call: ToolCall | None
+    schemas: dict[str, dict[str, Any]]  # the environment's tools, by their own names
+    naming: Naming  # how the request names them
+    output_tools: dict[str, dict[str, Any]]  # offered tools that are not the environment's
 
 
 class MockProvider:
@@ -102,7 +127,10 @@ class MockProvider:
     def __init__(self, project: Project, *, payment_required_after: int | None = None,
                  name: str = "mock") -> None:
         self.name = name
-        self._by_instruction = {lt.task.instruction.strip(): lt for lt in project.tasks}
+        by_instruction: dict[str, list[LoadedTask]] = {}
+        for lt in project.tasks:
+            by_instruction.setdefault(lt.task.instruction.strip(), []).append(lt)
+        self._instructions = sorted(by_instruction.items(), key=lambda kv: -len(kv[0]))
         self._schemas = {env: project.tool_schemas(env) for env in project.tools}
         self._payment_required_after = payment_required_after
         self.calls = 0
@@ -143,16 +171,19 @@ class MockProvider:
 
     def respond(self, request: ChatRequest) -> dict[str, Any]:
         """The assistant message a simulated model sends for this conversation."""
-        turn = self._turn(request.messages)
+        turn = self._turn(request)
         if turn is None:
             return {"role": "assistant", "content": "I cannot tell which task this is."}
         rng = _rng(request.seed, turn.task.task.id, request.model, turn.step)
         if request.tool_choice == "none":
-            return {"role": "assistant", "content": turn.task.fixture.reference_output}
+            return _answer(request, turn)
         call = self._forced(request.tool_choice, self._choose(request.model, turn, rng), turn, rng)
         if call is None:
-            return {"role": "assistant", "content": turn.task.fixture.reference_output}
-        return _tool_call_message(call, turn.step, garbled=request.model == "mock/garbled")
+            return _output_call(turn) or _answer(request, turn)
+        calls = [call]
+        if request.options.get("parallel_tool_calls") is True and call.tool in turn.schemas:
+            calls += self._parallel_reads(request, turn)
+        return _tool_call_message(calls, turn, garbled=request.model == "mock/garbled")
 
     def _choose(self, model: str, turn: _Turn, rng: random.Random) -> ToolCall | None:
         reference = turn.task.fixture.reference_trajectory
@@ -174,63 +205,126 @@ class MockProvider:
     def _forced(
         self, choice: str | dict[str, Any], call: ToolCall | None, turn: _Turn, rng: random.Random
     ) -> ToolCall | None:
-        """``call`` bent to ``tool_choice``: "required" and a named function force a call."""
+        """``call`` bent to ``tool_choice``: "required" and a named function force a call (the
+        framework's output tool once the work is done, when it offers one)."""
         reference = turn.task.fixture.reference_trajectory
         if choice == "required" and call is None:
             done = turn.reference_done
+            if done >= len(reference) and turn.output_tools:
+                return None  # the caller calls the output tool
             return reference[done] if done < len(reference) else self._random_call(turn, rng)
         if not isinstance(choice, dict):
             return call
-        name = str((choice.get("function") or {}).get("name", ""))
+        name = turn.naming.inner(str((choice.get("function") or {}).get("name", "")))
+        if name not in turn.schemas:
+            return None  # an output tool: called by the caller
         if call is not None and call.tool == name:
             return call
         for candidate in reference[turn.reference_done:]:
             if candidate.tool == name:
                 return candidate
-        schema = self._schemas[turn.task.task.environment].get(name, {"type": "object"})
-        return ToolCall(tool=name, args=random_value(schema, rng))
+        return ToolCall(tool=name, args=random_value(turn.schemas.get(name, {}), rng))
+
+    def _parallel_reads(self, request: ChatRequest, turn: _Turn) -> list[ToolCall]:
+        """Reads the reference trajectory makes right after the next call, sent in the same
+        message: how many of the run of independent reads (required evidence) is drawn from
+        the seed, so a run stays reproducible."""
+        reference = turn.task.fixture.reference_trajectory
+        evidence = turn.task.fixture.required_evidence
+        first = turn.reference_done
+        if first >= len(reference) or not is_read(reference[first], evidence):
+            return []
+        run = 0
+        while first + 1 + run < len(reference) and is_read(reference[first + 1 + run], evidence):
+            run += 1
+        rng = _rng(request.seed, turn.task.task.id, request.model, turn.step, "parallel")
+        return list(reference[first + 1: first + 1 + rng.randint(0, run)]) if run else []
 
     def _distractor(self, turn: _Turn, rng: random.Random) -> ToolCall:
         distractors = turn.task.fixture.distractors
         return rng.choice(distractors) if distractors else self._random_call(turn, rng)
 
     def _random_call(self, turn: _Turn, rng: random.Random) -> ToolCall:
-        schemas = self._schemas[turn.task.task.environment]
+        schemas = turn.schemas
         name = rng.choice(sorted(schemas))
         return ToolCall(tool=name, args=random_value(schemas[name], rng))
 
-    def _turn(self, messages: list[dict[str, Any]]) -> _Turn | None:
-        first_user = next((m for m in messages if m.get("role") == "user"), None)
-        if first_user is None:
-            return None
-        task = self._by_instruction.get(text_of(first_user.get("content")).strip())
+    def _task_of(self, request: ChatRequest) -> LoadedTask | None:
+        """The task whose instruction appears in a user message (the longest such instruction;
+        among tasks sharing it, the one whose environment's tools are offered)."""
+        offered = [tool_name(t) for t in request.tools]
+        for m in request.messages:
+            if m.get("role") != "user":
+                continue
+            text = text_of(m.get("content"))
+            for instruction, tasks in self._instructions:
+                if instruction in text:
+                    return max(tasks, key=lambda lt: naming(
+                        offered, self._schemas[lt.task.environment]).matched)
+        return None
+
+    def _turn(self, request: ChatRequest) -> _Turn | None:
+        task = self._task_of(request)
         if task is None:
             return None
+        schemas = self._schemas[task.task.environment]
+        offered = [tool_name(t) for t in request.tools]
+        names = naming(offered, schemas)
+        output_tools = {tool_name(t): tool_parameters(t) for t in request.tools
+                        if names.inner(tool_name(t)) not in schemas}
         reference = task.fixture.reference_trajectory
         done, step, last = 0, 0, None
-        for m in messages:
+        for m in request.messages:
             if m.get("role") != "assistant":
                 continue
             step += 1
             for tc in m.get("tool_calls") or []:
-                call = _parse_call(tc)
+                call = _parse_call(tc, names)
                 if call is None:
                     continue
                 last = call
                 if done < len(reference) and call == reference[done]:
                     done += 1
-        return _Turn(task, step, done, last)
+        return _Turn(task, step, done, last, schemas, names, output_tools)
+
+
+def _output_call(turn: _Turn) -> dict[str, Any] | None:
+    """A call of the framework's output tool, once the work is done, when one is offered."""
+    if turn.reference_done < len(turn.task.fixture.reference_trajectory):
+        return None
+    names = [n for n in sorted(turn.output_tools) if OUTPUT_TOOL.search(n)]
+    if not names:
+        return None
+    value = schema_value(turn.output_tools[names[0]], turn.task.fixture.reference_output)
+    arguments = json.dumps(value if isinstance(value, dict) else {"response": value})
+    return {"role": "assistant", "content": None, "tool_calls": [
+        {"id": f"call_{turn.step}", "type": "function",
+         "function": {"name": names[0], "arguments": arguments}}]}
+
+
+def _answer(request: ChatRequest, turn: _Turn) -> dict[str, Any]:
+    """The final answer: the reference output, as JSON valid against the schema when
+    ``response_format`` asks for one."""
+    text = turn.task.fixture.reference_output
+    asked = request.options.get("response_format")
+    kind = asked.get("type") if isinstance(asked, dict) else None
+    if kind == "json_schema":
+        schema = (asked.get("json_schema") or {}).get("schema") or {}  # type: ignore[union-attr]
+        text = json.dumps(schema_value(schema, text))
+    elif kind == "json_object":
+        text = json.dumps({"answer": text})
+    return {"role": "assistant", "content": text}
 
 
 def text_of(content: Any) -> str:
     """A message's text: the string, or its text parts joined (``[{"type": "text", ...}]``)."""
     if isinstance(content, list):
         return "".join(str(p.get("text", "")) for p in content
-                       if isinstance(p, dict) and p.get("type") == "text")
+                       if isinstance(p, dict) and p.get("type") in ("text", "input_text"))
     return "" if content is None else str(content)
 
 
-def _parse_call(tool_call: dict[str, Any]) -> ToolCall | None:
+def _parse_call(tool_call: dict[str, Any], naming: Naming) -> ToolCall | None:
     fn = tool_call.get("function") or {}
     try:
         args = json.loads(fn.get("arguments") or "{}")
@@ -238,24 +332,19 @@ def _parse_call(tool_call: dict[str, Any]) -> ToolCall | None:
         return None
     if not isinstance(args, dict):
         return None
-    return ToolCall(tool=str(fn.get("name", "")), args=args)
+    return ToolCall(tool=naming.inner(str(fn.get("name", ""))), args=args)
 
 
-def _tool_call_message(call: ToolCall, step: int, *, garbled: bool) -> dict[str, Any]:
-    arguments = json.dumps(call.args, sort_keys=True)
-    if garbled:
-        arguments = arguments.replace('"', "").rstrip("}") + ",,"
-    return {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [
-            {
-                "id": f"call_{step}",
-                "type": "function",
-                "function": {"name": call.tool, "arguments": arguments},
-            }
-        ],
-    }
+def _tool_call_message(calls: list[ToolCall], turn: _Turn, *, garbled: bool) -> dict[str, Any]:
+    tool_calls = []
+    for i, call in enumerate(calls):
+        arguments = json.dumps(call.args, sort_keys=True)
+        if garbled:
+            arguments = arguments.replace('"', "").rstrip("}") + ",,"
+        name = turn.naming.outer(call.tool) if call.tool in turn.schemas else call.tool
+        tool_calls.append({"id": f"call_{turn.step}" + (f"_{i}" if i else ""),
+                           "type": "function", "function": {"name": name, "arguments": arguments}})
+    return {"role": "assistant", "content": None, "tool_calls": tool_calls}
 
 
 def _usage(request: ChatRequest, message: dict[str, Any]) -> Usage:

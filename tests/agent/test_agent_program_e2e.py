@@ -14,10 +14,16 @@ import yaml
 from agent_support import PROGRAMS, agent_log, alive, make_project, program
 
 from gate.cli import main
+from gate.engine.transcripts import read_transcripts
 from gate.rundir.audit import attempts
 from gate.rundir.jsonl import read_jsonl
 
 pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
+
+
+def audit_of(audit: list[dict], trial: dict) -> list[dict]:  # type: ignore[type-arg]
+    return [a for a in audit if (a["arm"], a["task"], a["round"]) == (
+        trial["arm"], trial["task"], trial["round"])]
 
 
 def _requests(log: Path) -> list[dict]:  # type: ignore[type-arg]
@@ -60,6 +66,21 @@ def test_example_agent_solves_tasks_and_every_call_is_audited(tmp_path: Path) ->
         assert len(made) == len(traced) == t["tool_calls"] > 0
         assert [(m["tool"], json.loads(m["arguments"])) for m in made] == [
             (c["tool"], c["args"]) for c in traced]
+    # each trial's transcript holds what went through the endpoint: every answered call (the
+    # response ids the trial cites, in order), each message once, every MCP call timed, and
+    # the program's stdout as the final answer
+    transcripts = read_transcripts(out)
+    for t in trials:
+        tx = transcripts[t["transcript_sha256"]]
+        assert [s.response_id for s in tx.steps if s.answer is not None] == t["response_ids"]
+        assert len(tx.steps) == len({a["step"] for a in audit_of(audit, t)})  # retries: one
+        assert [(c.call_id, c.tool) for c in tx.tool_calls] == [
+            (c["call_id"], c["tool"]) for c in t["calls"]]
+        roles = [m["role"] for m in tx.messages]
+        assert roles.count("user") == 1  # the conversation repeats, the transcript does not
+        assert roles.count("tool") == t["tool_calls"]
+        final = tx.messages[tx.steps[-1].answer]
+        assert tx.final_answer == final["content"].strip()
     # the simulated expert recognised each task from the program's own messages
     for t, task_file in zip(sorted(trials, key=lambda t: t["task"]), sorted(
             ["incident/incident-easy-01-cache-crashed.yaml",

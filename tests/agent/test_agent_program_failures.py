@@ -91,6 +91,7 @@ def test_the_program_gets_its_trial_and_no_provider_key(
     assert "sk-or-v1-must-not-leak" not in json.dumps(env)
     assert "SOME_OTHER_SECRET" not in env
     assert env["GATE_MODEL"] == "mock/expert"
+    assert env["GATE_MODEL_ALIAS"] == "mock--expert"
     assert env["GATE_TASK_ID"] == TASK
     assert env["OPENAI_BASE_URL"].startswith("http://127.0.0.1:")
     assert env["OPENAI_BASE_URL"].endswith("/v1")
@@ -101,7 +102,8 @@ def test_the_program_gets_its_trial_and_no_provider_key(
     assert not Path(env["GATE_SYSTEM_PROMPT_FILE"]).exists()  # removed with the trial
     assert set(env) - {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
                        "PYTHONPATH", "VIRTUAL_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR",
-                       "OPENAI_BASE_URL", "OPENAI_API_KEY", "GATE_MODEL", "GATE_MCP_URL",
+                       "OPENAI_BASE_URL", "OPENAI_API_KEY", "GATE_MODEL", "GATE_MODEL_ALIAS",
+                       "GATE_MCP_URL",
                        "GATE_TASK_ID", "GATE_INSTRUCTION", "GATE_SYSTEM_PROMPT_FILE",
                        } == set()
 

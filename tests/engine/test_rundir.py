@@ -25,7 +25,7 @@ from gate.rundir import RunDir, as_written, read_results
 PACKAGE = Path(__file__).resolve().parents[2] / "gate"
 NAMES = [rundir.MANIFEST, rundir.AUDIT, rundir.TRIALS, rundir.HEARTBEAT, rundir.STOP,
          rundir.RESULTS, rundir.PARTIAL, rundir.SMOKE, rundir.SHARD, rundir.STAGES,
-         rundir.REPORT]
+         rundir.REPORT, rundir.TRANSCRIPTS]
 
 
 def test_only_gate_rundir_names_the_run_directory_files() -> None:

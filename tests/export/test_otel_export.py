@@ -4,60 +4,18 @@ with opentelemetry-proto, checked against the run's own audit.jsonl and trials.j
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from otlp_receiver import Collector, attrs
 
 from gate.cli import main
 from gate.rundir.audit import attempts
 
 pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
-
-
-class Collector:
-    """An OTLP/HTTP traces endpoint: keeps every span it receives, with its headers."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.spans: list[Any] = []
-        self.headers: list[dict[str, str]] = []
-        self.status = status
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.headers.append(dict(self.headers))
-                if outer.status == 200:
-                    req = ExportTraceServiceRequest()
-                    req.ParseFromString(body)
-                    for rs in req.resource_spans:
-                        for ss in rs.scope_spans:
-                            outer.spans.extend(ss.spans)
-                self.send_response(outer.status)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Collector:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -66,14 +24,7 @@ def collector() -> Iterator[Collector]:
         yield c
 
 
-def _attrs(span: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for kv in span.attributes:
-        v = kv.value
-        kind = v.WhichOneof("value")
-        out[kv.key] = (list(x.string_value for x in v.array_value.values)
-                       if kind == "array_value" else getattr(v, kind))
-    return out
+_attrs = attrs
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:

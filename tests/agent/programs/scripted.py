@@ -6,6 +6,7 @@ repository root (the program's working directory), so tests can check what it wa
   call-then-exit-3   one model call, then "boom" on stderr and exit 3
   call-then-hang     one model call, start a grandchild `sleep`, then sleep for ever
   no-call            print an answer and exit 0 without calling the endpoint
+  crash-at-start     a traceback's last line on stderr and exit 1, no call (an import error)
   probe              wrong token, wrong model, then a right call; prints the three statuses
   loop               keep calling the model (tool results faked, no MCP) until it answers
                      without a tool call or is refused
@@ -74,6 +75,10 @@ def loop() -> int:
 def main() -> int:
     mode = sys.argv[1]
     log({"pid": os.getpid(), "env": dict(os.environ), "cwd": os.getcwd()})
+    if mode == "crash-at-start":
+        print("Traceback (most recent call last):\nModuleNotFoundError: No module named "
+              "'agents'", file=sys.stderr)
+        return 1
     if mode == "no-call":
         print("done without asking anyone")
         return 0

@@ -1,0 +1,74 @@
+"""Wall time of `gate smoke` on this repository's whole suite: the built-in loop, against the
+example agent (official openai SDK + mcp client) in ``agent.mode: persistent`` (started once per
+run of the smoke, trials as JSON lines on stdin) and, with --per-trial, started for each trial.
+The issue's target: persistent within 3x the built-in loop.
+
+    .venv/bin/python bench/persistent_smoke.py [--repeat 1] [--per-trial]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "agents" / "openai_mcp_agent.py"
+
+
+def project(dest: Path, agent: object) -> Path:
+    for name in ("models.yaml", "prompts", "tools", "fixtures", "tasks"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
+    config = yaml.safe_load((REPO / "gate.yaml").read_text())
+    config["agent"] = agent
+    (dest / "gate.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return dest / "gate.yaml"
+
+
+def smoke(label: str, agent: object, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = project(Path(tmp), agent)
+            started = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "gate", "smoke", "--config", str(cfg),
+                                   "--out", str(Path(tmp) / "smoke")],
+                                  capture_output=True, text=True, cwd=tmp)
+            elapsed = time.perf_counter() - started
+            report = json.loads((Path(tmp) / "smoke" / "smoke.json").read_text())
+        if proc.returncode != 0:
+            print(proc.stdout[-2000:] + proc.stderr[-2000:])
+            raise SystemExit(f"{label}: gate smoke exited {proc.returncode}")
+        times.append(elapsed)
+        print(f"{label}: {elapsed:.2f} s wall, {len(report['tasks'])} tasks, smoke ok "
+              f"{report['ok']}")
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--per-trial", action="store_true")
+    args = parser.parse_args()
+    program = {"command": [sys.executable, str(EXAMPLE)], "timeout_s": 300}
+    builtin = smoke("built-in loop", "builtin", args.repeat)
+    persistent = smoke("example agent, persistent", {**program, "mode": "persistent"},
+                       args.repeat)
+    print(f"persistent / built-in: {persistent / builtin:.2f}x (target <= 3x)")
+    if args.per_trial:
+        per_trial = smoke("example agent, per trial", program, args.repeat)
+        print(f"per trial / built-in: {per_trial / builtin:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
