@@ -329,13 +329,13 @@ def _status(
     arms: dict[str, ArmSummary], trials: list[Trial], halt: HaltRecord | None,
     lost_share_max: float, *, paired: bool = False,
 ) -> tuple[Status, list[str]]:
-    status, reasons = _status_of_trials(arms, trials, halt, lost_share_max)
+    status, reasons = _status_of_trials(arms, trials, halt, lost_share_max, paired=paired)
     return status, [*program_failures(trials), *reasons]  # the program named before any task
 
 
 def _status_of_trials(
     arms: dict[str, ArmSummary], trials: list[Trial], halt: HaltRecord | None,
-    lost_share_max: float,
+    lost_share_max: float, *, paired: bool = False,
 ) -> tuple[Status, list[str]]:
     reasons: list[str] = []
     if halt is not None:
