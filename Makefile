@@ -96,6 +96,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/smoke_time.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/sequential.py
+	$(BIN)/python bench/guarantees.py --n 2000
 	$(BIN)/python bench/kill_resume.py --cycles 20
 	$(BIN)/python bench/agent_overhead.py
 

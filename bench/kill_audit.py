@@ -88,7 +88,7 @@ def sweep_cmd(project: Path, out: Path, smoke: Path, rounds: int, resume: bool) 
     return gate("sweep", "--config", str(project / "gate.yaml"), "--out", str(out),
                 "--candidate", "mock/expert@0.95", "--baseline", "mock/expert",
                 "--provider", "loop", "--smoke", str(smoke), "--max-rounds", str(rounds),
-                "--seed", "11", *(["--resume"] if resume else []))
+                "--seed", "11", "--plan-salt", "11", *(["--resume"] if resume else []))
 
 
 def count_requests(log: Path) -> int:

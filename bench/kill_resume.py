@@ -3,7 +3,7 @@
 For each of N cycles: start `gate sweep` in a fresh directory, SIGKILL it after a random
 delay, then `gate sweep --resume` to the end. Checks, per cycle:
 - the results (verdict, decision, per-arm trials and successes) and every trial's scores equal
-  those of an uninterrupted sweep with the same seed;
+  those of an uninterrupted sweep with the same seed and plan salt;
 - no trial id appears twice in trials.jsonl;
 - no trial finished before the kill was paid for again: no audit line written after the kill
   belongs to a cell that had already finished.
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 SWEEP = ["--candidate", "mock/expert@0.95", "--baseline", "mock/expert", "--max-rounds", "4",
-         "--seed", "11"]
+         "--seed", "11", "--plan-salt", "11"]  # the same plan in every run compared
 VOLATILE = {"ts", "wall_s", "latency_s", "response_ids", "trace_id", "transcript_sha256"}
 
 

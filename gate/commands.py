@@ -96,6 +96,14 @@ def register(sub: Any) -> None:
     p.add_argument("--stage", type=positive_int, help="with --shard: the stage (1-based)")
     p.add_argument("--stages", type=positive_int, default=1,
                    help="with --shard: the declared maximum number of stages (default 1)")
+    p.add_argument("--ledger", type=Path, metavar="FILE",
+                   help="the comparison ledger: a comparison already run is reported or "
+                        "continued, not started afresh (docs/statistics.md)")
+    p.add_argument("--force-restart", action="store_true",
+                   help="with --ledger: run a comparison it already holds again (recorded)")
+    p.add_argument("--plan-salt", metavar="HEX",
+                   help="salt of the plan (default: drawn at random for each new run; every "
+                        "shard of a sweep needs the same one)")
     _subset(p)
     p.set_defaults(func=cmd_sweep)
 
@@ -173,7 +181,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         resume=args.resume, pause_file=args.pause_file, budget_usd=args.budget_usd,
         max_rounds=args.max_rounds, smoke_dir=args.smoke, provider=args.provider,
         write_status=args.write_status, reuse_from=args.reuse_from,
-        reuse_max_age_days=args.reuse_max_age_days,
+        reuse_max_age_days=args.reuse_max_age_days, plan_salt=args.plan_salt,
+        ledger=args.ledger, force_restart=args.force_restart,
     )
     if args.shard is not None:
         from gate.engine.shard import parse_shard, run_shard
@@ -183,7 +192,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return EXIT_HALTED if info.halt else EXIT_OK
     if args.stage is not None:
         raise ConfigError.one("--stage", None, "--stage needs --shard I/N")
-    results = run_sweep(project, opts, config_path=args.config)
+    from gate.engine.ledger import EarlierRun
+
+    try:
+        results = run_sweep(project, opts, config_path=args.config)
+    except EarlierRun as earlier:  # the comparison's verdict stands: reported, not re-run
+        print(f"gate: {earlier}", file=sys.stderr)
+        return EXIT_FAIL if earlier.entry.verdict == "regression" else EXIT_OK
     write_report(args.out)
     print_arm_summary(results)
     print_decision(results)

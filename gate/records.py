@@ -311,6 +311,15 @@ class Continuation(Record):
     command: list[str]
 
 
+class Comparison(Record):
+    """Which run of its comparison this is (gate.engine.ledger, ``gate sweep --ledger``)."""
+
+    key: Sha256  # arms, configuration and file hashes
+    number: int = Field(ge=1)  # 3: the 3rd run of this comparison
+    previous: list[str]  # run ids of the earlier runs, oldest first
+    forced: bool  # started with --force-restart over earlier runs
+
+
 class Manifest(Record):
     """manifest.json: what the run is, what it hashed, and what it may run."""
 
@@ -332,6 +341,9 @@ class Manifest(Record):
     budget: BudgetSnapshot
     continuations: list[Continuation] = Field(default_factory=list)
     baseline_key: Sha256 | None = None  # what a reused baseline trial must match (sweeps)
+    # the random salt the iid plan was drawn from (sweeps); absent: drawn from str(seed)
+    plan_salt: str | None = Field(default=None, pattern=r"^[0-9a-f]{1,64}$")
+    comparison: Comparison | None = None  # with --ledger: the run's place in its comparison
     # provider config key -> its OpenTelemetry GenAI name, from its type and host ("openai")
     provider_names: dict[str, str] = Field(default_factory=dict)
     subset: Subset | None = None  # --task/--env: the run covers only these tasks
@@ -467,16 +479,22 @@ class Decision(Record):
 
 class SloCheck(Record):
     slo: str
-    value: float | None  # None (a missing figure) is a breach
+    value: float | None  # the point figure on the decision's pairs (None: no data)
     limit: float
-    ok: bool
+    ok: bool  # false only when breached
     direction: Literal[">=", "<="]
+    # breached / met: the anytime bound clears the limit on that side; unmeasured: it does not
+    status: Literal["met", "breached", "unmeasured"]
+    # anytime-valid (lower, upper) bounds, each one-sided at the SLO's level (docs/statistics.md);
+    # for p95_latency_s on the share of trials within the limit; None: no bound
+    bounds: tuple[float, float] | None = None
 
 
 class SloReport(Record):
-    met: bool
+    met: bool  # no SLO breached
     checks: list[SloCheck]
     breaches: list[str]
+    unmeasured: list[str] = Field(default_factory=list)  # the data could not tell
 
 
 class TaskArm(Record):

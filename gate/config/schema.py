@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 EvaluationStatus = Literal[
@@ -137,7 +144,18 @@ class StatisticsConfig(Strict):
     pass_k_top_up: bool = Field(
         False, description="rounds: after a no-regression decision taken before round k, run "
         "rounds until every task has k trials so the pass^k SLO can be measured (paid spend "
-        "after the decision; off: an unmeasurable pass^k SLO is a breach)")
+        "after the decision; off: an unmeasurable pass^k SLO is reported as unmeasured)")
+
+    @field_validator("lam")
+    @classmethod
+    def _lam_within_cap(cls, lam: float, info: ValidationInfo) -> float:
+        """The first bet may not pass the cap every bet is clipped to (docs/statistics.md)."""
+        delta = info.data.get("delta")
+        cap = None if not isinstance(delta, float) else min(0.75, 0.9 / (1.0 + delta))
+        if cap is not None and lam > cap:  # gate.statistics.lam_cap (a sibling layer)
+            raise ValueError(f"lam {lam:g} is above the bet cap min(0.75, 0.9 / (1 + delta)) = "
+                             f"{cap:.4g} for delta {delta:g}")
+        return lam
 
 
 class BudgetConfig(Strict):

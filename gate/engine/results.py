@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gate.agent.failures import program_failures
 from gate.config.schema import SloConfig
+from gate.engine.decision import arm_fault, loss_imbalance, trial_value
 from gate.engine.plan import batches, units_of
 from gate.engine.reuse import reuse_facts
 from gate.engine.slos import evaluate_slos
@@ -276,13 +277,20 @@ def compute_results(
         )
         for a in manifest.arms
     }
-    slos = None if slo_config is None else evaluate_slos(slo_config, arms["candidate"])
+    slos = None if slo_config is None else evaluate_slos(
+        slo_config, arms["candidate"], used=_used_candidate(manifest, trials, decision),
+        audit=[a for a in audit if a.arm == "candidate"], stats=manifest.statistics)
     decided = decision.decided_round if decision else None
     stopped = decision.stopped if decision else None
     scope = scope_accounting(manifest, trials, decided_round=decided, halt=halt, stopped=stopped)
-    status, reasons = _status(arms, trials, halt, lost_share_inconclusive)
+    status, reasons = _status(arms, trials, halt, lost_share_inconclusive,
+                              paired=decision is not None)
     if stopped is not None and status == "complete":
         status, reasons = "inconclusive", [*reasons, stopped]
+    imbalance = None if decision is None else loss_imbalance(
+        trials, units_of(manifest.scope), manifest.statistics.score)
+    if imbalance is not None and status in ("complete", "inconclusive"):
+        status, reasons = "inconclusive", [*reasons, imbalance]
     if status != "complete" and verdict in ("pass", "regression"):
         verdict = "inconclusive" if status == "inconclusive" else None
     return Results(
@@ -306,23 +314,39 @@ def compute_results(
     )
 
 
+def _used_candidate(manifest: Manifest, trials: list[Trial],
+                    decision: Decision | None) -> list[Trial] | None:
+    """The candidate's trials in the pairs the decision used, in the decision's order."""
+    if decision is None:
+        return None
+    by_id = {t.trial_id: t for t in trials}
+    used, _span = _decision_span(manifest, by_id, decision)
+    return [by_id[tid] for u in units_of(manifest.scope)
+            if (tid := u.trial_id("candidate")) in used]
+
+
 def _status(
     arms: dict[str, ArmSummary], trials: list[Trial], halt: HaltRecord | None,
-    lost_share_max: float,
+    lost_share_max: float, *, paired: bool = False,
 ) -> tuple[Status, list[str]]:
-    status, reasons = _status_of_trials(arms, trials, halt, lost_share_max)
+    status, reasons = _status_of_trials(arms, trials, halt, lost_share_max, paired=paired)
     return status, [*program_failures(trials), *reasons]  # the program named before any task
 
 
 def _status_of_trials(
     arms: dict[str, ArmSummary], trials: list[Trial], halt: HaltRecord | None,
-    lost_share_max: float,
+    lost_share_max: float, *, paired: bool = False,
 ) -> tuple[Status, list[str]]:
     reasons: list[str] = []
     if halt is not None:
         reasons.append(f"{halt.kind}: {halt.reason} at task {halt.task}, round {halt.round}")
         return ("paused" if halt.kind == "paused" else "halted"), reasons
-    lost = sum(1 for t in trials if t.status == "provider_error")
+    # in a sweep's decision a loss the arm caused is scored as its failure
+    # (gate.engine.decision.arm_fault): a measurement of the arm, not a lost one
+    def scored_as_failure(t: Trial) -> bool:
+        return paired and arm_fault(t)
+
+    lost = sum(1 for t in trials if t.status == "provider_error" and not scored_as_failure(t))
     if trials and lost / len(trials) > lost_share_max:
         reasons.append(f"{lost} of {len(trials)} trials lost to provider errors "
                        f"(> {lost_share_max:.0%}): provider artifact, not a ranking")
@@ -331,7 +355,7 @@ def _status_of_trials(
         reasons.append(f"{broken} of {len(trials)} trials lost to environment errors "
                        f"(> {lost_share_max:.0%}): the harness failed, not the model")
     not_scored = sum(1 for t in trials if t.status not in (
-        "scored", "provider_error", "environment_error"))
+        "scored", "provider_error", "environment_error") and not scored_as_failure(t))
     if trials and not_scored / len(trials) > lost_share_max:
         reasons.append(f"{not_scored} of {len(trials)} trials not scored (e.g. the agent program "
                        f"made no model call; > {lost_share_max:.0%})")
@@ -363,7 +387,8 @@ def _decision_span(
            for unit in group]
 
     def complete(ids: list[str]) -> bool:
-        return all(i in by_id and by_id[i].status == "scored" for i in ids)
+        return all(i in by_id and trial_value(by_id[i], manifest.statistics.score) is not None
+                   for i in ids)
 
     pairs_left = decision.pairs
     whole_batches = sum(1 for u in fed if complete([u.trial_id(a) for a in arms])) == pairs_left

@@ -3,13 +3,18 @@
 A trial is reused only when everything that decides it matches: the baseline model and its
 provider, the configuration, the baseline arm's prompt, tool, task and fixture files (the
 model registry aside: adding a candidate to it does not change the baseline), the run seed,
-and the trial's id and seed. The earlier run's key (``baseline_key`` in its manifest) holds
-all of it but the trial. Trials older than the maximum age are paid again: providers drift.
+and the trial's task, occurrence and seed. The earlier run's key (``baseline_key`` in its
+manifest) holds all of it but the trial. Trials older than the maximum age are paid again:
+providers drift.
 
-The trial keeps its original timestamp and response ids and gains ``reused_from`` (the run
-that paid for it and when); its audit lines are copied with ``reused_from`` set to that run
-id, so ``gate verify`` finds every response id it cites, and its transcript is copied as it is
-(the trial cites the same hash). Its trace id is the new run's (each run's traces are its own).
+Every run draws its own plan (``plan_salt``), so the same task sits at different positions
+in two runs' plans; a trial is therefore matched by (task, occurrence): the j-th unit of task
+T in this run takes the j-th unit of T from the earlier run, whose trial seed is the same
+(``runner.trial_seed``). The trial keeps its original timestamp and response ids, takes this
+run's trial id and round, and gains ``reused_from`` (the run that paid for it and when); its
+audit lines are copied with this run's round and ``reused_from`` set to that run id, so
+``gate verify`` finds every response id it cites. Its transcript is copied as it is (the
+trial cites the same hash). Its trace id is the new run's (each run's traces are its own).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gate.engine.plan import units_of
 from gate.engine.transcripts import read_transcripts, transcript_of
 from gate.records import (
     AuditAttempt,
@@ -56,24 +62,40 @@ class Cached:
     audit: list[AuditAttempt]
     transcript: Transcript | None = None
 
+    def as_cell(self, cell: Cell) -> Cached:
+        """The trial and its audit lines under this run's trial id and round."""
+        update = {"trial_id": cell.trial_id, "round": cell.round}
+        return Cached(self.trial.model_copy(update=update),
+                      [a.model_copy(update={"round": cell.round}) for a in self.audit],
+                      self.transcript)
+
+
+Key = tuple[str, int]  # (task, occurrence)
+
 
 @dataclass
 class Reuse:
-    """Cached baseline trials by trial id, and what was taken from them."""
+    """Cached baseline trials by (task, occurrence), and what was taken from them."""
 
-    cache: dict[str, Cached]
+    cache: dict[Key, Cached]
     taken: dict[str, int] = field(default_factory=dict)  # source run id -> trials
 
     async def take(self, engine: Engine, cells: list[Cell]) -> list[Cell]:
         """Record the cached cells as this run's trials; return the cells still to run."""
+        from gate.engine.runner import trial_seed
+
         left = []
         for cell in cells:
-            hit = self.cache.pop(cell.trial_id, None) if cell.arm == "baseline" else None
-            if hit is None or hit.trial.reused_from is None:
+            key = (cell.task, cell.seed_key)
+            hit = self.cache.get(key) if cell.arm == "baseline" else None
+            if (hit is None or hit.trial.reused_from is None
+                    or hit.trial.seed != trial_seed(engine.seed, cell.task, cell.seed_key)):
                 left.append(cell)
                 continue
-            await engine.adopt(hit.trial, hit.audit, hit.transcript)
+            del self.cache[key]
             source = hit.trial.reused_from.run_id
+            hit = hit.as_cell(cell)
+            await engine.adopt(hit.trial, hit.audit, hit.transcript)
             self.taken[source] = self.taken.get(source, 0) + 1
         return left
 
@@ -89,20 +111,22 @@ def load_cache(
 ) -> Reuse:
     """The reusable baseline trials under ``cache_dir`` (a run directory or a folder of them)."""
     oldest = (now or datetime.now(UTC)) - timedelta(days=max_age_days)
-    found: dict[str, Cached] = {}
+    found: dict[Key, Cached] = {}
     for run_dir in _run_dirs(cache_dir):
         manifest = read_manifest(run_dir)
         if manifest.kind != "sweep" or manifest.baseline_key != key:
             continue
+        occurrence = {u.index: u.occurrence for u in units_of(manifest.scope)}
         for cached in _trials_of(run_dir, manifest.run_id):
             origin = cached.trial.reused_from
             assert origin is not None
-            if _when(origin.ts) < oldest:
+            if _when(origin.ts) < oldest or cached.trial.round not in occurrence:
                 continue
-            have = found.get(cached.trial.trial_id)
+            k = (cached.trial.task, occurrence[cached.trial.round])
+            have = found.get(k)
             if have is None or (have.trial.reused_from is not None
                                 and have.trial.reused_from.ts < origin.ts):
-                found[cached.trial.trial_id] = cached
+                found[k] = cached
     return Reuse(found)
 
 

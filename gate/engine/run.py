@@ -46,7 +46,7 @@ def execute_run(
     check_api_keys(project, [arm.provider])
     prepare_out(out)
     cfg = project.config
-    units = plan_units("rounds", [lt.task.id for lt in project.tasks], rounds, seed, 1)
+    units = plan_units("rounds", [lt.task.id for lt in project.tasks], rounds, "", 1)
     cells = [Cell(u.index, u.task, arm.name) for u in units]
     budget = Budget(cfg.budget.ceiling_usd)
     notices = notices or Notices()

@@ -46,6 +46,7 @@ def build_manifest(
     budget: BudgetSnapshot,
     command: list[str],
     schedule: str = "rounds",
+    plan_salt: str | None = None,
 ) -> Manifest:
     hashes: dict[str, str] = dict(project.hashes)
     for arm in arms:
@@ -62,8 +63,9 @@ def build_manifest(
         "config_sha256": project.config_sha256,
         "files_sha256": dict(sorted(hashes.items())),
         "arms": [a.describe() for a in arms],
-        "scope": _scope(project, arms, max_rounds, seed, schedule),
+        "scope": _scope(project, arms, max_rounds, plan_salt or str(seed), schedule),
         "seed": seed,
+        "plan_salt": plan_salt,
         "statistics": project.config.statistics,
         "slos": project.config.slos,
         "run": project.config.run,
@@ -75,11 +77,11 @@ def build_manifest(
     })
 
 
-def _scope(project: Project, arms: list[Arm], max_rounds: int, seed: int,
+def _scope(project: Project, arms: list[Arm], max_rounds: int, salt: str,
            schedule: str) -> PlannedScope:
     """The declared scope: every (arm, unit) cell the run may run, decided before any call."""
     tasks = [lt.task.id for lt in project.tasks]
-    units = plan_units(schedule, tasks, max_rounds, seed, project.config.statistics.batch)
+    units = plan_units(schedule, tasks, max_rounds, salt, project.config.statistics.batch)
     return PlannedScope.model_validate({
         "schedule": schedule,
         "arms": [a.name for a in arms],

@@ -62,9 +62,11 @@ def _manifest_run_id(out_dir: Path) -> str:
     return run.manifest().run_id if run.has_manifest() else ""
 
 
-def trial_seed(run_seed: int, task_id: str, round_no: int) -> int:
-    """Same for every arm of a round: the pairing of the paired design."""
-    digest = hashlib.sha256(f"{run_seed}|{task_id}|{round_no}".encode()).digest()
+def trial_seed(run_seed: int, task_id: str, occurrence: int) -> int:
+    """Same for every arm of a unit (the pairing of the paired design), and keyed by the
+    task's occurrence in the plan (its round under the rounds schedule), not by the unit's
+    position: runs with different plans give a task's j-th unit the same seed."""
+    digest = hashlib.sha256(f"{run_seed}|{task_id}|{occurrence}".encode()).digest()
     return int.from_bytes(digest[:4], "big")
 
 
@@ -95,6 +97,11 @@ class Cell:
     round: int
     task: str
     arm: str
+    occurrence: int = 0  # the task's occurrence in the plan (trial seed, reuse); 0: the round
+
+    @property
+    def seed_key(self) -> int:
+        return self.occurrence or self.round
 
     @property
     def trial_id(self) -> str:
@@ -204,7 +211,7 @@ class Engine:
         arm = self.arms[cell.arm]
         lt = arm.project.task(cell.task)
         env_name = lt.task.environment
-        seed = trial_seed(self.seed, cell.task, cell.round)
+        seed = trial_seed(self.seed, cell.task, cell.seed_key)
         spec = TrialSpec(
             task=lt, model=arm.model, seed=seed,
             system_prompt=arm.project.prompts[env_name],

@@ -30,7 +30,8 @@ from typing import Any
 from gate.connect import check_api_keys, open_providers
 from gate.engine.decision import replay
 from gate.engine.plan import Unit, batches, units_of
-from gate.engine.rundir import build_manifest, finish_results
+from gate.engine.reuse import Reuse
+from gate.engine.rundir import finish_results
 from gate.engine.runner import Arm, Cell, halt_before_any_task
 from gate.engine.session import Notices
 from gate.engine.sweep import SweepOptions, build_arms, check_smoke, previous_run, sweep_engine
@@ -52,8 +53,8 @@ from gate.records import (
 from gate.rundir import JSONL_FILES, SHARD, STAGES, RunDir
 
 # manifest keys every shard and the merged run must agree on
-SAME = ("kind", "config_sha256", "files_sha256", "arms", "scope", "seed", "statistics", "slos",
-        "run")
+SAME = ("kind", "config_sha256", "files_sha256", "arms", "scope", "seed", "plan_salt",
+        "statistics", "slos", "run")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,13 +143,21 @@ def shard_project(project: Project, count: int) -> Project:
 def run_shard(project: Project, opts: SweepOptions, spec: ShardSpec, *,
               config_path: str, notices: Notices | None = None) -> ShardInfo:
     """Run shard ``spec`` of ``opts`` (a SweepOptions) into ``opts.out``; returns shard.json."""
+    from gate.engine.reuse import baseline_key
+    from gate.engine.sweep import _new_manifest, _reuse, with_plan_salt
+
     notices = notices or Notices()
     cfg = project.config
+    if opts.plan_salt is None and not (opts.resume and RunDir(opts.out).has_manifest()):
+        raise ConfigError.one("--plan-salt", None, "--shard needs --plan-salt: every shard of a "
+                              "sweep must draw the same plan (the workflow's plan job draws it)")
+    opts = with_plan_salt(opts)
     max_rounds = opts.max_rounds or cfg.statistics.max_rounds
     stage_budget = cfg.budget.ceiling_usd if opts.budget_usd is None else opts.budget_usd
     arms = build_arms(project, opts, config_path)
     check_api_keys(project, [a.provider for a in arms])
     check_smoke(project, arms, opts.smoke_dir)
+    reuse = _reuse(opts, baseline_key(arms[1], project.config_sha256, opts.seed), notices)
     previous = previous_run(project, arms, opts, max_rounds)
     run = RunDir(opts.out)
     held = run.shard()
@@ -161,14 +170,12 @@ def run_shard(project: Project, opts: SweepOptions, spec: ShardSpec, *,
     if manifest is None:
         snapshot = BudgetSnapshot.model_validate(
             {**budget.snapshot(), "configured_by": "stage budget / shards"})
-        manifest = build_manifest(project, kind="sweep", arms=arms, max_rounds=max_rounds,
-                                  seed=opts.seed, budget=snapshot, command=sys.argv[1:],
-                                  schedule=cfg.statistics.schedule)
+        manifest = _new_manifest(project, arms, opts, max_rounds, snapshot)
         run.write_manifest(manifest)
     run.write_shard(ShardInfo(spec=spec.record()))
     units = shard_units(stage_units(units_of(manifest.scope), spec.stage, spec.stages),
                         spec.index, spec.count)
-    halt = asyncio.run(_run_units(sharded, arms, opts, budget, units, spec, notices))
+    halt = asyncio.run(_run_units(sharded, arms, opts, budget, units, spec, notices, reuse))
     info = ShardInfo(spec=spec.record(), units=len(units), trials=len(run.trials()),
                      spent_usd=round(run.spent_usd(), 6), budget_usd=stage_budget / spec.count,
                      halt=halt)
@@ -180,20 +187,24 @@ def run_shard(project: Project, opts: SweepOptions, spec: ShardSpec, *,
 
 
 async def _run_units(project: Project, arms: list[Arm], opts: SweepOptions, budget: Budget,
-                     units: list[Unit], spec: ShardSpec, notices: Notices) -> HaltRecord | None:
+                     units: list[Unit], spec: ShardSpec, notices: Notices,
+                     reuse: Reuse | None = None) -> HaltRecord | None:
     """Open the providers and run the shard's cells: the halt, if any (a circuit breaker while
     the providers open is a halt before any task, recorded like any other)."""
     models: dict[str, set[str]] = {}
     for a in arms:
         models.setdefault(a.provider, set()).add(a.model)
     done = {t.trial_id for t in RunDir(opts.out).trials()}
-    cells = [Cell(u.index, u.task, arm) for u in units
+    cells = [Cell(u.index, u.task, arm, u.occurrence) for u in units
              for arm in ("candidate", "baseline") if u.trial_id(arm) not in done]
     try:
         async with open_providers(project, models, budget=budget, notices=notices,
                                   seed=opts.seed) as providers:
             engine = sweep_engine(project, opts, arms, providers, notices)
             try:
+                if reuse is not None:  # like a single process: cached baseline trials not paid
+                    cells = await reuse.take(engine, cells)
+                    notices(reuse.summary())
                 await engine.run_cells(
                     cells, label=f"stage {spec.stage} shard {spec.index}/{spec.count}")
             finally:
@@ -338,7 +349,7 @@ def _decide(out: Path, manifest: Manifest, stages: Stages, units: list[Unit],
             notices: Notices) -> Merged:
     run = RunDir(out)
     trials = run.trials()
-    test, _log = replay(manifest.statistics, trials, units)
+    test, _log = replay(manifest.statistics, trials, units, manifest.slos)
     spent = run.spent_usd()
     more = last_batch_of_stage(units, spec.stage, spec.stages) < (units[-1].batch if units
                                                                   else 0)

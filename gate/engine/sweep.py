@@ -10,15 +10,17 @@ fixture hash changed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gate.config.schema import StatisticsConfig
+from gate.config.schema import SloConfig, StatisticsConfig
 from gate.connect import check_api_keys, open_providers, resolve_provider
 from gate.engine.decision import replay
-from gate.engine.plan import Unit, batches, units_of
+from gate.engine.plan import Unit, batches, new_salt, units_of
 from gate.engine.reuse import DEFAULT_MAX_AGE_DAYS, Reuse, baseline_key, load_cache
 from gate.engine.rundir import build_manifest, finish_results
 from gate.engine.runner import Arm, Cell, Engine, halt_before_any_task, now_iso
@@ -53,6 +55,9 @@ class SweepOptions:
     write_status: bool = False
     reuse_from: Path | None = None
     reuse_max_age_days: float = DEFAULT_MAX_AGE_DAYS
+    plan_salt: str | None = None  # the iid plan's salt: drawn at random unless given
+    ledger: Path | None = None  # the comparison ledger (gate.engine.ledger)
+    force_restart: bool = False  # run a comparison the ledger already holds (recorded)
 
 
 def adopted_model(project: Project) -> str:
@@ -119,7 +124,8 @@ def _new_manifest(project: Project, arms: list[Arm], opts: SweepOptions, max_rou
                   budget: BudgetSnapshot) -> Manifest:
     manifest = build_manifest(project, kind="sweep", arms=arms, max_rounds=max_rounds,
                               seed=opts.seed, budget=budget, command=sys.argv[1:],
-                              schedule=project.config.statistics.schedule)
+                              schedule=project.config.statistics.schedule,
+                              plan_salt=opts.plan_salt)
     key = baseline_key(arms[1], project.config_sha256, opts.seed)
     return manifest.model_copy(update={"baseline_key": key})
 
@@ -159,6 +165,29 @@ def previous_run(project: Project, arms: list[Arm], opts: SweepOptions,
                               "run directory already holds a run; pass --resume or a new --out")
     opts.out.mkdir(parents=True, exist_ok=True)
     return None
+
+
+def with_plan_salt(opts: SweepOptions) -> SweepOptions:
+    """``opts`` with the plan salt of the run: ``--plan-salt`` if given, else the one recorded
+    in the manifest being resumed (None for a run from before plan salts: its plan was drawn
+    from the seed), else a fresh random one: every new run meets a new plan."""
+    if opts.plan_salt is not None:
+        if not _SALT.fullmatch(opts.plan_salt):
+            raise ConfigError.one("--plan-salt", None, "expected 1 to 64 hex digits (0-9a-f)")
+        return opts
+    if opts.resume and RunDir(opts.out).has_manifest():
+        return dataclasses.replace(opts, plan_salt=RunDir(opts.out).manifest().plan_salt)
+    return dataclasses.replace(opts, plan_salt=new_salt())
+
+
+_SALT = re.compile(r"[0-9a-f]{1,64}")
+
+
+def _ledger_line(opts: SweepOptions, manifest: Manifest, verdict: str | None) -> None:
+    if opts.ledger is not None:
+        from gate.engine import ledger
+
+        ledger.record(opts.ledger, manifest, opts.out, verdict)
 
 
 def _resume_rounds(opts: SweepOptions, default: int) -> int:
@@ -201,7 +230,7 @@ def _check_resume(old: Manifest, fresh: Manifest) -> None:
     for path in sorted(set(files_old) | set(files_new)):
         if files_old.get(path) != files_new.get(path):
             changed.append(path)
-    for key in ("arms", "scope", "seed", "statistics"):
+    for key in ("arms", "scope", "seed", "plan_salt", "statistics"):
         if getattr(old, key) != getattr(fresh, key):
             changed.append(key)
     if changed:
@@ -216,6 +245,7 @@ def run_sweep(
     """Run (or resume) the sweep in ``opts.out``; returns the results written there."""
     notices = notices or Notices()
     cfg = project.config
+    opts = with_plan_salt(opts)
     max_rounds = _resume_rounds(opts, cfg.statistics.max_rounds)
     if max_rounds < 1:
         raise ConfigError.one(project.config_path, None, "--max-rounds must be at least 1")
@@ -235,13 +265,23 @@ def run_sweep(
             snapshot = BudgetSnapshot.model_validate({
                 **budget.snapshot(),
                 "configured_by": "--budget-usd" if opts.budget_usd else "gate.yaml"})
-            manifests.append(_new_manifest(project, arms, opts, max_rounds, snapshot))
+            manifest = _new_manifest(project, arms, opts, max_rounds, snapshot)
+            manifests.append(manifest.model_copy(update={"comparison": comparison}))
             RunDir(opts.out).write_manifest(manifests[0])
+            _ledger_line(opts, manifests[0], None)
         return manifests[0]
 
+    comparison = None  # --ledger: checked before any call
+    if previous is None and opts.ledger is not None:
+        from gate.engine import ledger
+
+        probe = _new_manifest(project, arms, opts, max_rounds, BudgetSnapshot.model_validate(
+            {**budget.snapshot(), "configured_by": "gate.yaml"}))
+        comparison = ledger.check(opts.ledger, probe, opts.force_restart)
     halt, stopped = asyncio.run(_run(project, arms, opts, budget, declare, notices, reuse))
     manifest = declare()
     results = finish_results(RunDir(opts.out), halt=halt, stopped=stopped)
+    _ledger_line(opts, manifest, results.verdict)
     if opts.write_status and results.status not in ("halted", "paused"):
         _write_status(project, opts.candidate, "pending-human-review", manifest.run_id, notices)
     return results
@@ -266,7 +306,7 @@ async def _run(
             try:
                 stopped = await _rounds(engine, opts.out, units_of(manifest.scope),
                                         _min_checks(project), cfg.statistics, notices, budget,
-                                        reuse)
+                                        reuse, cfg.slos)
             finally:
                 engine.close()
             if reuse is not None:
@@ -305,7 +345,7 @@ def _min_checks(project: Project) -> int:
 
 async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
                   stats: StatisticsConfig, notices: Notices, budget: Budget,
-                  reuse: Reuse | None = None) -> str | None:
+                  reuse: Reuse | None = None, slos: SloConfig | None = None) -> str | None:
     """Run batches (rounds) until the test decides, and at least ``min_checks`` of them.
 
     Returns why the sweep stopped before a decision, when the budget cannot cover another
@@ -314,13 +354,13 @@ async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
     groups = batches(units)
     for number, group in enumerate(groups, start=1):
         trials = RunDir(out).trials()
-        test, _log = replay(stats, trials, units)
+        test, _log = replay(stats, trials, units, slos)
         if test.verdict != "continue" and (number > min_checks
                                            or test.verdict != "no_regression"):
             return None
         done = {t.trial_id for t in trials}
-        cells = [Cell(u.index, u.task, arm) for u in group for arm in ("candidate", "baseline")
-                 if u.trial_id(arm) not in done]
+        cells = [Cell(u.index, u.task, arm, u.occurrence) for u in group
+                 for arm in ("candidate", "baseline") if u.trial_id(arm) not in done]
         if reuse is not None:
             cells = await reuse.take(engine, cells)
         paid = sum(1 for t in trials if t.reused_from is None)
@@ -333,7 +373,7 @@ async def _rounds(engine: Engine, out: Path, units: list[Unit], min_checks: int,
         if engine.halt is not None:
             return None
         trials = RunDir(out).trials()
-        test, log = replay(stats, trials, units)
+        test, log = replay(stats, trials, units, slos)
         if log and log[-1].round == number:
             last = log[-1]
             notices(f"check {last.round}: {last.pairs} pairs, mean diff "

@@ -21,7 +21,7 @@ def sweep_decision(
 
     cfg = manifest.statistics
     tasks = manifest.scope.tasks
-    test, log = replay(cfg, trials, units_of(manifest.scope))
+    test, log = replay(cfg, trials, units_of(manifest.scope), manifest.slos)
     d = test.decision
     verdict = _VERDICTS.get(d.verdict)
     if verdict is None and stopped is not None:

@@ -12,9 +12,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from gate.engine.plan import plan_units
 from gate.engine.rundir import derive_results
 from gate.engine.transcripts import check_transcripts
-from gate.records import AuditAttempt, Record, Trial
+from gate.records import AuditAttempt, Manifest, Record, Trial
 from gate.rundir import PARTIAL, RESULTS, RunDir, as_written, read_results
 
 
@@ -30,8 +31,22 @@ def verify_run(run_dir: Path) -> list[str]:
     stored = read_results(results_file)
     trials = run.trials()
     problems = _fabrication(trials, run.audit()) + check_transcripts(trials, run_dir)
+    problems += _plan(run.manifest())
     problems += _diff(_normal(stored), _normal(as_written(derive_results(run))), "")
     return problems
+
+
+def _plan(manifest: Manifest) -> list[str]:
+    """The planned units are the ones the recorded salt draws (a sweep's plan is not chosen)."""
+    if manifest.kind != "sweep":
+        return []
+    scope = manifest.scope
+    drawn = plan_units(scope.schedule, scope.tasks, scope.max_rounds,
+                       manifest.plan_salt or str(manifest.seed), manifest.statistics.batch)
+    if [(u.index, u.task, u.batch) for u in drawn] != [tuple(u) for u in scope.units]:
+        return ["manifest.json: the planned units are not the ones plan_salt "
+                f"{manifest.plan_salt!r} draws"]
+    return []
 
 
 def _fabrication(trials: list[Trial], audit: list[AuditAttempt]) -> list[str]:

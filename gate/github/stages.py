@@ -12,6 +12,7 @@ input that is not what ``gate changes`` writes.
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +52,23 @@ def plan_stage(sweeps: list[dict[str, Any]], shards: int, pr_budget_usd: float,
         else:
             continue  # decided, or waiting for `gate:continue`: the report shows the run as is
         left = max(0.0, per_sweep - spent)
+        salt = _plan_salt(runs / str(sweep["id"]), stage)
         for shard in range(1, shards + 1):
-            include.append({**sweep, "stage": stage, "shard": shard,
+            include.append({**sweep, "stage": stage, "shard": shard, "plan_salt": salt,
                             "stage_budget_usd": f"{left:.6f}",
                             "sweep_budget_usd": f"{per_sweep:.6f}"})
     return include
+
+
+def _plan_salt(run_dir: Path, stage: int) -> str:
+    """Every shard of a sweep draws one plan: a fresh random salt for stage 1, the merged run's
+    (its manifest's ``plan_salt``) for a later stage."""
+    run = RunDir(run_dir)
+    if stage > 1 and run.has_manifest():
+        salt = run.manifest().plan_salt
+        if salt:
+            return salt
+    return secrets.token_hex(8)
 
 
 def run_plan(sweeps: str, shards: int, pr_budget_usd: float, go_on: bool, runs: str) -> int:

@@ -205,7 +205,20 @@ def slo_rows(results: Results) -> list[dict[str, Any]]:
     return [{"slo": c.slo, "value": Markup(slo_value(results, c.slo, c.value)),
              "limit": Markup(f"{'min' if c.direction == '>=' else 'max'} "
                              f"{pct_short(c.limit) if _is_rate(c.slo) else num(c.limit)}"),
-             "ok": c.ok} for c in (slos.checks if slos else [])]
+             "ok": c.ok, "status": c.status, "bounds": _slo_bounds(c.slo, c.bounds)}
+            for c in (slos.checks if slos else [])]
+
+
+def _slo_bounds(slo: str, bounds: tuple[float, float] | None) -> Markup:
+    """The anytime bounds an SLO was judged with (for p95 latency: on the share within)."""
+    if bounds is None:
+        return Markup("n/a")
+    lo, hi = bounds
+    if slo == "p95_latency_s":
+        return Markup(f"{pct_short(lo)} to {pct_short(hi)} within")
+    if _is_rate(slo) or slo.startswith("pass^"):
+        return Markup(f"{pct_short(lo)} to {pct_short(hi)}")
+    return Markup(f"{num(lo)} to {num(hi)}")
 
 
 def slo_breaches(results: Results) -> Markup | None:

@@ -143,9 +143,22 @@ def render_markdown(run_dir: Path, changes: Path | None = None) -> str:
         pct=facts.trusted(facts.pct), usd=facts.trusted(facts.usd),
         num=facts.trusted(facts.num), usd_short=facts.trusted(facts.usd_short),
         slo_rows=facts.slo_rows(results_record), sci=facts.trusted(facts.sci),
-        pp=facts.trusted(facts.pp),
+        pp=facts.trusted(facts.pp), ledger_note=_comparison_text(manifest_record),
     )
     return text
+
+
+def _comparison_text(manifest: Manifest) -> Markup | None:
+    """"**3rd run of this comparison** (...)" when the ledger held earlier runs."""
+    from gate.engine.ledger import ordinal
+
+    c = manifest.comparison
+    if c is None or c.number == 1:
+        return None
+    earlier = ", ".join(_code(r) for r in c.previous)
+    return Markup(f"**{ordinal(c.number)} run of this comparison** (restarted with "
+                  f"--force-restart; earlier: {earlier}): each restart is another chance for "
+                  "an error (docs/statistics.md).")
 
 
 def write_report(run_dir: Path, changes: Path | None = None) -> Path:
@@ -171,6 +184,7 @@ def print_decision(results: Results, out: TextIO | None = None) -> None:
     slos = results.slos
     if slos:
         for c in slos.checks:
-            print(f"  SLO {c.slo}: {value_text(c.value)} {c.direction} {c.limit} -> "
-                  f"{'ok' if c.ok else 'BREACH'}", file=out)
+            verdict = {"breached": "BREACH", "unmeasured": "unmeasured"}.get(c.status, "ok")
+            print(f"  SLO {c.slo}: {value_text(c.value)} {c.direction} {c.limit} -> {verdict}",
+                  file=out)
 

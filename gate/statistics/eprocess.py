@@ -18,11 +18,11 @@ stopping point and a sweep may stop or be continued (multiplying e-values) at wi
   bet, computed from the pairs before it, and the test is checked after every pair. A batch given
   to ``update`` is consumed in order and stops at the first crossing.
 - ``per_pair=False`` (schedule ``rounds``): a batch is one complete round over the suite, bet at a
-  single lam and checked at its end; with trials independent given the task, by AM-GM
+  single lam and checked at its end; with trials independent given the task, by 1 + x <= e^x
   E[prod_t (1 + lam (D_t - m)) | past] <= exp(lam T (mean_t Delta_t - m)) <= 1 under the null.
 
-Pairs lost to provider errors are excluded: this keeps validity when losses are unrelated to
-the arms' scores (missing at random).
+Pairs lost to the provider are excluded (gate.engine.decision): this keeps validity when the
+losses are missing completely at random; losses the arm caused are scored as its failures.
 
 Bets (``plug_in=True``): lam = m / (v_hat + m^2) with m = delta (the design alternative: true
 difference 0 for K_ok, -delta for K_rej) and v_hat a shrunk running variance of D from earlier
@@ -31,7 +31,7 @@ the configured ``lam`` (v0 = delta / lam - delta^2). This is the growth-optimal 
 E[X] / E[X^2] at the design alternative. With ``adapt_mean=True`` the mean m is also estimated
 (shrunk towards delta with weight ``prior_weight``); measured (bench/) it needs more pairs at the
 boundaries, so it is off by default. ``plug_in=False`` bets the fixed ``lam``. All bets are
-clipped to [0, lam_cap(delta)], and lam_cap(delta) < 1 / (1 + delta).
+clipped to [0, lam_cap(delta)] (the fixed ``lam`` too), and lam_cap(delta) < 1 / (1 + delta).
 
 Both processes crossing together: the verdict is "regression" (the conservative one: a gate
 blocks rather than ships on conflicting evidence). Either verdict still needs its own process
@@ -251,7 +251,8 @@ class PairedSequentialTest:
     def _next_lams(self) -> tuple[float, float]:
         """Bets for the next round (pair), from earlier rounds (pairs) only: predictable."""
         if not self.plug_in:
-            return self.lam, self.lam
+            fixed = min(self.lam, lam_cap(self.delta))
+            return fixed, fixed
         d, w0, n = self.delta, self.prior_weight, self.pairs
         v0 = d / self.lam - d * d
         mean = self.sum_d / n if n else 0.0

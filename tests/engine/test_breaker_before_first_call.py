@@ -143,7 +143,8 @@ def test_a_shard_with_an_unreadable_balance_records_its_halt_and_merges_as_halte
     shard = tmp_path / "shard"
     code = main(["sweep", "--config", str(cfg), "--candidate", "mock/expert@0.8",
                  "--baseline", "mock/expert", "--provider", "local", "--smoke", str(smoke),
-                 "--out", str(shard), "--shard", "1/1", "--stage", "1", "--stages", "1"])
+                 "--out", str(shard), "--shard", "1/1", "--stage", "1", "--stages", "1",
+                 "--plan-salt", "1"])
     err = capsys.readouterr().err
     assert LINE.search(err), err
     assert "Traceback" not in err

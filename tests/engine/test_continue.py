@@ -77,33 +77,54 @@ def baseline_requests(log: Path, model: str = "mock/expert") -> int:
     return sum(1 for e in requests(log) if e["model"] == model)
 
 
+def occurrences(run: Path) -> dict[str, tuple[str, int]]:
+    """Trial id -> (task, occurrence of the task in the run's plan)."""
+    seen: dict[str, int] = {}
+    out = {}
+    for index, task, _batch in json.loads((run / "manifest.json").read_text())["scope"]["units"]:
+        seen[task] = seen.get(task, 0) + 1
+        out[f"baseline/{task}/r{index}"] = (task, seen[task])
+    return out
+
+
 def test_second_sweep_reuses_every_baseline_trial(project_dir: Path, tmp_path: Path) -> None:
+    """Two runs with different plans (each run draws its own): the second takes the j-th
+    baseline trial of each task from the first, whatever position it had in either plan."""
     log = tmp_path / "requests.jsonl"
     log_requests(project_dir, log)
     cache = tmp_path / "cache"
     first = cache / "run1"
     assert sweep(project_dir, first, "--candidate", "mock/expert@0.99", "--baseline",
-                 "mock/expert", "--max-rounds", "1") == 3
+                 "mock/expert", "--max-rounds", "1", "--plan-salt", "a1") == 3
     paid_baseline = baseline_requests(log)
     assert paid_baseline > 0
     log.unlink()
 
     out = tmp_path / "second"
     sweep(project_dir, out, "--candidate", "mock/expert@0.9", "--baseline", "mock/expert",
-          "--max-rounds", "1", "--reuse-from", str(cache))
+          "--max-rounds", "1", "--reuse-from", str(cache), "--plan-salt", "b2")
 
-    assert baseline_requests(log) == 0  # the provider saw no baseline request
-    assert baseline_requests(log, "mock/expert@0.9") > 0
+    def units(run: Path) -> list[list]:  # type: ignore[type-arg]
+        return json.loads((run / "manifest.json").read_text())["scope"]["units"]  # type: ignore[no-any-return]
+    assert [u[1] for u in units(out)] != [u[1] for u in units(first)][: len(units(out))]
     r = json.loads((out / "results.json").read_text())
     run1 = json.loads((first / "manifest.json").read_text())["run_id"]
     baseline_trials = [t for t in read_jsonl(out / "trials.jsonl") if t["arm"] == "baseline"]
-    assert r["reuse"]["trials"] == len(baseline_trials) > 0
+    old = {occurrences(first)[t["trial_id"]]: t for t in read_jsonl(first / "trials.jsonl")
+           if t["arm"] == "baseline"}
+    mine = occurrences(out)
+    cached = {t["trial_id"] for t in baseline_trials if mine[t["trial_id"]] in old}
+    # every baseline trial whose (task, occurrence) the first run holds is taken, the rest paid
+    assert {e["trial_id"] for e in r["reuse"]["entries"]} == cached
+    assert cached
+    assert (baseline_requests(log) > 0) == (len(cached) < len(baseline_trials))
+    assert baseline_requests(log, "mock/expert@0.9") > 0
     assert [x["run_id"] for x in r["reuse"]["runs"]] == [run1]
-    old = {t["trial_id"]: t for t in read_jsonl(first / "trials.jsonl")}
-    for item in r["reuse"]["entries"]:
-        assert item["response_ids"] == old[item["trial_id"]]["response_ids"]
-        assert item["ts"] == old[item["trial_id"]]["ts"]
-    assert r["arms"]["baseline"]["cost_usd"] == 0  # paid by run1, not by this run
+    for t in baseline_trials:
+        if t["trial_id"] in cached:
+            source = old[mine[t["trial_id"]]]  # the same task and occurrence: the same seed
+            assert (t["seed"], t["response_ids"], t["ts"]) == (
+                source["seed"], source["response_ids"], source["ts"])
     report = (out / "report.md").read_text()
     assert f"{r['reuse']['trials']} baseline trials reused (not sent to the provider" in report
     assert run1 in report

@@ -150,3 +150,19 @@ def test_missing_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     code, _, err = run(capsys, "validate", "--config", str(tmp_path / "nope.yaml"))
     assert code == 4
     assert "nope.yaml: configuration file not found" in err
+
+
+@pytest.mark.parametrize("lam", ["0.95", "0.8"])
+def test_a_first_bet_above_the_cap_is_refused_at_validate(
+    project_dir: Path, capsys: pytest.CaptureFixture[str], lam: str
+) -> None:
+    """min(0.75, 0.9 / 1.1) = 0.75 at delta 0.10: a larger lam would be clipped or, at 0.95,
+    make the sweep's e-process refuse to start."""
+    cfg = project_dir / "gate.yaml"
+    text = cfg.read_text()
+    cfg.write_text(text.replace("  lam: 0.3 ", f"  lam: {lam} ", 1))
+    line = 1 + text.splitlines().index(next(x for x in text.splitlines()
+                                            if x.startswith("  lam: 0.3")))
+    code, _, err = run(capsys, "validate", "--config", str(cfg))
+    assert code == 4
+    assert re.search(rf"gate\.yaml:{line}: statistics\.lam: .*bet cap", err), err

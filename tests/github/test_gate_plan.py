@@ -68,3 +68,13 @@ def test_a_stages_file_that_is_not_gate_merges_record_exits_4(
                     "--pr-budget-usd", "5", "--continue", "true", "--runs", str(tmp_path / "runs"))
     assert code == 4
     assert "stages.json" in capsys.readouterr().err
+
+
+def test_every_shard_of_a_sweep_gets_one_plan_salt(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    include = json.loads(plan(capsys, tmp_path, [{"id": "a"}, {"id": "b"}])["matrix"])["include"]
+    salts = {e["id"]: {x["plan_salt"] for x in include if x["id"] == e["id"]} for e in include}
+    assert all(len(s) == 1 for s in salts.values())  # one plan for all the sweep's shards
+    assert salts["a"] != salts["b"]  # drawn fresh, per sweep
+    again = json.loads(plan(capsys, tmp_path, [{"id": "a"}])["matrix"])["include"]
+    assert {e["plan_salt"] for e in again} != salts["a"]  # and per run of stage 1

@@ -223,7 +223,10 @@ def test_pass_k_top_up_is_a_setting_and_its_trials_are_accounted(project_dir: Pa
 
     _configure(project_dir, statistics={"pass_k_top_up": False})
     plain = tmp_path / "plain"
-    assert _sweep(project_dir, plain, "mock/expert") == 1  # pass^3 unmeasured: a breach
+    assert _sweep(project_dir, plain, "mock/expert") == 0  # pass^3 unmeasured: not a breach
+    slos = json.loads((plain / "results.json").read_text())["slos"]
+    assert "pass^3" in slos["unmeasured"]
+    assert slos["met"] is True
     acc = _assert_adds_up(plain)
     assert acc["after_decision_trials"] == 0
     assert "pass^3 was not measured" in render_markdown(plain)
@@ -248,15 +251,16 @@ def test_accounting_of_lost_unpaired_and_unplanned_trials() -> None:
                                           cost_computed_usd=0.5) for t in trials]
     audit.append(AuditAttempt.model_construct(arm="baseline", task="b", round=2,
                                               cost_computed_usd=0.25))
-    decision = Decision.model_construct(pairs=1, rounds=1, decided_round=1)
+    # the baseline's no_model_call is its own failure: (c, 1) is a pair the decision used
+    decision = Decision.model_construct(pairs=2, rounds=1, decided_round=1)
     record = accounting(manifest, trials, audit, decision)
     assert record is not None
     acc = record.to_json()
     cand, base = acc["arms"]["candidate"], acc["arms"]["baseline"]
     assert (cand["used_by_decision"], cand["lost_to_provider"], cand["unpaired"],
-            cand["after_decision"], cand["outside_plan"]) == (1, 1, 1, 1, 1)
+            cand["after_decision"], cand["outside_plan"]) == (2, 1, 0, 1, 1)
     assert (base["used_by_decision"], base["unpaired"], base["not_scored"],
-            base["after_decision"]) == (1, 1, 1, 1)
+            base["after_decision"]) == (2, 1, 0, 1)
     for arm in (cand, base):
         assert sum(arm[k] for k in BUCKETS) == arm["trials_on_disk"]
     assert (cand["cost_decision_usd"], cand["cost_after_decision_usd"],

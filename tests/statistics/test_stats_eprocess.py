@@ -166,3 +166,18 @@ def test_malformed_state_raises_value_error() -> None:
     state["state"]["verdict"] = "ship-it"
     with pytest.raises(ValueError, match="unknown verdict"):
         PairedSequentialTest.from_dict(state)
+
+
+def test_a_fixed_bet_is_clipped_to_the_cap_too() -> None:
+    test = PairedSequentialTest(0.10, 0.05, 0.05, 0.85, 8, plug_in=False)
+    assert test.lam_reject == test.lam_accept == lam_cap(0.10) == 0.75
+    d = test.update([-1.0])
+    assert d.log_e_reject == pytest.approx(math.log1p(0.75))
+
+
+@pytest.mark.parametrize("delta", [0.05, 0.10, 0.3, 0.6])
+def test_the_config_refuses_exactly_the_bets_above_the_cap(delta: float) -> None:
+    cap = lam_cap(delta)
+    assert StatisticsConfig(delta=delta, lam=cap).lam == cap
+    with pytest.raises(ValueError, match="bet cap"):
+        StatisticsConfig(delta=delta, lam=cap * 1.001)

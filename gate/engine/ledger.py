@@ -1,0 +1,97 @@
+"""One ledger per comparison: ``gate sweep --ledger FILE``.
+
+A comparison is the candidate and baseline arms (model, provider, prompts and tools), the
+configuration and every hashed file. Running a comparison again after an unwelcome verdict,
+with a new plan, and keeping whichever verdict one likes is repeated testing: its error rate
+grows with the number of runs. The ledger (a JSONL file; in CI it lives with the PR's cached
+runs) records every run of every comparison. A new sweep of a comparison the ledger already
+holds is refused: a decided one is reported (its verdict and exit code stand), an undecided
+one is to be continued (``--resume --max-rounds``). ``--force-restart`` runs it again anyway;
+the manifest then records which run of the comparison it is and the runs before it, and the
+report says so ("3rd run of this comparison").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from gate.errors import ConfigError
+from gate.records import Comparison, Manifest
+
+
+def comparison_key(manifest: Manifest) -> str:
+    """What makes two runs the same comparison (never the plan salt, the run id or the seed)."""
+    payload = {"arms": [a.to_json() for a in manifest.arms],
+               "config_sha256": manifest.config_sha256,
+               "files_sha256": manifest.files_sha256}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    run_id: str
+    out: str
+    verdict: str | None  # None until the run finished
+
+
+def entries(ledger: Path, key: str) -> list[Entry]:
+    """The runs of comparison ``key``, oldest first (the last line per run wins)."""
+    if not ledger.exists():
+        return []
+    runs: dict[str, Entry] = {}
+    for n, line in enumerate(ledger.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if row["key"] == key:
+                runs[row["run_id"]] = Entry(row["run_id"], row["out"], row.get("verdict"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError.one(str(ledger), n, f"not a ledger line: {exc}") from exc
+    return list(runs.values())
+
+
+class EarlierRun(Exception):
+    """The comparison was decided by an earlier run: its verdict stands."""
+
+    def __init__(self, entry: Entry, number: int) -> None:
+        super().__init__(f"this comparison was decided by run {entry.run_id} ({entry.out}): "
+                         f"{entry.verdict}; that verdict stands ({number} run(s) in the ledger; "
+                         "--force-restart runs it again, recorded)")
+        self.entry = entry
+
+
+def check(ledger: Path, manifest: Manifest, force: bool) -> Comparison:
+    """The comparison record of a new run, or why it may not start (EarlierRun, ConfigError)."""
+    key = comparison_key(manifest)
+    before = entries(ledger, key)
+    if before and not force:
+        decided = [e for e in before if e.verdict in ("pass", "regression")]
+        if decided:
+            raise EarlierRun(decided[-1], len(before))
+        last = before[-1]
+        raise ConfigError.one(str(ledger), None, (
+            f"this comparison already ran ({last.run_id} in {last.out}, "
+            f"{last.verdict or 'unfinished'}): continue it with --resume (and --max-rounds) "
+            "there, or pass --force-restart (recorded)"))
+    return Comparison(key=key, number=len(before) + 1, previous=[e.run_id for e in before],
+                      forced=bool(before))
+
+
+def record(ledger: Path, manifest: Manifest, out: Path, verdict: str | None) -> None:
+    """Append the run's line (at its start with no verdict, at its end with it)."""
+    if manifest.comparison is None:
+        return
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    line = {"key": manifest.comparison.key, "run_id": manifest.run_id, "out": str(out),
+            "verdict": verdict}
+    with open(ledger, "a", encoding="utf-8") as f:
+        f.write(json.dumps(line, sort_keys=True) + "\n")
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
