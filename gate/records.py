@@ -130,6 +130,7 @@ class ReusedFrom(Record):
 
     run_id: str  # the run that paid for it
     ts: str  # when that run finished it
+    trial_id: str | None = None  # its id in that run (this run gives it one of its own)
 
 
 class Trial(TrialScores):

@@ -157,7 +157,8 @@ def _trials_of(run_dir: Path, run_id: str) -> list[Cached]:
         ids = {a.response_id for a in lines if a.outcome == "ok"}
         if not trial.response_ids or not set(trial.response_ids) <= ids:
             continue  # never carry a trial its own run cannot vouch for
-        origin = trial.reused_from or ReusedFrom(run_id=run_id, ts=trial.ts)
+        origin = trial.reused_from or ReusedFrom(run_id=run_id, ts=trial.ts,
+                                                 trial_id=trial.trial_id)
         out.append(Cached(trial.model_copy(update={"reused_from": origin}),
                           [a.model_copy(update={"reused_from": origin.run_id}) for a in lines],
                           transcript_of(trial, transcripts)))

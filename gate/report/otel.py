@@ -407,7 +407,8 @@ def _links(trial: Mapping[str, Any]) -> tuple[Any, ...]:
     origin = trial.get("reused_from")
     if not isinstance(origin, Mapping):
         return ()
-    original = trial_trace_id(str(origin["run_id"]), str(trial["trial_id"]))
+    paid_as = origin.get("trial_id") or trial["trial_id"]  # its id in the run that paid
+    original = trial_trace_id(str(origin["run_id"]), str(paid_as))
     return (Link(_context(original, "agent", remote=True),
                  {"gate.link": "reused_from", "gate.run.id": str(origin["run_id"])}),)
 

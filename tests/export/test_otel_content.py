@@ -171,9 +171,10 @@ def test_reused_trials_get_the_new_runs_trace_ids_with_a_link_to_the_original(
                      (first / "manifest.json").read_text())["run_id"]}
     linked = [s for s in roots if s.links]
     assert len(linked) == len(reused)
+    paid_as = {t["trial_id"]: t["reused_from"]["trial_id"] for t in reused}
     for s in linked:
         [link] = s.links
-        original = originals[attrs(s)["gate.trial.id"]]
+        original = originals[paid_as[attrs(s)["gate.trial.id"]]]
         assert (link.trace_id, link.span_id) == (original.trace_id, original.span_id)
 
 
