@@ -176,6 +176,7 @@ def _parallel_task() -> str:
     raise AssertionError("no task with consecutive reads")
 
 
+@pytest.mark.slow  # end to end: not in the fast loop
 def test_parallel_reads_when_asked_seeded_and_still_solved() -> None:
     task = _parallel_task()
     widths = {}

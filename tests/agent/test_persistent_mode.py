@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from agent_support import EXAMPLE, PROGRAMS, make_project
 
 from gate.cli import main
@@ -20,6 +21,7 @@ def _persistent(script: Path, *args: str) -> dict:  # type: ignore[type-arg]
             "mode": "persistent"}
 
 
+@pytest.mark.slow  # end to end: not in the fast loop
 def test_example_agent_in_persistent_mode_solves_every_task(tmp_path: Path) -> None:
     cfg = make_project(tmp_path / "p", agent=_persistent(EXAMPLE), run={"concurrency": 4})
     out = tmp_path / "r"
@@ -34,6 +36,7 @@ def test_example_agent_in_persistent_mode_solves_every_task(tmp_path: Path) -> N
     assert all(t["agent"]["final_answer_chars"] > 0 for t in trials)
 
 
+@pytest.mark.slow  # end to end: not in the fast loop
 def test_one_process_per_slot_and_a_crash_fails_only_its_trial(tmp_path: Path) -> None:
     program = PROGRAMS / "persistent_probe.py"
     cfg = make_project(tmp_path / "p", agent=_persistent(program), run={"concurrency": 1})

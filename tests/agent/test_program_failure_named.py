@@ -49,6 +49,7 @@ def test_smoke_with_a_missing_script_fails_naming_the_program(
     assert "broken task" not in err
 
 
+@pytest.mark.slow  # end to end: not in the fast loop
 def test_smoke_names_a_crashing_program_and_blames_no_task(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = make_project(tmp_path / "p", tasks=EASY, agent=scripted("crash-at-start"))

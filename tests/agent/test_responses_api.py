@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import openai
 import pydantic
+import pytest
 from endpoint_support import instruction, mcp_tools, run_tool, session
 from mcp import Client
 
@@ -81,10 +82,12 @@ def _check_solved(out: dict[str, Any]) -> None:
     assert parsed.summary == s.spec.task.fixture.reference_output
 
 
+@pytest.mark.slow  # end to end: not in the fast loop
 def test_responses_solve_the_task_with_previous_response_id() -> None:
     _check_solved(asyncio.run(_solve(stream=False)))
 
 
+@pytest.mark.slow  # end to end: not in the fast loop
 def test_streamed_responses_solve_the_task_too() -> None:
     _check_solved(asyncio.run(_solve(stream=True)))
 

@@ -194,6 +194,7 @@ def _recorder(n_steps: int, text_chars: int) -> TranscriptRecorder:
     return rec
 
 
+@pytest.mark.slow  # end to end: not in the fast loop
 def test_a_large_transcript_is_capped_and_says_so() -> None:
     small = build_transcript(_recorder(3, 100), trial_id="a/t/r1", arm="a", task="t",
                              round_no=1, instruction="do it", cap_bytes=10_000)

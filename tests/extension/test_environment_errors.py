@@ -38,6 +38,7 @@ def test_exception_during_reference_replay_is_exit_4_with_the_users_file_and_lin
     assert main(["smoke", "--out", "s"]) == 4
 
 
+@pytest.mark.slow  # end to end: not in the fast loop
 def test_environment_errors_are_counted_apart_and_excluded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:

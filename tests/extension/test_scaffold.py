@@ -13,6 +13,7 @@ from gate.scaffold import PLACEHOLDER, for_user_repository, pin, template_files
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # end to end: not in the fast loop
 def test_init_then_validate_smoke_and_sweep_find_the_regression(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -30,6 +30,7 @@ def test_public_api_is_exactly_the_documented_names() -> None:
         "EnvOutcome", "Environment", "Fixture", "ToolCall", "ToolResult"]
 
 
+@pytest.mark.slow  # end to end: not in the fast loop
 def test_user_environment_validates_smokes_and_sweeps_end_to_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

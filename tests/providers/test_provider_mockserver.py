@@ -46,6 +46,7 @@ async def _drive(srv: MockServer, calls: int, concurrency: int, attempts: list[A
     return ends
 
 
+@pytest.mark.slow  # end to end: not in the fast loop
 def test_fault_accounting_matches_server_log_kind_by_kind(tmp_path: Path) -> None:
     log = tmp_path / "faults.jsonl"
     faults = FaultConfig(rate=0.2, kinds=ALL_BUT_402)  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ def imported(tmp_path: Path, sessions: list[dict[str, object]], *flags: str,
     return tmp_path / out
 
 
+@pytest.mark.slow  # end to end: not in the fast loop
 def test_imported_suite_validates_smokes_and_the_sweep_finds_the_regression(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

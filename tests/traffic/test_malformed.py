@@ -164,6 +164,7 @@ _args = st.dictionaries(st.sampled_from(["id", "n", "tags", "opts", "note"]), _j
 @settings(max_examples=25)
 @given(calls=st.lists(st.tuples(st.sampled_from(["get_a", "get_b", "update_a"]), _args, _json),
                       min_size=1, max_size=4))
+@pytest.mark.slow  # end to end: not in the fast loop
 def test_whatever_the_arguments_and_results_an_imported_suite_validates(
     tmp_path_factory: pytest.TempPathFactory, calls: list[tuple[str, Any, Any]]
 ) -> None:
