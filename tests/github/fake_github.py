@@ -671,3 +671,19 @@ def run_gate(*argv: str) -> int:
         return gate.cli.main(list(argv))
     finally:
         setattr(gate.cli, "COMMAND_MODULES", saved)  # noqa: B010
+
+
+# The guard scenarios' repository: a gate.yaml with the simulated provider, and a registry where
+# vendor/new-model is pending (the base) or adopted (a PR that flips it).
+GATE_YAML = "version: 1\nproviders:\n  mock:\n    type: mock\n"
+REGISTRY_PENDING = """\
+models:
+  - id: vendor/old-model
+    provider: mock
+    evaluation_status: adopted
+  - id: vendor/new-model
+    provider: mock
+    evaluation_status: pending-human-review
+"""
+REGISTRY_ADOPTED = REGISTRY_PENDING.replace("evaluation_status: pending-human-review",
+                                            "evaluation_status: adopted")

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_github import FakeGitHub, pull_event, run_gate
+from fake_github import (
+    GATE_YAML,
+    REGISTRY_ADOPTED,
+    REGISTRY_PENDING,
+    FakeGitHub,
+    pull_event,
+    run_gate,
+)
 
 from gate.github.guard import CONTEXT
 
@@ -21,19 +28,7 @@ OLD = "0" * 40
 HEAD = "c" * 40
 TOKEN = "ghs_test_token_guard_0123456789"
 
-GATE_YAML = "version: 1\nproviders:\n  mock:\n    type: mock\n"
-MODELS_BASE = """\
-models:
-  - id: vendor/old-model
-    provider: mock
-    evaluation_status: adopted
-  - id: vendor/new-model
-    provider: mock
-    evaluation_status: pending-human-review
-"""
-MODELS_HEAD = MODELS_BASE.replace(
-    "evaluation_status: pending-human-review", "evaluation_status: adopted"
-)
+MODELS_BASE, MODELS_HEAD = REGISTRY_PENDING, REGISTRY_ADOPTED
 CODEOWNERS = """\
 # default owner
 *             @acme/maintainers

@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_github import FakeGitHub, load_event, pull_event, run_gate, use_fake_github
+from fake_github import (
+    GATE_YAML,
+    REGISTRY_ADOPTED,
+    REGISTRY_PENDING,
+    FakeGitHub,
+    load_event,
+    pull_event,
+    run_gate,
+    use_fake_github,
+)
 from github import Auth, Github
 
 import gate.github.guard as guard
@@ -25,17 +34,7 @@ DECOY = "d" * 40
 NEWBASE = "e" * 40
 TOKEN = "ghs_round_two_token_0123456789abc"
 
-GATE_YAML = "version: 1\nproviders:\n  mock:\n    type: mock\n"
-PENDING = """\
-models:
-  - id: vendor/old-model
-    provider: mock
-    evaluation_status: adopted
-  - id: vendor/new-model
-    provider: mock
-    evaluation_status: pending-human-review
-"""
-ADOPTED = PENDING.replace("evaluation_status: pending-human-review", "evaluation_status: adopted")
+PENDING, ADOPTED = REGISTRY_PENDING, REGISTRY_ADOPTED
 CODEOWNERS = "*  @acme/maintainers\n/models.yaml  @alice\n"
 
 
