@@ -7,7 +7,12 @@ closing the connection; it then raises ``ResponseTooLarge``. At most ``max_bytes
 decoded network chunk is ever held.
 
 Compression is declined (``Accept-Encoding: identity``); a server that compresses anyway
-(gzip, deflate, br) is decoded by httpx and counted after decoding.
+(gzip, deflate, br) is decoded as the body is read and counted after decoding.
+
+With the run's client (``transport.GateClient``) the request goes straight to its aiohttp
+session (``GateClient.open``): no ``httpx.Request`` or ``httpx.Response`` per call. Any other
+``httpx.AsyncClient``, or a ``GateClient`` with httpx event hooks set, goes through httpx's
+``send``.
 
 ``deadline_s`` bounds the whole exchange, from handing the request to the transport to the
 body's last byte: a server trickling a byte a second cannot keep an attempt alive longer. Past
@@ -24,6 +29,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
+
+from gate.providers.transport import CHUNK_BYTES, GateClient, Wire
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 
@@ -74,16 +81,40 @@ async def send_capped(
     nothing but the transport's own code runs before it does."""
     sent_headers = {"Accept-Encoding": "identity", **(headers or {})}
     timeout = http_timeout if http_timeout is not None else client.timeout
-    request = client.build_request(method, url, headers=sent_headers, content=content,
-                                   timeout=timeout)
     deadline = asyncio.timeout(deadline_s)
     try:
         async with deadline:
+            if isinstance(client, GateClient) and not client.has_hooks():
+                wire = await client.open(method, url, sent_headers, content, timeout,
+                                         before_send=before_send)
+                return await _read_wire(wire, max_bytes)
+            request = client.build_request(method, url, headers=sent_headers, content=content,
+                                           timeout=timeout)
             return await _exchange(client, request, max_bytes, before_send)
     except TimeoutError:
         if deadline_s is None or not deadline.expired():
             raise
         raise AttemptDeadline(deadline_s) from None
+
+
+async def _read_wire(wire: Wire, max_bytes: int) -> CappedResponse:
+    try:
+        declared = _content_length(wire.headers)
+        if declared is not None and declared > max_bytes:
+            raise ResponseTooLarge(max_bytes, 0, wire.status_code)
+        chunks: list[bytes] = []
+        received = 0
+        while chunk := await wire.read(CHUNK_BYTES):
+            chunks.append(chunk)
+            received += len(chunk)
+            if received > max_bytes:
+                raise ResponseTooLarge(max_bytes, received, wire.status_code)
+    except BaseException:
+        wire.close()  # the rest of the body is never read: the connection is not reused
+        raise
+    wire.release()
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return CappedResponse(wire.status_code, wire.headers, body)
 
 
 async def _exchange(

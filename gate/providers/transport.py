@@ -1,20 +1,29 @@
-"""The run's HTTP client: httpx's API over aiohttp's connection pool (``httpx-aiohttp``).
+"""The run's HTTP client: httpx's API over aiohttp's connection pool.
 
-``GateClient`` is an ``httpx.AsyncClient``; the rest of gate only ever sees httpx. Under it, each
-request goes to an ``httpx_aiohttp.AiohttpTransport`` over one ``aiohttp.ClientSession`` (with
-several times less client CPU per call than plain httpx: ``bench/overhead.py --transport
-httpx``, figures in docs/providers.md). What the client does for gate:
+``GateClient`` is an ``httpx.AsyncClient``; the rest of gate only ever sees httpx (the client,
+``httpx.Headers``, httpx's exceptions). Under it, one ``aiohttp.ClientSession`` does the wire.
+Two ways in, over that same session:
+
+- ``GateClient.open``, gate's own calls (``capped.send_capped``): the request goes to aiohttp
+  as it is, with no ``httpx.Request``/``httpx.Response`` built per call (several times less
+  client CPU per call than httpx's own pool: ``bench/inspect_cpu.py``, docs/providers.md);
+- httpx's transport interface (``client.get``, ``client.send``, event hooks), for everything
+  else: ``_Transport`` hands httpx's request to the same session.
+
+What the client does for gate:
 
 - proxies from the environment: ``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY``,
-  upper or lower case, read by httpx (one proxy mount per scheme, each with its own transport);
-  ``https://`` targets go through the proxy with ``CONNECT``;
+  upper or lower case, read by httpx (one proxy mount per scheme; ``open`` asks httpx which
+  mount a URL goes to, once per URL); ``https://`` targets go through the proxy with ``CONNECT``;
 - trust: the system's CA store, and ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set (OpenSSL's
   default paths), in one context per client; ALPN offers ``http/1.1``;
 - IPv6/IPv4 fallback (happy eyeballs, aiohttp's ``happy_eyeballs_delay``);
-- bodies in gzip, deflate or br decoded (by httpx, as they are read);
+- bodies in gzip, deflate or br decoded as they are read (by aiohttp on ``open``, by httpx on
+  the transport interface), in bounded pieces;
 - a pooled keep-alive connection is checked before it is reused: one the server has closed
   meanwhile (or that has bytes nobody asked for) is dropped and a new one is opened, so a
-  server's idle timeout never surfaces as a provider error (``_FreshConnector``).
+  server's idle timeout never surfaces as a provider error (``_FreshConnector``);
+- no cookies are kept on the aiohttp side (providers need none).
 
 ``resolver`` (an ``aiohttp.abc.AbstractResolver``) replaces the system's name resolution; tests
 use it to map a name to addresses they control.
@@ -27,13 +36,13 @@ import errno
 import select
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import httpx
 from aiohttp.abc import AbstractResolver
-from httpx_aiohttp import AiohttpTransport
 
 from gate.errors import ErrorKind
 
@@ -99,8 +108,9 @@ def network_kind(exc: BaseException) -> ErrorKind | None:
 
 
 def is_timeout(exc: BaseException) -> bool:
-    """Whether the failure was a timeout (httpx-aiohttp maps some failures that were not to
-    ``httpx.ConnectTimeout``: aiohttp's own exception decides)."""
+    """Whether the failure was a timeout: aiohttp's own exception decides when there is one
+    (an httpx class alone can mislead: httpx-aiohttp, which some use under httpx, maps a dropped
+    connection to ``httpx.ConnectTimeout``)."""
     for cause in _causes(exc):
         if isinstance(cause, aiohttp.ClientError):
             return isinstance(cause, aiohttp.ServerTimeoutError)
@@ -118,43 +128,108 @@ def _causes(exc: BaseException) -> list[BaseException]:
 
 
 def _httpx_error(exc: Exception) -> httpx.TransportError:
-    """An exception the transport let through (aiohttp's, the loop's) as an httpx error."""
-    if isinstance(exc, TimeoutError):
-        return httpx.TimeoutException(f"{type(exc).__name__}: {exc}")
-    return httpx.TransportError(f"{type(exc).__name__}: {exc}")
+    """aiohttp's exception (or the loop's) as the httpx one a caller handles; raised ``from`` it,
+    so ``network_kind`` and ``is_timeout`` still read the original."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, TimeoutError):  # aiohttp's ServerTimeoutError is one too
+        return httpx.TimeoutException(text)
+    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        return httpx.ProxyError(text)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(text)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return httpx.ReadError(text)
+    return httpx.TransportError(text)
+
+
+_Headers = Mapping[str, str] | Sequence[tuple[str, str]]
+_FAILURES = (aiohttp.ClientError, OSError, TimeoutError)  # what aiohttp lets through
+
+
+@dataclass(frozen=True)
+class _Route:
+    """Where one URL's requests go: the URL as aiohttp takes it and the proxy httpx chose."""
+
+    url: str
+    proxy: str | None
+    proxy_auth: aiohttp.BasicAuth | None
+    proxy_headers: httpx.Headers | None
+
+
+class Wire:
+    """One response whose body is still on the wire: status and headers read, body not yet.
+
+    The caller reads it with ``read`` until ``b""`` and then ``release``s it (the connection goes
+    back to the pool), or ``close``s it (the connection is dropped) when it stops early."""
+
+    __slots__ = ("_response", "headers", "status_code")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status_code = response.status
+        self.headers = httpx.Headers(response.raw_headers)
+
+    async def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes of the (decoded) body; ``b""`` at its end."""
+        try:
+            return await self._response.content.read(size)
+        except _FAILURES as exc:
+            raise _httpx_error(exc) from exc
+
+    def release(self) -> None:
+        self._response.release()
+
+    def close(self) -> None:
+        self._response.close()
+
+
+class _Transport(httpx.AsyncBaseTransport):
+    """httpx's transport interface over the client's aiohttp session (``GateClient.get`` and
+    the like); ``proxy`` is the proxy httpx chose for the URLs this transport serves."""
+
+    def __init__(self, client: GateClient, proxy: httpx.Proxy | None) -> None:
+        self.client = client
+        self.proxy = proxy
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        content = await request.aread()
+        wire = await self.client.open(
+            request.method, request.url, request.headers.multi_items(), content or None,
+            _timeout(request), decompress=False)  # httpx decodes what it is given
+        return httpx.Response(wire.status_code, headers=wire.headers, stream=_Body(wire),
+                              request=request)
+
+
+def _timeout(request: httpx.Request) -> httpx.Timeout:
+    given = request.extensions.get("timeout", {})
+    return httpx.Timeout(None, **given) if given else httpx.Timeout(None)
 
 
 class _Body(httpx.AsyncByteStream):
-    def __init__(self, stream: httpx.AsyncByteStream) -> None:
-        self._stream = stream
+    def __init__(self, wire: Wire) -> None:
+        self._wire = wire
+        self._done = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._stream:
-                yield chunk
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _httpx_error(exc) from exc
+        while chunk := await self._wire.read(CHUNK_BYTES):
+            yield chunk
+        self._done = True
 
     async def aclose(self) -> None:
-        await self._stream.aclose()
+        if self._done:
+            self._wire.release()
+        else:
+            self._wire.close()
 
 
-class _Transport(AiohttpTransport):
-    """httpx-aiohttp's transport; what it does not map to an httpx exception is mapped here,
-    so callers catch ``httpx.HTTPError`` and nothing of aiohttp's."""
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            response = await super().handle_async_request(request)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _httpx_error(exc) from exc
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _Body(response.stream)
-        return response
+CHUNK_BYTES = 64 * 1024  # the most one read of a body returns
 
 
 class GateClient(httpx.AsyncClient):
-    """The run's ``httpx.AsyncClient`` over aiohttp: at most ``connections`` at once per route."""
+    """The run's ``httpx.AsyncClient`` over aiohttp: at most ``connections`` at once.
+
+    ``open`` is the short way for gate's own calls (``capped.send_capped``): no
+    ``httpx.Request``/``httpx.Response`` per call, the same session, proxies and errors."""
 
     def __init__(
         self, connections: int, timeout: httpx.Timeout, *,
@@ -163,7 +238,9 @@ class GateClient(httpx.AsyncClient):
         self.connections = max(1, connections)
         self.resolver = resolver
         self.ssl_context = context or ssl_context()
-        self._sessions: list[aiohttp.ClientSession] = []
+        self._session: aiohttp.ClientSession | None = None
+        self._routes: dict[str | httpx.URL, _Route] = {}
+        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
         super().__init__(timeout=timeout, trust_env=True, verify=self.ssl_context,
                          limits=httpx.Limits(max_connections=self.connections))
 
@@ -172,27 +249,85 @@ class GateClient(httpx.AsyncClient):
         http2: bool = False, limits: httpx.Limits | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> httpx.AsyncBaseTransport:
-        return transport or self._aiohttp(None)
+        return transport or _Transport(self, None)
 
     def _init_proxy_transport(
         self, proxy: httpx.Proxy, verify: Any = True, cert: Any = None, trust_env: bool = True,
         http1: bool = True, http2: bool = False, limits: httpx.Limits | None = None,
     ) -> httpx.AsyncBaseTransport:
-        return self._aiohttp(proxy)
+        return _Transport(self, proxy)
 
-    def _aiohttp(self, proxy: httpx.Proxy | None) -> httpx.AsyncBaseTransport:
-        return _Transport(verify=self.ssl_context, proxy=proxy, client=self._session)
+    async def open(
+        self, method: str, url: str | httpx.URL, headers: _Headers, content: bytes | None,
+        http_timeout: httpx.Timeout, *, before_send: Callable[[], None] | None = None,
+        decompress: bool = True,
+    ) -> Wire:
+        """Send ``method url`` and return its response once the headers are in (``Wire``).
 
-    async def aclose(self) -> None:
-        await super().aclose()
-        await asyncio.sleep(0)  # closed connections finish closing (connection_lost) on the loop
+        ``headers``: a mapping or (name, value) pairs. Bodies in gzip, deflate or br are
+        decoded as they are read when ``decompress``. ``before_send`` is called right before
+        the request is handed to aiohttp. Failures are httpx exceptions."""
+        route = self._routes.get(url) or self._route(url)
+        session = self._session or self._open_session()
+        if before_send is not None:
+            before_send()
+        try:
+            response = await session.request(
+                method, route.url, headers=headers, data=content, allow_redirects=False,
+                timeout=self._client_timeout(http_timeout), auto_decompress=decompress,
+                proxy=route.proxy, proxy_auth=route.proxy_auth,
+                proxy_headers=route.proxy_headers)
+        except _FAILURES as exc:
+            raise _httpx_error(exc) from exc
+        return Wire(response)
 
-    def _session(self) -> aiohttp.ClientSession:
-        """Called by the transport on its first request, inside the running event loop."""
+    def has_hooks(self) -> bool:
+        """Whether httpx event hooks are set: those see every request and response, so
+        requests then go the long way (``send``, through the same session)."""
+        hooks = self.event_hooks
+        return bool(hooks["request"] or hooks["response"])
+
+    def _route(self, url: str | httpx.URL) -> _Route:
+        """Which proxy (httpx's choice from the environment, ``NO_PROXY`` included)."""
+        parsed = httpx.URL(url)
+        transport = self._transport_for_url(parsed)
+        proxy = transport.proxy if isinstance(transport, _Transport) else None
+        auth = aiohttp.BasicAuth(*proxy.auth) if proxy is not None and proxy.auth else None
+        route = _Route(str(parsed),
+                       str(proxy.url) if proxy is not None else None, auth,
+                       proxy.headers if proxy is not None and proxy.headers else None)
+        if len(self._routes) >= 64:  # a handful of URLs per run; never grows without bound
+            self._routes.clear()
+        self._routes[url] = route
+        return route
+
+    def _client_timeout(self, timeout: httpx.Timeout) -> aiohttp.ClientTimeout:
+        key = (timeout.connect, timeout.read, timeout.pool)
+        found = self._timeouts.get(key)
+        if found is None:
+            found = self._timeouts[key] = aiohttp.ClientTimeout(
+                sock_connect=timeout.connect, sock_read=timeout.read, connect=timeout.pool)
+        return found
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        """The one aiohttp session, made on the first request (inside the running loop)."""
         connector = _FreshConnector(
             limit=self.connections, ssl=self.ssl_context, resolver=self.resolver,
             happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY_S, keepalive_timeout=30.0)
-        session = aiohttp.ClientSession(connector=connector, trust_env=False,
-                                        auto_decompress=False)
-        self._sessions.append(session)
-        return session
+        self._session = aiohttp.ClientSession(
+            connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
+        return self._session
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await super().__aexit__(*exc_info)
+        await self._close_session()
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self._close_session()
+
+    async def _close_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+            await asyncio.sleep(0)  # closed connections finish closing (connection_lost)
