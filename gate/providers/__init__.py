@@ -4,7 +4,7 @@
     factory        build_client, build_provider, prepare_pricing, fetch_balance
     openai_compat  OpenAICompatProvider: retries, rate limit, cooldown, 402 halt, accounting
     classify       pure: (status, body, exception) -> ErrorKind | None; Retry-After parsing
-    retry          pure backoff and retry predicate (tenacity), provider-wide cooldown
+    retry          pure backoff, retry predicate and the loop applying them, provider-wide cooldown
     ratelimit      RateLimiter: sliding window + minimum interval, shared by all calls
     pricing        live (/models) or table prices, exact ids only; compute_cost
     budget         Budget: pre-call cost projection against the ceiling (CircuitBreakerError)

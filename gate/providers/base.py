@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
 from gate.errors import ErrorKind, ProviderError
@@ -59,8 +60,15 @@ class ChatRequest:
         return body
 
     def sha256(self) -> str:
-        raw = json.dumps(self.body(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(raw.encode()).hexdigest()
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    def canonical_json(self) -> str:
+        """``body()`` as compact JSON with sorted keys (what ``sha256`` hashes); made once."""
+        return self._canonical
+
+    @cached_property
+    def _canonical(self) -> str:
+        return json.dumps(self.body(), sort_keys=True, separators=(",", ":"))
 
 
 BEHAVIOUR_FIELDS = frozenset({

@@ -13,7 +13,6 @@ when the provider reports one (``apply_balance``); ``source`` says which applied
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import threading
 from dataclasses import dataclass
@@ -30,8 +29,7 @@ CHARS_PER_TOKEN = 3  # deliberately pessimistic: real tokenisers average about 4
 
 def estimate_prompt_tokens(request: ChatRequest) -> int:
     """Upper-side estimate of the prompt tokens of ``request``: JSON length / 3, rounded up."""
-    raw = json.dumps(request.body(), separators=(",", ":"))
-    return math.ceil(len(raw) / CHARS_PER_TOKEN)
+    return math.ceil(len(request.canonical_json()) / CHARS_PER_TOKEN)
 
 
 def project_cost(request: ChatRequest, price: Price) -> float:

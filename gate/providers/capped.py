@@ -56,8 +56,11 @@ class AttemptDeadline(httpx.TimeoutException):
 
 @dataclass(frozen=True)
 class CappedResponse:
+    """``headers`` look names up in any case (``httpx.Headers``, or aiohttp's
+    ``CIMultiDictProxy`` on ``GateClient.open``: no copy per call)."""
+
     status_code: int
-    headers: httpx.Headers
+    headers: Mapping[str, str]
     content: bytes
 
 
@@ -99,7 +102,7 @@ async def send_capped(
 
 async def _read_wire(wire: Wire, max_bytes: int) -> CappedResponse:
     try:
-        declared = _content_length(wire.headers)
+        declared = wire.content_length
         if declared is not None and declared > max_bytes:
             raise ResponseTooLarge(max_bytes, 0, wire.status_code)
         chunks: list[bytes] = []
@@ -138,7 +141,7 @@ async def _exchange(
     return CappedResponse(response.status_code, response.headers, bytes(body))
 
 
-def _content_length(headers: httpx.Headers) -> int | None:
+def _content_length(headers: Mapping[str, str]) -> int | None:
     try:
         return int(headers.get("content-length", ""))
     except ValueError:

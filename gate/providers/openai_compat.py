@@ -3,7 +3,7 @@
 One call (``complete``) goes:
 
     halted? -> price known? (fetched once, fail closed) -> budget.reserve(projection)
-      -> attempts (tenacity, at most retry.max_attempts):
+      -> attempts (retry.run_attempts, at most retry.max_attempts):
            halted? -> cooldown.wait() -> rate_limiter.acquire() -> POST /chat/completions
            -> rate_limiter.release(response headers)
            -> classify -> on_attempt(Attempt) -> ok | retry (announced) | raise
@@ -26,12 +26,11 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import httpx
-from tenacity import RetryCallState
 
 from gate.config.schema import Price, ProviderConfig
 from gate.errors import AttemptFailed, CircuitBreakerError, ConfigError
@@ -54,7 +53,7 @@ from gate.providers.httpjson import endpoint, failure, get_json
 from gate.providers.pricing import compute_cost, live_prices, table_prices
 from gate.providers.ratelimit import RateLimiter
 from gate.providers.redact import Secret, redact
-from gate.providers.retry import Cooldown, Notice, Sleep, TimeoutStreak, retrying
+from gate.providers.retry import Cooldown, Notice, Sleep, TimeoutStreak, run_attempts
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ class _Outcome:
     status: int | None
     body: Any
     exc: BaseException | None
-    headers: httpx.Headers | None
+    headers: Mapping[str, str] | None  # case-insensitive (capped.CappedResponse)
     latency_s: float
 
 
@@ -219,20 +218,15 @@ class OpenAICompatProvider:
         body["usage"] = {"include": True}  # OpenRouter: report usage.cost
         content = json.dumps(body, separators=(",", ":")).encode()
         sha = request.sha256()
-        controller = retrying(
-            self.cfg.retry, sleep=self._sleep, rng=self._rng, before_sleep=self._announce
-        )
         try:
-            async for attempt in controller:
-                with attempt:
-                    number = attempt.retry_state.attempt_number
-                    return await self._attempt(number, content, sha, price, on_attempt)
+            return await run_attempts(
+                self.cfg.retry, lambda n: self._attempt(n, content, sha, price, on_attempt),
+                sleep=self._sleep, rng=self._rng, before_sleep=self._announce)
         except AttemptFailed as exc:
             raise ProviderError(
                 exc.kind, exc.message, provider=self.name, status=exc.status,
                 response_id=exc.response_id, retry_after_s=exc.retry_after_s,
             ) from None
-        raise AssertionError("unreachable: tenacity re-raises the last failure")
 
     async def _attempt(
         self, number: int, content: bytes, sha: str, price: Price, on_attempt: AttemptSink
@@ -335,12 +329,9 @@ class OpenAICompatProvider:
             retry_after_s=retry_after,
         )
 
-    def _announce(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        label = exc.label() if isinstance(exc, AttemptFailed) else "failure"
-        wait = state.next_action.sleep if state.next_action is not None else 0.0
+    def _announce(self, number: int, failure: AttemptFailed, wait: float) -> None:
         message = (
-            f"{self.name}: {label}, retry {state.attempt_number + 1}/"
+            f"{self.name}: {failure.label()}, retry {number + 1}/"
             f"{self.cfg.retry.max_attempts} in {wait:.1f} s"
         )
         logger.info("%s", message)

@@ -162,12 +162,17 @@ class Wire:
     The caller reads it with ``read`` until ``b""`` and then ``release``s it (the connection goes
     back to the pool), or ``close``s it (the connection is dropped) when it stops early."""
 
-    __slots__ = ("_response", "headers", "status_code")
+    __slots__ = ("_response", "content_length", "headers", "status_code")
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
         self.status_code = response.status
-        self.headers = httpx.Headers(response.raw_headers)
+        self.headers = response.headers  # case-insensitive, read-only, as aiohttp parsed them
+        self.content_length = response.content_length  # Content-Length, None when absent
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """The headers as they came, names in their case, repeated names kept."""
+        return list(self._response.raw_headers)
 
     async def read(self, size: int) -> bytes:
         """Up to ``size`` bytes of the (decoded) body; ``b""`` at its end."""
@@ -196,7 +201,7 @@ class _Transport(httpx.AsyncBaseTransport):
         wire = await self.client.open(
             request.method, request.url, request.headers.multi_items(), content or None,
             _timeout(request), decompress=False)  # httpx decodes what it is given
-        return httpx.Response(wire.status_code, headers=wire.headers, stream=_Body(wire),
+        return httpx.Response(wire.status_code, headers=wire.raw_headers(), stream=_Body(wire),
                               request=request)
 
 
