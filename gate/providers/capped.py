@@ -89,7 +89,7 @@ async def send_capped(
         async with deadline:
             if isinstance(client, GateClient) and not client.has_hooks():
                 wire = await client.open(method, url, sent_headers, content, timeout,
-                                         before_send=before_send)
+                                         before_send=before_send, deadline_s=deadline_s)
                 return await _read_wire(wire, max_bytes)
             request = client.build_request(method, url, headers=sent_headers, content=content,
                                            timeout=timeout)

@@ -227,6 +227,13 @@ class _Body(httpx.AsyncByteStream):
             self._wire.close()
 
 
+def _before(seconds: float | None, deadline_s: float | None) -> float | None:
+    """``seconds`` if that limit can expire before the deadline, else None (no limit)."""
+    if seconds is None or deadline_s is None or seconds < deadline_s:
+        return seconds
+    return None
+
+
 CHUNK_BYTES = 64 * 1024  # the most one read of a body returns
 
 
@@ -265,13 +272,16 @@ class GateClient(httpx.AsyncClient):
     async def open(
         self, method: str, url: str | httpx.URL, headers: _Headers, content: bytes | None,
         http_timeout: httpx.Timeout, *, before_send: Callable[[], None] | None = None,
-        decompress: bool = True,
+        decompress: bool = True, deadline_s: float | None = None,
     ) -> Wire:
         """Send ``method url`` and return its response once the headers are in (``Wire``).
 
         ``headers``: a mapping or (name, value) pairs. Bodies in gzip, deflate or br are
         decoded as they are read when ``decompress``. ``before_send`` is called right before
-        the request is handed to aiohttp. Failures are httpx exceptions."""
+        the request is handed to aiohttp. ``deadline_s``: the caller bounds the whole exchange
+        by that many seconds itself, so the parts of ``http_timeout`` that could never come
+        first are not armed (a timer less per request and per read). Failures are httpx
+        exceptions."""
         route = self._routes.get(url) or self._route(url)
         session = self._session or self._open_session()
         if before_send is not None:
@@ -279,7 +289,7 @@ class GateClient(httpx.AsyncClient):
         try:
             response = await session.request(
                 method, route.url, headers=headers, data=content, allow_redirects=False,
-                timeout=self._client_timeout(http_timeout), auto_decompress=decompress,
+                timeout=self._client_timeout(http_timeout, deadline_s), auto_decompress=decompress,
                 proxy=route.proxy, proxy_auth=route.proxy_auth,
                 proxy_headers=route.proxy_headers)
         except _FAILURES as exc:
@@ -306,12 +316,18 @@ class GateClient(httpx.AsyncClient):
         self._routes[url] = route
         return route
 
-    def _client_timeout(self, timeout: httpx.Timeout) -> aiohttp.ClientTimeout:
-        key = (timeout.connect, timeout.read, timeout.pool)
+    def _client_timeout(
+        self, timeout: httpx.Timeout, deadline_s: float | None
+    ) -> aiohttp.ClientTimeout:
+        """httpx's connect, read and pool timeouts as aiohttp's (made once per value); those
+        not shorter than ``deadline_s`` left out."""
+        key = (timeout.connect, timeout.read, timeout.pool, deadline_s)
         found = self._timeouts.get(key)
         if found is None:
             found = self._timeouts[key] = aiohttp.ClientTimeout(
-                sock_connect=timeout.connect, sock_read=timeout.read, connect=timeout.pool)
+                sock_connect=_before(timeout.connect, deadline_s),
+                sock_read=_before(timeout.read, deadline_s),
+                connect=_before(timeout.pool, deadline_s))
         return found
 
     def _open_session(self) -> aiohttp.ClientSession:
