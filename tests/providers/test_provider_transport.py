@@ -1,5 +1,6 @@
 """gate's client: one verifying TLS context per run, at most ``concurrency`` connections, kept
-alive and reused."""
+alive and reused; gate's own calls go to aiohttp without an httpx request or response per call,
+and httpx's interface (``get``, event hooks, body decoding) still works over the same pool."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ import asyncio
 import ssl
 
 import httpx
-from netfield import LoopServer, Recorder
+import pytest
+from netfield import COMPLETION, LoopServer, Recorder
+from provider_support import config, provider, request
 
+from gate.providers.base import Attempt
+from gate.providers.capped import send_capped
+from gate.providers.factory import build_client
 from gate.providers.transport import GateClient
 
 
@@ -34,3 +40,69 @@ def test_client_keeps_at_most_its_connections_and_reuses_them() -> None:
         asyncio.run(go())
     assert len(origin.heads) == 128
     assert srv.connections <= 8  # kept alive and reused, never more than the limit
+
+
+def _refuse(*args: object, **kwargs: object) -> None:
+    raise AssertionError("an httpx.Request or httpx.Response was built")
+
+
+def test_a_provider_call_builds_no_httpx_request_or_response(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What most of a call's client CPU used to go to: gate's calls hand the request to aiohttp
+    as it is (bench/inspect_cpu.py measures the CPU; this keeps the path)."""
+    origin = Recorder()
+    attempts: list[Attempt] = []
+    with LoopServer(origin) as up:
+        cfg = config(f"http://127.0.0.1:{up.port}/v1", concurrency=2)
+
+        async def go() -> None:
+            async with build_client(cfg) as client:
+                prov = provider(cfg, client)
+                monkeypatch.setattr(httpx.Request, "__init__", _refuse)
+                monkeypatch.setattr(httpx.Response, "__init__", _refuse)
+                await asyncio.gather(*(prov.complete(request(i), attempts.append)
+                                       for i in range(4)))
+
+        asyncio.run(go())
+    assert [a.outcome for a in attempts] == ["ok"] * 4
+    assert len(origin.heads) == 4
+
+
+def test_event_hooks_see_every_request_and_response() -> None:
+    """httpx's event hooks on the run's client still see gate's requests (they then go
+    through httpx's ``send``, over the same aiohttp session)."""
+    seen: list[str] = []
+    origin = Recorder()
+    with LoopServer(origin) as up:
+
+        async def on_request(req: httpx.Request) -> None:
+            seen.append(f"request {req.method} {req.url.path}")
+
+        async def on_response(resp: httpx.Response) -> None:
+            seen.append(f"response {resp.status_code}")
+
+        async def go() -> bytes:
+            async with GateClient(2, httpx.Timeout(5.0)) as client:
+                client.event_hooks = {"request": [on_request], "response": [on_response]}
+                answer = await send_capped(
+                    client, "POST", f"http://127.0.0.1:{up.port}/v1/chat/completions",
+                    max_bytes=1 << 20, content=b"{}", deadline_s=5.0)
+                return answer.content
+
+        content = asyncio.run(go())
+    assert seen == ["request POST /v1/chat/completions", "response 200"]
+    assert b"choices" in content
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br"])
+def test_httpx_interface_decodes_compressed_bodies(encoding: str) -> None:
+    with LoopServer(Recorder(encoding=encoding)) as up:
+
+        async def go() -> object:
+            async with GateClient(2, httpx.Timeout(5.0)) as client:
+                reply = await client.post(f"http://127.0.0.1:{up.port}/v1/chat/completions",
+                                          content=b"{}")
+                return reply.json()
+
+        assert asyncio.run(go()) == COMPLETION
