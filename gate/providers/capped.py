@@ -107,7 +107,7 @@ async def _read_wire(wire: Wire, max_bytes: int) -> CappedResponse:
             raise ResponseTooLarge(max_bytes, 0, wire.status_code)
         chunks: list[bytes] = []
         received = 0
-        while chunk := await wire.read(CHUNK_BYTES):
+        while not wire.at_end() and (chunk := await wire.read(CHUNK_BYTES)):
             chunks.append(chunk)
             received += len(chunk)
             if received > max_bytes:
@@ -116,7 +116,7 @@ async def _read_wire(wire: Wire, max_bytes: int) -> CappedResponse:
         wire.close()  # the rest of the body is never read: the connection is not reused
         raise
     wire.release()
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one chunk: no copy
     return CappedResponse(wire.status_code, wire.headers, body)
 
 

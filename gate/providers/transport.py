@@ -181,6 +181,10 @@ class Wire:
         except _FAILURES as exc:
             raise _httpx_error(exc) from exc
 
+    def at_end(self) -> bool:
+        """Whether the whole body has been read (no ``read`` needed to find out)."""
+        return self._response.content.at_eof()
+
     def release(self) -> None:
         self._response.release()
 
