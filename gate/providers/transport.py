@@ -255,7 +255,7 @@ class GateClient(httpx.AsyncClient):
         self.resolver = resolver
         self.ssl_context = context or ssl_context()
         self._session: aiohttp.ClientSession | None = None
-        self._routes: dict[str | httpx.URL, _Route] = {}
+        self._routes: dict[int, tuple[str | httpx.URL, _Route]] = {}
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
         super().__init__(timeout=timeout, trust_env=True, verify=self.ssl_context,
                          limits=httpx.Limits(max_connections=self.connections))
@@ -286,7 +286,8 @@ class GateClient(httpx.AsyncClient):
         by that many seconds itself, so the parts of ``http_timeout`` that could never come
         first are not armed (a timer less per request and per read). Failures are httpx
         exceptions."""
-        route = self._routes.get(url) or self._route(url)
+        found = self._routes.get(id(url))  # by identity: hashing an httpx.URL formats it
+        route = found[1] if found is not None and found[0] is url else self._route(url)
         session = self._session or self._open_session()
         if before_send is not None:
             before_send()
@@ -317,7 +318,7 @@ class GateClient(httpx.AsyncClient):
                        proxy.headers if proxy is not None and proxy.headers else None)
         if len(self._routes) >= 64:  # a handful of URLs per run; never grows without bound
             self._routes.clear()
-        self._routes[url] = route
+        self._routes[id(url)] = (url, route)  # holding ``url`` keeps its id from being reused
         return route
 
     def _client_timeout(
