@@ -159,8 +159,9 @@ class _Route:
 class Wire:
     """One response whose body is still on the wire: status and headers read, body not yet.
 
-    The caller reads it with ``read`` until ``b""`` and then ``release``s it (the connection goes
-    back to the pool), or ``close``s it (the connection is dropped) when it stops early."""
+    The caller reads it with ``read`` until ``at_end`` (or ``b""``) and then ``release``s it (the
+    connection goes back to the pool), or ``close``s it (the connection is dropped) when it stops
+    early. ``headers`` are aiohttp's: case-insensitive, read-only, not copied."""
 
     __slots__ = ("_response", "content_length", "headers", "status_code")
 
