@@ -124,6 +124,7 @@ def sweep_manifest(project: Project, arms: list[Arm], opts: SweepOptions, max_ro
 
 
 def baseline_reuse(opts: SweepOptions, key: str, notices: Notices) -> Reuse | None:
+    """``--reuse-from``: the cached baseline trials that match this sweep's baseline."""
     if opts.reuse_from is None:
         return None
     if not opts.reuse_max_age_days >= 0:
@@ -139,7 +140,6 @@ class SweepStart:
     """A sweep's session, prepared, and its baseline reuse (one process or one shard)."""
 
     session: RunSession
-    arms: list[Arm]
     reuse: Reuse | None
 
 
@@ -167,7 +167,7 @@ def start_sweep(project: Project, opts: SweepOptions, *, config_path: str, max_r
     reuse = baseline_reuse(opts, baseline_key(arms[1], project.config_sha256, opts.seed),
                            notices)
     session.prepare()
-    return SweepStart(session, arms, reuse)
+    return SweepStart(session, reuse)
 
 
 def with_plan_salt(opts: SweepOptions) -> SweepOptions:
