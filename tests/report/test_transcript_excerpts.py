@@ -126,12 +126,14 @@ def test_markdown_and_html_planted_in_the_models_answer_are_inert(regression: Pa
                                                       INJECTION))
     body = _commented(run)
     shown = _excerpt_text(body, trial["trial_id"])
-    assert "final answer: Done. <img src=x onerror=alert(1)>" in shown  # shown, as text
+    # shown as text, in a code span, with look-alikes for the characters that could end it
+    assert "final answer: Done. \u2039img src=x onerror=alert(1)\u203a" in shown
     rendered = html(body)
     start = rendered.index(f"failed trial {trial['trial_id']}")
     section = rendered[start:rendered.index("</details>", start)]
     assert not re.search(r"<(img|script|a|details|table)\b", section), section
-    assert "<img" not in rendered and "<details open" not in rendered
+    assert "<img" not in rendered
+    assert "<details open" not in rendered
     assert "https://evil" not in body  # the URL is defanged (https[:]//), never a link
     assert body.count("<!-- gate-report -->") == 1
     assert_inert(body)
