@@ -25,8 +25,7 @@ import json
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -51,7 +50,6 @@ INSTALL_HINT = "pip install 'gate[otel]'"
 CAPTURE_ON = ("true", "span_only", "span_and_event")
 BATCH = 256
 REFUSAL_CHARS = 300  # of the collector's answer, in the warning
-EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.http"
 _NS = 1_000_000_000
 ROUNDING_NS = 1_000_000  # audit timestamps are to the millisecond
 
@@ -92,31 +90,15 @@ def export_run(
     answers = _Answers()
     exporter = OTLPSpanExporter(endpoint=endpoint, timeout=timeout_s, session=answers.session())
     ok = True
-    with _quiet_exporter():
-        try:
-            for i in range(0, len(spans), BATCH):
-                if exporter.export(spans[i:i + BATCH]) is not SpanExportResult.SUCCESS:
-                    ok = False
-                    break
-        finally:
-            exporter.shutdown()  # type: ignore[no-untyped-call]  # untyped in the SDK
+    try:
+        for i in range(0, len(spans), BATCH):
+            if exporter.export(spans[i:i + BATCH]) is not SpanExportResult.SUCCESS:
+                ok = False
+                break
+    finally:
+        exporter.shutdown()  # type: ignore[no-untyped-call]  # untyped in the SDK
     return ExportSummary(summary.traces, summary.chat_spans, summary.tool_spans,
                          summary.evaluation_events, ok, None if ok else answers.refusal)
-
-
-@contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    """Silence the OTLP exporter's own log lines while gate exports: on a refusal it logs
-    "Failed to export spans batch code: 422, reason: ..." without the collector's answer,
-    after (or, in CI logs, interleaved with) gate's own report of the same refusal, which
-    names the status and the reason."""
-    logger = logging.getLogger(EXPORTER_LOGGER)
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 class _Answers:
