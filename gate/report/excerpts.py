@@ -9,10 +9,10 @@ transcript (a run made before gate kept them, or a line that is gone) or whose s
 cap left out shows its calls alone, and says why.
 
 Everything in an excerpt comes from a model, a provider or a tool (untrusted): tool names,
-arguments and tool results are neutralised code spans, the model's text is neutralised inline
-markdown, each piece is capped, and the excerpt as a whole is kept under ``EXCERPT_CHARS``
-(UTF-16 code units, as GitHub counts) so that the PR comment's plan (gate.report.plan) has
-blocks of a known size to work with.
+arguments, tool results and the model's text are neutralised code spans (look-alikes for the
+characters that could end one), each piece is capped, and the excerpt as a whole is kept
+under ``EXCERPT_CHARS`` (UTF-16 code units, as GitHub counts) so that the PR comment's plan
+(gate.report.plan) has blocks of a known size to work with.
 """
 
 from __future__ import annotations
@@ -160,11 +160,11 @@ def _transcript_part(trial: Trial, transcript: Transcript | None) -> list[str]:
     lines.append(f"- it answered: {_answer_text(answer)}")
     if wrong is not None and wrong.get("call_id"):
         result = _tool_result(transcript, str(wrong["call_id"]))
-        shown = "(no result recorded)" if result is None else _content(result, "code")
+        shown = "(no result recorded)" if result is None else _content(result)
         lines.append(f"- the tool returned: {shown}")
     final = transcript.final_answer
     lines.append("- final answer: " + ("(none)" if final is None else
-                                       neutralize(final, limit=TEXT_CHARS)))
+                                       _quoted(final)))
     if transcript.capped:
         lines.append(f"- (the transcript was capped at {transcript.cap_bytes} bytes from "
                      f"{transcript.original_bytes}: long texts are cut)")
@@ -217,14 +217,18 @@ def _tool_name(transcript: Transcript, call_id: object) -> str | None:
     return None
 
 
-def _content(message: dict[str, Any], context: str = "markdown") -> str:
+def _content(message: dict[str, Any]) -> str:
     content = message.get("content")
     if content is None or content == "":
         return "(empty)"
-    text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
-    if context == "code":
-        return neutralize(text, context="code", limit=TEXT_CHARS)
-    return neutralize(text, limit=TEXT_CHARS)
+    return _quoted(content if isinstance(content, str) else
+                   json.dumps(content, ensure_ascii=False))
+
+
+def _quoted(text: str) -> str:
+    """Model, provider or tool text as one neutralised code span: shown as written (an
+    e-mail address stays one), never read as markdown or HTML."""
+    return neutralize(text, context="code", limit=TEXT_CHARS)
 
 
 def _seen_last(transcript: Transcript, step: TranscriptStep) -> str:
@@ -233,7 +237,7 @@ def _seen_last(transcript: Transcript, step: TranscriptStep) -> str:
     if role == "tool":
         name = _tool_name(transcript, message.get("tool_call_id")) or "?"
         return (f"the result of {neutralize(name, context='code', limit=40)}: "
-                f"{_content(message, 'code')}")
+                f"{_content(message)}")
     said = {"user": "the user's message", "system": "the system prompt",
             "assistant": "its own earlier answer"}.get(str(role), "a message")
     return f"{said}: {_content(message)}"
