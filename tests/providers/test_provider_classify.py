@@ -16,7 +16,7 @@ from gate.errors import AttemptFailed
 from gate.providers.base import RETRYABLE, ErrorKind
 from gate.providers.capped import ResponseTooLarge
 from gate.providers.classify import UNPARSEABLE, classify, parse_retry_after
-from gate.providers.openai_compat import cost_diverges
+from gate.providers.guards import cost_diverges
 from gate.providers.retry import backoff_s, is_retryable
 
 OK: dict[str, Any] = {
