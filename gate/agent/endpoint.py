@@ -1,16 +1,19 @@
 """The recording OpenAI-compatible endpoint an agent program talks to during one trial.
 
-Each ``POST /v1/chat/completions`` (and ``POST /v1/responses``, translated by
-gate.agent.responses_api) is checked (the trial's bearer token, the arm's model, the
-step limit) and then answered by calling the *same* ``Provider`` object the built-in loop uses,
-so it gets what the loop's calls get: exact-id pricing, the budget projection, the rate limit,
-retries, and one audit line per attempt with the provider's response id.
+Each ``POST /v1/chat/completions`` (and ``POST /v1/responses``: forwarded natively to a
+provider that declares ``responses_api``, else translated by gate.agent.responses_api) is
+checked (the trial's bearer token, the arm's model, the step limit) and then answered by
+calling the *same* ``Provider`` object the built-in loop uses, so it gets what the loop's calls
+get: exact-id pricing, the budget projection, the rate limit, retries, and one audit line per
+attempt with the provider's response id.
 
 What is forwarded: ``messages``, ``tools``, ``tool_choice`` (checked against the tools),
 ``temperature`` (default ``run.temperature``), ``max_tokens``/``max_completion_tokens`` (capped at
 ``run.max_tokens``, the figure the budget projection uses), and every field of
 ``BEHAVIOUR_FIELDS`` as given (``response_format`` checked first): a provider that does not
-support one refuses the request itself. The seed is the trial's (the pairing of the paired
+support one refuses the request itself, unless gate.yaml declares it in the provider's
+``unsupported_fields``: then gate refuses it first with OpenAI's 400 (``unsupported_parameter``)
+and sends nothing. The seed is the trial's (the pairing of the paired
 design); a program's own ``seed`` is recorded as replaced. Fields that cannot change the answer
 (``IGNORED_FIELDS``) are accepted and recorded; any other field is refused with 400, as OpenAI
 refuses an unrecognised argument, never silently dropped.
@@ -34,9 +37,9 @@ import hmac
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -48,6 +51,10 @@ from gate.agent.responses_api import (
     IGNORED,
     Refused,
     assistant_turn,
+    chat_view,
+    events_of,
+    input_view,
+    native_problem,
     response_body,
     stream_events,
     to_chat_body,
@@ -63,10 +70,14 @@ from gate.providers.base import (
     ChatResponse,
     Provider,
     ProviderError,
+    ResponsesProvider,
+    ResponsesRequest,
+    capabilities,
     response_format_problem,
     tool_choice_problem,
 )
 
+T = TypeVar("T")
 AuditSink = Callable[[int, Attempt], None]  # (step, attempt) -> the engine's audit writer
 FORWARDED = frozenset({"model", "messages", "tools", "tool_choice", "temperature", "max_tokens",
                        "max_completion_tokens", "stream", "stream_options", *BEHAVIOUR_FIELDS})
@@ -185,8 +196,10 @@ async def _admit(session: TrialSession, request: Request) -> Any:
     return await _read_body(request)
 
 
-def _next_step(session: TrialSession, body: dict[str, Any]) -> int | Response:
-    """The step this model call is, or the answer that ends the trial at the step limit."""
+def _next_step(session: TrialSession, body: dict[str, Any], *, forwarded: bool = False
+               ) -> int | Response:
+    """The step this model call is, or the answer that ends the trial at the step limit.
+    ``forwarded``: the body goes to the provider as it is (nothing of it is ignored)."""
     step = session.model_calls + 1
     if step > session.spec.task.task.step_limit:
         session.trace.ended = "step_limit"
@@ -195,16 +208,32 @@ def _next_step(session: TrialSession, body: dict[str, Any]) -> int | Response:
             "step_limit"))
     session.model_calls = step
     session.trace.steps = step
-    session.ignored_fields.update(k for k in body if k in IGNORED_FIELDS | IGNORED)
+    if not forwarded:
+        session.ignored_fields.update(k for k in body if k in IGNORED_FIELDS | IGNORED)
     session.replaced_fields.update(k for k in body if k == "seed")
     return step
+
+
+def _declared_refusal(session: TrialSession, api: str, body: dict[str, Any]
+                      ) -> Response | None:
+    """A field the provider declares it does not support (gate.yaml ``unsupported_fields``),
+    refused as OpenAI refuses one: HTTP 400, ``unsupported_parameter``; nothing is sent."""
+    declared = capabilities(session.provider).unsupported.get(api, frozenset())
+    key = next((k for k in body if k in declared), None)
+    if key is None:
+        return None
+    session.rejected["unsupported"] += 1
+    return JSONResponse({"error": {
+        "message": f"Unsupported parameter: '{key}' is not supported with this model.",
+        "type": "invalid_request_error", "param": key, "code": "unsupported_parameter"}},
+        status_code=400)
 
 
 async def _completions(session: TrialSession, request: Request) -> Response:
     body = await _admit(session, request)
     if isinstance(body, Response):
         return body
-    problem = _check_body(session, body)
+    problem = _check_body(session, body) or _declared_refusal(session, "chat_completions", body)
     if problem is not None:
         return problem
     assert isinstance(body, dict)
@@ -223,12 +252,15 @@ async def _responses(session: TrialSession, request: Request) -> Response:
     if not isinstance(body, dict):
         session.rejected["bad_request"] += 1
         return _error(400, "the body must be a JSON object", "invalid_request_error")
+    if capabilities(session.provider).responses_api:
+        return await _native_responses(session, body)
     try:
         chat_body = to_chat_body(body, session.conversations)
     except Refused as exc:
         session.rejected["unsupported"] += 1
         return _error(400, str(exc), "invalid_request_error")
-    problem = _check_body(session, chat_body)
+    problem = _check_body(session, chat_body) \
+        or _declared_refusal(session, "chat_completions", chat_body)
     if problem is not None:
         return problem
     step = _next_step(session, body)
@@ -245,6 +277,54 @@ async def _responses(session: TrialSession, request: Request) -> Response:
         return JSONResponse(response_body(body, response))
 
     return await answer_chat(session, chat, step, answer)
+
+
+async def _native_responses(session: TrialSession, body: dict[str, Any]) -> Response:
+    """Forward a Responses request to a provider that speaks it, through the same guards."""
+    if not serves(session, body.get("model")):
+        session.rejected["model"] += 1
+        return _error(404, f"this trial serves only the model {session.spec.model!r} (alias "
+                      f"{model_alias(session.spec.model)!r})", "model_not_found")
+    refused = _declared_refusal(session, "responses", body)
+    if refused is not None:
+        return refused
+    problem = native_problem(body, session.conversations)
+    if problem is not None:
+        session.rejected["unsupported"] += 1
+        return _error(400, problem, "invalid_request_error")
+    step = _next_step(session, body, forwarded=True)
+    if isinstance(step, Response):
+        return step
+    request = native_request(session, body)
+    messages = input_view(body, session.conversations)
+    session.trace.transcript.request(step, messages)
+    provider = cast(ResponsesProvider, session.provider)
+    result = await _provider_call(session, step, lambda sink: provider.respond(request, sink))
+    if isinstance(result, Response):
+        return result
+    view = chat_view(result)
+    _answered(session, view)
+    kept = messages[1:] if body.get("instructions") else messages
+    session.conversations[result.response_id] = [*kept, assistant_turn(view)]
+    if body.get("stream"):
+        return StreamingResponse(responses_sse(events_of(result.body)),
+                                 media_type="text/event-stream")
+    return JSONResponse(result.body)
+
+
+def native_request(session: TrialSession, body: dict[str, Any]) -> ResponsesRequest:
+    """The body sent to the provider: the program's, with the arm's model id, never streamed
+    (gate streams the complete answer), ``max_output_tokens`` capped at ``run.max_tokens`` and
+    ``temperature`` defaulting to ``run.temperature`` (unless the provider refuses it)."""
+    spec = session.spec
+    asked = body.get("max_output_tokens")
+    limit = spec.max_tokens if asked is None else min(int(asked), spec.max_tokens)
+    sent = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+    sent.update(model=spec.model, max_output_tokens=limit)
+    declared = capabilities(session.provider).unsupported.get("responses", frozenset())
+    if sent.get("temperature") is None and "temperature" not in declared:
+        sent["temperature"] = spec.temperature
+    return ResponsesRequest(spec.model, sent, limit)
 
 
 def chat_request(spec: TrialSpec, body: dict[str, Any]) -> ChatRequest:
@@ -269,8 +349,19 @@ async def answer_chat(session: TrialSession, chat: ChatRequest, step: int,
                       answer: Callable[[ChatResponse], Response]) -> Response:
     """Call the provider for one step of the trial; ``answer`` shapes its response."""
     session.trace.transcript.request(step, chat.messages)  # the trial's transcript
+    response = await _provider_call(session, step,
+                                    lambda sink: session.provider.complete(chat, sink))
+    if isinstance(response, Response):
+        return response
+    _answered(session, response)
+    return answer(response)
+
+
+async def _provider_call(session: TrialSession, step: int,
+                         call: Callable[[_StepSink], Awaitable[T]]) -> T | Response:
+    """The provider's answer, or the error response that ends the trial."""
     try:
-        response = await session.provider.complete(chat, _StepSink(session.audit, step))
+        return await call(_StepSink(session.audit, step))
     except HaltError as exc:
         return _ending(session, exc, _error(402, f"gate halted the run: {exc.reason}", "halted"))
     except ProviderError as exc:
@@ -279,10 +370,12 @@ async def answer_chat(session: TrialSession, chat: ChatRequest, step: int,
     except Exception as exc:  # a bug: end the trial, the adapter re-raises it
         return _ending(session, exc, _error(500, "internal error in gate's endpoint",
                                             "internal_error"))
+
+
+def _answered(session: TrialSession, response: ChatResponse) -> None:
     session.trace.transcript.answer(response.message, response.response_id,
                                     response.finish_reason)
     _record(session, response)
-    return answer(response)
 
 
 async def _read_body(request: Request) -> Any:

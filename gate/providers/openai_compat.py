@@ -3,9 +3,11 @@
 It is assembled from two parts (gate.providers.wire, gate.providers.guards):
 
     complete(request)  ->  Guards.call(ChatWire, ChatWire.encode(request))  ->  ChatResponse
+    respond(request)   ->  Guards.call(ResponsesWire, ...)   ->  ResponsesResult
+                           (only when gate.yaml declares ``responses_api: true``)
 
-- the **wire client** ``ChatWire`` sends one chat-completions request and classifies what came
-  back; nothing else;
+- the **wire clients** ``ChatWire`` and ``ResponsesWire`` send one request and classify what
+  came back; nothing else;
 - the **guards** (halt, price, budget, retry, cooldown, rate limit, audit of every attempt)
   wrap it, and would wrap any other wire of the provider the same way.
 
@@ -27,13 +29,21 @@ import httpx
 
 from gate.config.schema import Price, ProviderConfig
 from gate.errors import CircuitBreakerError, ConfigError
-from gate.providers.base import AttemptSink, ChatRequest, ChatResponse
+from gate.providers.base import (
+    AttemptSink,
+    Capabilities,
+    ChatRequest,
+    ChatResponse,
+    ResponsesRequest,
+    ResponsesResult,
+)
 from gate.providers.budget import Budget
 from gate.providers.chat_wire import ChatWire
 from gate.providers.guards import Guards, ProviderStats
 from gate.providers.httpjson import endpoint, failure, get_json
 from gate.providers.pricing import live_prices, table_prices
 from gate.providers.redact import Secret
+from gate.providers.responses_wire import ResponsesWire
 from gate.providers.retry import Notice, Sleep
 from gate.providers.wire import auth_headers
 
@@ -67,6 +77,11 @@ class OpenAICompatProvider:
         self.guards = Guards(name, cfg, budget=budget, fetch_prices=self._fetch_prices,
                              notice=notice, sleep=sleep, clock=clock, rng=rng)
         self.chat = ChatWire(cfg, client, base_url=self.base_url, api_key=api_key)
+        self.responses = ResponsesWire(cfg, client, base_url=self.base_url, api_key=api_key)
+        self.capabilities = Capabilities(
+            responses_api=cfg.responses_api,
+            unsupported={"chat_completions": frozenset(cfg.unsupported_fields.chat_completions),
+                         "responses": frozenset(cfg.unsupported_fields.responses)})
 
     def __repr__(self) -> str:
         return f"OpenAICompatProvider(name={self.name!r}, base_url={self.base_url!r})"
@@ -136,6 +151,21 @@ class OpenAICompatProvider:
         answer = reply.answer
         return ChatResponse(
             response_id=answer.response_id, message=answer.payload, usage=answer.usage,
+            cost_usd=reply.cost_usd, latency_s=reply.latency_s, http_status=reply.http_status,
+            finish_reason=answer.finish_reason,
+        )
+
+    async def respond(self, request: ResponsesRequest, on_attempt: AttemptSink
+                      ) -> ResponsesResult:
+        """Forward a Responses API request through the same guards as ``complete``."""
+        if not self.capabilities.responses_api:
+            raise ConfigError.one(self._config_path, None, (
+                f"provider {self.name!r} does not declare responses_api: true"))
+        reply = await self.guards.call(self.responses, ResponsesWire.encode(request),
+                                       on_attempt)
+        answer = reply.answer
+        return ResponsesResult(
+            response_id=answer.response_id, body=answer.payload, usage=answer.usage,
             cost_usd=reply.cost_usd, latency_s=reply.latency_s, http_status=reply.http_status,
             finish_reason=answer.finish_reason,
         )
