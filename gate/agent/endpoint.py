@@ -35,9 +35,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -46,6 +45,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from gate.agent.chat_api import (
+    IGNORED_FIELDS,
+    chat_request,
+    completion_body,
+    field_problem,
+    number_ok,
+)
+from gate.agent.chat_api import sse as chat_sse
 from gate.agent.loop import TrialSpec, TrialTrace
 from gate.agent.responses_api import (
     IGNORED,
@@ -63,7 +70,6 @@ from gate.agent.responses_api import sse as responses_sse
 from gate.environments.base import Environment
 from gate.errors import HaltError
 from gate.providers.base import (
-    BEHAVIOUR_FIELDS,
     Attempt,
     AttemptStart,
     ChatRequest,
@@ -73,19 +79,10 @@ from gate.providers.base import (
     ResponsesProvider,
     ResponsesRequest,
     capabilities,
-    response_format_problem,
-    tool_choice_problem,
 )
 
 T = TypeVar("T")
 AuditSink = Callable[[int, Attempt], None]  # (step, attempt) -> the engine's audit writer
-FORWARDED = frozenset({"model", "messages", "tools", "tool_choice", "temperature", "max_tokens",
-                       "max_completion_tokens", "stream", "stream_options", *BEHAVIOUR_FIELDS})
-IGNORED_FIELDS = frozenset({"user", "metadata", "store", "service_tier", "prompt_cache_key",
-                            "prompt_cache_retention", "safety_identifier"})
-"""Accepted, not forwarded: they cannot change the answer (recorded in the trial)."""
-DEFAULTS_ONLY = {"n": (None, 1), "logprobs": (None, False), "top_logprobs": (None, 0)}
-"""Accepted only at their default value (gate answers one choice, without log probabilities)."""
 MAX_BODY = 8 * 1024 * 1024
 ENDING_S = 1.0  # an ending trial's program gets its answer; the trial ends after this at most
 
@@ -327,20 +324,10 @@ def native_request(session: TrialSession, body: dict[str, Any]) -> ResponsesRequ
     return ResponsesRequest(spec.model, sent, limit)
 
 
-def chat_request(spec: TrialSpec, body: dict[str, Any]) -> ChatRequest:
-    """The provider request for a checked chat-completions body."""
-    return ChatRequest(
-        model=spec.model, messages=body["messages"], tools=list(body.get("tools") or []),
-        seed=spec.seed, max_tokens=_max_tokens(spec, body), temperature=_temperature(spec, body),
-        tool_choice=body.get("tool_choice") or "auto",
-        options={k: body[k] for k in sorted(BEHAVIOUR_FIELDS) if body.get(k) is not None},
-    )
-
-
 def _stream_or_json(body: dict[str, Any], model: str, response: ChatResponse) -> Response:
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(_sse(model, response, include_usage),
+        return StreamingResponse(chat_sse(model, response, include_usage),
                                  media_type="text/event-stream")
     return JSONResponse(completion_body(model, response))
 
@@ -400,8 +387,8 @@ def _check_body(session: TrialSession, body: Any) -> Response | None:
                       f"{model_alias(session.spec.model)!r})", "model_not_found")
     tools, temperature = body.get("tools"), body.get("temperature")
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
-    if (tools is not None and not isinstance(tools, list)) or not _number(temperature, True) \
-            or not _number(limit, False):
+    if (tools is not None and not isinstance(tools, list)) or not number_ok(temperature, True) \
+            or not number_ok(limit, False):
         session.rejected["bad_request"] += 1
         return _error(400, "tools must be a list, temperature and max_tokens numbers",
                       "invalid_request_error")
@@ -410,38 +397,6 @@ def _check_body(session: TrialSession, body: Any) -> Response | None:
         session.rejected["unsupported"] += 1
         return _error(400, problem, "invalid_request_error")
     return None
-
-
-def field_problem(body: dict[str, Any]) -> str | None:
-    """Why a chat-completions body asks for what gate cannot pass on (None when it does not)."""
-    for key in body:
-        if key in FORWARDED or key in IGNORED_FIELDS or key == "seed":
-            continue
-        if key in DEFAULTS_ONLY:
-            if body[key] not in DEFAULTS_ONLY[key]:
-                return f"{key}={body[key]!r} is not supported (only {DEFAULTS_ONLY[key][1]!r})"
-            continue
-        return f"Unrecognized request argument supplied: {key}"
-    return tool_choice_problem(body.get("tool_choice"), list(body.get("tools") or [])) \
-        or response_format_problem(body.get("response_format"))
-
-
-def _number(value: Any, real: bool) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int | float) if real else isinstance(value, int) and value > 0
-
-
-def _temperature(spec: TrialSpec, body: dict[str, Any]) -> float:
-    asked = body.get("temperature")
-    return spec.temperature if asked is None else float(asked)
-
-
-def _max_tokens(spec: TrialSpec, body: dict[str, Any]) -> int:
-    asked = body.get("max_completion_tokens", body.get("max_tokens"))
-    return spec.max_tokens if asked is None else min(int(asked), spec.max_tokens)
 
 
 def _record(session: TrialSession, response: ChatResponse) -> None:
@@ -463,62 +418,3 @@ def _record(session: TrialSession, response: ChatResponse) -> None:
             name = str((tc.get("function") or {}).get("name", ""))
             trace.calls.append({"step": trace.steps, "call_id": tc.get("id"), "tool": name,
                                 "invalid": "unparseable", "via": "endpoint"})
-
-
-def _finish_reason(message: dict[str, Any]) -> str:
-    return "tool_calls" if message.get("tool_calls") else "stop"
-
-
-def _usage(response: ChatResponse) -> dict[str, Any]:
-    u = response.usage
-    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-            "total_tokens": u.prompt_tokens + u.completion_tokens, "cost": response.cost_usd}
-
-
-def completion_body(model: str, response: ChatResponse) -> dict[str, Any]:
-    """The ``chat.completion`` object the agent gets (the provider's response id)."""
-    message = {k: v for k, v in response.message.items() if v is not None or k == "content"}
-    message["role"] = "assistant"
-    return {
-        "id": response.response_id, "object": "chat.completion", "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": message,
-                     "finish_reason": _finish_reason(response.message)}],
-        "usage": _usage(response),
-    }
-
-
-def sse_chunks(model: str, response: ChatResponse, include_usage: bool) -> list[dict[str, Any]]:
-    """The complete response as ``chat.completion.chunk`` objects, in order."""
-    head = {"id": response.response_id, "object": "chat.completion.chunk",
-            "created": int(time.time()), "model": model}
-    extra = {"usage": None} if include_usage else {}
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                **extra}
-
-    message = response.message
-    chunks = [chunk({"role": "assistant", "content": ""})]
-    content = message.get("content")
-    if isinstance(content, str) and content:
-        chunks += [chunk({"content": content[i:i + 64]}) for i in range(0, len(content), 64)]
-    for i, tc in enumerate(message.get("tool_calls") or []):
-        fn = tc.get("function") or {}
-        chunks.append(chunk({"tool_calls": [{
-            "index": i, "id": tc.get("id"), "type": "function",
-            "function": {"name": fn.get("name"), "arguments": ""}}]}))
-        arguments = fn.get("arguments")
-        if not isinstance(arguments, str):
-            arguments = json.dumps(arguments)
-        chunks.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": arguments}}]}))
-    chunks.append(chunk({}, _finish_reason(message)))
-    if include_usage:
-        chunks.append({**head, "choices": [], "usage": _usage(response)})
-    return chunks
-
-
-async def _sse(model: str, response: ChatResponse, include_usage: bool) -> AsyncIterator[bytes]:
-    for c in sse_chunks(model, response, include_usage):
-        yield f"data: {json.dumps(c, separators=(',', ':'))}\n\n".encode()
-    yield b"data: [DONE]\n\n"
