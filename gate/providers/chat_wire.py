@@ -41,12 +41,11 @@ class ChatWire:
 
     @staticmethod
     def encode(request: ChatRequest) -> WireRequest:
-        body = request.body()
-        prompt_chars = len(json.dumps(body, separators=(",", ":")))  # as gate built it
-        body["usage"] = {"include": True}  # OpenRouter: report usage.cost
+        built = json.dumps(request.body(), separators=(",", ":"))  # the budget's estimate
+        sent = built[:-1] + ',"usage":{"include":true}}'  # OpenRouter: report usage.cost
         return WireRequest(
-            model=request.model, content=json.dumps(body, separators=(",", ":")).encode(),
-            sha256=request.sha256(), prompt_chars=prompt_chars, max_tokens=request.max_tokens,
+            model=request.model, content=sent.encode(), sha256=request.sha256(),
+            prompt_chars=len(built), max_tokens=request.max_tokens,
         )
 
     async def send(self, request: WireRequest, before_send: BeforeSend | None

@@ -5,6 +5,7 @@ protocol would be) with the halt, price, budget, retry, rate limit and audit of 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -148,6 +149,7 @@ def test_the_chat_wire_alone_sends_once_and_classifies() -> None:
 
     outcome = asyncio.run(go())
     assert len(seen) == 1  # no retry, no wait: that is the guards' business
+    assert json.loads(seen[0].content) == {**request().body(), "usage": {"include": True}}
     assert outcome.kind is ErrorKind.SERVER_ERROR
     assert outcome.error == "overloaded"
     assert seen[0].headers["authorization"] == f"Bearer {KEY}"
