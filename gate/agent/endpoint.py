@@ -207,7 +207,7 @@ def _next_step(session: TrialSession, body: dict[str, Any], *, forwarded: bool =
     session.trace.steps = step
     if not forwarded:
         session.ignored_fields.update(k for k in body if k in IGNORED_FIELDS | IGNORED)
-    session.replaced_fields.update(k for k in body if k == "seed")
+        session.replaced_fields.update(k for k in body if k == "seed")
     return step
 
 

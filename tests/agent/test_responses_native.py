@@ -137,7 +137,8 @@ def test_responses_are_forwarded_natively_through_the_guards() -> None:
     async def go() -> tuple[TrialSession, list[Any], list[Any]]:
         async with trial(server, budget) as (s, audit, llm):
             first = await llm.responses.create(model=ALIAS, input="the cache is down",
-                                               tools=[TOOL], max_output_tokens=100_000)
+                                               tools=[TOOL], max_output_tokens=100_000,
+                                               store=True, metadata={"team": "a"})
             (call,) = [o for o in first.output if o.type == "function_call"]
             second = await llm.responses.create(
                 model=ALIAS, previous_response_id=first.id, input=[
@@ -151,6 +152,8 @@ def test_responses_are_forwarded_natively_through_the_guards() -> None:
     assert sent["max_output_tokens"] == s.spec.max_tokens  # capped: the budget's projection
     assert sent["tools"] == [TOOL]
     assert "stream" not in sent
+    assert (sent["store"], sent["metadata"]) == (True, {"team": "a"})  # native: nothing dropped
+    assert s.ignored_fields == set()
     assert server.bodies[-1]["previous_response_id"] == "resp_1"
     assert (first.id, second.id) == ("resp_1", "resp_2")  # the provider's own response
     assert call.name == "check_status"
