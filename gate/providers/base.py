@@ -6,6 +6,11 @@ makes to the ``on_attempt`` sink (the engine writes those to audit.jsonl), and r
 ``CircuitBreakerError`` (gate.errors) when spending must stop (HTTP 402, budget ceiling).
 ``ErrorKind`` and ``ProviderError`` live in gate.errors with every other exception; they are
 re-exported here.
+
+A provider may also declare ``capabilities`` (``Capabilities``: it serves the Responses API,
+request fields it refuses); one that declares ``responses_api`` implements ``respond`` too
+(``ResponsesProvider``), which the recording endpoint calls to forward a program's
+``POST /v1/responses`` natively.
 """
 
 from __future__ import annotations
