@@ -4,6 +4,7 @@ before anything is spent."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import subprocess
 import sys
@@ -73,15 +74,24 @@ def test_a_program_trial_called_from_the_api_names_the_extra(
         asyncio.run(call)
 
 
-def test_the_extra_lists_what_gate_agent_imports() -> None:
-    agent = REPO / "gate" / "agent"
-    imported = {line.split()[1].split(".")[0] for path in agent.glob("*.py")
-                for line in path.read_text(encoding="utf-8").splitlines()
-                if line.startswith(("import ", "from "))}
-    third_party = imported - {"gate", "__future__"} - set(sys.stdlib_module_names)
-    assert third_party == set(AGENTS_EXTRA)
+SERVING = {"gate/agent/serve.py", "gate/agent/endpoint.py", "gate/agent/mcp_tools.py"}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    found |= {n.module for n in ast.walk(tree)
+              if isinstance(n, ast.ImportFrom) and n.module and not n.level}
+    return {name.split(".")[0] for name in found}
+
+
+def test_only_the_trial_server_imports_the_extra() -> None:
+    importers = {str(path.relative_to(REPO)) for path in (REPO / "gate").rglob("*.py")
+                 if _imports(path) & set(AGENTS_EXTRA)}
+    assert importers == SERVING
     pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
-    extra = pyproject.split("\nagents = [", 1)[1].split("]", 1)[0]
+    core, extras = pyproject.split("[project.optional-dependencies]", 1)
+    agents = extras.split("\nagents = [", 1)[1].split("]", 1)[0]
     for dist in ("mcp", "uvicorn", "starlette"):
-        assert f'"{dist}>=' in extra
-        assert f'    "{dist}>=' not in pyproject.split("[project.optional-dependencies]")[0]
+        assert f'"{dist}>=' in agents
+        assert f'"{dist}>=' not in core
