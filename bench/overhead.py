@@ -5,7 +5,7 @@
     exchange: the transport, the loopback socket and the server, until the response headers).
     Per call, gate time = wall time of ``provider.complete()`` minus that time; it
     is everything the gate adds around the request: pricing
-    lookup, budget reserve/settle, rate limiter and cooldown checks, retries, JSON encoding of
+    lookup, budget reserve/settle, rate limiter and cooldown checks, tenacity, JSON encoding of
     the body, classification, parsing, the Attempt record. Reported as p50/p95 over N calls
     after a warm-up. For context it also prints ``complete()`` wall time minus the server's own
     handling time (``X-Gate-Server-Time``), which adds httpx and the loopback round trip.

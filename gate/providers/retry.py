@@ -1,4 +1,4 @@
-"""Retry policy: a pure predicate and a pure backoff, the loop that applies them; the cooldown.
+"""Retry policy: a pure predicate and a pure backoff, wrapped by tenacity; and the cooldown.
 
 * ``is_retryable(exc)``: only ``AttemptFailed`` of a kind in ``base.RETRYABLE``. 400/401/402/403
   are never retried (402 does not even get here: it halts the run at once).
@@ -16,7 +16,8 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from gate.config.schema import RetryPolicy
 from gate.errors import AttemptFailed, ErrorKind
@@ -24,7 +25,6 @@ from gate.providers.base import RETRYABLE
 
 Sleep = Callable[[float], Awaitable[None]]
 Notice = Callable[[str], None]
-T = TypeVar("T")
 
 
 
@@ -45,34 +45,28 @@ def backoff_s(
     return min(policy.max_wait_s, base + jitter_s)
 
 
-async def run_attempts(
+def retrying(
     policy: RetryPolicy,
-    attempt: Callable[[int], Awaitable[T]],
     *,
     sleep: Sleep,
     rng: random.Random,
-    before_sleep: Callable[[int, AttemptFailed, float], None],
-) -> T:
-    """``attempt(1)``, ``attempt(2)``, ... until one returns: at most ``policy.max_attempts``.
+    before_sleep: Callable[[RetryCallState], None],
+) -> AsyncRetrying:
+    """A tenacity controller for one call: ``policy.max_attempts`` attempts, re-raising the last."""
 
-    Only a retryable ``AttemptFailed`` (``is_retryable``) is tried again, after
-    ``backoff_s`` seconds; ``before_sleep(failed_attempt, failure, wait)`` is told first. The
-    last failure, a failure that is not retryable, and any other exception are raised as they
-    are. (A loop, not tenacity's ``AsyncRetrying``: that cost about 30 us of CPU per call,
-    a tenth of a call's whole client CPU, to run the same policy: ``bench/inspect_cpu.py``.)"""
-    number = 1
-    while True:
-        try:
-            return await attempt(number)
-        except AttemptFailed as exc:
-            if not is_retryable(exc):
-                raise
-            wait = backoff_s(number, exc.retry_after_s, policy, rng.uniform(0, policy.jitter_s))
-            if number >= policy.max_attempts:
-                raise
-            before_sleep(number, exc, wait)
-        await sleep(wait)
-        number += 1
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        retry_after = exc.retry_after_s if isinstance(exc, AttemptFailed) else None
+        return backoff_s(state.attempt_number, retry_after, policy, rng.uniform(0, policy.jitter_s))
+
+    return AsyncRetrying(
+        sleep=sleep,
+        stop=stop_after_attempt(policy.max_attempts),
+        wait=wait,
+        retry=retry_if_exception(is_retryable),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
 
 
 class TimeoutStreak:

@@ -1,14 +1,15 @@
 """The run's HTTP client: httpx's API over aiohttp's connection pool.
 
 ``GateClient`` is an ``httpx.AsyncClient``; the rest of gate only ever sees httpx (the client,
-``httpx.Headers``, httpx's exceptions). Under it, one ``aiohttp.ClientSession`` does the wire.
-Two ways in, over that same session:
+httpx's exceptions). Under it, one ``aiohttp.ClientSession`` does all the HTTP. Two ways in,
+over that same session:
 
-- ``GateClient.open``, gate's own calls (``capped.send_capped``): the request goes to aiohttp
-  as it is, with no ``httpx.Request``/``httpx.Response`` built per call (several times less
-  client CPU per call than httpx's own pool: ``bench/inspect_cpu.py``, docs/providers.md);
+- ``GateClient.open``, gate's own provider calls (``capped.send_capped``): the request goes to
+  aiohttp's ``session.request`` as it is, with no ``httpx.Request``/``httpx.Response`` built per
+  call (several times less client CPU per call: ``bench/inspect_cpu.py``, docs/providers.md);
 - httpx's transport interface (``client.get``, ``client.send``, event hooks), for everything
-  else: ``_Transport`` hands httpx's request to the same session.
+  else: ``httpx_aiohttp.AiohttpTransport`` (the library the openai SDK offers for this) hands
+  httpx's request to the same session.
 
 What the client does for gate:
 
@@ -43,6 +44,7 @@ from typing import Any
 import aiohttp
 import httpx
 from aiohttp.abc import AbstractResolver
+from httpx_aiohttp import AiohttpTransport
 
 from gate.errors import ErrorKind
 
@@ -171,10 +173,6 @@ class Wire:
         self.headers = response.headers  # case-insensitive, read-only, as aiohttp parsed them
         self.content_length = response.content_length  # Content-Length, None when absent
 
-    def raw_headers(self) -> list[tuple[bytes, bytes]]:
-        """The headers as they came, names in their case, repeated names kept."""
-        return list(self._response.raw_headers)
-
     async def read(self, size: int) -> bytes:
         """Up to ``size`` bytes of the (decoded) body; ``b""`` at its end."""
         try:
@@ -193,43 +191,41 @@ class Wire:
         self._response.close()
 
 
-class _Transport(httpx.AsyncBaseTransport):
-    """httpx's transport interface over the client's aiohttp session (``GateClient.get`` and
-    the like); ``proxy`` is the proxy httpx chose for the URLs this transport serves."""
-
-    def __init__(self, client: GateClient, proxy: httpx.Proxy | None) -> None:
-        self.client = client
-        self.proxy = proxy
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        content = await request.aread()
-        wire = await self.client.open(
-            request.method, request.url, request.headers.multi_items(), content or None,
-            _timeout(request), decompress=False)  # httpx decodes what it is given
-        return httpx.Response(wire.status_code, headers=wire.raw_headers(), stream=_Body(wire),
-                              request=request)
-
-
-def _timeout(request: httpx.Request) -> httpx.Timeout:
-    given = request.extensions.get("timeout", {})
-    return httpx.Timeout(None, **given) if given else httpx.Timeout(None)
-
-
 class _Body(httpx.AsyncByteStream):
-    def __init__(self, wire: Wire) -> None:
-        self._wire = wire
-        self._done = False
+    """httpx-aiohttp's body stream; the loop's ``TimeoutError`` (which httpx-aiohttp does not
+    map) raised as an httpx exception too."""
+
+    def __init__(self, stream: httpx.AsyncByteStream) -> None:
+        self._stream = stream
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        while chunk := await self._wire.read(CHUNK_BYTES):
-            yield chunk
-        self._done = True
+        try:
+            async for chunk in self._stream:
+                yield chunk
+        except _FAILURES as exc:
+            raise _httpx_error(exc) from exc
 
     async def aclose(self) -> None:
-        if self._done:
-            self._wire.release()
-        else:
-            self._wire.close()
+        await self._stream.aclose()
+
+
+class _Transport(AiohttpTransport):
+    """httpx-aiohttp's transport (httpx's interface: ``client.get``, ``client.send``, event
+    hooks) over the client's one aiohttp session; what it does not map to an httpx exception is
+    mapped here, so callers catch ``httpx.HTTPError`` and nothing of aiohttp's. It asks aiohttp
+    not to decode bodies (``auto_decompress=False``): httpx decodes them, once."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await super().handle_async_request(request)
+        except _FAILURES as exc:
+            raise _httpx_error(exc) from exc
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _Body(response.stream)
+        return response
+
+    async def aclose(self) -> None:
+        """Nothing: the session is the client's (``GateClient`` closes it once)."""
 
 
 def _before(seconds: float | None, deadline_s: float | None) -> float | None:
@@ -266,13 +262,20 @@ class GateClient(httpx.AsyncClient):
         http2: bool = False, limits: httpx.Limits | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> httpx.AsyncBaseTransport:
-        return transport or _Transport(self, None)
+        return transport or self._aiohttp(None)
 
     def _init_proxy_transport(
         self, proxy: httpx.Proxy, verify: Any = True, cert: Any = None, trust_env: bool = True,
         http1: bool = True, http2: bool = False, limits: httpx.Limits | None = None,
     ) -> httpx.AsyncBaseTransport:
-        return _Transport(self, proxy)
+        return self._aiohttp(proxy)
+
+    def _aiohttp(self, proxy: httpx.Proxy | None) -> httpx.AsyncBaseTransport:
+        """httpx-aiohttp over the session ``open`` uses (made on the first request of either)."""
+        return _Transport(verify=self.ssl_context, proxy=proxy, client=self._shared_session)
+
+    def _shared_session(self) -> aiohttp.ClientSession:
+        return self._session or self._open_session()
 
     async def open(
         self, method: str, url: str | httpx.URL, headers: _Headers, content: bytes | None,

@@ -106,3 +106,25 @@ def test_httpx_interface_decodes_compressed_bodies(encoding: str) -> None:
                 return reply.json()
 
         assert asyncio.run(go()) == COMPLETION
+
+
+def test_httpx_interface_and_provider_calls_share_one_pool() -> None:
+    """httpx's interface (httpx-aiohttp) and gate's own calls (``GateClient.open``) use the same
+    aiohttp session: one after the other, they reuse one connection."""
+    origin = Recorder()
+    with LoopServer(origin) as up:
+        url = f"http://127.0.0.1:{up.port}/v1/chat/completions"
+
+        async def go() -> list[int]:
+            statuses: list[int] = []
+            async with GateClient(1, httpx.Timeout(5.0)) as client:
+                for _ in range(2):
+                    short = await send_capped(client, "POST", url, max_bytes=1 << 20,
+                                              content=b"{}", deadline_s=5.0)
+                    statuses.append(short.status_code)
+                    statuses.append((await client.post(url, content=b"{}")).status_code)
+            return statuses
+
+        assert asyncio.run(go()) == [200] * 4
+        assert up.connections == 1
+    assert len(origin.heads) == 4
