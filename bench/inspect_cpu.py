@@ -11,11 +11,15 @@ and the ratio gate / inspect_ai (goal <= 0.1x). Two comparisons:
   (samples, transcript, log file) against gate's provider path writing the engine's records
   (every attempt to audit.jsonl, every call as a trial to trials.jsonl, durable before it counts).
 
+``--path httpx`` sends gate's calls through httpx's interface instead of the short path: a
+no-op httpx event hook on the run's client makes them go through ``httpx.AsyncClient.send`` and
+``httpx-aiohttp``'s transport over the same aiohttp session (what the short path saves).
+
 inspect_ai is never a dependency of gate: it is installed by this script into its own virtual
 environment, ``bench/.venv-inspect`` (``pip install inspect_ai openai``, from PyPI), and runs
 there; gate's side runs with this interpreter.
 
-    .venv/bin/python bench/inspect_cpu.py [--calls 500] [--concurrency 8]
+    .venv/bin/python bench/inspect_cpu.py [--calls 500] [--concurrency 8] [--path httpx]
 """
 
 from __future__ import annotations
@@ -109,6 +113,12 @@ GATE_SIDE = textwrap.dedent("""
                 audit.append(audit_record(a, MODEL))
 
         async with build_client(cfg) as client:
+            if sys.argv[7] == "httpx":  # an event hook: gate's calls go through httpx's send
+
+                async def seen(request):
+                    pass
+
+                client.event_hooks = {"request": [seen], "response": []}
             prov = build_provider("bench", cfg, client, budget=Budget(1e6),
                                   notice=lambda _: None, env={"K": "sk-bench"})
             await prepare_pricing(prov, [MODEL])
@@ -159,12 +169,13 @@ def inspect_python() -> Path:
 
 
 def measure(
-    python: Path, script: str, base_url: str, calls: int, concurrency: int, mode: str
+    python: Path, script: str, base_url: str, calls: int, concurrency: int, mode: str,
+    path: str = "open",
 ) -> float:
     env = {**os.environ, "INSPECT_LOG_LEVEL": "warning", "INSPECT_DISPLAY": "none"}
     out = subprocess.run(
         [str(python), "-c", script, base_url, str(calls), str(concurrency), MODEL, mode,
-         str(HERE)],
+         str(HERE), path],
         capture_output=True, text=True, env=env, check=False,
     )
     if out.returncode != 0:
@@ -178,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--harness", action="store_true",
                         help="inspect_ai's eval against gate's path with its records")
+    parser.add_argument("--path", choices=["open", "httpx"], default="open",
+                        help="gate's calls: aiohttp directly (open) or httpx's interface")
     args = parser.parse_args(argv)
     mode = "harness" if args.harness else "generate"
     python = inspect_python()
@@ -185,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     version = subprocess.run(probe, capture_output=True, text=True).stdout.strip()
     with MockServer(EchoBackend(), PRICES) as srv:
         gate_cpu = measure(Path(sys.executable), GATE_SIDE, srv.base_url, args.calls,
-                           args.concurrency, mode)
+                           args.concurrency, mode, args.path)
         inspect_cpu = measure(python, INSPECT_SIDE, srv.base_url, args.calls,
                               args.concurrency, mode)
     per_gate = gate_cpu / args.calls * 1000
@@ -193,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     ratio = gate_cpu / inspect_cpu
     print(f"{args.calls} calls, concurrency {args.concurrency}, mode {mode}, "
           "against gate mock-server:")
+    via = "aiohttp directly" if args.path == "open" else "httpx's interface, httpx-aiohttp"
+    print(f"  gate path: {via}")
     print(f"  gate:                 {gate_cpu:.2f} s CPU = {per_gate:.3f} ms per call")
     print(f"  inspect_ai {version}: {inspect_cpu:.2f} s CPU = {per_inspect:.3f} ms per call")
     print(f"  ratio gate / inspect_ai: {ratio:.3f}x  (goal <= 0.1x: "

@@ -111,7 +111,7 @@ def network_kind(exc: BaseException) -> ErrorKind | None:
 
 def is_timeout(exc: BaseException) -> bool:
     """Whether the failure was a timeout: aiohttp's own exception decides when there is one
-    (an httpx class alone can mislead: httpx-aiohttp, which some use under httpx, maps a dropped
+    (an httpx class alone can mislead: httpx-aiohttp, on httpx's interface, maps a dropped
     connection to ``httpx.ConnectTimeout``)."""
     for cause in _causes(exc):
         if isinstance(cause, aiohttp.ClientError):
