@@ -280,12 +280,12 @@ class GateClient(httpx.AsyncClient):
     async def open(
         self, method: str, url: str | httpx.URL, headers: _Headers, content: bytes | None,
         http_timeout: httpx.Timeout, *, before_send: Callable[[], None] | None = None,
-        decompress: bool = True, deadline_s: float | None = None,
+        deadline_s: float | None = None,
     ) -> Wire:
         """Send ``method url`` and return its response once the headers are in (``Wire``).
 
         ``headers``: a mapping or (name, value) pairs. Bodies in gzip, deflate or br are
-        decoded as they are read when ``decompress``. ``before_send`` is called right before
+        decoded by aiohttp as they are read. ``before_send`` is called right before
         the request is handed to aiohttp. ``deadline_s``: the caller bounds the whole exchange
         by that many seconds itself, so the parts of ``http_timeout`` that could never come
         first are not armed (a timer less per request and per read). Failures are httpx
@@ -298,7 +298,7 @@ class GateClient(httpx.AsyncClient):
         try:
             response = await session.request(
                 method, route.url, headers=headers, data=content, allow_redirects=False,
-                timeout=self._client_timeout(http_timeout, deadline_s), auto_decompress=decompress,
+                timeout=self._client_timeout(http_timeout, deadline_s), auto_decompress=True,
                 proxy=route.proxy, proxy_auth=route.proxy_auth,
                 proxy_headers=route.proxy_headers)
         except _FAILURES as exc:
