@@ -241,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     global TRANSPORT
     TRANSPORT = args.transport
-    print(f"transport: {'httpx over aiohttp (gate)' if TRANSPORT == 'gate' else 'plain httpx'}")
+    label = "gate's client (aiohttp under httpx's API)" if TRANSPORT == "gate" else "plain httpx"
+    print(f"transport: {label}")
     if not args.skip_a:
         _part_a(args)
     latency = args.latency_ms / 1000.0
