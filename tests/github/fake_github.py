@@ -8,7 +8,8 @@ GET /repos/{o}/{r}/pulls/{n}/reviews (paginated); GET /repos/{o}/{r}/issues/{n};
 GET|POST /repos/{o}/{r}/issues/{n}/comments (paginated with a Link header);
 PATCH|DELETE /repos/{o}/{r}/issues/comments/{id}; GET /repos/{o}/{r}/contents/{path}?ref=;
 GET /repos/{o}/{r}/commits/{sha}; POST /repos/{o}/{r}/statuses/{sha};
-GET /orgs/{org}/teams/{slug}/memberships/{user}; GET /repos/{o}/{r}/pulls (open/closed/all);
+GET /orgs/{org}/teams/{slug}/memberships/{user};
+GET /repos/{o}/{r}/pulls (state open/closed/all; head=owner:branch);
 GET /repos/{o}/{r}/branches/{b}; GET /repos/{o}/{r}/compare/{base}...{head} (ancestry from the
 parents each commit was given); GET /repos/{o}/{r}/collaborators/{u}/permission (a login not
 listed has ``read``: a public repository); GET /orgs/{org}/teams/{slug}/repos/{o}/{r} (404
@@ -483,8 +484,10 @@ def _handler_for(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 return
             if rest == "/pulls" and method == "GET":
                 state = query.get("state", ["open"])[0]
+                head = query.get("head", [""])[0]  # "owner:branch", as GitHub filters
                 items = [fake.pull_json(repo, p) for _n, p in sorted(repo.pulls.items())
-                         if state == "all" or p.state == state]
+                         if (state == "all" or p.state == state)
+                         and head in ("", f"{p.head_repo.split('/')[0]}:{p.head_ref}")]
                 self._paginate(items, path, query)
                 return
             m = re.fullmatch(r"/branches/(.+)", rest)

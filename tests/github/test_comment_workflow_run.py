@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,15 @@ def step(workflow: str, job: str, name: str) -> dict[str, Any]:
     return result
 
 
+def gate_on_path(where: Path) -> str:
+    """A PATH whose ``gate`` is this gate (the workflow installs it; here it is the venv's)."""
+    shim = where / "gate-bin"
+    shim.mkdir(exist_ok=True)
+    (shim / "gate").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m gate "$@"\n')
+    (shim / "gate").chmod(0o755)
+    return f"{shim}{os.pathsep}{os.environ['PATH']}"
+
+
 def run_step(workflow: str, job: str, name: str, cwd: Path,
              env: dict[str, str]) -> tuple[int, str, dict[str, str]]:
     """Run a step's ``run:`` script as Actions does (bash -e), returning (exit code, stdout,
@@ -56,7 +66,7 @@ def run_step(workflow: str, job: str, name: str, cwd: Path,
     script = step(workflow, job, name)["run"]
     proc = subprocess.run(
         [BASH, "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd,
-        env={"PATH": os.environ["PATH"], "GITHUB_OUTPUT": str(output),
+        env={"PATH": gate_on_path(cwd), "GITHUB_OUTPUT": str(output),
              "GITHUB_STEP_SUMMARY": str(cwd / "step-summary.md"),
              "RUNNER_TEMP": str(cwd), **env},
         capture_output=True, text=True, timeout=60, check=False)
@@ -162,20 +172,48 @@ def test_fork_pr_gets_its_comment_through_the_artifact(gh: FakeGitHub, tmp_path:
     assert "## gate: model-x" in (tmp_path / "summary.md").read_text()
 
 
-@pytest.mark.parametrize(("fork", "draft", "has_sweeps", "expected"), [
-    ("true", "false", "true", "Fork PR: no secrets, not evaluated."),
-    ("false", "true", "true", "Draft PR: smoke test only."),
-    ("true", "false", "false", "No sweep results:"),
+@pytest.mark.parametrize(("results", "expected"), [
+    ({"FORK": "true", "DRAFT": "false"}, "> [!WARNING]\n> **Not evaluated: do not merge yet** "
+     "(required check `gate` failed).\n> Fork PR for head `ccccccc`: no secrets"),
+    ({"FORK": "false", "DRAFT": "true"}, "> [!WARNING]\n> **Not evaluated: do not merge yet** "
+     "(required check `gate` failed).\n> Draft PR for head `ccccccc`: smoke test only."),
+    ({"HAS_SWEEPS": "false"}, "> [!TIP]\n> **No sweep needed: nothing to compare** "
+     "(required check `gate` passed).\n> No prompt, tool or model change for head `ccccccc`"),
+    ({"SMOKE_RESULT": "failure"}, "> [!CAUTION]\n> **Smoke failed: do not merge** "
+     "(required check `gate` failed).\n> The smoke test failed for head `ccccccc`"),
+    ({"CHANGES_RESULT": "failure", "SMOKE_RESULT": "skipped", "HAS_SWEEPS": ""},
+     "> [!WARNING]\n> **No result: not decided** (required check `gate` failed).\n> "
+     "`gate changes` failed for head `ccccccc`"),
+    ({}, "> [!WARNING]\n> **No result: not decided** (required check `gate` failed).\n> The "
+     "sweeps this PR needs produced no results for head `ccccccc`"),
 ])
-def test_fork_and_draft_prs_get_a_report_to_post(tmp_path: Path, fork: str, draft: str,
-                                                 has_sweeps: str, expected: str) -> None:
-    code, log, _out = run_step("reusable-gate.yml", "report", "gate report", tmp_path, {
-        "SMOKE_RESULT": "success", "FORK": fork, "DRAFT": draft, "HAS_SWEEPS": has_sweeps})
+def test_a_pr_without_sweep_results_gets_gates_own_no_report_state(
+        tmp_path: Path, results: dict[str, str], expected: str) -> None:
+    env = {"CHANGES_RESULT": "success", "SMOKE_RESULT": "success", "FORK": "false",
+           "DRAFT": "false", "HAS_SWEEPS": "true", "HEAD_SHA": HEAD, **results}
+    code, log, _out = run_step("reusable-gate.yml", "report", "gate report", tmp_path, env)
     assert code == 0, log
     text = (tmp_path / "runs" / "none" / "report.md").read_text()
-    assert text.startswith("## gate\n\n" + expected)
-    assert text.endswith("Smoke test: success.\n")
+    assert text.startswith("<!-- gate:row ")
+    assert "<!-- gate:verdict -->\n" + expected in text
     assert (tmp_path / "run-dirs.txt").read_text() == "runs/none\n"
+    assert "## gate" not in step("reusable-gate.yml", "report", "gate report")["run"]
+
+
+def test_a_sweep_whose_report_fails_gets_a_no_result_block(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "model-x"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text("{}")  # gate report cannot read it
+    (tmp_path / "changes.json").write_text("{}")
+    code, log, _out = run_step("reusable-gate.yml", "report", "gate report", tmp_path, {
+        "CHANGES_RESULT": "success", "SMOKE_RESULT": "success", "FORK": "false",
+        "DRAFT": "false", "HAS_SWEEPS": "true", "HEAD_SHA": HEAD})
+    assert code == 0, log
+    text = (run / "report.md").read_text()
+    assert text.startswith("<!-- gate:row WARNING | `model-x` | **No result** |")
+    assert "> **No result: not decided** (required check `gate` failed).\n> `gate report` " \
+           "failed for sweep `model-x` for head `ccccccc`" in text
+    assert (tmp_path / "run-dirs.txt").read_text() == "runs/model-x\n"
 
 
 # --- forged artifacts: refused, nothing posted --------------------------------------------
