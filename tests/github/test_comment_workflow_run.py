@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -459,3 +460,152 @@ def test_directory_swapped_for_a_link_after_the_check_is_refused(
     monkeypatch.setattr(artifact_module.os, "stat", racing_stat)
     with pytest.raises(UntrustedArtifactError, match="cannot read as a plain directory tree"):
         artifact_module.read_untrusted_reports(root / "runs")
+
+
+# --- the evaluating state and the no-report states (gate-comment.yml, no artifact read) ----
+
+_EXPR = re.compile(r"\$\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
+RESULT = ("<!-- gate:row CAUTION | `model-x` vs `base` | **Regression** |  |  |  |  -->\n"
+          "<!-- gate:verdict -->\n> [!CAUTION]\n> **Regression: do not merge** (required check "
+          "`gate` failed). 25% vs 100%: -75 pp.\n")
+
+
+def requested_event(head_sha: str) -> dict[str, Any]:
+    """The vendored ``workflow_run.requested`` payload as GitHub sends it when a fork PR's
+    gate run starts: event pull_request, no conclusion yet, an empty ``pull_requests``."""
+    event = load_event("workflow_run.requested")
+    run = event["workflow_run"]
+    run.update(event="pull_request", status="queued", conclusion=None, name="gate",
+               head_sha=head_sha, pull_requests=[], head_branch=HEAD_BRANCH)
+    run["head_repository"]["full_name"] = HEAD_REPO
+    event["repository"]["full_name"] = REPO
+    return event
+
+
+def run_gate_step(job: str, name: str, cwd: Path,
+                  event: dict[str, Any]) -> tuple[int, str]:
+    """A step of reusable-gate-comment.yml that runs gate, as Actions runs it: its ``env:``
+    expressions resolved against the event, its script in bash with this gate on PATH,
+    against the local GitHub."""
+    assert BASH is not None
+    found = step("reusable-gate-comment.yml", job, name)
+    context: dict[str, Any] = {"github": {"token": os.environ["GITHUB_TOKEN"], "event": event}}
+
+    def resolve(m: re.Match[str]) -> str:
+        value: Any = context
+        for key in m[1].split("."):
+            value = value[key]
+        return str(value)
+
+    env = {k: _EXPR.sub(resolve, str(v)) for k, v in found.get("env", {}).items()}
+    github = {k: v for k, v in os.environ.items() if k.startswith(("GITHUB_", "GATE_"))}
+    proc = subprocess.run(
+        [BASH, "--noprofile", "--norc", "-eo", "pipefail", "-c", found["run"]], cwd=cwd,
+        env={"PATH": gate_on_path(cwd), **github, **env},
+        capture_output=True, text=True, timeout=120, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def evaluate(monkeypatch: pytest.MonkeyPatch, fake: FakeGitHub, tmp_path: Path,
+             head_sha: str = HEAD) -> tuple[int, str]:
+    """gate-comment.yml on ``workflow_run`` requested: its evaluating job's one gate step."""
+    event = requested_event(head_sha)
+    use_fake_github(monkeypatch, fake, tmp_path, token=TOKEN, repo=REPO, event=event)
+    return run_gate_step("evaluating", "gate comment --evaluating", tmp_path, event)
+
+
+def completed(monkeypatch: pytest.MonkeyPatch, fake: FakeGitHub, tmp_path: Path,
+              conclusion: str) -> dict[str, Any]:
+    event = workflow_run_event(HEAD)
+    event["workflow_run"]["conclusion"] = conclusion
+    use_fake_github(monkeypatch, fake, tmp_path, token=TOKEN, repo=REPO, event=event)
+    return event
+
+
+def test_evaluating_then_the_result_leave_one_comment(
+        gh: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, log = evaluate(monkeypatch, gh, tmp_path)
+    assert code == 0, log
+    (first,) = gh.comments(REPO, PR)
+    assert first.user == BOT
+    assert first.body.startswith(f"{MARKER}\n> [!NOTE]\n> **Evaluating: wait for the result** "
+                                 "(required check `gate` pending).\n> gate is running")
+    assert "on head `ccccccc`" in first.body
+    # the link is the gate run's (from the event's run id), not the comment workflow's
+    assert "(https://github.example/acme/agents/actions/runs/289782451)" in first.body
+    # the gate run completes; its artifact's report replaces the state in the same comment
+    completed(monkeypatch, gh, tmp_path, "failure")
+    assert post(tmp_path, artifact(tmp_path, f"{PR}\n", {"model-x": RESULT})) == 0
+    (final,) = gh.comments(REPO, PR)
+    assert final.id == first.id
+    assert "Evaluating" not in final.body
+    assert "> [!CAUTION]\n> **Regression: do not merge** (required check `gate` failed)" \
+        in final.body
+
+
+@pytest.mark.parametrize(("conclusion", "expected"), [
+    ("cancelled", "> [!WARNING]\n> **No result: not decided** (required check `gate` "
+     "cancelled).\n> The gate run for head `ccccccc` was cancelled before it reported."),
+    ("timed_out", "> **No result: not decided** (required check `gate` timed out)."),
+    ("startup_failure", "> **No result: not decided** (required check `gate` did not start)."),
+    ("action_required", "> **Not evaluated: do not merge yet** (required check `gate` not "
+     "run yet)."),
+    ("success", "> **No result: not decided** (required check `gate` ended without a report)."
+     "\n> The gate run for head `ccccccc` ended without a readable `gate-comment` artifact"),
+    ("something_new", "(required check `gate` ended without a report)"),
+])
+def test_a_run_ending_without_a_result_replaces_the_evaluating_state(
+        gh: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conclusion: str,
+        expected: str) -> None:
+    assert evaluate(monkeypatch, gh, tmp_path)[0] == 0
+    event = completed(monkeypatch, gh, tmp_path, conclusion)
+    code, log = run_gate_step("comment", "gate comment --no-report", tmp_path, event)
+    assert code == 0, log
+    (comment,) = gh.comments(REPO, PR)
+    assert comment.body.startswith(f"{MARKER}\n> [!")
+    assert expected in comment.body
+    assert "Evaluating" not in comment.body
+    assert conclusion not in comment.body or conclusion in expected  # never echoed raw
+
+
+def test_a_forged_artifact_leaves_a_no_result_on_the_runs_own_pr(
+        gh: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert evaluate(monkeypatch, gh, tmp_path)[0] == 0
+    event = completed(monkeypatch, gh, tmp_path, "success")
+    root = artifact(tmp_path, f"{OTHER}\n", {"x": "## gate\nall models pass, merge!\n"})
+    assert post(tmp_path, root) == 1  # the artifact names PR 13: refused
+    code, log = run_gate_step("comment", "gate comment --no-report", tmp_path, event)
+    assert code == 0, log
+    (comment,) = gh.comments(REPO, PR)
+    assert "**No result: not decided**" in comment.body
+    assert gh.comments(REPO, OTHER) == []
+
+
+def test_states_for_a_head_the_pr_has_left_post_nothing(
+        gh: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, log = evaluate(monkeypatch, gh, tmp_path, head_sha="0" * 40)
+    assert code == 0, log
+    assert "nothing posted: no open pull request has head 000000000000" in log
+    event = completed(monkeypatch, gh, tmp_path, "cancelled")
+    event["workflow_run"]["head_sha"] = "0" * 40  # the push that cancelled it moved the PR
+    code, log = run_gate_step("comment", "gate comment --no-report", tmp_path, event)
+    assert code == 0, log
+    assert nothing_posted(gh, tmp_path)
+
+
+def test_states_go_only_to_the_one_pr_whose_head_is_the_runs(
+        gh: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # PR 14 shares the head commit from another repository: not the run's PR
+    gh.add_pull(REPO, 14, "carol", "b" * 40, HEAD, head_repo=REPO, head_ref=HEAD_BRANCH)
+    assert evaluate(monkeypatch, gh, tmp_path)[0] == 0
+    assert len(gh.comments(REPO, PR)) == 1
+    assert gh.comments(REPO, 14) == []
+    # PR 15 has the same head repository, branch and commit (into another base): ambiguous
+    gh.add_pull(REPO, 15, "mallory", "b" * 40, HEAD, head_repo=HEAD_REPO,
+                head_ref=HEAD_BRANCH, base_ref="release")
+    event = completed(monkeypatch, gh, tmp_path, "cancelled")
+    code, log = run_gate_step("comment", "gate comment --no-report", tmp_path, event)
+    assert code == 0, log
+    assert "nothing posted: 2 open pull requests have head cccccccccccc" in log
+    assert "Evaluating" in gh.comments(REPO, PR)[0].body
+    assert gh.comments(REPO, 15) == []

@@ -58,6 +58,7 @@ def test_every_job_has_least_privilege_permissions() -> None:
             allowed = {
                 ("gate-comment.yml", "comment"): {"pull-requests"},  # the default branch's
                 ("reusable-gate-comment.yml", "comment"): {"pull-requests"},
+                ("reusable-gate-comment.yml", "evaluating"): {"pull-requests"},
                 ("adoption-guard.yml", "guard"): {"statuses"},  # only the default branch's
                 ("reusable-adoption-guard.yml", "guard"): {"statuses"},
             }.get((path.name, name), set())
@@ -328,7 +329,8 @@ def test_only_gate_comment_may_write_pull_requests_or_issues() -> None:
             perms = job.get("permissions", wf.get("permissions"))
             if "write" in (perms.get("pull-requests"), perms.get("issues")):
                 assert (path.name, name) in {("gate-comment.yml", "comment"),
-                                             ("reusable-gate-comment.yml", "comment")}
+                                             ("reusable-gate-comment.yml", "comment"),
+                                             ("reusable-gate-comment.yml", "evaluating")}
                 assert perms.get("issues") is None
                 # the default branch's file runs (the reusable one only through that caller)
                 assert set(wf["on"]) in ({"workflow_run"}, {"workflow_call"})
@@ -337,20 +339,27 @@ def test_only_gate_comment_may_write_pull_requests_or_issues() -> None:
 def test_gate_comment_never_checks_out_the_pr() -> None:
     caller = load(WORKFLOWS / "gate-comment.yml")
     assert caller["name"] == "gate-comment"
-    assert caller["on"] == {"workflow_run": {"workflows": ["gate"], "types": ["completed"]}}
+    assert caller["on"] == {"workflow_run": {"workflows": ["gate"],
+                                             "types": ["requested", "completed"]}}
     assert load(WORKFLOWS / "gate.yml")["name"] == "gate"  # what the trigger names
     assert caller["jobs"]["comment"]["uses"] == "./.github/workflows/reusable-gate-comment.yml"
     path = WORKFLOWS / "reusable-gate-comment.yml"
     raw = path.read_text()
     assert "pull_request.head" not in raw
     assert "github.head_ref" not in raw
+    assert "secrets." not in raw
     wf = load(path)
     assert wf["permissions"] == {}
-    (job,) = wf["jobs"].values()
+    assert set(wf["jobs"]) == {"evaluating", "comment"}
+    for job in wf["jobs"].values():
+        assert "github.event.workflow_run.event == 'pull_request'" in job["if"]
+        assert not any(str(s.get("uses", "")).startswith("actions/checkout")
+                       for s in steps(job))
+        for s in steps(job):  # event values reach the shell through env only
+            assert "${{" not in str(s.get("run", ""))
+    job = wf["jobs"]["comment"]
+    assert "github.event.action == 'completed'" in job["if"]
     assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
-    assert "github.event.workflow_run.event == 'pull_request'" in job["if"]
-    assert "secrets." not in raw
-    assert not any(str(s.get("uses", "")).startswith("actions/checkout") for s in steps(job))
     (download,) = [s for s in steps(job)
                    if str(s.get("uses", "")).startswith("actions/download-artifact@")]
     assert download["with"] == {
@@ -362,14 +371,42 @@ def test_gate_comment_never_checks_out_the_pr() -> None:
     (which,) = [s for s in steps(job) if s.get("name") == "Which PR"]
     assert 'head -c 16 "$ARTIFACT"' in which["run"]
     assert "^[1-9][0-9]{0,9}$" in which["run"]
-    comment = steps(job)[-1]
+    (comment,) = [s for s in steps(job) if s.get("name") == "gate comment"]
     assert comment["run"] == (
         'gate comment --pr "$PR_NUMBER" --head-sha "$HEAD_SHA" --head-repo "$HEAD_REPO" '
         '--head-branch "$HEAD_BRANCH" --runs-in "$RUNS"')
     assert comment["env"]["HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"
     assert comment["env"]["PR_NUMBER"] == "${{ steps.pr.outputs.number }}"
-    for s in steps(job):  # event values reach the shell through env only
-        assert "${{" not in str(s.get("run", ""))
+
+
+def test_the_evaluating_state_is_posted_when_the_run_starts_and_never_stays() -> None:
+    """On workflow_run requested, a job with only pull-requests: write posts the evaluating
+    state (nothing downloaded or checked out); on completed, whatever happened (no artifact, a
+    refused one, a cancelled or timed-out run), the last step replaces it with gate's own
+    no-report state unless the result was posted."""
+    wf = load(WORKFLOWS / "reusable-gate-comment.yml")
+    job = wf["jobs"]["evaluating"]
+    assert "github.event.action == 'requested'" in job["if"]
+    assert job["permissions"] == {"pull-requests": "write"}
+    assert not any("artifact" in str(s.get("uses", "")) for s in steps(job))
+    assert install_step(job)["run"] == install_step(wf["jobs"]["comment"])["run"]
+    last = steps(job)[-1]
+    assert last["run"].startswith("gate comment --evaluating --head-sha \"$HEAD_SHA\"")
+    comment = wf["jobs"]["comment"]
+    names = [s.get("name") for s in steps(comment)]
+    fallback = steps(comment)[-1]
+    assert fallback["name"] == "gate comment --no-report"
+    assert fallback["if"] == "always() && steps.post.outcome != 'success'"
+    assert "gate comment --no-report \"$why\"" in fallback["run"]
+    assert fallback["env"]["CONCLUSION"] == "${{ github.event.workflow_run.conclusion }}"
+    (download,) = [s for s in steps(comment) if s.get("id") == "artifact"]
+    assert download["continue-on-error"] is True  # a missing artifact reaches the fallback
+    assert names.index("gate comment") < names.index(fallback["name"])
+    for s in (last, fallback):
+        assert s["env"]["HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"
+        assert s["env"]["HEAD_REPO"] == (
+            "${{ github.event.workflow_run.head_repository.full_name }}")
+        assert s["env"]["HEAD_BRANCH"] == "${{ github.event.workflow_run.head_branch }}"
 
 
 def test_callers_are_thin_and_every_reusable_workflow_is_called() -> None:
