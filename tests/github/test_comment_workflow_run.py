@@ -609,3 +609,17 @@ def test_states_go_only_to_the_one_pr_whose_head_is_the_runs(
     assert "nothing posted: 2 open pull requests have head cccccccccccc" in log
     assert "Evaluating" in gh.comments(REPO, PR)[0].body
     assert gh.comments(REPO, 15) == []
+
+
+@pytest.mark.parametrize("argv", [
+    ["--evaluating", "--head-sha", HEAD],
+    ["--no-report", "cancelled", "--head-sha", HEAD, "--head-repo", HEAD_REPO],
+    ["--no-report", "a reason of its own"],
+    ["--no-report", "cancelled", "--evaluating"],
+])
+def test_states_without_a_full_head_or_with_an_unknown_reason_are_refused(
+        gh: FakeGitHub, tmp_path: Path, argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        run_gate("comment", *argv)
+    assert exc.value.code == 4
+    assert nothing_posted(gh, tmp_path)
