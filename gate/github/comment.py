@@ -28,6 +28,12 @@ PR ``--pr N`` as the API reports it, with ``--head-repo`` and ``--head-branch`` 
 repository and branch, from the event) its head repository and branch, else nothing is posted:
 a forged PR number cannot put one PR's report on another PR (even one sharing its head commit),
 nor on an issue.
+
+The same comment carries the states without a report (``gate.report.states``): ``--evaluating``
+when the gate run starts, ``--no-report REASON`` when it ends without a result. Posted from
+``workflow_run`` they have no artifact, hence no PR number: given the run's head (commit,
+repository, branch, from the event) and no ``--pr``, they go to the one open PR with that head,
+found through the API; none (the PR moved on) or several post nothing.
 """
 
 from __future__ import annotations
