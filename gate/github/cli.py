@@ -97,7 +97,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="create or update the single PR comment with DIR/report.md",
         description="Post DIR/report.md as the PR's single gate comment (found by a hidden "
         "marker and the token's own login; updated in place) and append it to the job "
-        "summary. Needs GITHUB_TOKEN and GITHUB_REPOSITORY. Exit 0 posted, 1 failed or refused.",
+        "summary; or a state without a report (--evaluating, --no-report). Needs GITHUB_TOKEN "
+        "and GITHUB_REPOSITORY. Exit 0 posted (or nothing to post), 1 failed or refused.",
     )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", action="append", metavar="DIR",
@@ -108,11 +109,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "refuses); needs --pr and --head-sha")
     source.add_argument("--evaluating", action="store_true",
                         help="post the 'evaluating' state (which sweeps run, on which head), "
-                        "replaced by the result when the sweeps end")
+                        "replaced by the result when the run ends")
     source.add_argument("--no-report", metavar="REASON", choices=sorted(NO_REPORT),
                         help="post the state of a gate run that ended without a report, for "
-                        f"REASON: {', '.join(sorted(NO_REPORT))} (the last ones are GitHub's "
-                        "run conclusions)")
+                        f"REASON: {', '.join(sorted(NO_REPORT))} (the hyphen-free ones are "
+                        "GitHub's run conclusions; see docs/github.md)")
     p.add_argument("--changes", metavar="FILE",
                    help="with --evaluating: the `gate changes` JSON naming the sweeps")
     p.add_argument("--pr", type=_positive, metavar="N",
