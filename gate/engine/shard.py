@@ -170,7 +170,7 @@ def run_shard(project: Project, opts: SweepOptions, spec: ShardSpec, *,
     if manifest is None:
         snapshot = BudgetSnapshot.model_validate(
             {**budget.snapshot(), "configured_by": "stage budget / shards"})
-        manifest = _new_manifest(project, arms, opts, max_rounds, snapshot)
+        manifest = _new_manifest(project, arms, opts, max_rounds, snapshot, reuse)
         run.write_manifest(manifest)
     run.write_shard(ShardInfo(spec=spec.record()))
     units = shard_units(stage_units(units_of(manifest.scope), spec.stage, spec.stages),

@@ -121,13 +121,14 @@ def check_smoke(project: Project, arms: list[Arm], smoke_dir: Path | None) -> No
 
 
 def _new_manifest(project: Project, arms: list[Arm], opts: SweepOptions, max_rounds: int,
-                  budget: BudgetSnapshot) -> Manifest:
+                  budget: BudgetSnapshot, reuse: Reuse | None = None) -> Manifest:
     manifest = build_manifest(project, kind="sweep", arms=arms, max_rounds=max_rounds,
                               seed=opts.seed, budget=budget, command=sys.argv[1:],
                               schedule=project.config.statistics.schedule,
                               plan_salt=opts.plan_salt)
     key = baseline_key(arms[1], project.config_sha256, opts.seed)
-    return manifest.model_copy(update={"baseline_key": key})
+    shared = None if reuse is None else reuse.shared(manifest)
+    return manifest.model_copy(update={"baseline_key": key, "shared_baseline": shared})
 
 
 def _reuse(opts: SweepOptions, key: str, notices: Notices) -> Reuse | None:
@@ -265,7 +266,7 @@ def run_sweep(
             snapshot = BudgetSnapshot.model_validate({
                 **budget.snapshot(),
                 "configured_by": "--budget-usd" if opts.budget_usd else "gate.yaml"})
-            manifest = _new_manifest(project, arms, opts, max_rounds, snapshot)
+            manifest = _new_manifest(project, arms, opts, max_rounds, snapshot, reuse)
             manifests.append(manifest.model_copy(update={"comparison": comparison}))
             RunDir(opts.out).write_manifest(manifests[0])
             _ledger_line(opts, manifests[0], None)
