@@ -24,14 +24,18 @@ stopping point and a sweep may stop or be continued (multiplying e-values) at wi
 Pairs lost to the provider are excluded (gate.engine.decision): this keeps validity when the
 losses are missing completely at random; losses the arm caused are scored as its failures.
 
-Bets (``plug_in=True``): lam = m / (v_hat + m^2) with m = delta (the design alternative: true
-difference 0 for K_ok, -delta for K_rej) and v_hat a shrunk running variance of D from earlier
-pairs only: v_hat = (w0 v0 + n v_n) / (w0 + n). The prior v0 is chosen so that the first bet is
-the configured ``lam`` (v0 = delta / lam - delta^2). This is the growth-optimal (Kelly) fraction
-E[X] / E[X^2] at the design alternative. With ``adapt_mean=True`` the mean m is also estimated
-(shrunk towards delta with weight ``prior_weight``); measured (bench/) it needs more pairs at the
-boundaries, so it is off by default. ``plug_in=False`` bets the fixed ``lam``. All bets are
-clipped to [0, lam_cap(delta)] (the fixed ``lam`` too), and lam_cap(delta) < 1 / (1 + delta).
+Bets (``plug_in=True``): the growth-optimal (Kelly) fraction at the design alternative (true
+difference -delta for K_rej, 0 for K_ok) for the law of D on {-1, 0, 1} with that mean and the
+variance v_hat, a shrunk running variance of D from earlier pairs only:
+v_hat = (w0 v0 + n v_n) / (w0 + n), w0 = ``prior_weight`` (5 pairs). For K_rej that fraction is
+delta / (v_hat + delta^2) exactly; for K_ok it is the root of a quadratic
+(``_three_point_kelly``), not the second-order m / (v + m^2), which overshoots when the arms
+are strongly correlated. The prior v0 = delta / lam - delta^2 makes the first bets the
+configured ``lam`` (K_ok's within 0.001). Plug-in bets are clipped to ``bet_caps(delta)``: a
+pair at the worst end keeps WORST_FACTOR (0.2) of the wealth. With ``adapt_mean=True`` the mean
+is also estimated (shrunk towards delta); measured (bench/) it needs more pairs at the
+boundaries, so it is off by default. ``plug_in=False`` bets the fixed ``lam``, clipped to
+lam_cap(delta) < 1 / (1 + delta).
 
 Both processes crossing together: the verdict is "regression" (the conservative one: a gate
 blocks rather than ships on conflicting evidence). Either verdict still needs its own process
