@@ -11,9 +11,9 @@ error, halt) is ended; a later trial starts another.
 Starting is paced, because starting a program mostly means importing its SDKs, work bound by
 the CPU, while a process that is already running takes the next trial at almost no cost:
 
-- at most ``max_starting`` (half the cores, at least one) of an arm's processes are starting
-  at once (started, no request through their trial's endpoint or MCP server yet): more starts
-  at once than cores finish no sooner, and the running trials need the other half;
+- at most ``max_starting`` (the number of cores) of an arm's processes are starting at once
+  (started, no request through their trial's endpoint or MCP server yet): more starts at once
+  than cores finish no sooner;
 - a trial that finds no idle process waits for one for as long as the arm's last start took
   (from the start to its first request), counted from when it began to wait or a process last
   came up or free, whichever is later: it starts a process only when none came free for that
@@ -98,7 +98,7 @@ class ProgramPool:
 
     def __init__(self, size: int = 1, max_starting: int | None = None) -> None:
         self.size = size  # processes per (arm, program) at most
-        self.max_starting = max(1, max_starting or (os.cpu_count() or 1) // 2)
+        self.max_starting = max(1, max_starting or os.cpu_count() or 1)
         self._arms: dict[Key, _Arm] = {}
         self._running: set[Child] = set()
         self._server: TrialServer | None = None

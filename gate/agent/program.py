@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gate.agent.childproc import GRACE_S, Child, child_environment
+from gate.agent.childproc import Child, child_environment
 from gate.agent.loop import TrialSpec, TrialTrace
 from gate.agent.persistent import Key, ProgramPool
 from gate.agent.transcript import TranscriptRecorder
@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # the server side (uvicorn, starlette, mcp) is imported only 
     from gate.agent.endpoint import AuditSink, TrialSession
     from gate.agent.serve import Served
 
-LATE_ANSWER_S = GRACE_S
+LATE_ANSWER_S = 5.0
 """How long a persistent program whose trial gate ended may take to answer it and stay."""
 
 
@@ -216,7 +216,7 @@ async def _wait(child: Child, session: TrialSession, timeout_s: float,
     done = await _first(waits, child, stop, timeout_s, answer)
     if not done:
         return "timeout"
-    if session.ended.is_set():
+    if session.end_reason is not None:  # set as the endpoint answers, before ``ended`` fires
         return "ended"
     if answer:
         return "answered"
