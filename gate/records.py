@@ -361,6 +361,8 @@ class Manifest(Record):
     # a Python agent program's interpreter: name==version of each distribution, by where the
     # program is declared ("agent", "agent_overrides.ENV"); hashed into files_sha256 too
     agent_distributions: dict[str, list[str]] = Field(default_factory=dict)
+    # the sequential test's bets that decide the run (gate.engine.decision.DECISION_METHOD)
+    decision_method: int = Field(ge=1)
 
 
 # --- results.json / PARTIAL-RESULTS.json ------------------------------------------------
