@@ -155,3 +155,29 @@ def test_reuse_respects_max_age_and_verify_checks_origin(
     capsys.readouterr()
     assert main(["verify", "--run", str(out)]) != 0
     assert "not on an audit line copied from that run" in capsys.readouterr().out
+
+
+def test_the_report_counts_the_candidates_sharing_the_baseline_cache(
+        project_dir: Path, tmp_path: Path) -> None:
+    """The count comes from the cache's run directories (their manifests), never made up:
+    two runs of one candidate and one of another, then a third candidate: 3 candidates."""
+    cache = tmp_path / "cache"
+    base = ("--baseline", "mock/expert", "--max-rounds", "1")
+    for name, candidate in (("a", "mock/expert@0.99"), ("b", "mock/expert@0.99"),
+                            ("c", "mock/expert@0.95")):
+        sweep(project_dir, cache / name, "--candidate", candidate, *base)
+    out = tmp_path / "third"
+    sweep(project_dir, out, "--candidate", "mock/expert@0.9", *base, "--reuse-from", str(cache))
+    shared = json.loads((out / "manifest.json").read_text())["shared_baseline"]
+    assert (len(shared["candidates"]), shared["runs"]) == (3, 3)
+    report = (out / "report.md").read_text()
+    assert "the baseline cache is shared by **3 candidates**" in report
+    assert "the errors come in bunches" in report
+    assert main(["verify", "--run", str(out)]) == 0
+
+    alone = tmp_path / "alone"
+    sweep(project_dir, alone, "--candidate", "mock/expert@0.99", *base,
+          "--reuse-from", str(cache / "a"))
+    shared = json.loads((alone / "manifest.json").read_text())["shared_baseline"]
+    assert (len(shared["candidates"]), shared["runs"]) == (1, 1)
+    assert "the baseline cache has served this candidate only" in (alone / "report.md").read_text()

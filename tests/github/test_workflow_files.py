@@ -302,6 +302,32 @@ def test_sweep_runs_as_stages_of_shards_and_keeps_paid_trials() -> None:
     assert "gate merge --out" in run_text(report)
 
 
+def test_the_decision_job_keeps_the_prs_ledger_with_its_cached_runs() -> None:
+    """gate merge --ledger, the ledger restored and saved by the PR's number alone (not the
+    files' hashes, which key the run directories): a re-run of a comparison the PR already
+    decided reports that verdict; only the `gate:restart` label forces a new run."""
+    report = load(WORKFLOWS / "reusable-gate.yml")["jobs"]["report"]
+    names = [s.get("name", "") for s in steps(report)]
+    (restore,) = [s for s in steps(report) if s.get("name") == "Restore the PR's comparison ledger"]
+    (save,) = [s for s in steps(report) if s.get("name") == "Save the PR's comparison ledger"]
+    (merge,) = [s for s in steps(report) if s.get("name") == "gate merge"]
+    assert names.index(restore["name"]) < names.index("gate merge") < names.index(save["name"])
+    assert str(restore["uses"]).startswith("actions/cache/restore@")
+    assert str(save["uses"]).startswith("actions/cache/save@")
+    assert restore["with"]["path"] == save["with"]["path"] == "ledger"
+    pr = "gate-ledger-${{ github.event.pull_request.number }}-"
+    assert restore["with"]["restore-keys"] == pr
+    assert save["with"]["key"] == restore["with"]["key"]
+    assert save["with"]["key"].startswith(pr)
+    assert "hashFiles" not in save["with"]["key"]
+    assert "github.run_attempt" in save["with"]["key"]  # a re-run attempt saves its own
+    assert save["if"].startswith("always()")
+    assert "--ledger ledger/comparisons.jsonl" in merge["run"]
+    assert '"${ledger[@]}"' in merge["run"].split("gate merge --out", 1)[1].splitlines()[0]
+    assert "gate:restart" in merge["env"]["RESTART"]
+    assert "--force-restart" in merge["run"]
+
+
 # --- the PR comment: posted by gate-comment.yml (workflow_run), never by gate.yml -----------
 
 

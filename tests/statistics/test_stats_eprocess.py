@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gate.config.schema import StatisticsConfig
-from gate.statistics import PairedSequentialTest, Thresholds, lam_cap
+from gate.statistics import PairedSequentialTest, Thresholds, bet_caps, lam_cap
 
 diffs = st.lists(st.floats(min_value=-1.0, max_value=1.0), min_size=0, max_size=60)
 
@@ -99,7 +99,9 @@ def test_from_config_uses_schema_defaults() -> None:
         cfg.beta,
         cfg.max_rounds,
     )
-    assert test.decision.lam_accept == pytest.approx(cfg.lam)  # first round bets the config lam
+    # the first bets are the config lam (K_rej exactly; K_ok's three-point bet within 0.001)
+    assert test.decision.lam_reject == pytest.approx(cfg.lam)
+    assert test.decision.lam_accept == pytest.approx(cfg.lam, abs=1e-3)
 
 
 def test_plug_in_bets_are_predictable_and_adapt() -> None:
@@ -112,7 +114,34 @@ def test_plug_in_bets_are_predictable_and_adapt() -> None:
     assert test.decision.lam_reject < announced
     low_var = PairedSequentialTest(0.1, 0.05, 0.05, 0.3, 50)
     low_var.update([0.0] * 200)
-    assert low_var.decision.lam_accept == pytest.approx(lam_cap(0.1))  # capped Kelly bet
+    assert low_var.decision.lam_accept == pytest.approx(bet_caps(0.1)[1])  # capped Kelly bet
+
+
+@pytest.mark.parametrize(("delta", "diffs_seen"), [
+    (0.10, [0.0] * 40 + [1.0, -1.0] * 2),  # correlated arms: few discordant pairs
+    (0.10, [1.0, -1.0, 0.0] * 10),
+    (0.05, [0.0] * 10 + [0.5, -0.5] * 3),
+    (0.20, [1.0, -1.0, 0.0, 0.0, 0.0] * 8),
+])
+def test_the_accept_bet_maximises_the_growth_of_the_three_point_law(
+        delta: float, diffs_seen: list[float]) -> None:
+    """K_ok bets the exact growth-optimal fraction for D on {-1, 0, 1} with mean 0 (its
+    design alternative) and the shrunk variance, not the second-order m / (v + m^2)."""
+    test = PairedSequentialTest(delta, 0.05, 0.05, 0.3, 50, per_pair=True)
+    test.update(diffs_seen)
+    n, w0 = test.pairs, test.prior_weight
+    v0 = delta / 0.3 - delta**2
+    v_n = test.sum_d2 / n - (test.sum_d / n) ** 2
+    var = (w0 * v0 + n * v_n) / (w0 + n)
+    law = {1.0: var / 2, 0.0: 1 - var, -1.0: var / 2}
+
+    def growth(lam: float) -> float:
+        return sum(p * math.log1p(lam * (d + delta)) for d, p in law.items())
+
+    cap = bet_caps(delta)[1]
+    grid = max((cap * k / 20_000 for k in range(20_001)), key=growth)
+    assert test.decision.lam_accept == pytest.approx(grid, abs=2e-4)
+    assert growth(test.decision.lam_accept) >= growth(grid) - 1e-12
 
 
 def test_lost_pairs_and_empty_rounds_are_allowed() -> None:
