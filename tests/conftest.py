@@ -1,33 +1,24 @@
-"""Shared fixtures: a fresh copy of the repository's own gate project per test."""
+"""Fixtures every tier shares (tests/unit, tests/integration, tests/e2e each have their own
+conftest for the rest): a fresh copy of the repository's own gate project per test, and the
+``slow`` mark of the tests that use one."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from paths import copy_project
 
 # CI runs on a busy 2-core machine: no property test may fail for being slow.
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci")
 
-REPO = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ("gate.yaml", "models.yaml", "prompts", "tools", "tasks", "fixtures")
-
 
 @pytest.fixture
 def project_dir(tmp_path: Path) -> Path:
     """A writable copy of the repository's gate project (config, registry, suite)."""
-    dest = tmp_path / "project"
-    dest.mkdir()
-    for name in PROJECT_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name)
-        else:
-            shutil.copy2(src, dest / name)
-    return dest
+    return copy_project(tmp_path / "project")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

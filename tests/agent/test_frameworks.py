@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from agent_support import REPO, make_project
+from paths import FRAMEWORKS
 
 from gate.cli import main
 from gate.rundir.audit import attempts
@@ -28,7 +29,7 @@ from gate.rundir.jsonl import read_jsonl
 
 # The frameworks and everything they need, pinned with hashes (`make lock` refreshes it).
 FRAMEWORKS_LOCK = REPO / "requirements" / "frameworks.lock"
-PROGRAMS = Path(__file__).resolve().parent / "frameworks"
+PROGRAMS = FRAMEWORKS
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 

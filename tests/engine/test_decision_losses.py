@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from paths import copy_project
 
 from gate.cli import main
 from gate.engine.decision import batch_pairs, binomial_two_sided, loss_imbalance
@@ -24,15 +25,8 @@ from gate.rundir.jsonl import read_jsonl
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One round of a sweep of two identical arms (every trial succeeds)."""
-    from tests.conftest import PROJECT_FILES, REPO
-
     root = tmp_path_factory.mktemp("losses")
-    project = root / "project"
-    project.mkdir()
-    import shutil
-    for name in PROJECT_FILES:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, project / name)
+    project = copy_project(root / "project")
     out = root / "run"
     main(["sweep", "--config", str(project / "gate.yaml"), "--candidate", "mock/expert",
           "--baseline", "mock/expert", "--max-rounds", "1", "--plan-salt", "10", "--out",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,12 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_github import FakeGitHub, pull_event, use_fake_github
 from hostile_corpus import HOSTILE, MENTION
 
 from gate.cli import main
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "github"))
-from fake_github import FakeGitHub, pull_event, use_fake_github
 
 pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
 

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paths import SUPPORT
 
 from gate.cli import main
 from gate.project.load import load_project
 from gate.simulate.models import MOCK_PRICES, MockProvider
 from gate.simulate.server import MockServer
 
-HERE = Path(__file__).parent
 WRITES = ["--writes", "cancel_*", "--writes", "refund_*", "--writes", "exchange_*",
           "--writes", "update_*"]
 
@@ -35,7 +35,7 @@ def test_an_instrumented_openai_agent_becomes_a_suite_that_finds_the_regression(
     tmp_path: Path, project_dir: Path, server: MockServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     traces = tmp_path / "traces.jsonl"
-    subprocess.run([sys.executable, str(HERE / "instrumented_agent.py"), "--base-url",
+    subprocess.run([sys.executable, str(SUPPORT / "instrumented_agent.py"), "--base-url",
                     server.base_url, "--project", str(project_dir), "--out", str(traces)],
                    check=True, cwd=project_dir, timeout=240)
     first = json.loads(traces.read_text().splitlines()[0])

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cmarkgfm
 from cmarkgfm.cmark import Options
+from paths import copy_project
 
 from gate.cli import main
 from gate.report.blocks import parse_report
@@ -28,12 +29,7 @@ REPR = re.compile(r"\bNone\b|\{'|\['|\bTrue\b|\bFalse\b|\bnan\b")
 
 def demo_regression(root: Path) -> Path:
     """mock/expert@0.8 against mock/expert on the repository's own suite (the demo's)."""
-    repo = Path(__file__).resolve().parents[2]
-    project = root / "project"
-    project.mkdir()
-    for name in ("gate.yaml", "models.yaml", "prompts", "tools", "tasks", "fixtures"):
-        src = repo / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, project / name)
+    project = copy_project(root / "project")
     out = root / "regression"
     code = main(["sweep", "--config", str(project / "gate.yaml"), "--candidate",
                  "mock/expert@0.8", "--baseline", "mock/expert", "--out", str(out)])

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from paths import PROGRAMS, REPO
 
-REPO = Path(__file__).resolve().parents[2]
-PROGRAMS = Path(__file__).resolve().parent / "programs"
 EXAMPLE = REPO / "examples" / "agents" / "openai_mcp_agent.py"
 TASKS = ("incident/incident-easy-01-cache-crashed.yaml",
          "orders/orders-easy-01-cancel-pending-order.yaml",

@@ -8,12 +8,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from paths import REPO
+
 from gate.config.schema import Fixture, Task, ToolCall, ToolDef
 from gate.config.yamlio import load_yaml, model_from_doc
 from gate.environments import Environment, ToolResult
 from gate.environments.registry import EnvironmentRegistry
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 ENV_NAMES = ("incident", "orders")
 # The built-ins, resolved through the same registry as a repository's own environments.
 _REGISTRY = EnvironmentRegistry(ROOT, {}, "gate.yaml")

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from paths import WEBHOOKS
+
 COMMENT_LIMIT = 65_536
 STATUS_DESCRIPTION_LIMIT = 140
 
@@ -620,7 +622,6 @@ def running() -> Iterator[FakeGitHub]:
 
 # --- event payloads -----------------------------------------------------------------------
 
-WEBHOOKS = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
 
 
 def load_event(name: str) -> dict[str, Any]:
