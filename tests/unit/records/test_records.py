@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from paths import PACKAGE
 
 from gate.cli import main
 from gate.errors import RecordError
@@ -135,7 +136,7 @@ def test_the_product_reads_run_files_through_a_model() -> None:
     """Inside gate/, every ``read_jsonl`` call names the record model it validates against."""
     import ast
 
-    package = Path(__file__).resolve().parents[2] / "gate"
+    package = PACKAGE
     untyped = []
     for path in sorted(package.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from paths import PACKAGE
 
-PACKAGE = Path(__file__).resolve().parents[2] / "gate"
 ABOVE_ENGINE = ("gate.commands", "gate.cli", "gate.report")
 
 

@@ -9,11 +9,11 @@ import logging
 from pathlib import Path
 
 import pytest
+from paths import PACKAGE
 
 from gate.cli import configure_logging, main
 from gate.providers.redact import in_scope, register_secret
 
-PACKAGE = Path(__file__).resolve().parents[2] / "gate"
 KEY = "sk-or-v1-LOGTEST-0123456789abcdef"
 
 

@@ -8,8 +8,8 @@ import importlib
 from pathlib import Path
 
 import pytest
+from paths import PACKAGE
 
-PACKAGE = Path(__file__).resolve().parents[2] / "gate"
 METADATA = {"__version__"}  # dunders that are public all the same
 
 

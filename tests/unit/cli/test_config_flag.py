@@ -4,13 +4,12 @@ subcommand that reads a project takes it, with the same default."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pytest
+from paths import PACKAGE
 
 from gate.cli import build_parser
 
-PACKAGE = Path(__file__).resolve().parents[2] / "gate"
 READS_A_PROJECT = ("validate", "run", "smoke", "sweep", "report", "verify", "export-otel",
                    "changes", "comment", "guard", "mock-server")
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from paths import REPO
 
 from gate.engine.results import arm_summary
 from gate.records import ArmSpec, Trial
@@ -19,7 +20,6 @@ from gate.rundir.audit import INTERRUPTED_MESSAGE, attempts, read_audit
 
 pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def started(attempt_id: str, arm: str = "candidate") -> dict[str, object]:

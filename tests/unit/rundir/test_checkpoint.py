@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from paths import REPO
 
 from gate.errors import ConfigError
 from gate.records import Heartbeat
 from gate.rundir.jsonl import JsonlWriter, read_jsonl
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _hb(n: int) -> Heartbeat:
