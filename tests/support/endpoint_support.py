@@ -12,7 +12,14 @@ from mcp import Client
 from gate.agent.endpoint import TrialSession
 from gate.agent.loop import TrialSpec
 from gate.project.load import Project, load_project
-from gate.providers.base import Attempt, Provider
+from gate.providers.base import (
+    Attempt,
+    AttemptSink,
+    ChatRequest,
+    ChatResponse,
+    Provider,
+    Usage,
+)
 from gate.simulate.models import MockProvider
 
 _PROJECT: list[Project] = []
@@ -53,3 +60,27 @@ async def run_tool(mcp: Client, name: str, arguments: str, prefix: str = "") -> 
 
 def instruction(s: TrialSession) -> str:
     return s.spec.task.task.instruction
+
+
+class StubProvider:
+    """Answers every request with one tool call, then a text; reports one attempt each."""
+
+    name = "stub"
+
+    def __init__(self) -> None:
+        self.requests: list[ChatRequest] = []
+
+    async def complete(self, request: ChatRequest, on_attempt: AttemptSink) -> ChatResponse:
+        self.requests.append(request)
+        n = len(self.requests)
+        on_attempt(Attempt(1, "ok", request.sha256(), 200, f"resp-{n}", 10, 5))
+        if n == 1:
+            message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "call_1", "type": "function", "function": {
+                    "name": "check_status", "arguments": '{"service": "cache"}'}}]}
+        else:
+            message = {"role": "assistant", "content": "All good. " * 20}
+        return ChatResponse(f"resp-{n}", message, Usage(10, 5), 0.001, 0.0)
+
+    async def aclose(self) -> None:
+        return None

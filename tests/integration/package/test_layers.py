@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from paths import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 

@@ -13,7 +13,7 @@ import httpx
 import openai
 import pydantic
 import pytest
-from endpoint_support import instruction, mcp_tools, run_tool, session
+from endpoint_support import StubProvider, instruction, mcp_tools, run_tool, session
 from mcp import Client
 
 from gate.agent.serve import serve_trial
@@ -117,7 +117,6 @@ def test_instructions_are_not_carried_over_and_unknown_previous_ids_are_refused(
 
 
 def test_tool_choice_and_structured_format_reach_the_provider_translated() -> None:
-    from test_endpoint import StubProvider
 
     async def go() -> None:
         stub = StubProvider()

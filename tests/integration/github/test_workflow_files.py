@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import yaml
 from codeowners import CodeOwners
+from paths import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 WORKFLOWS = ROOT / ".github" / "workflows"
 BIN = Path(sys.executable).parent
 CHECK = BIN / "check-jsonschema"

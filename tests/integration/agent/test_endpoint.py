@@ -14,41 +14,20 @@ import httpx
 import openai
 import pytest
 from agent_support import REPO, port_open
+from endpoint_support import StubProvider
 from mcp import Client
 
 from gate.agent.endpoint import TrialSession
 from gate.agent.loop import TrialSpec
 from gate.agent.serve import serve_trial
 from gate.project.load import load_project
-from gate.providers.base import Attempt, AttemptSink, ChatRequest, ChatResponse, Usage
+from gate.providers.base import Attempt
 
 pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
 
 TASK = "incident-easy-01-cache-crashed"
 
 
-class StubProvider:
-    """Answers every request with one tool call, then a text; reports one attempt each."""
-
-    name = "stub"
-
-    def __init__(self) -> None:
-        self.requests: list[ChatRequest] = []
-
-    async def complete(self, request: ChatRequest, on_attempt: AttemptSink) -> ChatResponse:
-        self.requests.append(request)
-        n = len(self.requests)
-        on_attempt(Attempt(1, "ok", request.sha256(), 200, f"resp-{n}", 10, 5))
-        if n == 1:
-            message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [{
-                "id": "call_1", "type": "function", "function": {
-                    "name": "check_status", "arguments": '{"service": "cache"}'}}]}
-        else:
-            message = {"role": "assistant", "content": "All good. " * 20}
-        return ChatResponse(f"resp-{n}", message, Usage(10, 5), 0.001, 0.0)
-
-    async def aclose(self) -> None:
-        return None
 
 
 def _session(provider: StubProvider, audit: list[tuple[int, Attempt]]) -> TrialSession:

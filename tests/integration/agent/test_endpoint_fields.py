@@ -14,9 +14,8 @@ import httpx
 import openai
 import pydantic
 import pytest
-from endpoint_support import instruction, mcp_tools, project, run_tool, session
+from endpoint_support import StubProvider, instruction, mcp_tools, project, run_tool, session
 from mcp import Client
-from test_endpoint import StubProvider
 
 from gate.agent.endpoint import TrialSession
 from gate.agent.serve import serve_trial
