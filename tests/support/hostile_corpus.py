@@ -30,3 +30,14 @@ INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\uf
 def unescaped_markdown(text: str) -> list[str]:
     """Markdown punctuation in ``text`` that no backslash escapes."""
     return [m.group(0)[-1] for m in UNESCAPED_MD.finditer(text)]
+
+
+def assert_inert(text: str) -> None:
+    assert not MENTION.search(text), MENTION.findall(text)
+    for raw in ("<img", "<script", "<details open", "http://", "https://", "www.evil",
+                "\u202e", "\u200b", "\x1b"):
+        assert raw not in text, raw
+    assert text.count("<!-- gate-report -->") <= 1
+    outside_code = re.sub(r"`[^`\n]*`", "``", text)  # inside a code span nothing is a link
+    assert not re.search(r"(?<!\\)\]\(", outside_code)  # no link or image syntax
+    assert "x" * 400 not in text  # capped

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from paths import PACKAGE
 
 import gate.rundir as rundir
 from gate.connect import ProviderOptions
@@ -22,7 +23,6 @@ from gate.project.load import load_project, select_tasks
 from gate.records import HaltRecord, ShardInfo, ShardSpecRecord, StageRun, Stages
 from gate.rundir import RunDir, as_written, read_results
 
-PACKAGE = Path(__file__).resolve().parents[2] / "gate"
 NAMES = [rundir.MANIFEST, rundir.AUDIT, rundir.TRIALS, rundir.HEARTBEAT, rundir.STOP,
          rundir.RESULTS, rundir.PARTIAL, rundir.SMOKE, rundir.SHARD, rundir.STAGES,
          rundir.REPORT, rundir.TRANSCRIPTS]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hostile_corpus import HOSTILE
-from test_hostile_report_e2e import assert_inert
+from hostile_corpus import HOSTILE, assert_inert
+from paths import REPO
 
 from gate.cli import main
 from gate.config.schema import StatisticsConfig
@@ -50,7 +50,7 @@ def _sweep(project_dir: Path, out: Path, candidate: str, *extra: str) -> int:
 @pytest.fixture(scope="module")
 def regression(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """mock/expert@0.8 against mock/expert (the demo's regression sweep), run once."""
-    root = Path(__file__).resolve().parents[2]
+    root = REPO
     project = tmp_path_factory.mktemp("project")
     for name in ("gate.yaml", "models.yaml", "prompts", "tools", "tasks", "fixtures"):
         src = root / name

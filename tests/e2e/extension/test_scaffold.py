@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from paths import REPO
 
 from gate.cli import main
 from gate.scaffold import PLACEHOLDER, for_user_repository, pin, template_files
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow  # end to end: not in the fast loop

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 from comment_cases import REPR, alerts, comment, demo_regression, grown, parsed
-from hostile_corpus import HOSTILE
-from test_hostile_report_e2e import assert_inert
+from hostile_corpus import HOSTILE, assert_inert
 
 from gate.cli import main
 from gate.github.comment import COMMENT_LIMIT, utf16_len

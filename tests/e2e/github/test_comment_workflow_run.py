@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 import yaml
 from fake_github import FakeGitHub, load_event, run_gate, use_fake_github
+from paths import REPO
 
 from gate.github.artifact import MAX_REPORTS, REPORT_MAX_BYTES
 from gate.github.comment import MARKER
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 WORKFLOWS = ROOT / ".github" / "workflows"
 BASH = shutil.which("bash")
 REPO = "acme/agents"

@@ -17,6 +17,7 @@ from fake_github import (
     pull_event,
     run_gate,
 )
+from paths import WEBHOOKS
 
 from gate.github.guard import CONTEXT
 
@@ -530,7 +531,7 @@ def test_review_event_via_workflow_run_judges_the_pr_from_the_api(
     # the payload is trusted: shas and author come from the API.
     commits(gh)
     gh.add_review(REPO, PR, "alice", "APPROVED", HEAD)
-    event = json.loads((Path(__file__).parents[1] / "fixtures" / "webhooks"
+    event = json.loads((WEBHOOKS
                         / "workflow_run.completed.json").read_text())
     event["workflow_run"]["event"] = "pull_request_review"
     event["workflow_run"]["head_sha"] = "d" * 40  # a lie: must not be where the status goes

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 DOC = (REPO / "docs" / "traffic.md").read_text(encoding="utf-8")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paths import REPO
 
 from gate.cli import main
 from gate.engine import sweep as sweep_module
@@ -26,7 +27,6 @@ from gate.rundir.jsonl import read_jsonl
 
 pytestmark = pytest.mark.slow  # end to end: the fast loop (pytest -m "not slow") skips it
 
-REPO = Path(__file__).resolve().parents[2]
 PAID = "anthropic/claude-sonnet-4.5"  # an openrouter model of the repository's models.yaml
 
 

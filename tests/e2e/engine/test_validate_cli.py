@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from paths import REPO
 
 from gate.cli import main
 
@@ -39,7 +40,7 @@ def _corrupt_and_validate(
 
 
 def _suite_files(kind: str) -> list[str]:
-    root = Path(__file__).resolve().parents[2]
+    root = REPO
     return sorted(p.relative_to(root).as_posix() for p in (root / kind).rglob("*.yaml"))
 
 

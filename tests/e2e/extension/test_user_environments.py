@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from paths import REPO
 from userrepo import GATE_YAML, LAMPS_ENV, build
 
 import gate.environments
@@ -76,7 +77,7 @@ def test_builtins_load_through_the_same_registry_as_entry_points(tmp_path: Path)
         decl = registry.declaration(name)
         assert (decl.source, decl.where) == ("entry point", "gate (built-in)")
         assert registry.get(name).__module__ == f"gate.environments.{name}.env"
-    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert pyproject["project"]["entry-points"]["gate.environments"] == BUILTIN
 
 
