@@ -1,12 +1,14 @@
-"""Fixtures every tier shares (tests/unit, tests/integration, tests/e2e each have their own
-conftest for the rest): a fresh copy of the repository's own gate project per test, and the
-``slow`` mark of the tests that use one."""
+"""Fixtures more than one tier uses (tests/unit, tests/integration and tests/e2e each have a
+conftest for their own): a fresh copy of the repository's gate project per test, the fake
+GitHub API of a module's scenario, and the ``slow`` mark of the tests on a project copy."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_github import FakeGitHub
 from hypothesis import HealthCheck, settings
 from paths import copy_project
 
@@ -19,6 +21,21 @@ settings.load_profile("ci")
 def project_dir(tmp_path: Path) -> Path:
     """A writable copy of the repository's gate project (config, registry, suite)."""
     return copy_project(tmp_path / "project")
+
+
+@pytest.fixture
+def gh(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+       tmp_path: Path) -> Iterator[FakeGitHub]:
+    """The fake GitHub API (tests/support/fake_github.py) on loopback, filled by the requesting
+    module's ``github_scenario(fake, monkeypatch, tmp_path)``: its tokens, repositories, pulls
+    and the event gate reads. Gate runs in ``tmp_path``, as the Actions workspace."""
+    scenario = getattr(request.module, "github_scenario", None)
+    assert scenario is not None, f"{request.module.__name__} defines no github_scenario"
+    with FakeGitHub() as fake:
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.delenv("GATE_COMMENT_AUTHOR", raising=False)
+        scenario(fake, monkeypatch, tmp_path)
+        yield fake
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

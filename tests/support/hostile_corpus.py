@@ -41,3 +41,12 @@ def assert_inert(text: str) -> None:
     outside_code = re.sub(r"`[^`\n]*`", "``", text)  # inside a code span nothing is a link
     assert not re.search(r"(?<!\\)\]\(", outside_code)  # no link or image syntax
     assert "x" * 400 not in text  # capped
+
+
+def billion_laughs(indent: str = "") -> str:
+    """Nine levels of nine aliases: 9**9 (387 million) strings once expanded."""
+    lines = [f'{indent}lol0: &lol0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, 9):
+        refs = ",".join([f"*lol{level - 1}"] * 9)
+        lines.append(f"{indent}lol{level}: &lol{level} [{refs}]")
+    return "\n".join(lines) + "\n"

@@ -7,7 +7,7 @@ line per model call the framework made (counted by the program's own HTTP client
 The frameworks live in their own virtual environment, built here once from
 ``requirements/frameworks.lock`` (pinned, with hashes) at ``.venv-frameworks`` (or
 ``$GATE_FRAMEWORKS_VENV``); building it needs the package index. The programs are in
-tests/agent/frameworks/ and in docs/agents.md."""
+tests/support/frameworks/ and in docs/agents.md."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from agent_support import make_project, scripted
+from builders import trial
 
 from gate.agent.failures import program_failures
 from gate.cli import main
@@ -79,9 +80,7 @@ def test_a_run_names_the_program_first_in_its_status_reasons(tmp_path: Path) -> 
 
 
 def _program_trial(i: int, agent: dict | None, ended: str = "agent_exit") -> Trial:  # type: ignore[type-arg]
-    return Trial(trial_id=f"run/t{i}/r1", arm="run", model="m", task=f"t{i}", round=1, seed=1,
-                 ts="2026-01-01T00:00:00Z", wall_s=1.0, status="scored", trace_id="0" * 32,
-                 agent=agent, ended=ended, success=False)
+    return trial("run", f"t{i}", 1, agent=agent, ended=ended, success=False)
 
 
 def test_timeouts_and_exits_are_counted_apart_over_the_programs_trials() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,29 +36,26 @@ models.yaml   @alice @carol
 """
 
 
-@pytest.fixture
-def gh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        fake.add_token(TOKEN, "github-actions[bot]", installation=True)
-        fake.add_repo(REPO)
-        fake.add_team("acme", "maintainers", {"zed": "active"})
-        fake.add_pull(REPO, PR, AUTHOR, BASE, HEAD)
-        for login in ("alice", "carol", "dora", "dave", "erin", "zed"):
-            fake.set_permission(REPO, login, "write")
-        for team in ("maintainers", "model-owners"):
-            fake.set_team_permission(REPO, "acme", team, "push")
-        monkeypatch.chdir(tmp_path)
-        (tmp_path / "gate.yaml").write_text(GATE_YAML)
-        monkeypatch.setenv("GITHUB_API_URL", fake.url)
-        monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
-        monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
-        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
-        monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.example")
-        monkeypatch.setenv("GITHUB_RUN_ID", "4242")
-        monkeypatch.setenv("GATE_GITHUB_MIN_INTERVAL_S", "0")
-        monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
-        set_event(monkeypatch, tmp_path, "pull_request.synchronize")
-        yield fake
+def github_scenario(fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """This module's GitHub (the ``gh`` fixture of tests/conftest.py serves it)."""
+    fake.add_token(TOKEN, "github-actions[bot]", installation=True)
+    fake.add_repo(REPO)
+    fake.add_team("acme", "maintainers", {"zed": "active"})
+    fake.add_pull(REPO, PR, AUTHOR, BASE, HEAD)
+    for login in ("alice", "carol", "dora", "dave", "erin", "zed"):
+        fake.set_permission(REPO, login, "write")
+    for team in ("maintainers", "model-owners"):
+        fake.set_team_permission(REPO, "acme", team, "push")
+    (tmp_path / "gate.yaml").write_text(GATE_YAML)
+    monkeypatch.setenv("GITHUB_API_URL", fake.url)
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.example")
+    monkeypatch.setenv("GITHUB_RUN_ID", "4242")
+    monkeypatch.setenv("GATE_GITHUB_MIN_INTERVAL_S", "0")
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    set_event(monkeypatch, tmp_path, "pull_request.synchronize")
 
 
 def set_event(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str,

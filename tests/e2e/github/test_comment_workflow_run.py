@@ -2,7 +2,7 @@
 (the default branch's file) posts it. Everything in the artifact is untrusted data.
 
 The shell steps are taken from the workflow files themselves and run with bash, so what is
-tested is what runs; ``gate comment`` runs against the local GitHub (tests/github/fake_github.py)
+tested is what runs; ``gate comment`` runs against the local GitHub (tests/support/fake_github.py)
 with the vendored ``workflow_run.completed`` payload from ``@octokit/webhooks-examples``.
 """
 
@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,19 +76,15 @@ def workflow_run_event(head_sha: str) -> dict[str, Any]:
     return event
 
 
-@pytest.fixture
-def gh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        fake.add_token(TOKEN, BOT, installation=True)
-        fake.add_repo(REPO)
-        fake.add_pull(REPO, PR, "mallory", "b" * 40, HEAD, head_repo=HEAD_REPO,
-                      head_ref=HEAD_BRANCH)
-        fake.add_pull(REPO, OTHER, "carol", "b" * 40, OTHER_HEAD)
-        monkeypatch.chdir(tmp_path)
-        monkeypatch.delenv("GATE_COMMENT_AUTHOR", raising=False)
-        use_fake_github(monkeypatch, fake, tmp_path, token=TOKEN, repo=REPO,
-                        event=workflow_run_event(HEAD))
-        yield fake
+def github_scenario(fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """This module's GitHub (the ``gh`` fixture of tests/conftest.py serves it)."""
+    fake.add_token(TOKEN, BOT, installation=True)
+    fake.add_repo(REPO)
+    fake.add_pull(REPO, PR, "mallory", "b" * 40, HEAD, head_repo=HEAD_REPO,
+                  head_ref=HEAD_BRANCH)
+    fake.add_pull(REPO, OTHER, "carol", "b" * 40, OTHER_HEAD)
+    use_fake_github(monkeypatch, fake, tmp_path, token=TOKEN, repo=REPO,
+                    event=workflow_run_event(HEAD))
 
 
 def artifact(tmp_path: Path, number: str | bytes,

@@ -5,7 +5,6 @@ and team permissions, GitHub's symlink rules. Each test names the class it cover
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,20 +37,17 @@ PENDING, ADOPTED = REGISTRY_PENDING, REGISTRY_ADOPTED
 CODEOWNERS = "*  @acme/maintainers\n/models.yaml  @alice\n"
 
 
-@pytest.fixture
-def gh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        fake.add_token(TOKEN, "gate-guard[bot]", installation=True)
-        fake.add_repo(REPO)
-        for login in ("alice", "dana"):
-            fake.set_permission(REPO, login, "write")
-        fake.add_team("acme", "maintainers", {"zed": "active"})
-        fake.set_team_permission(REPO, "acme", "maintainers", "push")
-        monkeypatch.chdir(tmp_path)
-        event = pull_event("pull_request.synchronize", repo=REPO, number=PR, author=AUTHOR,
-                           base_sha=BASE, head_sha=HEAD)
-        use_fake_github(monkeypatch, fake, tmp_path, token=TOKEN, repo=REPO, event=event)
-        yield fake
+def github_scenario(fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """This module's GitHub (the ``gh`` fixture of tests/conftest.py serves it)."""
+    fake.add_token(TOKEN, "gate-guard[bot]", installation=True)
+    fake.add_repo(REPO)
+    for login in ("alice", "dana"):
+        fake.set_permission(REPO, login, "write")
+    fake.add_team("acme", "maintainers", {"zed": "active"})
+    fake.set_team_permission(REPO, "acme", "maintainers", "push")
+    event = pull_event("pull_request.synchronize", repo=REPO, number=PR, author=AUTHOR,
+                       base_sha=BASE, head_sha=HEAD)
+    use_fake_github(monkeypatch, fake, tmp_path, token=TOKEN, repo=REPO, event=event)
 
 
 def files(**changes: str | None) -> dict[str, str]:

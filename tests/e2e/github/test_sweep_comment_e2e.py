@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,16 +16,14 @@ TOKEN = "ghp_e2e_token_0123456789abcdef"
 ME = "gate-bot"
 
 
-@pytest.fixture
-def gh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        fake.add_token(TOKEN, ME)
-        fake.add_repo(REPO)
-        fake.add_pull(REPO, PR, "carol", "b" * 40, "c" * 40)
-        event = pull_event("pull_request.synchronize", repo=REPO, number=PR, author="carol",
-                           base_sha="b" * 40, head_sha="c" * 40)
-        use_fake_github(monkeypatch, fake, tmp_path, token=TOKEN, repo=REPO, event=event)
-        yield fake
+def github_scenario(fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """This module's GitHub (the ``gh`` fixture of tests/conftest.py serves it)."""
+    fake.add_token(TOKEN, ME)
+    fake.add_repo(REPO)
+    fake.add_pull(REPO, PR, "carol", "b" * 40, "c" * 40)
+    event = pull_event("pull_request.synchronize", repo=REPO, number=PR, author="carol",
+                       base_sha="b" * 40, head_sha="c" * 40)
+    use_fake_github(monkeypatch, fake, tmp_path, token=TOKEN, repo=REPO, event=event)
 
 
 def test_two_sweeps_one_comment_updated(gh: FakeGitHub, project_dir: Path,

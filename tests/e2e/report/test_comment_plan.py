@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from comment_cases import REPR, alerts, comment, demo_regression, grown, parsed
+from comment_cases import REPR, alerts, comment, grown, parsed
 from hostile_corpus import HOSTILE, assert_inert
 
 from gate.cli import main
@@ -20,11 +20,6 @@ from gate.report.plan import Where, plan_comment
 from gate.report.render import render_markdown
 
 RUN_URL = "https://github.example/acme/agents/actions/runs/99"
-
-
-@pytest.fixture(scope="module")
-def regression(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return demo_regression(tmp_path_factory.mktemp("demo"))
 
 
 def _check(body: str, sweeps: int) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import yaml
 from hostile_corpus import HOSTILE, assert_inert
-from paths import REPO
 
 from gate.cli import main
 from gate.config.schema import StatisticsConfig
@@ -45,19 +44,6 @@ def _configure(project_dir: Path, **sections: dict[str, object]) -> None:
 def _sweep(project_dir: Path, out: Path, candidate: str, *extra: str) -> int:
     return main(["sweep", "--config", str(project_dir / "gate.yaml"), "--candidate", candidate,
                  "--baseline", "mock/expert", "--out", str(out), *extra])
-
-
-@pytest.fixture(scope="module")
-def regression(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """mock/expert@0.8 against mock/expert (the demo's regression sweep), run once."""
-    root = REPO
-    project = tmp_path_factory.mktemp("project")
-    for name in ("gate.yaml", "models.yaml", "prompts", "tools", "tasks", "fixtures"):
-        src = root / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, project / name)
-    out = tmp_path_factory.mktemp("runs") / "regression"
-    assert _sweep(project, out, "mock/expert@0.8") == 1
-    return out
 
 
 def _table(text: str, start: str) -> list[list[str]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import re
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,13 @@ ME = "gate-bot"
 LIST = re.compile(r"/issues/\d+/comments$")
 
 
-@pytest.fixture
-def gh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        fake.add_token(TOKEN, ME)
-        fake.add_repo(REPO)
-        event = pull_event("pull_request.synchronize", repo=REPO, number=1, author="carol",
-                           base_sha="b" * 40, head_sha="c" * 40)
-        use_fake_github(monkeypatch, fake, tmp_path, token=TOKEN, repo=REPO, event=event)
-        yield fake
+def github_scenario(fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """This module's GitHub (the ``gh`` fixture of tests/conftest.py serves it)."""
+    fake.add_token(TOKEN, ME)
+    fake.add_repo(REPO)
+    event = pull_event("pull_request.synchronize", repo=REPO, number=1, author="carol",
+                       base_sha="b" * 40, head_sha="c" * 40)
+    use_fake_github(monkeypatch, fake, tmp_path, token=TOKEN, repo=REPO, event=event)
 
 
 def race(number: int, bodies: list[str]) -> list[BaseException]:

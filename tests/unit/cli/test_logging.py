@@ -6,12 +6,11 @@ from __future__ import annotations
 import ast
 import io
 import logging
-from pathlib import Path
 
 import pytest
 from paths import PACKAGE
 
-from gate.cli import configure_logging, main
+from gate.cli import configure_logging
 from gate.providers.redact import in_scope, register_secret
 
 KEY = "sk-or-v1-LOGTEST-0123456789abcdef"
@@ -71,16 +70,6 @@ def test_other_loggers_are_left_alone(root_handler: ListHandler) -> None:
     assert in_scope("gate")
     assert in_scope("gate.a.b")
     assert not in_scope("gatekeeper")
-
-
-def test_cli_configures_the_gate_logger_not_the_root(tmp_path: Path) -> None:
-    root = logging.getLogger()
-    before = list(root.handlers), root.level
-    assert main(["validate", "--config", str(tmp_path / "missing.yaml")]) == 4
-    assert main(["validate", "--config", str(tmp_path / "missing.yaml")]) == 4
-    assert (list(root.handlers), root.level) == before
-    named = [h for h in logging.getLogger("gate").handlers if h.get_name() == "gate-cli"]
-    assert len(named) == 1  # replaced, not stacked, when main() runs twice
 
 
 def test_modules_use_library_loggers_only() -> None:

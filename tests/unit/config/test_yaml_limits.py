@@ -1,51 +1,20 @@
 """Hostile YAML: alias bombs, deep nesting, huge files and node floods are refused, naming the
-file and line, with exit 4 from `gate validate`, and before anything big is constructed."""
+file and line, before anything big is constructed (exit 4 from `gate validate`:
+tests/e2e/project/test_yaml_limits_cli.py)."""
 
 from __future__ import annotations
 
 import base64
 import re
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
+from hostile_corpus import billion_laughs
 
-from gate.cli import main
 from gate.config.yamlio import LIMITS, Limits, parse_yaml
 from gate.errors import ConfigError
-
-
-def billion_laughs(indent: str = "") -> str:
-    """Nine levels of nine aliases: 9**9 (387 million) strings once expanded."""
-    lines = [f'{indent}lol0: &lol0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for level in range(1, 9):
-        refs = ",".join([f"*lol{level - 1}"] * 9)
-        lines.append(f"{indent}lol{level}: &lol{level} [{refs}]")
-    return "\n".join(lines) + "\n"
-
-
-def validate(capsys: pytest.CaptureFixture[str], project: Path) -> tuple[int, str]:
-    code = main(["validate", "--config", str(project / "gate.yaml")])
-    return code, capsys.readouterr().err
-
-
-@pytest.mark.parametrize("relpath", [
-    "models.yaml", "gate.yaml", "tasks/orders/orders-easy-02-refund-damaged-blender.yaml",
-    "fixtures/orders/refund-damaged-blender.yaml",
-])
-def test_billion_laughs_anywhere_is_refused_with_file_and_line(
-    project_dir: Path, capsys: pytest.CaptureFixture[str], relpath: str
-) -> None:
-    path = project_dir / relpath
-    assert path.exists()
-    path.write_text(billion_laughs() + path.read_text())
-    code, err = validate(capsys, project_dir)
-    assert code == 4
-    name = Path(relpath).name
-    line = next(x for x in err.splitlines() if name in x and "aliases expand" in x)
-    assert f"{name}:5: " in line  # lol4 (66430 nodes expanded) is the first past the limit
 
 
 @pytest.mark.parametrize(("text", "line", "what"), [
@@ -70,55 +39,10 @@ def test_each_limit_names_file_and_line(text: str, line: int, what: str | None) 
         assert what in problem.message
 
 
-def test_a_parser_refusal_is_exit_4_with_file_and_line(
-    project_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Whoever stops a hostile file first (gate's bounds or the YAML parser's), `gate validate`
-    refuses it the same way: exit 4, the file and its line."""
-    models = project_dir / "models.yaml"
-    models.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n" + models.read_text())
-    code, err = validate(capsys, project_dir)
-    assert code == 4
-    assert re.search(r"models\.yaml:1: ", err), err
-
-
 def test_many_aliases_are_refused() -> None:
     text = "a: &a 1\nb: [" + ",".join(["*a"] * (LIMITS.max_aliases + 1)) + "]\n"
     with pytest.raises(ConfigError, match="aliases"):
         parse_yaml(text, "x.yaml")
-
-
-def test_huge_file_on_disk_is_not_read_whole(
-    project_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    models = project_dir / "models.yaml"
-    with models.open("a") as fh:
-        fh.write("# " + "x" * (8 * LIMITS.max_bytes) + "\n")
-    code, err = validate(capsys, project_dir)
-    assert code == 4
-    assert "models.yaml:" in err
-    assert "bytes" in err
-
-
-def test_the_bomb_is_refused_before_any_value_is_constructed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Counts the nodes the loader constructs: bounded by what the file holds, not by 9**9."""
-    constructed = {"n": 0}
-    original = yaml.constructor.SafeConstructor.construct_object
-
-    def counting(self: Any, node: Any, deep: bool = False) -> Any:
-        constructed["n"] += 1
-        return original(self, node, deep)
-
-    monkeypatch.setattr(yaml.constructor.SafeConstructor, "construct_object", counting)
-    with pytest.raises(ConfigError):
-        parse_yaml(billion_laughs(), "models.yaml")
-    assert constructed["n"] == 0
-    # a legitimate file with aliases is still read, and constructs about as many as it holds
-    doc = parse_yaml("a: &a [1, 2]\nb: *a\nc: *a\n", "ok.yaml")
-    assert doc.data == {"a": [1, 2], "b": [1, 2], "c": [1, 2]}
-    assert 0 < constructed["n"] < 20
 
 
 def test_limits_are_the_boundary_not_below_it() -> None:
@@ -161,3 +85,24 @@ def test_the_guard_reads_the_pr_gate_yaml_through_the_same_bounded_loader() -> N
         registry_path_at(repo, "gate.yaml", "f" * 40, "head ffffff")
     assert "gate.yaml" in str(err.value)
     assert "levels of nesting" in str(err.value)
+
+
+def test_the_bomb_is_refused_before_any_value_is_constructed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Counts the nodes the loader constructs: bounded by what the file holds, not by 9**9."""
+    constructed = {"n": 0}
+    original = yaml.constructor.SafeConstructor.construct_object
+
+    def counting(self: Any, node: Any, deep: bool = False) -> Any:
+        constructed["n"] += 1
+        return original(self, node, deep)
+
+    monkeypatch.setattr(yaml.constructor.SafeConstructor, "construct_object", counting)
+    with pytest.raises(ConfigError):
+        parse_yaml(billion_laughs(), "models.yaml")
+    assert constructed["n"] == 0
+    # a legitimate file with aliases is still read, and constructs about as many as it holds
+    doc = parse_yaml("a: &a [1, 2]\nb: *a\nc: *a\n", "ok.yaml")
+    assert doc.data == {"a": [1, 2], "b": [1, 2], "c": [1, 2]}
+    assert 0 < constructed["n"] < 20

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from builders import trial
 
 from gate.config.schema import SloConfig, StatisticsConfig
 from gate.engine.decision import decision_beta
@@ -16,9 +17,7 @@ STATS = StatisticsConfig()
 
 
 def trials(successes: list[bool], latency: float = 1.0) -> list[Trial]:
-    return [Trial.model_construct(trial_id=f"candidate/t{i % 7}/r{i}", arm="candidate",
-                                  task=f"t{i % 7}", round=i, status="scored", success=s,
-                                  latency_s=latency)
+    return [trial("candidate", f"t{i % 7}", i, success=s, latency_s=latency)
             for i, s in enumerate(successes, start=1)]
 
 

@@ -1,14 +1,12 @@
-"""The checkpoint: crash-safe JSONL, and kill -9 followed by --resume."""
+"""The checkpoint's crash-safe JSONL (kill -9 and --resume:
+tests/e2e/engine/test_kill_and_resume.py)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from paths import REPO
 
 from gate.errors import ConfigError
 from gate.records import Heartbeat
@@ -39,14 +37,3 @@ def test_corruption_in_the_middle_is_an_error_not_a_skip(tmp_path: Path) -> None
     with pytest.raises(ConfigError) as err:
         read_jsonl(path, Heartbeat)
     assert err.value.problems[0].line == 2
-
-
-def test_kill_and_resume_equals_an_uninterrupted_sweep(project_dir: Path) -> None:
-    """Three random kill -9 points (bench/kill_resume.py runs twenty)."""
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "kill_resume.py"), "--cycles", "3",
-         "--config", str(project_dir / "gate.yaml")],
-        capture_output=True, text=True, timeout=240, cwd=project_dir,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "3 of 3 cycles equal" in proc.stdout
