@@ -7,16 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_helpers import results_of
 
 from gate.cli import main
 from gate.engine.plan import plan_units
 from gate.engine.shard import shard_units, stage_units
 from gate.rundir.jsonl import read_jsonl
-
-
-def results_of(out: Path) -> dict:  # type: ignore[type-arg]
-    name = "results.json" if (out / "results.json").exists() else "PARTIAL-RESULTS.json"
-    return json.loads((out / name).read_text())  # type: ignore[no-any-return]
 
 
 def run_sharded(project_dir: Path, tmp: Path, arms: list[str], *, shards: int, stages: int,

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cli_helpers import results_of
 
 from gate.cli import main
 from gate.records import Trial
@@ -19,11 +20,6 @@ def gate(*args: str) -> int:
 
 def sweep(project_dir: Path, out: Path, *extra: str) -> int:
     return gate("sweep", "--config", str(project_dir / "gate.yaml"), "--out", str(out), *extra)
-
-
-def results_of(out: Path) -> dict:  # type: ignore[type-arg]
-    name = "results.json" if (out / "results.json").exists() else "PARTIAL-RESULTS.json"
-    return json.loads((out / name).read_text())  # type: ignore[no-any-return]
 
 
 def test_regression_is_detected_early(project_dir: Path, tmp_path: Path) -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import git
 from fake_github import run_gate
 
 from gate.errors import ConfigError
@@ -36,14 +35,6 @@ models:
 """
 TOOL = "- name: get_logs\n  description: Read logs.\n  parameters: {type: object}\n"
 TASK = "id: t1\nenvironment: incident\n"
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
-           "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True, env=env).stdout.strip()
 
 
 def write(repo: Path, files: dict[str, str | None]) -> None:

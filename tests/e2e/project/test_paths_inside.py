@@ -4,20 +4,14 @@ Reading at a git ref refuses ``..`` and absolute paths."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
+from cli_helpers import git, validate
 
-from gate.cli import main
 from gate.gitref import GitRefError, list_files_at, read_bytes_at
 
 TASK = "tasks/orders/orders-easy-02-refund-damaged-blender.yaml"
-
-
-def validate(capsys: pytest.CaptureFixture[str], project: Path) -> tuple[int, str]:
-    code = main(["validate", "--config", str(project / "gate.yaml")])
-    return code, capsys.readouterr().err
 
 
 def secret_outside(project: Path) -> Path:
@@ -102,10 +96,6 @@ def test_suite_paths_leaving_the_repository_are_refused(
     code, err = validate(capsys, project_dir)
     assert code == 4
     assert "refused: resolves outside the repository" in err
-
-
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
 
 
 def test_git_ref_reads_refuse_dotdot_and_absolute_paths(tmp_path: Path) -> None:

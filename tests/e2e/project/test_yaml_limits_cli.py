@@ -7,15 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+from cli_helpers import validate
 from hostile_corpus import billion_laughs
 
-from gate.cli import main
 from gate.config.yamlio import LIMITS
-
-
-def validate(capsys: pytest.CaptureFixture[str], project: Path) -> tuple[int, str]:
-    code = main(["validate", "--config", str(project / "gate.yaml")])
-    return code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("relpath", [

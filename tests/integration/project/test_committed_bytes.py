@@ -4,21 +4,16 @@ suite.registry."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
+from cli_helpers import git
 
 from gate.errors import ConfigError
 from gate.project.load import load_project
 
 GATE_YAML = "version: 1\nproviders:\n  mock:\n    type: mock\nsuite:\n  registry: {path}\n"
 MODELS = "models:\n  - id: mock/expert\n    provider: mock\n    evaluation_status: {status}\n"
-
-
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t", *args],
-                   check=True, capture_output=True)
 
 
 def project(tmp_path: Path, registry: str = "models.yaml") -> Path:
