@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO / "tests" / "support"))
 
 from agent_support import EXAMPLE, PROGRAMS, make_project, program  # noqa: E402
 
+from gate.engine.notices import Notices  # noqa: E402
 from gate.engine.run import execute_run  # noqa: E402
-from gate.engine.session import Notices  # noqa: E402
 from gate.project.load import load_project  # noqa: E402
 from gate.rundir.jsonl import read_jsonl  # noqa: E402
 

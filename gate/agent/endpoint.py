@@ -1,16 +1,19 @@
 """The recording OpenAI-compatible endpoint an agent program talks to during one trial.
 
-Each ``POST /v1/chat/completions`` (and ``POST /v1/responses``, translated by
-gate.agent.responses_api) is checked (the trial's bearer token, the arm's model, the
-step limit) and then answered by calling the *same* ``Provider`` object the built-in loop uses,
-so it gets what the loop's calls get: exact-id pricing, the budget projection, the rate limit,
-retries, and one audit line per attempt with the provider's response id.
+Each ``POST /v1/chat/completions`` (and ``POST /v1/responses``: forwarded natively to a
+provider that declares ``responses_api``, else translated by gate.agent.responses_api) is
+checked (the trial's bearer token, the arm's model, the step limit) and then answered by
+calling the *same* ``Provider`` object the built-in loop uses, so it gets what the loop's calls
+get: exact-id pricing, the budget projection, the rate limit, retries, and one audit line per
+attempt with the provider's response id.
 
 What is forwarded: ``messages``, ``tools``, ``tool_choice`` (checked against the tools),
 ``temperature`` (default ``run.temperature``), ``max_tokens``/``max_completion_tokens`` (capped at
 ``run.max_tokens``, the figure the budget projection uses), and every field of
 ``BEHAVIOUR_FIELDS`` as given (``response_format`` checked first): a provider that does not
-support one refuses the request itself. The seed is the trial's (the pairing of the paired
+support one refuses the request itself, unless gate.yaml declares it in the provider's
+``unsupported_fields``: then gate refuses it first with OpenAI's 400 (``unsupported_parameter``)
+and sends nothing. The seed is the trial's (the pairing of the paired
 design); a program's own ``seed`` is recorded as replaced. Fields that cannot change the answer
 (``IGNORED_FIELDS``) are accepted and recorded; any other field is refused with 400, as OpenAI
 refuses an unrecognised argument, never silently dropped.
@@ -32,22 +35,33 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from gate.agent.chat_api import (
+    IGNORED_FIELDS,
+    chat_request,
+    completion_body,
+    field_problem,
+    number_ok,
+)
+from gate.agent.chat_api import sse as chat_sse
 from gate.agent.loop import TrialSpec, TrialTrace
 from gate.agent.responses_api import (
     IGNORED,
     Refused,
     assistant_turn,
+    chat_view,
+    events_of,
+    input_view,
+    native_problem,
     response_body,
     stream_events,
     to_chat_body,
@@ -56,25 +70,19 @@ from gate.agent.responses_api import sse as responses_sse
 from gate.environments.base import Environment
 from gate.errors import HaltError
 from gate.providers.base import (
-    BEHAVIOUR_FIELDS,
     Attempt,
     AttemptStart,
     ChatRequest,
     ChatResponse,
     Provider,
     ProviderError,
-    response_format_problem,
-    tool_choice_problem,
+    ResponsesProvider,
+    ResponsesRequest,
+    capabilities,
 )
 
+T = TypeVar("T")
 AuditSink = Callable[[int, Attempt], None]  # (step, attempt) -> the engine's audit writer
-FORWARDED = frozenset({"model", "messages", "tools", "tool_choice", "temperature", "max_tokens",
-                       "max_completion_tokens", "stream", "stream_options", *BEHAVIOUR_FIELDS})
-IGNORED_FIELDS = frozenset({"user", "metadata", "store", "service_tier", "prompt_cache_key",
-                            "prompt_cache_retention", "safety_identifier"})
-"""Accepted, not forwarded: they cannot change the answer (recorded in the trial)."""
-DEFAULTS_ONLY = {"n": (None, 1), "logprobs": (None, False), "top_logprobs": (None, 0)}
-"""Accepted only at their default value (gate answers one choice, without log probabilities)."""
 MAX_BODY = 8 * 1024 * 1024
 ENDING_S = 1.0  # an ending trial's program gets its answer; the trial ends after this at most
 
@@ -185,8 +193,10 @@ async def _admit(session: TrialSession, request: Request) -> Any:
     return await _read_body(request)
 
 
-def _next_step(session: TrialSession, body: dict[str, Any]) -> int | Response:
-    """The step this model call is, or the answer that ends the trial at the step limit."""
+def _next_step(session: TrialSession, body: dict[str, Any], *, forwarded: bool = False
+               ) -> int | Response:
+    """The step this model call is, or the answer that ends the trial at the step limit.
+    ``forwarded``: the body goes to the provider as it is (nothing of it is ignored)."""
     step = session.model_calls + 1
     if step > session.spec.task.task.step_limit:
         session.trace.ended = "step_limit"
@@ -195,16 +205,32 @@ def _next_step(session: TrialSession, body: dict[str, Any]) -> int | Response:
             "step_limit"))
     session.model_calls = step
     session.trace.steps = step
-    session.ignored_fields.update(k for k in body if k in IGNORED_FIELDS | IGNORED)
-    session.replaced_fields.update(k for k in body if k == "seed")
+    if not forwarded:
+        session.ignored_fields.update(k for k in body if k in IGNORED_FIELDS | IGNORED)
+        session.replaced_fields.update(k for k in body if k == "seed")
     return step
+
+
+def _declared_refusal(session: TrialSession, api: str, body: dict[str, Any]
+                      ) -> Response | None:
+    """A field the provider declares it does not support (gate.yaml ``unsupported_fields``),
+    refused as OpenAI refuses one: HTTP 400, ``unsupported_parameter``; nothing is sent."""
+    declared = capabilities(session.provider).unsupported.get(api, frozenset())
+    key = next((k for k in body if k in declared), None)
+    if key is None:
+        return None
+    session.rejected["unsupported"] += 1
+    return JSONResponse({"error": {
+        "message": f"Unsupported parameter: '{key}' is not supported with this model.",
+        "type": "invalid_request_error", "param": key, "code": "unsupported_parameter"}},
+        status_code=400)
 
 
 async def _completions(session: TrialSession, request: Request) -> Response:
     body = await _admit(session, request)
     if isinstance(body, Response):
         return body
-    problem = _check_body(session, body)
+    problem = _check_body(session, body) or _declared_refusal(session, "chat_completions", body)
     if problem is not None:
         return problem
     assert isinstance(body, dict)
@@ -223,12 +249,15 @@ async def _responses(session: TrialSession, request: Request) -> Response:
     if not isinstance(body, dict):
         session.rejected["bad_request"] += 1
         return _error(400, "the body must be a JSON object", "invalid_request_error")
+    if capabilities(session.provider).responses_api:
+        return await _native_responses(session, body)
     try:
         chat_body = to_chat_body(body, session.conversations)
     except Refused as exc:
         session.rejected["unsupported"] += 1
         return _error(400, str(exc), "invalid_request_error")
-    problem = _check_body(session, chat_body)
+    problem = _check_body(session, chat_body) \
+        or _declared_refusal(session, "chat_completions", chat_body)
     if problem is not None:
         return problem
     step = _next_step(session, body)
@@ -247,20 +276,58 @@ async def _responses(session: TrialSession, request: Request) -> Response:
     return await answer_chat(session, chat, step, answer)
 
 
-def chat_request(spec: TrialSpec, body: dict[str, Any]) -> ChatRequest:
-    """The provider request for a checked chat-completions body."""
-    return ChatRequest(
-        model=spec.model, messages=body["messages"], tools=list(body.get("tools") or []),
-        seed=spec.seed, max_tokens=_max_tokens(spec, body), temperature=_temperature(spec, body),
-        tool_choice=body.get("tool_choice") or "auto",
-        options={k: body[k] for k in sorted(BEHAVIOUR_FIELDS) if body.get(k) is not None},
-    )
+async def _native_responses(session: TrialSession, body: dict[str, Any]) -> Response:
+    """Forward a Responses request to a provider that speaks it, through the same guards."""
+    if not serves(session, body.get("model")):
+        session.rejected["model"] += 1
+        return _error(404, f"this trial serves only the model {session.spec.model!r} (alias "
+                      f"{model_alias(session.spec.model)!r})", "model_not_found")
+    refused = _declared_refusal(session, "responses", body)
+    if refused is not None:
+        return refused
+    problem = native_problem(body, session.conversations)
+    if problem is not None:
+        session.rejected["unsupported"] += 1
+        return _error(400, problem, "invalid_request_error")
+    step = _next_step(session, body, forwarded=True)
+    if isinstance(step, Response):
+        return step
+    request = native_request(session, body)
+    messages = input_view(body, session.conversations)
+    session.trace.transcript.request(step, messages)
+    provider = cast(ResponsesProvider, session.provider)
+    result = await _provider_call(session, step, lambda sink: provider.respond(request, sink))
+    if isinstance(result, Response):
+        return result
+    view = chat_view(result)
+    _answered(session, view)
+    kept = messages[1:] if body.get("instructions") else messages
+    session.conversations[result.response_id] = [*kept, assistant_turn(view)]
+    if body.get("stream"):
+        return StreamingResponse(responses_sse(events_of(result.body)),
+                                 media_type="text/event-stream")
+    return JSONResponse(result.body)
+
+
+def native_request(session: TrialSession, body: dict[str, Any]) -> ResponsesRequest:
+    """The body sent to the provider: the program's, with the arm's model id, never streamed
+    (gate streams the complete answer), ``max_output_tokens`` capped at ``run.max_tokens`` and
+    ``temperature`` defaulting to ``run.temperature`` (unless the provider refuses it)."""
+    spec = session.spec
+    asked = body.get("max_output_tokens")
+    limit = spec.max_tokens if asked is None else min(int(asked), spec.max_tokens)
+    sent = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+    sent.update(model=spec.model, max_output_tokens=limit)
+    declared = capabilities(session.provider).unsupported.get("responses", frozenset())
+    if sent.get("temperature") is None and "temperature" not in declared:
+        sent["temperature"] = spec.temperature
+    return ResponsesRequest(spec.model, sent, limit)
 
 
 def _stream_or_json(body: dict[str, Any], model: str, response: ChatResponse) -> Response:
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(_sse(model, response, include_usage),
+        return StreamingResponse(chat_sse(model, response, include_usage),
                                  media_type="text/event-stream")
     return JSONResponse(completion_body(model, response))
 
@@ -269,8 +336,19 @@ async def answer_chat(session: TrialSession, chat: ChatRequest, step: int,
                       answer: Callable[[ChatResponse], Response]) -> Response:
     """Call the provider for one step of the trial; ``answer`` shapes its response."""
     session.trace.transcript.request(step, chat.messages)  # the trial's transcript
+    response = await _provider_call(session, step,
+                                    lambda sink: session.provider.complete(chat, sink))
+    if isinstance(response, Response):
+        return response
+    _answered(session, response)
+    return answer(response)
+
+
+async def _provider_call(session: TrialSession, step: int,
+                         call: Callable[[_StepSink], Awaitable[T]]) -> T | Response:
+    """The provider's answer, or the error response that ends the trial."""
     try:
-        response = await session.provider.complete(chat, _StepSink(session.audit, step))
+        return await call(_StepSink(session.audit, step))
     except HaltError as exc:
         return _ending(session, exc, _error(402, f"gate halted the run: {exc.reason}", "halted"))
     except ProviderError as exc:
@@ -279,10 +357,12 @@ async def answer_chat(session: TrialSession, chat: ChatRequest, step: int,
     except Exception as exc:  # a bug: end the trial, the adapter re-raises it
         return _ending(session, exc, _error(500, "internal error in gate's endpoint",
                                             "internal_error"))
+
+
+def _answered(session: TrialSession, response: ChatResponse) -> None:
     session.trace.transcript.answer(response.message, response.response_id,
                                     response.finish_reason)
     _record(session, response)
-    return answer(response)
 
 
 async def _read_body(request: Request) -> Any:
@@ -307,8 +387,8 @@ def _check_body(session: TrialSession, body: Any) -> Response | None:
                       f"{model_alias(session.spec.model)!r})", "model_not_found")
     tools, temperature = body.get("tools"), body.get("temperature")
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
-    if (tools is not None and not isinstance(tools, list)) or not _number(temperature, True) \
-            or not _number(limit, False):
+    if (tools is not None and not isinstance(tools, list)) or not number_ok(temperature, True) \
+            or not number_ok(limit, False):
         session.rejected["bad_request"] += 1
         return _error(400, "tools must be a list, temperature and max_tokens numbers",
                       "invalid_request_error")
@@ -317,38 +397,6 @@ def _check_body(session: TrialSession, body: Any) -> Response | None:
         session.rejected["unsupported"] += 1
         return _error(400, problem, "invalid_request_error")
     return None
-
-
-def field_problem(body: dict[str, Any]) -> str | None:
-    """Why a chat-completions body asks for what gate cannot pass on (None when it does not)."""
-    for key in body:
-        if key in FORWARDED or key in IGNORED_FIELDS or key == "seed":
-            continue
-        if key in DEFAULTS_ONLY:
-            if body[key] not in DEFAULTS_ONLY[key]:
-                return f"{key}={body[key]!r} is not supported (only {DEFAULTS_ONLY[key][1]!r})"
-            continue
-        return f"Unrecognized request argument supplied: {key}"
-    return tool_choice_problem(body.get("tool_choice"), list(body.get("tools") or [])) \
-        or response_format_problem(body.get("response_format"))
-
-
-def _number(value: Any, real: bool) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int | float) if real else isinstance(value, int) and value > 0
-
-
-def _temperature(spec: TrialSpec, body: dict[str, Any]) -> float:
-    asked = body.get("temperature")
-    return spec.temperature if asked is None else float(asked)
-
-
-def _max_tokens(spec: TrialSpec, body: dict[str, Any]) -> int:
-    asked = body.get("max_completion_tokens", body.get("max_tokens"))
-    return spec.max_tokens if asked is None else min(int(asked), spec.max_tokens)
 
 
 def _record(session: TrialSession, response: ChatResponse) -> None:
@@ -370,62 +418,3 @@ def _record(session: TrialSession, response: ChatResponse) -> None:
             name = str((tc.get("function") or {}).get("name", ""))
             trace.calls.append({"step": trace.steps, "call_id": tc.get("id"), "tool": name,
                                 "invalid": "unparseable", "via": "endpoint"})
-
-
-def _finish_reason(message: dict[str, Any]) -> str:
-    return "tool_calls" if message.get("tool_calls") else "stop"
-
-
-def _usage(response: ChatResponse) -> dict[str, Any]:
-    u = response.usage
-    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-            "total_tokens": u.prompt_tokens + u.completion_tokens, "cost": response.cost_usd}
-
-
-def completion_body(model: str, response: ChatResponse) -> dict[str, Any]:
-    """The ``chat.completion`` object the agent gets (the provider's response id)."""
-    message = {k: v for k, v in response.message.items() if v is not None or k == "content"}
-    message["role"] = "assistant"
-    return {
-        "id": response.response_id, "object": "chat.completion", "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": message,
-                     "finish_reason": _finish_reason(response.message)}],
-        "usage": _usage(response),
-    }
-
-
-def sse_chunks(model: str, response: ChatResponse, include_usage: bool) -> list[dict[str, Any]]:
-    """The complete response as ``chat.completion.chunk`` objects, in order."""
-    head = {"id": response.response_id, "object": "chat.completion.chunk",
-            "created": int(time.time()), "model": model}
-    extra = {"usage": None} if include_usage else {}
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                **extra}
-
-    message = response.message
-    chunks = [chunk({"role": "assistant", "content": ""})]
-    content = message.get("content")
-    if isinstance(content, str) and content:
-        chunks += [chunk({"content": content[i:i + 64]}) for i in range(0, len(content), 64)]
-    for i, tc in enumerate(message.get("tool_calls") or []):
-        fn = tc.get("function") or {}
-        chunks.append(chunk({"tool_calls": [{
-            "index": i, "id": tc.get("id"), "type": "function",
-            "function": {"name": fn.get("name"), "arguments": ""}}]}))
-        arguments = fn.get("arguments")
-        if not isinstance(arguments, str):
-            arguments = json.dumps(arguments)
-        chunks.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": arguments}}]}))
-    chunks.append(chunk({}, _finish_reason(message)))
-    if include_usage:
-        chunks.append({**head, "choices": [], "usage": _usage(response)})
-    return chunks
-
-
-async def _sse(model: str, response: ChatResponse, include_usage: bool) -> AsyncIterator[bytes]:
-    for c in sse_chunks(model, response, include_usage):
-        yield f"data: {json.dumps(c, separators=(',', ':'))}\n\n".encode()
-    yield b"data: [DONE]\n\n"

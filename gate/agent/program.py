@@ -44,7 +44,8 @@ from gate.agent.persistent import Key, ProgramPool
 from gate.agent.transcript import TranscriptRecorder
 from gate.config.schema import AgentProgram, GateConfig
 from gate.environments.base import Environment, EnvOutcome
-from gate.errors import HaltError
+from gate.errors import ConfigError, HaltError
+from gate.project.agent_check import agents_extra_problem
 from gate.project.load import LoadedTask
 from gate.providers.base import Provider
 
@@ -110,6 +111,9 @@ async def run_program_trial(
     """Run the program for one trial; see the module docstring for how it ends.
     ``transcript`` records what went through the endpoint, and the program's stdout as the
     final answer."""
+    problem = agents_extra_problem()
+    if problem is not None:  # gate validate says so first; a caller of the API learns it here
+        raise ConfigError.one("gate.yaml", None, problem)
     from gate.agent.endpoint import TrialSession
 
     session = TrialSession(spec, env, provider, audit, token=secrets.token_urlsafe(32),

@@ -14,6 +14,10 @@ change the answer (hosted tools, ``conversation``, ``background``...) is refused
 Response: a ``response`` object whose id is the provider's response id (the audit line's),
 ``output`` items ``message`` (``output_text``) and ``function_call``, usage in input/output
 tokens; streamed as the Responses events (``response.created`` ... ``response.completed``).
+
+A provider that declares ``responses_api: true`` gets the request natively instead
+(``native_problem`` lists what gate still refuses first; ``chat_view`` reads its answer for the
+trial's records; ``events_of`` streams it).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from gate.providers.base import ChatResponse
+from gate.providers.base import ChatResponse, ResponsesResult
 
 ACCEPTED = frozenset({"model", "input", "instructions", "tools", "tool_choice",
                       "parallel_tool_calls", "text", "previous_response_id", "stream",
@@ -203,39 +207,131 @@ def response_body(body: dict[str, Any], response: ChatResponse, *, done: bool = 
 
 def stream_events(body: dict[str, Any], response: ChatResponse) -> list[dict[str, Any]]:
     """The complete response as Responses stream events, in order."""
+    return events_of(response_body(body, response))
+
+
+def events_of(final: dict[str, Any]) -> list[dict[str, Any]]:
+    """A complete ``response`` object (gate's or a provider's) as stream events, in order."""
     events: list[dict[str, Any]] = []
 
     def emit(kind: str, **fields: Any) -> None:
         events.append({"type": kind, "sequence_number": len(events), **fields})
 
-    emit("response.created", response=response_body(body, response, done=False))
-    emit("response.in_progress", response=response_body(body, response, done=False))
-    for index, item in enumerate(output_items(response)):
-        _item_events(emit, index, item)
-    emit("response.completed", response=response_body(body, response))
+    started = {**final, "status": "in_progress", "output": [], "usage": None}
+    emit("response.created", response=started)
+    emit("response.in_progress", response=started)
+    for index, item in enumerate(final.get("output") or []):
+        if isinstance(item, dict):
+            _item_events(emit, index, item)
+    ending = final.get("status") if final.get("status") in ("incomplete", "failed") \
+        else "completed"
+    emit(f"response.{ending}", response=final)
     return events
 
 
 def _item_events(emit: Any, index: int, item: dict[str, Any]) -> None:
-    ids = {"item_id": item["id"], "output_index": index}
-    if item["type"] == "message":
-        text = item["content"][0]["text"]
+    ids = {"item_id": item.get("id"), "output_index": index}
+    if item.get("type") == "message":
         emit("response.output_item.added", output_index=index,
              item={**item, "status": "in_progress", "content": []})
-        part = {"type": "output_text", "text": "", "annotations": []}
-        emit("response.content_part.added", **ids, content_index=0, part=part)
-        for i in range(0, len(text), 64):
-            emit("response.output_text.delta", **ids, content_index=0, delta=text[i:i + 64],
-                 logprobs=[])
-        emit("response.output_text.done", **ids, content_index=0, text=text, logprobs=[])
-        emit("response.content_part.done", **ids, content_index=0, part={**part, "text": text})
-    else:
+        for part_index, part in enumerate(item.get("content") or []):
+            _part_events(emit, ids, part_index, part)
+    elif item.get("type") == "function_call":
         emit("response.output_item.added", output_index=index,
              item={**item, "status": "in_progress", "arguments": ""})
         emit("response.function_call_arguments.delta", **ids, delta=item["arguments"])
         emit("response.function_call_arguments.done", **ids, arguments=item["arguments"],
              name=item["name"])
+    else:  # reasoning and other items: announced and done whole
+        emit("response.output_item.added", output_index=index, item=item)
     emit("response.output_item.done", output_index=index, item=item)
+
+
+def _part_events(emit: Any, ids: dict[str, Any], index: int, part: Any) -> None:
+    text = part.get("text") if isinstance(part, dict) else None
+    if not isinstance(text, str) or part.get("type") != "output_text":
+        emit("response.content_part.added", **ids, content_index=index, part=part)
+        emit("response.content_part.done", **ids, content_index=index, part=part)
+        return
+    empty = {**part, "text": ""}
+    emit("response.content_part.added", **ids, content_index=index, part=empty)
+    for i in range(0, len(text), 64):
+        emit("response.output_text.delta", **ids, content_index=index, delta=text[i:i + 64],
+             logprobs=[])
+    emit("response.output_text.done", **ids, content_index=index, text=text, logprobs=[])
+    emit("response.content_part.done", **ids, content_index=index, part=part)
+
+
+# --- native forwarding ----------------------------------------------------------------------
+
+REFUSED_NATIVE = {"conversation": "conversation state lives outside the trial; use "
+                  "previous_response_id",
+                  "prompt": "a stored prompt is not the repository's prompt"}
+
+
+def native_problem(body: dict[str, Any], history: dict[str, Any]) -> str | None:
+    """What gate refuses before forwarding a Responses body natively (None when nothing).
+
+    The provider judges every other field itself, as it would the program's own call; gate
+    refuses only what would take the trial out of its records: state kept elsewhere
+    (``conversation``, a stored ``prompt``, a ``previous_response_id`` of another trial),
+    ``background`` responses, and tools that are not functions (the trial's tools are its MCP
+    server's; a hosted tool would act where gate does not see it)."""
+    for key, why in REFUSED_NATIVE.items():
+        if body.get(key) is not None:
+            return f"{key} is not supported: {why}"
+    if body.get("background") not in (None, False):
+        return f"background={body['background']!r} is not supported"
+    previous = body.get("previous_response_id")
+    if previous is not None and previous not in history:
+        return f"previous_response_id {previous!r} is not a response of this trial"
+    raw = body.get("input")
+    if not isinstance(raw, str | list):
+        return "input must be a string or a list"
+    try:
+        for tool in _list(body.get("tools") or [], "tools"):
+            _tool(tool)
+    except Refused as exc:
+        return str(exc)
+    limit, temperature = body.get("max_output_tokens"), body.get("temperature")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        return "max_output_tokens must be a positive integer"
+    if temperature is not None and (isinstance(temperature, bool)
+                                    or not isinstance(temperature, int | float)):
+        return "temperature must be a number"
+    return None
+
+
+def chat_view(result: ResponsesResult) -> ChatResponse:
+    """A provider's ``response`` read as an assistant message, for the trial's records
+    (transcript, tokens, cost, tool calls whose arguments do not parse)."""
+    text: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for item in result.body.get("output") or []:
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "message":
+            text += [str(p.get("text", "")) for p in item.get("content") or []
+                     if isinstance(p, dict) and p.get("type") == "output_text"]
+        elif item.get("type") == "function_call":
+            calls.append({"id": str(item.get("call_id")), "type": "function", "function": {
+                "name": str(item.get("name")), "arguments": item.get("arguments")}})
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(text) or None}
+    if calls:
+        message["tool_calls"] = calls
+    return ChatResponse(result.response_id, message, result.usage, result.cost_usd,
+                        result.latency_s, result.http_status, result.finish_reason)
+
+
+def input_view(body: dict[str, Any], history: dict[str, list[dict[str, Any]]]
+               ) -> list[dict[str, Any]]:
+    """The request as chat messages for the transcript (items gate cannot read are shown as
+    their JSON)."""
+    try:
+        return conversation(body, history)
+    except Refused:
+        return [{"role": "user", "content": json.dumps(body.get("input"))}]
+
 
 
 async def sse(events: list[dict[str, Any]]) -> AsyncIterator[bytes]:

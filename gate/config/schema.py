@@ -86,6 +86,16 @@ class FaultConfig(Strict):
     log: str | None = Field(None, description="JSONL file of every request and fault injected")
 
 
+class UnsupportedFields(Strict):
+    """Request fields a provider refuses, per API: gate refuses them first, as that provider
+    would (HTTP 400, ``unsupported_parameter``), and sends nothing."""
+
+    chat_completions: list[str] = Field(
+        default_factory=list, description="fields of POST /chat/completions (e.g. top_p)")
+    responses: list[str] = Field(
+        default_factory=list, description="fields of POST /responses (e.g. reasoning)")
+
+
 class ProviderConfig(Strict):
     type: Literal["openai", "mock"] = "openai"
     base_url: str | None = Field(None, description="OpenAI-compatible base URL (…/v1)")
@@ -104,6 +114,10 @@ class ProviderConfig(Strict):
         description="bodies longer than this are not read: a response_too_large error")
     concurrency: int = Field(4, ge=1, le=256)
     faults: FaultConfig | None = Field(None, description="mock provider only")
+    responses_api: bool = Field(
+        False, description="the provider serves POST /responses: an agent program's Responses "
+        "calls are forwarded to it as they are (else translated to chat completions)")
+    unsupported_fields: UnsupportedFields = Field(default_factory=UnsupportedFields)
 
     @model_validator(mode="after")
     def _check(self) -> ProviderConfig:
@@ -114,6 +128,8 @@ class ProviderConfig(Strict):
                 raise ValueError("an openai-type provider needs api_key_env")
         if self.faults is not None and self.type != "mock":
             raise ValueError("faults can only be injected into the mock provider")
+        if self.responses_api and self.type == "mock":
+            raise ValueError("responses_api: the mock provider speaks chat completions only")
         return self
 
 

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from gate.agent.loop import TrialSpec, TrialTrace, run_trial
 from gate.agent.persistent import ProgramPool
 from gate.agent.program import ProgramTrace, agent_for, program_fields, run_program_trial
 from gate.agent.transcript import TranscriptRecorder
-from gate.engine.session import Notices
+from gate.engine.notices import Notices
 from gate.engine.transcripts import build_transcript
 from gate.environments.base import EnvOutcome
 from gate.environments.registry import EnvironmentCodeError, GuardedEnvironment
@@ -84,14 +84,6 @@ class Arm:
                        prompts_tools=self.project.prompt_tool_source)
 
 
-def halt_before_any_task(exc: HaltError, notices: Notices) -> HaltRecord:
-    """A halt raised while the run was being set up (e.g. the provider's balance unreadable):
-    reported like any other, at task "-", round 0."""
-    kind = "paused" if isinstance(exc, PausedError) else "circuit_breaker"
-    notices.halt(kind, exc.reason, "-", 0)
-    return HaltRecord(kind=kind, reason=exc.reason, task="-", round=0)
-
-
 @dataclass(frozen=True, order=True)
 class Cell:
     round: int
@@ -117,35 +109,31 @@ class Counters:
     current: Cell | None = None  # the cell started last
 
 
+@dataclass(frozen=True)
+class EngineOptions:
+    """How an engine runs its cells: the run's seed, its limits and its console."""
+
+    seed: int
+    concurrency: int
+    max_tokens: int
+    temperature: float
+    heartbeat_interval_s: float
+    pause_file: Path | None = None  # a halt (paused) before the next cell once it exists
+    notices: Notices = field(default_factory=Notices)
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests drive the heartbeat
+
+
 class Engine:
-    def __init__(
-        self,
-        out_dir: Path,
-        arms: dict[str, Arm],
-        providers: dict[str, Provider],
-        *,
-        seed: int,
-        concurrency: int,
-        max_tokens: int,
-        temperature: float,
-        heartbeat_interval_s: float,
-        pause_file: Path | None = None,
-        notices: Notices | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
+    def __init__(self, out_dir: Path, arms: dict[str, Arm], providers: dict[str, Provider],
+                 options: EngineOptions) -> None:
         self.out_dir = out_dir
         self.arms = arms
         self.providers = providers
-        self.seed = seed
-        self.concurrency = concurrency
-        self.max_tokens = max_tokens
-        self.temperature = temperature
-        self.heartbeat_interval_s = heartbeat_interval_s
-        self.pause_file = pause_file
-        self.notices = notices or Notices()
+        self.options = options
+        self.notices = options.notices
         self.halt: HaltRecord | None = None
         self.stop = asyncio.Event()  # set by the circuit breaker: agent programs are ended
-        self.programs = ProgramPool(concurrency)  # persistent agent programs, ended after cells
+        self.programs = ProgramPool(options.concurrency)  # persistent agent programs
         self.run_id = _manifest_run_id(out_dir)  # written before the engine starts
         self.counters = Counters()
         run = RunDir(out_dir)
@@ -153,8 +141,11 @@ class Engine:
         self.trials = run.trials_writer()
         self.heartbeat = run.heartbeat_writer()
         self.transcripts = CompressedJsonlWriter(run.file(TRANSCRIPTS), Transcript)
-        self._progress: Callable[[int, int], None] | None = None
-        self._sleep = sleep  # injectable: tests drive the heartbeat without waiting
+
+    @property
+    def seed(self) -> int:
+        """The run's seed: every trial's seed derives from it (``trial_seed``)."""
+        return self.options.seed
 
     def close(self) -> None:
         for w in (self.audit, self.transcripts, self.trials, self.heartbeat):
@@ -167,7 +158,7 @@ class Engine:
         records: list[Trial] = []
         queue = list(cells)
         total = len(queue)
-        sem = asyncio.Semaphore(self.concurrency)
+        sem = asyncio.Semaphore(self.options.concurrency)
         progress = _Progress(self.notices, label, total)
         beat = asyncio.create_task(self._heartbeat_loop())
 
@@ -193,8 +184,9 @@ class Engine:
         return sorted(records, key=lambda r: (r.round, r.task, r.arm))
 
     def _check_pause(self, cell: Cell) -> bool:
-        if self.pause_file is not None and self.pause_file.exists():
-            self._set_halt(PausedError(f"pause file {self.pause_file} exists"), cell)
+        pause_file = self.options.pause_file
+        if pause_file is not None and pause_file.exists():
+            self._set_halt(PausedError(f"pause file {pause_file} exists"), cell)
             return True
         return False
 
@@ -217,7 +209,7 @@ class Engine:
             system_prompt=arm.project.prompts[env_name],
             tools=arm.project.openai_tools(env_name),
             schemas=arm.project.tool_schemas(env_name),
-            max_tokens=self.max_tokens, temperature=self.temperature,
+            max_tokens=self.options.max_tokens, temperature=self.options.temperature,
         )
         self.counters.current = cell
         on_attempt = _AuditSink(self, cell, arm)
@@ -336,7 +328,7 @@ class Engine:
         CI log is never silent while a slow provider answers."""
         self._beat()
         while True:
-            await self._sleep(self.heartbeat_interval_s)
+            await self.options.sleep(self.options.heartbeat_interval_s)
             self._beat()
             self._say_alive()
 
@@ -422,4 +414,5 @@ class _Progress:
             self._bar.stop()
 
 
-__all__ = ["Arm", "Cell", "CircuitBreakerError", "Engine", "trial_seed", "trial_trace_id"]
+__all__ = ["Arm", "Cell", "CircuitBreakerError", "Engine", "EngineOptions", "trial_seed",
+           "trial_trace_id"]

@@ -17,31 +17,29 @@ of the same sweep run in one process.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import math
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from gate.connect import check_api_keys, open_providers
 from gate.engine.decision import replay
+from gate.engine.notices import Notices
 from gate.engine.plan import Unit, batches, units_of
-from gate.engine.reuse import Reuse
 from gate.engine.rundir import finish_results
-from gate.engine.runner import Arm, Cell, halt_before_any_task
-from gate.engine.session import Notices
-from gate.engine.sweep import SweepOptions, build_arms, check_smoke, previous_run, sweep_engine
+from gate.engine.runner import Cell, Engine
+from gate.engine.session import budget_snapshot
+from gate.engine.sweep import SweepOptions, start_sweep, with_plan_salt
 from gate.engine.transcripts import read_transcripts, write_transcripts
-from gate.errors import CircuitBreakerError, ConfigError
+from gate.errors import ConfigError
 from gate.project.load import Project, load_project
 from gate.providers.budget import Budget
 from gate.records import (
-    BudgetSnapshot,
+    AuditLine,
     HaltRecord,
+    Heartbeat,
     Manifest,
     Results,
     ShardInfo,
@@ -49,8 +47,12 @@ from gate.records import (
     StageRun,
     Stages,
     Transcript,
+    Trial,
 )
-from gate.rundir import JSONL_FILES, SHARD, STAGES, RunDir
+from gate.rundir import AUDIT, HEARTBEAT, SHARD, STAGES, TRIALS, RunDir
+from gate.rundir.jsonl import replace_jsonl
+
+L = TypeVar("L", Trial, AuditLine, Heartbeat)  # a line of a run's JSON-lines files
 
 # manifest keys every shard and the merged run must agree on
 SAME = ("kind", "config_sha256", "files_sha256", "arms", "scope", "seed", "plan_salt",
@@ -119,99 +121,46 @@ def last_batch_of_stage(units: list[Unit], stage: int, stages: int) -> int:
 # --- one shard -----------------------------------------------------------------------------
 
 
-def shard_project(project: Project, count: int) -> Project:
-    """The project as one of ``count`` shards sees it: 1/count of each provider's rate limit
-    (the same requests in a window count times as long; count times the minimum interval) and
-    of its concurrency. The configuration's hash is unchanged: the file is the same."""
-    if count == 1:
-        return project
-    providers = {}
-    for name, cfg in project.config.providers.items():
-        rl = cfg.rate_limit
-        limit = rl.model_copy(update={
-            "min_interval_s": rl.min_interval_s * count,
-            "per_s": None if rl.per_s is None else rl.per_s * count,
-        })
-        providers[name] = cfg.model_copy(update={
-            "rate_limit": limit, "concurrency": max(1, cfg.concurrency // count)})
-    run = project.config.run.model_copy(
-        update={"concurrency": max(1, project.config.run.concurrency // count)})
-    config = project.config.model_copy(update={"providers": providers, "run": run})
-    return dataclasses.replace(project, config=config)
-
-
 def run_shard(project: Project, opts: SweepOptions, spec: ShardSpec, *,
               config_path: str, notices: Notices | None = None) -> ShardInfo:
     """Run shard ``spec`` of ``opts`` (a SweepOptions) into ``opts.out``; returns shard.json."""
-    from gate.engine.reuse import baseline_key
-    from gate.engine.sweep import _new_manifest, _reuse, with_plan_salt
-
     notices = notices or Notices()
-    cfg = project.config
     if opts.plan_salt is None and not (opts.resume and RunDir(opts.out).has_manifest()):
         raise ConfigError.one("--plan-salt", None, "--shard needs --plan-salt: every shard of a "
                               "sweep must draw the same plan (the workflow's plan job draws it)")
     opts = with_plan_salt(opts)
-    max_rounds = opts.max_rounds or cfg.statistics.max_rounds
-    stage_budget = cfg.budget.ceiling_usd if opts.budget_usd is None else opts.budget_usd
-    arms = build_arms(project, opts, config_path)
-    check_api_keys(project, [a.provider for a in arms])
-    check_smoke(project, arms, opts.smoke_dir)
-    reuse = _reuse(opts, baseline_key(arms[1], project.config_sha256, opts.seed), notices)
-    previous = previous_run(project, arms, opts, max_rounds)
-    run = RunDir(opts.out)
+    start = start_sweep(project, opts, config_path=config_path,
+                        max_rounds=opts.max_rounds or project.config.statistics.max_rounds,
+                        notices=notices, shards=spec.count)
+    session, reuse, run = start.session, start.reuse, RunDir(opts.out)
     held = run.shard()
-    if previous is not None and (held is None or held.spec != spec.record()):
+    if session.manifest is not None and (held is None or held.spec != spec.record()):
         raise ConfigError.one(str(opts.out), None, "--resume: this directory holds another shard")
-    spent_before = run.spent_usd() if previous else 0.0
-    budget = Budget(max(0.0, stage_budget / spec.count - spent_before))
-    sharded = shard_project(project, spec.count)  # providers' limits; arms keep their files
-    manifest = previous
-    if manifest is None:
-        snapshot = BudgetSnapshot.model_validate(
-            {**budget.snapshot(), "configured_by": "stage budget / shards"})
-        manifest = _new_manifest(project, arms, opts, max_rounds, snapshot)
-        run.write_manifest(manifest)
+    manifest = session.declare()  # a shard directory is one from the start, before any call
     run.write_shard(ShardInfo(spec=spec.record()))
     units = shard_units(stage_units(units_of(manifest.scope), spec.stage, spec.stages),
                         spec.index, spec.count)
-    halt = asyncio.run(_run_units(sharded, arms, opts, budget, units, spec, notices, reuse))
+    done = {t.trial_id for t in run.trials()}
+    cells = [Cell(u.index, u.task, arm, u.occurrence) for u in units
+             for arm in ("candidate", "baseline") if u.trial_id(arm) not in done]
+
+    async def its_cells(engine: Engine, _manifest: Manifest) -> str | None:
+        todo = cells
+        if reuse is not None:  # like a single process: cached baseline trials not paid
+            todo = await reuse.take(engine, todo)
+            notices(reuse.summary())
+        await engine.run_cells(todo, label=f"stage {spec.stage} shard {spec.index}/{spec.count}")
+        return None
+
+    halt = session.execute(its_cells).halt
     info = ShardInfo(spec=spec.record(), units=len(units), trials=len(run.trials()),
-                     spent_usd=round(run.spent_usd(), 6), budget_usd=stage_budget / spec.count,
+                     spent_usd=round(run.spent_usd(), 6), budget_usd=session.share_usd,
                      halt=halt)
     run.write_shard(info)
     notices.line(f"[gate] stage {spec.stage} shard {spec.index}/{spec.count}: {info.trials} "
                  f"trials, ${info.spent_usd:.4f} of ${info.budget_usd:.4f}"
                  + ("" if halt is None else f"; halted: {halt.reason}"))
     return info
-
-
-async def _run_units(project: Project, arms: list[Arm], opts: SweepOptions, budget: Budget,
-                     units: list[Unit], spec: ShardSpec, notices: Notices,
-                     reuse: Reuse | None = None) -> HaltRecord | None:
-    """Open the providers and run the shard's cells: the halt, if any (a circuit breaker while
-    the providers open is a halt before any task, recorded like any other)."""
-    models: dict[str, set[str]] = {}
-    for a in arms:
-        models.setdefault(a.provider, set()).add(a.model)
-    done = {t.trial_id for t in RunDir(opts.out).trials()}
-    cells = [Cell(u.index, u.task, arm, u.occurrence) for u in units
-             for arm in ("candidate", "baseline") if u.trial_id(arm) not in done]
-    try:
-        async with open_providers(project, models, budget=budget, notices=notices,
-                                  seed=opts.seed) as providers:
-            engine = sweep_engine(project, opts, arms, providers, notices)
-            try:
-                if reuse is not None:  # like a single process: cached baseline trials not paid
-                    cells = await reuse.take(engine, cells)
-                    notices(reuse.summary())
-                await engine.run_cells(
-                    cells, label=f"stage {spec.stage} shard {spec.index}/{spec.count}")
-            finally:
-                engine.close()
-            return engine.halt
-    except CircuitBreakerError as exc:  # while opening the providers: before any task
-        return halt_before_any_task(exc, notices)
 
 
 # --- the decision job ----------------------------------------------------------------------
@@ -284,27 +233,27 @@ def merge(out: Path, shard_dirs: list[Path], *, budget_usd: float | None = None,
     order = {u.trial_id(arm): (k, j) for k, u in enumerate(units)
              for j, arm in enumerate(manifest.scope.arms)}
     sources = [RunDir(out)] + [RunDir(p) for p, _m, _i in loaded]
-    trials = _union([[t.to_json() for t in src.trials()] for src in sources],
-                    key=lambda t: str(t["trial_id"]))
-    trials.sort(key=lambda t: order.get(t["trial_id"], (len(units), 0)))
+    trials = _union([src.trials() for src in sources], key=lambda t: t.trial_id)
+    trials.sort(key=lambda t: order.get(t.trial_id, (len(units), 0)))
     audit_lines = [src.audit_lines() for src in sources]  # all validated before any is copied
-    audit = _union([[obj for _n, obj in lines] for lines in audit_lines],
-                   key=lambda a: json.dumps(a, sort_keys=True))
-    beats = [b.to_json() for src in sources for b in src.heartbeats()]
-    for name, rows in zip(JSONL_FILES, (trials, audit, beats), strict=True):
-        _write_jsonl(RunDir(out).file(name), rows)
+    audit = _union(audit_lines, key=lambda a: json.dumps(a.to_json(), sort_keys=True))
+    beats = [b for src in sources for b in src.heartbeats()]
+    merged = RunDir(out)
+    replace_jsonl(merged.file(TRIALS), trials)
+    replace_jsonl(merged.file(AUDIT), audit)
+    replace_jsonl(merged.file(HEARTBEAT), beats)
     _merge_transcripts(out, [src.path for src in sources], trials)
     halt = next((i.halt for _p, _m, i in loaded if i.halt is not None), None)
     return _decide(out, manifest, stages, units, spec, halt, loaded, notices)
 
 
-def _merge_transcripts(out: Path, sources: list[Path], trials: list[dict[str, Any]]) -> None:
+def _merge_transcripts(out: Path, sources: list[Path], trials: list[Trial]) -> None:
     """The transcripts the merged trials cite, from whichever directory holds them."""
     found: dict[str, Transcript] = {}
     for src in sources:
         found.update(read_transcripts(src))
-    write_transcripts(out, [found[str(t["transcript_sha256"])] for t in trials
-                            if t.get("transcript_sha256") in found])
+    cited = (t.transcript_sha256 for t in trials)
+    write_transcripts(out, [found[sha] for sha in cited if sha is not None and sha in found])
 
 
 def _merged_manifest(out: Path, loaded: list[Loaded], spec: ShardSpec,
@@ -329,9 +278,8 @@ def _merged_manifest(out: Path, loaded: list[Loaded], spec: ShardSpec,
                               "previous stages here (restore it first)")
     out.mkdir(parents=True, exist_ok=True)
     ceiling = budget_usd if budget_usd is not None else _config_ceiling(ref)
-    budget = BudgetSnapshot.model_validate({
-        **Budget(ceiling).snapshot(),
-        "configured_by": "--budget-usd" if budget_usd is not None else "gate.yaml"})
+    budget = budget_snapshot(Budget(ceiling),
+                             "--budget-usd" if budget_usd is not None else "gate.yaml")
     manifest = ref.model_copy(update={"command": sys.argv[1:], "budget": budget})
     run.write_manifest(manifest)
     return manifest, Stages(max=spec.stages, run=[], next_stage=None, ceiling_usd=ceiling,
@@ -372,10 +320,10 @@ def _decide(out: Path, manifest: Manifest, stages: Stages, units: list[Unit],
     return Merged(results, stages)
 
 
-def _union(sources: list[list[dict[str, Any]]],
-           key: Callable[[dict[str, Any]], str]) -> list[dict[str, Any]]:
+def _union(sources: list[list[L]], key: Callable[[L], str]) -> list[L]:
+    """The lines of every source, each once (the first seen), in order."""
     seen: set[str] = set()
-    rows: list[dict[str, Any]] = []
+    rows: list[L] = []
     for source in sources:
         for row in source:
             k = key(row)
@@ -383,11 +331,3 @@ def _union(sources: list[list[dict[str, Any]]],
                 seen.add(k)
                 rows.append(row)
     return rows
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, sort_keys=True) + "\n")
-    os.replace(tmp, path)

@@ -12,8 +12,8 @@ from typing import TextIO
 
 from gate.agent.failures import program_failure, program_failures
 from gate.connect import ProviderOptions
+from gate.engine.notices import Notices
 from gate.engine.run import execute_run
-from gate.engine.session import Notices
 from gate.project.load import Project
 from gate.records import Smoke, SmokeCheck, SmokeScore, SmokeTask, Trial
 from gate.rundir import PARTIAL, RunDir

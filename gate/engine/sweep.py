@@ -9,34 +9,26 @@ fixture hash changed.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import re
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from gate.config.schema import SloConfig, StatisticsConfig
-from gate.connect import check_api_keys, open_providers, resolve_provider
+from gate.connect import resolve_provider
 from gate.engine.decision import replay
+from gate.engine.notices import Notices
 from gate.engine.plan import Unit, batches, new_salt, units_of
 from gate.engine.reuse import DEFAULT_MAX_AGE_DAYS, Reuse, baseline_key, load_cache
-from gate.engine.rundir import build_manifest, finish_results
-from gate.engine.runner import Arm, Cell, Engine, halt_before_any_task, now_iso
-from gate.engine.session import Notices
-from gate.errors import CircuitBreakerError, ConfigError, ResumeError
+from gate.engine.rundir import build_manifest
+from gate.engine.runner import Arm, Cell, Engine
+from gate.engine.session import RunSession, SessionSpec, budget_snapshot
+from gate.errors import ConfigError
 from gate.project.load import Project, load_project, select_tasks
-from gate.providers.base import Provider
 from gate.providers.budget import Budget
-from gate.records import (
-    BudgetSnapshot,
-    Continuation,
-    HaltRecord,
-    Manifest,
-    Results,
-)
-from gate.rundir import RESULTS, RunDir, read_results
+from gate.records import BudgetSnapshot, Manifest, Results
+from gate.rundir import RunDir
 
 
 @dataclass
@@ -120,8 +112,9 @@ def check_smoke(project: Project, arms: list[Arm], smoke_dir: Path | None) -> No
                               "; run it on those tasks")
 
 
-def _new_manifest(project: Project, arms: list[Arm], opts: SweepOptions, max_rounds: int,
-                  budget: BudgetSnapshot) -> Manifest:
+def sweep_manifest(project: Project, arms: list[Arm], opts: SweepOptions, max_rounds: int,
+                   budget: BudgetSnapshot) -> Manifest:
+    """The manifest of a new sweep (one process or one shard)."""
     manifest = build_manifest(project, kind="sweep", arms=arms, max_rounds=max_rounds,
                               seed=opts.seed, budget=budget, command=sys.argv[1:],
                               schedule=project.config.statistics.schedule,
@@ -130,7 +123,8 @@ def _new_manifest(project: Project, arms: list[Arm], opts: SweepOptions, max_rou
     return manifest.model_copy(update={"baseline_key": key})
 
 
-def _reuse(opts: SweepOptions, key: str, notices: Notices) -> Reuse | None:
+def baseline_reuse(opts: SweepOptions, key: str, notices: Notices) -> Reuse | None:
+    """``--reuse-from``: the cached baseline trials that match this sweep's baseline."""
     if opts.reuse_from is None:
         return None
     if not opts.reuse_max_age_days >= 0:
@@ -141,30 +135,39 @@ def _reuse(opts: SweepOptions, key: str, notices: Notices) -> Reuse | None:
     return reuse
 
 
-def previous_run(project: Project, arms: list[Arm], opts: SweepOptions,
-                  max_rounds: int) -> Manifest | None:
-    """The manifest to resume (checked against the files as they are now), or None if fresh.
+@dataclass
+class SweepStart:
+    """A sweep's session, prepared, and its baseline reuse (one process or one shard)."""
 
-    A resume with a larger ``--max-rounds`` continues the run: the declared scope is extended
-    (the planned order is a prefix of the longer plan) and the continuation recorded.
-    """
-    run = RunDir(opts.out)
-    if opts.resume:
-        if not run.has_manifest():
-            raise ResumeError(f"--resume: no run in {opts.out} (no {run.manifest_path.name})")
-        old = run.manifest()
-        fresh = _new_manifest(project, arms, opts, max_rounds, old.budget)
-        if fresh.scope.max_rounds != old.scope.max_rounds:
-            continued = _continued(old, fresh, opts)
-            run.write_manifest(continued)
-            return continued
-        _check_resume(old, fresh)
-        return old
-    if run.holds_run():
-        raise ConfigError.one(str(opts.out), None,
-                              "run directory already holds a run; pass --resume or a new --out")
-    opts.out.mkdir(parents=True, exist_ok=True)
-    return None
+    session: RunSession
+    reuse: Reuse | None
+
+
+def start_sweep(project: Project, opts: SweepOptions, *, config_path: str, max_rounds: int,
+                notices: Notices, shards: int | None = None) -> SweepStart:
+    """Arms resolved, API keys, the smoke test (rule 2), the baseline cache, and the run
+    directory prepared or resumed with its budget (one of ``shards`` shards: its share of
+    the ceiling, no ledger: the merge decides)."""
+    arms = build_arms(project, opts, config_path)
+
+    def manifest(budget: BudgetSnapshot) -> Manifest:
+        return sweep_manifest(project, arms, opts, max_rounds, budget)
+
+    ceiling = project.config.budget.ceiling_usd if opts.budget_usd is None else opts.budget_usd
+    sharded = shards is not None
+    session = RunSession(SessionSpec(
+        project=project, arms=arms, out=opts.out, seed=opts.seed, ceiling_usd=ceiling,
+        manifest=manifest, shares=shards or 1, resumable=True, resume=opts.resume,
+        pause_file=opts.pause_file,
+        configured_by=("stage budget / shards" if sharded
+                       else "--budget-usd" if opts.budget_usd else "gate.yaml"),
+        ledger=None if sharded else opts.ledger, force_restart=opts.force_restart,
+    ), notices)
+    check_smoke(project, arms, opts.smoke_dir)
+    reuse = baseline_reuse(opts, baseline_key(arms[1], project.config_sha256, opts.seed),
+                           notices)
+    session.prepare()
+    return SweepStart(session, reuse)
 
 
 def with_plan_salt(opts: SweepOptions) -> SweepOptions:
@@ -183,13 +186,6 @@ def with_plan_salt(opts: SweepOptions) -> SweepOptions:
 _SALT = re.compile(r"[0-9a-f]{1,64}")
 
 
-def _ledger_line(opts: SweepOptions, manifest: Manifest, verdict: str | None) -> None:
-    if opts.ledger is not None:
-        from gate.engine import ledger
-
-        ledger.record(opts.ledger, manifest, opts.out, verdict)
-
-
 def _resume_rounds(opts: SweepOptions, default: int) -> int:
     """``--max-rounds``, else the limit of the run being resumed, else the configured one."""
     if opts.max_rounds is not None:
@@ -197,45 +193,6 @@ def _resume_rounds(opts: SweepOptions, default: int) -> int:
     if opts.resume and RunDir(opts.out).has_manifest():
         return RunDir(opts.out).manifest().scope.max_rounds
     return default
-
-
-def _continued(old: Manifest, fresh: Manifest, opts: SweepOptions) -> Manifest:
-    """The manifest of a continued run: the old one with the longer scope and a record of it."""
-    before, after = old.scope.max_rounds, fresh.scope.max_rounds
-    if after < before:
-        raise ResumeError(f"--max-rounds {after}: the run in {opts.out} already plans {before} "
-                          "rounds; a run can be continued, never shortened")
-    _check_resume(old.model_copy(update={"scope": fresh.scope}), fresh)
-    units = old.scope.units
-    if fresh.scope.units[: len(units)] != units:
-        raise ResumeError("--max-rounds: the longer plan does not extend the run's planned "
-                          "order (a different plan version?); start a new run")
-    stored = RunDir(opts.out).stored_results_path()
-    if stored is not None and stored.name == RESULTS:
-        verdict = read_results(stored).verdict
-        if verdict in ("pass", "regression"):
-            raise ResumeError(f"--max-rounds: the run in {opts.out} already decided "
-                              f"({verdict}); there is nothing to continue")
-    continuation = Continuation(ts=now_iso(), max_rounds_from=before, max_rounds_to=after,
-                                command=sys.argv[1:])
-    return old.model_copy(update={"scope": fresh.scope,
-                                  "continuations": [*old.continuations, continuation]})
-
-
-def _check_resume(old: Manifest, fresh: Manifest) -> None:
-    changed = []
-    if old.config_sha256 != fresh.config_sha256:
-        changed.append("the configuration")
-    files_old, files_new = old.files_sha256, fresh.files_sha256
-    for path in sorted(set(files_old) | set(files_new)):
-        if files_old.get(path) != files_new.get(path):
-            changed.append(path)
-    for key in ("arms", "scope", "seed", "plan_salt", "statistics"):
-        if getattr(old, key) != getattr(fresh, key):
-            changed.append(key)
-    if changed:
-        raise ResumeError("--resume refused: changed since the run started: "
-                          + ", ".join(changed[:10]) + (" ..." if len(changed) > 10 else ""))
 
 
 def run_sweep(
@@ -249,88 +206,25 @@ def run_sweep(
     max_rounds = _resume_rounds(opts, cfg.statistics.max_rounds)
     if max_rounds < 1:
         raise ConfigError.one(project.config_path, None, "--max-rounds must be at least 1")
-    ceiling = cfg.budget.ceiling_usd if opts.budget_usd is None else opts.budget_usd
-    arms = build_arms(project, opts, config_path)
-    check_api_keys(project, [a.provider for a in arms])
-    check_smoke(project, arms, opts.smoke_dir)
-    reuse = _reuse(opts, baseline_key(arms[1], project.config_sha256, opts.seed), notices)
-    previous = previous_run(project, arms, opts, max_rounds)
-    spent_before = RunDir(opts.out).spent_usd() if previous else 0.0
-    budget = Budget(max(0.0, ceiling - spent_before))
-    manifests: list[Manifest] = [] if previous is None else [previous]
+    start = start_sweep(project, opts, config_path=config_path, max_rounds=max_rounds,
+                        notices=notices)
+    session, reuse = start.session, start.reuse
 
-    def declare() -> Manifest:
-        """The manifest of the run: the previous one on --resume, else written now."""
-        if not manifests:
-            snapshot = BudgetSnapshot.model_validate({
-                **budget.snapshot(),
-                "configured_by": "--budget-usd" if opts.budget_usd else "gate.yaml"})
-            manifest = _new_manifest(project, arms, opts, max_rounds, snapshot)
-            manifests.append(manifest.model_copy(update={"comparison": comparison}))
-            RunDir(opts.out).write_manifest(manifests[0])
-            _ledger_line(opts, manifests[0], None)
-        return manifests[0]
+    async def until_decided(engine: Engine, manifest: Manifest) -> str | None:
+        if opts.write_status:
+            _write_status(project, opts.candidate, "in-progress", manifest.run_id, notices)
+        stopped = await _rounds(engine, opts.out, units_of(manifest.scope),
+                                _min_checks(project), cfg.statistics, notices, session.budget,
+                                reuse, cfg.slos)
+        if reuse is not None:
+            notices(reuse.summary())
+        return stopped
 
-    comparison = None  # --ledger: checked before any call
-    if previous is None and opts.ledger is not None:
-        from gate.engine import ledger
-
-        probe = _new_manifest(project, arms, opts, max_rounds, BudgetSnapshot.model_validate(
-            {**budget.snapshot(), "configured_by": "gate.yaml"}))
-        comparison = ledger.check(opts.ledger, probe, opts.force_restart)
-    halt, stopped = asyncio.run(_run(project, arms, opts, budget, declare, notices, reuse))
-    manifest = declare()
-    results = finish_results(RunDir(opts.out), halt=halt, stopped=stopped)
-    _ledger_line(opts, manifest, results.verdict)
+    results = session.finish(session.execute(until_decided))
     if opts.write_status and results.status not in ("halted", "paused"):
-        _write_status(project, opts.candidate, "pending-human-review", manifest.run_id, notices)
+        _write_status(project, opts.candidate, "pending-human-review", session.declare().run_id,
+                      notices)
     return results
-
-
-async def _run(
-    project: Project, arms: list[Arm], opts: SweepOptions, budget: Budget,
-    declare: Callable[[], Manifest], notices: Notices, reuse: Reuse | None = None,
-) -> tuple[HaltRecord | None, str | None]:
-    """Open the providers and run the rounds: (the halt, why it stopped undecided)."""
-    cfg = project.config
-    models: dict[str, set[str]] = {}
-    for a in arms:
-        models.setdefault(a.provider, set()).add(a.model)
-    try:
-        async with open_providers(project, models, budget=budget, notices=notices,
-                                  seed=opts.seed) as providers:
-            manifest = declare()
-            if opts.write_status:
-                _write_status(project, opts.candidate, "in-progress", manifest.run_id, notices)
-            engine = sweep_engine(project, opts, arms, providers, notices)
-            try:
-                stopped = await _rounds(engine, opts.out, units_of(manifest.scope),
-                                        _min_checks(project), cfg.statistics, notices, budget,
-                                        reuse, cfg.slos)
-            finally:
-                engine.close()
-            if reuse is not None:
-                notices(reuse.summary())
-            return engine.halt, stopped
-    except CircuitBreakerError as exc:  # while opening the providers: before any task
-        return halt_before_any_task(exc, notices), None
-
-
-def sweep_engine(
-    project: Project, opts: SweepOptions, arms: list[Arm], providers: dict[str, Provider],
-    notices: Notices,
-) -> Engine:
-    """The engine of a sweep's arms (one process or one shard): concurrency is the tightest
-    of the run's and every arm's provider's."""
-    cfg = project.config
-    return Engine(
-        opts.out, {a.name: a for a in arms}, providers, seed=opts.seed,
-        concurrency=min([cfg.run.concurrency]
-                        + [cfg.providers[a.provider].concurrency for a in arms]),
-        max_tokens=cfg.run.max_tokens, temperature=cfg.run.temperature,
-        heartbeat_interval_s=cfg.run.heartbeat_interval_s,
-        pause_file=opts.pause_file, notices=notices,
-    )
 
 
 def _min_checks(project: Project) -> int:
@@ -388,11 +282,11 @@ def _budget_stop(out: Path, budget: Budget, number: int, cells: int,
     if cells_done == 0 or cells == 0:
         return None
     projected = RunDir(out).spent_usd() / cells_done * cells
-    snap = budget.snapshot()
-    if snap["spent_usd"] + projected > snap["ceiling_usd"]:
+    snap = budget_snapshot(budget)
+    if snap.spent_usd + projected > snap.ceiling_usd:
         return (f"budget: check {number} would cost about ${projected:.4f}, "
-                f"${max(0.0, snap['ceiling_usd'] - snap['spent_usd']):.4f} left of "
-                f"${snap['ceiling_usd']:.4f}")
+                f"${max(0.0, snap.ceiling_usd - snap.spent_usd):.4f} left of "
+                f"${snap.ceiling_usd:.4f}")
     return None
 
 

@@ -1,8 +1,10 @@
 """Checks of gate.yaml's ``agent`` and ``agent_overrides`` that need more than the schema: every
-override names a known environment, and every program's executable can be found."""
+override names a known environment, every program's executable can be found, and the packages
+that serve a program's trial (the ``agents`` extra) are installed."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -10,6 +12,24 @@ from pathlib import Path
 from gate.config.schema import AgentProgram, GateConfig
 
 Loc = tuple[str | int, ...]
+
+AGENTS_EXTRA = ("mcp", "mcp_types", "starlette", "uvicorn")
+"""What a program's trial is served with (gate.agent.serve): the optional extra ``agents``."""
+AGENTS_HINT = "pip install 'gate[agents]'"
+
+
+def missing_agents_extra() -> list[str]:
+    """The modules of the ``agents`` extra that cannot be imported (none when it is installed)."""
+    return [name for name in AGENTS_EXTRA if importlib.util.find_spec(name) is None]
+
+
+def agents_extra_problem() -> str | None:
+    """Why agent programs cannot run here (None when they can)."""
+    missing = missing_agents_extra()
+    if not missing:
+        return None
+    return (f"an agent program needs gate's optional extra 'agents' ({', '.join(missing)} "
+            f"not installed): {AGENTS_HINT}")
 
 
 def agent_problems(config: GateConfig, root: Path, environments: Iterable[str]
@@ -22,8 +42,11 @@ def agent_problems(config: GateConfig, root: Path, environments: Iterable[str]
             problems.append((("agent_overrides", name),
                              f"agent_overrides: unknown environment {name!r}; known: {known}"))
     keys = {p.api_key_env for p in config.providers.values() if p.api_key_env}
+    extra = agents_extra_problem() if programs(config) else None
     for where, program in programs(config):
         loc: Loc = tuple(where.split(".", 1)) if "." in where else (where,)
+        if extra is not None:
+            problems.append((loc, f"{where}: {extra}"))
         problems += _command_problems(loc, program, root)
         for i, name in enumerate(program.files):
             if not (root / name).is_file() or Path(name).is_absolute():

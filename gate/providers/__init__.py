@@ -2,7 +2,13 @@
 
     base           the contract: Provider, ChatRequest/ChatResponse, Attempt, ErrorKind
     factory        build_client, build_provider, prepare_pricing, fetch_balance
-    openai_compat  OpenAICompatProvider: retries, rate limit, cooldown, 402 halt, accounting
+    openai_compat  OpenAICompatProvider: its wires inside the guards; prices, balance
+    guards         Guards: halt, price, budget, retry, cooldown, rate limit, audit, around any
+                   wire of the provider
+    wire           the wire client's contract (Wire, WireRequest, Outcome): one request, one
+                   classified outcome, no policy
+    chat_wire      ChatWire: POST /chat/completions
+    responses_wire ResponsesWire: POST /responses (providers declaring responses_api)
     classify       pure: (status, body, exception) -> ErrorKind | None; Retry-After parsing
     retry          pure backoff and retry predicate (tenacity), provider-wide cooldown
     ratelimit      RateLimiter: sliding window + minimum interval, shared by all calls

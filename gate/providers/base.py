@@ -6,6 +6,11 @@ makes to the ``on_attempt`` sink (the engine writes those to audit.jsonl), and r
 ``CircuitBreakerError`` (gate.errors) when spending must stop (HTTP 402, budget ceiling).
 ``ErrorKind`` and ``ProviderError`` live in gate.errors with every other exception; they are
 re-exported here.
+
+A provider may also declare ``capabilities`` (``Capabilities``: it serves the Responses API,
+request fields it refuses); one that declares ``responses_api`` implements ``respond`` too
+(``ResponsesProvider``), which the recording endpoint calls to forward a program's
+``POST /v1/responses`` natively.
 """
 
 from __future__ import annotations
@@ -167,6 +172,51 @@ class TwoPhaseSink(Protocol):
     def started(self, start: AttemptStart) -> None: ...
 
 
+@dataclass(frozen=True)
+class ResponsesRequest:
+    """A Responses API request forwarded natively: the body as sent (gate has set ``model`` and
+    capped ``max_output_tokens`` at ``max_tokens``, the figure the budget projects)."""
+
+    model: str
+    body: dict[str, Any]
+    max_tokens: int
+
+    def sha256(self) -> str:
+        raw = json.dumps(self.body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ResponsesResult:
+    """The provider's ``response`` object, as it sent it, and gate's accounting of it."""
+
+    response_id: str
+    body: dict[str, Any]  # the whole ``response`` object
+    usage: Usage
+    cost_usd: float
+    latency_s: float
+    http_status: int = 200
+    finish_reason: str | None = None  # "stop", "tool_calls" or "length" (read from the output)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider declares it speaks (gate.yaml: ``responses_api``, ``unsupported_fields``)."""
+
+    responses_api: bool = False
+    unsupported: dict[str, frozenset[str]] = field(default_factory=dict)
+    """API (``chat_completions``, ``responses``) -> request fields the provider refuses."""
+
+
+NO_DECLARATION = Capabilities()
+
+
+def capabilities(provider: object) -> Capabilities:
+    """A provider's declaration (in-process providers declare nothing: chat completions only)."""
+    declared = getattr(provider, "capabilities", None)
+    return declared if isinstance(declared, Capabilities) else NO_DECLARATION
+
+
 class Provider(Protocol):
     """Anything that can answer a chat-completions request."""
 
@@ -181,8 +231,19 @@ class Provider(Protocol):
         ...
 
 
+class ResponsesProvider(Provider, Protocol):
+    """A provider that also forwards Responses API requests natively (``capabilities``
+    declares ``responses_api``)."""
+
+    async def respond(self, request: ResponsesRequest, on_attempt: AttemptSink
+                      ) -> ResponsesResult:
+        """Answer ``request`` on ``POST /responses``; report each attempt to ``on_attempt``."""
+        ...
+
+
 __all__ = [
-    "BEHAVIOUR_FIELDS", "RETRYABLE", "Attempt", "AttemptSink", "AttemptStart", "ChatRequest",
-    "ChatResponse", "ErrorKind", "Provider", "ProviderError", "TwoPhaseSink", "Usage",
-    "response_format_problem", "tool_choice_problem",
+    "BEHAVIOUR_FIELDS", "NO_DECLARATION", "RETRYABLE", "Attempt", "AttemptSink", "AttemptStart",
+    "Capabilities", "ChatRequest", "ChatResponse", "ErrorKind", "Provider", "ProviderError",
+    "ResponsesProvider", "ResponsesRequest", "ResponsesResult", "TwoPhaseSink", "Usage",
+    "capabilities", "response_format_problem", "tool_choice_problem",
 ]

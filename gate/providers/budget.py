@@ -30,15 +30,25 @@ CHARS_PER_TOKEN = 3  # deliberately pessimistic: real tokenisers average about 4
 
 def estimate_prompt_tokens(request: ChatRequest) -> int:
     """Upper-side estimate of the prompt tokens of ``request``: JSON length / 3, rounded up."""
-    raw = json.dumps(request.body(), separators=(",", ":"))
-    return math.ceil(len(raw) / CHARS_PER_TOKEN)
+    return tokens_of_chars(len(json.dumps(request.body(), separators=(",", ":"))))
+
+
+def tokens_of_chars(chars: int) -> int:
+    """Upper-side estimate of the tokens of a request ``chars`` characters long (JSON)."""
+    return math.ceil(chars / CHARS_PER_TOKEN)
 
 
 def project_cost(request: ChatRequest, price: Price) -> float:
     """Worst-case USD cost of one call: estimated prompt, ``max_tokens`` completion, request."""
+    return worst_case_cost(estimate_prompt_tokens(request), request.max_tokens, price)
+
+
+def worst_case_cost(prompt_tokens_estimate: int, max_tokens: int, price: Price) -> float:
+    """Worst-case USD cost of one call of any wire: the prompt estimate, every completion token
+    the request allows, and the per-request price."""
     return (
-        estimate_prompt_tokens(request) * price.prompt
-        + request.max_tokens * price.completion
+        prompt_tokens_estimate * price.prompt
+        + max_tokens * price.completion
         + price.request
     )
 

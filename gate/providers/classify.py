@@ -20,6 +20,11 @@ The table, in the order it is applied:
                      ``choices[0].finish_reason == "error"`` -> finish_error (the provider
                      failed mid-generation; what was produced is not the model's answer)
                      otherwise -> ``None`` (success)
+    2xx Responses    (``classify_responses``, a ``POST /responses`` answer) not an object ->
+                     malformed_response; ``error`` object -> error_in_body (code 402 ->
+                     payment_required); no ``output`` list or no ``usage`` with
+                     ``input_tokens`` and ``output_tokens`` -> malformed_response;
+                     ``status: "failed"`` -> finish_error; otherwise ``None``
 
 Nothing here does I/O; ``parse_retry_after`` is pure too (``now`` is passed in).
 """
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import email.utils
 import math
+from collections.abc import Callable
 from typing import Any, Final
 
 import httpx
@@ -71,6 +77,18 @@ def classify(
     Returns ``None`` when the attempt succeeded (a usable completion), and also for an exception
     that is not a transport problem: that is a bug, and the caller must re-raise it.
     """
+    return _classify(status, body, exc, _classify_body)
+
+
+def classify_responses(
+    status: int | None, body: Any = None, exc: BaseException | None = None
+) -> ErrorKind | None:
+    """``classify`` for an answer of the Responses API (``POST /responses``)."""
+    return _classify(status, body, exc, _classify_responses_body)
+
+
+def _classify(status: int | None, body: Any, exc: BaseException | None,
+              classify_body: Callable[[Any], ErrorKind | None]) -> ErrorKind | None:
     if exc is not None:
         return _classify_exception(exc)
     if status is None:
@@ -81,7 +99,7 @@ def classify(
         return ErrorKind.SERVER_ERROR
     if not 200 <= status < 300:
         return ErrorKind.BAD_REQUEST
-    return _classify_body(body)
+    return classify_body(body)
 
 
 def _classify_exception(exc: BaseException) -> ErrorKind | None:
@@ -114,10 +132,26 @@ def _classify_body(body: Any) -> ErrorKind | None:
     return None
 
 
-def _usage_ok(usage: Any) -> bool:
+def _classify_responses_body(body: Any) -> ErrorKind | None:
+    if body is UNPARSEABLE or not isinstance(body, dict):
+        return ErrorKind.MALFORMED_RESPONSE
+    error = body.get("error")
+    if error is not None:
+        code = error.get("code") if isinstance(error, dict) else None
+        return ErrorKind.PAYMENT_REQUIRED if code == 402 else ErrorKind.ERROR_IN_BODY
+    if not isinstance(body.get("output"), list) or \
+            not _usage_ok(body.get("usage"), ("input_tokens", "output_tokens")):
+        return ErrorKind.MALFORMED_RESPONSE
+    if body.get("status") == "failed":
+        return ErrorKind.FINISH_ERROR
+    return None
+
+
+def _usage_ok(usage: Any, keys: tuple[str, str] = ("prompt_tokens", "completion_tokens")
+              ) -> bool:
     if not isinstance(usage, dict):
         return False
-    for key in ("prompt_tokens", "completion_tokens"):
+    for key in keys:
         value = usage.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             return False

@@ -23,7 +23,6 @@ No other module names these files: it asks a ``RunDir``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from gate.records import (
     AuditAttempt,
@@ -41,8 +40,8 @@ from gate.records import (
     read_record,
     write_record,
 )
-from gate.rundir.audit import read_audit
-from gate.rundir.jsonl import JsonlWriter, read_jsonl, read_lines
+from gate.rundir.audit import read_audit, read_audit_lines
+from gate.rundir.jsonl import JsonlWriter, read_jsonl
 
 MANIFEST = "manifest.json"
 AUDIT = "audit.jsonl"
@@ -56,7 +55,6 @@ SHARD = "shard.json"
 STAGES = "stages.json"
 REPORT = "report.md"
 TRANSCRIPTS = "transcripts.jsonl.gz"  # one compressed line per trial (gate.engine.transcripts)
-JSONL_FILES = (TRIALS, AUDIT, HEARTBEAT)
 
 
 class RunDir:
@@ -114,10 +112,9 @@ class RunDir:
         """One validated record per attempt (a start without an outcome is ``interrupted``)."""
         return read_audit(self.audit_path)
 
-    def audit_lines(self) -> list[tuple[int, dict[str, Any]]]:
-        """audit.jsonl's lines as written (line number, object), after validating them all."""
-        self.audit()
-        return read_lines(self.audit_path)
+    def audit_lines(self) -> list[AuditLine]:
+        """audit.jsonl's lines as written (both phases), each validated by its shape."""
+        return read_audit_lines(self.audit_path)
 
     def heartbeats(self) -> list[Heartbeat]:
         return read_jsonl(self.file(HEARTBEAT), Heartbeat)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import ErrorKind
-from gate.records import AuditAttempt, AuditStarted, parse_record
+from gate.records import AuditAttempt, AuditLine, AuditStarted, parse_record
 from gate.rundir.jsonl import read_lines
 
 STARTED = "started"
@@ -53,11 +53,18 @@ def interrupted(started: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def read_audit_lines(path: Path) -> list[AuditLine]:
+    """audit.jsonl's lines as written, each validated by its shape (``AuditStarted`` or
+    ``AuditAttempt``)."""
+    lines: list[AuditLine] = []
+    for number, obj in read_lines(path):
+        model = AuditStarted if obj.get("phase") == STARTED else AuditAttempt
+        lines.append(parse_record(model, obj, str(path), number))
+    return lines
+
+
 def read_audit(path: Path) -> list[AuditAttempt]:
     """audit.jsonl as one validated ``AuditAttempt`` per attempt (``started`` lines folded;
     a start without an outcome is ``interrupted``). Every line is validated by its shape."""
-    lines: list[dict[str, Any]] = []
-    for number, obj in read_lines(path):
-        model = AuditStarted if obj.get("phase") == STARTED else AuditAttempt
-        lines.append(parse_record(model, obj, str(path), number).to_json())
+    lines = [line.to_json() for line in read_audit_lines(path)]
     return [AuditAttempt.model_validate(a) for a in attempts(lines)]

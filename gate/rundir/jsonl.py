@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Generic, overload
 
 from gate.errors import RecordError
-from gate.records import R, parse_record
+from gate.records import R, Record, parse_record
 
 
 @dataclass
@@ -176,6 +176,16 @@ class CompressedJsonlWriter(JsonlWriter[R]):
             raise TypeError(f"{self.path.name} holds {self.model.__name__} records, "
                             f"not {type(record).__name__}")
         return compressed_line(record)
+
+
+def replace_jsonl(path: Path, records: Sequence[Record]) -> None:
+    """Write ``records`` as the whole of ``path`` at once (a temporary file renamed over it):
+    the files a merge assembles from its shards."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record.to_json(), sort_keys=True) + "\n")
+    os.replace(tmp, path)
 
 
 def encode_line(record: Any) -> bytes:

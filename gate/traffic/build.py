@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from gate.environments._common import canonical_json, stable_int
+from gate.environments.common import canonical_json, stable_int
 from gate.environments.replay.model import ExpectedWrite, Rule, canonical_args, write_matches
 from gate.errors import Problem
 from gate.project.load import NEEDS_LABEL

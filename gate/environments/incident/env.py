@@ -17,13 +17,13 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from gate.config.schema import Fixture, ToolCall
-from gate.environments._common import (
+from gate.environments.base import Environment, EnvOutcome, ToolResult
+from gate.environments.common import (
     evidence_found,
     stable_int,
     unknown_tool_messages,
     validation_messages,
 )
-from gate.environments.base import Environment, EnvOutcome, ToolResult
 from gate.environments.incident.model import (
     SERVICES,
     ConfigValue,

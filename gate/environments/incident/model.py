@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from gate.environments._common import StateModel
+from gate.environments.common import StateModel
 
 ServiceName = Literal["web_server", "database", "cache", "message_queue", "load_balancer"]
 SERVICES: tuple[ServiceName, ...] = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from gate.environments._common import stable_int
+from gate.environments.common import stable_int
 from gate.environments.incident.model import Number, Service
 
 LOG_WINDOW_S = 900  # logs cover the quarter hour before the incident was opened

@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from gate.config.schema import Fixture, ToolCall
-from gate.environments._common import evidence_found, unknown_tool_messages, validation_messages
 from gate.environments.base import Environment, EnvOutcome, ToolResult
+from gate.environments.common import evidence_found, unknown_tool_messages, validation_messages
 from gate.environments.orders import rules
 from gate.environments.orders.model import Address, Order, OrdersExpected, OrdersState, Refund
 from gate.environments.orders.projection import (

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from gate.environments._common import StateModel
+from gate.environments.common import StateModel
 
 OrderStatus = Literal["pending", "processing", "shipped", "delivered", "cancelled"]
 ItemStatus = Literal["active", "refunded", "exchange_requested"]

@@ -26,8 +26,8 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from gate.config.schema import Fixture, ToolCall
-from gate.environments._common import evidence_found, validation_messages
 from gate.environments.base import Environment, EnvOutcome, ToolResult
+from gate.environments.common import evidence_found, validation_messages
 from gate.environments.replay.model import (
     Recorded,
     ReplayExpected,

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from gate.environments._common import StateModel, canonical_json
+from gate.environments.common import StateModel, canonical_json
 
 
 class Tolerance(StateModel):

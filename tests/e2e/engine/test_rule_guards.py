@@ -12,7 +12,7 @@ import pytest
 from paths import REPO
 
 from gate.cli import main
-from gate.engine import sweep as sweep_module
+from gate.engine import session as sweep_module
 from gate.engine.results import compute_results, evidence_of, scope_accounting
 from gate.engine.runner import Arm
 from gate.engine.sweep import check_smoke

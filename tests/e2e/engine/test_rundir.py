@@ -12,9 +12,9 @@ import pytest
 
 import gate.rundir as rundir
 from gate.connect import ProviderOptions
+from gate.engine.notices import Notices
 from gate.engine.run import execute_run
 from gate.engine.rundir import derive_results
-from gate.engine.session import Notices
 from gate.engine.verify import verify_run
 from gate.project.load import load_project, select_tasks
 from gate.rundir import RunDir, as_written, read_results

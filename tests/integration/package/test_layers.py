@@ -44,6 +44,9 @@ def test_gate_keeps_its_layers(copy: Path) -> None:
                           "if TYPE_CHECKING:\n    from gate.simulate.models import MockProvider\n"),
     ("simulate/models.py", "from gate.agent import loop\n"),
     ("project/load.py", "import gate.agent.loop\n"),
+    ("providers/chat_wire.py", "def _planted() -> None:\n    from gate.providers import retry\n"),
+    ("providers/wire.py", "import tenacity\n"),
+    ("providers/guards.py", "from gate.providers.openai_compat import OpenAICompatProvider\n"),
 ])
 def test_a_planted_upward_import_fails_the_contract(copy: Path, module: str,
                                                     planted: str) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gate.engine.runner import Cell, Engine
-from gate.engine.session import Notices
+from gate.engine.notices import Notices
+from gate.engine.runner import Cell, Engine, EngineOptions
 from gate.rundir.jsonl import read_jsonl
 
 
@@ -23,9 +23,9 @@ def test_every_interval_prints_a_console_line(tmp_path: Path) -> None:
         await asyncio.sleep(0)
 
     console = io.StringIO()
-    engine = Engine(tmp_path, {}, {}, seed=1, concurrency=1, max_tokens=10, temperature=0.0,
-                    heartbeat_interval_s=300.0, notices=Notices(console),
-                    sleep=fake_sleep)
+    engine = Engine(tmp_path, {}, {}, EngineOptions(
+        seed=1, concurrency=1, max_tokens=10, temperature=0.0, heartbeat_interval_s=300.0,
+        notices=Notices(console), sleep=fake_sleep))
     engine.counters.calls, engine.counters.cost_usd, engine.counters.trials_done = 7, 0.25, 3
     engine.counters.current = Cell(2, "orders-easy-01", "baseline")
     with pytest.raises(asyncio.CancelledError):

@@ -8,7 +8,7 @@ import pytest
 from envsuite_helpers import ENVIRONMENTS, case, make, run, task_ids, transcript
 
 from gate.config.schema import ToolCall
-from gate.environments._common import call_matches
+from gate.environments.common import call_matches
 
 IDS = task_ids()
 

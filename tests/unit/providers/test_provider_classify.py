@@ -15,8 +15,8 @@ from gate.config.schema import RetryPolicy
 from gate.errors import AttemptFailed
 from gate.providers.base import RETRYABLE, ErrorKind
 from gate.providers.capped import ResponseTooLarge
-from gate.providers.classify import UNPARSEABLE, classify, parse_retry_after
-from gate.providers.openai_compat import cost_diverges
+from gate.providers.classify import UNPARSEABLE, classify, classify_responses, parse_retry_after
+from gate.providers.guards import cost_diverges
 from gate.providers.retry import backoff_s, is_retryable
 
 OK: dict[str, Any] = {
@@ -147,3 +147,29 @@ def test_cost_divergence() -> None:
     assert cost_diverges(3.0, 1.0)  # the 3x price-table error
     assert not cost_diverges(0.0, 0.0)
     assert cost_diverges(0.01, 0.0)
+
+
+RESPONSE_OK: dict[str, Any] = {
+    "id": "resp_1", "object": "response", "status": "completed", "error": None,
+    "output": [], "usage": {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5},
+}
+
+
+@pytest.mark.parametrize(("status", "body", "kind"), [
+    (200, RESPONSE_OK, None),
+    (200, {**RESPONSE_OK, "status": "incomplete"}, None),  # cut at max_output_tokens: usable
+    (200, {**RESPONSE_OK, "status": "failed"}, ErrorKind.FINISH_ERROR),
+    (200, {**RESPONSE_OK, "error": {"code": "server_error", "message": "x"}},
+     ErrorKind.ERROR_IN_BODY),
+    (200, {**RESPONSE_OK, "error": {"code": 402}}, ErrorKind.PAYMENT_REQUIRED),
+    (200, {**RESPONSE_OK, "output": None}, ErrorKind.MALFORMED_RESPONSE),
+    (200, {**RESPONSE_OK, "usage": {"prompt_tokens": 3, "completion_tokens": 2}},
+     ErrorKind.MALFORMED_RESPONSE),  # chat-completions usage is not a Responses answer
+    (200, OK, ErrorKind.MALFORMED_RESPONSE),
+    (200, UNPARSEABLE, ErrorKind.MALFORMED_RESPONSE),
+    (429, {}, ErrorKind.RATE_LIMITED),
+    (400, {"error": {"code": "unsupported_parameter"}}, ErrorKind.BAD_REQUEST),
+])
+def test_responses_classification(status: int, body: Any, kind: ErrorKind | None) -> None:
+    assert classify_responses(status, body) is kind
+    assert classify(200, RESPONSE_OK) is ErrorKind.MALFORMED_RESPONSE  # each wire its own table

@@ -1,4 +1,5 @@
-"""Helpers shared by the built-in environments: stable seeding, evidence matching, messages."""
+"""Helpers shared by the built-in environments (and the traffic importer): stable seeding,
+evidence matching, messages."""
 
 from __future__ import annotations
 
