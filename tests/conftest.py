@@ -38,9 +38,13 @@ def gh(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
         yield fake
 
 
+# fixtures that copy the whole project (tests/e2e/conftest.py: ``regression`` sweeps one)
+ON_A_PROJECT_COPY = frozenset({"project_dir", "regression"})
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test on a copy of the whole project (``project_dir``) runs gate end to end: it is
-    ``slow``, which the development loop (``pytest -m "not slow"``) leaves out."""
+    """A test on a copy of the whole project runs gate end to end: it is ``slow``, which the
+    development loop (``pytest -m "not slow"``) leaves out."""
     for item in items:
-        if "project_dir" in getattr(item, "fixturenames", ()):
+        if ON_A_PROJECT_COPY & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)

@@ -21,6 +21,8 @@ from gate.rundir import RunDir
 from gate.rundir.audit import read_audit
 from gate.rundir.jsonl import read_jsonl
 
+pytestmark = pytest.mark.slow  # a sweep on a copy of the project (the module's fixture)
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
