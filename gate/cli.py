@@ -18,6 +18,7 @@ from gate.errors import CircuitBreakerError, ConfigError, GateError, exit_code_f
 from gate.providers.redact import HIERARCHIES, RedactingFilter
 
 _HANDLER_NAME = "gate-cli"
+OTLP_EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.http"  # the OTel extra's exporter
 
 # Modules that contribute subcommands: each has ``register(subparsers)`` which adds parsers
 # whose ``func`` default is ``Callable[[argparse.Namespace], int]``.
@@ -76,6 +77,10 @@ def configure_logging(*, verbose: bool, stream: TextIO | None = None) -> logging
             logger.removeHandler(old)
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # gate reports an export the collector refused, with its status and reason; the OTLP
+    # exporter's own "Failed to export spans batch code: 422" says less, so only with -v.
+    logging.getLogger(OTLP_EXPORTER_LOGGER).setLevel(
+        logging.NOTSET if verbose else logging.CRITICAL)
     return handler
 
 

@@ -10,7 +10,8 @@ afterwards:
 3. every report's top failures, in order, while they fit;
 4. the folded sections, the room left shared out equally between the reports (a report that
    needs less leaves the rest to the others); a section that does not fit has its longest
-   table cut to the rows that fit (never to its header alone), else it is left out.
+   table cut to the rows that fit (never to its header alone), then its nested sections (the
+   failed trials' excerpts) left out from the last, else it is left out.
 
 Whatever is not shown says so and points to the full report: the job summary of the workflow
 run and ``report.md`` in the run's artifact hold every report whole.
@@ -120,6 +121,44 @@ def _capped(block: Block, room: int, where: Where) -> str | None:
     return text if utf16_len(text) <= room else None
 
 
+def _nested(lines: list[str]) -> list[tuple[int, int]]:
+    """(first, end) line indexes of the ``<details>`` sections nested in a fold (a failed
+    trial's excerpt each), after its own opening line."""
+    spans, i = [], 1
+    while i < len(lines):
+        if lines[i].startswith("<details><summary>"):
+            end = next((j for j in range(i + 1, len(lines)) if lines[j] == "</details>"), None)
+            if end is None:
+                break
+            spans.append((i, end + 1))
+            i = end + 1
+        else:
+            i += 1
+    return spans
+
+
+def _trimmed(block: Block, room: int, where: Where) -> str | None:
+    """``block`` within ``room``: its longest table cut (``_capped``), and if that is not
+    enough, its nested sections (the failed trials' excerpts) left out from the last one,
+    with a pointer to where they are; None when even the first one does not fit."""
+    lines = block.text.split("\n")
+    nested = _nested(lines)
+    for drop in range(len(nested) + 1):
+        text = block.text
+        if drop:
+            first = nested[len(nested) - drop][0]
+            last = nested[-1][1]
+            note = (f"…{drop} more failed trial(s) not shown here: every one is in "
+                    f"{where.full}.")
+            text = "\n".join([*lines[:first], note, *lines[last:]])
+        if utf16_len(text) <= room:
+            return text
+        cut = _capped(Block(block.kind, text), room, where)
+        if cut is not None:
+            return cut
+    return None
+
+
 def _folds(report: ParsedReport, room: int, where: Where) -> tuple[list[str], list[str]]:
     """The fold blocks within ``room``, in their order: first every one that fits whole
     (the small ones are not crowded out by a long table), then the others cut to the room
@@ -134,7 +173,7 @@ def _folds(report: ParsedReport, room: int, where: Where) -> tuple[list[str], li
     for i, block in enumerate(folds):
         if i in chosen:
             continue
-        cut = _capped(block, room - 2, where)
+        cut = _trimmed(block, room - 2, where)
         if cut is not None:
             chosen[i] = cut
             room -= utf16_len(cut) + 2

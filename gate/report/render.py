@@ -28,7 +28,7 @@ from gate.errors import ConfigError
 from gate.records import Manifest, Results
 from gate.report import facts
 from gate.report.blocks import marker
-from gate.report.excerpts import MAX_EXCERPTS, excerpt, failed_traces, failed_trials
+from gate.report.excerpts import MAX_EXCERPTS, excerpts, failed_traces, failed_trials
 from gate.report.neutralize import neutral, neutralize
 from gate.report.summary import value_text
 from gate.report.verdict import verdict_of
@@ -133,7 +133,7 @@ def render_markdown(run_dir: Path, changes: Path | None = None) -> str:
         context=facts.context(run_dir, manifest_record, results_record, links, changes),
         markers=_markers(facts.summary_row(verdict, results_record, manifest_record)),
         top=top, more=regressed[TOP_TASKS:], regressed=regressed,
-        excerpts={k: excerpt(trials[k]) for k in shown if k in trials},
+        excerpts=excerpts(run_dir, trials, shown),
         task_rows=task_rows[:MAX_TASK_ROWS], rows_hidden=max(0, len(task_rows) - MAX_TASK_ROWS),
         tasks_empty=len(rows) - len(task_rows), sweep=results_record.kind == "sweep",
         reasons=facts.reasons, stages=_stages(run_dir), traces=traces,

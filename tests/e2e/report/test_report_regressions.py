@@ -115,7 +115,7 @@ def test_each_regressed_task_shows_a_failing_trace_excerpt_folded(regression: Pa
     trial = by_id[first["example_trial"]]
     assert not trial["success"]
     assert trial["arm"] == "candidate"
-    start = text.index("calls of failed trial")
+    start = text.index("its first wrong step and calls")
     block = text[start:text.index("</details>", start)]
     assert text.rfind("<details><summary>", 0, start) > text.index("| task the candidate")
     call = trial["calls"][0]
@@ -315,7 +315,7 @@ def test_regressed_tasks_and_excerpts_are_inert(regression: Path, tmp_path: Path
     report = render_markdown(run)
     assert_inert(report)
     for line in report.splitlines():
-        if line.startswith("<details><summary>") and "calls of failed trial" in line:
+        if line.startswith("<details><summary>") and "its first wrong step and calls" in line:
             assert re.fullmatch(r"<details><summary>[^<>]*</summary>", line), line
 
 
