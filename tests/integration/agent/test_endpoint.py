@@ -19,7 +19,7 @@ from mcp import Client
 
 from gate.agent.endpoint import TrialSession
 from gate.agent.loop import TrialSpec
-from gate.agent.serve import serve_trial
+from gate.agent.serve import TrialServer, serve_trial
 from gate.project.load import load_project
 from gate.providers.base import Attempt
 
@@ -168,3 +168,44 @@ def test_a_run_does_not_import_the_server_stack_until_a_program_runs() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=REPO)
     assert out.stdout.strip() == "[]"
+
+
+def test_one_server_keeps_concurrent_trials_apart_and_forgets_an_ended_one() -> None:
+    """The run's server serves many trials at once: each path reaches its own trial only (its
+    token, its provider, its tools, its accounting), and an ended trial's paths answer 404."""
+    async def go() -> None:
+        server = TrialServer()
+        await server.start()
+        audit_a: list[tuple[int, Attempt]] = []
+        audit_b: list[tuple[int, Attempt]] = []
+        a, b = _session(StubProvider(), audit_a), _session(StubProvider(), audit_b)
+        b.token = "other-token"
+        body = {"model": "vendor/model-1", "messages": [{"role": "user", "content": "x"}]}
+        try:
+            async with server.trial(a) as at_a, server.trial(b) as at_b, \
+                    httpx.AsyncClient() as http:
+                assert at_a.port == at_b.port
+                own = await http.post(at_a.base_url + "/chat/completions", json=body,
+                                      headers={"Authorization": "Bearer trial-token"})
+                crossed = await http.post(at_b.base_url + "/chat/completions", json=body,
+                                          headers={"Authorization": "Bearer trial-token"})
+                async with Client(at_b.mcp_url) as mcp:
+                    await mcp.call_tool("check_status", {"service": "cache"})
+            async with httpx.AsyncClient() as http:
+                late = await http.post(at_a.base_url + "/chat/completions", json=body,
+                                       headers={"Authorization": "Bearer trial-token"})
+                late_mcp = await http.post(at_b.mcp_url, json={})
+            assert port_open(server.port)  # the server outlives its trials
+        finally:
+            await server.aclose()
+        assert [own.status_code, crossed.status_code, late.status_code,
+                late_mcp.status_code] == [200, 401, 404, 404]
+        assert [step for step, _ in audit_a] == [1]
+        assert audit_b == []
+        assert (a.model_calls, a.mcp_calls, dict(a.rejected)) == (1, 0, {})
+        assert (b.model_calls, b.mcp_calls, dict(b.rejected)) == (0, 1, {"auth": 1})
+        assert b.trace.tool_calls == 1
+        assert a.trace.tool_calls == 0
+        assert not port_open(server.port)
+
+    asyncio.run(go())
