@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "agent"))
+sys.path.insert(0, str(REPO / "tests" / "support"))
 
 from agent_support import EXAMPLE, PROGRAMS, make_project, program  # noqa: E402
 
