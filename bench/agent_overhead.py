@@ -1,7 +1,8 @@
 """Overhead per trial of running a team's agent program instead of gate's built-in loop.
 
-(a) The per-trial server alone: start and stop of the recording endpoint and the MCP tool
-    server (uvicorn on a loopback port), p50/p95 over N starts.
+(a) A trial's own server alone (``serve_trial``, what a trial outside a run pays): start and
+    stop of the recording endpoint and the MCP tool server (uvicorn on a loopback port),
+    p50/p95 over N starts. Within a run one server serves every trial (gate.agent.serve).
 (b) Whole trials on the simulated models (mock/expert, every task of a small suite, concurrency
     1 so trials do not overlap): mean wall time per trial of the built-in loop, of a trivial
     stdlib-only program (plain HTTP, no MCP: the floor of process start + endpoint), and of the
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "agent"))
+sys.path.insert(0, str(REPO / "tests" / "support"))
 
 from agent_support import EXAMPLE, PROGRAMS, make_project, program  # noqa: E402
 

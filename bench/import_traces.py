@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "traffic"))
+sys.path.insert(0, str(REPO / "tests" / "support"))
 
 from traffic_sessions import session  # noqa: E402
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -34,23 +36,31 @@ def project(dest: Path, agent: object) -> Path:
     return dest / "gate.yaml"
 
 
+def _cpu_s() -> float:
+    """CPU seconds of every finished child process (gate and the programs it started)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def smoke(label: str, agent: object, repeat: int) -> float:
     times = []
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as tmp:
             cfg = project(Path(tmp), agent)
-            started = time.perf_counter()
+            load = os.getloadavg()[0]
+            started, cpu = time.perf_counter(), _cpu_s()
             proc = subprocess.run([sys.executable, "-m", "gate", "smoke", "--config", str(cfg),
                                    "--out", str(Path(tmp) / "smoke")],
                                   capture_output=True, text=True, cwd=tmp)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, _cpu_s() - cpu
             report = json.loads((Path(tmp) / "smoke" / "smoke.json").read_text())
         if proc.returncode != 0:
             print(proc.stdout[-2000:] + proc.stderr[-2000:])
             raise SystemExit(f"{label}: gate smoke exited {proc.returncode}")
         times.append(elapsed)
-        print(f"{label}: {elapsed:.2f} s wall, {len(report['tasks'])} tasks, smoke ok "
-              f"{report['ok']}")
+        print(f"{label}: {elapsed:.2f} s wall, {cpu:.2f} s CPU (gate and its programs), "
+              f"{len(report['tasks'])} tasks, smoke ok {report['ok']}, load average "
+              f"{load:.2f} at start")
     return statistics.median(times)
 
 

@@ -114,6 +114,11 @@ def register(sub: Any) -> None:
                    help="every shard directory of this stage")
     p.add_argument("--budget-usd", type=positive_usd,
                    help="the whole sweep's budget (default budget.ceiling_usd)")
+    p.add_argument("--ledger", type=Path, metavar="FILE",
+                   help="the comparison ledger (as gate sweep --ledger): a new merged run of a "
+                        "comparison already decided reports that verdict, nothing is merged")
+    p.add_argument("--force-restart", action="store_true",
+                   help="with --ledger: merge a new run of a comparison it holds (recorded)")
     p.set_defaults(func=cmd_merge)
 
 
@@ -209,9 +214,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     import os
 
+    from gate.engine import ledger
     from gate.engine.shard import github_output_lines, merge
+    from gate.rundir import RunDir
 
-    merged = merge(args.out, args.shards, budget_usd=args.budget_usd)
+    comparison = None
+    if args.ledger is not None and not RunDir(args.out).has_manifest():  # a new merged run
+        try:
+            comparison = ledger.check(args.ledger, RunDir(args.shards[0]).manifest(),
+                                      args.force_restart)
+        except ledger.EarlierRun as earlier:  # the comparison's verdict stands: reported
+            print(f"gate: {earlier}", file=sys.stderr)
+            return EXIT_FAIL if earlier.entry.verdict == "regression" else EXIT_OK
+    merged = merge(args.out, args.shards, budget_usd=args.budget_usd, comparison=comparison)
+    if args.ledger is not None:
+        ledger.record_merged(args.ledger, args.out, merged.results.verdict)
     write_report(args.out)
     print_decision(merged.results)
     if os.environ.get("GITHUB_OUTPUT"):

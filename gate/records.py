@@ -312,6 +312,15 @@ class Continuation(Record):
     command: list[str]
 
 
+class SharedBaseline(Record):
+    """The baseline cache a run reuses trials from, as its records showed at the run's start
+    (gate.engine.reuse): the distinct candidates whose runs in it hold baseline trials under
+    the same ``baseline_key``, this run's candidate included."""
+
+    candidates: list[Sha256]  # sha256 of each candidate arm (ArmSpec), sorted
+    runs: int = Field(ge=0)  # run directories in the cache under this baseline key
+
+
 class Comparison(Record):
     """Which run of its comparison this is (gate.engine.ledger, ``gate sweep --ledger``)."""
 
@@ -345,12 +354,15 @@ class Manifest(Record):
     # the random salt the iid plan was drawn from (sweeps); absent: drawn from str(seed)
     plan_salt: str | None = Field(default=None, pattern=r"^[0-9a-f]{1,64}$")
     comparison: Comparison | None = None  # with --ledger: the run's place in its comparison
+    shared_baseline: SharedBaseline | None = None  # with --reuse-from: who shares the cache
     # provider config key -> its OpenTelemetry GenAI name, from its type and host ("openai")
     provider_names: dict[str, str] = Field(default_factory=dict)
     subset: Subset | None = None  # --task/--env: the run covers only these tasks
     # a Python agent program's interpreter: name==version of each distribution, by where the
     # program is declared ("agent", "agent_overrides.ENV"); hashed into files_sha256 too
     agent_distributions: dict[str, list[str]] = Field(default_factory=dict)
+    # the sequential test's bets that decide the run (gate.engine.decision.DECISION_METHOD)
+    decision_method: int = Field(ge=1)
 
 
 # --- results.json / PARTIAL-RESULTS.json ------------------------------------------------

@@ -8,7 +8,9 @@ through MCP, repeat until it answers without a tool call; print that answer and 
 
 With ``agent.mode: persistent`` (GATE_MODE=persistent) it is started once and reads its trials
 as JSON lines on stdin (base_url, api_key, model, mcp_url, system_prompt, instruction), answering
-each with one JSON line: the imports and the interpreter's start are paid once per arm.
+each with one JSON line: the imports and the interpreter's start are paid once per arm, and, as
+in any long-running service, the HTTP clients are made once and reused (connections kept alive):
+per trial only the endpoint and key (``with_options``) and the MCP session change.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx2
 from mcp import Client
-from openai import AsyncOpenAI
+from mcp.client.streamable_http import streamable_http_client
+from openai import APIError, AsyncOpenAI
 
 MAX_TURNS = 60  # gate enforces the task's step limit itself
 
@@ -31,8 +35,9 @@ async def main() -> int:
         return await serve_trials()
     system = Path(os.environ["GATE_SYSTEM_PROMPT_FILE"]).read_text(encoding="utf-8")
     llm = AsyncOpenAI(max_retries=0)  # OPENAI_BASE_URL / OPENAI_API_KEY; gate retries itself
-    answer = await solve(llm, os.environ["GATE_MODEL"], os.environ["GATE_MCP_URL"], system,
-                         os.environ["GATE_INSTRUCTION"])
+    async with llm, mcp_http() as http:
+        answer = await solve(llm, os.environ["GATE_MODEL"], tools_at(os.environ["GATE_MCP_URL"],
+                             http), system, os.environ["GATE_INSTRUCTION"])
     if answer is None:
         print("no final answer within the turn limit", file=sys.stderr)
         return 1
@@ -42,22 +47,45 @@ async def main() -> int:
 
 async def serve_trials() -> int:
     """Persistent mode: one JSON line per trial on stdin, one JSON line per answer."""
-    while line := await asyncio.to_thread(sys.stdin.readline):
-        trial = json.loads(line)
-        llm = AsyncOpenAI(base_url=trial["base_url"], api_key=trial["api_key"], max_retries=0)
-        async with llm:
-            answer = await solve(llm, trial["model"], trial["mcp_url"], trial["system_prompt"],
-                                 trial["instruction"])
-        print(json.dumps({"task_id": trial["task_id"], "answer": answer}), flush=True)
+    llm = AsyncOpenAI(api_key="per-trial", max_retries=0)  # each trial has its own key
+    async with llm, mcp_http() as http:
+        while line := await asyncio.to_thread(sys.stdin.readline):
+            trial = json.loads(line)
+            reply: dict[str, Any] = {"task_id": trial["task_id"]}
+            try:
+                reply["answer"] = await solve(
+                    llm.with_options(base_url=trial["base_url"], api_key=trial["api_key"]),
+                    trial["model"], tools_at(trial["mcp_url"], http), trial["system_prompt"],
+                    trial["instruction"])
+            except* APIError as failed:  # e.g. the trial's step limit: answer, take the next
+                reply["error"] = "; ".join(str(exc) for exc in leaves(failed))
+                print(f"{trial['task_id']}: {reply['error']}", file=sys.stderr, flush=True)
+            print(json.dumps(reply), flush=True)
     return 0
 
 
-async def solve(llm: AsyncOpenAI, model: str, mcp_url: str, system: str,
+def leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    """The exceptions in a group (the MCP client's task group nests them)."""
+    return [leaf for exc in group.exceptions
+            for leaf in (leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])]
+
+
+def mcp_http() -> httpx2.AsyncClient:
+    """One HTTP client for every MCP session (the mcp SDK's timeouts: 30 s, reads 300 s)."""
+    return httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=300))
+
+
+def tools_at(mcp_url: str, http: httpx2.AsyncClient) -> Client:
+    """An MCP client for one trial's tools, over the shared HTTP client."""
+    return Client(streamable_http_client(mcp_url, http_client=http))
+
+
+async def solve(llm: AsyncOpenAI, model: str, tools_client: Client, system: str,
                 instruction: str) -> str | None:
     """The agent loop for one task: its final answer, or None at the turn limit."""
     messages: list[dict[str, Any]] = [{"role": "system", "content": system},
                                       {"role": "user", "content": instruction}]
-    async with Client(mcp_url) as tools_server:
+    async with tools_client as tools_server:
         listed = await tools_server.list_tools()
         tools = [{"type": "function", "function": {
             "name": t.name, "description": t.description or "", "parameters": t.input_schema}}

@@ -84,6 +84,7 @@ from gate.providers.base import (
 T = TypeVar("T")
 AuditSink = Callable[[int, Attempt], None]  # (step, attempt) -> the engine's audit writer
 MAX_BODY = 8 * 1024 * 1024
+TRIAL_PREFIX = "/trial/{trial}"  # every trial's endpoint has its own path on the run's server
 ENDING_S = 1.0  # an ending trial's program gets its answer; the trial ends after this at most
 
 
@@ -124,6 +125,14 @@ class TrialSession:
     replaced_fields: set[str] = field(default_factory=set)
     conversations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Responses API: each response id's conversation, for ``previous_response_id``."""
+    on_contact: Callable[[], None] | None = None
+    """Called once, at the first request routed to this trial (endpoint or MCP)."""
+
+    def contact(self) -> None:
+        """A request for this trial arrived."""
+        if self.on_contact is not None:
+            callback, self.on_contact = self.on_contact, None
+            callback()
 
     def end(self, reason: BaseException | str) -> None:
         """The trial must end now (the first reason wins)."""
@@ -132,22 +141,37 @@ class TrialSession:
         self.ended.set()
 
 
-def endpoint_routes(session: TrialSession) -> list[Route]:
+def endpoint_routes(trial: Callable[[str], TrialSession | None]) -> list[Route]:
+    """The endpoint's routes under ``/trial/{trial}/v1``; ``trial`` finds the session a path
+    names (None: that trial is not, or no longer, served: 404)."""
+
+    def session_of(request: Request) -> TrialSession | None:
+        return trial(str(request.path_params["trial"]))
+
     async def completions(request: Request) -> Response:
-        return await _completions(session, request)
+        session = session_of(request)
+        return _no_trial() if session is None else await _completions(session, request)
 
     async def models(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return _no_trial()
         if not _authorized(session, request):
             return _error(401, "invalid token for this trial", "invalid_api_key")
         return JSONResponse({"object": "list", "data": [
             _model_entry(name) for name in (session.spec.model, model_alias(session.spec.model))]})
 
     async def responses(request: Request) -> Response:
-        return await _responses(session, request)
+        session = session_of(request)
+        return _no_trial() if session is None else await _responses(session, request)
 
-    return [Route("/v1/chat/completions", completions, methods=["POST"]),
-            Route("/v1/responses", responses, methods=["POST"]),
-            Route("/v1/models", models, methods=["GET"])]
+    return [Route(f"{TRIAL_PREFIX}/v1/chat/completions", completions, methods=["POST"]),
+            Route(f"{TRIAL_PREFIX}/v1/responses", responses, methods=["POST"]),
+            Route(f"{TRIAL_PREFIX}/v1/models", models, methods=["GET"])]
+
+
+def _no_trial() -> Response:
+    return _error(404, "no such trial (it has ended, or never was)", "trial_not_found")
 
 
 def model_alias(model: str) -> str:

@@ -1,7 +1,10 @@
-"""The trial's tools as an MCP server (streamable HTTP): exactly the arm's tool definitions,
+"""The trials' tools as an MCP server (streamable HTTP): exactly the arm's tool definitions,
 executed against the trial's environment instance by the built-in loop's own checking code
 (unknown tool, schema-invalid arguments, repeated calls, evidence, distractors, wrong fixes),
 so the tool-use metrics of a program's trial are taken the same way as the built-in loop's.
+
+One server object serves every trial of a run: gate.agent.serve puts the trial that a request's
+secret path names into the request's ASGI scope (``SCOPE_KEY``) before the MCP layer sees it.
 """
 
 from __future__ import annotations
@@ -16,26 +19,39 @@ from mcp.server.lowlevel import Server
 from gate.agent.endpoint import TrialSession
 from gate.agent.loop import execute_call
 
+SCOPE_KEY = "gate.trial"
 
-def tool_server(session: TrialSession) -> Server[Any]:
-    """An MCP server whose ``tools/list`` and ``tools/call`` are the trial's."""
-    tools = [
+
+def tool_server() -> Server[Any]:
+    """An MCP server whose ``tools/list`` and ``tools/call`` are the requesting trial's."""
+
+    async def list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=trial_tools(_session(ctx)))
+
+    async def call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        return run_tool(_session(ctx), params.name, params.arguments)
+
+    return Server("gate", version="1", on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+def trial_tools(session: TrialSession) -> list[types.Tool]:
+    return [
         types.Tool(name=t["function"]["name"], description=t["function"]["description"],
                    input_schema=t["function"]["parameters"])
         for t in session.spec.tools
     ]
 
-    async def list_tools(
-        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
-    ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=tools)
 
-    async def call_tool(
-        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
-        return run_tool(session, params.name, params.arguments)
-
-    return Server("gate", version="1", on_list_tools=list_tools, on_call_tool=call_tool)
+def _session(ctx: ServerRequestContext[Any]) -> TrialSession:
+    scope = getattr(ctx.request, "scope", None) or {}
+    session = scope.get(SCOPE_KEY)
+    if not isinstance(session, TrialSession):  # gate.agent.serve routes only known trials here
+        raise RuntimeError("no trial for this MCP request")
+    return session
 
 
 def run_tool(session: TrialSession, name: str, arguments: Any) -> types.CallToolResult:

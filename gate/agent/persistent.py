@@ -1,26 +1,68 @@
 """``agent.mode: persistent``: the program is started once and given its trials as JSON lines on
 stdin, one trial at a time per process, answering each with one line on stdout. An arm keeps up
-to ``run.concurrency`` such processes (started as trials overlap, then reused).
+to ``run.concurrency`` such processes, reused from trial to trial.
 
 Each trial line is an object: ``task_id``, ``instruction``, ``system_prompt``, ``base_url``,
 ``api_key`` (the trial's token), ``model``, ``model_alias``, ``mcp_url``. Everything per trial
 stays per trial: the endpoint, the token, the MCP server, the timeout and the accounting. A
 program that exits, times out, or is still working when its trial ends (step limit, provider
 error, halt) is ended; a later trial starts another.
+
+Starting is paced, because starting a program mostly means importing its SDKs, work bound by
+the CPU, while a process that is already running takes the next trial at almost no cost:
+
+- at most ``max_starting`` (the number of cores) of an arm's processes are starting at once
+  (started, no request through their trial's endpoint or MCP server yet): more starts at once
+  than cores finish no sooner;
+- a trial that finds no idle process waits for one for as long as the arm's last start took
+  (from the start to its first request), counted from when it began to wait or a process last
+  came up or free, whichever is later: it starts a process only when none came free for that
+  long. Short trials (simulated models) thus share a few processes; long
+  ones (real models) get up to ``run.concurrency`` processes, each after one start's wait.
+
+The pool also owns the run's ``TrialServer`` (gate.agent.serve), started with the first
+program trial and closed with the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gate.agent.childproc import Child
 from gate.config.schema import AgentProgram
 
+if TYPE_CHECKING:  # the server stack is imported only when a program runs
+    from gate.agent.serve import TrialServer
+
 Key = tuple[str, str]  # (arm, the program's configuration)
+
+
+@dataclass
+class _Arm:
+    """One (arm, program)'s processes."""
+
+    idle: list[Child] = field(default_factory=list)
+    processes: int = 0  # running: lent or idle
+    starting: int = 0
+    start_s: float | None = None  # the last start's time to its first request
+    freed_at: float = 0.0  # when a process last came up or free (the event loop's clock)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def changed(self) -> None:
+        """Wake every trial waiting for a process (each checks again)."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait(self, timeout_s: float | None) -> None:
+        """Until the next change, or ``timeout_s``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout_s)
 
 
 @dataclass
@@ -29,55 +71,122 @@ class Lease:
 
     child: Child
     keep: bool = False
+    _arm: _Arm | None = field(default=None, repr=False)  # set while it is starting
+    _since: float = 0.0
+
+    @property
+    def fresh(self) -> bool:
+        """Started for this trial and not yet known to be up."""
+        return self._arm is not None
+
+    def started(self) -> None:
+        """The process is up: its first request arrived. Another may start."""
+        if self._arm is not None:
+            self._arm.freed_at = asyncio.get_running_loop().time()
+            self._arm.start_s = self._arm.freed_at - self._since
+            self._done_starting()
+
+    def _done_starting(self) -> None:
+        if self._arm is not None:
+            arm, self._arm = self._arm, None
+            arm.starting -= 1
+            arm.changed()
 
 
 class ProgramPool:
-    """The persistent programs of one run."""
+    """The persistent programs of one run, and the run's trial server."""
 
-    def __init__(self, size: int = 1) -> None:
+    def __init__(self, size: int = 1, max_starting: int | None = None) -> None:
         self.size = size  # processes per (arm, program) at most
-        self._idle: dict[Key, list[Child]] = {}
-        self._slots: dict[Key, asyncio.Semaphore] = {}
+        self.max_starting = max(1, max_starting or os.cpu_count() or 1)
+        self._arms: dict[Key, _Arm] = {}
         self._running: set[Child] = set()
+        self._server: TrialServer | None = None
+        self._server_lock = asyncio.Lock()
         self.started = 0  # processes started (a figure for tests and benchmarks)
 
     @staticmethod
     def key(arm: str, program: AgentProgram) -> Key:
         return (arm, program.model_dump_json())
 
+    async def server(self) -> TrialServer:
+        """The run's trial server, started on first use."""
+        from gate.agent.serve import TrialServer
+
+        async with self._server_lock:
+            if self._server is None:
+                server = TrialServer()
+                await server.start()
+                self._server = server
+            return self._server
+
     @contextlib.asynccontextmanager
     async def lease(self, key: Key, program: AgentProgram, root: Path,
                     env: dict[str, str]) -> AsyncIterator[Lease]:
-        """An idle process of this program, or a new one while fewer than ``size`` run."""
-        async with self._slots.setdefault(key, asyncio.Semaphore(self.size)):
-            lease = Lease(await self._idle_or_new(key, program, root, env))
-            try:
-                yield lease
-            finally:
-                if lease.keep and lease.child.returncode is None:
-                    self._idle[key].append(lease.child)
-                else:
-                    self._running.discard(lease.child)
-                    await lease.child.end()
+        """An idle process of this program, or a new one (see the module docstring)."""
+        arm = self._arms.setdefault(key, _Arm())
+        lease = await self._acquire(arm, program, root, env)
+        try:
+            yield lease
+        finally:
+            lease._done_starting()  # its trial is over: it is no longer starting, up or not
+            kept = lease.keep and lease.child.returncode is None
+            if kept:
+                arm.idle.append(lease.child)
+                arm.freed_at = asyncio.get_running_loop().time()
+            else:
+                arm.processes -= 1
+                self._running.discard(lease.child)
+            arm.changed()
+            if not kept:
+                await lease.child.end()
 
-    async def _idle_or_new(self, key: Key, program: AgentProgram, root: Path,
-                           env: dict[str, str]) -> Child:
-        idle = self._idle.setdefault(key, [])
-        while idle:
-            child = idle.pop()
-            if child.returncode is None:
-                return child
-            self._running.discard(child)
-            await child.end()
-        child = await Child.start(program.command, root, env, persistent=True)
+    async def _acquire(self, arm: _Arm, program: AgentProgram, root: Path,
+                       env: dict[str, str]) -> Lease:
+        loop = asyncio.get_running_loop()
+        since = loop.time()
+        while True:
+            while arm.idle:
+                child = arm.idle.pop()
+                if child.returncode is None:
+                    return Lease(child)
+                arm.processes -= 1  # it exited while idle
+                self._running.discard(child)
+                await child.end()
+            if arm.processes >= self.size or arm.starting >= self.max_starting:
+                await arm.wait(None)  # a process comes free, or a start completes
+                continue
+            busy = arm.processes - arm.starting  # lent and up: one of them may come free
+            patience = None if arm.start_s is None or busy == 0 else \
+                max(since, arm.freed_at) + arm.start_s - loop.time()
+            if patience is None or patience <= 0:
+                break
+            await arm.wait(patience)
+        arm.processes += 1
+        arm.starting += 1
+        since = loop.time()
+        try:
+            child = await Child.start(program.command, root, env, persistent=True)
+        except BaseException:
+            arm.processes -= 1
+            arm.starting -= 1
+            arm.changed()
+            raise
         self._running.add(child)
         self.started += 1
-        return child
+        return Lease(child, _arm=arm, _since=since)
 
     async def aclose(self) -> None:
-        """End every program (stdin closed first, so a program may leave on its own)."""
-        children, self._running, self._idle = list(self._running), set(), {}
+        """End every program (stdin closed first, so a program may leave on its own), and
+        stop the trial server."""
+        children, self._running, self._arms = list(self._running), set(), {}
         for child in children:
             if child.proc.stdin is not None:
                 child.proc.stdin.close()
-        await asyncio.gather(*(c.end() for c in children))
+        try:
+            await asyncio.gather(*(c.end() for c in children))
+        finally:
+            server, self._server = self._server, None
+            if server is not None:
+                await server.aclose()
+

@@ -1,9 +1,9 @@
 """Running a team's own agent program for one trial (``agent: {command, timeout_s}``).
 
-Per trial: a recording endpoint and an MCP tool server on a loopback port (gate.agent.serve),
-then the program, started in the repository root with
+Per trial: a recording endpoint and an MCP tool server of its own, on the run's loopback server
+(gate.agent.serve), then the program, started in the repository root with
 
-    OPENAI_BASE_URL          http://127.0.0.1:PORT/v1 (gate's recording endpoint)
+    OPENAI_BASE_URL          http://127.0.0.1:PORT/trial/ROUTE/v1 (gate's recording endpoint)
     OPENAI_API_KEY           a random token valid for this trial only
     GATE_MODEL               the arm's model id (the endpoint refuses any other)
     GATE_MODEL_ALIAS         the same model for SDKs that split ``prefix/model`` (no ``/``)
@@ -34,6 +34,7 @@ import os
 import secrets
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,7 +52,10 @@ from gate.providers.base import Provider
 
 if TYPE_CHECKING:  # the server side (uvicorn, starlette, mcp) is imported only when used
     from gate.agent.endpoint import AuditSink, TrialSession
+    from gate.agent.serve import Served
 
+LATE_ANSWER_S = 5.0
+"""How long a persistent program whose trial gate ended may take to answer it and stay."""
 
 
 def program_environment(program: AgentProgram, trial: dict[str, str],
@@ -121,20 +125,19 @@ async def run_program_trial(
     if program.mode == "persistent" and pool is not None:
         return await _persistent_trial(program, session, pool, ProgramPool.key(arm, program),
                                        root, stop)
-    return await _per_trial(program, session, root, stop)
+    return await _per_trial(program, session, root, stop, pool)
 
 
 async def _per_trial(program: AgentProgram, session: TrialSession, root: Path,
-                     stop: asyncio.Event | None) -> ProgramTrace:
+                     stop: asyncio.Event | None, pool: ProgramPool | None) -> ProgramTrace:
     from gate.agent.endpoint import model_alias
-    from gate.agent.serve import serve_trial
 
     spec = session.spec
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="gate-trial-") as tmp:
         prompt_file = Path(tmp) / "system_prompt.md"
         prompt_file.write_text(spec.system_prompt, encoding="utf-8")
-        async with serve_trial(session) as served:
+        async with _served(session, pool) as served:
             extra = {
                 "OPENAI_BASE_URL": served.base_url, "OPENAI_API_KEY": session.token,
                 "GATE_MODEL": spec.model, "GATE_MODEL_ALIAS": model_alias(spec.model),
@@ -150,6 +153,20 @@ async def _per_trial(program: AgentProgram, session: TrialSession, root: Path,
     return _finish(session, child, outcome, time.monotonic() - started)
 
 
+@contextlib.asynccontextmanager
+async def _served(session: TrialSession, pool: ProgramPool | None) -> AsyncIterator[Served]:
+    """The trial's endpoint and tools: on the run's server, or on a server of its own."""
+    from gate.agent.serve import serve_trial
+
+    if pool is None:
+        async with serve_trial(session) as served:
+            yield served
+        return
+    server = await pool.server()
+    async with server.trial(session) as served:
+        yield served
+
+
 async def _persistent_trial(program: AgentProgram, session: TrialSession, pool: ProgramPool,
                             key: Key, root: Path, stop: asyncio.Event | None) -> ProgramTrace:
     from gate.agent.endpoint import model_alias
@@ -160,19 +177,21 @@ async def _persistent_trial(program: AgentProgram, session: TrialSession, pool: 
                                         "GATE_MODE": "persistent"})
     async with pool.lease(key, program, root, env) as lease:
         started = time.monotonic()
-        outcome, answer = await _give_trial(lease.child, session, program.timeout_s, stop)
-        lease.keep = outcome == "answered"  # else ended: the next trial starts afresh
+        session.on_contact = lease.started  # its first request: the process has started
+        outcome, answer = await _give_trial(lease.child, session, pool, program.timeout_s, stop)
+        # it answered (its trial, or one gate ended and it answered within the grace): it takes
+        # the next trial; else it is ended and the next trial starts afresh
+        lease.keep = outcome == "answered" or (outcome == "ended" and answer is not None)
     return _finish(session, lease.child, outcome, time.monotonic() - started, answer)
 
 
-async def _give_trial(child: Child, session: TrialSession, timeout_s: float,
+async def _give_trial(child: Child, session: TrialSession, pool: ProgramPool, timeout_s: float,
                       stop: asyncio.Event | None) -> tuple[str, str | None]:
     """Serve the trial, write its line, wait for the answer (or the end)."""
     from gate.agent.endpoint import model_alias
-    from gate.agent.serve import serve_trial
 
     spec = session.spec
-    async with serve_trial(session) as served:
+    async with _served(session, pool) as served:
         while child.lines is not None and not child.lines.empty():
             child.lines.get_nowait()  # extra lines of an earlier trial are not this answer
         line = json.dumps({
@@ -184,6 +203,8 @@ async def _give_trial(child: Child, session: TrialSession, timeout_s: float,
         outcome = "exit"
         if await child.send(line):
             outcome = await _wait(child, session, timeout_s, stop, answer)
+            if outcome == "ended" and not answer and not isinstance(session.end_reason, HaltError):
+                await _late_answer(child, stop, answer)
     if outcome == "exit":
         await child.end()  # collect its exit code and the rest of its stderr
     return outcome, (answer[0] if answer else None)
@@ -196,7 +217,29 @@ async def _wait(child: Child, session: TrialSession, timeout_s: float,
     waits: dict[asyncio.Task[Any], str] = {
         asyncio.create_task(child.proc.wait()): "exit",
         asyncio.create_task(session.ended.wait()): "ended"}
-    if child.lines is not None:
+    done = await _first(waits, child, stop, timeout_s, answer)
+    if not done:
+        return "timeout"
+    if session.end_reason is not None:  # set as the endpoint answers, before ``ended`` fires
+        return "ended"
+    if answer:
+        return "answered"
+    return "exit" if child.returncode is not None else "halt"
+
+
+async def _late_answer(child: Child, stop: asyncio.Event | None, answer: list[str]) -> None:
+    """gate ended a persistent program's trial (step limit, provider error) while it worked:
+    its answer line within ``LATE_ANSWER_S`` (it was told by the endpoint's error) lets the
+    process take the next trial."""
+    await _first({asyncio.create_task(child.proc.wait()): "exit"}, child, stop, LATE_ANSWER_S,
+                 answer)
+
+
+async def _first(waits: dict[asyncio.Task[Any], str], child: Child, stop: asyncio.Event | None,
+                 timeout_s: float, answer: list[str] | None) -> set[asyncio.Task[Any]]:
+    """Wait for the first of ``waits``, the program's answer line and the run's halt; the line
+    (if it came) is appended to ``answer``."""
+    if child.lines is not None and answer is not None:
         waits[asyncio.create_task(child.lines.get())] = "answered"
     if stop is not None:
         waits[asyncio.create_task(stop.wait())] = "halt"
@@ -209,21 +252,18 @@ async def _wait(child: Child, session: TrialSession, timeout_s: float,
         for task in waits:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    if not done:
-        return "timeout"
-    if session.ended.is_set():
-        return "ended"
     for task in done:
         if waits[task] == "answered" and answer is not None and not task.cancelled():
             answer.append(str(task.result()))
-            return "answered"
-    return "exit" if child.returncode is not None else "halt"
+    return done
 
 
-def _final_answer(answer: str | None, child: Child) -> str | None:
-    """The trial's final answer: a persistent program's answer line, else its stdout."""
-    text = answer if answer is not None else child.stdout.text()
-    return text.strip() or None
+def _final_answer(answer: str | None, child: Child) -> str:
+    """The trial's final answer: a persistent program's answer line (none if it gave none:
+    its stdout holds other trials' answers), else its stdout."""
+    if answer is not None:
+        return answer.strip()
+    return "" if child.lines is not None else child.stdout.text().strip()
 
 
 def _finish(session: TrialSession, child: Child, how: str, wall_s: float,
@@ -237,7 +277,7 @@ def _finish(session: TrialSession, child: Child, how: str, wall_s: float,
     exit_code = child.returncode if how == "exit" else None
     if how == "answered":
         how, exit_code = "exit", 0  # a persistent program's answer: a clean end of the trial
-    trace.transcript.final_answer = _final_answer(answer, child)
+    trace.transcript.final_answer = _final_answer(answer, child) or None
     trace.agent = _agent_record(session, child, exit_code, how, answer)
     if how == "halt":
         raise HaltError("the run halted while the agent program was running")
@@ -266,5 +306,5 @@ def _agent_record(session: TrialSession, child: Child, exit_code: int | None,
         "rejected_requests": dict(sorted(session.rejected.items())),
         "ignored_fields": sorted(session.ignored_fields),
         "replaced_fields": sorted(session.replaced_fields),
-        "final_answer_chars": len((child.stdout.text() if answer is None else answer).strip()),
+        "final_answer_chars": len(_final_answer(answer, child)),
     }

@@ -14,6 +14,12 @@ from gate.engine.plan import Unit, batches
 from gate.records import RoundLog, Trial
 from gate.statistics import PairedSequentialTest
 
+# Which bets the sequential test makes (recorded in each run's manifest). 1: the first bets
+# (prior weight 20, one cap for both sides); 2: the exact growth-optimal fraction of the
+# three-point law for the accept side, a cap per side, prior weight 5. A run is re-derived
+# (``gate verify``) and resumed only by the method that decided it.
+DECISION_METHOD = 2
+
 # Losses that are the arm's own doing: the request it sent was refused (400, e.g. a context
 # overflow), its answer passed the size cap, or its agent program never called the model.
 # Scored as that arm's failure: they can only hurt the arm that caused them.

@@ -4,11 +4,12 @@ A comparison is the candidate and baseline arms (model, provider, prompts and to
 configuration and every hashed file. Running a comparison again after an unwelcome verdict,
 with a new plan, and keeping whichever verdict one likes is repeated testing: its error rate
 grows with the number of runs. The ledger (a JSONL file; in CI it lives with the PR's cached
-runs) records every run of every comparison. A new sweep of a comparison the ledger already
-holds is refused: a decided one is reported (its verdict and exit code stand), an undecided
-one is to be continued (``--resume --max-rounds``). ``--force-restart`` runs it again anyway;
-the manifest then records which run of the comparison it is and the runs before it, and the
-report says so ("3rd run of this comparison").
+runs, and ``gate merge --ledger`` keeps it for sharded sweeps) records every run of every
+comparison. A new sweep of a comparison the ledger already holds is refused: a decided one
+is reported (its verdict and exit code stand), an undecided one is to be continued
+(``--resume --max-rounds``). ``--force-restart`` runs it again anyway; the manifest then
+records which run of the comparison it is and the runs before it, and the report says so
+("3rd run of this comparison").
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from gate.errors import ConfigError
 from gate.records import Comparison, Manifest
+from gate.rundir import RunDir
 
 
 def comparison_key(manifest: Manifest) -> str:
@@ -95,3 +97,10 @@ def record(ledger: Path, manifest: Manifest, out: Path, verdict: str | None) -> 
 def ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+
+def record_merged(ledger: Path, out: Path, verdict: str | None) -> None:
+    """``gate merge --ledger``: the merged run's line after each stage (its manifest holds
+    the comparison ``check`` gave it when the merged run was made)."""
+    record(ledger, RunDir(out).manifest(), out, verdict)

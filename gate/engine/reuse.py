@@ -35,6 +35,7 @@ from gate.records import (
     ReusedTrial,
     ReuseFacts,
     ReuseRun,
+    SharedBaseline,
     Transcript,
     Trial,
 )
@@ -79,6 +80,13 @@ class Reuse:
 
     cache: dict[Key, Cached]
     taken: dict[str, int] = field(default_factory=dict)  # source run id -> trials
+    candidates: set[str] = field(default_factory=set)  # candidate keys of the cache's runs
+    runs: int = 0  # run directories under this baseline key
+
+    def shared(self, manifest: Manifest) -> SharedBaseline:
+        """Who shares this cache: its runs' candidates and this run's (gate.records)."""
+        return SharedBaseline(candidates=sorted(self.candidates | {candidate_key(manifest)}),
+                              runs=self.runs)
 
     async def take(self, engine: Engine, cells: list[Cell]) -> list[Cell]:
         """Record the cached cells as this run's trials; return the cells still to run."""
@@ -112,10 +120,14 @@ def load_cache(
     """The reusable baseline trials under ``cache_dir`` (a run directory or a folder of them)."""
     oldest = (now or datetime.now(UTC)) - timedelta(days=max_age_days)
     found: dict[Key, Cached] = {}
+    candidates: set[str] = set()
+    runs = 0
     for run_dir in _run_dirs(cache_dir):
         manifest = read_manifest(run_dir)
         if manifest.kind != "sweep" or manifest.baseline_key != key:
             continue
+        runs += 1
+        candidates.add(candidate_key(manifest))
         occurrence = {u.index: u.occurrence for u in units_of(manifest.scope)}
         for cached in _trials_of(run_dir, manifest.run_id):
             origin = cached.trial.reused_from
@@ -127,7 +139,15 @@ def load_cache(
             if have is None or (have.trial.reused_from is not None
                                 and have.trial.reused_from.ts < origin.ts):
                 found[k] = cached
-    return Reuse(found)
+    return Reuse(found, candidates=candidates, runs=runs)
+
+
+def candidate_key(manifest: Manifest) -> str:
+    """One candidate: its arm (model, provider, where its prompts and tools come from) and the
+    run's file hashes (runs under one ``baseline_key`` share the baseline's files, so files
+    that differ are the candidate's prompts, tools or the model registry)."""
+    payload = {"arm": manifest.arms[0].to_json(), "files_sha256": manifest.files_sha256}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def read_manifest(run_dir: Path) -> Manifest:

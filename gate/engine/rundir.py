@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gate import __version__
+from gate.engine.decision import DECISION_METHOD
 from gate.engine.plan import plan_units
 from gate.engine.results import compute_results, evidence_of
 from gate.engine.runner import Arm
@@ -74,6 +75,7 @@ def build_manifest(
                            for key, cfg in sorted(project.config.providers.items())},
         "subset": project.subset,
         "agent_distributions": project.agent_distributions,
+        "decision_method": DECISION_METHOD,
     })
 
 

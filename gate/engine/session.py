@@ -232,7 +232,8 @@ class RunSession:
 
 def check_resume(old: Manifest, fresh: Manifest) -> None:
     """--resume refused when the configuration, a hashed file, the arms, the scope, the seed,
-    the plan salt or the statistics changed since the run started."""
+    the plan salt, the statistics or the decision method (a run decided by an earlier gate's
+    bets) changed since the run started."""
     changed = []
     if old.config_sha256 != fresh.config_sha256:
         changed.append("the configuration")
@@ -240,7 +241,7 @@ def check_resume(old: Manifest, fresh: Manifest) -> None:
     for path in sorted(set(files_old) | set(files_new)):
         if files_old.get(path) != files_new.get(path):
             changed.append(path)
-    for key in ("arms", "scope", "seed", "plan_salt", "statistics"):
+    for key in ("arms", "scope", "seed", "plan_salt", "statistics", "decision_method"):
         if getattr(old, key) != getattr(fresh, key):
             changed.append(key)
     if changed:

@@ -38,6 +38,7 @@ from gate.project.load import Project, load_project
 from gate.providers.budget import Budget
 from gate.records import (
     AuditLine,
+    Comparison,
     HaltRecord,
     Heartbeat,
     Manifest,
@@ -224,11 +225,11 @@ def _check_shards(loaded: list[Loaded]) -> ShardSpec:
 
 
 def merge(out: Path, shard_dirs: list[Path], *, budget_usd: float | None = None,
-          notices: Notices | None = None) -> Merged:
+          notices: Notices | None = None, comparison: Comparison | None = None) -> Merged:
     notices = notices or Notices()
     loaded = [_load_shard(p) for p in shard_dirs]
     spec = _check_shards(loaded)
-    manifest, stages = _merged_manifest(out, loaded, spec, budget_usd)
+    manifest, stages = _merged_manifest(out, loaded, spec, budget_usd, comparison)
     units = units_of(manifest.scope)
     order = {u.trial_id(arm): (k, j) for k, u in enumerate(units)
              for j, arm in enumerate(manifest.scope.arms)}
@@ -256,8 +257,8 @@ def _merge_transcripts(out: Path, sources: list[Path], trials: list[Trial]) -> N
     write_transcripts(out, [found[sha] for sha in cited if sha is not None and sha in found])
 
 
-def _merged_manifest(out: Path, loaded: list[Loaded], spec: ShardSpec,
-                     budget_usd: float | None) -> tuple[Manifest, Stages]:
+def _merged_manifest(out: Path, loaded: list[Loaded], spec: ShardSpec, budget_usd: float | None,
+                     comparison: Comparison | None = None) -> tuple[Manifest, Stages]:
     ref = loaded[0][1]
     run = RunDir(out)
     if run.has_manifest():
@@ -280,7 +281,8 @@ def _merged_manifest(out: Path, loaded: list[Loaded], spec: ShardSpec,
     ceiling = budget_usd if budget_usd is not None else _config_ceiling(ref)
     budget = budget_snapshot(Budget(ceiling),
                              "--budget-usd" if budget_usd is not None else "gate.yaml")
-    manifest = ref.model_copy(update={"command": sys.argv[1:], "budget": budget})
+    manifest = ref.model_copy(update={"command": sys.argv[1:], "budget": budget,
+                                      "comparison": comparison})  # gate merge --ledger
     run.write_manifest(manifest)
     return manifest, Stages(max=spec.stages, run=[], next_stage=None, ceiling_usd=ceiling,
                             spent_usd=0.0)

@@ -113,14 +113,16 @@ def check_smoke(project: Project, arms: list[Arm], smoke_dir: Path | None) -> No
 
 
 def sweep_manifest(project: Project, arms: list[Arm], opts: SweepOptions, max_rounds: int,
-                   budget: BudgetSnapshot) -> Manifest:
-    """The manifest of a new sweep (one process or one shard)."""
+                   budget: BudgetSnapshot, reuse: Reuse | None = None) -> Manifest:
+    """The manifest of a new sweep (one process or one shard); with ``reuse``, who shares the
+    baseline cache (``shared_baseline``)."""
     manifest = build_manifest(project, kind="sweep", arms=arms, max_rounds=max_rounds,
                               seed=opts.seed, budget=budget, command=sys.argv[1:],
                               schedule=project.config.statistics.schedule,
                               plan_salt=opts.plan_salt)
     key = baseline_key(arms[1], project.config_sha256, opts.seed)
-    return manifest.model_copy(update={"baseline_key": key})
+    shared = None if reuse is None else reuse.shared(manifest)
+    return manifest.model_copy(update={"baseline_key": key, "shared_baseline": shared})
 
 
 def baseline_reuse(opts: SweepOptions, key: str, notices: Notices) -> Reuse | None:
@@ -151,7 +153,7 @@ def start_sweep(project: Project, opts: SweepOptions, *, config_path: str, max_r
     arms = build_arms(project, opts, config_path)
 
     def manifest(budget: BudgetSnapshot) -> Manifest:
-        return sweep_manifest(project, arms, opts, max_rounds, budget)
+        return sweep_manifest(project, arms, opts, max_rounds, budget, reuse)
 
     ceiling = project.config.budget.ceiling_usd if opts.budget_usd is None else opts.budget_usd
     sharded = shards is not None

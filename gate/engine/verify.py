@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from gate.engine.decision import DECISION_METHOD
 from gate.engine.plan import plan_units
 from gate.engine.rundir import derive_results
 from gate.engine.transcripts import check_transcripts
@@ -28,6 +29,11 @@ def verify_run(run_dir: Path) -> list[str]:
     results_file = run.stored_results_path()
     if results_file is None:
         return [f"{run_dir}: no {RESULTS} or {PARTIAL}"]
+    method = run.manifest().decision_method
+    if method != DECISION_METHOD:
+        return [f"{run.manifest_path}: decided by decision method {method} (gate "
+                f"{run.manifest().gate_version}); this gate re-derives method {DECISION_METHOD} "
+                "only: verify the run with the gate version that made it"]
     stored = read_results(results_file)
     trials = run.trials()
     problems = _fabrication(trials, run.audit()) + check_transcripts(trials, run_dir)

@@ -11,6 +11,7 @@ import os
 import re
 
 from gate.cliargs import CONFIG
+from gate.report.states import NO_REPORT
 
 _SHA = re.compile(r"[0-9a-fA-F]{40}")
 
@@ -44,9 +45,15 @@ def _comment(args: argparse.Namespace) -> int:
                                              args.head_branch):
         args.parser.error("--runs-in needs --pr, --head-sha, --head-repo and --head-branch (an "
                           "artifact's reports are posted only on the PR whose head is the run's)")
+    state = args.evaluating or args.no_report is not None
+    if state and args.head_sha and args.pr is None and None in (args.head_repo,
+                                                                args.head_branch):
+        args.parser.error("--evaluating/--no-report with --head-sha and no --pr need "
+                          "--head-repo and --head-branch (the PR is the one open PR with that "
+                          "head)")
     return run_comment(args.run, args.pr, args.author, args.runs_in, args.head_sha,
                        args.head_repo, args.head_branch, evaluating=args.evaluating,
-                       changes=args.changes)
+                       changes=args.changes, no_report=args.no_report)
 
 
 def _guard(args: argparse.Namespace) -> int:
@@ -90,7 +97,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="create or update the single PR comment with DIR/report.md",
         description="Post DIR/report.md as the PR's single gate comment (found by a hidden "
         "marker and the token's own login; updated in place) and append it to the job "
-        "summary. Needs GITHUB_TOKEN and GITHUB_REPOSITORY. Exit 0 posted, 1 failed or refused.",
+        "summary; or a state without a report (--evaluating, --no-report). Needs GITHUB_TOKEN "
+        "and GITHUB_REPOSITORY. Exit 0 posted (or nothing to post), 1 failed or refused.",
     )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", action="append", metavar="DIR",
@@ -101,14 +109,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "refuses); needs --pr and --head-sha")
     source.add_argument("--evaluating", action="store_true",
                         help="post the 'evaluating' state (which sweeps run, on which head), "
-                        "replaced by the result when the sweeps end")
+                        "replaced by the result when the run ends")
+    source.add_argument("--no-report", metavar="REASON", choices=sorted(NO_REPORT),
+                        help="post the state of a gate run that ended without a report, for "
+                        f"REASON: {', '.join(sorted(NO_REPORT))} (the hyphen-free ones are "
+                        "GitHub's run conclusions; see docs/github.md)")
     p.add_argument("--changes", metavar="FILE",
                    help="with --evaluating: the `gate changes` JSON naming the sweeps")
     p.add_argument("--pr", type=_positive, metavar="N",
                    help="PR number (default: from GITHUB_EVENT_PATH, else DIR/pr.json)")
     p.add_argument("--head-sha", type=_sha, metavar="SHA",
                    help="post only if PR N's head commit (from the API) is SHA, the commit "
-                   "the reports were made for (workflow_run: the run's head_sha); else exit 1")
+                   "the reports were made for (workflow_run: the run's head_sha); else exit 1. "
+                   "With --evaluating/--no-report and no --pr: post on the one open PR whose "
+                   "head is SHA, --head-repo and --head-branch (none or several: nothing "
+                   "posted, exit 0)")
     p.add_argument("--head-repo", metavar="OWNER/NAME",
                    help="post only if PR N's head repository is this (workflow_run: the run's "
                    "head_repository.full_name)")

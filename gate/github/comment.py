@@ -28,6 +28,12 @@ PR ``--pr N`` as the API reports it, with ``--head-repo`` and ``--head-branch`` 
 repository and branch, from the event) its head repository and branch, else nothing is posted:
 a forged PR number cannot put one PR's report on another PR (even one sharing its head commit),
 nor on an issue.
+
+The same comment carries the states without a report (``gate.report.states``): ``--evaluating``
+when the gate run starts, ``--no-report REASON`` when it ends without a result. Posted from
+``workflow_run`` they have no artifact, hence no PR number: given the run's head (commit,
+repository, branch, from the event) and no ``--pr``, they go to the one open PR with that head,
+found through the API; none (the PR moved on) or several post nothing.
 """
 
 from __future__ import annotations
@@ -57,10 +63,13 @@ from gate.github.context import (
     repository,
     run_url,
     step_summary,
+    triggering_run_url,
 )
+from gate.github.runhead import RunHead, pull_of_run, verify_head
 from gate.report.blocks import parse_report
 from gate.report.neutralize import neutralize
-from gate.report.plan import Where, evaluating_report, full_document, plan_comment
+from gate.report.plan import Where, full_document, plan_comment
+from gate.report.states import evaluating_report, no_report
 from gate.rundir import RunDir
 
 MARKER = "<!-- gate-report -->"
@@ -218,52 +227,6 @@ def settle(issue: Any, login: str, body: str) -> tuple[str, str]:
     raise CommentRaceError(f"could not settle on one comment in {SETTLE_ROUNDS} rounds")
 
 
-@dataclass(frozen=True)
-class RunHead:
-    """What GitHub says the triggering run was for (from the event, never the artifact)."""
-
-    sha: str
-    repo: str | None = None  # workflow_run.head_repository.full_name
-    branch: str | None = None  # workflow_run.head_branch
-
-
-def check_head(repo: Any, number: int, run: RunHead) -> None:
-    """Refuse unless ``number`` is a pull request of ``repo`` whose head is the run's: the same
-    commit, and (when given) the same head repository and branch. Read from the API: the
-    artifact and the payload's PR list are not trusted. Two PRs can share a head commit (one
-    into main, one into another branch, or from a fork): the repository and branch tell them
-    apart, so one PR's report never lands on the other."""
-    try:
-        pull = repo.get_pull(number)
-    except GithubException as exc:
-        if exc.status == 404:
-            raise UntrustedArtifactError(
-                f"#{number} is not a pull request of {repo.full_name}") from None
-        raise
-    actual = (pull.head.sha or "").lower()
-    if actual != run.sha.lower():
-        raise UntrustedArtifactError(
-            f"PR #{number}'s head is {actual[:12] or '?'}, the run was for {run.sha[:12]}: "
-            "not that PR's run (a forged PR number, or the PR has moved on and its newer run "
-            "posts)")
-    head_repo = pull.head.repo.full_name if pull.head.repo is not None else None
-    for what, expected, found in (("repository", run.repo, head_repo),
-                                  ("branch", run.branch, pull.head.ref)):
-        if expected is not None and expected != found:
-            raise UntrustedArtifactError(
-                f"PR #{number}'s head {what} is {neutralize(str(found), context='plain')}, "
-                f"the run was for {neutralize(expected, context='plain')}: not that PR's run")
-
-
-def verify_head(repo_name: str, number: int, run: RunHead) -> None:
-    """``check_head`` with a client of its own."""
-    gh = client()
-    try:
-        check_head(gh.get_repo(repo_name), number, run)
-    finally:
-        gh.close()
-
-
 def post_comment(repo_name: str, number: int, body: str, author: str | None) -> tuple[str, str]:
     """Create or update the comment. Returns (``created``/``updated``, its URL)."""
     gh = client()
@@ -275,7 +238,7 @@ def post_comment(repo_name: str, number: int, body: str, author: str | None) -> 
         gh.close()
 
 
-def _evaluating(changes: str | None) -> str:
+def _evaluating(changes: str | None, head_sha: str | None) -> str:
     """The "evaluating" state: the sweeps of ``gate changes`` JSON, the PR's head."""
     data = None
     if changes is not None:
@@ -283,42 +246,80 @@ def _evaluating(changes: str | None) -> str:
             data = json.loads(Path(changes).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError.one(changes, None, f"cannot read: {exc}") from None
-    payload = event_payload()
-    ref = pull_from_payload(payload) if payload else None
-    return evaluating_report(data, ref.head_sha if ref else None, run_url())
+    if head_sha is None:
+        payload = event_payload()
+        ref = pull_from_payload(payload) if payload else None
+        head_sha = ref.head_sha if ref else None
+    return evaluating_report(data, head_sha, triggering_run_url())
 
 
 def _inert(text: str) -> str:
     return neutralize(text, context="document")
 
 
+@dataclass(frozen=True)
+class Source:
+    """What to post: run directories, an artifact's reports, or a state without a report."""
+
+    run_dirs: list[str] | None = None
+    runs_in: str | None = None
+    evaluating: bool = False
+    changes: str | None = None  # with evaluating: the `gate changes` JSON
+    no_report: str | None = None  # a key of gate.report.states.NO_REPORT
+
+    @property
+    def state(self) -> bool:
+        return self.evaluating or self.no_report is not None
+
+    def texts(self, head_sha: str | None) -> list[str]:
+        if self.evaluating:
+            return [_evaluating(self.changes, head_sha)]
+        if self.no_report is not None:
+            return [no_report(self.no_report, head_sha, run_url=triggering_run_url())]
+        if self.runs_in is not None:
+            return read_untrusted_reports(Path(self.runs_in))
+        return read_reports(self.run_dirs or [])
+
+
 def run_comment(run_dirs: list[str] | None, pr: int | None, author: str | None,
                 runs_in: str | None = None, head_sha: str | None = None,
                 head_repo: str | None = None, head_branch: str | None = None,
-                evaluating: bool = False, changes: str | None = None) -> int:
+                evaluating: bool = False, changes: str | None = None,
+                no_report: str | None = None) -> int:
     """Post ``DIR/report.md`` of each of ``run_dirs``, or (``runs_in``, an artifact from
-    another run) the reports under that directory, read as untrusted data."""
-    if evaluating:
-        texts = [_evaluating(changes)]
-    elif runs_in is not None:
-        try:
-            texts = read_untrusted_reports(Path(runs_in))
-        except UntrustedArtifactError as exc:
-            print(f"gate comment: refused, nothing posted: {exc}")
-            return 1
-    else:
-        texts = read_reports(run_dirs or [])
+    another run) the reports under that directory, read as untrusted data, or a state without
+    a report (``evaluating``, ``no_report``). A state for a run's head (``head_sha``) and no
+    ``pr`` goes to the one open PR with that head, found through the API."""
+    return post_source(Source(run_dirs, runs_in, evaluating, changes, no_report), pr, author,
+                       RunHead(head_sha, head_repo, head_branch) if head_sha else None)
+
+
+def post_source(source: Source, pr: int | None, author: str | None,
+                run: RunHead | None) -> int:
+    try:
+        texts = source.texts(run.sha if run else None)
+    except UntrustedArtifactError as exc:
+        print(f"gate comment: refused, nothing posted: {exc}")
+        return 1
     reports = [parse_report(t).map(_inert) for t in texts]
     full = full_document(reports)
-    if head_sha is None:
+    if run is None:
         step_summary(full)
     try:
-        repo_name, number = resolve_target(pr, run_dirs or [])
+        if run is not None and pr is None and source.state:
+            repo_name = repository()
+            found = pull_of_run(repo_name, run)
+            if found is None:
+                return 0
+            number = found
+        else:
+            repo_name, number = resolve_target(pr, source.run_dirs or [])
+            if run is not None:  # nothing is written, the job summary included, before
+                verify_head(repo_name, number, run)
         planned = plan_comment(reports, COMMENT_LIMIT, Where(run_url()), head=f"{MARKER}\n",
                                now=datetime.now(UTC))
         body = fit_comment(planned, COMMENT_LIMIT, run_url())  # a safety net: planned fits
-        if head_sha is not None:  # nothing is written, the job summary included, before
-            verify_head(repo_name, number, RunHead(head_sha, head_repo, head_branch))
+        if run is not None:
             step_summary(full)
         action, url = post_comment(repo_name, number, body, author)
     except UntrustedArtifactError as exc:

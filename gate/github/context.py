@@ -67,6 +67,19 @@ def run_url() -> str | None:
     return None
 
 
+def triggering_run_url() -> str | None:
+    """Link to the run this comment is about: under ``workflow_run``, the triggering run
+    (built from its numeric id in the event, not from a URL in it); else the current run."""
+    payload = event_payload()
+    run = payload.get("workflow_run") if payload else None
+    run_id = run.get("id") if isinstance(run, dict) else None
+    server, repo = env("GITHUB_SERVER_URL"), env("GITHUB_REPOSITORY")
+    if isinstance(run_id, int) and not isinstance(run_id, bool) and run_id > 0 and server \
+            and repo:
+        return f"{server.rstrip('/')}/{repo}/actions/runs/{run_id}"
+    return run_url()
+
+
 def _min_interval() -> float | None:
     raw = env("GATE_GITHUB_MIN_INTERVAL_S")
     if raw is None:

@@ -15,8 +15,9 @@ blocks by marker lines, HTML comments that a markdown renderer does not show:
     header alone) or left out, with a pointer to the full report.
 
 Untrusted text inside a report is neutralised by the renderer (``&lt;`` for ``<``, look-alikes
-in code spans), so it cannot make a marker line. A report without markers (a workflow's
-fallback text, an older gate) is one ``verdict`` block.
+in code spans), so it cannot make a marker line. A report without markers (an older gate's,
+or any text that is not gate's) is one ``verdict`` block; gate's own states without a sweep
+report (gate.report.states) carry markers like a sweep's.
 """
 
 from __future__ import annotations

@@ -5,18 +5,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from gate.cliargs import CONFIG, run_dir
+from gate.report.states import NO_REPORT
 from gate.rundir import RunDir
+
+_SHA = re.compile(r"[0-9a-fA-F]{7,40}")
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("report", parents=[CONFIG],
                        help="render the report of a run directory (also writes DIR/report.md)")
-    p.add_argument("--run", required=True, type=run_dir, metavar="DIR", help="run directory")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=run_dir, metavar="DIR", help="run directory")
+    source.add_argument("--no-report", metavar="REASON", choices=sorted(NO_REPORT),
+                        help="print the report.md of a PR (or one sweep, --sweep) that has no "
+                        "sweep report, for REASON: " + ", ".join(sorted(NO_REPORT)))
+    p.add_argument("--sweep", metavar="NAME", help="with --no-report: the sweep it is about")
+    p.add_argument("--head-sha", metavar="SHA", help="with --no-report: the PR's head commit")
     p.add_argument("--format", choices=("md", "json"), default="md",
                    help="md (default; also writes DIR/report.md) or json (the results)")
     p.add_argument("--changes", type=Path, metavar="FILE",
@@ -54,6 +64,12 @@ def register(sub: Any) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from gate.report.render import load_run, render_markdown
 
+    if args.no_report is not None:
+        from gate.report.states import no_report
+
+        head = args.head_sha if args.head_sha and _SHA.fullmatch(args.head_sha) else None
+        sys.stdout.write(no_report(args.no_report, head, args.sweep))
+        return 0
     if args.format == "json":
         _manifest, results = load_run(args.run)
         print(json.dumps(results.to_json(), indent=2, sort_keys=True))

@@ -22,10 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from gate.report.blocks import Block, ParsedReport, marker
-from gate.report.neutralize import neutralize
+from gate.report.blocks import Block, ParsedReport
 
 SEPARATOR = "\n\n---\n\n"
 SUMMARY_HEADER = ("| sweep | verdict | candidate | baseline | difference | tasks worse / better |\n"
@@ -33,7 +31,6 @@ SUMMARY_HEADER = ("| sweep | verdict | candidate | baseline | difference | tasks
 ALERT_ORDER = ("CAUTION", "WARNING", "NOTE", "TIP")
 POINTER_RESERVE = 600  # per report: the "not shown here" line (names capped below)
 MAX_POINTER_NAMES = 240  # characters naming what is left out
-MAX_EVALUATING = 20  # sweeps listed in the evaluating state
 
 
 def utf16_len(text: str) -> int:
@@ -267,26 +264,3 @@ def full_document(reports: list[ParsedReport]) -> str:
     top = summary(reports) + SEPARATOR if _with_summary(reports) else ""
     return top + body + "\n"
 
-
-def evaluating_report(changes: dict[str, Any] | None, head_sha: str | None,
-                      run_url: str | None) -> str:
-    """The comment's "evaluating" state, posted when the sweeps start and replaced by their
-    result: which sweeps run (from ``gate changes`` JSON), on which head. Untrusted parts
-    (model ids, reasons from the PR's files) are neutralised."""
-    sweeps = changes.get("sweeps") if isinstance(changes, dict) else None
-    sweeps = [s for s in sweeps if isinstance(s, dict)] if isinstance(sweeps, list) else []
-    head = f" on head {neutralize(head_sha[:7], context='code')}" if head_sha else ""
-    what = f"{len(sweeps)} sweep{'s' if len(sweeps) != 1 else ''}" if sweeps else "its sweeps"
-    lines = [marker("row", f"NOTE | {what}{head} | **Evaluating** |  |  |  | "),
-             marker("verdict"), "> [!NOTE]",
-             f"> **Evaluating: wait for the result** (required check `gate` pending). gate is "
-             f"running {what}{head}; this comment is replaced by the result when they end."]
-    for s in sweeps[:MAX_EVALUATING]:
-        base = s.get("baseline")
-        against = f" against {neutralize(base, context='code')}" if base else ""
-        lines.append(f"- {neutralize(s.get('candidate') or '?', context='code')}{against}")
-    if len(sweeps) > MAX_EVALUATING:
-        lines.append(f"- … {len(sweeps) - MAX_EVALUATING} more")
-    if run_url:
-        lines += ["", f"<sub>[workflow run]({run_url})</sub>"]
-    return "\n".join(lines) + "\n"

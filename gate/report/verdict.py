@@ -16,6 +16,19 @@ Halted         WARNING      the circuit breaker stopped the sweep
 Paused         WARNING      the pause file stopped the sweep
 Screening run  NOTE         ``gate run``: one model, no comparison, no verdict
 =============  ===========  ==========================================================
+
+The PR comment's states without a sweep report (gate.report.states) take their words from the
+same small set:
+
+===============  =======  ==============================================================
+word             alert    when
+===============  =======  ==============================================================
+Evaluating       NOTE     the gate run started; replaced by its result
+No sweep needed  TIP      nothing in the PR requires a sweep and the smoke test passed
+Smoke failed     CAUTION  the smoke test failed, so no sweep ran
+Not evaluated    WARNING  a fork or draft PR, or a run waiting for a maintainer's approval
+No result        WARNING  the run ended without a report (cancelled, timed out, failed)
+===============  =======  ==============================================================
 """
 
 from __future__ import annotations

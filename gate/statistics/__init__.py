@@ -15,6 +15,7 @@ from gate.statistics.eprocess import (
     StatisticsParams,
     Thresholds,
     Verdict,
+    bet_caps,
     lam_cap,
 )
 from gate.statistics.reliability import (
@@ -36,6 +37,7 @@ __all__ = [
     "StatisticsParams",
     "Thresholds",
     "Verdict",
+    "bet_caps",
     "betainc",
     "betainc_inv",
     "clopper_pearson_interval",

@@ -24,14 +24,18 @@ stopping point and a sweep may stop or be continued (multiplying e-values) at wi
 Pairs lost to the provider are excluded (gate.engine.decision): this keeps validity when the
 losses are missing completely at random; losses the arm caused are scored as its failures.
 
-Bets (``plug_in=True``): lam = m / (v_hat + m^2) with m = delta (the design alternative: true
-difference 0 for K_ok, -delta for K_rej) and v_hat a shrunk running variance of D from earlier
-pairs only: v_hat = (w0 v0 + n v_n) / (w0 + n). The prior v0 is chosen so that the first bet is
-the configured ``lam`` (v0 = delta / lam - delta^2). This is the growth-optimal (Kelly) fraction
-E[X] / E[X^2] at the design alternative. With ``adapt_mean=True`` the mean m is also estimated
-(shrunk towards delta with weight ``prior_weight``); measured (bench/) it needs more pairs at the
-boundaries, so it is off by default. ``plug_in=False`` bets the fixed ``lam``. All bets are
-clipped to [0, lam_cap(delta)] (the fixed ``lam`` too), and lam_cap(delta) < 1 / (1 + delta).
+Bets (``plug_in=True``): the growth-optimal (Kelly) fraction at the design alternative (true
+difference -delta for K_rej, 0 for K_ok) for the law of D on {-1, 0, 1} with that mean and the
+variance v_hat, a shrunk running variance of D from earlier pairs only:
+v_hat = (w0 v0 + n v_n) / (w0 + n), w0 = ``prior_weight`` (5 pairs). For K_rej that fraction is
+delta / (v_hat + delta^2) exactly; for K_ok it is the root of a quadratic
+(``_three_point_kelly``), not the second-order m / (v + m^2), which overshoots when the arms
+are strongly correlated. The prior v0 = delta / lam - delta^2 makes the first bets the
+configured ``lam`` (K_ok's within 0.001). Plug-in bets are clipped to ``bet_caps(delta)``: a
+pair at the worst end keeps WORST_FACTOR (0.2) of the wealth. With ``adapt_mean=True`` the mean
+is also estimated (shrunk towards delta); measured (bench/) it needs more pairs at the
+boundaries, so it is off by default. ``plug_in=False`` bets the fixed ``lam``, clipped to
+lam_cap(delta) < 1 / (1 + delta).
 
 Both processes crossing together: the verdict is "regression" (the conservative one: a gate
 blocks rather than ships on conflicting evidence). Either verdict still needs its own process
@@ -53,6 +57,7 @@ __all__ = [
     "StatisticsParams",
     "Thresholds",
     "Verdict",
+    "bet_caps",
     "lam_cap",
 ]
 
@@ -136,7 +141,7 @@ class PairedSequentialTest:
         plug_in: bool = True,
         *,
         adapt_mean: bool = False,
-        prior_weight: float = 20.0,
+        prior_weight: float = 5.0,
         per_pair: bool = False,
     ) -> None:
         _check_params(delta, alpha, beta, lam, max_rounds, prior_weight)
@@ -261,10 +266,11 @@ class PairedSequentialTest:
         if self.adapt_mean:
             m_rej = (w0 * d - self.sum_d) / (w0 + n)  # shrunk mean of -D
             m_ok = (w0 * d + self.sum_d + n * d) / (w0 + n)  # shrunk mean of D + delta
-        else:
-            m_rej = m_ok = d
-        cap = lam_cap(d)
-        return _kelly(m_rej, var, cap), _kelly(m_ok, var, cap)
+            cap = lam_cap(d)
+            return _kelly(m_rej, var, cap), _kelly(m_ok, var, cap)
+        rej_cap, ok_cap = bet_caps(d)
+        return (_three_point_kelly(-1.0, 0.0, 1.0, d, var + d * d, rej_cap),
+                _three_point_kelly(d - 1.0, d, d + 1.0, d, var + d * d, ok_cap))
 
     def extended(self, max_rounds: int) -> PairedSequentialTest:
         """A copy allowed to run to ``max_rounds`` (continue an inconclusive sweep).
@@ -338,6 +344,35 @@ class PairedSequentialTest:
         test.verdict = cast(Verdict, verdict)
         test.lam_reject, test.lam_accept = test._next_lams()
         return test
+
+
+WORST_FACTOR = 0.2  # a plug-in bet never loses more than 80 % of the wealth on one pair
+
+
+def bet_caps(delta: float) -> tuple[float, float]:
+    """Largest plug-in bets (K_rej, K_ok): a pair at the worst end (D = 1 for K_rej, D = -1
+    for K_ok) keeps WORST_FACTOR of the wealth: 1 - cap * 1 and 1 - cap * (1 - delta)."""
+    return 1.0 - WORST_FACTOR, (1.0 - WORST_FACTOR) / (1.0 - delta)
+
+
+def _three_point_kelly(lo: float, mid: float, hi: float, mean: float, second: float,
+                       cap: float) -> float:
+    """Growth-optimal bet on X taking the values lo < mid < hi (hi - mid = mid - lo = 1) with
+    E[X] = mean and E[X^2] = second: the root in (0, cap] of
+    E[X / (1 + lam X)] = 0, i.e. of  lo mid hi lam^2 + (S mean - second) lam + mean = 0
+    (S = lo + mid + hi), clipped to [0, cap]. ``second`` is raised to what the three values
+    allow for that mean (a law on lo, mid, hi)."""
+    if mean <= 0.0:
+        return 0.0
+    second = max(second, mid * mid + abs(mean - mid) * (hi - mid) + (mean - mid) * 2 * mid)
+    a, b = lo * mid * hi, (lo + mid + hi) * mean - second
+    if a > 0.0:
+        raise ValueError("three-point bet: lo mid hi must be <= 0")
+    if a == 0.0:  # mid = 0: the root of b lam + mean
+        root = -mean / b if b < 0.0 else cap
+    else:  # a < 0 < mean: one negative and one positive root, the larger
+        root = (-b - math.sqrt(b * b - 4.0 * a * mean)) / (2.0 * a)
+    return min(max(root, 0.0), cap)
 
 
 def _kelly(mean: float, var: float, cap: float) -> float:

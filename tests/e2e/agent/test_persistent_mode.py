@@ -1,0 +1,146 @@
+"""``agent.mode: persistent``: the example agent is started once per arm and solves every trial
+from JSON lines on stdin; per-trial endpoints, tokens and accounting stay per trial; a program
+that dies mid-trial fails that trial only and is started again for the next."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from agent_support import EXAMPLE, PROGRAMS, make_project
+
+from gate.agent.persistent import ProgramPool
+from gate.cli import main
+from gate.config.schema import AgentProgram
+from gate.rundir.audit import attempts
+from gate.rundir.jsonl import read_jsonl
+
+
+def _persistent(script: Path, *args: str) -> dict:  # type: ignore[type-arg]
+    return {"command": [sys.executable, str(script), *args], "timeout_s": 60,
+            "mode": "persistent"}
+
+
+@pytest.mark.slow  # end to end: not in the fast loop
+def test_example_agent_in_persistent_mode_solves_every_task(tmp_path: Path) -> None:
+    cfg = make_project(tmp_path / "p", agent=_persistent(EXAMPLE), run={"concurrency": 4})
+    out = tmp_path / "r"
+    assert main(["run", "--config", str(cfg), "--model", "mock/expert", "--out", str(out)]) == 0
+    trials = read_jsonl(out / "trials.jsonl")
+    assert len(trials) == 3
+    assert all(t["success"] and t["agent"]["exit_code"] == 0 for t in trials), trials
+    audit = attempts(read_jsonl(out / "audit.jsonl"))
+    assert len(audit) == sum(t["agent"]["model_calls"] for t in trials)
+    assert sorted(a["response_id"] for a in audit) == sorted(
+        i for t in trials for i in t["response_ids"])
+    assert all(t["agent"]["final_answer_chars"] > 0 for t in trials)
+
+
+@pytest.mark.slow  # end to end: not in the fast loop
+def test_one_process_per_slot_and_a_crash_fails_only_its_trial(tmp_path: Path) -> None:
+    program = PROGRAMS / "persistent_probe.py"
+    cfg = make_project(tmp_path / "p", agent=_persistent(program), run={"concurrency": 1})
+    out = tmp_path / "r"
+    main(["run", "--config", str(cfg), "--model", "mock/expert", "--out", str(out)])
+    trials = {t["task"]: t for t in read_jsonl(out / "trials.jsonl")}
+    pids = json.loads((tmp_path / "p" / "agent-log" / "pids.json").read_text())
+    crashed = "incident-hard-02-retry-storm-two-faults"  # the probe dies on this task
+    assert trials[crashed]["ended"] == "agent_exit"
+    assert trials[crashed]["agent"]["exit_code"] == 4
+    assert trials[crashed]["agent"]["final_answer_chars"] == 0  # not an earlier trial's answer
+    others = [t for name, t in trials.items() if name != crashed]
+    assert all(t["ended"] == "final_answer" for t in others)
+    # three trials, one at a time (concurrency 1): the process that crashed was replaced once
+    assert len(set(pids.values())) == 2
+    tokens = [t for t in json.loads((tmp_path / "p" / "agent-log" / "tokens.json").read_text())]
+    assert len(set(tokens)) == 3  # a fresh token per trial
+
+
+@pytest.mark.slow  # end to end: not in the fast loop
+def test_a_program_that_answers_the_trial_gate_ended_takes_the_next(tmp_path: Path) -> None:
+    """The step limit ends the trial; the program is told by the endpoint's 400, answers, and
+    stays for the next trial (one process for all); its answer is that trial's final answer."""
+    program = PROGRAMS / "step_limit_probe.py"
+    cfg = make_project(tmp_path / "p", agent=_persistent(program), run={"concurrency": 1})
+    out = tmp_path / "r"
+    main(["run", "--config", str(cfg), "--model", "mock/expert", "--out", str(out)])
+    trials = read_jsonl(out / "trials.jsonl")
+    pids = json.loads((tmp_path / "p" / "agent-log" / "pids.json").read_text())
+    assert len(trials) == 3
+    assert len(pids) == 3
+    assert len(set(pids.values())) == 1
+    assert all(t["ended"] == "step_limit" for t in trials)
+    for t in trials:
+        answer = json.dumps({"task_id": t["task"], "stopped": 400})
+        assert t["agent"]["final_answer_chars"] == len(answer)
+    audit = attempts(read_jsonl(out / "audit.jsonl"))
+    assert len(audit) == sum(t["agent"]["model_calls"] for t in trials)
+    assert all(t["agent"]["model_calls"] == t["steps"] for t in trials)
+
+
+ECHO = AgentProgram(mode="persistent", command=[
+    sys.executable, "-c", "import sys\nfor line in sys.stdin: print(line)"])
+
+
+@pytest.mark.parametrize(("max_starting", "processes"), [(1, 1), (2, 2)])
+def test_while_a_process_starts_another_trial_waits_for_it(max_starting: int,
+                                                           processes: int) -> None:
+    """At most ``max_starting`` processes start at once: a second trial meanwhile waits, and
+    takes the first process when it comes free (one start instead of two)."""
+    async def go() -> tuple[int, int]:
+        pool = ProgramPool(size=4, max_starting=max_starting)
+        key = ProgramPool.key("arm", ECHO)
+        leased, release = asyncio.Event(), asyncio.Event()
+
+        async def trial(first: bool) -> int:
+            async with pool.lease(key, ECHO, Path.cwd(), {}) as lease:
+                if first:
+                    leased.set()
+                    await release.wait()  # still starting: no request has reached gate
+                lease.keep = True
+                return lease.child.pid
+
+        try:
+            first = asyncio.create_task(trial(True))
+            await leased.wait()
+            second = asyncio.create_task(trial(False))
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert second.done() == (max_starting > 1)
+            release.set()
+            pids = {await first, await second}
+            return len(pids), pool.started
+        finally:
+            await pool.aclose()
+
+    assert asyncio.run(go()) == (processes, processes)
+
+
+def test_a_trial_starts_its_own_process_when_none_comes_free() -> None:
+    """Once a start is measured, a trial waits that long for a busy process, then starts one."""
+    async def go() -> int:
+        pool = ProgramPool(size=2, max_starting=1)
+        key = ProgramPool.key("arm", ECHO)
+        leased, release = asyncio.Event(), asyncio.Event()
+
+        async def holder() -> None:
+            async with pool.lease(key, ECHO, Path.cwd(), {}) as lease:
+                lease.started()  # its first request: up, and the start measured
+                leased.set()
+                await release.wait()
+
+        try:
+            held = asyncio.create_task(holder())
+            await leased.wait()
+            async with pool.lease(key, ECHO, Path.cwd(), {}):
+                started = pool.started
+            release.set()
+            await held
+            return started
+        finally:
+            await pool.aclose()
+
+    assert asyncio.run(go()) == 2

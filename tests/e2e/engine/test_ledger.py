@@ -1,0 +1,97 @@
+"""One ledger per comparison: a comparison already decided is reported, not run afresh with a
+new plan; an undecided one is to be continued; a forced restart is recorded and shown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gate.cli import main
+from gate.engine.ledger import ordinal
+
+ARMS = ("--candidate", "mock/expert@0.5", "--baseline", "mock/expert")
+
+
+def sweep(project_dir: Path, out: Path, ledger: Path, *extra: str) -> int:
+    return main(["sweep", "--config", str(project_dir / "gate.yaml"), *ARMS, "--out", str(out),
+                 "--ledger", str(ledger), *extra])
+
+
+def test_a_decided_comparison_is_reported_and_a_restart_recorded(
+        project_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ledger = tmp_path / "runs" / "ledger.jsonl"
+    assert sweep(project_dir, tmp_path / "a", ledger) == 1  # a clear regression
+    first = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert first["comparison"]["number"] == 1
+    capsys.readouterr()
+    # the same comparison again, with a new plan: the earlier verdict stands, nothing is run
+    assert sweep(project_dir, tmp_path / "b", ledger) == 1
+    assert first["run_id"] in capsys.readouterr().err
+    assert not (tmp_path / "b" / "manifest.json").exists()
+    # a forced restart runs, and says which run of the comparison it is
+    sweep(project_dir, tmp_path / "c", ledger, "--force-restart")
+    third = json.loads((tmp_path / "c" / "manifest.json").read_text())["comparison"]
+    assert (third["number"], third["previous"], third["forced"]) == (2, [first["run_id"]], True)
+    sweep(project_dir, tmp_path / "d", ledger, "--force-restart")
+    report = (tmp_path / "d" / "report.md").read_text()
+    assert "**3rd run of this comparison**" in report
+    assert main(["verify", "--run", str(tmp_path / "d")]) == 0
+    # another comparison (another candidate) is not held back by this one
+    assert main(["sweep", "--config", str(project_dir / "gate.yaml"), "--candidate",
+                 "mock/expert@0.6", "--baseline", "mock/expert", "--out", str(tmp_path / "e"),
+                 "--ledger", str(ledger)]) == 1
+
+
+def test_an_undecided_comparison_is_continued_not_restarted(
+        project_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ledger = tmp_path / "ledger.jsonl"
+    args = ("--candidate", "mock/expert@0.99", "--baseline", "mock/expert", "--max-rounds", "1")
+    base = ["sweep", "--config", str(project_dir / "gate.yaml"), *args, "--ledger", str(ledger)]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 3
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "b")]) == 4
+    assert "--resume" in capsys.readouterr().err
+    # continuing the run itself is what the ledger asks for
+    assert main([*base[:-4], "--max-rounds", "2", "--ledger", str(ledger), "--out",
+                 str(tmp_path / "a"), "--resume"]) in (0, 1, 3)
+
+
+def test_ordinal() -> None:
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st"]
+
+
+def shard_and_merge(project_dir: Path, tmp: Path, name: str, ledger: Path,
+                    *extra: str) -> int:
+    """One stage of one shard, then the decision job's ``gate merge --ledger``, as CI runs it."""
+    shard = tmp / f"{name}-shard"
+    assert main(["sweep", "--config", str(project_dir / "gate.yaml"), *ARMS, "--shard", "1/1",
+                 "--stage", "1", "--stages", "4", "--plan-salt", f"5a{len(name)}",
+                 "--out", str(shard)]) == 0
+    return main(["merge", "--out", str(tmp / name), str(shard), "--ledger", str(ledger),
+                 *extra])
+
+
+def test_the_decision_job_keeps_the_ledger_of_sharded_sweeps(
+        project_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """In CI the run directory may be lost (a new cache key, eviction) while the PR's ledger
+    is kept: a new merged run of a decided comparison reports the earlier verdict."""
+    ledger = tmp_path / "ledger" / "comparisons.jsonl"
+    assert shard_and_merge(project_dir, tmp_path, "a", ledger) == 1  # a clear regression
+    first = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert first["comparison"]["number"] == 1
+    lines = [json.loads(x) for x in ledger.read_text().splitlines()]
+    assert [(x["run_id"], x["verdict"]) for x in lines] == [(first["run_id"], "regression")]
+    assert main(["verify", "--run", str(tmp_path / "a")]) == 0
+    capsys.readouterr()
+    # the same comparison, a new plan, the run directory gone: the earlier verdict stands
+    assert shard_and_merge(project_dir, tmp_path, "bb", ledger) == 1
+    assert first["run_id"] in capsys.readouterr().err
+    assert not (tmp_path / "bb" / "manifest.json").exists()
+    # a forced restart merges, recorded and shown
+    shard_and_merge(project_dir, tmp_path, "ccc", ledger, "--force-restart")
+    third = json.loads((tmp_path / "ccc" / "manifest.json").read_text())["comparison"]
+    assert (third["number"], third["previous"], third["forced"]) == (2, [first["run_id"]], True)
+    assert "**2nd run of this comparison**" in (tmp_path / "ccc" / "report.md").read_text()
