@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gate.config.schema import RunConfig, SloConfig, StatisticsConfig
+from gate.engine.decision import DECISION_METHOD
 from gate.engine.plan import Unit, plan_units
 from gate.records import (
     ArmSpec,
@@ -117,6 +118,7 @@ def manifest(tasks: Sequence[str] = ("t1",), rounds: int = 1, *,
         "seed": 1, "statistics": stats, "slos": slos or SloConfig(), "run": RunConfig(),
         "budget": BudgetSnapshot(ceiling_usd=5.0, configured_usd=5.0,
                                  provider_remaining_usd=None, source="config", spent_usd=0.0),
+        "decision_method": DECISION_METHOD,
     }
     return Manifest(**{**base, **fields})
 

@@ -46,6 +46,7 @@ def test_bad_env_or_files_are_refused_by_validate(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_files_are_hashed_and_a_python_programs_distributions_recorded(tmp_path: Path) -> None:
     (tmp_path / "p" / "agents").mkdir(parents=True)
     lock = tmp_path / "p" / "agents" / "uv.lock"

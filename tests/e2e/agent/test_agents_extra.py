@@ -42,6 +42,7 @@ def _block(monkeypatch: pytest.MonkeyPatch, name: str = "uvicorn") -> None:
     monkeypatch.setitem(sys.modules, name, None)  # find_spec and import: not installed
 
 
+@pytest.mark.slow
 def test_the_built_in_loop_runs_without_the_extra(tmp_path: Path) -> None:
     cfg = make_project(tmp_path / "p", tasks=(
         "incident/incident-easy-01-cache-crashed.yaml",))

@@ -197,6 +197,7 @@ def test_a_pr_without_sweep_results_gets_gates_own_no_report_state(
     assert "## gate" not in step("reusable-gate.yml", "report", "gate report")["run"]
 
 
+@pytest.mark.slow
 def test_a_sweep_whose_report_fails_gets_a_no_result_block(tmp_path: Path) -> None:
     run = tmp_path / "runs" / "model-x"
     run.mkdir(parents=True)
@@ -550,6 +551,7 @@ def test_evaluating_then_the_result_leave_one_comment(
      "\n> The gate run for head `ccccccc` ended without a readable `gate-comment` artifact"),
     ("something_new", "(required check `gate` ended without a report)"),
 ])
+@pytest.mark.slow
 def test_a_run_ending_without_a_result_replaces_the_evaluating_state(
         gh: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conclusion: str,
         expected: str) -> None:
@@ -564,6 +566,7 @@ def test_a_run_ending_without_a_result_replaces_the_evaluating_state(
     assert conclusion not in comment.body or conclusion in expected  # never echoed raw
 
 
+@pytest.mark.slow
 def test_a_forged_artifact_leaves_a_no_result_on_the_runs_own_pr(
         gh: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert evaluate(monkeypatch, gh, tmp_path)[0] == 0
@@ -577,6 +580,7 @@ def test_a_forged_artifact_leaves_a_no_result_on_the_runs_own_pr(
     assert gh.comments(REPO, OTHER) == []
 
 
+@pytest.mark.slow
 def test_states_for_a_head_the_pr_has_left_post_nothing(
         gh: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code, log = evaluate(monkeypatch, gh, tmp_path, head_sha="0" * 40)
@@ -589,6 +593,7 @@ def test_states_for_a_head_the_pr_has_left_post_nothing(
     assert nothing_posted(gh, tmp_path)
 
 
+@pytest.mark.slow
 def test_states_go_only_to_the_one_pr_whose_head_is_the_runs(
         gh: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # PR 14 shares the head commit from another repository: not the run's PR

@@ -150,6 +150,7 @@ _message = st.fixed_dictionaries(
                          min_size=1, max_size=6),
        tools=st.none() | st.lists(st.dictionaries(st.sampled_from(
            ["function", "name", "parameters", "type"]), _json, max_size=3), max_size=2))
+@pytest.mark.slow
 def test_any_shape_of_session_is_imported_or_reported_never_raised(
     messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
 ) -> None:
