@@ -232,4 +232,5 @@ def test_the_server_sends_without_waiting_for_acks() -> None:
             await server.aclose()
 
     flags = asyncio.run(go())
-    assert flags and all(flags), flags
+    assert flags
+    assert all(flags), flags
