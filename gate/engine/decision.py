@@ -16,9 +16,10 @@ from gate.statistics import PairedSequentialTest
 
 # Which bets the sequential test makes (recorded in each run's manifest). 1: the first bets
 # (prior weight 20, one cap for both sides); 2: the exact growth-optimal fraction of the
-# three-point law for the accept side, a cap per side, prior weight 5. A run is re-derived
+# three-point law for the accept side, a cap per side, prior weight 5; 3: as 2, and per pair
+# each bet moved to the nearest one that lands exactly on its threshold. A run is re-derived
 # (``gate verify``) and resumed only by the method that decided it.
-DECISION_METHOD = 2
+DECISION_METHOD = 3
 
 # Losses that are the arm's own doing: the request it sent was refused (400, e.g. a context
 # overflow), its answer passed the size cap, or its agent program never called the model.

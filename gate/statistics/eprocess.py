@@ -269,8 +269,16 @@ class PairedSequentialTest:
             cap = lam_cap(d)
             return _kelly(m_rej, var, cap), _kelly(m_ok, var, cap)
         rej_cap, ok_cap = bet_caps(d)
-        return (_three_point_kelly(-1.0, 0.0, 1.0, d, var + d * d, rej_cap),
-                _three_point_kelly(d - 1.0, d, d + 1.0, d, var + d * d, ok_cap))
+        lam_rej = _three_point_kelly(-1.0, 0.0, 1.0, d, var + d * d, rej_cap)
+        lam_ok = _three_point_kelly(d - 1.0, d, d + 1.0, d, var + d * d, ok_cap)
+        if not self.per_pair:
+            return lam_rej, lam_ok
+        return (
+            _landing_bet(lam_rej, rej_cap, self._log_rej_threshold - self.log_e_reject, 1.0,
+                         _three_point_law(-1.0, 0.0, 1.0, d, var + d * d)),
+            _landing_bet(lam_ok, ok_cap, self._log_ok_threshold - self.log_e_accept, d,
+                         _three_point_law(d - 1.0, d, d + 1.0, d, var + d * d)),
+        )
 
     def extended(self, max_rounds: int) -> PairedSequentialTest:
         """A copy allowed to run to ``max_rounds`` (continue an inconclusive sweep).
@@ -373,6 +381,38 @@ def _three_point_kelly(lo: float, mid: float, hi: float, mean: float, second: fl
     else:  # a < 0 < mean: one negative and one positive root, the larger
         root = (-b - math.sqrt(b * b - 4.0 * a * mean)) / (2.0 * a)
     return min(max(root, 0.0), cap)
+
+
+def _three_point_law(lo: float, mid: float, hi: float, mean: float,
+                     second: float) -> tuple[tuple[float, float], ...]:
+    """The law on lo < mid < hi (one apart) with E[X] = mean and E[X^2] = second, as
+    (value, probability) pairs; ``second`` is moved into what the three values allow."""
+    mu = mean - mid  # Y = X - mid on {-1, 0, 1}: E[Y] = mu, E[Y^2] = s
+    s = min(max(second - mid * mid - 2.0 * mid * mu, abs(mu)), 1.0)
+    return ((hi, (s + mu) / 2.0), (mid, 1.0 - s), (lo, (s - mu) / 2.0))
+
+
+_LANDING_MARGIN = 1e-12  # each landing step a little long, so rounding never leaves it short
+
+
+def _landing_bet(lam: float, cap: float, gap: float, unit: float,
+                 law: tuple[tuple[float, float], ...]) -> float:
+    """A bet next to ``lam`` (<= ``cap``) with which a whole number of pairs of increment
+    ``unit`` takes the log e-value exactly to its threshold, ``gap`` above it
+    (docs/statistics.md, "Landing on the threshold").
+
+    With k = floor(gap / log(1 + lam unit)), the bets that need k and k + 1 such pairs are
+    expm1(gap / k) / unit >= lam >= expm1(gap / (k + 1)) / unit; of those within ``cap`` (the
+    second always is) the one with the larger growth E log(1 + bet X) under ``law`` is taken.
+    Within one pair of the threshold (k = 0) that is the smallest bet that crosses on such a
+    pair. Uses ``lam`` and the log e-value, both fixed before the next pair: predictable.
+    """
+    if lam <= 0.0 or gap <= 0.0:
+        return lam
+    k = math.floor(gap / math.log1p(lam * unit))
+    options = [math.expm1(gap / j + _LANDING_MARGIN) / unit for j in (k, k + 1) if j >= 1]
+    options = [x for x in options if x <= cap] or [min(options[-1], cap)]
+    return max(options, key=lambda x: sum(p * math.log1p(x * v) for v, p in law if p > 0.0))
 
 
 def _kelly(mean: float, var: float, cap: float) -> float:

@@ -126,8 +126,10 @@ def test_plug_in_bets_are_predictable_and_adapt() -> None:
 def test_the_accept_bet_maximises_the_growth_of_the_three_point_law(
         delta: float, diffs_seen: list[float]) -> None:
     """K_ok bets the exact growth-optimal fraction for D on {-1, 0, 1} with mean 0 (its
-    design alternative) and the shrunk variance, not the second-order m / (v + m^2)."""
-    test = PairedSequentialTest(delta, 0.05, 0.05, 0.3, 50, per_pair=True)
+    design alternative) and the shrunk variance, not the second-order m / (v + m^2). (A round
+    is bet at that fraction; per pair it is then moved to land on the threshold:
+    test_stats_landing.py.)"""
+    test = PairedSequentialTest(delta, 0.05, 0.05, 0.3, 50)
     test.update(diffs_seen)
     n, w0 = test.pairs, test.prior_weight
     v0 = delta / 0.3 - delta**2
@@ -164,9 +166,11 @@ def test_log_space_survives_extreme_runs() -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(diffs, min_size=1, max_size=6), st.booleans())
-def test_state_round_trips_through_json(rounds: list[list[float]], plug_in: bool) -> None:
-    test = PairedSequentialTest(0.1, 0.05, 0.05, 0.3, 100, plug_in=plug_in)
+@given(st.lists(diffs, min_size=1, max_size=6), st.booleans(), st.booleans())
+def test_state_round_trips_through_json(
+    rounds: list[list[float]], plug_in: bool, per_pair: bool
+) -> None:
+    test = PairedSequentialTest(0.1, 0.05, 0.05, 0.3, 100, plug_in=plug_in, per_pair=per_pair)
     for round_diffs in rounds[:-1]:
         if test.decision.verdict == "continue":
             test.update(round_diffs)
