@@ -16,7 +16,8 @@ Designs (rows):
 - old default: ``schedule: rounds``, plug-in bets, checks at round ends.
 - iid, check every 8: tasks drawn at random, one bet and one check per batch of 8 pairs.
 - NEW default: tasks drawn at random, a bet and a check after every pair, 4 pairs run at once
-  (pairs run after the deciding one in its batch are counted).
+  (pairs run after the deciding one in its batch are counted); each bet moved to land exactly
+  on its threshold (docs/statistics.md, "Landing on the threshold").
 
 Target: error at each boundary <= level + 3 sqrt(level (1 - level) / N) (0.0565 at 0.05 and
 N 10,000); the new default at <= 0.60 of the fixed design at both truths, unless the floor of

@@ -32,7 +32,11 @@ delta / (v_hat + delta^2) exactly; for K_ok it is the root of a quadratic
 (``_three_point_kelly``), not the second-order m / (v + m^2), which overshoots when the arms
 are strongly correlated. The prior v0 = delta / lam - delta^2 makes the first bets the
 configured ``lam`` (K_ok's within 0.001). Plug-in bets are clipped to ``bet_caps(delta)``: a
-pair at the worst end keeps WORST_FACTOR (0.15) of the wealth. With ``adapt_mean=True`` the mean
+pair at the worst end keeps WORST_FACTOR (0.15) of the wealth. With ``per_pair`` each bet is then
+moved to its landing point (``_landing_bet``): the neighbouring bet with which a whole number of
+pairs (lost pairs for K_rej, ties for K_ok) takes the log e-value exactly to its threshold, so a
+crossing does not waste growth past it; it depends on the e-value so far, fixed before the pair
+like the rest. With ``adapt_mean=True`` the mean
 is also estimated (shrunk towards delta); measured (bench/) it needs more pairs at the
 boundaries, so it is off by default. ``plug_in=False`` bets the fixed ``lam``, clipped to
 lam_cap(delta) < 1 / (1 + delta).
