@@ -411,9 +411,10 @@ def _landing_bet(lam: float, cap: float, gap: float, unit: float,
     Within one pair of the threshold (k = 0) that is the smallest bet that crosses on such a
     pair. Uses ``lam`` and the log e-value, both fixed before the next pair: predictable.
     """
-    if lam <= 0.0 or gap <= 0.0:
+    steps = gap / math.log1p(lam * unit) if lam > 0.0 and gap > 0.0 else math.inf
+    if not math.isfinite(steps):  # no bet, a crossed threshold, or a vanishing bet
         return lam
-    k = math.floor(gap / math.log1p(lam * unit))
+    k = math.floor(steps)
     options = [math.expm1(gap / j + _LANDING_MARGIN) / unit for j in (k, k + 1) if j >= 1]
     options = [x for x in options if x <= cap] or [min(options[-1], cap)]
     return max(options, key=lambda x: sum(p * math.log1p(x * v) for v, p in law if p > 0.0))
