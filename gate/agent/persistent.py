@@ -11,9 +11,11 @@ error, halt) is ended; a later trial starts another.
 Starting is paced, because starting a program mostly means importing its SDKs, work bound by
 the CPU, while a process that is already running takes the next trial at almost no cost:
 
-- at most ``max_starting`` (the number of cores) of an arm's processes are starting at once
-  (started, no request through their trial's endpoint or MCP server yet): more starts at once
-  than cores finish no sooner;
+- an arm's first process starts alone; once one has started, at most ``max_starting`` (the
+  number of cores) of its processes are starting at once (started, no request through their
+  trial's endpoint or MCP server yet): more starts at once than cores finish no sooner, and
+  until one start is measured nobody knows whether trials are short enough for one process
+  (gate's own start-up work competes for the same cores);
 - a trial that finds no idle process waits for one for as long as the arm's last start took
   (from the start to its first request), counted from when it began to wait or a process last
   came up or free, whichever is later: it starts a process only when none came free for that
@@ -153,7 +155,8 @@ class ProgramPool:
                 arm.processes -= 1  # it exited while idle
                 self._running.discard(child)
                 await child.end()
-            if arm.processes >= self.size or arm.starting >= self.max_starting:
+            at_once = self.max_starting if arm.start_s is not None else 1
+            if arm.processes >= self.size or arm.starting >= at_once:
                 await arm.wait(None)  # a process comes free, or a start completes
                 continue
             busy = arm.processes - arm.starting  # lent and up: one of them may come free

@@ -85,15 +85,21 @@ ECHO = AgentProgram(mode="persistent", command=[
     sys.executable, "-c", "import sys\nfor line in sys.stdin: print(line)"])
 
 
-@pytest.mark.parametrize(("max_starting", "processes"), [(1, 1), (2, 2)])
-def test_while_a_process_starts_another_trial_waits_for_it(max_starting: int,
+@pytest.mark.parametrize(("max_starting", "measured", "processes"),
+                         [(1, False, 1), (2, False, 1), (1, True, 1), (2, True, 2)])
+def test_while_a_process_starts_another_trial_waits_for_it(max_starting: int, measured: bool,
                                                            processes: int) -> None:
-    """At most ``max_starting`` processes start at once: a second trial meanwhile waits, and
-    takes the first process when it comes free (one start instead of two)."""
+    """An arm's first process starts alone; once a start is measured, at most ``max_starting``
+    start at once: a second trial meanwhile waits, and takes the first process when it comes
+    free (one start instead of two)."""
     async def go() -> tuple[int, int]:
         pool = ProgramPool(size=4, max_starting=max_starting)
         key = ProgramPool.key("arm", ECHO)
         leased, release = asyncio.Event(), asyncio.Event()
+        if measured:  # an earlier process of the arm started (and ended)
+            async with pool.lease(key, ECHO, Path.cwd(), {}) as earlier:
+                earlier.started()
+            pool.started = 0
 
         async def trial(first: bool) -> int:
             async with pool.lease(key, ECHO, Path.cwd(), {}) as lease:
@@ -109,7 +115,7 @@ def test_while_a_process_starts_another_trial_waits_for_it(max_starting: int,
             second = asyncio.create_task(trial(False))
             for _ in range(20):
                 await asyncio.sleep(0)
-            assert second.done() == (max_starting > 1)
+            assert second.done() == (processes > 1)
             release.set()
             pids = {await first, await second}
             return len(pids), pool.started
