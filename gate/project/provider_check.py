@@ -1,15 +1,17 @@
 """Checks of each provider's ``unsupported_fields.chat_completions`` against what gate's own
 chat completions cannot do without (gate.providers.base): ``model`` and ``messages`` (every
 request), ``tools`` (the built-in loop's every call, when the loop runs a task), and a token cap
-(``max_tokens``, else ``max_completion_tokens``: the figure the budget projects). A field gate
-can do without (``WITHHOLDABLE``: the seed, the temperature...) is left out instead."""
+(``max_tokens``, else ``max_completion_tokens``: the figure the budget projects); and in
+``unsupported_fields.responses`` what gate sets on every natively forwarded Responses call
+(``model``, ``max_output_tokens``). A chat-completions field gate can do without
+(``WITHHOLDABLE``: the seed, the temperature...) is left out of its calls instead."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from gate.config.schema import AgentProgram, GateConfig
-from gate.providers.base import LOOP_FIELDS, REQUIRED_FIELDS
+from gate.providers.base import LOOP_FIELDS, REQUIRED_FIELDS, RESPONSES_REQUIRED
 
 Loc = tuple[str | int, ...]
 
@@ -42,4 +44,14 @@ def provider_field_problems(config: GateConfig, loop_envs: list[str]
             problems.append(((*loc, i), f"{where}[{i}]: max_tokens and max_completion_tokens "
                              "cannot both be unsupported: the cap run.max_tokens, which the "
                              "budget projects, must reach the provider"))
+        problems += _responses_problems(name, cfg.unsupported_fields.responses)
     return problems
+
+
+def _responses_problems(name: str, declared: list[str]) -> list[tuple[Loc, str]]:
+    """The Responses fields gate sets on every natively forwarded call."""
+    where = f"providers.{name}.unsupported_fields.responses"
+    return [(("providers", name, "unsupported_fields", "responses", i),
+             f"{where}[{i}]: {key!r} cannot be unsupported: gate sets it on every Responses "
+             "call it forwards (the arm's model, the cap the budget projects)")
+            for i, key in enumerate(declared) if key in RESPONSES_REQUIRED]

@@ -91,6 +91,11 @@ REQUIRED_FIELDS = ("model", "messages")
 endpoint's, a translated Responses call's): a provider declaring one of them unsupported cannot
 run a task, and ``gate validate`` refuses the declaration."""
 
+RESPONSES_REQUIRED = ("model", "max_output_tokens")
+"""Responses API fields gate sets on every natively forwarded call (the arm's model, the cap the
+budget projects): declared unsupported in ``unsupported_fields.responses``, refused by
+``gate validate``."""
+
 LOOP_FIELDS = ("tools",)
 """Chat-completions fields the built-in loop sends on every call (the task's tools): declared
 unsupported, they are refused by ``gate validate`` when the built-in loop runs a task."""
@@ -275,9 +280,9 @@ class ResponsesProvider(Provider, Protocol):
 
 
 __all__ = [
-    "BEHAVIOUR_FIELDS", "LOOP_FIELDS", "NO_DECLARATION", "REQUIRED_FIELDS", "RETRYABLE",
-    "WITHHOLDABLE", "Attempt", "AttemptSink", "AttemptStart", "Capabilities", "ChatRequest",
-    "ChatResponse", "ErrorKind", "Provider", "ProviderError", "ResponsesProvider",
+    "BEHAVIOUR_FIELDS", "LOOP_FIELDS", "NO_DECLARATION", "REQUIRED_FIELDS", "RESPONSES_REQUIRED",
+    "RETRYABLE", "WITHHOLDABLE", "Attempt", "AttemptSink", "AttemptStart", "Capabilities",
+    "ChatRequest", "ChatResponse", "ErrorKind", "Provider", "ProviderError", "ResponsesProvider",
     "ResponsesRequest", "ResponsesResult", "TwoPhaseSink", "Usage", "capabilities",
     "response_format_problem", "tool_choice_problem", "withheld_fields",
 ]

@@ -54,10 +54,12 @@ def test_the_audit_hash_is_of_the_body_sent() -> None:
 
 
 def config(chat: list[str], agent: Any = "builtin",
-           overrides: dict[str, Any] | None = None) -> GateConfig:
+           overrides: dict[str, Any] | None = None, responses: list[str] | None = None
+           ) -> GateConfig:
     return GateConfig.model_validate({
         "providers": {"acme": {"base_url": "https://acme.test/v1", "api_key_env": "ACME_KEY",
-                               "unsupported_fields": {"chat_completions": chat}}},
+                               "responses_api": True, "unsupported_fields": {
+                                   "chat_completions": chat, "responses": responses or []}}},
         "agent": agent, "agent_overrides": overrides or {}})
 
 
@@ -91,3 +93,11 @@ def test_both_token_caps_are_refused_and_one_is_withheld() -> None:
     assert problem[0] == (*WHERE, 0)
     assert "budget" in problem[1]
     assert provider_field_problems(config(["max_tokens", "seed", "temperature"]), ["x"]) == []
+
+
+@pytest.mark.parametrize("field", ["model", "max_output_tokens"])
+def test_what_gate_sets_on_every_native_responses_call_is_refused(field: str) -> None:
+    cfg = config([], agent=PROGRAM, responses=["top_p", field])
+    (problem,) = provider_field_problems(cfg, [])
+    assert problem[0] == ("providers", "acme", "unsupported_fields", "responses", 1)
+    assert f"responses[1]: {field!r} cannot be unsupported" in problem[1]
