@@ -156,7 +156,7 @@ class RunSession:
                 try:
                     stopped = await schedule(engine, manifest)
                 finally:
-                    engine.close()
+                    await engine.aclose()
                 return Outcome(engine.halt, stopped)
         except CircuitBreakerError as exc:  # while opening the providers: before any task
             return Outcome(halt_before_any_task(exc, self.notices))
