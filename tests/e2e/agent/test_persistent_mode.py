@@ -81,6 +81,25 @@ def test_a_program_that_answers_the_trial_gate_ended_takes_the_next(tmp_path: Pa
     assert all(t["agent"]["model_calls"] == t["steps"] for t in trials)
 
 
+@pytest.mark.slow  # end to end: not in the fast loop
+def test_a_sweep_keeps_each_arms_process_from_check_to_check(tmp_path: Path) -> None:
+    """The programs live as long as the run: a sweep of three checks (one trial at a time)
+    starts one process per arm, not one per arm and check."""
+    program = PROGRAMS / "persistent_probe.py"
+    easy = ("incident/incident-easy-01-cache-crashed.yaml",
+            "orders/orders-easy-01-cancel-pending-order.yaml")
+    cfg = make_project(tmp_path / "p", tasks=easy, agent=_persistent(program),
+                       run={"concurrency": 1}, max_rounds=3)
+    out = tmp_path / "sweep"
+    main(["sweep", "--config", str(cfg), "--candidate", "mock/expert", "--baseline",
+          "mock/expert", "--out", str(out)])
+    trials = read_jsonl(out / "trials.jsonl")
+    log = json.loads((tmp_path / "p" / "agent-log" / "pid_log.json").read_text())
+    assert len(trials) == len(log) == 12  # 2 tasks x 3 rounds x 2 arms, all through the probe
+    assert len({t["round"] for t in trials}) > 1  # several checks (batches)
+    assert len({pid for _, pid in log}) == 2
+
+
 ECHO = AgentProgram(mode="persistent", command=[
     sys.executable, "-c", "import sys\nfor line in sys.stdin: print(line)"])
 
