@@ -12,6 +12,7 @@ from typing import TextIO
 
 from gate.agent.failures import program_failure, program_failures
 from gate.agent.persistent import ProgramPool
+from gate.agent.program import prestart_programs
 from gate.connect import ProviderOptions
 from gate.engine.notices import Notices
 from gate.engine.run import prepare_run
@@ -112,6 +113,8 @@ async def _drill(project: Project, out: Path, seed: int,
 
 async def _checks(programs: ProgramPool, project: Project, out: Path, seed: int,
                   notices: Notices) -> tuple[list[SmokeCheck], dict[str, SmokeTask]]:
+    # the random arm's persistent programs import while the expert arm runs
+    await prestart_programs(programs, project.config, "random", "mock/random", project.root)
     checks = [SmokeCheck(name="validate", ok=True, detail=f"{len(project.tasks)} tasks valid")]
     tasks = {lt.task.id: SmokeTask(task=lt.task.id) for lt in project.tasks}
 

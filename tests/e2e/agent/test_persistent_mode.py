@@ -15,6 +15,7 @@ from agent_support import EXAMPLE, PROGRAMS, make_project
 from gate.agent.persistent import ProgramPool
 from gate.cli import main
 from gate.config.schema import AgentProgram
+from gate.errors import HaltError
 from gate.rundir.audit import attempts
 from gate.rundir.jsonl import read_jsonl
 
@@ -97,7 +98,73 @@ def test_a_sweep_keeps_each_arms_process_from_check_to_check(tmp_path: Path) -> 
     log = json.loads((tmp_path / "p" / "agent-log" / "pid_log.json").read_text())
     assert len(trials) == len(log) == 12  # 2 tasks x 3 rounds x 2 arms, all through the probe
     assert len({t["round"] for t in trials}) > 1  # several checks (batches)
-    assert len({pid for _, pid in log}) == 2
+    assert len({pid for *_, pid in log}) == 2
+
+
+@pytest.mark.slow  # end to end: not in the fast loop
+def test_the_smoke_starts_one_process_per_model(tmp_path: Path) -> None:
+    """gate smoke's three runs share their programs: the expert run's process also serves the
+    breaker drill, and the random arm's, started ahead, its run: two starts, not three."""
+    program = PROGRAMS / "persistent_probe.py"
+    easy = ("incident/incident-easy-01-cache-crashed.yaml",
+            "orders/orders-easy-01-cancel-pending-order.yaml")
+    cfg = make_project(tmp_path / "p", tasks=easy, agent=_persistent(program),
+                       run={"concurrency": 1})
+    # the probe makes one model call per trial and solves nothing: the smoke fails (the 402
+    # after 5 calls never comes), but every run gives each trial to a program
+    main(["smoke", "--config", str(cfg), "--out", str(tmp_path / "smoke")])
+    log = json.loads((tmp_path / "p" / "agent-log" / "pid_log.json").read_text())
+    pids: dict[str, set[int]] = {}
+    for _task, model, pid in log:
+        pids.setdefault(model, set()).add(pid)
+    assert len(log) == 6  # 2 tasks in each of the expert, random and breaker runs
+    assert {m: len(p) for m, p in pids.items()} == {"mock/expert": 1, "mock/random": 1}
+
+
+def test_no_process_starts_once_the_run_halted() -> None:
+    async def go() -> int:
+        pool = ProgramPool(size=2)
+        stop = asyncio.Event()
+        stop.set()
+        try:
+            with pytest.raises(HaltError):
+                async with pool.lease(ProgramPool.key("arm", ECHO), ECHO, Path.cwd(), {}, stop):
+                    pass
+            return pool.started
+        finally:
+            await pool.aclose()
+
+    assert asyncio.run(go()) == 0
+
+
+def test_a_process_started_ahead_takes_the_first_trial() -> None:
+    """``prestart``: the first trial takes that process, which counts as starting until its
+    first request (a second trial meanwhile waits rather than starting another)."""
+    async def go() -> tuple[int, int, bool, bool]:
+        pool = ProgramPool(size=4, max_starting=2)
+        key = ProgramPool.key("arm", ECHO)
+        await pool.prestart(key, ECHO, Path.cwd(), {})
+        try:
+            async with pool.lease(key, ECHO, Path.cwd(), {}) as first:
+                second = asyncio.create_task(_lease_pid(pool, key))
+                for _ in range(20):
+                    await asyncio.sleep(0)
+                waited = not second.done()
+                fresh = first.fresh
+                first.started()
+                first.keep = True
+                pid = first.child.pid
+            return pool.started, int(await second == pid), waited, fresh
+        finally:
+            await pool.aclose()
+
+    assert asyncio.run(go()) == (1, 1, True, True)
+
+
+async def _lease_pid(pool: ProgramPool, key: tuple[str, str]) -> int:
+    async with pool.lease(key, ECHO, Path.cwd(), {}) as lease:
+        lease.keep = True
+        return lease.child.pid
 
 
 ECHO = AgentProgram(mode="persistent", command=[
