@@ -136,12 +136,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gate.engine.run import execute_run
+    from gate.engine.run import RunSpec, execute_run
 
     project = _project(args)
     seed = project.config.run.seed if args.seed is None else args.seed
-    results = execute_run(project, model=args.model, provider=args.provider,
-                          rounds=args.rounds, out=args.out, seed=seed)
+    results = execute_run(project, RunSpec(model=args.model, provider=args.provider,
+                                           rounds=args.rounds, out=args.out, seed=seed))
     write_report(args.out)
     print_arm_summary(results)
     export_traces(args.out)

@@ -15,7 +15,7 @@ from gate.agent.persistent import ProgramPool
 from gate.agent.program import prestart_programs
 from gate.connect import ProviderOptions
 from gate.engine.notices import Notices
-from gate.engine.run import prepare_run
+from gate.engine.run import RunSpec, prepare_run
 from gate.engine.session import in_event_loop
 from gate.project.load import Project
 from gate.records import Results, Smoke, SmokeCheck, SmokeScore, SmokeTask, Trial
@@ -93,9 +93,9 @@ async def _run(programs: ProgramPool, project: Project, *, model: str, out: Path
                notices: Notices, arm_name: str, heartbeat_interval_s: float | None = None,
                options: ProviderOptions | None = None) -> Results:
     """One of the smoke's runs, in the smoke's event loop, with the smoke's programs."""
-    session, schedule = prepare_run(project, model=model, provider=None, rounds=1, out=out,
-                                    seed=seed, notices=notices, arm_name=arm_name,
-                                    heartbeat_interval_s=heartbeat_interval_s, options=options)
+    session, schedule = prepare_run(project, RunSpec(
+        model=model, provider=None, rounds=1, out=out, seed=seed, notices=notices,
+        arm_name=arm_name, heartbeat_interval_s=heartbeat_interval_s, options=options))
     return session.finish(await session.execute_async(schedule, programs))
 
 
