@@ -6,6 +6,10 @@ batches, each about twice the one before; a stage's units are dealt to N shards 
 (unit k of the stage goes to shard ``k mod N``). A shard runs its cells and nothing else: it
 never reads the decision and stops only on the circuit breaker (or the pause file). It gets
 1/N of each provider's declared rate limit and concurrency, and 1/N of the stage's budget.
+With ``--ledger`` a shard checks the comparison ledger before any call, as a single-process
+sweep does, and writes nothing to it (gate.engine.ledger.check_shard): a refused shard leaves
+its manifest and an unfinished shard.json, nothing run, so that ``gate merge --ledger`` in
+the decision job reports the same refusal.
 
 ``gate merge`` is the only place a decision is made: it folds the shards' trials, audit,
 transcripts and heartbeat into one run directory (the checkpoint, carried from stage to stage),
@@ -25,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from gate.engine import ledger
 from gate.engine.decision import replay
 from gate.engine.notices import Notices
 from gate.engine.plan import Unit, batches, units_of
@@ -139,6 +144,8 @@ def run_shard(project: Project, opts: SweepOptions, spec: ShardSpec, *,
         raise ConfigError.one(str(opts.out), None, "--resume: this directory holds another shard")
     manifest = session.declare()  # a shard directory is one from the start, before any call
     run.write_shard(ShardInfo(spec=spec.record()))
+    if opts.ledger is not None:  # read-only, before any call: the merge records the run
+        ledger.check_shard(opts.ledger, manifest, opts.force_restart)
     units = shard_units(stage_units(units_of(manifest.scope), spec.stage, spec.stages),
                         spec.index, spec.count)
     done = {t.trial_id for t in run.trials()}
