@@ -50,6 +50,7 @@ from gate.records import (
     Results,
     ShardInfo,
     ShardSpecRecord,
+    SharedBaseline,
     StageRun,
     Stages,
     Transcript,
@@ -271,6 +272,10 @@ def _merged_manifest(out: Path, loaded: list[Loaded], spec: ShardSpec, budget_us
     if run.has_manifest():
         manifest = run.manifest()
         _check_same(manifest, ref, str(loaded[0][0]))
+        shared = shared_baseline([manifest] + [m for _p, m, _i in loaded])
+        if shared != manifest.shared_baseline:  # this stage's shards found more sharers
+            manifest = manifest.model_copy(update={"shared_baseline": shared})
+            run.write_manifest(manifest)
         stages = run.stages()
         if stages is None:
             raise ConfigError.one(str(run.file(STAGES)), None,
@@ -288,11 +293,24 @@ def _merged_manifest(out: Path, loaded: list[Loaded], spec: ShardSpec, budget_us
     ceiling = budget_usd if budget_usd is not None else _config_ceiling(ref)
     budget = budget_snapshot(Budget(ceiling),
                              "--budget-usd" if budget_usd is not None else "gate.yaml")
-    manifest = ref.model_copy(update={"command": sys.argv[1:], "budget": budget,
-                                      "comparison": comparison})  # gate merge --ledger
+    manifest = ref.model_copy(update={
+        "command": sys.argv[1:], "budget": budget,
+        "comparison": comparison,  # gate merge --ledger
+        "shared_baseline": shared_baseline([m for _p, m, _i in loaded])})
     run.write_manifest(manifest)
     return manifest, Stages(max=spec.stages, run=[], next_stage=None, ceiling_usd=ceiling,
                             spent_usd=0.0)
+
+
+def shared_baseline(manifests: list[Manifest]) -> SharedBaseline | None:
+    """Who shares the baseline cache with a merged run: what each of its shards' manifests
+    recorded when the shard started (they may have found different caches), together: every
+    candidate any of them saw, and the most earlier sweeps any one of them saw."""
+    seen = [m.shared_baseline for m in manifests if m.shared_baseline is not None]
+    if not seen:
+        return None
+    return SharedBaseline(candidates=sorted({c for s in seen for c in s.candidates}),
+                          runs=max(s.runs for s in seen))
 
 
 def _config_ceiling(ref: Manifest) -> float:
