@@ -232,7 +232,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
             return earlier_exit(earlier)
     merged = merge(args.out, args.shards, budget_usd=args.budget_usd, comparison=comparison)
     if args.ledger is not None:
-        ledger.record_merged(args.ledger, args.out, merged.results.verdict)
+        ledger.record_merged(args.ledger, args.out, merged.results)
     write_report(args.out)
     print_decision(merged.results)
     if os.environ.get("GITHUB_OUTPUT"):
@@ -242,9 +242,11 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def earlier_exit(earlier: EarlierRun) -> int:
-    """A comparison the ledger holds as decided: said, and its verdict's exit code."""
+    """A comparison the ledger holds as decided: said, and the exit code that run had (1 for
+    a regression, or a pass with an SLO breached)."""
     print(f"gate: {earlier}", file=sys.stderr)
-    return EXIT_FAIL if earlier.entry.verdict == "regression" else EXIT_OK
+    entry = earlier.entry
+    return EXIT_FAIL if entry.verdict == "regression" or entry.slos_met is False else EXIT_OK
 
 
 def sweep_exit_code(results: Results) -> int:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gate.errors import ConfigError
-from gate.records import Comparison, Manifest
+from gate.records import Comparison, Manifest, Results
 from gate.rundir import RunDir
 
 
@@ -39,6 +39,7 @@ class Entry:
     out: str
     verdict: str | None  # None until the run finished
     plan_salt: str | None = None  # the run's plan (every shard and stage of a sweep shares it)
+    slos_met: bool | None = None  # a decided run: were its SLOs met (a pass with a breach: exit 1)
 
 
 def entries(ledger: Path, key: str) -> list[Entry]:
@@ -53,7 +54,7 @@ def entries(ledger: Path, key: str) -> list[Entry]:
             row = json.loads(line)
             if row["key"] == key:
                 runs[row["run_id"]] = Entry(row["run_id"], row["out"], row.get("verdict"),
-                                            row.get("plan_salt"))
+                                            row.get("plan_salt"), row.get("slos_met"))
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError.one(str(ledger), n, f"not a ledger line: {exc}") from exc
     return list(runs.values())
@@ -66,9 +67,10 @@ class EarlierRun(Exception):
     """The comparison was decided by an earlier run: its verdict stands."""
 
     def __init__(self, entry: Entry, number: int) -> None:
+        breach = " with an SLO breached" if entry.slos_met is False else ""
         super().__init__(f"this comparison was decided by run {entry.run_id} ({entry.out}): "
-                         f"{entry.verdict}; that verdict stands ({number} run(s) in the ledger; "
-                         "--force-restart runs it again, recorded)")
+                         f"{entry.verdict}{breach}; that verdict stands ({number} run(s) in "
+                         "the ledger; --force-restart runs it again, recorded)")
         self.entry = entry
 
 
@@ -102,13 +104,16 @@ def check_shard(ledger: Path, manifest: Manifest, force: bool) -> None:
     check(ledger, manifest, force)
 
 
-def record(ledger: Path, manifest: Manifest, out: Path, verdict: str | None) -> None:
-    """Append the run's line (at its start with no verdict, at its end with it)."""
+def record(ledger: Path, manifest: Manifest, out: Path, results: Results | None) -> None:
+    """Append the run's line (at its start with no results: no verdict; at its end with its
+    verdict and whether its SLOs were met, what its exit code is made of)."""
     if manifest.comparison is None:
         return
     ledger.parent.mkdir(parents=True, exist_ok=True)
+    slos = None if results is None else results.slos
     line = {"key": manifest.comparison.key, "run_id": manifest.run_id, "out": str(out),
-            "verdict": verdict, "plan_salt": manifest.plan_salt}
+            "verdict": None if results is None else results.verdict,
+            "slos_met": None if slos is None else slos.met, "plan_salt": manifest.plan_salt}
     with open(ledger, "a", encoding="utf-8") as f:
         f.write(json.dumps(line, sort_keys=True) + "\n")
 
@@ -118,7 +123,7 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def record_merged(ledger: Path, out: Path, verdict: str | None) -> None:
+def record_merged(ledger: Path, out: Path, results: Results) -> None:
     """``gate merge --ledger``: the merged run's line after each stage (its manifest holds
     the comparison ``check`` gave it when the merged run was made)."""
-    record(ledger, RunDir(out).manifest(), out, verdict)
+    record(ledger, RunDir(out).manifest(), out, results)

@@ -166,3 +166,22 @@ def test_a_shard_of_an_undecided_comparison_is_refused_unless_it_continues_that_
     assert ledger.read_bytes() == held
     assert main(["merge", "--out", str(tmp_path / "run"), str(tmp_path / "s2"),
                  "--ledger", str(ledger)]) in (0, 1, 3)
+
+
+def test_a_pass_with_an_slo_breached_keeps_its_exit_code(
+        project_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The earlier run's exit code stands, not only its verdict: a pass that breached an SLO
+    exited 1, and so do a new sweep and a shard of that comparison."""
+    cfg = project_dir / "gate.yaml"
+    cfg.write_text(cfg.read_text().replace("p95_latency_s_max: 120",
+                                           "p95_latency_s_max: 0.000001"))
+    ledger = tmp_path / "ledger.jsonl"
+    same = ("--candidate", "mock/expert", "--baseline", "mock/expert")
+    base = ["sweep", "--config", str(cfg), *same, "--ledger", str(ledger)]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 1
+    assert json.loads((tmp_path / "a" / "results.json").read_text())["verdict"] == "pass"
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "b")]) == 1
+    assert "SLO" in capsys.readouterr().err
+    assert shard(project_dir, tmp_path / "c", ledger, "c1", arms=same) == 1
+    assert ran_nothing(tmp_path / "c")
