@@ -101,7 +101,8 @@ def register(sub: Any) -> None:
                    help="with --shard: the declared maximum number of stages (default 1)")
     p.add_argument("--ledger", type=Path, metavar="FILE",
                    help="the comparison ledger: a comparison already run is reported or "
-                        "continued, not started afresh (docs/statistics.md)")
+                        "continued, not started afresh; a shard reads it before any call and "
+                        "never writes it (docs/statistics.md)")
     p.add_argument("--force-restart", action="store_true",
                    help="with --ledger: run a comparison it already holds again (recorded)")
     p.add_argument("--plan-salt", metavar="HEX",
