@@ -10,6 +10,7 @@ import pytest
 
 from gate.cli import main
 from gate.engine.ledger import ordinal
+from gate.rundir.jsonl import read_jsonl
 
 ARMS = ("--candidate", "mock/expert@0.5", "--baseline", "mock/expert")
 
@@ -108,6 +109,19 @@ def shard(project_dir: Path, out: Path, ledger: Path, salt: str, *extra: str,
                  "--out", str(out), "--ledger", str(ledger), *extra])
 
 
+def log_requests(project_dir: Path) -> Path:
+    """Make the loopback mock server log every request it receives; the log's path."""
+    log = project_dir.parent / "requests.jsonl"
+    cfg = project_dir / "gate.yaml"
+    cfg.write_text(cfg.read_text().replace(
+        "    type: mock\n", f"    type: mock\n    faults: {{log: {json.dumps(str(log))}}}\n", 1))
+    return log
+
+
+def requests(log: Path) -> int:
+    return len(read_jsonl(log)) if log.exists() else 0
+
+
 def ran_nothing(out: Path) -> bool:
     """No call and no trial: the shard stopped before its providers were opened."""
     held = json.loads((out / "shard.json").read_text())
@@ -117,19 +131,23 @@ def ran_nothing(out: Path) -> bool:
 
 def test_a_shard_of_a_decided_comparison_runs_nothing_and_the_merge_reports_it(
         project_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = log_requests(project_dir)
     ledger = tmp_path / "ledger" / "comparisons.jsonl"
     assert shard_and_merge(project_dir, tmp_path, "a", ledger) == 1  # a clear regression
     first = json.loads((tmp_path / "a" / "manifest.json").read_text())
-    held = ledger.read_bytes()
+    held, sent = ledger.read_bytes(), requests(log)
+    assert sent > 0
     capsys.readouterr()
     # the same comparison, a new plan: the earlier verdict and its exit code stand, no call
     assert shard(project_dir, tmp_path / "b", ledger, "b0") == 1
     assert first["run_id"] in capsys.readouterr().err
     assert ran_nothing(tmp_path / "b")
+    assert requests(log) == sent  # the provider heard nothing
     assert ledger.read_bytes() == held  # a shard never writes the ledger
     # its resumed directory (the workflow's cache) is refused the same way
     assert shard(project_dir, tmp_path / "b", ledger, "b0", "--resume") == 1
     assert ran_nothing(tmp_path / "b")
+    assert requests(log) == sent
     # the decision job's merge reports the same verdict, and merges nothing
     assert main(["merge", "--out", str(tmp_path / "bm"), str(tmp_path / "b"),
                  "--ledger", str(ledger)]) == 1
@@ -138,6 +156,7 @@ def test_a_shard_of_a_decided_comparison_runs_nothing_and_the_merge_reports_it(
     # --force-restart runs the shard (still no ledger line); the merge records the new run
     assert shard(project_dir, tmp_path / "c", ledger, "c0", "--force-restart") == 0
     assert (tmp_path / "c" / "audit.jsonl").exists()
+    assert requests(log) > sent
     assert ledger.read_bytes() == held
     assert main(["merge", "--out", str(tmp_path / "cm"), str(tmp_path / "c"),
                  "--ledger", str(ledger), "--force-restart"]) == 1
