@@ -272,10 +272,6 @@ def _merged_manifest(out: Path, loaded: list[Loaded], spec: ShardSpec, budget_us
     if run.has_manifest():
         manifest = run.manifest()
         _check_same(manifest, ref, str(loaded[0][0]))
-        shared = shared_baseline([manifest] + [m for _p, m, _i in loaded])
-        if shared != manifest.shared_baseline:  # this stage's shards found more sharers
-            manifest = manifest.model_copy(update={"shared_baseline": shared})
-            run.write_manifest(manifest)
         stages = run.stages()
         if stages is None:
             raise ConfigError.one(str(run.file(STAGES)), None,
@@ -285,6 +281,10 @@ def _merged_manifest(out: Path, loaded: list[Loaded], spec: ShardSpec, budget_us
         if stages.max != spec.stages:
             raise ConfigError.one(str(out), None, "the shards declare another maximum number "
                                   "of stages than this run")
+        shared = shared_baseline([manifest] + [m for _p, m, _i in loaded])
+        if shared != manifest.shared_baseline:  # this stage's shards found more sharers
+            manifest = manifest.model_copy(update={"shared_baseline": shared})
+            run.write_manifest(manifest)
         return manifest, stages
     if spec.stage != 1:
         raise ConfigError.one(str(out), None, f"stage {spec.stage}: no run directory from the "

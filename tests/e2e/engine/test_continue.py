@@ -193,9 +193,11 @@ def test_the_shared_count_is_of_sweeps_with_reusable_trials_and_merged_over_shar
     cache = tmp_path / "cache"
     base = ("--baseline", "mock/expert", "--max-rounds", "1")
 
-    def shard(out: Path, candidate: str, salt: str, i: int, *extra: str) -> None:
+    def shard(out: Path, candidate: str, salt: str, i: int, *extra: str, n: int = 2,
+              stage: int = 1, stages: int = 1) -> None:
         assert sweep(project_dir, out, "--candidate", candidate, *base, "--plan-salt", salt,
-                     "--shard", f"{i}/2", "--stage", "1", "--stages", "1", *extra) == 0
+                     "--shard", f"{i}/{n}", "--stage", str(stage), "--stages", str(stages),
+                     *extra) == 0
 
     def shared(out: Path) -> tuple[int, int]:
         record = json.loads((out / "manifest.json").read_text())["shared_baseline"]
@@ -212,18 +214,26 @@ def test_the_shared_count_is_of_sweeps_with_reusable_trials_and_merged_over_shar
     manifest["arms"][0]["model"] = "mock/expert@0.5"
     (cache / "empty" / "manifest.json").write_text(json.dumps(manifest))
 
-    shard(tmp_path / "bb-1", "mock/expert@0.9", "bb", 1, "--reuse-from", str(cache))
-    assert shared(tmp_path / "bb-1") == (2, 1)  # 0.99 (one sweep) and this candidate
+    bb = ("--reuse-from", str(cache), "--max-rounds", "4")  # a sweep of stages
+    shard(tmp_path / "bb-1", "mock/expert@0.99", "bb", 1, *bb, stages=8)
+    assert shared(tmp_path / "bb-1") == (1, 1)  # 0.99 (one earlier sweep), this one's too
     # as CI does: this shard joins the cache, and another candidate's sweep too
     shutil.copytree(tmp_path / "bb-1", cache / "bb-1")
     sweep(project_dir, cache / "cc", "--candidate", "mock/expert@0.8", *base)
-    shard(tmp_path / "bb-2", "mock/expert@0.9", "bb", 2, "--reuse-from", str(cache))
-    assert shared(tmp_path / "bb-2") == (3, 2)  # aa and cc; bb-1 is this sweep's own
+    shard(tmp_path / "bb-2", "mock/expert@0.99", "bb", 2, *bb, stages=8)
+    assert shared(tmp_path / "bb-2") == (2, 2)  # aa and cc; bb-1 is this sweep's own
 
     run = tmp_path / "run"
     assert main(["merge", "--out", str(run), str(tmp_path / "bb-1"),
-                 str(tmp_path / "bb-2")]) in (0, 1, 3)
-    assert shared(run) == (3, 2)
+                 str(tmp_path / "bb-2")]) == 3  # stage 2 is needed
+    assert shared(run) == (2, 2)
     report = (run / "report.md").read_text()
-    assert "the baseline cache is shared by **3 candidates**" in report
+    assert "the baseline cache is shared by **2 candidates**" in report
     assert "2 earlier sweep(s)" in report
+    # the next stage's shard finds a third candidate in the cache: the merged run counts it
+    sweep(project_dir, cache / "dd", "--candidate", "mock/expert@0.7", *base)
+    shard(tmp_path / "bb-s2", "mock/expert@0.99", "bb", 1, *bb, n=1, stage=2, stages=8)
+    assert shared(tmp_path / "bb-s2") == (3, 3)
+    assert main(["merge", "--out", str(run), str(tmp_path / "bb-s2")]) in (0, 1, 3)
+    assert shared(run) == (3, 3)
+    assert "the baseline cache is shared by **3 candidates**" in (run / "report.md").read_text()
