@@ -10,7 +10,7 @@ from gate.engine.notices import Notices
 from gate.engine.plan import plan_units
 from gate.engine.rundir import build_manifest
 from gate.engine.runner import Arm, Cell, Engine
-from gate.engine.session import RunSession, SessionSpec
+from gate.engine.session import RunSession, Schedule, SessionSpec
 from gate.errors import ConfigError
 from gate.project.load import Project
 from gate.records import BudgetSnapshot, Manifest, Results
@@ -30,6 +30,29 @@ def execute_run(
     arm_name: str = "run",
 ) -> Results:
     """A screening run of one arm: every task x ``rounds``. Returns the results written."""
+    session, schedule = prepare_run(
+        project, model=model, provider=provider, rounds=rounds, out=out, seed=seed,
+        options=options, heartbeat_interval_s=heartbeat_interval_s, notices=notices,
+        arm_name=arm_name)
+    return session.finish(session.execute(schedule))
+
+
+def prepare_run(
+    project: Project,
+    *,
+    model: str,
+    provider: str | None,
+    rounds: int,
+    out: Path,
+    seed: int,
+    options: ProviderOptions | None = None,
+    heartbeat_interval_s: float | None = None,
+    notices: Notices | None = None,
+    arm_name: str = "run",
+) -> tuple[RunSession, Schedule]:
+    """The session of a screening run, prepared (its directory and budget), and its schedule:
+    ``session.finish(session.execute(schedule))`` runs it (or ``execute_async`` in a loop that
+    runs several, as ``gate smoke`` does)."""
     if rounds < 1:
         raise ConfigError.one(project.config_path, None, "--rounds must be at least 1")
     arm = Arm(arm_name, model, resolve_provider(project, model, provider), project)
@@ -50,4 +73,4 @@ def execute_run(
         await engine.run_cells(cells, label=f"{arm_name} {model}")
         return None
 
-    return session.finish(session.execute(every_cell))
+    return session, every_cell
