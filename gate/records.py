@@ -360,6 +360,11 @@ class Manifest(Record):
     shared_baseline: SharedBaseline | None = None  # with --reuse-from: who shares the cache
     # provider config key -> its OpenTelemetry GenAI name, from its type and host ("openai")
     provider_names: dict[str, str] = Field(default_factory=dict)
+    # provider config key -> gate's own chat-completions fields it leaves out of every call to
+    # it, the provider declaring them unsupported (gate.providers.base.withheld_fields): "seed"
+    # there means that provider's calls carry no seed (its trials are unseeded); only providers
+    # with such a field are listed
+    withheld_fields: dict[str, list[str]] = Field(default_factory=dict)
     subset: Subset | None = None  # --task/--env: the run covers only these tasks
     # a Python agent program's interpreter: name==version of each distribution, by where the
     # program is declared ("agent", "agent_overrides.ENV"); hashed into files_sha256 too

@@ -326,5 +326,6 @@ def _agent_record(session: TrialSession, child: Child, exit_code: int | None,
         "rejected_requests": dict(sorted(session.rejected.items())),
         "ignored_fields": sorted(session.ignored_fields),
         "replaced_fields": sorted(session.replaced_fields),
+        "unseeded_calls": session.unseeded_calls,
         "final_answer_chars": len(_final_answer(answer, child)),
     }

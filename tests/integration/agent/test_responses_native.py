@@ -164,6 +164,8 @@ def test_responses_are_forwarded_natively_through_the_guards() -> None:
     assert budget.spent_usd == pytest.approx(2 * cost)
     assert s.trace.response_ids == ["resp_1", "resp_2"]
     assert s.trace.tokens_in == 2 * 291
+    assert all("seed" not in b for b in server.bodies)  # the Responses API has no seed:
+    assert s.unseeded_calls == 2  # each model call is counted unseeded (a retry is one call)
 
 
 def test_a_streamed_native_response_is_the_providers_response() -> None:
