@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gate.cliargs import (
     CONFIG,
@@ -24,6 +24,9 @@ from gate.project.load import Project, load_project, select_tasks
 from gate.records import Results
 from gate.report.render import print_decision, write_report
 from gate.report.summary import print_arm_summary
+
+if TYPE_CHECKING:
+    from gate.engine.ledger import EarlierRun
 
 
 def _subset(p: argparse.ArgumentParser) -> None:
@@ -98,7 +101,8 @@ def register(sub: Any) -> None:
                    help="with --shard: the declared maximum number of stages (default 1)")
     p.add_argument("--ledger", type=Path, metavar="FILE",
                    help="the comparison ledger: a comparison already run is reported or "
-                        "continued, not started afresh (docs/statistics.md)")
+                        "continued, not started afresh; a shard reads it before any call and "
+                        "never writes it (docs/statistics.md)")
     p.add_argument("--force-restart", action="store_true",
                    help="with --ledger: run a comparison it already holds again (recorded)")
     p.add_argument("--plan-salt", metavar="HEX",
@@ -189,21 +193,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         reuse_max_age_days=args.reuse_max_age_days, plan_salt=args.plan_salt,
         ledger=args.ledger, force_restart=args.force_restart,
     )
+    from gate.engine.ledger import EarlierRun
+
     if args.shard is not None:
         from gate.engine.shard import parse_shard, run_shard
 
-        info = run_shard(project, opts, parse_shard(args.shard, args.stage, args.stages),
-                         config_path=args.config)
+        try:
+            info = run_shard(project, opts, parse_shard(args.shard, args.stage, args.stages),
+                             config_path=args.config)
+        except EarlierRun as earlier:  # as below: nothing run, the merge reports it too
+            return earlier_exit(earlier)
         return EXIT_HALTED if info.halt else EXIT_OK
     if args.stage is not None:
         raise ConfigError.one("--stage", None, "--stage needs --shard I/N")
-    from gate.engine.ledger import EarlierRun
-
     try:
         results = run_sweep(project, opts, config_path=args.config)
     except EarlierRun as earlier:  # the comparison's verdict stands: reported, not re-run
-        print(f"gate: {earlier}", file=sys.stderr)
-        return EXIT_FAIL if earlier.entry.verdict == "regression" else EXIT_OK
+        return earlier_exit(earlier)
     write_report(args.out)
     print_arm_summary(results)
     print_decision(results)
@@ -224,17 +230,24 @@ def cmd_merge(args: argparse.Namespace) -> int:
             comparison = ledger.check(args.ledger, RunDir(args.shards[0]).manifest(),
                                       args.force_restart)
         except ledger.EarlierRun as earlier:  # the comparison's verdict stands: reported
-            print(f"gate: {earlier}", file=sys.stderr)
-            return EXIT_FAIL if earlier.entry.verdict == "regression" else EXIT_OK
+            return earlier_exit(earlier)
     merged = merge(args.out, args.shards, budget_usd=args.budget_usd, comparison=comparison)
     if args.ledger is not None:
-        ledger.record_merged(args.ledger, args.out, merged.results.verdict)
+        ledger.record_merged(args.ledger, args.out, merged.results)
     write_report(args.out)
     print_decision(merged.results)
     if os.environ.get("GITHUB_OUTPUT"):
         with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as f:
             f.write("".join(line + "\n" for line in github_output_lines(merged)))
     return sweep_exit_code(merged.results)
+
+
+def earlier_exit(earlier: EarlierRun) -> int:
+    """A comparison the ledger holds as decided: said, and the exit code that run had (1 for
+    a regression, or a pass with an SLO breached)."""
+    print(f"gate: {earlier}", file=sys.stderr)
+    entry = earlier.entry
+    return EXIT_FAIL if entry.verdict == "regression" or entry.slos_met is False else EXIT_OK
 
 
 def sweep_exit_code(results: Results) -> int:

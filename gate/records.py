@@ -314,11 +314,14 @@ class Continuation(Record):
 
 class SharedBaseline(Record):
     """The baseline cache a run reuses trials from, as its records showed at the run's start
-    (gate.engine.reuse): the distinct candidates whose runs in it hold baseline trials under
-    the same ``baseline_key``, this run's candidate included."""
+    (gate.engine.reuse; a merged sharded run: every shard's record together): the distinct
+    candidates of the earlier sweeps in it that hold baseline trials this run may reuse
+    (same ``baseline_key``, young enough), this run's candidate included."""
 
     candidates: list[Sha256]  # sha256 of each candidate arm (ArmSpec), sorted
-    runs: int = Field(ge=0)  # run directories in the cache under this baseline key
+    # those earlier sweeps (all shards and stages of one sweep count once; merged: the most
+    # any one shard found)
+    runs: int = Field(ge=0)
 
 
 class Comparison(Record):

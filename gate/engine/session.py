@@ -187,12 +187,12 @@ class RunSession:
         """Why the run stopped, and its results derived from the directory and written."""
         manifest = self.declare()
         results = finish_results(self.run, halt=outcome.halt, stopped=outcome.stopped)
-        self._ledger_line(manifest, results.verdict)
+        self._ledger_line(manifest, results)
         return results
 
-    def _ledger_line(self, manifest: Manifest, verdict: str | None) -> None:
+    def _ledger_line(self, manifest: Manifest, results: Results | None) -> None:
         if self.spec.ledger is not None:
-            ledger.record(self.spec.ledger, manifest, self.spec.out, verdict)
+            ledger.record(self.spec.ledger, manifest, self.spec.out, results)
 
     # --- resuming --------------------------------------------------------------------------
 

@@ -329,6 +329,28 @@ def test_the_decision_job_keeps_the_prs_ledger_with_its_cached_runs() -> None:
     assert "--force-restart" in merge["run"]
 
 
+def test_every_shard_reads_the_prs_ledger_and_never_saves_it() -> None:
+    """The shards get the ledger the decision job saved (read-only): a shard of a comparison
+    the PR already decided runs nothing, and `gate:restart` reaches the shards as it reaches
+    the merge, or a forced restart would be refused before its merge."""
+    wf = load(WORKFLOWS / "reusable-gate.yml")
+    sweep, report = wf["jobs"]["sweep"], wf["jobs"]["report"]
+    names = [s.get("name", "") for s in steps(sweep)]
+    (restore,) = [s for s in steps(sweep) if s.get("with", {}).get("path") == "ledger"]
+    (save,) = [s for s in steps(report) if s.get("name") == "Save the PR's comparison ledger"]
+    (run,) = [s for s in steps(sweep) if s.get("name") == "gate sweep"]
+    assert str(restore["uses"]).startswith("actions/cache/restore@")
+    assert names.index(restore["name"]) < names.index("gate sweep")
+    assert "if" not in restore  # every shard, stage 1 too
+    assert save["with"]["key"].startswith(restore["with"]["restore-keys"])
+    assert restore["with"]["restore-keys"] == "gate-ledger-${{ github.event.pull_request.number }}-"
+    assert "--ledger ledger/comparisons.jsonl" in run["run"]
+    assert "gate:restart" in run["env"]["RESTART"]
+    assert "--force-restart" in run["run"]
+    assert run["env"]["RESTART"] == report["steps"][[s.get("name") for s in steps(report)]
+                                                    .index("gate merge")]["env"]["RESTART"]
+
+
 # --- the PR comment: posted by gate-comment.yml (workflow_run), never by gate.yml -----------
 
 
