@@ -21,9 +21,10 @@ from gate.cliargs import (
 )
 from gate.errors import EXIT_FAIL, EXIT_HALTED, EXIT_INCONCLUSIVE, EXIT_OK, ConfigError
 from gate.project.load import Project, load_project, select_tasks
-from gate.records import Results
+from gate.records import EarlierVerdict, Results
 from gate.report.render import print_decision, write_report
 from gate.report.summary import print_arm_summary
+from gate.rundir import RunDir
 
 if TYPE_CHECKING:
     from gate.engine.ledger import EarlierRun
@@ -202,14 +203,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             info = run_shard(project, opts, parse_shard(args.shard, args.stage, args.stages),
                              config_path=args.config)
         except EarlierRun as earlier:  # as below: nothing run, the merge reports it too
-            return earlier_exit(earlier)
+            return earlier_exit(earlier, args.out)
         return EXIT_HALTED if info.halt else EXIT_OK
     if args.stage is not None:
         raise ConfigError.one("--stage", None, "--stage needs --shard I/N")
     try:
         results = run_sweep(project, opts, config_path=args.config)
     except EarlierRun as earlier:  # the comparison's verdict stands: reported, not re-run
-        return earlier_exit(earlier)
+        return earlier_exit(earlier, args.out)
+    RunDir(args.out).clear_earlier()
     write_report(args.out)
     print_arm_summary(results)
     print_decision(results)
@@ -222,7 +224,6 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
     from gate.engine import ledger
     from gate.engine.shard import github_output_lines, merge
-    from gate.rundir import RunDir
 
     comparison = None
     if args.ledger is not None and not RunDir(args.out).has_manifest():  # a new merged run
@@ -230,8 +231,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
             comparison = ledger.check(args.ledger, RunDir(args.shards[0]).manifest(),
                                       args.force_restart)
         except ledger.EarlierRun as earlier:  # the comparison's verdict stands: reported
-            return earlier_exit(earlier)
+            return earlier_exit(earlier, args.out)
     merged = merge(args.out, args.shards, budget_usd=args.budget_usd, comparison=comparison)
+    RunDir(args.out).clear_earlier()
     if args.ledger is not None:
         ledger.record_merged(args.ledger, args.out, merged.results)
     write_report(args.out)
@@ -242,12 +244,32 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return sweep_exit_code(merged.results)
 
 
-def earlier_exit(earlier: EarlierRun) -> int:
-    """A comparison the ledger holds as decided: said, and the exit code that run had (1 for
-    a regression, or a pass with an SLO breached)."""
-    print(f"gate: {earlier}", file=sys.stderr)
+def earlier_exit(earlier: EarlierRun, out: Path) -> int:
+    """A comparison the ledger holds as decided: said, reported in ``out`` (earlier-run.json
+    and a report.md naming the earlier run, gate.report.states), and the exit code that run
+    had (1 for a regression, or a pass with an SLO breached)."""
+    from gate.report.neutralize import neutralize
+    from gate.report.states import earlier_run_report
+
+    print(f"gate: {neutralize(str(earlier), context='plain')}", file=sys.stderr)
+    run = RunDir(out)
+    record = earlier.record()
+    run.write_earlier(record)
+    path = run.write_report(earlier_run_report(record, out.name or None, _report_of(record)))
+    print(f"gate: wrote {path}", file=sys.stderr)
     entry = earlier.entry
     return EXIT_FAIL if entry.verdict == "regression" or entry.slos_met is False else EXIT_OK
+
+
+def _report_of(record: EarlierVerdict) -> str | None:
+    """The earlier run's own report.md, when its directory on this disk holds that very run
+    (in CI it usually does not: the run directories' cache is gone when the ledger refuses)."""
+    earlier = RunDir(record.out)
+    try:
+        held = earlier.has_manifest() and earlier.manifest().run_id == record.run_id
+    except ConfigError:  # not a readable run directory: no pointer
+        return None
+    return str(earlier.report_path) if held and earlier.report_path.is_file() else None
 
 
 def sweep_exit_code(results: Results) -> int:

@@ -13,6 +13,7 @@
 | ``stop.json``                  | ``Stop``         |
 | ``shard.json``                 | ``ShardInfo``    |
 | ``stages.json``                | ``Stages``       |
+| ``earlier-run.json``           | ``EarlierVerdict`` |
 
 Every writer builds one of these and every reader validates through one of them: an unknown
 field, a missing field or a wrong type is a ``RecordError`` naming the file (and line), exit 4.
@@ -371,6 +372,18 @@ class Manifest(Record):
     agent_distributions: dict[str, list[str]] = Field(default_factory=dict)
     # the sequential test's bets that decide the run (gate.engine.decision.DECISION_METHOD)
     decision_method: int = Field(ge=1)
+
+
+class EarlierVerdict(Record):
+    """earlier-run.json: a sweep or merge the comparison ledger refused because an earlier run
+    decided the comparison (gate.engine.ledger.EarlierRun); its report.md says so."""
+
+    run_id: str  # the earlier run that decided
+    out: str  # its run directory, as the ledger line holds it
+    verdict: Literal["pass", "regression"]
+    slos_met: bool | None  # that run's SLOs (a pass with a breach: exit 1)
+    runs: int = Field(ge=1)  # runs of this comparison in the ledger
+    arms: list[ArmSpec]  # the comparison's arms (those of the refused run)
 
 
 # --- results.json / PARTIAL-RESULTS.json ------------------------------------------------

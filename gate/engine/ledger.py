@@ -19,9 +19,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from gate.errors import ConfigError
-from gate.records import Comparison, Manifest, Results
+from gate.records import ArmSpec, Comparison, EarlierVerdict, Manifest, Results
 from gate.rundir import RunDir
 
 
@@ -66,12 +67,23 @@ DECIDED = ("pass", "regression")
 class EarlierRun(Exception):
     """The comparison was decided by an earlier run: its verdict stands."""
 
-    def __init__(self, entry: Entry, number: int) -> None:
+    def __init__(self, entry: Entry, number: int, arms: list[ArmSpec]) -> None:
         breach = " with an SLO breached" if entry.slos_met is False else ""
         super().__init__(f"this comparison was decided by run {entry.run_id} ({entry.out}): "
                          f"{entry.verdict}{breach}; that verdict stands ({number} run(s) in "
                          "the ledger; --force-restart runs it again, recorded)")
         self.entry = entry
+        self.number = number  # runs of this comparison in the ledger
+        self.arms = arms  # the refused run's arms (the same comparison as the earlier run's)
+
+    def record(self) -> EarlierVerdict:
+        """What the refused command writes beside its report (earlier-run.json): only what
+        the ledger line and the refused run's own arms hold."""
+        # check() raises only for a decided run: its verdict is one of DECIDED
+        verdict: Literal["pass", "regression"] = (
+            "regression" if self.entry.verdict == "regression" else "pass")
+        return EarlierVerdict(run_id=self.entry.run_id, out=self.entry.out, verdict=verdict,
+                              slos_met=self.entry.slos_met, runs=self.number, arms=self.arms)
 
 
 def check(ledger: Path, manifest: Manifest, force: bool) -> Comparison:
@@ -81,7 +93,7 @@ def check(ledger: Path, manifest: Manifest, force: bool) -> Comparison:
     if before and not force:
         decided = [e for e in before if e.verdict in DECIDED]
         if decided:
-            raise EarlierRun(decided[-1], len(before))
+            raise EarlierRun(decided[-1], len(before), manifest.arms)
         last = before[-1]
         raise ConfigError.one(str(ledger), None, (
             f"this comparison already ran ({last.run_id} in {last.out}, "

@@ -61,13 +61,19 @@ def verdict_of(results: Results) -> Verdict:
     if results.kind != "sweep":
         return Verdict("Screening run", "NOTE", "one model, no comparison, no verdict",
                        Markup(""))
-    if results.verdict == "regression":
-        return Verdict("Regression", "CAUTION", "do not merge", _check("failed"))
-    if results.verdict == "pass":
-        if results.slos is not None and not results.slos.met:
-            return Verdict("SLO breach", "CAUTION", "do not merge", _check("failed"))
-        return Verdict("Pass", "TIP", "no regression found", _check("passed"))
+    if results.verdict in ("regression", "pass"):
+        return decided(results.verdict, None if results.slos is None else results.slos.met)
     return Verdict("Inconclusive", "WARNING", "not decided yet", _check("failed"))
+
+
+def decided(verdict: str, slos_met: bool | None) -> Verdict:
+    """A decided sweep's verdict (``regression`` or ``pass``) with its SLOs: also the word of
+    a comparison the ledger holds as decided by an earlier run (gate.report.states)."""
+    if verdict == "regression":
+        return Verdict("Regression", "CAUTION", "do not merge", _check("failed"))
+    if slos_met is False:
+        return Verdict("SLO breach", "CAUTION", "do not merge", _check("failed"))
+    return Verdict("Pass", "TIP", "no regression found", _check("passed"))
 
 
 def decision_words(results: Results, manifest: Manifest) -> str:
