@@ -268,3 +268,4 @@ def test_a_hostile_run_id_and_directory_stay_inert_in_the_report(
     assert [b.kind for b in report.blocks] == ["verdict"]  # no block opened from outside
     assert_inert(text)
     assert "decided by an earlier run, `r1" in text
+    assert "full report" not in text  # that directory holds another run (its own run id)
