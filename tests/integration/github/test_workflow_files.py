@@ -403,7 +403,8 @@ def test_a_sweep_the_ledger_refused_reaches_the_comment_with_its_own_report(
     refused = tmp_path / "gate-comment" / "runs" / "refused" / "report.md"
     assert refused.read_text() == "refused/report.md\n"  # gate merge's report, as written
     assert "report --run runs/restarted" in log
-    assert "refused" not in log and "no-report" not in log
+    assert "refused" not in log
+    assert "no-report" not in log
     assert (tmp_path / "gate-comment" / "pr-number").read_text() == "7\n"
 
 
