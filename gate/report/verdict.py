@@ -17,8 +17,10 @@ Paused         WARNING      the pause file stopped the sweep
 Screening run  NOTE         ``gate run``: one model, no comparison, no verdict
 =============  ===========  ==========================================================
 
-The PR comment's states without a sweep report (gate.report.states) take their words from the
-same small set:
+A sweep refused by the comparison ledger because an earlier run decided the same comparison
+(gate.report.states.earlier_run_report) says that run's word (Pass, SLO breach, Regression),
+as its exit code is that run's. The PR comment's states without a sweep report
+(gate.report.states) take their words from the same small set:
 
 ===============  =======  ==============================================================
 word             alert    when
