@@ -199,6 +199,9 @@ async def _persistent_trial(program: AgentProgram, session: TrialSession, pool: 
         started = time.monotonic()
         session.on_contact = lease.started  # its first request: the process has started
         outcome, answer = await _give_trial(lease.child, session, pool, program.timeout_s, stop)
+        if isinstance(session.end_reason, HaltError) and stop is not None:
+            stop.set()  # the run halts (the engine says so next): before this process is ended
+            # and frees a place, so that no trial waiting for one starts a process
         # it answered (its trial, or one gate ended and it answered within the grace): it takes
         # the next trial; else it is ended and the next trial starts afresh
         lease.keep = outcome == "answered" or (outcome == "ended" and answer is not None)

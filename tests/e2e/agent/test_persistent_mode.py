@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from agent_support import EXAMPLE, PROGRAMS, make_project
@@ -15,7 +17,7 @@ from agent_support import EXAMPLE, PROGRAMS, make_project
 from gate.agent.persistent import ProgramPool
 from gate.cli import main
 from gate.config.schema import AgentProgram
-from gate.errors import HaltError
+from gate.errors import CircuitBreakerError, HaltError
 from gate.rundir.audit import attempts
 from gate.rundir.jsonl import read_jsonl
 
@@ -159,6 +161,66 @@ def test_a_process_started_ahead_takes_the_first_trial() -> None:
             await pool.aclose()
 
     assert asyncio.run(go()) == (1, 1, True, True)
+
+
+def test_below_one_process_per_core_a_busy_arm_starts_another_at_once() -> None:
+    """Up to one process per core (``max_starting``), a trial that finds the arm's processes
+    busy starts another without waiting for one to come free."""
+    async def go() -> tuple[int, int]:
+        pool = ProgramPool(size=4, max_starting=2)
+        key = ProgramPool.key("arm", ECHO)
+        try:
+            async with pool.lease(key, ECHO, Path.cwd(), {}) as first:
+                first.started()  # up, and the start measured
+                first.keep = True
+                second = asyncio.create_task(_lease_pid(pool, key))
+                for _ in range(20):
+                    await asyncio.sleep(0)
+                held = first.child.pid
+            return int(await second != held), pool.started
+        finally:
+            await pool.aclose()
+
+    assert asyncio.run(go()) == (1, 2)
+
+
+class _Broke:
+    """A provider whose every call is a 402: the run's circuit breaker."""
+
+    name = "broke"
+
+    async def complete(self, request: object, on_attempt: object) -> NoReturn:
+        raise CircuitBreakerError("HTTP 402 payment required")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.slow  # starts a program: not in the fast loop
+def test_a_halting_trial_stops_the_run_before_its_process_frees_a_place() -> None:
+    """A trial the halt ends sets the run's stop before its process is ended: a trial waiting
+    for that place starts no process (the engine would set it only after the trial)."""
+    from endpoint_support import session as trial_session
+
+    from gate.agent.program import run_program_trial
+
+    program = AgentProgram(mode="persistent", timeout_s=60,
+                           command=[sys.executable, str(PROGRAMS / "persistent_probe.py")])
+
+    async def go(tmp: Path) -> bool:
+        pool, stop = ProgramPool(size=1), asyncio.Event()
+        trial, _audit = trial_session("incident-easy-01-cache-crashed", provider=_Broke())
+        try:
+            with pytest.raises(HaltError):
+                await run_program_trial(program, trial.spec, trial.env, _Broke(),
+                                        lambda _step, _a: None, root=tmp, stop=stop,
+                                        pool=pool, arm="arm")
+            return stop.is_set()
+        finally:
+            await pool.aclose()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        assert asyncio.run(go(Path(tmp)))
 
 
 async def _lease_pid(pool: ProgramPool, key: tuple[str, str]) -> int:

@@ -15,7 +15,7 @@ import openai
 import pytest
 from aiohttp import web
 from endpoint_support import project, session
-from provider_support import MODEL, config, provider
+from provider_support import MODEL, config, loopback_app, provider
 
 from gate.agent.endpoint import TrialSession
 from gate.agent.loop import TrialSpec, TrialTrace, run_trial
@@ -65,17 +65,9 @@ class StrictProvider:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[StrictProvider]:
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
-        try:
+        async with loopback_app("/v1/chat/completions", self.handle) as base_url:
+            self.base_url = base_url
             yield self
-        finally:
-            await runner.cleanup()
 
 
 def declaring(base_url: str, unsupported: list[str]) -> Any:
