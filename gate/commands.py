@@ -258,7 +258,7 @@ def earlier_exit(earlier: EarlierRun, out: Path) -> int:
     path = run.write_report(earlier_run_report(record, out.name or None, _report_of(record)))
     print(f"gate: wrote {path}", file=sys.stderr)
     entry = earlier.entry
-    return EXIT_FAIL if entry.verdict == "regression" or entry.slos_met is False else EXIT_OK
+    return EXIT_OK if entry.verdict == "pass" and entry.slos_met is True else EXIT_FAIL
 
 
 def _report_of(record: EarlierVerdict) -> str | None:

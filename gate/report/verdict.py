@@ -73,7 +73,7 @@ def decided(verdict: str, slos_met: bool | None) -> Verdict:
     a comparison the ledger holds as decided by an earlier run (gate.report.states)."""
     if verdict == "regression":
         return Verdict("Regression", "CAUTION", "do not merge", _check("failed"))
-    if slos_met is False:
+    if slos_met is not True:  # a pass with no SLO figures fails closed, as its exit code does
         return Verdict("SLO breach", "CAUTION", "do not merge", _check("failed"))
     return Verdict("Pass", "TIP", "no regression found", _check("passed"))
 

@@ -104,7 +104,7 @@ def arms(candidate: str = "mock/cand", baseline: str = "mock/base") -> list[ArmS
 
 @pytest.mark.parametrize(("verdict", "slos_met", "word", "alert", "code"), [
     ("pass", True, "Pass", "TIP", 0),
-    ("pass", None, "Pass", "TIP", 0),
+    ("pass", None, "SLO breach", "CAUTION", 1),  # no SLO figures: fails closed, as a sweep does
     ("pass", False, "SLO breach", "CAUTION", 1),
     ("regression", True, "Regression", "CAUTION", 1),
     ("regression", False, "Regression", "CAUTION", 1),
