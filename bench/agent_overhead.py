@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "tests" / "support"))
 from agent_support import EXAMPLE, PROGRAMS, make_project, program  # noqa: E402
 
 from gate.engine.notices import Notices  # noqa: E402
-from gate.engine.run import execute_run  # noqa: E402
+from gate.engine.run import RunSpec, execute_run  # noqa: E402
 from gate.project.load import load_project  # noqa: E402
 from gate.rundir.jsonl import read_jsonl  # noqa: E402
 
@@ -71,8 +71,8 @@ def _trials(label: str, agent: Any, rounds: int, tmp: Path) -> float:
     cfg = make_project(tmp / label, agent=agent, **overrides)
     out = tmp / f"{label}-run"
     started = time.perf_counter()
-    execute_run(load_project(cfg), model="mock/expert", provider=None, rounds=rounds, out=out,
-                seed=1, notices=Notices(io.StringIO()))
+    execute_run(load_project(cfg), RunSpec(model="mock/expert", provider=None, rounds=rounds,
+                                           out=out, seed=1, notices=Notices(io.StringIO())))
     wall = time.perf_counter() - started
     trials = read_jsonl(out / "trials.jsonl")
     return wall / len(trials)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gate.cliargs import (
     CONFIG,
@@ -21,9 +21,13 @@ from gate.cliargs import (
 )
 from gate.errors import EXIT_FAIL, EXIT_HALTED, EXIT_INCONCLUSIVE, EXIT_OK, ConfigError
 from gate.project.load import Project, load_project, select_tasks
-from gate.records import Results
+from gate.records import EarlierVerdict, Results
 from gate.report.render import print_decision, write_report
 from gate.report.summary import print_arm_summary
+from gate.rundir import RunDir
+
+if TYPE_CHECKING:
+    from gate.engine.ledger import EarlierRun
 
 
 def _subset(p: argparse.ArgumentParser) -> None:
@@ -98,7 +102,8 @@ def register(sub: Any) -> None:
                    help="with --shard: the declared maximum number of stages (default 1)")
     p.add_argument("--ledger", type=Path, metavar="FILE",
                    help="the comparison ledger: a comparison already run is reported or "
-                        "continued, not started afresh (docs/statistics.md)")
+                        "continued, not started afresh; a shard reads it before any call and "
+                        "never writes it (docs/statistics.md)")
     p.add_argument("--force-restart", action="store_true",
                    help="with --ledger: run a comparison it already holds again (recorded)")
     p.add_argument("--plan-salt", metavar="HEX",
@@ -136,12 +141,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gate.engine.run import execute_run
+    from gate.engine.run import RunSpec, execute_run
 
     project = _project(args)
     seed = project.config.run.seed if args.seed is None else args.seed
-    results = execute_run(project, model=args.model, provider=args.provider,
-                          rounds=args.rounds, out=args.out, seed=seed)
+    results = execute_run(project, RunSpec(model=args.model, provider=args.provider,
+                                           rounds=args.rounds, out=args.out, seed=seed))
     write_report(args.out)
     print_arm_summary(results)
     export_traces(args.out)
@@ -189,21 +194,24 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         reuse_max_age_days=args.reuse_max_age_days, plan_salt=args.plan_salt,
         ledger=args.ledger, force_restart=args.force_restart,
     )
+    from gate.engine.ledger import EarlierRun
+
     if args.shard is not None:
         from gate.engine.shard import parse_shard, run_shard
 
-        info = run_shard(project, opts, parse_shard(args.shard, args.stage, args.stages),
-                         config_path=args.config)
+        try:
+            info = run_shard(project, opts, parse_shard(args.shard, args.stage, args.stages),
+                             config_path=args.config)
+        except EarlierRun as earlier:  # as below: nothing run, the merge reports it too
+            return earlier_exit(earlier, args.out)
         return EXIT_HALTED if info.halt else EXIT_OK
     if args.stage is not None:
         raise ConfigError.one("--stage", None, "--stage needs --shard I/N")
-    from gate.engine.ledger import EarlierRun
-
     try:
         results = run_sweep(project, opts, config_path=args.config)
     except EarlierRun as earlier:  # the comparison's verdict stands: reported, not re-run
-        print(f"gate: {earlier}", file=sys.stderr)
-        return EXIT_FAIL if earlier.entry.verdict == "regression" else EXIT_OK
+        return earlier_exit(earlier, args.out)
+    RunDir(args.out).clear_earlier()
     write_report(args.out)
     print_arm_summary(results)
     print_decision(results)
@@ -216,7 +224,6 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
     from gate.engine import ledger
     from gate.engine.shard import github_output_lines, merge
-    from gate.rundir import RunDir
 
     comparison = None
     if args.ledger is not None and not RunDir(args.out).has_manifest():  # a new merged run
@@ -224,17 +231,45 @@ def cmd_merge(args: argparse.Namespace) -> int:
             comparison = ledger.check(args.ledger, RunDir(args.shards[0]).manifest(),
                                       args.force_restart)
         except ledger.EarlierRun as earlier:  # the comparison's verdict stands: reported
-            print(f"gate: {earlier}", file=sys.stderr)
-            return EXIT_FAIL if earlier.entry.verdict == "regression" else EXIT_OK
+            return earlier_exit(earlier, args.out)
     merged = merge(args.out, args.shards, budget_usd=args.budget_usd, comparison=comparison)
+    RunDir(args.out).clear_earlier()
     if args.ledger is not None:
-        ledger.record_merged(args.ledger, args.out, merged.results.verdict)
+        ledger.record_merged(args.ledger, args.out, merged.results)
     write_report(args.out)
     print_decision(merged.results)
     if os.environ.get("GITHUB_OUTPUT"):
         with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as f:
             f.write("".join(line + "\n" for line in github_output_lines(merged)))
     return sweep_exit_code(merged.results)
+
+
+def earlier_exit(earlier: EarlierRun, out: Path) -> int:
+    """A comparison the ledger holds as decided: said, reported in ``out`` (earlier-run.json
+    and a report.md naming the earlier run, gate.report.states), and the exit code that run
+    had (1 for a regression, or a pass with an SLO breached)."""
+    from gate.report.neutralize import neutralize
+    from gate.report.states import earlier_run_report
+
+    print(f"gate: {neutralize(str(earlier), context='plain')}", file=sys.stderr)
+    run = RunDir(out)
+    record = earlier.record()
+    run.write_earlier(record)
+    path = run.write_report(earlier_run_report(record, out.name or None, _report_of(record)))
+    print(f"gate: wrote {path}", file=sys.stderr)
+    entry = earlier.entry
+    return EXIT_OK if entry.verdict == "pass" and entry.slos_met is True else EXIT_FAIL
+
+
+def _report_of(record: EarlierVerdict) -> str | None:
+    """The earlier run's own report.md, when its directory on this disk holds that very run
+    (in CI it usually does not: the run directories' cache is gone when the ledger refuses)."""
+    earlier = RunDir(record.out)
+    try:
+        held = earlier.has_manifest() and earlier.manifest().run_id == record.run_id
+    except ConfigError:  # not a readable run directory: no pointer
+        return None
+    return str(earlier.report_path) if held and earlier.report_path.is_file() else None
 
 
 def sweep_exit_code(results: Results) -> int:

@@ -13,6 +13,7 @@
 | ``stop.json``                  | ``Stop``         |
 | ``shard.json``                 | ``ShardInfo``    |
 | ``stages.json``                | ``Stages``       |
+| ``earlier-run.json``           | ``EarlierVerdict`` |
 
 Every writer builds one of these and every reader validates through one of them: an unknown
 field, a missing field or a wrong type is a ``RecordError`` naming the file (and line), exit 4.
@@ -314,11 +315,14 @@ class Continuation(Record):
 
 class SharedBaseline(Record):
     """The baseline cache a run reuses trials from, as its records showed at the run's start
-    (gate.engine.reuse): the distinct candidates whose runs in it hold baseline trials under
-    the same ``baseline_key``, this run's candidate included."""
+    (gate.engine.reuse; a merged sharded run: every shard's record together): the distinct
+    candidates of the earlier sweeps in it that hold baseline trials this run may reuse
+    (same ``baseline_key``, young enough), this run's candidate included."""
 
     candidates: list[Sha256]  # sha256 of each candidate arm (ArmSpec), sorted
-    runs: int = Field(ge=0)  # run directories in the cache under this baseline key
+    # those earlier sweeps (all shards and stages of one sweep count once; merged: the most
+    # any one shard found)
+    runs: int = Field(ge=0)
 
 
 class Comparison(Record):
@@ -357,12 +361,29 @@ class Manifest(Record):
     shared_baseline: SharedBaseline | None = None  # with --reuse-from: who shares the cache
     # provider config key -> its OpenTelemetry GenAI name, from its type and host ("openai")
     provider_names: dict[str, str] = Field(default_factory=dict)
+    # provider config key -> gate's own chat-completions fields it leaves out of every call to
+    # it, the provider declaring them unsupported (gate.providers.base.withheld_fields): "seed"
+    # there means that provider's calls carry no seed (its trials are unseeded); only providers
+    # with such a field are listed
+    withheld_fields: dict[str, list[str]] = Field(default_factory=dict)
     subset: Subset | None = None  # --task/--env: the run covers only these tasks
     # a Python agent program's interpreter: name==version of each distribution, by where the
     # program is declared ("agent", "agent_overrides.ENV"); hashed into files_sha256 too
     agent_distributions: dict[str, list[str]] = Field(default_factory=dict)
     # the sequential test's bets that decide the run (gate.engine.decision.DECISION_METHOD)
     decision_method: int = Field(ge=1)
+
+
+class EarlierVerdict(Record):
+    """earlier-run.json: a sweep or merge the comparison ledger refused because an earlier run
+    decided the comparison (gate.engine.ledger.EarlierRun); its report.md says so."""
+
+    run_id: str  # the earlier run that decided
+    out: str  # its run directory, as the ledger line holds it
+    verdict: Literal["pass", "regression"]
+    slos_met: bool | None  # that run's SLOs (a pass with a breach: exit 1)
+    runs: int = Field(ge=1)  # runs of this comparison in the ledger
+    arms: list[ArmSpec]  # the comparison's arms (those of the refused run)
 
 
 # --- results.json / PARTIAL-RESULTS.json ------------------------------------------------

@@ -14,7 +14,9 @@ What is forwarded: ``messages``, ``tools``, ``tool_choice`` (checked against the
 support one refuses the request itself, unless gate.yaml declares it in the provider's
 ``unsupported_fields``: then gate refuses it first with OpenAI's 400 (``unsupported_parameter``)
 and sends nothing. The seed is the trial's (the pairing of the paired
-design); a program's own ``seed`` is recorded as replaced. Fields that cannot change the answer
+design); a program's own ``seed`` is recorded as replaced. A call that carries no seed (native
+Responses: the API has none; a provider declaring ``seed`` unsupported) is counted in
+``unseeded_calls``. Fields that cannot change the answer
 (``IGNORED_FIELDS``) are accepted and recorded; any other field is refused with 400, as OpenAI
 refuses an unrecognised argument, never silently dropped.
 
@@ -123,6 +125,9 @@ class TrialSession:
     rejected: Counter[str] = field(default_factory=Counter)
     ignored_fields: set[str] = field(default_factory=set)
     replaced_fields: set[str] = field(default_factory=set)
+    unseeded_calls: int = 0
+    """Model calls sent without the trial's seed: native Responses calls (the API has no
+    ``seed``), and chat completions to a provider that declares ``seed`` unsupported."""
     conversations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Responses API: each response id's conversation, for ``previous_response_id``."""
     on_contact: Callable[[], None] | None = None
@@ -316,6 +321,7 @@ async def _native_responses(session: TrialSession, body: dict[str, Any]) -> Resp
     step = _next_step(session, body, forwarded=True)
     if isinstance(step, Response):
         return step
+    session.unseeded_calls += 1  # the Responses API has no seed
     request = native_request(session, body)
     messages = input_view(body, session.conversations)
     session.trace.transcript.request(step, messages)
@@ -360,6 +366,8 @@ async def answer_chat(session: TrialSession, chat: ChatRequest, step: int,
                       answer: Callable[[ChatResponse], Response]) -> Response:
     """Call the provider for one step of the trial; ``answer`` shapes its response."""
     session.trace.transcript.request(step, chat.messages)  # the trial's transcript
+    if "seed" in capabilities(session.provider).unsupported.get("chat_completions", ()):
+        session.unseeded_calls += 1  # the provider leaves the seed out (ChatRequest.withheld)
     response = await _provider_call(session, step,
                                     lambda sink: session.provider.complete(chat, sink))
     if isinstance(response, Response):

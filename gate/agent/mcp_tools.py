@@ -10,6 +10,7 @@ secret path names into the request's ASGI scope (``SCOPE_KEY``) before the MCP l
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from typing import Any
 
 import mcp_types as types
@@ -20,6 +21,8 @@ from gate.agent.endpoint import TrialSession
 from gate.agent.loop import execute_call
 
 SCOPE_KEY = "gate.trial"
+REQUESTING: ContextVar[TrialSession | None] = ContextVar("gate_mcp_trial", default=None)
+"""The trial whose MCP request is being served (set by gate.agent.serve around each request)."""
 
 
 def tool_server() -> Server[Any]:
@@ -35,7 +38,19 @@ def tool_server() -> Server[Any]:
     ) -> types.CallToolResult:
         return run_tool(_session(ctx), params.name, params.arguments)
 
-    return Server("gate", version="1", on_list_tools=list_tools, on_call_tool=call_tool)
+    return Server("gate", version="1", on_list_tools=list_tools, on_call_tool=call_tool,
+                  get_tool_input_schema=input_schema)
+
+
+def input_schema(name: str) -> dict[str, Any] | None:
+    """The requesting trial's schema of tool ``name``. The mcp SDK asks for it on every tool
+    call (to check ``Mcp-Param-*`` headers); without this lookup it runs a whole ``tools/list``
+    exchange per call to find it."""
+    session = REQUESTING.get()
+    if session is None:
+        return None
+    return next((t["function"]["parameters"] for t in session.spec.tools
+                 if t["function"]["name"] == name), None)
 
 
 def trial_tools(session: TrialSession) -> list[types.Tool]:

@@ -11,14 +11,20 @@ error, halt) is ended; a later trial starts another.
 Starting is paced, because starting a program mostly means importing its SDKs, work bound by
 the CPU, while a process that is already running takes the next trial at almost no cost:
 
-- at most ``max_starting`` (the number of cores) of an arm's processes are starting at once
-  (started, no request through their trial's endpoint or MCP server yet): more starts at once
-  than cores finish no sooner;
-- a trial that finds no idle process waits for one for as long as the arm's last start took
-  (from the start to its first request), counted from when it began to wait or a process last
-  came up or free, whichever is later: it starts a process only when none came free for that
-  long. Short trials (simulated models) thus share a few processes; long
-  ones (real models) get up to ``run.concurrency`` processes, each after one start's wait.
+- an arm's first process starts alone; once one has started, at most ``max_starting`` (the
+  number of cores) of its processes are starting at once (started, no request through their
+  trial's endpoint or MCP server yet): more starts at once than cores finish no sooner, and
+  until one start is measured nobody knows whether trials are short enough for one process
+  (gate's own start-up work competes for the same cores);
+- up to one process per core, a trial that finds no idle process starts one at once: a
+  program's work and gate's serving of another program's requests then run side by side (one
+  process alone leaves a core idle whenever it waits for gate, and gate whenever it works);
+- beyond that, a trial that finds no idle process waits for one for as long as the arm's last
+  start took (from the start to its first request), counted from when it began to wait or a
+  process last came up or free, whichever is later: it starts a process only when none came
+  free for that long. Short trials (simulated models) thus share about one process per core;
+  long ones (real models) get up to ``run.concurrency`` processes, each after one start's
+  wait.
 
 The pool also owns the run's ``TrialServer`` (gate.agent.serve), started with the first
 program trial and closed with the pool.
@@ -36,6 +42,7 @@ from typing import TYPE_CHECKING
 
 from gate.agent.childproc import Child
 from gate.config.schema import AgentProgram
+from gate.errors import HaltError
 
 if TYPE_CHECKING:  # the server stack is imported only when a program runs
     from gate.agent.serve import TrialServer
@@ -48,6 +55,7 @@ class _Arm:
     """One (arm, program)'s processes."""
 
     idle: list[Child] = field(default_factory=list)
+    early: list[tuple[Child, float]] = field(default_factory=list)  # started ahead (``prestart``)
     processes: int = 0  # running: lent or idle
     starting: int = 0
     start_s: float | None = None  # the last start's time to its first request
@@ -121,11 +129,12 @@ class ProgramPool:
             return self._server
 
     @contextlib.asynccontextmanager
-    async def lease(self, key: Key, program: AgentProgram, root: Path,
-                    env: dict[str, str]) -> AsyncIterator[Lease]:
-        """An idle process of this program, or a new one (see the module docstring)."""
+    async def lease(self, key: Key, program: AgentProgram, root: Path, env: dict[str, str],
+                    stop: asyncio.Event | None = None) -> AsyncIterator[Lease]:
+        """An idle process of this program, or a new one (see the module docstring). Once
+        ``stop`` (the run's halt) is set, no process is started: ``HaltError``."""
         arm = self._arms.setdefault(key, _Arm())
-        lease = await self._acquire(arm, program, root, env)
+        lease = await self._acquire(arm, program, root, env, stop)
         try:
             yield lease
         finally:
@@ -141,10 +150,40 @@ class ProgramPool:
             if not kept:
                 await lease.child.end()
 
+    async def prestart(self, key: Key, program: AgentProgram, root: Path,
+                       env: dict[str, str]) -> None:
+        """Start one process of ``key`` ahead of its arm's first trial (``gate smoke`` starts
+        the random arm's while the expert arm runs): it imports while other work goes on,
+        and the first trial takes it. It counts as starting until its first request."""
+        arm = self._arms.setdefault(key, _Arm())
+        if arm.processes:
+            return
+        arm.processes += 1
+        arm.starting += 1
+        since = asyncio.get_running_loop().time()
+        try:
+            child = await Child.start(program.command, root, env, persistent=True)
+        except BaseException:
+            arm.processes -= 1
+            arm.starting -= 1
+            raise
+        self._running.add(child)
+        self.started += 1
+        arm.early.append((child, since))
+        arm.changed()
+
     async def _acquire(self, arm: _Arm, program: AgentProgram, root: Path,
-                       env: dict[str, str]) -> Lease:
+                       env: dict[str, str], stop: asyncio.Event | None) -> Lease:
         loop = asyncio.get_running_loop()
         since = loop.time()
+        while arm.early:  # a process started ahead: still starting until its first request
+            child, started_at = arm.early.pop()
+            if child.returncode is None:
+                return Lease(child, _arm=arm, _since=started_at)
+            arm.processes -= 1  # it exited before its first trial
+            arm.starting -= 1
+            self._running.discard(child)
+            await child.end()
         while True:
             while arm.idle:
                 child = arm.idle.pop()
@@ -153,15 +192,19 @@ class ProgramPool:
                 arm.processes -= 1  # it exited while idle
                 self._running.discard(child)
                 await child.end()
-            if arm.processes >= self.size or arm.starting >= self.max_starting:
+            at_once = self.max_starting if arm.start_s is not None else 1
+            if arm.processes >= self.size or arm.starting >= at_once:
                 await arm.wait(None)  # a process comes free, or a start completes
                 continue
             busy = arm.processes - arm.starting  # lent and up: one of them may come free
-            patience = None if arm.start_s is None or busy == 0 else \
-                max(since, arm.freed_at) + arm.start_s - loop.time()
+            patience = None if arm.start_s is None or busy == 0 \
+                or arm.processes < self.max_starting \
+                else max(since, arm.freed_at) + arm.start_s - loop.time()
             if patience is None or patience <= 0:
                 break
             await arm.wait(patience)
+        if stop is not None and stop.is_set():
+            raise HaltError("the run halted before this trial's agent program started")
         arm.processes += 1
         arm.starting += 1
         since = loop.time()

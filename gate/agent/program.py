@@ -167,18 +167,41 @@ async def _served(session: TrialSession, pool: ProgramPool | None) -> AsyncItera
         yield served
 
 
-async def _persistent_trial(program: AgentProgram, session: TrialSession, pool: ProgramPool,
-                            key: Key, root: Path, stop: asyncio.Event | None) -> ProgramTrace:
+def persistent_environment(program: AgentProgram, model: str) -> dict[str, str]:
+    """The environment a persistent program of an arm of ``model`` starts with."""
     from gate.agent.endpoint import model_alias
 
-    spec = session.spec
-    alias = model_alias(spec.model)
-    env = program_environment(program, {"GATE_MODEL": spec.model, "GATE_MODEL_ALIAS": alias,
-                                        "GATE_MODE": "persistent"})
-    async with pool.lease(key, program, root, env) as lease:
+    return program_environment(program, {"GATE_MODEL": model,
+                                         "GATE_MODEL_ALIAS": model_alias(model),
+                                         "GATE_MODE": "persistent"})
+
+
+async def prestart_programs(pool: ProgramPool, config: GateConfig, arm: str, model: str,
+                            root: Path) -> None:
+    """Start, ahead of the arm's first trial, one process of every persistent program the
+    configuration names (``agent`` and ``agent_overrides``)."""
+    if agents_extra_problem() is not None:
+        return  # the trial says so (run_program_trial)
+    programs = [config.agent, *config.agent_overrides.values()]
+    seen: set[Key] = set()
+    for program in programs:
+        if isinstance(program, AgentProgram) and program.mode == "persistent":
+            key = ProgramPool.key(arm, program)
+            if key not in seen:
+                seen.add(key)
+                await pool.prestart(key, program, root, persistent_environment(program, model))
+
+
+async def _persistent_trial(program: AgentProgram, session: TrialSession, pool: ProgramPool,
+                            key: Key, root: Path, stop: asyncio.Event | None) -> ProgramTrace:
+    env = persistent_environment(program, session.spec.model)
+    async with pool.lease(key, program, root, env, stop) as lease:
         started = time.monotonic()
         session.on_contact = lease.started  # its first request: the process has started
         outcome, answer = await _give_trial(lease.child, session, pool, program.timeout_s, stop)
+        if isinstance(session.end_reason, HaltError) and stop is not None:
+            stop.set()  # the run halts (the engine says so next): before this process is ended
+            # and frees a place, so that no trial waiting for one starts a process
         # it answered (its trial, or one gate ended and it answered within the grace): it takes
         # the next trial; else it is ended and the next trial starts afresh
         lease.keep = outcome == "answered" or (outcome == "ended" and answer is not None)
@@ -306,5 +329,6 @@ def _agent_record(session: TrialSession, child: Child, exit_code: int | None,
         "rejected_requests": dict(sorted(session.rejected.items())),
         "ignored_fields": sorted(session.ignored_fields),
         "replaced_fields": sorted(session.replaced_fields),
+        "unseeded_calls": session.unseeded_calls,
         "final_answer_chars": len(_final_answer(answer, child)),
     }

@@ -33,7 +33,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gate.agent.endpoint import TrialSession, endpoint_routes
-from gate.agent.mcp_tools import SCOPE_KEY, tool_server
+from gate.agent.mcp_tools import REQUESTING, SCOPE_KEY, tool_server
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 5.0
@@ -89,7 +89,11 @@ class _McpRoute:
             return
         session.contact()
         scope[SCOPE_KEY] = session
-        await self.manager.handle_request(scope, receive, send)
+        token = REQUESTING.set(session)
+        try:
+            await self.manager.handle_request(scope, receive, send)
+        finally:
+            REQUESTING.reset(token)
 
 
 class TrialServer:

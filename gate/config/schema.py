@@ -87,8 +87,11 @@ class FaultConfig(Strict):
 
 
 class UnsupportedFields(Strict):
-    """Request fields a provider refuses, per API: gate refuses them first, as that provider
-    would (HTTP 400, ``unsupported_parameter``), and sends nothing."""
+    """Request fields a provider refuses, per API: an agent program's request naming one is
+    refused first, as that provider would refuse it (HTTP 400, ``unsupported_parameter``), and
+    nothing is sent. Of gate's own chat-completions fields, those it can do without (the seed,
+    the temperature...) are left out of its calls, and ``gate validate`` refuses the others
+    (gate.providers.base: ``WITHHOLDABLE``, ``REQUIRED_FIELDS``, ``LOOP_FIELDS``)."""
 
     chat_completions: list[str] = Field(
         default_factory=list, description="fields of POST /chat/completions (e.g. top_p)")

@@ -80,13 +80,17 @@ class Reuse:
 
     cache: dict[Key, Cached]
     taken: dict[str, int] = field(default_factory=dict)  # source run id -> trials
-    candidates: set[str] = field(default_factory=set)  # candidate keys of the cache's runs
-    runs: int = 0  # run directories under this baseline key
+    # the earlier sweeps with a reusable trial in the cache (sweep_of), and their candidates
+    sweeps: set[tuple[str, str]] = field(default_factory=set)
 
     def shared(self, manifest: Manifest) -> SharedBaseline:
-        """Who shares this cache: its runs' candidates and this run's (gate.records)."""
-        return SharedBaseline(candidates=sorted(self.candidates | {candidate_key(manifest)}),
-                              runs=self.runs)
+        """Who shares this cache with the run of ``manifest`` (gate.records): the candidates
+        of the cache's sweeps it may reuse trials from, and its own; the sweep itself (its
+        shards of earlier stages, in CI's cache) is not an earlier sweep."""
+        others = self.sweeps - {sweep_of(manifest)}
+        return SharedBaseline(
+            candidates=sorted({c for _s, c in others} | {candidate_key(manifest)}),
+            runs=len(others))
 
     async def take(self, engine: Engine, cells: list[Cell]) -> list[Cell]:
         """Record the cached cells as this run's trials; return the cells still to run."""
@@ -120,26 +124,30 @@ def load_cache(
     """The reusable baseline trials under ``cache_dir`` (a run directory or a folder of them)."""
     oldest = (now or datetime.now(UTC)) - timedelta(days=max_age_days)
     found: dict[Key, Cached] = {}
-    candidates: set[str] = set()
-    runs = 0
+    sweeps: set[tuple[str, str]] = set()
     for run_dir in _run_dirs(cache_dir):
         manifest = read_manifest(run_dir)
         if manifest.kind != "sweep" or manifest.baseline_key != key:
             continue
-        runs += 1
-        candidates.add(candidate_key(manifest))
         occurrence = {u.index: u.occurrence for u in units_of(manifest.scope)}
         for cached in _trials_of(run_dir, manifest.run_id):
             origin = cached.trial.reused_from
             assert origin is not None
             if _when(origin.ts) < oldest or cached.trial.round not in occurrence:
                 continue
+            sweeps.add(sweep_of(manifest))  # a run with a trial this one may reuse
             k = (cached.trial.task, occurrence[cached.trial.round])
             have = found.get(k)
             if have is None or (have.trial.reused_from is not None
                                 and have.trial.reused_from.ts < origin.ts):
                 found[k] = cached
-    return Reuse(found, candidates=candidates, runs=runs)
+    return Reuse(found, sweeps=sweeps)
+
+
+def sweep_of(manifest: Manifest) -> tuple[str, str]:
+    """One sweep, whichever directory holds it: its plan salt (every shard and stage of a
+    sweep shares it; a run from before plan salts: its run id) and its candidate."""
+    return (manifest.plan_salt or manifest.run_id, candidate_key(manifest))
 
 
 def candidate_key(manifest: Manifest) -> str:

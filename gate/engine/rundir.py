@@ -17,6 +17,7 @@ from gate.engine.results import compute_results, evidence_of
 from gate.engine.runner import Arm
 from gate.engine.verdict import sweep_decision
 from gate.project.load import Project
+from gate.providers.base import withheld_fields
 from gate.providers.names import genai_provider_name
 from gate.records import (
     BudgetSnapshot,
@@ -73,10 +74,18 @@ def build_manifest(
         "budget": budget,
         "provider_names": {key: genai_provider_name(cfg)
                            for key, cfg in sorted(project.config.providers.items())},
+        "withheld_fields": withheld_by_provider(project),
         "subset": project.subset,
         "agent_distributions": project.agent_distributions,
         "decision_method": DECISION_METHOD,
     })
+
+
+def withheld_by_provider(project: Project) -> dict[str, list[str]]:
+    """Provider -> gate's own fields left out of its chat completions (declared unsupported)."""
+    withheld = {key: sorted(withheld_fields(cfg.unsupported_fields.chat_completions))
+                for key, cfg in sorted(project.config.providers.items())}
+    return {key: fields for key, fields in withheld.items() if fields}
 
 
 def _scope(project: Project, arms: list[Arm], max_rounds: int, salt: str,

@@ -125,7 +125,7 @@ class EngineOptions:
 
 class Engine:
     def __init__(self, out_dir: Path, arms: dict[str, Arm], providers: dict[str, Provider],
-                 options: EngineOptions) -> None:
+                 options: EngineOptions, programs: ProgramPool | None = None) -> None:
         self.out_dir = out_dir
         self.arms = arms
         self.providers = providers
@@ -133,7 +133,10 @@ class Engine:
         self.notices = options.notices
         self.halt: HaltRecord | None = None
         self.stop = asyncio.Event()  # set by the circuit breaker: agent programs are ended
-        self.programs = ProgramPool(options.concurrency)  # persistent agent programs
+        # persistent agent programs: they live as long as the engine (every check of a sweep),
+        # or as long as the caller that lent the pool (the runs of gate smoke)
+        self._own_programs = programs is None
+        self.programs = programs or ProgramPool(options.concurrency)
         self.run_id = _manifest_run_id(out_dir)  # written before the engine starts
         self.counters = Counters()
         run = RunDir(out_dir)
@@ -147,9 +150,15 @@ class Engine:
         """The run's seed: every trial's seed derives from it (``trial_seed``)."""
         return self.options.seed
 
-    def close(self) -> None:
-        for w in (self.audit, self.transcripts, self.trials, self.heartbeat):
-            w.close()
+    async def aclose(self) -> None:
+        """End the engine's agent programs and their trial server (unless the pool was lent),
+        then close the run's files."""
+        try:
+            if self._own_programs:
+                await self.programs.aclose()
+        finally:
+            for w in (self.audit, self.transcripts, self.trials, self.heartbeat):
+                w.close()
 
     # --- running ---------------------------------------------------------------------
 
@@ -175,7 +184,6 @@ class Engine:
         try:
             await asyncio.gather(*(worker(c) for c in queue))
         finally:
-            await self.programs.aclose()
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat

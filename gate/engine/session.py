@@ -21,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+from gate.agent.persistent import ProgramPool
 from gate.connect import ProviderOptions, check_api_keys, open_providers
 from gate.engine import ledger
 from gate.engine.notices import Notices
@@ -42,6 +44,8 @@ from gate.records import (
     Results,
 )
 from gate.rundir import RESULTS, RunDir, read_results
+
+T = TypeVar("T")
 
 # The command's part of a run: given the engine and the manifest, run cells until it stops;
 # returns why it stopped before a decision (None: it ran out of cells, decided, or halted).
@@ -139,9 +143,12 @@ class RunSession:
 
     def execute(self, schedule: Schedule) -> Outcome:
         """Open the providers, declare the run, and run the command's schedule on an engine."""
-        return asyncio.run(self._execute(schedule))
+        return in_event_loop(self.execute_async(schedule))
 
-    async def _execute(self, schedule: Schedule) -> Outcome:
+    async def execute_async(self, schedule: Schedule,
+                            programs: ProgramPool | None = None) -> Outcome:
+        """``execute`` inside a running event loop; ``programs``: a pool of persistent agent
+        programs the caller owns and shares between its runs (else the engine has its own)."""
         spec = self.spec
         models: dict[str, set[str]] = {}
         for a in spec.arms:
@@ -152,11 +159,11 @@ class RunSession:
                                       options=spec.provider_options) as providers:
                 manifest = self.declare()
                 engine = Engine(spec.out, {a.name: a for a in spec.arms}, providers,
-                                self.engine_options())
+                                self.engine_options(), programs)
                 try:
                     stopped = await schedule(engine, manifest)
                 finally:
-                    engine.close()
+                    await engine.aclose()
                 return Outcome(engine.halt, stopped)
         except CircuitBreakerError as exc:  # while opening the providers: before any task
             return Outcome(halt_before_any_task(exc, self.notices))
@@ -180,12 +187,12 @@ class RunSession:
         """Why the run stopped, and its results derived from the directory and written."""
         manifest = self.declare()
         results = finish_results(self.run, halt=outcome.halt, stopped=outcome.stopped)
-        self._ledger_line(manifest, results.verdict)
+        self._ledger_line(manifest, results)
         return results
 
-    def _ledger_line(self, manifest: Manifest, verdict: str | None) -> None:
+    def _ledger_line(self, manifest: Manifest, results: Results | None) -> None:
         if self.spec.ledger is not None:
-            ledger.record(self.spec.ledger, manifest, self.spec.out, verdict)
+            ledger.record(self.spec.ledger, manifest, self.spec.out, results)
 
     # --- resuming --------------------------------------------------------------------------
 
@@ -228,6 +235,12 @@ class RunSession:
                                     command=sys.argv[1:])
         return old.model_copy(update={"scope": fresh.scope,
                                       "continuations": [*old.continuations, continuation]})
+
+
+def in_event_loop(work: Coroutine[object, object, T]) -> T:
+    """The process's one event loop: a run's, or every run of ``gate smoke`` together (so
+    they can share persistent agent programs)."""
+    return asyncio.run(work)
 
 
 def check_resume(old: Manifest, fresh: Manifest) -> None:

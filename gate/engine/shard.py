@@ -6,6 +6,10 @@ batches, each about twice the one before; a stage's units are dealt to N shards 
 (unit k of the stage goes to shard ``k mod N``). A shard runs its cells and nothing else: it
 never reads the decision and stops only on the circuit breaker (or the pause file). It gets
 1/N of each provider's declared rate limit and concurrency, and 1/N of the stage's budget.
+With ``--ledger`` a shard checks the comparison ledger before any call, as a single-process
+sweep does, and writes nothing to it (gate.engine.ledger.check_shard): a refused shard leaves
+its manifest and an unfinished shard.json, nothing run, so that ``gate merge --ledger`` in
+the decision job reports the same refusal.
 
 ``gate merge`` is the only place a decision is made: it folds the shards' trials, audit,
 transcripts and heartbeat into one run directory (the checkpoint, carried from stage to stage),
@@ -25,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from gate.engine import ledger
 from gate.engine.decision import replay
 from gate.engine.notices import Notices
 from gate.engine.plan import Unit, batches, units_of
@@ -45,6 +50,7 @@ from gate.records import (
     Results,
     ShardInfo,
     ShardSpecRecord,
+    SharedBaseline,
     StageRun,
     Stages,
     Transcript,
@@ -139,6 +145,8 @@ def run_shard(project: Project, opts: SweepOptions, spec: ShardSpec, *,
         raise ConfigError.one(str(opts.out), None, "--resume: this directory holds another shard")
     manifest = session.declare()  # a shard directory is one from the start, before any call
     run.write_shard(ShardInfo(spec=spec.record()))
+    if opts.ledger is not None:  # read-only, before any call: the merge records the run
+        ledger.check_shard(opts.ledger, manifest, opts.force_restart)
     units = shard_units(stage_units(units_of(manifest.scope), spec.stage, spec.stages),
                         spec.index, spec.count)
     done = {t.trial_id for t in run.trials()}
@@ -273,6 +281,10 @@ def _merged_manifest(out: Path, loaded: list[Loaded], spec: ShardSpec, budget_us
         if stages.max != spec.stages:
             raise ConfigError.one(str(out), None, "the shards declare another maximum number "
                                   "of stages than this run")
+        shared = shared_baseline([manifest] + [m for _p, m, _i in loaded])
+        if shared != manifest.shared_baseline:  # this stage's shards found more sharers
+            manifest = manifest.model_copy(update={"shared_baseline": shared})
+            run.write_manifest(manifest)
         return manifest, stages
     if spec.stage != 1:
         raise ConfigError.one(str(out), None, f"stage {spec.stage}: no run directory from the "
@@ -281,11 +293,24 @@ def _merged_manifest(out: Path, loaded: list[Loaded], spec: ShardSpec, budget_us
     ceiling = budget_usd if budget_usd is not None else _config_ceiling(ref)
     budget = budget_snapshot(Budget(ceiling),
                              "--budget-usd" if budget_usd is not None else "gate.yaml")
-    manifest = ref.model_copy(update={"command": sys.argv[1:], "budget": budget,
-                                      "comparison": comparison})  # gate merge --ledger
+    manifest = ref.model_copy(update={
+        "command": sys.argv[1:], "budget": budget,
+        "comparison": comparison,  # gate merge --ledger
+        "shared_baseline": shared_baseline([m for _p, m, _i in loaded])})
     run.write_manifest(manifest)
     return manifest, Stages(max=spec.stages, run=[], next_stage=None, ceiling_usd=ceiling,
                             spent_usd=0.0)
+
+
+def shared_baseline(manifests: list[Manifest]) -> SharedBaseline | None:
+    """Who shares the baseline cache with a merged run: what each of its shards' manifests
+    recorded when the shard started (they may have found different caches), together: every
+    candidate any of them saw, and the most earlier sweeps any one of them saw."""
+    seen = [m.shared_baseline for m in manifests if m.shared_baseline is not None]
+    if not seen:
+        return None
+    return SharedBaseline(candidates=sorted({c for s in seen for c in s.candidates}),
+                          runs=max(s.runs for s in seen))
 
 
 def _config_ceiling(ref: Manifest) -> float:

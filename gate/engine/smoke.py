@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import TextIO
 
 from gate.agent.failures import program_failure, program_failures
+from gate.agent.persistent import ProgramPool
+from gate.agent.program import prestart_programs
 from gate.connect import ProviderOptions
 from gate.engine.notices import Notices
-from gate.engine.run import execute_run
+from gate.engine.run import RunSpec, prepare_run
+from gate.engine.session import in_event_loop
 from gate.project.load import Project
-from gate.records import Smoke, SmokeCheck, SmokeScore, SmokeTask, Trial
+from gate.records import Results, Smoke, SmokeCheck, SmokeScore, SmokeTask, Trial
 from gate.rundir import PARTIAL, RunDir
 
 
@@ -67,17 +70,56 @@ def _score(t: Trial) -> SmokeScore:
 def run_smoke(project: Project, out: Path, *, seed: int,
               notices: Notices | None = None) -> Smoke:
     """Run the drill in ``out``; writes and returns smoke.json."""
-    notices = notices or Notices()
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     for sub in ("expert", "random", "breaker"):  # the smoke's own runs, redone each time
         shutil.rmtree(out / sub, ignore_errors=True)
     RunDir(out).drop_smoke()
+    checks, tasks = in_event_loop(_drill(project, out, seed, notices or Notices()))
+    report = Smoke(
+        ok=all(c.ok for c in checks),
+        checks=checks,
+        tasks=[tasks[k] for k in sorted(tasks)],
+        config_sha256=project.config_sha256,
+        files_sha256=project.hashes,
+        seconds=round(time.monotonic() - started, 3),
+        subset=project.subset,
+    )
+    RunDir(out).write_smoke(report)
+    return report
+
+
+async def _run(programs: ProgramPool, project: Project, *, model: str, out: Path, seed: int,
+               notices: Notices, arm_name: str, heartbeat_interval_s: float | None = None,
+               options: ProviderOptions | None = None) -> Results:
+    """One of the smoke's runs, in the smoke's event loop, with the smoke's programs."""
+    session, schedule = prepare_run(project, RunSpec(
+        model=model, provider=None, rounds=1, out=out, seed=seed, notices=notices,
+        arm_name=arm_name, heartbeat_interval_s=heartbeat_interval_s, options=options))
+    return session.finish(await session.execute_async(schedule, programs))
+
+
+async def _drill(project: Project, out: Path, seed: int,
+                 notices: Notices) -> tuple[list[SmokeCheck], dict[str, SmokeTask]]:
+    """The smoke's runs share one pool of persistent agent programs: a program in
+    ``agent.mode: persistent`` is started once for the expert arm (its run and the breaker's)
+    and once for the random arm, not once per run."""
+    programs = ProgramPool(project.config.run.concurrency)
+    try:
+        return await _checks(programs, project, out, seed, notices)
+    finally:
+        await programs.aclose()
+
+
+async def _checks(programs: ProgramPool, project: Project, out: Path, seed: int,
+                  notices: Notices) -> tuple[list[SmokeCheck], dict[str, SmokeTask]]:
+    # the random arm's persistent programs import while the expert arm runs
+    await prestart_programs(programs, project.config, "random", "mock/random", project.root)
     checks = [SmokeCheck(name="validate", ok=True, detail=f"{len(project.tasks)} tasks valid")]
     tasks = {lt.task.id: SmokeTask(task=lt.task.id) for lt in project.tasks}
 
-    expert = execute_run(project, model="mock/expert", provider=None, rounds=1,
-                         out=out / "expert", seed=seed, notices=notices, arm_name="expert")
+    expert = await _run(programs, project, model="mock/expert", out=out / "expert", seed=seed,
+                        notices=notices, arm_name="expert")
     trials = RunDir(out / "expert").trials()
     program = program_failures(trials)
     if any(t.agent for t in trials):
@@ -108,9 +150,9 @@ def run_smoke(project: Project, out: Path, *, seed: int,
 
     interval = 0.02
     quiet = _HeartbeatCounter(notices.console)  # a beat every 20 ms would drown the log
-    run_random = execute_run(project, model="mock/random", provider=None, rounds=1,
-                             out=out / "random", seed=seed, notices=Notices(quiet),
-                             arm_name="random", heartbeat_interval_s=interval)
+    run_random = await _run(programs, project, model="mock/random", out=out / "random",
+                            seed=seed, notices=Notices(quiet), arm_name="random",
+                            heartbeat_interval_s=interval)
     rtrials = RunDir(out / "random").trials()
     null_scores = [t.task for t in rtrials if t.reward is None]
     for t in rtrials:
@@ -129,29 +171,21 @@ def run_smoke(project: Project, out: Path, *, seed: int,
         detail=f"{len(beats)} heartbeat lines at {interval}s interval "
                f"({quiet.beats} console heartbeat lines, not shown)",
     ))
-    checks.append(_breaker_check(project, out / "breaker", seed, notices))
+    checks.append(await _breaker_check(programs, project, out / "breaker", seed, notices))
 
-    report = Smoke(
-        ok=all(c.ok for c in checks),
-        checks=checks,
-        tasks=[tasks[k] for k in sorted(tasks)],
-        config_sha256=project.config_sha256,
-        files_sha256=project.hashes,
-        seconds=round(time.monotonic() - started, 3),
-        subset=project.subset,
-    )
-    RunDir(out).write_smoke(report)
-    return report
+    return checks, tasks
 
 
-def _breaker_check(project: Project, out: Path, seed: int, notices: Notices) -> SmokeCheck:
+async def _breaker_check(programs: ProgramPool, project: Project, out: Path, seed: int,
+                         notices: Notices) -> SmokeCheck:
     tee = _Tee(notices.console)
     after = 5
     notices.line(f"[gate] smoke: simulating a 402 (payment required) after {after} calls: the "
                  "[CIRCUIT BREAKER] line below is expected")
-    res = execute_run(project, model="mock/expert", provider=None, rounds=1, out=out, seed=seed,
-                      notices=Notices(tee), arm_name="breaker",
-                      options=ProviderOptions(payment_required_after=after))
+    # the expert arm again (its programs too), with a 402 after ``after`` calls
+    res = await _run(programs, project, model="mock/expert", out=out, seed=seed,
+                     notices=Notices(tee), arm_name="expert",
+                     options=ProviderOptions(payment_required_after=after))
     printed = "[CIRCUIT BREAKER]" in tee.getvalue()
     notices.line("[gate] smoke: end of the simulated 402 check")
     partial = (out / PARTIAL).exists()

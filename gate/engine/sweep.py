@@ -149,7 +149,7 @@ def start_sweep(project: Project, opts: SweepOptions, *, config_path: str, max_r
                 notices: Notices, shards: int | None = None) -> SweepStart:
     """Arms resolved, API keys, the smoke test (rule 2), the baseline cache, and the run
     directory prepared or resumed with its budget (one of ``shards`` shards: its share of
-    the ceiling, no ledger: the merge decides)."""
+    the ceiling; the session keeps no ledger: a shard checks it itself, the merge records)."""
     arms = build_arms(project, opts, config_path)
 
     def manifest(budget: BudgetSnapshot) -> Manifest:

@@ -31,6 +31,7 @@ from gate.environments.registry import (
 )
 from gate.errors import ConfigError, Problem
 from gate.gitref import checkout_differs
+from gate.project.provider_check import loop_environments, provider_field_problems
 from gate.project.schema_check import schema_problems, validate
 
 M = TypeVar("M", bound=BaseModel)
@@ -295,6 +296,7 @@ def load_project(
     tools = _load_tools(col, config, pt_source, envs)
     prompts = _load_prompts(col, config, pt_source, set(tools))
     tasks = _load_tasks(col, config, work, tools, envs)
+    _check_provider_fields(col, cfg_doc, config, tasks)
     _hash_environment_code(col, envs, work)
     col.add_undeclared()
     if col.problems or registry is None:
@@ -380,6 +382,13 @@ def _check_agent(
             col.distributions[where] = listed
             col.hashes[f"{where}:python-distributions"] = sha256_bytes(
                 "\n".join(listed).encode())
+
+
+def _check_provider_fields(col: _Collector, doc: YamlDoc, config: GateConfig,
+                           tasks: list[LoadedTask]) -> None:
+    loop_envs = loop_environments(config, (lt.task.environment for lt in tasks))
+    for loc, message in provider_field_problems(config, loop_envs):
+        col.add(doc.path, doc.line_of(loc), message)
 
 
 def _hash_environment_code(col: _Collector, envs: EnvironmentRegistry, work: WorkTree) -> None:

@@ -48,19 +48,22 @@ class ChatRequest:
     tool_choice: str | dict[str, Any] = "auto"  # "auto", "none", "required" or a named function
     options: dict[str, Any] = field(default_factory=dict)
     """Fields of ``BEHAVIOUR_FIELDS`` an agent program set, sent as it set them."""
+    withheld: frozenset[str] = frozenset()
+    """Fields of gate's own (``WITHHOLDABLE``) the provider declares unsupported: left out of
+    the body (``max_tokens`` is sent as ``max_completion_tokens``); see ``withheld_fields``."""
 
     def body(self) -> dict[str, Any]:
         """The JSON body of ``POST /chat/completions``."""
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": self.messages,
-            "seed": self.seed,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-        }
+        body: dict[str, Any] = {"model": self.model, "messages": self.messages}
+        limit = "max_completion_tokens" if "max_tokens" in self.withheld else "max_tokens"
+        for key, value in (("seed", self.seed), (limit, self.max_tokens),
+                           ("temperature", self.temperature)):
+            if key not in self.withheld:
+                body[key] = value
         if self.tools:
             body["tools"] = self.tools
-            body["tool_choice"] = self.tool_choice
+            if "tool_choice" not in self.withheld or self.tool_choice != "auto":
+                body["tool_choice"] = self.tool_choice  # a program's own choice is never dropped
         body.update(self.options)
         return body
 
@@ -82,6 +85,33 @@ BEHAVIOUR_FIELDS = frozenset({
 })
 """Chat-completions fields that change the answer and are sent to the provider as given (a
 provider that does not support one refuses the request itself)."""
+
+REQUIRED_FIELDS = ("model", "messages")
+"""Chat-completions fields every request gate sends carries (the built-in loop's, the recording
+endpoint's, a translated Responses call's): a provider declaring one of them unsupported cannot
+run a task, and ``gate validate`` refuses the declaration."""
+
+RESPONSES_REQUIRED = ("model", "max_output_tokens")
+"""Responses API fields gate sets on every natively forwarded call (the arm's model, the cap the
+budget projects): declared unsupported in ``unsupported_fields.responses``, refused by
+``gate validate``."""
+
+LOOP_FIELDS = ("tools",)
+"""Chat-completions fields the built-in loop sends on every call (the task's tools): declared
+unsupported, they are refused by ``gate validate`` when the built-in loop runs a task."""
+
+WITHHOLDABLE = frozenset({"seed", "temperature", "tool_choice", "max_tokens", "usage"})
+"""Chat-completions fields gate sends on its own account (the trial's seed, ``run.temperature``,
+``tool_choice: auto``, the ``max_tokens`` cap, OpenRouter's ``usage: {include: true}``) that it
+leaves out when the provider declares them unsupported, rather than have every call refused.
+``max_tokens`` is then sent as ``max_completion_tokens`` (the cap the budget projects must
+reach the provider: declaring both unsupported is refused by ``gate validate``)."""
+
+
+def withheld_fields(unsupported: frozenset[str] | set[str] | list[str]) -> frozenset[str]:
+    """The fields gate leaves out of its chat-completions requests to a provider that declares
+    ``unsupported`` (gate.yaml ``unsupported_fields.chat_completions``)."""
+    return WITHHOLDABLE.intersection(unsupported)
 
 
 def tool_choice_problem(choice: Any, tools: list[dict[str, Any]]) -> str | None:
@@ -250,8 +280,9 @@ class ResponsesProvider(Provider, Protocol):
 
 
 __all__ = [
-    "BEHAVIOUR_FIELDS", "NO_DECLARATION", "RETRYABLE", "Attempt", "AttemptSink", "AttemptStart",
-    "Capabilities", "ChatRequest", "ChatResponse", "ErrorKind", "Provider", "ProviderError",
-    "ResponsesProvider", "ResponsesRequest", "ResponsesResult", "TwoPhaseSink", "Usage",
-    "capabilities", "response_format_problem", "tool_choice_problem",
+    "BEHAVIOUR_FIELDS", "LOOP_FIELDS", "NO_DECLARATION", "REQUIRED_FIELDS", "RESPONSES_REQUIRED",
+    "RETRYABLE", "WITHHOLDABLE", "Attempt", "AttemptSink", "AttemptStart", "Capabilities",
+    "ChatRequest", "ChatResponse", "ErrorKind", "Provider", "ProviderError", "ResponsesProvider",
+    "ResponsesRequest", "ResponsesResult", "TwoPhaseSink", "Usage", "capabilities",
+    "response_format_problem", "tool_choice_problem", "withheld_fields",
 ]

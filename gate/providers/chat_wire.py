@@ -1,8 +1,9 @@
 """``ChatWire``: the chat-completions wire (``POST {base_url}/chat/completions``).
 
 It encodes a ``ChatRequest`` once (``encode``; with ``usage: {include: true}`` so OpenRouter
-reports ``usage.cost``), sends it, classifies the answer (``classify.classify``) and reads a
-success: the assistant message, ``usage`` (``prompt_tokens``, ``completion_tokens``, ``cost``,
+reports ``usage.cost``, unless the provider declares ``usage`` unsupported), sends it,
+classifies the answer (``classify.classify``) and reads a success: the assistant message,
+``usage`` (``prompt_tokens``, ``completion_tokens``, ``cost``,
 ``prompt_tokens_details.cached_tokens``), the response id and ``choices[0].finish_reason``.
 No policy: see gate.providers.wire.
 """
@@ -41,7 +42,8 @@ class ChatWire:
     @staticmethod
     def encode(request: ChatRequest) -> WireRequest:
         built = request.canonical_json()  # what the audit hashes and the budget estimates
-        sent = built[:-1] + ',"usage":{"include":true}}'  # OpenRouter: report usage.cost
+        sent = built if "usage" in request.withheld \
+            else built[:-1] + ',"usage":{"include":true}}'  # OpenRouter: report usage.cost
         return WireRequest(
             model=request.model, content=sent.encode(), sha256=request.sha256(),
             prompt_chars=len(built), max_tokens=request.max_tokens,

@@ -3,6 +3,7 @@
 It is assembled from two parts (gate.providers.wire, gate.providers.guards):
 
     complete(request)  ->  Guards.call(ChatWire, ChatWire.encode(request))  ->  ChatResponse
+                           (without gate's own fields the provider declares unsupported)
     respond(request)   ->  Guards.call(ResponsesWire, ...)   ->  ResponsesResult
                            (only when gate.yaml declares ``responses_api: true``)
 
@@ -24,6 +25,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 import httpx
 
@@ -36,6 +38,7 @@ from gate.providers.base import (
     ChatResponse,
     ResponsesRequest,
     ResponsesResult,
+    withheld_fields,
 )
 from gate.providers.budget import Budget
 from gate.providers.chat_wire import ChatWire
@@ -82,6 +85,8 @@ class OpenAICompatProvider:
             responses_api=cfg.responses_api,
             unsupported={"chat_completions": frozenset(cfg.unsupported_fields.chat_completions),
                          "responses": frozenset(cfg.unsupported_fields.responses)})
+        self.withheld = withheld_fields(cfg.unsupported_fields.chat_completions)
+        """gate's own fields left out of every chat completion (``ChatRequest.withheld``)."""
 
     def __repr__(self) -> str:
         return f"OpenAICompatProvider(name={self.name!r}, base_url={self.base_url!r})"
@@ -146,7 +151,10 @@ class OpenAICompatProvider:
     # --- the call ------------------------------------------------------------------------
 
     async def complete(self, request: ChatRequest, on_attempt: AttemptSink) -> ChatResponse:
-        """Answer ``request`` through the guards; report every attempt to ``on_attempt``."""
+        """Answer ``request`` through the guards; report every attempt to ``on_attempt``.
+        gate's own fields the provider declares unsupported are left out (``withheld``)."""
+        if not self.withheld <= request.withheld:
+            request = replace(request, withheld=request.withheld | self.withheld)
         reply = await self.guards.call(self.chat, ChatWire.encode(request), on_attempt)
         answer = reply.answer
         return ChatResponse(

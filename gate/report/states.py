@@ -1,13 +1,15 @@
-"""The comment's states without a sweep report: "evaluating" while the gate run works, and
-"no report" when it ends without one (fork or draft PR, nothing to sweep, a failed smoke test,
-a run cancelled, timed out or never started, an artifact missing).
+"""The comment's states without a sweep report: "evaluating" while the gate run works, "no
+report" when it ends without one (fork or draft PR, nothing to sweep, a failed smoke test,
+a run cancelled, timed out or never started, an artifact missing), and "decided earlier" when
+the comparison ledger refused a sweep because an earlier run decided the same comparison.
 
 Each is a report.md of its own, in the same form as a sweep's (gate.report.blocks): a summary
 row, then a verdict block opening with a GitHub alert whose first line is the word, the
 consequence for the merge and what happened to the required check, so the planned comment,
 the summary table of several reports and a reader treat it like any verdict. The words are the
 product's (gate.report.verdict lists them all). Every text is gate's own; the only values from
-outside (a head sha, a sweep's name, model ids from ``gate changes``) are neutralised here.
+outside (a head sha, a sweep's name, model ids from ``gate changes``, a ledger line's run id
+and directory) are neutralised here.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gate.records import EarlierVerdict
 from gate.report.blocks import marker
 from gate.report.neutralize import neutralize
-from gate.report.verdict import CHECK
+from gate.report.verdict import CHECK, decided
 
 MAX_EVALUATING = 20  # sweeps listed in the evaluating state
 
@@ -139,3 +142,40 @@ def evaluating_report(changes: dict[str, Any] | None, head_sha: str | None,
     if run_url:
         lines += ["", f"<sub>[workflow run]({run_url})</sub>"]
     return "\n".join(lines) + "\n"
+
+
+def earlier_run_report(earlier: EarlierVerdict, sweep: str | None = None,
+                       earlier_report: str | None = None) -> str:
+    """report.md of a sweep or merge the comparison ledger refused (gate.engine.ledger): an
+    earlier run decided the same comparison and its verdict stands. The word, alert and
+    check are that verdict's (gate.report.verdict), as the exit code is that run's.
+    ``earlier_report``: the path of the earlier run's own report.md, when it is on disk here.
+    Every value comes from the ledger line and the refused run's arms (earlier-run.json)."""
+    v = decided(earlier.verdict, earlier.slos_met)
+    arms = {a.name: a for a in earlier.arms}
+    cand, base = arms.get("candidate"), arms.get("baseline")
+    name = (f"{_code(cand.model)} vs {_code(base.model)}" if cand and base
+            else _code(sweep) if sweep else "gate")
+    run = _code(earlier.run_id)
+    what = {"Pass": "no regression found" + (", every SLO met" if earlier.slos_met else ""),
+            "SLO breach": "no regression found, but an SLO of the candidate not met",
+            "Regression": "the candidate found worse"}[v.word]
+    runs = f"{earlier.runs} run{'s' if earlier.runs != 1 else ''}"
+    lines = [marker("row", f"{v.alert} | {name} (decided by run {run}) | **{v.word}** |  |  |"
+                           "  | "),
+             marker("verdict"), f"> [!{v.alert}]", f"> **{v.word}: {v.action}** ({v.check}).",
+             f"> This comparison (the same candidate, baseline, configuration and file hashes) "
+             f"was decided by an earlier run, {run} in {_code(earlier.out)}: **{v.word}** "
+             f"({what}). That verdict stands and nothing was run again; the comparison "
+             f"ledger holds {runs} of this comparison. To run it again, add the "
+             "`gate:restart` label to the PR (`--force-restart` on the command line): the "
+             "restart is recorded and its report says which run of the comparison it is, each "
+             "run being another chance for an error (docs/statistics.md, \"One ledger per "
+             "comparison\")."]
+    if earlier_report:
+        lines += ["", f"The earlier run's full report: {_code(earlier_report)}."]
+    return "\n".join(lines) + "\n"
+
+
+def _code(text: str) -> str:
+    return neutralize(text, context="code")

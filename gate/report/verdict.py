@@ -17,8 +17,10 @@ Paused         WARNING      the pause file stopped the sweep
 Screening run  NOTE         ``gate run``: one model, no comparison, no verdict
 =============  ===========  ==========================================================
 
-The PR comment's states without a sweep report (gate.report.states) take their words from the
-same small set:
+A sweep refused by the comparison ledger because an earlier run decided the same comparison
+(gate.report.states.earlier_run_report) says that run's word (Pass, SLO breach, Regression),
+as its exit code is that run's. The PR comment's states without a sweep report
+(gate.report.states) take their words from the same small set:
 
 ===============  =======  ==============================================================
 word             alert    when
@@ -61,13 +63,19 @@ def verdict_of(results: Results) -> Verdict:
     if results.kind != "sweep":
         return Verdict("Screening run", "NOTE", "one model, no comparison, no verdict",
                        Markup(""))
-    if results.verdict == "regression":
-        return Verdict("Regression", "CAUTION", "do not merge", _check("failed"))
-    if results.verdict == "pass":
-        if results.slos is not None and not results.slos.met:
-            return Verdict("SLO breach", "CAUTION", "do not merge", _check("failed"))
-        return Verdict("Pass", "TIP", "no regression found", _check("passed"))
+    if results.verdict in ("regression", "pass"):
+        return decided(results.verdict, None if results.slos is None else results.slos.met)
     return Verdict("Inconclusive", "WARNING", "not decided yet", _check("failed"))
+
+
+def decided(verdict: str, slos_met: bool | None) -> Verdict:
+    """A decided sweep's verdict (``regression`` or ``pass``) with its SLOs: also the word of
+    a comparison the ledger holds as decided by an earlier run (gate.report.states)."""
+    if verdict == "regression":
+        return Verdict("Regression", "CAUTION", "do not merge", _check("failed"))
+    if slos_met is not True:  # a pass with no SLO figures fails closed, as its exit code does
+        return Verdict("SLO breach", "CAUTION", "do not merge", _check("failed"))
+    return Verdict("Pass", "TIP", "no regression found", _check("passed"))
 
 
 def decision_words(results: Results, manifest: Manifest) -> str:

@@ -13,6 +13,8 @@
 | ``shard.json``            | ``ShardInfo``                  | ``gate sweep --shard``         |
 | ``stages.json``           | ``Stages``                     | ``gate merge``                 |
 | ``report.md``             | text                           | ``gate report``, run and sweep |
+| ``earlier-run.json``      | ``EarlierVerdict``             | a sweep or merge the ledger    |
+|                           |                                | refused (an earlier verdict)   |
 
 No other module names these files: it asks a ``RunDir``.
 
@@ -27,6 +29,7 @@ from pathlib import Path
 from gate.records import (
     AuditAttempt,
     AuditLine,
+    EarlierVerdict,
     HaltRecord,
     Heartbeat,
     Manifest,
@@ -54,6 +57,7 @@ SMOKE = "smoke.json"
 SHARD = "shard.json"
 STAGES = "stages.json"
 REPORT = "report.md"
+EARLIER = "earlier-run.json"  # the comparison ledger refused: an earlier run decided it
 TRANSCRIPTS = "transcripts.jsonl.gz"  # one compressed line per trial (gate.engine.transcripts)
 
 
@@ -194,6 +198,19 @@ class RunDir:
     def write_report(self, text: str) -> Path:
         self.report_path.write_text(text, encoding="utf-8")
         return self.report_path
+
+    def earlier(self) -> EarlierVerdict | None:
+        """earlier-run.json, when the ledger refused this directory's run, else None."""
+        path = self.file(EARLIER)
+        return read_record(path, EarlierVerdict) if path.exists() else None
+
+    def write_earlier(self, record: EarlierVerdict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_record(self.file(EARLIER), record)
+
+    def clear_earlier(self) -> None:
+        """A run made here after all (--force-restart): no refusal stands beside it."""
+        self.file(EARLIER).unlink(missing_ok=True)
 
 
 def read_results(path: Path) -> Results:

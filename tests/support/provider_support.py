@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from aiohttp import web
 
 from gate.config.schema import Price, ProviderConfig, RateLimit, RetryPolicy
 from gate.providers.base import Attempt, ChatRequest
@@ -18,6 +20,7 @@ MODEL = "mock/expert"
 PRICES = {MODEL: Price(prompt=0.000001, completion=0.000002)}
 KEY_ENV = "GATE_TEST_KEY"
 KEY = "sk-or-v1-TESTKEY-9f8e7d6c5b4a"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def config(
@@ -98,3 +101,19 @@ def failed(attempts: list[Attempt]) -> dict[str, int]:
         if a.outcome != "ok":
             out[a.outcome] = out.get(a.outcome, 0) + 1
     return out
+
+
+@asynccontextmanager
+async def loopback_app(path: str, handler: Handler) -> AsyncIterator[str]:
+    """An aiohttp server on 127.0.0.1 answering ``POST path`` with ``handler``; yields its base
+    URL (``http://127.0.0.1:PORT/v1``) until the block exits."""
+    app = web.Application()
+    app.router.add_post(path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+    finally:
+        await runner.cleanup()

@@ -48,6 +48,7 @@ def test_example_agent_solves_tasks_and_every_call_is_audited(tmp_path: Path) ->
     assert len(trials) == 3
     assert all(t["status"] == "scored" and t["success"] for t in trials), trials
     assert all(t["agent"]["kind"] == "program" and t["agent"]["exit_code"] == 0 for t in trials)
+    assert all(t["agent"]["unseeded_calls"] == 0 for t in trials)  # each call had the seed
     # every request the mock provider received is one audit line, and nothing else is
     received = _requests(log)
     assert len(audit) == len(received)

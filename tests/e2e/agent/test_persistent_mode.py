@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from agent_support import EXAMPLE, PROGRAMS, make_project
@@ -15,6 +17,7 @@ from agent_support import EXAMPLE, PROGRAMS, make_project
 from gate.agent.persistent import ProgramPool
 from gate.cli import main
 from gate.config.schema import AgentProgram
+from gate.errors import CircuitBreakerError, HaltError
 from gate.rundir.audit import attempts
 from gate.rundir.jsonl import read_jsonl
 
@@ -81,19 +84,170 @@ def test_a_program_that_answers_the_trial_gate_ended_takes_the_next(tmp_path: Pa
     assert all(t["agent"]["model_calls"] == t["steps"] for t in trials)
 
 
+@pytest.mark.slow  # end to end: not in the fast loop
+def test_a_sweep_keeps_each_arms_process_from_check_to_check(tmp_path: Path) -> None:
+    """The programs live as long as the run: a sweep of three checks (one trial at a time)
+    starts one process per arm, not one per arm and check."""
+    program = PROGRAMS / "persistent_probe.py"
+    easy = ("incident/incident-easy-01-cache-crashed.yaml",
+            "orders/orders-easy-01-cancel-pending-order.yaml")
+    cfg = make_project(tmp_path / "p", tasks=easy, agent=_persistent(program),
+                       run={"concurrency": 1}, max_rounds=3)
+    out = tmp_path / "sweep"
+    main(["sweep", "--config", str(cfg), "--candidate", "mock/expert", "--baseline",
+          "mock/expert", "--out", str(out)])
+    trials = read_jsonl(out / "trials.jsonl")
+    log = json.loads((tmp_path / "p" / "agent-log" / "pid_log.json").read_text())
+    assert len(trials) == len(log) == 12  # 2 tasks x 3 rounds x 2 arms, all through the probe
+    assert len({t["round"] for t in trials}) > 1  # several checks (batches)
+    assert len({pid for *_, pid in log}) == 2
+
+
+@pytest.mark.slow  # end to end: not in the fast loop
+def test_the_smoke_starts_one_process_per_model(tmp_path: Path) -> None:
+    """gate smoke's three runs share their programs: the expert run's process also serves the
+    breaker drill, and the random arm's, started ahead, its run: two starts, not three."""
+    program = PROGRAMS / "persistent_probe.py"
+    easy = ("incident/incident-easy-01-cache-crashed.yaml",
+            "orders/orders-easy-01-cancel-pending-order.yaml")
+    cfg = make_project(tmp_path / "p", tasks=easy, agent=_persistent(program),
+                       run={"concurrency": 1})
+    # the probe makes one model call per trial and solves nothing: the smoke fails (the 402
+    # after 5 calls never comes), but every run gives each trial to a program
+    main(["smoke", "--config", str(cfg), "--out", str(tmp_path / "smoke")])
+    log = json.loads((tmp_path / "p" / "agent-log" / "pid_log.json").read_text())
+    pids: dict[str, set[int]] = {}
+    for _task, model, pid in log:
+        pids.setdefault(model, set()).add(pid)
+    assert len(log) == 6  # 2 tasks in each of the expert, random and breaker runs
+    assert {m: len(p) for m, p in pids.items()} == {"mock/expert": 1, "mock/random": 1}
+
+
+def test_no_process_starts_once_the_run_halted() -> None:
+    async def go() -> int:
+        pool = ProgramPool(size=2)
+        stop = asyncio.Event()
+        stop.set()
+        try:
+            with pytest.raises(HaltError):
+                async with pool.lease(ProgramPool.key("arm", ECHO), ECHO, Path.cwd(), {}, stop):
+                    pass
+            return pool.started
+        finally:
+            await pool.aclose()
+
+    assert asyncio.run(go()) == 0
+
+
+def test_a_process_started_ahead_takes_the_first_trial() -> None:
+    """``prestart``: the first trial takes that process, which counts as starting until its
+    first request (a second trial meanwhile waits rather than starting another)."""
+    async def go() -> tuple[int, int, bool, bool]:
+        pool = ProgramPool(size=4, max_starting=2)
+        key = ProgramPool.key("arm", ECHO)
+        await pool.prestart(key, ECHO, Path.cwd(), {})
+        try:
+            async with pool.lease(key, ECHO, Path.cwd(), {}) as first:
+                second = asyncio.create_task(_lease_pid(pool, key))
+                for _ in range(20):
+                    await asyncio.sleep(0)
+                waited = not second.done()
+                fresh = first.fresh
+                first.started()
+                first.keep = True
+                pid = first.child.pid
+            return pool.started, int(await second == pid), waited, fresh
+        finally:
+            await pool.aclose()
+
+    assert asyncio.run(go()) == (1, 1, True, True)
+
+
+def test_below_one_process_per_core_a_busy_arm_starts_another_at_once() -> None:
+    """Up to one process per core (``max_starting``), a trial that finds the arm's processes
+    busy starts another without waiting for one to come free."""
+    async def go() -> tuple[int, int]:
+        pool = ProgramPool(size=4, max_starting=2)
+        key = ProgramPool.key("arm", ECHO)
+        try:
+            async with pool.lease(key, ECHO, Path.cwd(), {}) as first:
+                first.started()  # up, and the start measured
+                first.keep = True
+                second = asyncio.create_task(_lease_pid(pool, key))
+                for _ in range(20):
+                    await asyncio.sleep(0)
+                held = first.child.pid
+            return int(await second != held), pool.started
+        finally:
+            await pool.aclose()
+
+    assert asyncio.run(go()) == (1, 2)
+
+
+class _Broke:
+    """A provider whose every call is a 402: the run's circuit breaker."""
+
+    name = "broke"
+
+    async def complete(self, request: object, on_attempt: object) -> NoReturn:
+        raise CircuitBreakerError("HTTP 402 payment required")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.slow  # starts a program: not in the fast loop
+def test_a_halting_trial_stops_the_run_before_its_process_frees_a_place() -> None:
+    """A trial the halt ends sets the run's stop before its process is ended: a trial waiting
+    for that place starts no process (the engine would set it only after the trial)."""
+    from endpoint_support import session as trial_session
+
+    from gate.agent.program import run_program_trial
+
+    program = AgentProgram(mode="persistent", timeout_s=60,
+                           command=[sys.executable, str(PROGRAMS / "persistent_probe.py")])
+
+    async def go(tmp: Path) -> bool:
+        pool, stop = ProgramPool(size=1), asyncio.Event()
+        trial, _audit = trial_session("incident-easy-01-cache-crashed", provider=_Broke())
+        try:
+            with pytest.raises(HaltError):
+                await run_program_trial(program, trial.spec, trial.env, _Broke(),
+                                        lambda _step, _a: None, root=tmp, stop=stop,
+                                        pool=pool, arm="arm")
+            return stop.is_set()
+        finally:
+            await pool.aclose()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        assert asyncio.run(go(Path(tmp)))
+
+
+async def _lease_pid(pool: ProgramPool, key: tuple[str, str]) -> int:
+    async with pool.lease(key, ECHO, Path.cwd(), {}) as lease:
+        lease.keep = True
+        return lease.child.pid
+
+
 ECHO = AgentProgram(mode="persistent", command=[
     sys.executable, "-c", "import sys\nfor line in sys.stdin: print(line)"])
 
 
-@pytest.mark.parametrize(("max_starting", "processes"), [(1, 1), (2, 2)])
-def test_while_a_process_starts_another_trial_waits_for_it(max_starting: int,
+@pytest.mark.parametrize(("max_starting", "measured", "processes"),
+                         [(1, False, 1), (2, False, 1), (1, True, 1), (2, True, 2)])
+def test_while_a_process_starts_another_trial_waits_for_it(max_starting: int, measured: bool,
                                                            processes: int) -> None:
-    """At most ``max_starting`` processes start at once: a second trial meanwhile waits, and
-    takes the first process when it comes free (one start instead of two)."""
+    """An arm's first process starts alone; once a start is measured, at most ``max_starting``
+    start at once: a second trial meanwhile waits, and takes the first process when it comes
+    free (one start instead of two)."""
     async def go() -> tuple[int, int]:
         pool = ProgramPool(size=4, max_starting=max_starting)
         key = ProgramPool.key("arm", ECHO)
         leased, release = asyncio.Event(), asyncio.Event()
+        if measured:  # an earlier process of the arm started (and ended)
+            async with pool.lease(key, ECHO, Path.cwd(), {}) as earlier:
+                earlier.started()
+            pool.started = 0
 
         async def trial(first: bool) -> int:
             async with pool.lease(key, ECHO, Path.cwd(), {}) as lease:
@@ -109,7 +263,7 @@ def test_while_a_process_starts_another_trial_waits_for_it(max_starting: int,
             second = asyncio.create_task(trial(False))
             for _ in range(20):
                 await asyncio.sleep(0)
-            assert second.done() == (max_starting > 1)
+            assert second.done() == (processes > 1)
             release.set()
             pids = {await first, await second}
             return len(pids), pool.started

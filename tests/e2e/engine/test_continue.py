@@ -181,3 +181,59 @@ def test_the_report_counts_the_candidates_sharing_the_baseline_cache(
     shared = json.loads((alone / "manifest.json").read_text())["shared_baseline"]
     assert (len(shared["candidates"]), shared["runs"]) == (1, 1)
     assert "the baseline cache has served this candidate only" in (alone / "report.md").read_text()
+
+
+def test_the_shared_count_is_of_sweeps_with_reusable_trials_and_merged_over_shards(
+        project_dir: Path, tmp_path: Path) -> None:
+    """CI's cache holds one directory per shard and stage: a sweep counts once (its plan salt),
+    never as its own sharer, and only with a baseline trial the run may reuse (not too old);
+    the merged run records what every shard found, each in the cache it was given."""
+    import shutil
+
+    cache = tmp_path / "cache"
+    base = ("--baseline", "mock/expert", "--max-rounds", "1")
+
+    def shard(out: Path, candidate: str, salt: str, i: int, *extra: str, n: int = 2,
+              stage: int = 1, stages: int = 1) -> None:
+        assert sweep(project_dir, out, "--candidate", candidate, *base, "--plan-salt", salt,
+                     "--shard", f"{i}/{n}", "--stage", str(stage), "--stages", str(stages),
+                     *extra) == 0
+
+    def shared(out: Path) -> tuple[int, int]:
+        record = json.loads((out / "manifest.json").read_text())["shared_baseline"]
+        return len(record["candidates"]), record["runs"]
+
+    for i in (1, 2):  # one sweep of another candidate, in two shard directories
+        shard(cache / f"aa-{i}", "mock/expert@0.99", "aa", i)
+    sweep(project_dir, cache / "stale", "--candidate", "mock/expert@0.95", *base)
+    trials = cache / "stale" / "trials.jsonl"  # its trials older than any maximum age
+    trials.write_text("".join(json.dumps({**t, "ts": "2020-01-01T00:00:00Z"}) + "\n"
+                              for t in read_jsonl(trials)))
+    (cache / "empty").mkdir()  # a directory with no trial (a refused shard's)
+    manifest = json.loads((cache / "stale" / "manifest.json").read_text())
+    manifest["arms"][0]["model"] = "mock/expert@0.5"
+    (cache / "empty" / "manifest.json").write_text(json.dumps(manifest))
+
+    bb = ("--reuse-from", str(cache), "--max-rounds", "4")  # a sweep of stages
+    shard(tmp_path / "bb-1", "mock/expert@0.99", "bb", 1, *bb, stages=8)
+    assert shared(tmp_path / "bb-1") == (1, 1)  # 0.99 (one earlier sweep), this one's too
+    # as CI does: this shard joins the cache, and another candidate's sweep too
+    shutil.copytree(tmp_path / "bb-1", cache / "bb-1")
+    sweep(project_dir, cache / "cc", "--candidate", "mock/expert@0.8", *base)
+    shard(tmp_path / "bb-2", "mock/expert@0.99", "bb", 2, *bb, stages=8)
+    assert shared(tmp_path / "bb-2") == (2, 2)  # aa and cc; bb-1 is this sweep's own
+
+    run = tmp_path / "run"
+    assert main(["merge", "--out", str(run), str(tmp_path / "bb-1"),
+                 str(tmp_path / "bb-2")]) == 3  # stage 2 is needed
+    assert shared(run) == (2, 2)
+    report = (run / "report.md").read_text()
+    assert "the baseline cache is shared by **2 candidates**" in report
+    assert "2 earlier sweep(s)" in report
+    # the next stage's shard finds a third candidate in the cache: the merged run counts it
+    sweep(project_dir, cache / "dd", "--candidate", "mock/expert@0.7", *base)
+    shard(tmp_path / "bb-s2", "mock/expert@0.99", "bb", 1, *bb, n=1, stage=2, stages=8)
+    assert shared(tmp_path / "bb-s2") == (3, 3)
+    assert main(["merge", "--out", str(run), str(tmp_path / "bb-s2")]) in (0, 1, 3)
+    assert shared(run) == (3, 3)
+    assert "the baseline cache is shared by **3 candidates**" in (run / "report.md").read_text()

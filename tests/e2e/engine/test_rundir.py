@@ -13,7 +13,7 @@ import pytest
 import gate.rundir as rundir
 from gate.connect import ProviderOptions
 from gate.engine.notices import Notices
-from gate.engine.run import execute_run
+from gate.engine.run import RunSpec, execute_run
 from gate.engine.rundir import derive_results
 from gate.engine.verify import verify_run
 from gate.project.load import load_project, select_tasks
@@ -26,9 +26,9 @@ def halted(project_dir: Path, tmp_path: Path) -> Path:
     project = load_project(str(project_dir / "gate.yaml"))
     project = select_tasks(project, [lt.task.id for lt in project.tasks[:3]], None)
     out = tmp_path / "halted"
-    results = execute_run(project, model="mock/expert", provider=None, rounds=1, out=out,
-                          seed=7, notices=Notices(io.StringIO()),
-                          options=ProviderOptions(payment_required_after=3))
+    results = execute_run(project, RunSpec(
+        model="mock/expert", provider=None, rounds=1, out=out, seed=7,
+        notices=Notices(io.StringIO()), options=ProviderOptions(payment_required_after=3)))
     assert results.status == "halted"
     return out
 

@@ -214,6 +214,36 @@ def test_a_sweep_whose_report_fails_gets_a_no_result_block(tmp_path: Path) -> No
     assert (tmp_path / "run-dirs.txt").read_text() == "runs/model-x\n"
 
 
+def test_a_sweep_the_ledger_refused_is_posted_with_the_earlier_verdict(
+        gh: FakeGitHub, tmp_path: Path) -> None:
+    """`gate merge --ledger` refused runs/model-x (an earlier run of the PR decided that
+    comparison, a pass): the gate job's report step, its hand-over and gate-comment.yml post
+    the refusal's report, with that verdict and its passed check, never "No result"."""
+    from gate.commands import earlier_exit
+    from gate.engine.ledger import EarlierRun, Entry
+    from gate.records import ArmSpec
+
+    work = tmp_path / "job"
+    arms = [ArmSpec(name=n, model=m, provider="openrouter", prompts_tools="worktree")
+            for n, m in (("candidate", "vendor/new"), ("baseline", "vendor/old"))]
+    refused = EarlierRun(Entry("20261205T2100-ab12", "runs/model-x", "pass", "0f", True), 2, arms)
+    assert earlier_exit(refused, work / "runs" / "model-x") == 0  # the check passes
+    (work / "changes.json").write_text("{}")
+    env = {"CHANGES_RESULT": "success", "SMOKE_RESULT": "success", "FORK": "false",
+           "DRAFT": "false", "HAS_SWEEPS": "true", "HEAD_SHA": HEAD, "PR_NUMBER": str(PR)}
+    for name in ("gate report", "Hand the reports to gate-comment.yml"):
+        code, log, _out = run_step("reusable-gate.yml", "report", name, work, env)
+        assert code == 0, log
+    assert (work / "run-dirs.txt").read_text() == "runs/model-x\n"
+    assert post(tmp_path, work / "gate-comment") == 0
+    (comment,) = gh.comments(REPO, PR)
+    assert "> [!TIP]\n> **Pass: no regression found** (required check `gate` passed)." in (
+        comment.body)
+    assert "decided by an earlier run, `20261205T2100-ab12` in `runs/model-x`" in comment.body
+    assert "holds 2 runs of this comparison" in comment.body
+    assert "No result" not in comment.body
+
+
 # --- forged artifacts: refused, nothing posted --------------------------------------------
 
 

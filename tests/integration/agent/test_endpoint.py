@@ -234,3 +234,50 @@ def test_the_server_sends_without_waiting_for_acks() -> None:
     flags = asyncio.run(go())
     assert flags
     assert all(flags), flags
+
+
+def test_a_tool_call_does_not_list_the_tools_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mcp SDK checks a call's ``Mcp-Param-*`` headers against the tool's schema: gate
+    gives it the requesting trial's schema, rather than have it run ``tools/list`` per call."""
+    import gate.agent.mcp_tools as mcp_tools
+
+    listed: list[str] = []
+    real = mcp_tools.trial_tools
+
+    def counting(session: TrialSession) -> Any:
+        listed.append(session.token)
+        return real(session)
+
+    monkeypatch.setattr(mcp_tools, "trial_tools", counting)
+
+    async def go() -> int:
+        session = _session(StubProvider(), [])
+        async with serve_trial(session) as served, Client(served.mcp_url) as mcp:
+            await mcp.list_tools()
+            for service in ("cache", "db", "cache"):
+                await mcp.call_tool("check_status", {"service": service})
+        return session.mcp_calls
+
+    assert asyncio.run(go()) == 3
+    assert listed == ["trial-token"]
+
+
+def test_the_schema_lookup_answers_for_the_requesting_trial_only() -> None:
+    import dataclasses
+
+    from gate.agent.mcp_tools import REQUESTING, input_schema
+
+    a, b = _session(StubProvider(), []), _session(StubProvider(), [])
+    b.spec = dataclasses.replace(b.spec, tools=[{"type": "function", "function": {
+        "name": "check_status", "description": "", "parameters": {"type": "object",
+                                                                  "title": "b's"}}}])
+    assert input_schema("check_status") is None  # outside a request
+    for session, title in ((a, None), (b, "b's")):
+        token = REQUESTING.set(session)
+        try:
+            schema = input_schema("check_status")
+            assert schema is not None
+            assert schema.get("title") == title
+            assert input_schema("no_such_tool") is None
+        finally:
+            REQUESTING.reset(token)

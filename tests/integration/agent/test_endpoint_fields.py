@@ -57,6 +57,7 @@ def test_behaviour_fields_are_forwarded_and_others_recorded() -> None:
     s = asyncio.run(go())
     assert s.ignored_fields == {"user", "metadata", "store"}
     assert s.replaced_fields == {"seed"}
+    assert s.unseeded_calls == 0  # the trial's seed went with the call
 
 
 @pytest.mark.parametrize(("extra", "word"), [

@@ -18,6 +18,7 @@ import openai
 import pytest
 from aiohttp import web
 from endpoint_support import session
+from provider_support import loopback_app
 
 from gate.agent.endpoint import TrialSession
 from gate.agent.serve import serve_trial
@@ -92,18 +93,9 @@ class ResponsesServer:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[ResponsesServer]:
-        app = web.Application()
-        app.router.add_post("/v1/responses", self.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}/v1"
-        try:
+        async with loopback_app("/v1/responses", self.handle) as base_url:
+            self.base_url = base_url
             yield self
-        finally:
-            await runner.cleanup()
 
 
 def provider_config(base_url: str, *, responses: list[str] | None = None,
@@ -164,6 +156,8 @@ def test_responses_are_forwarded_natively_through_the_guards() -> None:
     assert budget.spent_usd == pytest.approx(2 * cost)
     assert s.trace.response_ids == ["resp_1", "resp_2"]
     assert s.trace.tokens_in == 2 * 291
+    assert all("seed" not in b for b in server.bodies)  # the Responses API has no seed:
+    assert s.unseeded_calls == 2  # each model call is counted unseeded (a retry is one call)
 
 
 def test_a_streamed_native_response_is_the_providers_response() -> None:

@@ -329,6 +329,92 @@ def test_the_decision_job_keeps_the_prs_ledger_with_its_cached_runs() -> None:
     assert "--force-restart" in merge["run"]
 
 
+def test_every_shard_reads_the_prs_ledger_and_never_saves_it() -> None:
+    """The shards get the ledger the decision job saved (read-only): a shard of a comparison
+    the PR already decided runs nothing, and `gate:restart` reaches the shards as it reaches
+    the merge, or a forced restart would be refused before its merge."""
+    wf = load(WORKFLOWS / "reusable-gate.yml")
+    sweep, report = wf["jobs"]["sweep"], wf["jobs"]["report"]
+    names = [s.get("name", "") for s in steps(sweep)]
+    (restore,) = [s for s in steps(sweep) if s.get("with", {}).get("path") == "ledger"]
+    (save,) = [s for s in steps(report) if s.get("name") == "Save the PR's comparison ledger"]
+    (run,) = [s for s in steps(sweep) if s.get("name") == "gate sweep"]
+    assert str(restore["uses"]).startswith("actions/cache/restore@")
+    assert names.index(restore["name"]) < names.index("gate sweep")
+    assert "if" not in restore  # every shard, stage 1 too
+    assert save["with"]["key"].startswith(restore["with"]["restore-keys"])
+    assert restore["with"]["restore-keys"] == "gate-ledger-${{ github.event.pull_request.number }}-"
+    assert "--ledger ledger/comparisons.jsonl" in run["run"]
+    assert "gate:restart" in run["env"]["RESTART"]
+    assert "--force-restart" in run["run"]
+    assert run["env"]["RESTART"] == report["steps"][[s.get("name") for s in steps(report)]
+                                                    .index("gate merge")]["env"]["RESTART"]
+
+
+STUB_GATE = """#!/bin/sh
+echo "$*" >> "$GATE_LOG"
+if [ "$1 $2" = "report --run" ]; then echo "report of $3" > "$3/report.md"; exit 0; fi
+if [ "$1 $2" = "report --no-report" ]; then echo "no report: $3"; exit 0; fi
+exit 9
+"""
+
+
+def run_report_steps(tmp: Path, dirs: dict[str, list[str]]) -> tuple[list[str], str]:
+    """The decision job's "gate report" and "Hand the reports" steps, run by bash as the
+    runner runs them, over run directories holding ``dirs``' files, with a stub ``gate`` that
+    logs its calls. The directories handed to the comment, and the log."""
+    job = load(WORKFLOWS / "reusable-gate.yml")["jobs"]["report"]
+    by_name = {s.get("name"): s for s in steps(job)}
+    for name, files in dirs.items():
+        (tmp / "runs" / name).mkdir(parents=True)
+        for f in files:
+            (tmp / "runs" / name / f).write_text(f"{name}/{f}\n")
+    (tmp / "bin").mkdir()
+    (tmp / "bin" / "gate").write_text(STUB_GATE)
+    (tmp / "bin" / "gate").chmod(0o755)
+    (tmp / "temp").mkdir()
+    env = {"PATH": f"{tmp / 'bin'}:/usr/bin:/bin", "GATE_LOG": str(tmp / "gate.log"),
+           "RUNNER_TEMP": str(tmp / "temp"), "CHANGES_RESULT": "success",
+           "SMOKE_RESULT": "success", "FORK": "false", "DRAFT": "false", "HAS_SWEEPS": "true",
+           "HEAD_SHA": "c" * 40, "PR_NUMBER": "7"}
+    for name in ("gate report", "Hand the reports to gate-comment.yml"):
+        subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c",
+                        by_name[name]["run"]], cwd=tmp, env=env, check=True, timeout=60)
+    handed = sorted(p.parent.name for p in (tmp / "gate-comment" / "runs").glob("*/report.md"))
+    log = (tmp / "gate.log").read_text() if (tmp / "gate.log").exists() else ""
+    return handed, log
+
+
+def test_a_sweep_the_ledger_refused_reaches_the_comment_with_its_own_report(
+        tmp_path: Path) -> None:
+    """gate merge --ledger refused (an earlier run decided the comparison): it wrote
+    earlier-run.json and report.md, no results. The report step hands that report.md to the
+    comment as written; a run directory with results is reported by `gate report` even when
+    a stale refusal lies beside it (a forced restart), and one with neither is left out."""
+    handed, log = run_report_steps(tmp_path, {
+        "decided": ["manifest.json", "results.json"],
+        "refused": ["earlier-run.json", "report.md"],
+        "restarted": ["manifest.json", "results.json", "earlier-run.json"],
+        "halted": ["manifest.json", "PARTIAL-RESULTS.json"],
+        "half": ["earlier-run.json"],
+        "empty": ["shard.json"],
+    })
+    assert handed == ["decided", "halted", "refused", "restarted"]
+    refused = tmp_path / "gate-comment" / "runs" / "refused" / "report.md"
+    assert refused.read_text() == "refused/report.md\n"  # gate merge's report, as written
+    assert "report --run runs/restarted" in log
+    assert "refused" not in log
+    assert "no-report" not in log
+    assert (tmp_path / "gate-comment" / "pr-number").read_text() == "7\n"
+
+
+def test_a_pr_whose_only_sweep_was_refused_gets_that_report_not_no_result(
+        tmp_path: Path) -> None:
+    handed, log = run_report_steps(tmp_path, {"refused": ["earlier-run.json", "report.md"]})
+    assert handed == ["refused"]
+    assert log == ""  # no "no-results" state written over it
+
+
 # --- the PR comment: posted by gate-comment.yml (workflow_run), never by gate.yml -----------
 
 

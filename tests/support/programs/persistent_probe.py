@@ -1,6 +1,7 @@
 """A stdlib-only persistent agent program for gate's tests: per trial line, one model call through
 the trial's endpoint, then an answer line; exits 4 on the task whose id contains "hard-02".
-Records its pid per task and every token in agent-log/ (the working directory)."""
+Records in agent-log/ (the working directory) its pid per task, the (task, model, pid) of
+every trial in order, and every token."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def main() -> int:
     for line in sys.stdin:
         trial = json.loads(line)
         record("pids.json", trial["task_id"], os.getpid())
+        record("pid_log.json", "", [trial["task_id"], trial["model"], os.getpid()])
         record("tokens.json", "", trial["api_key"])
         body = {"model": trial["model_alias"], "messages": [
             {"role": "system", "content": trial["system_prompt"]},

@@ -30,7 +30,7 @@ def test_every_interval_prints_a_console_line(tmp_path: Path) -> None:
     engine.counters.current = Cell(2, "orders-easy-01", "baseline")
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(engine._heartbeat_loop())
-    engine.close()
+    asyncio.run(engine.aclose())
 
     lines = [x for x in console.getvalue().splitlines() if x.startswith("[gate] heartbeat:")]
     assert ticks[:3] == [300.0, 300.0, 300.0]
