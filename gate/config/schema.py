@@ -150,7 +150,8 @@ class StatisticsConfig(Strict):
     delta: float = Field(0.10, gt=0, lt=1, description="non-inferiority margin")
     alpha: float = Field(0.05, gt=0, lt=0.5, description="P(ship | true diff <= -delta)")
     beta: float = Field(0.05, gt=0, lt=0.5, description="P(block | true diff >= 0)")
-    lam: float = Field(0.3, gt=0, lt=1, description="betting fraction")
+    lam: float = Field(0.3, ge=0.01, lt=1, description="betting fraction (the first and, "
+                       "without plug_in, every bet; below 0.01 the prior's arithmetic fails)")
     max_rounds: int = Field(16, ge=1, le=1000, description="round limit (about 2n/T)")
     score: Literal["success", "reward"] = Field(
         "success", description="paired score: 0/1 success, or partial-credit reward in [0,1]")

@@ -167,3 +167,19 @@ def test_a_first_bet_above_the_cap_is_refused_at_validate(
     code, _, err = run(capsys, "validate", "--config", str(cfg))
     assert code == 4
     assert re.search(rf"gate\.yaml:{line}: statistics\.lam: .*bet cap", err), err
+
+
+@pytest.mark.parametrize("lam", ["5e-324", "0.001"])
+def test_a_vanishing_first_bet_is_refused_at_validate(
+    project_dir: Path, capsys: pytest.CaptureFixture[str], lam: str
+) -> None:
+    """A bet too small to move the wealth (at 5e-324 the prior's arithmetic overflows and the
+    accept-side bet comes out NaN) is refused with its file and line."""
+    cfg = project_dir / "gate.yaml"
+    text = cfg.read_text()
+    cfg.write_text(text.replace("  lam: 0.3 ", f"  lam: {lam} ", 1))
+    line = 1 + text.splitlines().index(next(x for x in text.splitlines()
+                                            if x.startswith("  lam: 0.3")))
+    code, _, err = run(capsys, "validate", "--config", str(cfg))
+    assert code == 4
+    assert re.search(rf"gate\.yaml:{line}: statistics\.lam", err), err
