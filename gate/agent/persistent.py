@@ -16,15 +16,11 @@ the CPU, while a process that is already running takes the next trial at almost 
   trial's endpoint or MCP server yet): more starts at once than cores finish no sooner, and
   until one start is measured nobody knows whether trials are short enough for one process
   (gate's own start-up work competes for the same cores);
-- up to one process per core, a trial that finds no idle process starts one at once: a
-  program's work and gate's serving of another program's requests then run side by side (one
-  process alone leaves a core idle whenever it waits for gate, and gate whenever it works);
-- beyond that, a trial that finds no idle process waits for one for as long as the arm's last
-  start took (from the start to its first request), counted from when it began to wait or a
-  process last came up or free, whichever is later: it starts a process only when none came
-  free for that long. Short trials (simulated models) thus share about one process per core;
-  long ones (real models) get up to ``run.concurrency`` processes, each after one start's
-  wait.
+- a trial that finds no idle process waits for one for as long as the arm's last start took
+  (from the start to its first request), counted from when it began to wait or a process last
+  came up or free, whichever is later: it starts a process only when none came free for that
+  long. Short trials (simulated models) thus share one process; long ones (real models) get
+  up to ``run.concurrency`` processes, each after one start's wait.
 
 The pool also owns the run's ``TrialServer`` (gate.agent.serve), started with the first
 program trial and closed with the pool.
@@ -197,9 +193,8 @@ class ProgramPool:
                 await arm.wait(None)  # a process comes free, or a start completes
                 continue
             busy = arm.processes - arm.starting  # lent and up: one of them may come free
-            patience = None if arm.start_s is None or busy == 0 \
-                or arm.processes < self.max_starting \
-                else max(since, arm.freed_at) + arm.start_s - loop.time()
+            patience = None if arm.start_s is None or busy == 0 else \
+                max(since, arm.freed_at) + arm.start_s - loop.time()
             if patience is None or patience <= 0:
                 break
             await arm.wait(patience)

@@ -163,27 +163,6 @@ def test_a_process_started_ahead_takes_the_first_trial() -> None:
     assert asyncio.run(go()) == (1, 1, True, True)
 
 
-def test_below_one_process_per_core_a_busy_arm_starts_another_at_once() -> None:
-    """Up to one process per core (``max_starting``), a trial that finds the arm's processes
-    busy starts another without waiting for one to come free."""
-    async def go() -> tuple[int, int]:
-        pool = ProgramPool(size=4, max_starting=2)
-        key = ProgramPool.key("arm", ECHO)
-        try:
-            async with pool.lease(key, ECHO, Path.cwd(), {}) as first:
-                first.started()  # up, and the start measured
-                first.keep = True
-                second = asyncio.create_task(_lease_pid(pool, key))
-                for _ in range(20):
-                    await asyncio.sleep(0)
-                held = first.child.pid
-            return int(await second != held), pool.started
-        finally:
-            await pool.aclose()
-
-    assert asyncio.run(go()) == (1, 2)
-
-
 class _Broke:
     """A provider whose every call is a 402: the run's circuit breaker."""
 
