@@ -1,7 +1,7 @@
 """Wall time of `gate smoke` on this repository's whole suite: the built-in loop, against the
 example agent (official openai SDK + mcp client) in ``agent.mode: persistent`` (started once per
-run of the smoke, trials as JSON lines on stdin) and, with --per-trial, started for each trial.
-The issue's target: persistent within 3x the built-in loop.
+arm for the whole smoke, trials as JSON lines on stdin) and, with --per-trial, started for each
+trial. Target: persistent within 3x the built-in loop (docs/agents.md, "Cost", has the figures).
 
     .venv/bin/python bench/persistent_smoke.py [--repeat 1] [--per-trial]
 """
