@@ -152,21 +152,9 @@ class ProgramPool:
         the random arm's while the expert arm runs): it imports while other work goes on,
         and the first trial takes it. It counts as starting until its first request."""
         arm = self._arms.setdefault(key, _Arm())
-        if arm.processes:
-            return
-        arm.processes += 1
-        arm.starting += 1
-        since = asyncio.get_running_loop().time()
-        try:
-            child = await Child.start(program.command, root, env, persistent=True)
-        except BaseException:
-            arm.processes -= 1
-            arm.starting -= 1
-            raise
-        self._running.add(child)
-        self.started += 1
-        arm.early.append((child, since))
-        arm.changed()
+        if not arm.processes:
+            arm.early.append(await self._start(arm, program, root, env))
+            arm.changed()
 
     async def _acquire(self, arm: _Arm, program: AgentProgram, root: Path,
                        env: dict[str, str], stop: asyncio.Event | None) -> Lease:
@@ -200,9 +188,15 @@ class ProgramPool:
             await arm.wait(patience)
         if stop is not None and stop.is_set():
             raise HaltError("the run halted before this trial's agent program started")
+        child, since = await self._start(arm, program, root, env)
+        return Lease(child, _arm=arm, _since=since)
+
+    async def _start(self, arm: _Arm, program: AgentProgram, root: Path,
+                     env: dict[str, str]) -> tuple[Child, float]:
+        """A new process of ``arm``, counted as starting; with the loop's time it started."""
         arm.processes += 1
         arm.starting += 1
-        since = loop.time()
+        since = asyncio.get_running_loop().time()
         try:
             child = await Child.start(program.command, root, env, persistent=True)
         except BaseException:
@@ -212,7 +206,7 @@ class ProgramPool:
             raise
         self._running.add(child)
         self.started += 1
-        return Lease(child, _arm=arm, _since=since)
+        return child, since
 
     async def aclose(self) -> None:
         """End every program (stdin closed first, so a program may leave on its own), and

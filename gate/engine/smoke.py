@@ -89,13 +89,9 @@ def run_smoke(project: Project, out: Path, *, seed: int,
     return report
 
 
-async def _run(programs: ProgramPool, project: Project, *, model: str, out: Path, seed: int,
-               notices: Notices, arm_name: str, heartbeat_interval_s: float | None = None,
-               options: ProviderOptions | None = None) -> Results:
+async def _run(programs: ProgramPool, project: Project, spec: RunSpec) -> Results:
     """One of the smoke's runs, in the smoke's event loop, with the smoke's programs."""
-    session, schedule = prepare_run(project, RunSpec(
-        model=model, provider=None, rounds=1, out=out, seed=seed, notices=notices,
-        arm_name=arm_name, heartbeat_interval_s=heartbeat_interval_s, options=options))
+    session, schedule = prepare_run(project, spec)
     return session.finish(await session.execute_async(schedule, programs))
 
 
@@ -118,8 +114,9 @@ async def _checks(programs: ProgramPool, project: Project, out: Path, seed: int,
     checks = [SmokeCheck(name="validate", ok=True, detail=f"{len(project.tasks)} tasks valid")]
     tasks = {lt.task.id: SmokeTask(task=lt.task.id) for lt in project.tasks}
 
-    expert = await _run(programs, project, model="mock/expert", out=out / "expert", seed=seed,
-                        notices=notices, arm_name="expert")
+    expert = await _run(programs, project, RunSpec(
+        model="mock/expert", provider=None, rounds=1, out=out / "expert", seed=seed,
+        notices=notices, arm_name="expert"))
     trials = RunDir(out / "expert").trials()
     program = program_failures(trials)
     if any(t.agent for t in trials):
@@ -150,9 +147,9 @@ async def _checks(programs: ProgramPool, project: Project, out: Path, seed: int,
 
     interval = 0.02
     quiet = _HeartbeatCounter(notices.console)  # a beat every 20 ms would drown the log
-    run_random = await _run(programs, project, model="mock/random", out=out / "random",
-                            seed=seed, notices=Notices(quiet), arm_name="random",
-                            heartbeat_interval_s=interval)
+    run_random = await _run(programs, project, RunSpec(
+        model="mock/random", provider=None, rounds=1, out=out / "random", seed=seed,
+        notices=Notices(quiet), arm_name="random", heartbeat_interval_s=interval))
     rtrials = RunDir(out / "random").trials()
     null_scores = [t.task for t in rtrials if t.reward is None]
     for t in rtrials:
@@ -183,9 +180,9 @@ async def _breaker_check(programs: ProgramPool, project: Project, out: Path, see
     notices.line(f"[gate] smoke: simulating a 402 (payment required) after {after} calls: the "
                  "[CIRCUIT BREAKER] line below is expected")
     # the expert arm again (its programs too), with a 402 after ``after`` calls
-    res = await _run(programs, project, model="mock/expert", out=out, seed=seed,
-                     notices=Notices(tee), arm_name="expert",
-                     options=ProviderOptions(payment_required_after=after))
+    res = await _run(programs, project, RunSpec(
+        model="mock/expert", provider=None, rounds=1, out=out, seed=seed, notices=Notices(tee),
+        arm_name="expert", options=ProviderOptions(payment_required_after=after)))
     printed = "[CIRCUIT BREAKER]" in tee.getvalue()
     notices.line("[gate] smoke: end of the simulated 402 check")
     partial = (out / PARTIAL).exists()
