@@ -157,7 +157,7 @@ def earlier_run_report(earlier: EarlierVerdict, sweep: str | None = None,
     name = (f"{_code(cand.model)} vs {_code(base.model)}" if cand and base
             else _code(sweep) if sweep else "gate")
     run = _code(earlier.run_id)
-    what = {"Pass": "no regression found" + (", every SLO met" if earlier.slos_met else ""),
+    what = {"Pass": "no regression found, every SLO met",  # decided(): Pass needs slos_met
             "SLO breach": "no regression found, but an SLO of the candidate not met",
             "Regression": "the candidate found worse"}[v.word]
     runs = f"{earlier.runs} run{'s' if earlier.runs != 1 else ''}"
