@@ -24,9 +24,12 @@ $(UV): $(BIN)/python requirements/uv.txt
 	  --no-deps -r requirements/uv.txt
 	touch $(UV)
 
+# Bytecode is compiled once here (uv does not by default, and where PYTHONDONTWRITEBYTECODE is
+# set nothing would write it): else every process gate or a test starts compiles what it imports.
 $(STAMP): $(UV) $(LOCK) pyproject.toml
-	$(UV) pip install --quiet --python $(BIN)/python --require-hashes -r $(LOCK)
+	$(UV) pip install --quiet --python $(BIN)/python --require-hashes --compile-bytecode -r $(LOCK)
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+	$(BIN)/python -m compileall -q gate examples
 	touch $(STAMP)
 
 # Refreshes the locks from pyproject.toml's ranges, keeping every pin that still satisfies them

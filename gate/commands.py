@@ -169,11 +169,9 @@ def export_traces(run_dir: Path) -> None:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
-    from gate.engine.smoke import run_smoke
+    from gate.engine.smoke_start import smoke_command
 
-    project = _project(args)
-    seed = project.config.run.seed if args.seed is None else args.seed
-    report = run_smoke(project, args.out, seed=seed)
+    report = smoke_command(args.config, lambda: _project(args), args.out, seed=args.seed)
     for c in report.checks:
         print(f"[{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}")
     print(f"smoke: {'passed' if report.ok else 'FAILED'} in {report.seconds} s; "

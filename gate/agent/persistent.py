@@ -149,8 +149,8 @@ class ProgramPool:
     async def prestart(self, key: Key, program: AgentProgram, root: Path,
                        env: dict[str, str]) -> None:
         """Start one process of ``key`` ahead of its arm's first trial (``gate smoke`` starts
-        the random arm's while the expert arm runs): it imports while other work goes on,
-        and the first trial takes it. It counts as starting until its first request."""
+        each arm's before it loads the project): it imports while other work goes on, and the
+        first trial takes it. It counts as starting until its first request."""
         arm = self._arms.setdefault(key, _Arm())
         if not arm.processes:
             arm.early.append(await self._start(arm, program, root, env))

@@ -4,15 +4,14 @@ breaker (rule 7). Writes DIR/smoke.json with the config and file hashes it vouch
 
 from __future__ import annotations
 
+import asyncio
 import io
-import shutil
 import time
 from pathlib import Path
 from typing import TextIO
 
 from gate.agent.failures import program_failure, program_failures
 from gate.agent.persistent import ProgramPool
-from gate.agent.program import prestart_programs
 from gate.connect import ProviderOptions
 from gate.engine.notices import Notices
 from gate.engine.run import RunSpec, prepare_run
@@ -71,11 +70,22 @@ def run_smoke(project: Project, out: Path, *, seed: int,
               notices: Notices | None = None) -> Smoke:
     """Run the drill in ``out``; writes and returns smoke.json."""
     started = time.monotonic()
-    out.mkdir(parents=True, exist_ok=True)
-    for sub in ("expert", "random", "breaker"):  # the smoke's own runs, redone each time
-        shutil.rmtree(out / sub, ignore_errors=True)
-    RunDir(out).drop_smoke()
-    checks, tasks = in_event_loop(_drill(project, out, seed, notices or Notices()))
+    RunDir(out).clear_smoke()
+    return in_event_loop(drill(project, out, seed, notices or Notices(), started))
+
+
+async def drill(project: Project, out: Path, seed: int, notices: Notices, started: float,
+                programs: ProgramPool | None = None) -> Smoke:
+    """The drill in ``out``, then smoke.json. The smoke's runs share one pool of persistent
+    agent programs (``programs``, or one of its own): a program in ``agent.mode: persistent``
+    is started once for the expert arm (its run and the breaker's) and once for the random
+    arm, not once per run."""
+    pool = programs or ProgramPool(project.config.run.concurrency)
+    try:
+        checks, tasks = await _checks(pool, project, out, seed, notices)
+    finally:
+        if programs is None:
+            await pool.aclose()
     report = Smoke(
         ok=all(c.ok for c in checks),
         checks=checks,
@@ -95,25 +105,26 @@ async def _run(programs: ProgramPool, project: Project, spec: RunSpec) -> Result
     return session.finish(await session.execute_async(schedule, programs))
 
 
-async def _drill(project: Project, out: Path, seed: int,
-                 notices: Notices) -> tuple[list[SmokeCheck], dict[str, SmokeTask]]:
-    """The smoke's runs share one pool of persistent agent programs: a program in
-    ``agent.mode: persistent`` is started once for the expert arm (its run and the breaker's)
-    and once for the random arm, not once per run."""
-    programs = ProgramPool(project.config.run.concurrency)
-    try:
-        return await _checks(programs, project, out, seed, notices)
-    finally:
-        await programs.aclose()
-
-
 async def _checks(programs: ProgramPool, project: Project, out: Path, seed: int,
                   notices: Notices) -> tuple[list[SmokeCheck], dict[str, SmokeTask]]:
-    # the random arm's persistent programs import while the expert arm runs
-    await prestart_programs(programs, project.config, "random", "mock/random", project.root)
-    checks = [SmokeCheck(name="validate", ok=True, detail=f"{len(project.tasks)} tasks valid")]
+    """The expert arm's run then the breaker's (which reuses its programs), and, at the same
+    time, the random arm's: the runs are independent (each its own directory, simulated
+    provider and programs), and an agent program is another process, so two arms at once
+    keep both cores busy while the one event loop serves them."""
     tasks = {lt.task.id: SmokeTask(task=lt.task.id) for lt in project.tasks}
+    async with asyncio.TaskGroup() as group:
+        expert = group.create_task(_expert_checks(programs, project, out, seed, notices, tasks))
+        random = group.create_task(_random_checks(programs, project, out, seed, notices, tasks))
+    validate = SmokeCheck(name="validate", ok=True, detail=f"{len(project.tasks)} tasks valid")
+    expert_checks, breaker = expert.result()
+    return [validate, *expert_checks, *random.result(), breaker], tasks
 
+
+async def _expert_checks(programs: ProgramPool, project: Project, out: Path, seed: int,
+                         notices: Notices, tasks: dict[str, SmokeTask],
+                         ) -> tuple[list[SmokeCheck], SmokeCheck]:
+    """The expert arm solves every task (its program runs); then the breaker's check."""
+    checks = []
     expert = await _run(programs, project, RunSpec(
         model="mock/expert", provider=None, rounds=1, out=out / "expert", seed=seed,
         notices=notices, arm_name="expert"))
@@ -144,7 +155,12 @@ async def _checks(programs: ProgramPool, project: Project, out: Path, seed: int,
                 + (f"; broken task or fixture: {', '.join(failed)}" if failed else "")
                 + (f"; not run: {', '.join(missing)}" if missing else "")),
     ))
+    return checks, await _breaker_check(programs, project, out / "breaker", seed, notices)
 
+
+async def _random_checks(programs: ProgramPool, project: Project, out: Path, seed: int,
+                         notices: Notices, tasks: dict[str, SmokeTask]) -> list[SmokeCheck]:
+    """The random arm scores every task, and its heartbeat fires."""
     interval = 0.02
     quiet = _HeartbeatCounter(notices.console)  # a beat every 20 ms would drown the log
     run_random = await _run(programs, project, RunSpec(
@@ -154,23 +170,20 @@ async def _checks(programs: ProgramPool, project: Project, out: Path, seed: int,
     null_scores = [t.task for t in rtrials if t.reward is None]
     for t in rtrials:
         tasks[t.task].random = _score(t)
-    checks.append(SmokeCheck(
-        name="random scores every task",
-        ok=len(rtrials) == len(tasks) and not null_scores,
-        detail=f"{len(rtrials)} scored, success rate "
-               f"{_rate(run_random.arms['random'].success_rate)}; not scored: "
-               f"{', '.join(null_scores) or 'none'}",
-    ))
     beats = RunDir(out / "random").heartbeats()
-    checks.append(SmokeCheck(
-        name="heartbeat fires",
-        ok=len(beats) >= 2 and quiet.beats >= 1,  # read_jsonl validated every line's fields
-        detail=f"{len(beats)} heartbeat lines at {interval}s interval "
-               f"({quiet.beats} console heartbeat lines, not shown)",
-    ))
-    checks.append(await _breaker_check(programs, project, out / "breaker", seed, notices))
-
-    return checks, tasks
+    return [
+        SmokeCheck(
+            name="random scores every task",
+            ok=len(rtrials) == len(tasks) and not null_scores,
+            detail=f"{len(rtrials)} scored, success rate "
+                   f"{_rate(run_random.arms['random'].success_rate)}; not scored: "
+                   f"{', '.join(null_scores) or 'none'}"),
+        SmokeCheck(
+            name="heartbeat fires",
+            ok=len(beats) >= 2 and quiet.beats >= 1,  # read_jsonl validated every line's fields
+            detail=f"{len(beats)} heartbeat lines at {interval}s interval "
+                   f"({quiet.beats} console heartbeat lines, not shown)"),
+    ]
 
 
 async def _breaker_check(programs: ProgramPool, project: Project, out: Path, seed: int,

@@ -318,6 +318,27 @@ def load_project(
     )
 
 
+def checked_agents(config_path: str | Path = "gate.yaml") -> GateConfig | None:
+    """gate.yaml's configuration when it and its agent programs pass ``load_project``'s checks
+    of them, else None (``load_project`` then says what is wrong). A command that will run the
+    programs may start them on this while the rest of the project loads."""
+    cfg_file = Path(config_path).resolve()
+    if not cfg_file.is_file() or Path(config_path).is_symlink():
+        return None
+    root = cfg_file.parent
+    col = _Collector(root)
+    cfg_doc = col.yaml(cfg_file.name, WorkTree(root))
+    config = col.model(GateConfig, cfg_doc)
+    if config is None or cfg_doc is None:
+        return None
+    from gate.project.agent_check import agent_problems
+
+    envs = _environment_registry(col, root, config, cfg_doc)
+    if col.problems or agent_problems(config, root, envs.names()):
+        return None
+    return config
+
+
 def _check_protected_paths(col: _Collector, root: Path, config_name: str, registry: str,
                            cfg_doc: YamlDoc) -> None:
     """gate.yaml and the registry are read as the adoption guard judged them: the registry path

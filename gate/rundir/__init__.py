@@ -24,6 +24,7 @@ No other module names these files: it asks a ``RunDir``.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from gate.records import (
@@ -59,6 +60,10 @@ STAGES = "stages.json"
 REPORT = "report.md"
 EARLIER = "earlier-run.json"  # the comparison ledger refused: an earlier run decided it
 TRANSCRIPTS = "transcripts.jsonl.gz"  # one compressed line per trial (gate.engine.transcripts)
+
+
+SMOKE_RUNS = ("expert", "random", "breaker")
+"""The runs of a smoke, each in the subdirectory of its name."""
 
 
 class RunDir:
@@ -180,6 +185,14 @@ class RunDir:
 
     def drop_smoke(self) -> None:
         self.smoke_path.unlink(missing_ok=True)
+
+    def clear_smoke(self) -> None:
+        """Ready for a smoke: the directory made, its runs and its smoke.json removed (a smoke
+        redoes them each time)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        for sub in SMOKE_RUNS:
+            shutil.rmtree(self.path / sub, ignore_errors=True)
+        self.drop_smoke()
 
     def shard(self) -> ShardInfo | None:
         path = self.file(SHARD)

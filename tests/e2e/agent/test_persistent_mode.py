@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -17,7 +19,9 @@ from agent_support import EXAMPLE, PROGRAMS, make_project
 from gate.agent.persistent import ProgramPool
 from gate.cli import main
 from gate.config.schema import AgentProgram
-from gate.errors import CircuitBreakerError, HaltError
+from gate.engine.smoke_start import smoke_command
+from gate.errors import CircuitBreakerError, ConfigError, HaltError
+from gate.project.load import Project, load_project
 from gate.rundir.audit import attempts
 from gate.rundir.jsonl import read_jsonl
 
@@ -121,6 +125,89 @@ def test_the_smoke_starts_one_process_per_model(tmp_path: Path) -> None:
         pids.setdefault(model, set()).add(pid)
     assert len(log) == 6  # 2 tasks in each of the expert, random and breaker runs
     assert {m: len(p) for m, p in pids.items()} == {"mock/expert": 1, "mock/random": 1}
+
+
+@pytest.mark.slow  # end to end: not in the fast loop
+def test_the_smokes_arms_run_at_once(tmp_path: Path) -> None:
+    """The expert arm's run and the random arm's run at the same time: each expert trial waits
+    (30 s at most) for a random trial to be recorded, which, run one after the other, would
+    come only once the expert run was over."""
+    program = {**_persistent(PROGRAMS / "persistent_probe.py"),
+               "env": {"PROBE_AWAIT_MODEL": "mock/random"}}
+    cfg = make_project(tmp_path / "p", tasks=("incident/incident-easy-01-cache-crashed.yaml",),
+                       agent=program, run={"concurrency": 1})
+    main(["smoke", "--config", str(cfg), "--out", str(tmp_path / "smoke")])
+    awaited = json.loads((tmp_path / "p" / "agent-log" / "awaited.json").read_text())
+    assert awaited == {"incident-easy-01-cache-crashed": True}
+
+
+def _started(log: Path, count: int) -> list[int]:
+    """The pids of the first ``count`` probes to start, waiting 60 s at most."""
+    for _ in range(1200):
+        pids = json.loads(log.read_text()) if log.exists() else []
+        if len(pids) >= count:
+            return list(pids)
+        time.sleep(0.05)
+    raise AssertionError(f"{count} probes did not start while the project loaded")
+
+
+@pytest.mark.slow  # end to end: not in the fast loop
+def test_the_smoke_starts_its_programs_before_the_project_loads(tmp_path: Path) -> None:
+    """With one persistent program for every task, gate smoke starts its process for each arm
+    first: the project's loading can wait for both to be up, and the smoke then gives them
+    every trial (no third process)."""
+    cfg = make_project(tmp_path / "p", tasks=("incident/incident-easy-01-cache-crashed.yaml",),
+                       agent=_persistent(PROGRAMS / "persistent_probe.py"))
+    started = tmp_path / "p" / "agent-log" / "started.json"
+    seen: list[int] = []
+
+    def load() -> Project:
+        seen.extend(_started(started, 2))
+        return load_project(cfg)
+
+    smoke_command(cfg, load, tmp_path / "smoke", seed=None)
+    assert len(seen) == 2
+    assert sorted(json.loads(started.read_text())) == sorted(seen)  # no other process started
+    log = json.loads((tmp_path / "p" / "agent-log" / "pid_log.json").read_text())
+    assert {pid for *_, pid in log} == set(seen)
+
+
+@pytest.mark.slow  # end to end: not in the fast loop
+def test_a_project_that_does_not_load_ends_the_programs_started_early(tmp_path: Path) -> None:
+    cfg = make_project(tmp_path / "p", tasks=("incident/incident-easy-01-cache-crashed.yaml",),
+                       agent=_persistent(PROGRAMS / "persistent_probe.py"))
+    started = tmp_path / "p" / "agent-log" / "started.json"
+    seen: list[int] = []
+
+    def load() -> Project:
+        seen.extend(_started(started, 2))
+        raise ConfigError.one("tasks/x.yaml", 3, "broken on purpose")
+
+    with pytest.raises(ConfigError):
+        smoke_command(cfg, load, tmp_path / "smoke", seed=None)
+    assert len(seen) == 2
+    for pid in seen:  # ended and reaped
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not (tmp_path / "smoke" / "smoke.json").exists()
+
+
+@pytest.mark.slow  # end to end: not in the fast loop
+def test_with_agent_overrides_the_smoke_starts_programs_with_their_trials(tmp_path: Path) -> None:
+    """Which program a task gets is known only once the tasks are loaded: none starts early."""
+    probe = _persistent(PROGRAMS / "persistent_probe.py")
+    cfg = make_project(tmp_path / "p", tasks=("incident/incident-easy-01-cache-crashed.yaml",),
+                       agent=probe, overrides={"orders": "builtin"})
+    started = tmp_path / "p" / "agent-log" / "started.json"
+    before: list[bool] = []
+
+    def load() -> Project:
+        before.append(started.exists())
+        return load_project(cfg)
+
+    smoke_command(cfg, load, tmp_path / "smoke", seed=None)
+    assert before == [False]
+    assert len(json.loads(started.read_text())) == 2  # then one per arm, with the first trial
 
 
 def test_no_process_starts_once_the_run_halted() -> None:

@@ -70,6 +70,7 @@ class _LockstepTime:
     def __init__(self, server: MockServer) -> None:
         self.now = 1000.0
         self.sent = 0
+        self.granted = 0
         self.server = server
         self.arrivals: list[float] = []
 
@@ -84,11 +85,22 @@ class _LockstepTime:
         if request.url.path.endswith("/chat/completions"):
             self.sent += 1
 
+    def count_grants(self, limiter: RateLimiter) -> None:
+        """Count the limiter's grants, so ``sleep`` knows how many requests must have arrived."""
+        acquire = limiter.acquire
+
+        async def counted() -> int:
+            ticket = await acquire()
+            self.granted += 1
+            return ticket
+
+        limiter.acquire = counted  # type: ignore[method-assign]
+
     async def sleep(self, seconds: float) -> None:
-        for _ in range(3):  # let granted calls reach the client's request hook
-            await asyncio.sleep(0)
-        # the server admits on its own threads; poll in real time (only "eventually" matters)
-        while len(self.server.requests) < self.sent:  # noqa: ASYNC110
+        # every granted call reaches the client's request hook (a new connection may take any
+        # number of loop turns), then the server, which admits on its own threads: poll in real
+        # time (only "eventually" matters)
+        while self.sent < self.granted or len(self.server.requests) < self.sent:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
         self.now += max(0.0, seconds)
 
@@ -111,6 +123,7 @@ def test_real_server_enforcing_the_limit_sees_no_429() -> None:
                 prov = build_provider("testprov", cfg, client, budget=None, notice=lambda _: None,
                                       sleep=lockstep.sleep, clock=lockstep.clock,
                                       env={KEY_ENV: KEY})
+                lockstep.count_grants(prov.guards._limiter)
                 gate = asyncio.Semaphore(8)
 
                 async def one(i: int) -> None:

@@ -1,13 +1,17 @@
 """A stdlib-only persistent agent program for gate's tests: per trial line, one model call through
 the trial's endpoint, then an answer line; exits 4 on the task whose id contains "hard-02".
-Records in agent-log/ (the working directory) its pid per task, the (task, model, pid) of
-every trial in order, and every token."""
+Records in agent-log/ (the working directory) its pid when it starts, its pid per task, the
+(task, model, pid) of every trial in order, and every token (under a lock: processes of several
+arms run at once). With PROBE_AWAIT_MODEL set (agent.env), a trial of another model waits, 30 s at
+most, for a trial of that model to be recorded, and records whether one was."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -15,17 +19,34 @@ from pathlib import Path
 def record(name: str, key: str, value: object) -> None:
     path = Path("agent-log") / name
     path.parent.mkdir(exist_ok=True)
-    data = json.loads(path.read_text()) if path.exists() else ({} if key else [])
-    if key:
-        data[key] = value
-    else:
-        data.append(value)
-    path.write_text(json.dumps(data))
+    with (path.parent / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(path.read_text()) if path.exists() else ({} if key else [])
+        if key:
+            data[key] = value
+        else:
+            data.append(value)
+        path.write_text(json.dumps(data))
+
+
+def seen(model: str) -> bool:
+    """A trial of ``model`` was recorded, within 30 s."""
+    path = Path("agent-log") / "pid_log.json"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if path.exists() and any(m == model for _, m, _ in json.loads(path.read_text() or "[]")):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def main() -> int:
+    record("started.json", "", os.getpid())
+    awaited = os.environ.get("PROBE_AWAIT_MODEL")
     for line in sys.stdin:
         trial = json.loads(line)
+        if awaited and trial["model"] != awaited:
+            record("awaited.json", trial["task_id"], seen(awaited))
         record("pids.json", trial["task_id"], os.getpid())
         record("pid_log.json", "", [trial["task_id"], trial["model"], os.getpid()])
         record("tokens.json", "", trial["api_key"])

@@ -1,0 +1,78 @@
+"""``gate smoke`` as the command runs it. When gate.yaml's one agent program (no
+``agent_overrides``) is persistent and passes its checks, its processes for both of the smoke's
+arms are started first, before gate imports its engine and loads the project: starting a
+program mostly means importing its SDKs (about 1.5 s of CPU for the example agent), which the
+other cores do while gate gets ready, instead of after. A project that does not load ends
+them; a program gate.yaml no longer names once loaded is never given a trial and is ended."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gate.agent.persistent import ProgramPool
+from gate.agent.program import prestart_programs
+from gate.config.schema import AgentProgram, GateConfig
+from gate.engine.notices import Notices
+from gate.engine.session import in_event_loop
+from gate.project.load import Project, checked_agents
+from gate.rundir import RunDir
+
+if TYPE_CHECKING:
+    from gate.records import Smoke
+
+SMOKE_ARMS = (("expert", "mock/expert"), ("random", "mock/random"))
+"""The smoke's arms (the breaker's run is the expert arm again) and their simulated models."""
+
+
+def smoke_command(config_path: str | Path, load: Callable[[], Project], out: Path, *,
+                  seed: int | None) -> Smoke:
+    """``load`` the project of ``config_path`` and run the smoke's drill in ``out`` (the seed
+    defaults to ``run.seed``), its persistent programs started first where they can be."""
+    config = checked_agents(config_path)
+    root = Path(config_path).resolve().parent
+    return in_event_loop(_smoke(config if _starts_early(config) else None, root, load, out,
+                              seed))
+
+
+def _starts_early(config: GateConfig | None) -> bool:
+    """One program runs every task (so it surely runs), in persistent mode."""
+    return config is not None and not config.agent_overrides \
+        and isinstance(config.agent, AgentProgram) and config.agent.mode == "persistent"
+
+
+async def _smoke(config: GateConfig | None, root: Path, load: Callable[[], Project], out: Path,
+                 seed: int | None) -> Smoke:
+    if config is None:
+        project, started = _ready(load, out)
+        return await _drill(project, out, seed, started, None)
+    programs = ProgramPool(config.run.concurrency)
+    try:
+        for arm, model in SMOKE_ARMS:
+            await prestart_programs(programs, config, arm, model, root)
+        # the loop reads the programs' pipes meanwhile
+        project, started = await asyncio.to_thread(_ready, load, out)
+        return await _drill(project, out, seed, started, programs)
+    finally:
+        await programs.aclose()
+
+
+def _ready(load: Callable[[], Project], out: Path) -> tuple[Project, float]:
+    """The project loaded, the drill's code imported, the smoke's directory cleared."""
+    import gate.engine.smoke  # noqa: F401
+
+    project = load()
+    started = time.monotonic()
+    RunDir(out).clear_smoke()
+    return project, started
+
+
+async def _drill(project: Project, out: Path, seed: int | None, started: float,
+                 programs: ProgramPool | None) -> Smoke:
+    from gate.engine.smoke import drill
+
+    return await drill(project, out, project.config.run.seed if seed is None else seed,
+                       Notices(), started, programs)
