@@ -1,9 +1,11 @@
 """``gate smoke`` as the command runs it. When gate.yaml's one agent program (no
-``agent_overrides``) is persistent and passes its checks, its processes for both of the smoke's
-arms are started first, before gate imports its engine and loads the project: starting a
-program mostly means importing its SDKs (about 1.5 s of CPU for the example agent), which the
-other cores do while gate gets ready, instead of after. A project that does not load ends
-them; a program gate.yaml no longer names once loaded is never given a trial and is ended."""
+``agent_overrides``) is persistent and passes its checks, its process for the random arm, whose
+run is the smoke's longest, is started first, before gate imports its engine and loads the
+project, and the expert arm's once the project is loaded: starting a program mostly means
+importing its SDKs (about 1.5 s of CPU for the example agent), which another core does while
+gate gets ready, instead of after, and the two starts do not compete for the cores. A project
+that does not load ends them; a program gate.yaml no longer names once loaded is never given a
+trial and is ended."""
 
 from __future__ import annotations
 
@@ -24,8 +26,10 @@ from gate.rundir import RunDir
 if TYPE_CHECKING:
     from gate.records import Smoke
 
-SMOKE_ARMS = (("expert", "mock/expert"), ("random", "mock/random"))
-"""The smoke's arms (the breaker's run is the expert arm again) and their simulated models."""
+RANDOM = ("random", "mock/random")
+"""The arm whose run is the smoke's longest (a random agent mostly walks to the step limit)."""
+EXPERT = ("expert", "mock/expert")
+"""The arm that solves every task, whose run the breaker's follows."""
 
 
 def smoke_command(config_path: str | Path, load: Callable[[], Project], out: Path, *,
@@ -51,10 +55,10 @@ async def _smoke(config: GateConfig | None, root: Path, load: Callable[[], Proje
         return await _drill(project, out, seed, started, None)
     programs = ProgramPool(config.run.concurrency)
     try:
-        for arm, model in SMOKE_ARMS:
-            await prestart_programs(programs, config, arm, model, root)
-        # the loop reads the programs' pipes meanwhile
+        # the longest run's process first; the loop reads its pipes while the project loads
+        await prestart_programs(programs, config, *RANDOM, root)
         project, started = await asyncio.to_thread(_ready, load, out)
+        await prestart_programs(programs, config, *EXPERT, root)
         return await _drill(project, out, seed, started, programs)
     finally:
         await programs.aclose()

@@ -142,7 +142,7 @@ def test_the_smokes_arms_run_at_once(tmp_path: Path) -> None:
 
 
 def _started(log: Path, count: int) -> list[int]:
-    """The pids of the first ``count`` probes to start, waiting 60 s at most."""
+    """The pids of the first ``count`` probes to start (60 s at most), once they have."""
     for _ in range(1200):
         pids = json.loads(log.read_text()) if log.exists() else []
         if len(pids) >= count:
@@ -152,43 +152,46 @@ def _started(log: Path, count: int) -> list[int]:
 
 
 @pytest.mark.slow  # end to end: not in the fast loop
-def test_the_smoke_starts_its_programs_before_the_project_loads(tmp_path: Path) -> None:
-    """With one persistent program for every task, gate smoke starts its process for each arm
-    first: the project's loading can wait for both to be up, and the smoke then gives them
-    every trial (no third process)."""
+def test_the_smoke_starts_the_random_arms_program_before_the_project_loads(
+        tmp_path: Path) -> None:
+    """With one persistent program for every task, gate smoke starts the random arm's process
+    (the longest run's) first: the project's loading can wait for it to be up; the expert arm's
+    starts after, and the smoke gives the two every trial (no third process)."""
     cfg = make_project(tmp_path / "p", tasks=("incident/incident-easy-01-cache-crashed.yaml",),
                        agent=_persistent(PROGRAMS / "persistent_probe.py"))
     started = tmp_path / "p" / "agent-log" / "started.json"
     seen: list[int] = []
 
     def load() -> Project:
-        seen.extend(_started(started, 2))
+        seen.extend(_started(started, 1))
         return load_project(cfg)
 
     smoke_command(cfg, load, tmp_path / "smoke", seed=None)
-    assert len(seen) == 2
-    assert sorted(json.loads(started.read_text())) == sorted(seen)  # no other process started
+    assert len(seen) == 1
+    pids = json.loads(started.read_text())
+    assert len(pids) == 2
+    assert pids[0] == seen[0]
     log = json.loads((tmp_path / "p" / "agent-log" / "pid_log.json").read_text())
-    assert {pid for *_, pid in log} == set(seen)
+    assert {pid for _, model, pid in log if model == "mock/random"} == set(seen)
+    assert {pid for *_, pid in log} == set(pids)
 
 
 @pytest.mark.slow  # end to end: not in the fast loop
-def test_a_project_that_does_not_load_ends_the_programs_started_early(tmp_path: Path) -> None:
+def test_a_project_that_does_not_load_ends_the_program_started_early(tmp_path: Path) -> None:
     cfg = make_project(tmp_path / "p", tasks=("incident/incident-easy-01-cache-crashed.yaml",),
                        agent=_persistent(PROGRAMS / "persistent_probe.py"))
     started = tmp_path / "p" / "agent-log" / "started.json"
     seen: list[int] = []
 
     def load() -> Project:
-        seen.extend(_started(started, 2))
+        seen.extend(_started(started, 1))
         raise ConfigError.one("tasks/x.yaml", 3, "broken on purpose")
 
     with pytest.raises(ConfigError):
         smoke_command(cfg, load, tmp_path / "smoke", seed=None)
-    assert len(seen) == 2
-    for pid in seen:  # ended and reaped
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+    assert json.loads(started.read_text()) == seen  # the expert arm's never started
+    with pytest.raises(ProcessLookupError):  # ended and reaped
+        os.kill(seen[0], 0)
     assert not (tmp_path / "smoke" / "smoke.json").exists()
 
 
