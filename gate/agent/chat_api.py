@@ -100,7 +100,11 @@ def completion_body(model: str, response: ChatResponse) -> dict[str, Any]:
 
 
 def sse_chunks(model: str, response: ChatResponse, include_usage: bool) -> list[dict[str, Any]]:
-    """The complete response as ``chat.completion.chunk`` objects, in order."""
+    """The complete response as ``chat.completion.chunk`` objects, in order: one delta with
+    the role, the whole content and every tool call (name, id and arguments), the finish
+    reason, then the usage when asked for. The provider's answer is already complete, so it is
+    not cut into token-sized deltas: the format lets a delta carry any part of the message,
+    clients reassemble them alike, and each chunk costs the program a parse."""
     head = {"id": response.response_id, "object": "chat.completion.chunk",
             "created": int(time.time()), "model": model}
     extra = {"usage": None} if include_usage else {}
@@ -110,20 +114,20 @@ def sse_chunks(model: str, response: ChatResponse, include_usage: bool) -> list[
                 **extra}
 
     message = response.message
-    chunks = [chunk({"role": "assistant", "content": ""})]
+    first: dict[str, Any] = {"role": "assistant"}
     content = message.get("content")
-    if isinstance(content, str) and content:
-        chunks += [chunk({"content": content[i:i + 64]}) for i in range(0, len(content), 64)]
+    first["content"] = content if isinstance(content, str) else ""
+    calls = []
     for i, tc in enumerate(message.get("tool_calls") or []):
         fn = tc.get("function") or {}
-        chunks.append(chunk({"tool_calls": [{
-            "index": i, "id": tc.get("id"), "type": "function",
-            "function": {"name": fn.get("name"), "arguments": ""}}]}))
         arguments = fn.get("arguments")
         if not isinstance(arguments, str):
             arguments = json.dumps(arguments)
-        chunks.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": arguments}}]}))
-    chunks.append(chunk({}, finish_reason(message)))
+        calls.append({"index": i, "id": tc.get("id"), "type": "function",
+                      "function": {"name": fn.get("name"), "arguments": arguments}})
+    if calls:
+        first["tool_calls"] = calls
+    chunks = [chunk(first), chunk({}, finish_reason(message))]
     if include_usage:
         chunks.append({**head, "choices": [], "usage": usage_of(response)})
     return chunks
