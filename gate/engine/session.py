@@ -18,10 +18,9 @@ directory's audit log says the run has already spent (``RunDir.spent_usd``; 0 fo
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -29,6 +28,7 @@ from typing import TypeVar
 from gate.agent.persistent import ProgramPool
 from gate.connect import ProviderOptions, check_api_keys, open_providers
 from gate.engine import ledger
+from gate.engine.loop import in_event_loop
 from gate.engine.notices import Notices
 from gate.engine.rundir import finish_results
 from gate.engine.runner import Arm, Engine, EngineOptions, now_iso
@@ -235,12 +235,6 @@ class RunSession:
                                     command=sys.argv[1:])
         return old.model_copy(update={"scope": fresh.scope,
                                       "continuations": [*old.continuations, continuation]})
-
-
-def in_event_loop(work: Coroutine[object, object, T]) -> T:
-    """The process's one event loop: a run's, or every run of ``gate smoke`` together (so
-    they can share persistent agent programs)."""
-    return asyncio.run(work)
 
 
 def check_resume(old: Manifest, fresh: Manifest) -> None:

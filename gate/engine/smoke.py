@@ -13,9 +13,9 @@ from typing import TextIO
 from gate.agent.failures import program_failure, program_failures
 from gate.agent.persistent import ProgramPool
 from gate.connect import ProviderOptions
+from gate.engine.loop import in_event_loop
 from gate.engine.notices import Notices
 from gate.engine.run import RunSpec, prepare_run
-from gate.engine.session import in_event_loop
 from gate.project.load import Project
 from gate.records import Results, Smoke, SmokeCheck, SmokeScore, SmokeTask, Trial
 from gate.rundir import PARTIAL, RunDir

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 from gate.agent.persistent import ProgramPool
 from gate.agent.program import prestart_programs
 from gate.config.schema import AgentProgram, GateConfig
+from gate.engine.loop import in_event_loop
 from gate.engine.notices import Notices
-from gate.engine.session import in_event_loop
 from gate.project.load import Project, checked_agents
 from gate.rundir import RunDir
 
