@@ -141,6 +141,15 @@ def test_the_smokes_arms_run_at_once(tmp_path: Path) -> None:
     assert awaited == {"incident-easy-01-cache-crashed": True}
 
 
+def _one_task_probe(tmp_path: Path, overrides: dict[str, str] | None = None
+                    ) -> tuple[Path, Path]:
+    """A one-task project whose agent is the persistent probe; its gate.yaml, and the probe's
+    log of the pids it started with."""
+    cfg = make_project(tmp_path / "p", tasks=("incident/incident-easy-01-cache-crashed.yaml",),
+                       agent=_persistent(PROGRAMS / "persistent_probe.py"), overrides=overrides)
+    return cfg, tmp_path / "p" / "agent-log" / "started.json"
+
+
 def _started(log: Path, count: int) -> list[int]:
     """The pids of the first ``count`` probes to start (60 s at most), once they have."""
     for _ in range(1200):
@@ -157,9 +166,7 @@ def test_the_smoke_starts_the_random_arms_program_before_the_project_loads(
     """With one persistent program for every task, gate smoke starts the random arm's process
     (the longest run's) first: the project's loading can wait for it to be up; the expert arm's
     starts after, and the smoke gives the two every trial (no third process)."""
-    cfg = make_project(tmp_path / "p", tasks=("incident/incident-easy-01-cache-crashed.yaml",),
-                       agent=_persistent(PROGRAMS / "persistent_probe.py"))
-    started = tmp_path / "p" / "agent-log" / "started.json"
+    cfg, started = _one_task_probe(tmp_path)
     seen: list[int] = []
 
     def load() -> Project:
@@ -178,9 +185,7 @@ def test_the_smoke_starts_the_random_arms_program_before_the_project_loads(
 
 @pytest.mark.slow  # end to end: not in the fast loop
 def test_a_project_that_does_not_load_ends_the_program_started_early(tmp_path: Path) -> None:
-    cfg = make_project(tmp_path / "p", tasks=("incident/incident-easy-01-cache-crashed.yaml",),
-                       agent=_persistent(PROGRAMS / "persistent_probe.py"))
-    started = tmp_path / "p" / "agent-log" / "started.json"
+    cfg, started = _one_task_probe(tmp_path)
     seen: list[int] = []
 
     def load() -> Project:
@@ -198,10 +203,7 @@ def test_a_project_that_does_not_load_ends_the_program_started_early(tmp_path: P
 @pytest.mark.slow  # end to end: not in the fast loop
 def test_with_agent_overrides_the_smoke_starts_programs_with_their_trials(tmp_path: Path) -> None:
     """Which program a task gets is known only once the tasks are loaded: none starts early."""
-    probe = _persistent(PROGRAMS / "persistent_probe.py")
-    cfg = make_project(tmp_path / "p", tasks=("incident/incident-easy-01-cache-crashed.yaml",),
-                       agent=probe, overrides={"orders": "builtin"})
-    started = tmp_path / "p" / "agent-log" / "started.json"
+    cfg, started = _one_task_probe(tmp_path, {"orders": "builtin"})
     before: list[bool] = []
 
     def load() -> Project:
