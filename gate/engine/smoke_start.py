@@ -56,8 +56,11 @@ async def _smoke(config: GateConfig | None, root: Path, load: Callable[[], Proje
     programs = ProgramPool(config.run.concurrency)
     try:
         # the longest run's process first; the loop reads its pipes while the project loads
+        # and, in another thread, the trial server's code is imported (the loading waits on a
+        # subprocess, listing the program's distributions, meanwhile)
         await prestart_programs(programs, config, *RANDOM, root)
-        project, started = await asyncio.to_thread(_ready, load, out)
+        (project, started), _ = await asyncio.gather(asyncio.to_thread(_ready, load, out),
+                                                     asyncio.to_thread(_import_server))
         await prestart_programs(programs, config, *EXPERT, root)
         return await _drill(project, out, seed, started, programs)
     finally:
@@ -72,6 +75,10 @@ def _ready(load: Callable[[], Project], out: Path) -> tuple[Project, float]:
     started = time.monotonic()
     RunDir(out).clear_smoke()
     return project, started
+
+
+def _import_server() -> None:
+    import gate.agent.serve  # noqa: F401
 
 
 async def _drill(project: Project, out: Path, seed: int | None, started: float,
