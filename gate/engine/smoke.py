@@ -13,7 +13,6 @@ from typing import TextIO
 from gate.agent.failures import program_failure, program_failures
 from gate.agent.persistent import ProgramPool
 from gate.connect import ProviderOptions
-from gate.engine.loop import in_event_loop
 from gate.engine.notices import Notices
 from gate.engine.run import RunSpec, prepare_run
 from gate.project.load import Project
@@ -64,14 +63,6 @@ def _rate(rate: float | None) -> str:
 
 def _score(t: Trial) -> SmokeScore:
     return SmokeScore(success=t.success, reward=t.reward)
-
-
-def run_smoke(project: Project, out: Path, *, seed: int,
-              notices: Notices | None = None) -> Smoke:
-    """Run the drill in ``out``; writes and returns smoke.json."""
-    started = time.monotonic()
-    RunDir(out).clear_smoke()
-    return in_event_loop(drill(project, out, seed, notices or Notices(), started))
 
 
 async def drill(project: Project, out: Path, seed: int, notices: Notices, started: float,

@@ -276,16 +276,7 @@ def load_project(
     root = cfg_file.parent
     work = WorkTree(root)
     col = _Collector(root)
-    if not cfg_file.is_file():
-        raise ConfigError.one(display_path(cfg_file), None, "configuration file not found")
-    if Path(config_path).is_symlink():  # the adoption guard never follows one (docs/github.md)
-        raise ConfigError.one(str(config_path), None, "refused: a symbolic link (gate reads "
-                              "its configuration only as a file of the repository)")
-    cfg_doc = col.yaml(cfg_file.name, work)
-    config = col.model(GateConfig, cfg_doc)
-    if config is None or cfg_doc is None:
-        raise ConfigError(col.problems)
-    envs = _environment_registry(col, root, config, cfg_doc)
+    cfg_doc, config, envs = _read_config(col, config_path, work)
     _check_agent(col, cfg_doc, config, root, envs)
     pt_source = prompt_tool_source(root) if prompt_tool_source else work
     _check_protected_paths(col, root, cfg_file.name, config.suite.registry, cfg_doc)
@@ -318,23 +309,35 @@ def load_project(
     )
 
 
+def _read_config(col: _Collector, config_path: str | Path, work: WorkTree
+                 ) -> tuple[YamlDoc, GateConfig, EnvironmentRegistry]:
+    """gate.yaml read and validated, with its environments' registry; ConfigError when it
+    cannot be read or validated (the registry's problems go to ``col``)."""
+    cfg_file = Path(config_path).resolve()
+    if not cfg_file.is_file():
+        raise ConfigError.one(display_path(cfg_file), None, "configuration file not found")
+    if Path(config_path).is_symlink():  # the adoption guard never follows one (docs/github.md)
+        raise ConfigError.one(str(config_path), None, "refused: a symbolic link (gate reads "
+                              "its configuration only as a file of the repository)")
+    cfg_doc = col.yaml(cfg_file.name, work)
+    config = col.model(GateConfig, cfg_doc)
+    if config is None or cfg_doc is None:
+        raise ConfigError(col.problems)
+    return cfg_doc, config, _environment_registry(col, col.root, config, cfg_doc)
+
+
 def checked_agents(config_path: str | Path = "gate.yaml") -> GateConfig | None:
     """gate.yaml's configuration when it and its agent programs pass ``load_project``'s checks
     of them, else None (``load_project`` then says what is wrong). A command that will run the
     programs may start them on this while the rest of the project loads."""
-    cfg_file = Path(config_path).resolve()
-    if not cfg_file.is_file() or Path(config_path).is_symlink():
-        return None
-    root = cfg_file.parent
-    col = _Collector(root)
-    cfg_doc = col.yaml(cfg_file.name, WorkTree(root))
-    config = col.model(GateConfig, cfg_doc)
-    if config is None or cfg_doc is None:
-        return None
     from gate.project.agent_check import agent_problems
 
-    envs = _environment_registry(col, root, config, cfg_doc)
-    if col.problems or agent_problems(config, root, envs.names()):
+    col = _Collector(Path(config_path).resolve().parent)
+    try:
+        _, config, envs = _read_config(col, config_path, WorkTree(col.root))
+    except ConfigError:
+        return None
+    if col.problems or agent_problems(config, col.root, envs.names()):
         return None
     return config
 
