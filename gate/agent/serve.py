@@ -116,7 +116,7 @@ class TrialServer:
         self._sock = _listening_socket()
         self.port = int(self._sock.getsockname()[1])
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
-                                ws="none", http="h11", timeout_graceful_shutdown=1)
+                                ws="none", http="httptools", timeout_graceful_shutdown=1)
         self._server = server = _Server(config)
         self._task = task = asyncio.create_task(server.serve(sockets=[self._sock]))
         ready = asyncio.create_task(server.ready.wait())

@@ -13,7 +13,7 @@ from gate.config.schema import AgentProgram, GateConfig
 
 Loc = tuple[str | int, ...]
 
-AGENTS_EXTRA = ("mcp", "mcp_types", "starlette", "uvicorn")
+AGENTS_EXTRA = ("mcp", "mcp_types", "starlette", "uvicorn", "httptools")
 """What a program's trial is served with (gate.agent.serve): the optional extra ``agents``."""
 AGENTS_HINT = "pip install 'gate[agents]'"
 

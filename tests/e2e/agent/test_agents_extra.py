@@ -23,7 +23,7 @@ HINT = "pip install 'gate[agents]'"
 
 WITHOUT_EXTRA = textwrap.dedent("""
     import sys
-    BLOCKED = ("mcp", "mcp_types", "starlette", "uvicorn")
+    BLOCKED = ("mcp", "mcp_types", "starlette", "uvicorn", "httptools")
     for name in BLOCKED:
         sys.modules[name] = None  # `import name` raises ModuleNotFoundError, as if not installed
     from gate.cli import main
@@ -93,6 +93,6 @@ def test_only_the_trial_server_imports_the_extra() -> None:
     pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
     core, extras = pyproject.split("[project.optional-dependencies]", 1)
     agents = extras.split("\nagents = [", 1)[1].split("]", 1)[0]
-    for dist in ("mcp", "uvicorn", "starlette"):
+    for dist in ("mcp", "uvicorn", "starlette", "httptools"):
         assert f'"{dist}>=' in agents
         assert f'"{dist}>=' not in core
