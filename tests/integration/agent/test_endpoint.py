@@ -281,3 +281,70 @@ def test_the_schema_lookup_answers_for_the_requesting_trial_only() -> None:
             assert input_schema("no_such_tool") is None
         finally:
             REQUESTING.reset(token)
+
+
+class _HeldProvider(StubProvider):
+    """Holds each answer until ``release`` is set; ``asked`` is set once a request arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked, self.release = asyncio.Event(), asyncio.Event()
+
+    async def complete(self, request: Any, on_attempt: Any) -> Any:
+        self.asked.set()
+        await self.release.wait()
+        return await super().complete(request, on_attempt)
+
+
+def test_stopping_makes_no_fixed_pause_yet_lets_an_answer_finish(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server is stopped at the end of every per-trial trial: with an idle keep-alive
+    connection open it stops without sleeping (uvicorn's own shutdown pauses 0.1 s), and an
+    answer still being written when it is told to stop is delivered before it stops."""
+    pauses: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recorded_sleep(delay: float, *args: Any, **kwargs: Any) -> Any:
+        if delay > 0:
+            pauses.append(delay)
+        return await real_sleep(delay, *args, **kwargs)
+
+    body = {"model": "vendor/model-1", "messages": [{"role": "user", "content": "x"}]}
+    auth = {"Authorization": "Bearer trial-token"}
+
+    async def idle() -> None:
+        server = TrialServer()
+        await server.start()
+        async with server.trial(_session(StubProvider(), [])) as served, \
+                httpx.AsyncClient() as http:
+            first = await http.post(served.base_url + "/chat/completions", json=body,
+                                    headers=auth)
+            assert first.status_code == 200  # its connection stays open, idle
+            monkeypatch.setattr(asyncio, "sleep", recorded_sleep)
+            try:
+                await server.aclose()
+            finally:
+                monkeypatch.setattr(asyncio, "sleep", real_sleep)
+            assert not port_open(served.port)
+
+    async def answering() -> int:
+        server = TrialServer()
+        await server.start()
+        provider = _HeldProvider()
+        async with server.trial(_session(provider, [])) as served, \
+                httpx.AsyncClient() as http:
+            request = asyncio.create_task(http.post(served.base_url + "/chat/completions",
+                                                    json=body, headers=auth))
+            await provider.asked.wait()
+            stopping = asyncio.create_task(server.aclose())
+            await real_sleep(0)
+            assert not stopping.done()
+            provider.release.set()
+            response = await request
+            await stopping
+            assert not port_open(served.port)
+            return response.status_code
+
+    asyncio.run(idle())
+    assert pauses == []
+    assert asyncio.run(answering()) == 200
