@@ -1,6 +1,11 @@
 """Starting and ending an agent program: its own process group, a minimal environment, bounded
 capture of stdout and stderr, and an end that leaves nothing running (SIGTERM to the whole
 group, SIGKILL after a grace period).
+
+The group is in gate's own session, not a new one: Linux shares the CPU out between sessions
+first (the scheduler's autogroups), which would make a program's lowered priority (``nice``)
+count only against the program itself. A group of its own still keeps the terminal's Ctrl-C
+(sent to the foreground group) from reaching it.
 """
 
 from __future__ import annotations
@@ -67,14 +72,17 @@ class Child:
 
     @classmethod
     async def start(cls, argv: list[str], cwd: Path, env: dict[str, str], *,
-                    persistent: bool = False) -> Child:
-        """Start the program; a persistent one reads trials on stdin and answers in lines."""
+                    persistent: bool = False, nice: int = 0) -> Child:
+        """Start the program; a persistent one reads trials on stdin and answers in lines.
+        ``nice`` > 0 lowers its CPU priority by that much (what it starts inherits it)."""
         proc = await asyncio.create_subprocess_exec(
             *argv, cwd=cwd, env=env,
             stdin=asyncio.subprocess.PIPE if persistent else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,  # its own process group: ended as a whole
+            process_group=0,  # its own process group: ended as a whole
         )
+        if nice > 0:
+            _lower_priority(proc.pid, nice)
         return cls(proc, lines=persistent)
 
     async def send(self, line: str) -> bool:
@@ -112,6 +120,13 @@ class Child:
         for task in pending:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _lower_priority(pid: int, by: int) -> None:
+    """A hint to the scheduler: a system that refuses it runs the program as it is."""
+    with contextlib.suppress(OSError):
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        os.setpriority(os.PRIO_PROCESS, pid, min(own + by, 19))
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -24,6 +24,11 @@ the CPU, while a process that is already running takes the next trial at almost 
 
 The pool also owns the run's ``TrialServer`` (gate.agent.serve), started with the first
 program trial and closed with the pool.
+
+A pool may name background arms (``gate smoke`` names its expert arm, whose run is shorter than
+the random arm's it runs beside): their programs, persistent or per trial, run at a lower CPU
+priority (``BACKGROUND``), on what the other arms' programs and gate leave. The work is the
+same; the longest run is not slowed by a shorter one, so both end nearer together.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +49,8 @@ if TYPE_CHECKING:  # the server stack is imported only when a program runs
     from gate.agent.serve import TrialServer
 
 Key = tuple[str, str]  # (arm, the program's configuration)
+BACKGROUND = 10
+"""The lowered CPU priority (nice) of a background arm's programs (``ProgramPool.background``)."""
 
 
 @dataclass
@@ -52,6 +59,7 @@ class _Arm:
 
     idle: list[Child] = field(default_factory=list)
     early: list[tuple[Child, float]] = field(default_factory=list)  # started ahead (``prestart``)
+    nice: int = 0  # how much lower its processes' CPU priority is than gate's
     processes: int = 0  # running: lent or idle
     starting: int = 0
     start_s: float | None = None  # the last start's time to its first request
@@ -100,9 +108,11 @@ class Lease:
 class ProgramPool:
     """The persistent programs of one run, and the run's trial server."""
 
-    def __init__(self, size: int = 1, max_starting: int | None = None) -> None:
+    def __init__(self, size: int = 1, max_starting: int | None = None,
+                 background: Collection[str] = ()) -> None:
         self.size = size  # processes per (arm, program) at most
         self.max_starting = max(1, max_starting or os.cpu_count() or 1)
+        self.background = frozenset(background)  # arms whose programs yield the CPU
         self._arms: dict[Key, _Arm] = {}
         self._running: set[Child] = set()
         self._server: TrialServer | None = None
@@ -112,6 +122,14 @@ class ProgramPool:
     @staticmethod
     def key(arm: str, program: AgentProgram) -> Key:
         return (arm, program.model_dump_json())
+
+    def nice(self, arm: str) -> int:
+        """How much lower than gate's the CPU priority of ``arm``'s programs is: ``BACKGROUND``
+        for a background arm (its programs run on what the others leave), else 0."""
+        return BACKGROUND if arm in self.background else 0
+
+    def _arm(self, key: Key) -> _Arm:
+        return self._arms.setdefault(key, _Arm(nice=self.nice(key[0])))
 
     async def server(self) -> TrialServer:
         """The run's trial server, started on first use."""
@@ -129,7 +147,7 @@ class ProgramPool:
                     stop: asyncio.Event | None = None) -> AsyncIterator[Lease]:
         """An idle process of this program, or a new one (see the module docstring). Once
         ``stop`` (the run's halt) is set, no process is started: ``HaltError``."""
-        arm = self._arms.setdefault(key, _Arm())
+        arm = self._arm(key)
         lease = await self._acquire(arm, program, root, env, stop)
         try:
             yield lease
@@ -151,7 +169,7 @@ class ProgramPool:
         """Start one process of ``key`` ahead of its arm's first trial (``gate smoke`` starts
         each arm's before it loads the project): it imports while other work goes on, and the
         first trial takes it. It counts as starting until its first request."""
-        arm = self._arms.setdefault(key, _Arm())
+        arm = self._arm(key)
         if not arm.processes:
             arm.early.append(await self._start(arm, program, root, env))
             arm.changed()
@@ -198,7 +216,8 @@ class ProgramPool:
         arm.starting += 1
         since = asyncio.get_running_loop().time()
         try:
-            child = await Child.start(program.command, root, env, persistent=True)
+            child = await Child.start(program.command, root, env, persistent=True,
+                                      nice=arm.nice)
         except BaseException:
             arm.processes -= 1
             arm.starting -= 1

@@ -125,11 +125,12 @@ async def run_program_trial(
     if program.mode == "persistent" and pool is not None:
         return await _persistent_trial(program, session, pool, ProgramPool.key(arm, program),
                                        root, stop)
-    return await _per_trial(program, session, root, stop, pool)
+    return await _per_trial(program, session, root, stop, pool, arm)
 
 
 async def _per_trial(program: AgentProgram, session: TrialSession, root: Path,
-                     stop: asyncio.Event | None, pool: ProgramPool | None) -> ProgramTrace:
+                     stop: asyncio.Event | None, pool: ProgramPool | None,
+                     arm: str) -> ProgramTrace:
     from gate.agent.endpoint import model_alias
 
     spec = session.spec
@@ -145,7 +146,8 @@ async def _per_trial(program: AgentProgram, session: TrialSession, root: Path,
                 "GATE_TASK_ID": spec.task.task.id, "GATE_INSTRUCTION": spec.task.task.instruction,
                 "GATE_SYSTEM_PROMPT_FILE": str(prompt_file),
             }
-            child = await Child.start(program.command, root, program_environment(program, extra))
+            child = await Child.start(program.command, root, program_environment(program, extra),
+                                      nice=pool.nice(arm) if pool is not None else 0)
             try:
                 outcome = await _wait(child, session, program.timeout_s, stop)
             finally:

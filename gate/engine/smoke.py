@@ -15,6 +15,7 @@ from gate.agent.persistent import ProgramPool
 from gate.connect import ProviderOptions
 from gate.engine.notices import Notices
 from gate.engine.run import RunSpec, prepare_run
+from gate.engine.smoke_start import smoke_pool
 from gate.project.load import Project
 from gate.records import Results, Smoke, SmokeCheck, SmokeScore, SmokeTask, Trial
 from gate.rundir import PARTIAL, RunDir
@@ -71,7 +72,7 @@ async def drill(project: Project, out: Path, seed: int, notices: Notices, starte
     agent programs (``programs``, or one of its own): a program in ``agent.mode: persistent``
     is started once for the expert arm (its run and the breaker's) and once for the random
     arm, not once per run."""
-    pool = programs or ProgramPool(project.config.run.concurrency)
+    pool = programs or smoke_pool(project.config.run.concurrency)
     try:
         checks, tasks = await _checks(pool, project, out, seed, notices)
     finally:

@@ -32,6 +32,13 @@ EXPERT = ("expert", "mock/expert")
 """The arm that solves every task, whose run the breaker's follows."""
 
 
+def smoke_pool(concurrency: int) -> ProgramPool:
+    """The smoke's programs: the expert arm's (its run and the breaker's, shorter than the
+    random arm's beside them) run in the background, at a lower CPU priority, so that the
+    longest run is not slowed by them (see gate.agent.persistent)."""
+    return ProgramPool(concurrency, background={EXPERT[0]})
+
+
 def smoke_command(config_path: str | Path, load: Callable[[], Project], out: Path, *,
                   seed: int | None) -> Smoke:
     """``load`` the project of ``config_path`` and run the smoke's drill in ``out`` (the seed
@@ -53,7 +60,7 @@ async def _smoke(config: GateConfig | None, root: Path, load: Callable[[], Proje
     if config is None:
         project, started = _ready(load, out)
         return await _drill(project, out, seed, started, None)
-    programs = ProgramPool(config.run.concurrency)
+    programs = smoke_pool(config.run.concurrency)
     try:
         # the longest run's process first; the loop reads its pipes while the project loads
         # and, in another thread, the trial server's code is imported (the loading waits on a

@@ -16,7 +16,7 @@ from typing import NoReturn
 import pytest
 from agent_support import EXAMPLE, PROGRAMS, make_project
 
-from gate.agent.persistent import ProgramPool
+from gate.agent.persistent import BACKGROUND, ProgramPool
 from gate.cli import main
 from gate.config.schema import AgentProgram
 from gate.engine.smoke_start import smoke_command
@@ -125,6 +125,29 @@ def test_the_smoke_starts_one_process_per_model(tmp_path: Path) -> None:
         pids.setdefault(model, set()).add(pid)
     assert len(log) == 6  # 2 tasks in each of the expert, random and breaker runs
     assert {m: len(p) for m, p in pids.items()} == {"mock/expert": 1, "mock/random": 1}
+    _assert_the_expert_arm_yields(tmp_path / "p")
+
+
+def _assert_the_expert_arm_yields(project: Path) -> None:
+    """The smoke's expert arm's programs run at a lower CPU priority than gate's (the random
+    arm's run, the longest, goes first), the random arm's at gate's; each in a process group of
+    its own within gate's session (where a priority counts against gate and the other arm)."""
+    priority = json.loads((project / "agent-log" / "priority.json").read_text())
+    own = os.nice(0)
+    assert {model: p["nice"] for model, p in priority.items()} == {
+        "mock/expert": min(own + BACKGROUND, 19), "mock/random": own}
+    assert {p["sid"] for p in priority.values()} == {os.getsid(0)}
+    assert all(p["own_group"] for p in priority.values())
+
+
+@pytest.mark.slow  # end to end: not in the fast loop
+def test_started_per_trial_the_smokes_expert_programs_yield_too(tmp_path: Path) -> None:
+    probe = PROGRAMS / "persistent_probe.py"  # started per trial, it records its start, exits
+    cfg = make_project(tmp_path / "p", tasks=("incident/incident-easy-01-cache-crashed.yaml",),
+                       agent={"command": [sys.executable, str(probe)], "timeout_s": 60},
+                       run={"concurrency": 1})
+    main(["smoke", "--config", str(cfg), "--out", str(tmp_path / "smoke")])
+    _assert_the_expert_arm_yields(tmp_path / "p")
 
 
 @pytest.mark.slow  # end to end: not in the fast loop

@@ -1,9 +1,11 @@
 """A stdlib-only persistent agent program for gate's tests: per trial line, one model call through
 the trial's endpoint, then an answer line; exits 4 on the task whose id contains "hard-02".
-Records in agent-log/ (the working directory) its pid when it starts, its pid per task, the
-(task, model, pid) of every trial in order, and every token (under a lock: processes of several
-arms run at once). With PROBE_AWAIT_MODEL set (agent.env), a trial of another model waits, 30 s at
-most, for a trial of that model to be recorded, and records whether one was."""
+Records in agent-log/ (the working directory) its pid when it starts, with its CPU priority
+and session per model (GATE_MODEL), its pid per task, the (task, model, pid) of every trial in
+order, and every token (under a lock: processes of several arms run at once). Started per trial
+(stdin empty) it records its start and exits 0. With PROBE_AWAIT_MODEL set (agent.env), a trial
+of another model waits, 30 s at most, for a trial of that model to be recorded, and records
+whether one was."""
 
 from __future__ import annotations
 
@@ -42,6 +44,8 @@ def seen(model: str) -> bool:
 
 def main() -> int:
     record("started.json", "", os.getpid())
+    record("priority.json", os.environ.get("GATE_MODEL", ""), {
+        "nice": os.nice(0), "sid": os.getsid(0), "own_group": os.getpgid(0) == os.getpid()})
     awaited = os.environ.get("PROBE_AWAIT_MODEL")
     for line in sys.stdin:
         trial = json.loads(line)
