@@ -15,7 +15,6 @@ from gate.agent.persistent import ProgramPool
 from gate.connect import ProviderOptions
 from gate.engine.notices import Notices
 from gate.engine.run import RunSpec, prepare_run
-from gate.engine.smoke_start import smoke_pool
 from gate.project.load import Project
 from gate.records import Results, Smoke, SmokeCheck, SmokeScore, SmokeTask, Trial
 from gate.rundir import PARTIAL, RunDir
@@ -67,17 +66,12 @@ def _score(t: Trial) -> SmokeScore:
 
 
 async def drill(project: Project, out: Path, seed: int, notices: Notices, started: float,
-                programs: ProgramPool | None = None) -> Smoke:
-    """The drill in ``out``, then smoke.json. The smoke's runs share one pool of persistent
-    agent programs (``programs``, or one of its own): a program in ``agent.mode: persistent``
+                programs: ProgramPool) -> Smoke:
+    """The drill in ``out``, then smoke.json. The smoke's runs share one pool of agent
+    programs (``programs``, which the caller closes): a program in ``agent.mode: persistent``
     is started once for the expert arm (its run and the breaker's) and once for the random
     arm, not once per run."""
-    pool = programs or smoke_pool(project.config.run.concurrency)
-    try:
-        checks, tasks = await _checks(pool, project, out, seed, notices)
-    finally:
-        if programs is None:
-            await pool.aclose()
+    checks, tasks = await _checks(programs, project, out, seed, notices)
     report = Smoke(
         ok=all(c.ok for c in checks),
         checks=checks,

@@ -59,7 +59,11 @@ async def _smoke(config: GateConfig | None, root: Path, load: Callable[[], Proje
                  seed: int | None) -> Smoke:
     if config is None:
         project, started = _ready(load, out)
-        return await _drill(project, out, seed, started, None)
+        pool = smoke_pool(project.config.run.concurrency)
+        try:
+            return await _drill(project, out, seed, started, pool)
+        finally:
+            await pool.aclose()
     programs = smoke_pool(config.run.concurrency)
     try:
         # the longest run's process first; the loop reads its pipes while the project loads
@@ -89,7 +93,7 @@ def _import_server() -> None:
 
 
 async def _drill(project: Project, out: Path, seed: int | None, started: float,
-                 programs: ProgramPool | None) -> Smoke:
+                 programs: ProgramPool) -> Smoke:
     from gate.engine.smoke import drill
 
     return await drill(project, out, project.config.run.seed if seed is None else seed,
