@@ -10,6 +10,7 @@ trial and is ended."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,13 +60,9 @@ async def _smoke(config: GateConfig | None, root: Path, load: Callable[[], Proje
                  seed: int | None) -> Smoke:
     if config is None:
         project, started = _ready(load, out)
-        pool = smoke_pool(project.config.run.concurrency)
-        try:
-            return await _drill(project, out, seed, started, pool)
-        finally:
-            await pool.aclose()
-    programs = smoke_pool(config.run.concurrency)
-    try:
+        async with contextlib.aclosing(smoke_pool(project.config.run.concurrency)) as programs:
+            return await _drill(project, out, seed, started, programs)
+    async with contextlib.aclosing(smoke_pool(config.run.concurrency)) as programs:
         # the longest run's process first; the loop reads its pipes while the project loads
         # and, in another thread, the trial server's code is imported (the loading waits on a
         # subprocess, listing the program's distributions, meanwhile)
@@ -74,8 +71,6 @@ async def _smoke(config: GateConfig | None, root: Path, load: Callable[[], Proje
                                                      asyncio.to_thread(_import_server))
         await prestart_programs(programs, config, *EXPERT, root)
         return await _drill(project, out, seed, started, programs)
-    finally:
-        await programs.aclose()
 
 
 def _ready(load: Callable[[], Project], out: Path) -> tuple[Project, float]:
